@@ -1,0 +1,94 @@
+//! The launcher's HTTP control API (`omnikv demo`), used by the visualizer, the CLI and tests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{event::BallotView, event::Role, NodeId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessState {
+    Up,
+    Down,
+    Paused,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: NodeId,
+    pub state: ProcessState,
+    /// `None` when the node did not answer (down, paused, starting).
+    pub role: Option<Role>,
+    pub ballot: Option<BallotView>,
+    /// The node's WebSocket base URL; append `/client`, `/events` or `/admin`.
+    pub ws: String,
+    pub pid: Option<u32>,
+    pub data_dir: String,
+    pub peer_addr: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    pub a: NodeId,
+    pub b: NodeId,
+    pub connected: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub leader: Option<NodeId>,
+    pub nodes: Vec<NodeView>,
+    pub links: Vec<LinkView>,
+}
+
+/// Body of `POST /api/links`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    pub a: NodeId,
+    pub b: NodeId,
+    pub connected: bool,
+}
+
+/// The partial-connectivity scenarios of the Omni-Paxos paper, plus `heal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Every link is cut except those of one follower, which becomes the only quorum-connected
+    /// node.
+    QuorumLoss,
+    /// As quorum-loss, but the quorum-connected node first falls behind.
+    Constrained,
+    /// The link between the leader and one follower is cut.
+    Chained,
+    /// Every link is restored.
+    Heal,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [
+        Scenario::QuorumLoss,
+        Scenario::Constrained,
+        Scenario::Chained,
+        Scenario::Heal,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::QuorumLoss => "quorum-loss",
+            Scenario::Constrained => "constrained",
+            Scenario::Chained => "chained",
+            Scenario::Heal => "heal",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Reply of a control action (and of every error, with `ok: false`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionReply {
+    pub ok: bool,
+    pub message: String,
+}

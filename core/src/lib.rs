@@ -1,0 +1,58 @@
+//! The vocabulary shared by every OmniKV process: native nodes, the launcher, the CLI, the
+//! browser visualizer (wasm32) and the Node.js client.
+//!
+//! Everything that crosses a process boundary is defined here, once, so that both ends of every
+//! wire agree by construction. This crate knows nothing of tokio, RocksDB or the DOM: it must
+//! build for `wasm32-unknown-unknown`.
+//!
+//! Layout:
+//! - [`command`]: [`KVCommand`], the replicated log entry, and its request identity.
+//! - [`snapshot`]: [`KVSnapshot`], the compacted form of a log prefix.
+//! - [`client`]: the client protocol (requests, responses, errors).
+//! - [`admin`]: node administration (link control, state dumps) used by the launcher and tests.
+//! - [`event`]: the event stream a node publishes for the visualizer.
+//! - [`peer`]: frames exchanged between nodes.
+//! - [`control`]: the launcher's HTTP control API.
+//! - [`limits`]: size limits every decoder enforces.
+
+pub mod admin;
+pub mod client;
+pub mod command;
+pub mod control;
+pub mod event;
+pub mod limits;
+pub mod peer;
+pub mod snapshot;
+
+pub use command::{KVCommand, RequestId};
+pub use snapshot::KVSnapshot;
+
+/// A node's identity in the cluster: dense, starting at 1 (OmniPaxos sizes leader state by the
+/// largest id).
+pub type NodeId = u64;
+
+/// Decoding failure of any wire type: the message says what was wrong, for the error reply.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Decodes a JSON frame after checking its size, so an oversized frame is refused before any
+/// parsing work is spent on it.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, DecodeError> {
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))
+}

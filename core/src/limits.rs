@@ -1,0 +1,20 @@
+//! Size limits. Every decoder checks these before parsing so that hostile or broken input costs
+//! a bounded amount of memory and gets a clear error.
+
+/// Largest client request frame (a Put carries the value inline).
+pub const CLIENT_FRAME_BYTES_MAX: usize = 1 << 20;
+/// Largest key a client may write.
+pub const KEY_BYTES_MAX: usize = 1024;
+/// Largest value a client may write.
+pub const VALUE_BYTES_MAX: usize = 256 * 1024;
+/// Largest admin request frame.
+pub const ADMIN_FRAME_BYTES_MAX: usize = 64 * 1024;
+/// Largest peer frame. Peer frames can carry a whole snapshot or log suffix (`AcceptSync`,
+/// `Promise`), so this is generous, but still a bound.
+pub const PEER_FRAME_BYTES_MAX: usize = 256 << 20;
+/// Largest body accepted by the launcher's control API.
+pub const CONTROL_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Entries carried by one appended/applied event; longer runs are summarised by count.
+pub const EVENT_COMMANDS_MAX: usize = 64;
+/// Keys listed in a snapshot event.
+pub const EVENT_SNAPSHOT_KEYS_MAX: usize = 256;
