@@ -11,7 +11,10 @@ use crate::{event::NodeStatus, KVCommand, KVSnapshot, NodeId};
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminRequest {
     /// Cut (`connected: false`) or heal this node's link to `peer`, both directions.
-    SetLink { peer: NodeId, connected: bool },
+    SetLink {
+        peer: NodeId,
+        connected: bool,
+    },
     Status,
     Dump,
 }

@@ -24,13 +24,18 @@ pub enum ReadMode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientOp {
-    Put { key: String, value: String },
+    Put {
+        key: String,
+        value: String,
+    },
     Get {
         key: String,
         #[serde(default)]
         read: ReadMode,
     },
-    Delete { key: String },
+    Delete {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,11 +81,17 @@ impl ClientRequest {
                 key: key.clone(),
                 value: value.clone(),
             }),
-            ClientOp::Delete { key } => Some(KVCommand::Delete { id, key: key.clone() }),
+            ClientOp::Delete { key } => Some(KVCommand::Delete {
+                id,
+                key: key.clone(),
+            }),
             ClientOp::Get {
                 key,
                 read: ReadMode::Linearizable,
-            } => Some(KVCommand::Get { id, key: key.clone() }),
+            } => Some(KVCommand::Get {
+                id,
+                key: key.clone(),
+            }),
             ClientOp::Get {
                 read: ReadMode::Local,
                 ..
@@ -137,8 +148,15 @@ mod tests {
         let req: ClientRequest = serde_json::from_str(json).unwrap();
         assert_eq!(serde_json::to_string(&req).unwrap(), json);
         let get: ClientRequest =
-            serde_json::from_str(r#"{"id":{"client":7,"seq":2},"op":{"type":"get","key":"a"}}"#).unwrap();
-        assert!(matches!(get.op, ClientOp::Get { read: ReadMode::Linearizable, .. }));
+            serde_json::from_str(r#"{"id":{"client":7,"seq":2},"op":{"type":"get","key":"a"}}"#)
+                .unwrap();
+        assert!(matches!(
+            get.op,
+            ClientOp::Get {
+                read: ReadMode::Linearizable,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -161,19 +179,40 @@ mod tests {
         };
         assert!(req("k".into(), "v".into()).validate().is_ok());
         assert!(req(String::new(), "v".into()).validate().is_err());
-        assert!(req("k".repeat(KEY_BYTES_MAX + 1), "v".into()).validate().is_err());
-        assert!(req("k".into(), "v".repeat(VALUE_BYTES_MAX + 1)).validate().is_err());
+        assert!(req("k".repeat(KEY_BYTES_MAX + 1), "v".into())
+            .validate()
+            .is_err());
+        assert!(req("k".into(), "v".repeat(VALUE_BYTES_MAX + 1))
+            .validate()
+            .is_err());
     }
 
     #[test]
     fn responses_round_trip() {
         let id = RequestId { client: 1, seq: 2 };
         for r in [
-            ClientResponse::Ok { id, value: Some("v".into()), node: 1, index: Some(3) },
-            ClientResponse::Err { id: None, error: ClientError::BadRequest { reason: "x".into() } },
-            ClientResponse::Err { id: Some(id), error: ClientError::Timeout { timeout_ms: 5 } },
-            ClientResponse::Err { id: Some(id), error: ClientError::Overloaded { in_flight: 5 } },
-            ClientResponse::Err { id: Some(id), error: ClientError::Unavailable { reason: "x".into() } },
+            ClientResponse::Ok {
+                id,
+                value: Some("v".into()),
+                node: 1,
+                index: Some(3),
+            },
+            ClientResponse::Err {
+                id: None,
+                error: ClientError::BadRequest { reason: "x".into() },
+            },
+            ClientResponse::Err {
+                id: Some(id),
+                error: ClientError::Timeout { timeout_ms: 5 },
+            },
+            ClientResponse::Err {
+                id: Some(id),
+                error: ClientError::Overloaded { in_flight: 5 },
+            },
+            ClientResponse::Err {
+                id: Some(id),
+                error: ClientError::Unavailable { reason: "x".into() },
+            },
         ] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<ClientResponse>(&json).unwrap(), r);

@@ -30,23 +30,26 @@ pub enum KVCommand {
         key: String,
     },
     /// A linearizable read: it goes through the log, and is answered when it is applied.
-    Get { id: RequestId, key: String },
+    Get {
+        id: RequestId,
+        key: String,
+    },
 }
 
 impl KVCommand {
     pub fn id(&self) -> RequestId {
         match self {
-            KVCommand::Put { id, .. } | KVCommand::Delete { id, .. } | KVCommand::Get { id, .. } => {
-                *id
-            }
+            KVCommand::Put { id, .. }
+            | KVCommand::Delete { id, .. }
+            | KVCommand::Get { id, .. } => *id,
         }
     }
 
     pub fn key(&self) -> &str {
         match self {
-            KVCommand::Put { key, .. } | KVCommand::Delete { key, .. } | KVCommand::Get { key, .. } => {
-                key
-            }
+            KVCommand::Put { key, .. }
+            | KVCommand::Delete { key, .. }
+            | KVCommand::Get { key, .. } => key,
         }
     }
 

@@ -104,7 +104,10 @@ pub enum MessageKind {
 
 impl MessageKind {
     pub fn is_heartbeat(self) -> bool {
-        matches!(self, MessageKind::HeartbeatRequest | MessageKind::HeartbeatReply)
+        matches!(
+            self,
+            MessageKind::HeartbeatRequest | MessageKind::HeartbeatReply
+        )
     }
 }
 
@@ -250,7 +253,10 @@ pub enum NodeEvent {
         commands: Vec<KVCommand>,
     },
     /// The decided index moved from `from_idx` to `to_idx`.
-    EntriesDecided { from_idx: u64, to_idx: u64 },
+    EntriesDecided {
+        from_idx: u64,
+        to_idx: u64,
+    },
     /// Entries applied to the KV table at `from_idx..`; `skipped_duplicates` retried requests
     /// were recognised and not applied again.
     EntriesApplied {
@@ -275,15 +281,23 @@ pub enum NodeEvent {
         leader: Option<NodeId>,
         ballot: BallotView,
     },
-    LinkChanged { peer: NodeId, connected: bool },
-    ClientRequest { id: RequestId, op: ClientOp },
+    LinkChanged {
+        peer: NodeId,
+        connected: bool,
+    },
+    ClientRequest {
+        id: RequestId,
+        op: ClientOp,
+    },
     ClientReply {
         id: RequestId,
         outcome: RequestOutcome,
         latency_us: u64,
     },
     /// This subscriber fell behind and `dropped` events were skipped.
-    Lagged { dropped: u64 },
+    Lagged {
+        dropped: u64,
+    },
 }
 
 #[cfg(test)]
@@ -297,19 +311,35 @@ mod tests {
             id: 1,
             role: Role::Leader,
             leader: Some(1),
-            ballot: BallotView { n: 2, priority: 0, pid: 1 },
-            promise: BallotView { n: 2, priority: 0, pid: 1 },
+            ballot: BallotView {
+                n: 2,
+                priority: 0,
+                pid: 1,
+            },
+            promise: BallotView {
+                n: 2,
+                priority: 0,
+                pid: 1,
+            },
             accepted_idx: 5,
             decided_idx: 4,
             compacted_idx: 0,
             applied_idx: 4,
-            peers: vec![PeerStatus { id: 2, connected: true, link_enabled: true }],
+            peers: vec![PeerStatus {
+                id: 2,
+                connected: true,
+                link_enabled: true,
+            }],
             data_dir: "/tmp/x".into(),
             started_at_ms: 1,
             pid: 42,
         };
         let id = RequestId { client: 1, seq: 1 };
-        let cmd = KVCommand::Put { id, key: "k".into(), value: "v".into() };
+        let cmd = KVCommand::Put {
+            id,
+            key: "k".into(),
+            value: "v".into(),
+        };
         let msg: Message<KVCommand> = Message::SequencePaxos(PaxosMessage {
             from: 1,
             to: 2,
@@ -328,26 +358,70 @@ mod tests {
             NodeEvent::Status(status),
             NodeEvent::MessageSent(info.clone()),
             NodeEvent::MessageReceived(info),
-            NodeEvent::EntriesAppended { from_idx: 0, count: 1, commands: vec![cmd.clone()] },
-            NodeEvent::EntriesDecided { from_idx: 0, to_idx: 1 },
-            NodeEvent::EntriesApplied { from_idx: 0, count: 1, commands: vec![cmd], skipped_duplicates: 0 },
-            NodeEvent::SnapshotTaken { compacted_idx: 1, keys: vec!["k".into()], key_count: 1 },
-            NodeEvent::SnapshotInstalled { compacted_idx: 1, keys: vec!["k".into()], key_count: 1 },
-            NodeEvent::LeaderChanged { leader: Some(1), ballot: BallotView::default() },
-            NodeEvent::LinkChanged { peer: 2, connected: false },
-            NodeEvent::ClientRequest { id, op: ClientOp::Delete { key: "k".into() } },
-            NodeEvent::ClientReply { id, outcome: RequestOutcome::Ok { value: None }, latency_us: 5 },
+            NodeEvent::EntriesAppended {
+                from_idx: 0,
+                count: 1,
+                commands: vec![cmd.clone()],
+            },
+            NodeEvent::EntriesDecided {
+                from_idx: 0,
+                to_idx: 1,
+            },
+            NodeEvent::EntriesApplied {
+                from_idx: 0,
+                count: 1,
+                commands: vec![cmd],
+                skipped_duplicates: 0,
+            },
+            NodeEvent::SnapshotTaken {
+                compacted_idx: 1,
+                keys: vec!["k".into()],
+                key_count: 1,
+            },
+            NodeEvent::SnapshotInstalled {
+                compacted_idx: 1,
+                keys: vec!["k".into()],
+                key_count: 1,
+            },
+            NodeEvent::LeaderChanged {
+                leader: Some(1),
+                ballot: BallotView::default(),
+            },
+            NodeEvent::LinkChanged {
+                peer: 2,
+                connected: false,
+            },
+            NodeEvent::ClientRequest {
+                id,
+                op: ClientOp::Delete { key: "k".into() },
+            },
             NodeEvent::ClientReply {
                 id,
-                outcome: RequestOutcome::Err { error: ClientError::Timeout { timeout_ms: 1 } },
+                outcome: RequestOutcome::Ok { value: None },
+                latency_us: 5,
+            },
+            NodeEvent::ClientReply {
+                id,
+                outcome: RequestOutcome::Err {
+                    error: ClientError::Timeout { timeout_ms: 1 },
+                },
                 latency_us: 5,
             },
             NodeEvent::Lagged { dropped: 3 },
         ];
         for (seq, event) in events.into_iter().enumerate() {
-            let env = EventEnvelope { node: 1, seq: seq as u64, time_ms: 7, event };
+            let env = EventEnvelope {
+                node: 1,
+                seq: seq as u64,
+                time_ms: 7,
+                event,
+            };
             let json = serde_json::to_string(&env).unwrap();
-            assert_eq!(serde_json::from_str::<EventEnvelope>(&json).unwrap(), env, "{json}");
+            assert_eq!(
+                serde_json::from_str::<EventEnvelope>(&json).unwrap(),
+                env,
+                "{json}"
+            );
         }
     }
 }

@@ -12,7 +12,10 @@ use crate::{command::KVCommand, NodeId};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PeerFrame {
-    Hello { cluster_id: String, from: NodeId },
+    Hello {
+        cluster_id: String,
+        from: NodeId,
+    },
     Paxos {
         /// Unique per sender; `(from, msg_id)` identifies a message cluster-wide.
         msg_id: u64,

@@ -173,7 +173,12 @@ mod tests {
 
     #[test]
     fn create_then_resolve_equals_fold() {
-        let log = vec![put(1, 1, "a", "1"), put(2, 1, "b", "2"), del(1, 2, "a"), put(2, 2, "a", "3")];
+        let log = vec![
+            put(1, 1, "a", "1"),
+            put(2, 1, "b", "2"),
+            del(1, 2, "a"),
+            put(2, 2, "a", "3"),
+        ];
         assert_eq!(KVSnapshot::create(&log).resolved(), fold(&log));
         let s = fold(&log);
         assert_eq!(s.snapshotted.get("a").map(String::as_str), Some("3"));
@@ -208,7 +213,11 @@ mod tests {
         // Client 1's request 5 is decided, then another client overwrites the key, then a retry
         // of request 5 is decided again. The retry must not take effect, even when the original
         // sits in the base snapshot and the retry in a delta.
-        let log = vec![put(1, 5, "k", "old"), put(2, 1, "k", "new"), put(1, 5, "k", "old")];
+        let log = vec![
+            put(1, 5, "k", "old"),
+            put(2, 1, "k", "new"),
+            put(1, 5, "k", "old"),
+        ];
         let mut base = KVSnapshot::create(&log[..1]);
         base.merge(KVSnapshot::create(&log[1..]));
         let s = base.resolved();
@@ -222,7 +231,10 @@ mod tests {
             id: RequestId { client: 9, seq: 1 },
             key: "k".into(),
         };
-        assert_eq!(KVSnapshot::create(&[get.clone()]).resolved(), KVSnapshot::default());
+        assert_eq!(
+            KVSnapshot::create(&[get.clone()]).resolved(),
+            KVSnapshot::default()
+        );
         assert_eq!(fold(&[get]), KVSnapshot::default());
     }
 

@@ -1,0 +1,63 @@
+//! Configuration of one node process (`omnikv node`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use omnikv_core::NodeId;
+
+#[derive(Args, Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id (1..=N, dense).
+    #[arg(long)]
+    pub id: NodeId,
+    /// Every member's peer address, this node's included: `--member 1=127.0.0.1:7001 ...`.
+    /// This node listens on its own entry.
+    #[arg(long = "member", value_parser = parse_member, required = true)]
+    pub members: Vec<(NodeId, SocketAddr)>,
+    /// Cluster identity; peers of another cluster are refused.
+    #[arg(long, default_value = "omnikv")]
+    pub cluster_id: String,
+    /// Address of the client, event and admin WebSocket endpoint.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub ws: SocketAddr,
+    /// Directory of this node's RocksDB.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Logical clock period of OmniPaxos.
+    #[arg(long, default_value_t = 10)]
+    pub tick_ms: u64,
+    /// Ticks per heartbeat round; a leader silent for a round is replaced.
+    #[arg(long, default_value_t = 5)]
+    pub election_ticks: u64,
+    /// Take a local snapshot every this many decided entries.
+    #[arg(long, default_value_t = 1000)]
+    pub snapshot_every: u64,
+    /// Time a request may wait to be decided before it gets a timeout reply.
+    #[arg(long, default_value_t = 2000)]
+    pub request_timeout_ms: u64,
+    /// Requests in flight on this node; more are refused with `overloaded`.
+    #[arg(long, default_value_t = 16384)]
+    pub pending_max: usize,
+    /// Do not fsync the log. UNSAFE: a power loss may lose acknowledged writes (a process
+    /// crash still cannot).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Peers whose links start cut (used by the launcher when it restarts a node).
+    #[arg(long = "cut", value_delimiter = ',')]
+    pub cut_peers: Vec<NodeId>,
+}
+
+fn parse_member(s: &str) -> Result<(NodeId, SocketAddr), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=ADDR, got {s:?}"))?;
+    let id: NodeId = id.parse().map_err(|e| format!("bad node id {id:?}: {e}"))?;
+    if id == 0 {
+        return Err("node ids start at 1".into());
+    }
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    Ok((id, addr))
+}

@@ -1,0 +1,240 @@
+//! The demo's HTTP server: the control API under `/api` and the visualizer's files at `/`.
+//!
+//! Every reply of the control API is JSON; every error is an [`ActionReply`] with `ok: false`
+//! and a message, and changes nothing. Requests that change the cluster (it can kill
+//! processes) are refused when they come from a page of another origin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use omnikv_core::{
+    client::ClientOp,
+    control::{ActionReply, LinkRequest, Scenario},
+    decode_json,
+    limits::CONTROL_BODY_BYTES_MAX,
+    NodeId,
+};
+use tower_http::services::ServeDir;
+
+use super::scenarios::{self, isolate, pivot, plan};
+use super::supervisor::{ControlError, Supervisor};
+use crate::client::Client;
+
+#[derive(Clone)]
+struct App {
+    supervisor: Arc<Supervisor>,
+}
+
+pub fn router(supervisor: Arc<Supervisor>, web_dir: PathBuf, _addr: SocketAddr) -> Router {
+    Router::new()
+        .route("/api/cluster", get(cluster))
+        .route("/api/nodes/{id}/{action}", post(node_action))
+        .route("/api/links", post(set_link))
+        .route("/api/scenarios/{name}", post(scenario))
+        .route("/api/{*rest}", get(not_found).post(not_found))
+        .layer(DefaultBodyLimit::max(CONTROL_BODY_BYTES_MAX))
+        .fallback_service(ServeDir::new(web_dir).append_index_html_on_directories(true))
+        .with_state(App { supervisor })
+}
+
+fn reply(status: StatusCode, ok: bool, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ActionReply {
+            ok,
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn control_error(e: ControlError) -> Response {
+    let status = match e {
+        ControlError::UnknownNode(_) => StatusCode::NOT_FOUND,
+        ControlError::WrongState { .. } => StatusCode::CONFLICT,
+        ControlError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    reply(status, false, e.to_string())
+}
+
+/// Refuses a state-changing request made by a page of another origin (a browser always sends
+/// `Origin` on cross-origin POSTs; tools like curl send none).
+fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin = origin.to_str().unwrap_or("");
+    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+    if !host.is_empty() && authority == host {
+        Ok(())
+    } else {
+        Err(reply(
+            StatusCode::FORBIDDEN,
+            false,
+            format!("cross-origin request from {origin:?} refused"),
+        ))
+    }
+}
+
+async fn cluster(State(app): State<App>) -> Response {
+    Json(app.supervisor.view().await).into_response()
+}
+
+async fn not_found() -> Response {
+    reply(
+        StatusCode::NOT_FOUND,
+        false,
+        "unknown API path; see README.md for the control API",
+    )
+}
+
+fn parse_id(raw: &str) -> Result<NodeId, Response> {
+    raw.parse::<NodeId>().map_err(|_| {
+        reply(
+            StatusCode::BAD_REQUEST,
+            false,
+            format!("node id {raw:?} is not a number"),
+        )
+    })
+}
+
+async fn node_action(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let s = &app.supervisor;
+    let result = match action.as_str() {
+        "kill" => s.kill(id).await,
+        "restart" => s.restart(id).await,
+        "pause" => s.pause(id).await,
+        "resume" => s.resume(id).await,
+        other => {
+            return reply(
+                StatusCode::NOT_FOUND,
+                false,
+                format!("unknown action {other:?}: use kill, restart, pause or resume"),
+            )
+        }
+    };
+    match result {
+        Ok(()) => reply(StatusCode::OK, true, format!("node {id}: {action} done")),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn set_link(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let req: LinkRequest = match decode_json(&body, CONTROL_BODY_BYTES_MAX) {
+        Ok(r) => r,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                false,
+                format!("{e}; expected {{\"a\":1,\"b\":2,\"connected\":false}}"),
+            )
+        }
+    };
+    match app.supervisor.set_link(req.a, req.b, req.connected).await {
+        Ok(()) => reply(
+            StatusCode::OK,
+            true,
+            format!(
+                "link {}-{} {}",
+                req.a,
+                req.b,
+                if req.connected { "healed" } else { "cut" }
+            ),
+        ),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn scenario(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let Some(scenario) = Scenario::parse(&name) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            false,
+            format!("unknown scenario {name:?}: use quorum-loss, constrained, chained or heal"),
+        );
+    };
+    let s = &app.supervisor;
+    let nodes = s.node_ids();
+    let leader = s.view().await.leader;
+    let cut = match plan(scenario, &nodes, leader) {
+        Ok(cut) => cut,
+        Err(e) => return reply(StatusCode::CONFLICT, false, e.to_string()),
+    };
+    if scenario == Scenario::Constrained {
+        // First make the pivot fall behind: isolate it and write through the others.
+        let leader = leader.expect("plan checked the leader");
+        let q = pivot(&nodes, leader).expect("plan checked the size");
+        if let Err(e) = s.set_cut_links(isolate(&nodes, q)).await {
+            return control_error(e);
+        }
+        let others: Vec<String> = s
+            .ws_urls()
+            .into_iter()
+            .zip(&nodes)
+            .filter(|(_, &id)| id != q)
+            .map(|(url, _)| url)
+            .collect();
+        let mut client = Client::new(others);
+        client.total_timeout = Duration::from_secs(3);
+        for i in 0..5 {
+            let op = ClientOp::Put {
+                key: format!("constrained-{i}"),
+                value: format!("written while node {q} was cut off"),
+            };
+            if let Err(e) = client.execute(op).await {
+                tracing::warn!(error = %e, "write while isolating the pivot failed");
+            }
+        }
+    }
+    let description = match scenario {
+        Scenario::Heal => "all links healed".to_string(),
+        _ => format!(
+            "{} links cut: {:?}",
+            cut.len(),
+            cut.iter().collect::<Vec<&scenarios::Link>>()
+        ),
+    };
+    match s.set_cut_links(cut).await {
+        Ok(()) => reply(
+            StatusCode::OK,
+            true,
+            format!("{}: {description}", scenario.name()),
+        ),
+        Err(e) => control_error(e),
+    }
+}

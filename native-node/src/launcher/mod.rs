@@ -1,0 +1,98 @@
+//! `omnikv demo`: a local cluster of real node processes, supervised, with an HTTP control API
+//! and the visualizer's static files.
+//!
+//! - [`supervisor`]: spawns, kills (SIGKILL), pauses (SIGSTOP), resumes and restarts nodes, and
+//!   keeps the operator's link cuts applied to them.
+//! - [`scenarios`]: which links the partial-connectivity scenarios cut.
+//! - [`http`]: the control API and static files.
+
+pub mod http;
+pub mod scenarios;
+pub mod supervisor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use supervisor::Supervisor;
+
+#[derive(Args, Clone, Debug)]
+pub struct DemoConfig {
+    /// Number of nodes (3 or more; 5 works too).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Address of the visualizer and control API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Where the nodes keep their RocksDB directories and logs.
+    #[arg(long, default_value = ".omnikv/demo")]
+    pub data_dir: PathBuf,
+    /// Delete the data directory first (start from an empty cluster).
+    #[arg(long)]
+    pub fresh: bool,
+    /// Directory of the visualizer's static files.
+    #[arg(long, default_value = "web")]
+    pub web_dir: PathBuf,
+    /// Local snapshot interval of every node, in decided entries (small, so snapshots are
+    /// visible in the demo).
+    #[arg(long, default_value_t = 50)]
+    pub snapshot_every: u64,
+    /// OmniPaxos tick of every node.
+    #[arg(long, default_value_t = 10)]
+    pub tick_ms: u64,
+    /// Do not fsync (UNSAFE for power loss; passed to every node).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (2..=9).contains(&config.nodes),
+        "--nodes must be between 2 and 9"
+    );
+    if config.fresh && config.data_dir.exists() {
+        std::fs::remove_dir_all(&config.data_dir)
+            .with_context(|| format!("removing {}", config.data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let data_dir = config.data_dir.canonicalize()?;
+    let exe = std::env::current_exe().context("locating the omnikv binary")?;
+    let listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("binding {}", config.http))?;
+    let http_addr = listener.local_addr()?;
+    let mut node_args = vec![
+        "--snapshot-every".to_string(),
+        config.snapshot_every.to_string(),
+        "--tick-ms".to_string(),
+        config.tick_ms.to_string(),
+    ];
+    if config.no_fsync {
+        node_args.push("--no-fsync".into());
+    }
+    let supervisor = Supervisor::new(exe, config.nodes, &data_dir, node_args)?;
+    supervisor.start_all().await?;
+    if !config.web_dir.join("index.html").exists() {
+        tracing::warn!(
+            "{} has no index.html: build the visualizer with scripts/build-web",
+            config.web_dir.display()
+        );
+    }
+    let app = http::router(supervisor.clone(), config.web_dir.clone(), http_addr);
+    println!(
+        "omnikv demo: {} nodes, data in {}",
+        config.nodes,
+        data_dir.display()
+    );
+    println!("http://{http_addr}");
+    info!(%http_addr, "serving the visualizer and control API");
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let result = serve.await;
+    supervisor.stop_all().await;
+    result.context("HTTP server")
+}

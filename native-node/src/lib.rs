@@ -1,0 +1,22 @@
+//! An OmniKV node and the tools around it.
+//!
+//! Layout:
+//! - [`node`]: the event loop of one node (OmniPaxos, storage, apply, client requests).
+//! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
+//! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
+//! - [`snapshot_fix`]: completes delta snapshots before OmniPaxos sees them.
+//! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`).
+//! - [`events`]: the bounded event bus behind `/events`.
+//! - [`client`]: client side of the protocols, with exactly-once retries.
+//! - [`launcher`]: `omnikv demo`, a supervised local cluster with an HTTP control API.
+//! - [`config`]: command-line configuration of a node.
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod events;
+pub mod launcher;
+pub mod node;
+pub mod snapshot_fix;
+pub mod storage;
+pub mod transport;

@@ -1,0 +1,180 @@
+//! `omnikv`: run a node, run the local demo cluster, or talk to a cluster.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use omnikv_core::{client::ReadMode, control::ClusterView};
+use omnikv_node::{client::Client, config::NodeConfig, launcher::DemoConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "omnikv",
+    version,
+    about = "A replicated key-value store: RocksDB replicated by OmniPaxos"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Target {
+    /// A node's WebSocket URL (ws://host:port). Default: the nodes of the demo at --demo.
+    #[arg(long)]
+    node: Option<String>,
+    /// The demo's HTTP address, used to find its nodes when --node is not given.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    demo: String,
+    /// Give up after this long (retries included).
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node (normally started by `omnikv demo`).
+    Node(NodeConfig),
+    /// Start a local cluster of node processes and serve the visualizer and control API.
+    Demo(DemoConfig),
+    /// Write a value.
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Read a value: prints it and exits 0, or exits 1 if the key is absent.
+    Get {
+        key: String,
+        /// Read the node's local copy (fast, possibly stale) instead of a linearizable read.
+        #[arg(long)]
+        local: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a key.
+    Delete {
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Cancels on Ctrl-C or SIGTERM.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        t.cancel();
+    });
+    token
+}
+
+/// WebSocket URLs to try, leader first.
+async fn resolve(target: &Target) -> anyhow::Result<Vec<String>> {
+    if let Some(node) = &target.node {
+        return Ok(vec![node.clone()]);
+    }
+    let url = format!("{}/api/cluster", target.demo.trim_end_matches('/'));
+    let body = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let resp = ureq::get(&url).timeout(Duration::from_secs(3)).call()?;
+        Ok(resp.into_string()?)
+    })
+    .await?
+    .with_context(|| {
+        format!(
+            "no demo at {} (start one with `omnikv demo`, or pass --node)",
+            target.demo
+        )
+    })?;
+    let view: ClusterView = serde_json::from_str(&body).context("decoding /api/cluster")?;
+    let mut nodes: Vec<_> = view
+        .nodes
+        .iter()
+        .filter(|n| n.state == omnikv_core::control::ProcessState::Up)
+        .collect();
+    nodes.sort_by_key(|n| Some(n.id) != view.leader);
+    anyhow::ensure!(!nodes.is_empty(), "the demo has no live node");
+    Ok(nodes.into_iter().map(|n| n.ws.clone()).collect())
+}
+
+async fn client_for(target: &Target) -> anyhow::Result<Client> {
+    let mut client = Client::new(resolve(target).await?);
+    client.total_timeout = Duration::from_millis(target.timeout_ms);
+    Ok(client)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<ExitCode> = async {
+        match cli.command {
+            Command::Node(config) => {
+                init_tracing("info");
+                omnikv_node::node::run(config, shutdown_on_signals()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Demo(config) => {
+                init_tracing("info");
+                omnikv_node::launcher::run(config, shutdown_on_signals()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Put { key, value, target } => {
+                init_tracing("warn");
+                client_for(&target).await?.put(&key, &value).await?;
+                println!("ok");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Get { key, local, target } => {
+                init_tracing("warn");
+                let read = if local {
+                    ReadMode::Local
+                } else {
+                    ReadMode::Linearizable
+                };
+                match client_for(&target).await?.get(&key, read).await? {
+                    Some(v) => {
+                        println!("{v}");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    None => {
+                        eprintln!("{key}: not found");
+                        Ok(ExitCode::from(1))
+                    }
+                }
+            }
+            Command::Delete { key, target } => {
+                init_tracing("warn");
+                client_for(&target).await?.delete(&key).await?;
+                println!("ok");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("omnikv: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

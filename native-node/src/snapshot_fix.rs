@@ -1,0 +1,74 @@
+//! Replaces delta snapshots in incoming log-synchronisation messages by complete ones.
+//!
+//! OmniPaxos 0.2.4 merges a received delta snapshot into a snapshot of the receiver's decided
+//! prefix, but advances the decided index before building that snapshot, so it is built over
+//! the wrong range: a caught-up follower can revert decided writes, resurrect deleted keys or
+//! lose entries. The complete-snapshot path has no such ordering problem. So before OmniPaxos
+//! sees an `AcceptSync` or `Promise` that carries `Delta(d)`, the node rewrites it to
+//! `Complete(p ⊕ d)`, where `p` is its own decided prefix, read through OmniPaxos itself.
+
+use omnikv_core::{KVCommand, KVSnapshot};
+use omnipaxos::{
+    messages::{sequence_paxos::PaxosMsg, Message},
+    storage::{Snapshot, SnapshotType},
+    util::{LogEntry, LogSync},
+    OmniPaxos,
+};
+
+use crate::storage::PaxosLog;
+
+/// Rewrites a delta snapshot in `msg`, if it carries one. Returns whether it did.
+pub fn complete_delta_snapshot(
+    omni: &OmniPaxos<KVCommand, PaxosLog>,
+    msg: &mut Message<KVCommand>,
+) -> bool {
+    let Message::SequencePaxos(p) = msg else {
+        return false;
+    };
+    let sync = match &mut p.msg {
+        PaxosMsg::AcceptSync(a) => &mut a.log_sync,
+        PaxosMsg::Promise(pr) => match &mut pr.log_sync {
+            Some(s) => s,
+            None => return false,
+        },
+        _ => return false,
+    };
+    rewrite(omni, sync)
+}
+
+fn rewrite(omni: &OmniPaxos<KVCommand, PaxosLog>, sync: &mut LogSync<KVCommand>) -> bool {
+    match sync.decided_snapshot.take() {
+        Some(SnapshotType::Delta(delta)) => {
+            let mut complete = decided_prefix(omni);
+            complete.merge(delta);
+            sync.decided_snapshot = Some(SnapshotType::Complete(complete.resolved()));
+            true
+        }
+        other => {
+            sync.decided_snapshot = other;
+            false
+        }
+    }
+}
+
+/// The fold of this node's decided log: its stored snapshot plus the decided entries after it.
+pub fn decided_prefix(omni: &OmniPaxos<KVCommand, PaxosLog>) -> KVSnapshot {
+    let mut state = KVSnapshot::default();
+    let decided_idx = omni.get_decided_idx();
+    if decided_idx == 0 {
+        return state;
+    }
+    for entry in omni.read_entries(0..decided_idx).unwrap_or_default() {
+        match entry {
+            LogEntry::Snapshotted(s) => state = s.snapshot.resolved(),
+            LogEntry::Decided(cmd) | LogEntry::Undecided(cmd) => {
+                state.apply_command(&cmd);
+            }
+            LogEntry::Trimmed(idx) => {
+                panic!("log trimmed to {idx} without a snapshot: the decided prefix is lost")
+            }
+            LogEntry::StopSign(..) => {}
+        }
+    }
+    state
+}

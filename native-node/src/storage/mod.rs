@@ -1,0 +1,15 @@
+//! Durable state of a node, all in one RocksDB: the OmniPaxos log and Paxos state
+//! ([`PaxosLog`]), the KV table with its deduplication sessions and applied index
+//! ([`KvTable`]).
+//!
+//! One database means one write-ahead log: applying decided entries and recording the applied
+//! index go into one atomic write batch, and a crash recovers a prefix of all writes in the order
+//! they were made.
+
+mod db;
+mod kv_table;
+mod paxos_log;
+
+pub use db::{StorageError, Store};
+pub use kv_table::{ApplyBatch, ApplyOutcome, KvTable};
+pub use paxos_log::PaxosLog;

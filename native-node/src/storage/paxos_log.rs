@@ -1,0 +1,357 @@
+//! OmniPaxos' `Storage` over RocksDB: the replicated log (column family `log`, keyed by absolute
+//! index) and the Paxos state (promise, accepted round, decided and compacted index, snapshot,
+//! stop-sign; column family `meta`).
+//!
+//! Writes are not fsynced here: see [`Store::sync`] for the one-fsync-per-turn discipline that
+//! makes them durable before OmniPaxos' replies leave the node.
+
+use std::sync::Arc;
+
+use omnikv_core::{KVCommand, KVSnapshot};
+use omnipaxos::{
+    ballot_leader_election::Ballot,
+    storage::{StopSign, Storage, StorageOp, StorageResult},
+};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use super::db::{decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META};
+
+const KEY_PROMISE: &str = "promise";
+const KEY_ACCEPTED_ROUND: &str = "accepted_round";
+const KEY_DECIDED_IDX: &str = "decided_idx";
+const KEY_COMPACTED_IDX: &str = "compacted_idx";
+const KEY_TRIMMED_IDX: &str = "trimmed_idx";
+const KEY_SNAPSHOT: &str = "snapshot";
+const KEY_STOPSIGN: &str = "stopsign";
+
+/// The bounds of the stored log, cached so that reads need no scan.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    /// Entries below this index were removed by a trim.
+    trimmed_idx: u64,
+    /// One past the last stored entry (absolute).
+    end_idx: u64,
+}
+
+pub struct PaxosLog {
+    store: Arc<Store>,
+    bounds: Bounds,
+}
+
+impl PaxosLog {
+    pub fn open(store: Arc<Store>) -> Result<PaxosLog, StorageError> {
+        let trimmed_idx: u64 = store.get_meta(KEY_TRIMMED_IDX)?.unwrap_or(0);
+        let last = store
+            .db()
+            .iterator_cf(store.cf(CF_LOG), IteratorMode::End)
+            .next()
+            .transpose()?;
+        let end_idx = match last {
+            Some((key, _)) => decode_index_key(&key)? + 1,
+            None => trimmed_idx,
+        }
+        .max(trimmed_idx);
+        Ok(PaxosLog {
+            store,
+            bounds: Bounds {
+                trimmed_idx,
+                end_idx,
+            },
+        })
+    }
+
+    /// Adds one operation to `batch`, updating `bounds` as the batch will once written.
+    fn stage(
+        &self,
+        batch: &mut WriteBatch,
+        bounds: &mut Bounds,
+        op: StorageOp<KVCommand>,
+    ) -> Result<(), StorageError> {
+        let log = self.store.cf(CF_LOG);
+        let meta = self.store.cf(CF_META);
+        let put_meta = |batch: &mut WriteBatch, key: &str, value: &dyn erased::Json| {
+            value.to_json().map(|bytes| batch.put_cf(meta, key, bytes))
+        };
+        match op {
+            StorageOp::AppendEntry(entry) => {
+                batch.put_cf(log, index_key(bounds.end_idx), serde_json::to_vec(&entry)?);
+                bounds.end_idx += 1;
+            }
+            StorageOp::AppendEntries(entries) => {
+                for entry in entries {
+                    batch.put_cf(log, index_key(bounds.end_idx), serde_json::to_vec(&entry)?);
+                    bounds.end_idx += 1;
+                }
+            }
+            StorageOp::AppendOnPrefix(from_idx, entries) => {
+                let from_idx = from_idx as u64;
+                if from_idx < bounds.end_idx {
+                    batch.delete_range_cf(log, index_key(from_idx), index_key(bounds.end_idx));
+                }
+                bounds.end_idx = from_idx.max(bounds.trimmed_idx);
+                for entry in entries {
+                    batch.put_cf(log, index_key(bounds.end_idx), serde_json::to_vec(&entry)?);
+                    bounds.end_idx += 1;
+                }
+            }
+            StorageOp::SetPromise(b) => put_meta(batch, KEY_PROMISE, &b)?,
+            StorageOp::SetDecidedIndex(idx) => put_meta(batch, KEY_DECIDED_IDX, &(idx as u64))?,
+            StorageOp::SetAcceptedRound(b) => put_meta(batch, KEY_ACCEPTED_ROUND, &b)?,
+            StorageOp::SetCompactedIdx(idx) => put_meta(batch, KEY_COMPACTED_IDX, &(idx as u64))?,
+            StorageOp::Trim(idx) => {
+                let idx = idx as u64;
+                if idx > bounds.trimmed_idx {
+                    let to = idx.min(bounds.end_idx);
+                    if to > bounds.trimmed_idx {
+                        batch.delete_range_cf(log, index_key(bounds.trimmed_idx), index_key(to));
+                    }
+                    bounds.trimmed_idx = idx;
+                    bounds.end_idx = bounds.end_idx.max(idx);
+                    put_meta(batch, KEY_TRIMMED_IDX, &idx)?;
+                }
+            }
+            StorageOp::SetStopsign(ss) => put_meta(batch, KEY_STOPSIGN, &ss)?,
+            StorageOp::SetSnapshot(s) => put_meta(batch, KEY_SNAPSHOT, &s)?,
+        }
+        Ok(())
+    }
+
+    fn write_ops(&mut self, ops: Vec<StorageOp<KVCommand>>) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let mut bounds = self.bounds;
+        for op in ops {
+            self.stage(&mut batch, &mut bounds, op)?;
+        }
+        self.store.write(batch)?;
+        self.bounds = bounds;
+        Ok(())
+    }
+
+    fn read_range(&self, from: u64, to: u64) -> Result<Vec<KVCommand>, StorageError> {
+        if from >= to || from < self.bounds.trimmed_idx || to > self.bounds.end_idx {
+            return Ok(Vec::new());
+        }
+        let start = index_key(from);
+        let iter = self.store.db().iterator_cf(
+            self.store.cf(CF_LOG),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::with_capacity((to - from) as usize);
+        for item in iter {
+            let (key, value) = item?;
+            let idx = decode_index_key(&key)?;
+            if idx >= to {
+                break;
+            }
+            if idx != from + out.len() as u64 {
+                return Err(StorageError::Corrupt(format!(
+                    "log gap: expected index {}, found {idx}",
+                    from + out.len() as u64
+                )));
+            }
+            out.push(serde_json::from_slice(&value)?);
+        }
+        if out.len() as u64 != to - from {
+            return Err(StorageError::Corrupt(format!(
+                "log ends at {} but bounds say {to}",
+                from + out.len() as u64
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Object-safe JSON encoding for the `put_meta` helper above.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+            serde_json::to_vec(self)
+        }
+    }
+}
+
+fn boxed(e: StorageError) -> Box<dyn std::error::Error> {
+    Box::new(e)
+}
+
+impl Storage<KVCommand> for PaxosLog {
+    fn write_atomically(&mut self, ops: Vec<StorageOp<KVCommand>>) -> StorageResult<()> {
+        self.write_ops(ops).map_err(boxed)
+    }
+
+    fn append_entry(&mut self, entry: KVCommand) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::AppendEntry(entry)])
+            .map_err(boxed)
+    }
+
+    fn append_entries(&mut self, entries: Vec<KVCommand>) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::AppendEntries(entries)])
+            .map_err(boxed)
+    }
+
+    fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<KVCommand>) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::AppendOnPrefix(from_idx, entries)])
+            .map_err(boxed)
+    }
+
+    fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::SetPromise(n_prom)])
+            .map_err(boxed)
+    }
+
+    fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::SetDecidedIndex(ld)])
+            .map_err(boxed)
+    }
+
+    fn get_decided_idx(&self) -> StorageResult<usize> {
+        Ok(self
+            .store
+            .get_meta::<u64>(KEY_DECIDED_IDX)
+            .map_err(boxed)?
+            .unwrap_or(0) as usize)
+    }
+
+    fn set_accepted_round(&mut self, na: Ballot) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::SetAcceptedRound(na)])
+            .map_err(boxed)
+    }
+
+    fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
+        self.store.get_meta(KEY_ACCEPTED_ROUND).map_err(boxed)
+    }
+
+    fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<KVCommand>> {
+        self.read_range(from as u64, to as u64).map_err(boxed)
+    }
+
+    fn get_log_len(&self) -> StorageResult<usize> {
+        Ok((self.bounds.end_idx - self.bounds.trimmed_idx) as usize)
+    }
+
+    fn get_suffix(&self, from: usize) -> StorageResult<Vec<KVCommand>> {
+        let from = (from as u64).max(self.bounds.trimmed_idx);
+        self.read_range(from, self.bounds.end_idx).map_err(boxed)
+    }
+
+    fn get_promise(&self) -> StorageResult<Option<Ballot>> {
+        self.store.get_meta(KEY_PROMISE).map_err(boxed)
+    }
+
+    fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::SetStopsign(s)])
+            .map_err(boxed)
+    }
+
+    fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
+        Ok(self
+            .store
+            .get_meta::<Option<StopSign>>(KEY_STOPSIGN)
+            .map_err(boxed)?
+            .flatten())
+    }
+
+    fn trim(&mut self, idx: usize) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::Trim(idx)]).map_err(boxed)
+    }
+
+    fn set_compacted_idx(&mut self, idx: usize) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::SetCompactedIdx(idx)])
+            .map_err(boxed)
+    }
+
+    fn get_compacted_idx(&self) -> StorageResult<usize> {
+        Ok(self
+            .store
+            .get_meta::<u64>(KEY_COMPACTED_IDX)
+            .map_err(boxed)?
+            .unwrap_or(0) as usize)
+    }
+
+    fn set_snapshot(&mut self, snapshot: Option<KVSnapshot>) -> StorageResult<()> {
+        self.write_ops(vec![StorageOp::SetSnapshot(snapshot)])
+            .map_err(boxed)
+    }
+
+    fn get_snapshot(&self) -> StorageResult<Option<KVSnapshot>> {
+        Ok(self
+            .store
+            .get_meta::<Option<KVSnapshot>>(KEY_SNAPSHOT)
+            .map_err(boxed)?
+            .flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omnikv_core::RequestId;
+
+    fn cmd(seq: u64) -> KVCommand {
+        KVCommand::Put {
+            id: RequestId { client: 1, seq },
+            key: format!("k{seq}"),
+            value: "v".into(),
+        }
+    }
+
+    #[test]
+    fn survives_reopen_with_trim_and_prefix_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), true).unwrap();
+            let mut log = PaxosLog::open(store.clone()).unwrap();
+            log.append_entries((0..10).map(cmd).collect()).unwrap();
+            log.append_on_prefix(8, vec![cmd(80)]).unwrap();
+            log.write_atomically(vec![StorageOp::Trim(3), StorageOp::SetCompactedIdx(3)])
+                .unwrap();
+            log.set_decided_idx(7).unwrap();
+            log.set_promise(Ballot {
+                config_id: 1,
+                n: 4,
+                priority: 0,
+                pid: 2,
+            })
+            .unwrap();
+            store.sync().unwrap();
+        }
+        let store = Store::open(dir.path(), true).unwrap();
+        let log = PaxosLog::open(store).unwrap();
+        assert_eq!(log.get_log_len().unwrap(), 6);
+        assert_eq!(log.get_entries(3, 5).unwrap(), vec![cmd(3), cmd(4)]);
+        assert_eq!(
+            log.get_entries(2, 5).unwrap(),
+            vec![],
+            "range reaching into the trimmed prefix"
+        );
+        assert_eq!(
+            log.get_entries(7, 10).unwrap(),
+            vec![],
+            "range past the end"
+        );
+        assert_eq!(log.get_suffix(7).unwrap(), vec![cmd(7), cmd(80)]);
+        assert_eq!(log.get_decided_idx().unwrap(), 7);
+        assert_eq!(log.get_compacted_idx().unwrap(), 3);
+        assert_eq!(log.get_promise().unwrap().unwrap().n, 4);
+        assert_eq!(log.get_snapshot().unwrap(), None);
+        assert_eq!(log.get_stopsign().unwrap(), None);
+    }
+
+    #[test]
+    fn trim_beyond_the_end_empties_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut log = PaxosLog::open(store.clone()).unwrap();
+        log.append_entries((0..3).map(cmd).collect()).unwrap();
+        log.trim(5).unwrap();
+        assert_eq!(log.get_log_len().unwrap(), 0);
+        log.append_entry(cmd(5)).unwrap();
+        assert_eq!(log.get_entries(5, 6).unwrap(), vec![cmd(5)]);
+        drop(log);
+        let log = PaxosLog::open(store).unwrap();
+        assert_eq!(log.get_suffix(0).unwrap(), vec![cmd(5)]);
+    }
+}
