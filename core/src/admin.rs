@@ -36,11 +36,50 @@ pub struct NodeDump {
     pub decided_suffix: Vec<KVCommand>,
 }
 
+/// Externally tagged: see [`crate::peer::PeerFrame`] on integer map keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AdminResponse {
     Ok,
     Status(NodeStatus),
     Dump(Box<NodeDump>),
     Error { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dump_with_sessions_round_trips() {
+        let dump = NodeDump {
+            id: 1,
+            applied_idx: 2,
+            decided_idx: 2,
+            compacted_idx: 0,
+            kv: BTreeMap::from([("k".into(), "v".into())]),
+            sessions: BTreeMap::from([(u64::MAX, 4)]),
+            snapshot: Some(KVSnapshot::default()),
+            decided_suffix: vec![],
+        };
+        for r in [
+            AdminResponse::Ok,
+            AdminResponse::Dump(Box::new(dump)),
+            AdminResponse::Error {
+                message: "x".into(),
+            },
+        ] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<AdminResponse>(&json).unwrap(), r);
+        }
+        let req: AdminRequest =
+            serde_json::from_str(r#"{"type":"set_link","peer":2,"connected":false}"#).unwrap();
+        assert_eq!(
+            req,
+            AdminRequest::SetLink {
+                peer: 2,
+                connected: false
+            }
+        );
+    }
 }

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{command::KVCommand, NodeId};
 
+/// Externally tagged on purpose: serde's internally tagged enums buffer their content, which
+/// loses the ability to read integer map keys (snapshot sessions) from JSON strings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PeerFrame {
     Hello {
         cluster_id: String,
@@ -21,4 +23,63 @@ pub enum PeerFrame {
         msg_id: u64,
         msg: Message<KVCommand>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KVSnapshot, RequestId};
+    use omnipaxos::{
+        ballot_leader_election::Ballot,
+        messages::sequence_paxos::{AcceptSync, PaxosMessage, PaxosMsg},
+        storage::SnapshotType,
+        util::LogSync,
+    };
+
+    #[test]
+    fn a_frame_carrying_a_snapshot_with_sessions_round_trips() {
+        let mut snapshot = KVSnapshot::default();
+        snapshot.apply(
+            RequestId {
+                client: 6411328019041888,
+                seq: 3,
+            },
+            "k",
+            Some("v"),
+        );
+        let frame = PeerFrame::Paxos {
+            msg_id: 1,
+            msg: Message::SequencePaxos(PaxosMessage {
+                from: 1,
+                to: 2,
+                msg: PaxosMsg::AcceptSync(AcceptSync {
+                    n: Ballot::default(),
+                    seq_num: Default::default(),
+                    decided_idx: 5,
+                    log_sync: LogSync {
+                        decided_snapshot: Some(SnapshotType::Complete(snapshot.clone())),
+                        suffix: vec![],
+                        sync_idx: 5,
+                        stopsign: None,
+                    },
+                }),
+            }),
+        };
+        let json = serde_json::to_vec(&frame).unwrap();
+        let back: PeerFrame = serde_json::from_slice(&json).unwrap();
+        let PeerFrame::Paxos {
+            msg: Message::SequencePaxos(p),
+            ..
+        } = back
+        else {
+            panic!()
+        };
+        let PaxosMsg::AcceptSync(a) = p.msg else {
+            panic!()
+        };
+        match a.log_sync.decided_snapshot {
+            Some(SnapshotType::Complete(s)) => assert_eq!(s, snapshot),
+            other => panic!("{other:?}"),
+        }
+    }
 }

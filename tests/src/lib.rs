@@ -1,1 +1,444 @@
-//! Harness
+//! Test harness: real `omnikv` processes on loopback, with random free ports and temporary data
+//! directories.
+//!
+//! [`Cluster`] runs `omnikv node` processes directly, so tests control each process (SIGKILL,
+//! SIGSTOP, wiping a data directory). [`Demo`] runs `omnikv demo` and talks to its HTTP control
+//! API, so the launcher is tested as users drive it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use omnikv_core::{
+    admin::{AdminRequest, AdminResponse, NodeDump},
+    event::{NodeStatus, Role},
+    KVSnapshot, NodeId,
+};
+use omnikv_node::client::{self, Client};
+
+/// The `omnikv` binary under test: `$OMNIKV_BIN`, or the one next to this test's build.
+pub fn omnikv_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("OMNIKV_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    let bin = dir.join("omnikv");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (cargo build -p omnikv-node)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct NodeProc {
+    pub id: NodeId,
+    pub ws: SocketAddr,
+    pub peer: SocketAddr,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: BTreeMap<NodeId, NodeProc>,
+    args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes with extra `args` for every node.
+    pub fn start(n: u64, args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            nodes.insert(
+                id,
+                NodeProc {
+                    id,
+                    ws: free_addr(),
+                    peer: free_addr(),
+                    data_dir: dir.path().join(format!("node-{id}")),
+                    child: None,
+                },
+            );
+        }
+        let mut c = Cluster {
+            dir,
+            nodes,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        for id in 1..=n {
+            c.spawn(id);
+        }
+        c
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn spawn(&mut self, id: NodeId) {
+        let members: Vec<String> = self
+            .nodes
+            .values()
+            .map(|n| format!("{}={}", n.id, n.peer))
+            .collect();
+        let node = self.nodes.get_mut(&id).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.data_dir.with_extension("log"))
+            .unwrap();
+        let mut cmd = Command::new(omnikv_bin());
+        cmd.arg("node")
+            .args([
+                "--id",
+                &id.to_string(),
+                "--ws",
+                &node.ws.to_string(),
+                "--cluster-id",
+                "test",
+            ])
+            .arg("--data-dir")
+            .arg(&node.data_dir);
+        for m in &members {
+            cmd.args(["--member", m]);
+        }
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        node.child = Some(cmd.spawn().expect("spawning omnikv node"));
+    }
+
+    pub fn url(&self, id: NodeId) -> String {
+        format!("ws://{}", self.nodes[&id].ws)
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.ids().into_iter().map(|id| self.url(id)).collect()
+    }
+
+    /// A client that tries `ids` in order.
+    pub fn client_of(&self, ids: &[NodeId]) -> Client {
+        Client::new(ids.iter().map(|&id| self.url(id)).collect())
+    }
+
+    pub fn pid(&self, id: NodeId) -> u32 {
+        self.nodes[&id]
+            .child
+            .as_ref()
+            .expect("node is running")
+            .id()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self, id: NodeId) {
+        if let Some(mut child) = self.nodes.get_mut(&id).unwrap().child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self, id: NodeId) {
+        self.kill(id);
+        self.spawn(id);
+    }
+
+    pub fn signal(&self, id: NodeId, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid(id).to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Deletes a stopped node's data directory.
+    pub fn wipe(&mut self, id: NodeId) {
+        assert!(self.nodes[&id].child.is_none(), "wipe a stopped node");
+        let _ = std::fs::remove_dir_all(&self.nodes[&id].data_dir);
+    }
+
+    pub fn is_running(&self, id: NodeId) -> bool {
+        self.nodes[&id].child.is_some()
+    }
+
+    pub async fn admin(&self, id: NodeId, req: AdminRequest) -> Option<AdminResponse> {
+        client::admin(&self.url(id), &req, ADMIN_TIMEOUT).await.ok()
+    }
+
+    pub async fn status(&self, id: NodeId) -> Option<NodeStatus> {
+        match self.admin(id, AdminRequest::Status).await {
+            Some(AdminResponse::Status(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub async fn dump(&self, id: NodeId) -> NodeDump {
+        match self.admin(id, AdminRequest::Dump).await {
+            Some(AdminResponse::Dump(d)) => *d,
+            other => panic!("node {id} gave no dump: {other:?}"),
+        }
+    }
+
+    /// Cuts or heals the link a-b on both nodes.
+    pub async fn set_link(&self, a: NodeId, b: NodeId, connected: bool) {
+        for (node, peer) in [(a, b), (b, a)] {
+            if self.is_running(node) {
+                let r = self
+                    .admin(node, AdminRequest::SetLink { peer, connected })
+                    .await;
+                assert_eq!(r, Some(AdminResponse::Ok), "set link on node {node}");
+            }
+        }
+    }
+
+    /// Waits until a running node reports itself leader in the accept phase, and every
+    /// running node among `among` agrees.
+    pub async fn wait_leader(&self, among: &[NodeId], timeout: Duration) -> NodeId {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut leaders = Vec::new();
+            let mut views = Vec::new();
+            for &id in among {
+                if let Some(s) = self.status(id).await {
+                    if s.role == Role::Leader {
+                        leaders.push(id);
+                    }
+                    views.push(s.leader);
+                }
+            }
+            if leaders.len() == 1 && views.iter().all(|&l| l == Some(leaders[0])) {
+                return leaders[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {among:?} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every node in `ids` has applied at least `idx`.
+    pub async fn wait_applied(&self, ids: &[NodeId], idx: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for &id in ids {
+            loop {
+                if self.status(id).await.is_some_and(|s| s.applied_idx >= idx) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {id} did not apply {idx} within {timeout:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the nodes' data and logs of a failed test for inspection.
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!("test data and node logs kept in {}", dir.keep().display());
+        }
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// The state a replica's decided log folds to: its snapshot plus its decided suffix.
+pub fn decided_state(dump: &NodeDump) -> KVSnapshot {
+    let mut state = dump.snapshot.clone().unwrap_or_default();
+    for cmd in &dump.decided_suffix {
+        state.apply_command(cmd);
+    }
+    state
+}
+
+/// Asserts that replicas hold the same data: KV tables, sessions, and the decided log's fold;
+/// and that each replica's KV table is the fold of its own log.
+pub fn assert_identical(dumps: &[NodeDump]) {
+    let first = &dumps[0];
+    for d in dumps {
+        let state = decided_state(d);
+        assert_eq!(
+            d.applied_idx, d.decided_idx,
+            "node {} has not applied everything",
+            d.id
+        );
+        assert_eq!(
+            d.kv, state.snapshotted,
+            "node {}: KV table differs from the fold of its log",
+            d.id
+        );
+        assert_eq!(
+            d.sessions, state.sessions,
+            "node {}: sessions differ from the fold of its log",
+            d.id
+        );
+        assert_eq!(
+            d.decided_idx, first.decided_idx,
+            "decided index of {} vs {}",
+            d.id, first.id
+        );
+        assert_eq!(d.kv, first.kv, "KV table of {} vs {}", d.id, first.id);
+        assert_eq!(
+            state,
+            decided_state(first),
+            "decided prefix of {} vs {}",
+            d.id,
+            first.id
+        );
+        // Where both still hold entries, they are the same entries.
+        let from = d.compacted_idx.max(first.compacted_idx);
+        let ours = &d.decided_suffix[(from - d.compacted_idx) as usize..];
+        let theirs = &first.decided_suffix[(from - first.compacted_idx) as usize..];
+        assert_eq!(
+            ours, theirs,
+            "log entries from {from} of {} vs {}",
+            d.id, first.id
+        );
+    }
+}
+
+/// `omnikv demo`, driven through its HTTP API.
+pub struct Demo {
+    pub http: String,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Demo {
+    pub fn start(nodes: u64, args: &[&str]) -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(omnikv_bin())
+            .args([
+                "demo",
+                "--nodes",
+                &nodes.to_string(),
+                "--http",
+                "127.0.0.1:0",
+                "--fresh",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("demo.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("spawning omnikv demo");
+        let stdout = child.stdout.take().unwrap();
+        let mut http = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("http://") {
+                http = Some(format!("http://{rest}"));
+                break;
+            }
+        }
+        Demo {
+            http: http.expect("demo printed its URL"),
+            child,
+            dir,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        call(ureq::get(&format!("{}{path}", self.http)), None)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        call(ureq::post(&format!("{}{path}", self.http)), Some(body))
+    }
+
+    pub fn cluster(&self) -> omnikv_core::control::ClusterView {
+        let (code, body) = self.get("/api/cluster");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.cluster().nodes.into_iter().map(|n| n.ws).collect()
+    }
+
+    /// Waits for a leader the launcher reports; returns it.
+    pub fn wait_leader(&self, timeout: Duration) -> NodeId {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.cluster().leader {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the demo as Ctrl-C does.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+fn call(req: ureq::Request, body: Option<&str>) -> (u16, String) {
+    let req = req.timeout(Duration::from_secs(10));
+    let result = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        None => req.call(),
+    };
+    match result {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("HTTP call failed: {e}"),
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,158 @@
+//! Replication basics on real node processes: any node serves any request, reads are
+//! linearizable by default, local reads come from the receiving node.
+
+use std::time::Duration;
+
+use omnikv_core::client::ReadMode;
+use omnikv_tests::Cluster;
+
+async fn put_get_delete_on(n: u64) {
+    let cluster = Cluster::start(n, &[]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let followers: Vec<_> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let (a, b) = (followers[0], followers[1]);
+
+    // Written through one follower, read linearizably through another.
+    let mut writer = cluster.client_of(&[a]);
+    let mut reader = cluster.client_of(&[b]);
+    writer.put("greeting", "hello").await.unwrap();
+    assert_eq!(
+        reader
+            .get("greeting", ReadMode::Linearizable)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("hello")
+    );
+    // Through the leader as well.
+    let mut via_leader = cluster.client_of(&[leader]);
+    assert_eq!(
+        via_leader
+            .get("greeting", ReadMode::Linearizable)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("hello")
+    );
+
+    writer.put("greeting", "again").await.unwrap();
+    assert_eq!(
+        reader
+            .get("greeting", ReadMode::Linearizable)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("again")
+    );
+
+    writer.delete("greeting").await.unwrap();
+    assert_eq!(
+        reader
+            .get("greeting", ReadMode::Linearizable)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        reader
+            .get("never-written", ReadMode::Linearizable)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A local read is served by the node itself; once it has applied the write it sees it.
+    writer.put("local", "v").await.unwrap();
+    let status = cluster.status(a).await.unwrap();
+    cluster
+        .wait_applied(&cluster.ids(), status.applied_idx, Duration::from_secs(5))
+        .await;
+    for id in cluster.ids() {
+        let mut c = cluster.client_of(&[id]);
+        assert_eq!(
+            c.get("local", ReadMode::Local).await.unwrap().as_deref(),
+            Some("v"),
+            "node {id}"
+        );
+    }
+    omnikv_tests::assert_identical(&[
+        cluster.dump(leader).await,
+        cluster.dump(a).await,
+        cluster.dump(b).await,
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_put_get_delete_and_local_reads() {
+    put_get_delete_on(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_put_get_delete_and_local_reads() {
+    put_get_delete_on(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_is_applied_once() {
+    use omnikv_core::client::{ClientOp, ClientRequest, ClientResponse};
+    use omnikv_core::RequestId;
+    use omnikv_node::client::Connection;
+
+    let cluster = Cluster::start(3, &[]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let t = Duration::from_secs(5);
+    let put = |seq, value: &str| ClientRequest {
+        id: RequestId { client: 77, seq },
+        op: ClientOp::Put {
+            key: "k".into(),
+            value: value.into(),
+        },
+    };
+    let mut c1 = Connection::open(&cluster.url(1), "client", t)
+        .await
+        .unwrap();
+    let mut c2 = Connection::open(&cluster.url(2), "client", t)
+        .await
+        .unwrap();
+    let mut other = cluster.client_of(&[3]);
+    // Request 1 writes "first"; another client overwrites; then request 1 arrives again (a
+    // retry through another node): it must not write "first" a second time.
+    assert!(matches!(
+        c1.request(&put(1, "first"), t).await.unwrap(),
+        ClientResponse::Ok { .. }
+    ));
+    other.put("k", "second").await.unwrap();
+    assert!(matches!(
+        c2.request(&put(1, "first"), t).await.unwrap(),
+        ClientResponse::Ok { .. }
+    ));
+    assert_eq!(
+        other
+            .get("k", ReadMode::Linearizable)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("second")
+    );
+    // The next request of the same client is applied normally.
+    assert!(matches!(
+        c2.request(&put(2, "third"), t).await.unwrap(),
+        ClientResponse::Ok { .. }
+    ));
+    assert_eq!(
+        other
+            .get("k", ReadMode::Linearizable)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("third")
+    );
+}
