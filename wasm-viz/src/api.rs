@@ -1,0 +1,131 @@
+//! Functions exported to JavaScript for the Node.js client (`web/omnikv.mjs`): decode frames and
+//! build requests with the core types, so JavaScript never hand-writes the wire format.
+//!
+//! Numbers cross as `f64` (exact below 2^53) so JavaScript needs no BigInt.
+
+use omnikv_core::{
+    client::ClientResponse,
+    control::{ClusterView, ProcessState},
+    decode_json,
+    event::EventEnvelope,
+    limits::CLIENT_FRAME_BYTES_MAX,
+};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::{client, describe};
+
+/// Largest event frame the page and the CLI accept (events carry at most a few hundred keys).
+pub const EVENT_FRAME_BYTES_MAX: usize = 1 << 20;
+/// Largest cluster view accepted.
+pub const CLUSTER_BYTES_MAX: usize = 1 << 20;
+
+pub fn decode_event(frame: &str) -> Result<EventEnvelope, String> {
+    decode_json(frame.as_bytes(), EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
+}
+
+pub fn decode_cluster(json: &str) -> Result<ClusterView, String> {
+    decode_json(json.as_bytes(), CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
+}
+
+/// One line describing an event frame (`watch`).
+#[wasm_bindgen(js_name = describeEvent)]
+pub fn describe_event(frame: &str) -> Result<String, JsError> {
+    decode_event(frame)
+        .map(|e| describe::event_line(&e))
+        .map_err(|e| JsError::new(&format!("bad event frame: {e}")))
+}
+
+/// The `/client` request frame for `op` ("put", "get", "delete"), validated against the limits.
+#[wasm_bindgen(js_name = clientRequest)]
+pub fn client_request(
+    client_id: f64,
+    seq: f64,
+    op: &str,
+    key: &str,
+    value: &str,
+    read: &str,
+) -> Result<String, JsError> {
+    let op = client::op_from_parts(op, key, value, read).map_err(|e| JsError::new(&e))?;
+    let request = omnikv_core::client::ClientRequest {
+        id: omnikv_core::RequestId {
+            client: client_id as u64,
+            seq: seq as u64,
+        },
+        op,
+    };
+    request
+        .validate()
+        .map_err(|e| JsError::new(&e.to_string()))?;
+    serde_json::to_string(&request).map_err(|e| JsError::new(&e.to_string()))
+}
+
+#[derive(Serialize)]
+struct Interpreted {
+    ok: bool,
+    /// The outcome is unknown: retry the same request on another node.
+    retry: bool,
+    /// The value read by a Get (`null` when absent or not a read).
+    value: Option<String>,
+    text: String,
+}
+
+/// Interprets a `/client` reply frame as JSON `{ok, retry, value, text}`.
+#[wasm_bindgen(js_name = interpretResponse)]
+pub fn interpret_response(frame: &str) -> Result<String, JsError> {
+    let response: ClientResponse = decode_json(frame.as_bytes(), CLIENT_FRAME_BYTES_MAX)
+        .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
+    let (ok, retry, value) = match &response {
+        ClientResponse::Ok { value, .. } => (true, false, value.clone()),
+        ClientResponse::Err { error, .. } => (
+            false,
+            matches!(
+                error,
+                omnikv_core::client::ClientError::Timeout { .. }
+                    | omnikv_core::client::ClientError::Unavailable { .. }
+            ),
+            None,
+        ),
+    };
+    let out = Interpreted {
+        ok,
+        retry,
+        value,
+        text: client::describe_response(&response),
+    };
+    serde_json::to_string(&out).map_err(|e| JsError::new(&e.to_string()))
+}
+
+#[derive(Serialize)]
+struct Target {
+    id: u64,
+    ws: String,
+}
+
+/// The nodes to send client requests to, as JSON `[{id, ws}]`: up nodes, leader first.
+#[wasm_bindgen(js_name = clientTargets)]
+pub fn client_targets(cluster_json: &str) -> Result<String, JsError> {
+    let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
+    let mut targets: Vec<Target> = view
+        .nodes
+        .iter()
+        .filter(|n| n.state == ProcessState::Up)
+        .map(|n| Target {
+            id: n.id,
+            ws: n.ws.clone(),
+        })
+        .collect();
+    targets.sort_by_key(|t| (Some(t.id) != view.leader, t.id));
+    serde_json::to_string(&targets).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// The event stream URL of node `node_id`.
+#[wasm_bindgen(js_name = eventsUrl)]
+pub fn events_url(cluster_json: &str, node_id: f64) -> Result<String, JsError> {
+    let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
+    view.nodes
+        .iter()
+        .find(|n| n.id == node_id as u64)
+        .map(|n| format!("{}/events", n.ws.trim_end_matches('/')))
+        .ok_or_else(|| JsError::new(&format!("no node {node_id} in the cluster")))
+}

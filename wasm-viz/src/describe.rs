@@ -1,0 +1,179 @@
+//! Short human-readable text for events, messages and commands: the page's inspector and log
+//! strip use it, and so does `omnikv.mjs watch`, so both describe an event the same way.
+
+use omnikv_core::{
+    client::{ClientOp, ReadMode},
+    event::{BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, RequestOutcome},
+    KVCommand,
+};
+
+pub fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::PrepareReq => "PrepareReq",
+        MessageKind::Prepare => "Prepare",
+        MessageKind::Promise => "Promise",
+        MessageKind::AcceptSync => "AcceptSync",
+        MessageKind::AcceptDecide => "AcceptDecide",
+        MessageKind::Accepted => "Accepted",
+        MessageKind::NotAccepted => "NotAccepted",
+        MessageKind::Decide => "Decide",
+        MessageKind::ProposalForward => "ProposalForward",
+        MessageKind::Compaction => "Compaction",
+        MessageKind::AcceptStopSign => "AcceptStopSign",
+        MessageKind::ForwardStopSign => "ForwardStopSign",
+        MessageKind::HeartbeatRequest => "HeartbeatRequest",
+        MessageKind::HeartbeatReply => "HeartbeatReply",
+    }
+}
+
+pub fn ballot(b: &BallotView) -> String {
+    format!("({}, {}, {})", b.n, b.priority, b.pid)
+}
+
+pub fn command(c: &KVCommand) -> String {
+    match c {
+        KVCommand::Put { key, value, .. } => format!("put {key}={value}"),
+        KVCommand::Delete { key, .. } => format!("delete {key}"),
+        KVCommand::Get { key, .. } => format!("get {key}"),
+    }
+}
+
+pub fn op(o: &ClientOp) -> String {
+    match o {
+        ClientOp::Put { key, value } => format!("put {key}={value}"),
+        ClientOp::Get {
+            key,
+            read: ReadMode::Linearizable,
+        } => format!("get {key}"),
+        ClientOp::Get {
+            key,
+            read: ReadMode::Local,
+        } => format!("get {key} (local)"),
+        ClientOp::Delete { key } => format!("delete {key}"),
+    }
+}
+
+pub fn outcome(o: &RequestOutcome) -> String {
+    match o {
+        RequestOutcome::Ok { value: Some(v) } => format!("ok {v}"),
+        RequestOutcome::Ok { value: None } => "ok".into(),
+        RequestOutcome::Err { error } => format!("error: {error}"),
+    }
+}
+
+/// The fields of a message, one `name: value` per line, for the inspector.
+pub fn message_fields(m: &MessageInfo) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("kind", kind_name(m.kind).to_string()),
+        ("from", m.from.to_string()),
+        ("to", m.to.to_string()),
+        ("msg_id", m.msg_id.to_string()),
+    ];
+    if let Some(b) = &m.ballot {
+        f.push(("ballot", ballot(b)));
+    }
+    if let Some(i) = m.decided_idx {
+        f.push(("decided_idx", i.to_string()));
+    }
+    if let Some(i) = m.accepted_idx {
+        f.push(("accepted_idx", i.to_string()));
+    }
+    if let Some(i) = m.sync_idx {
+        f.push(("sync_idx", i.to_string()));
+    }
+    if m.entry_count > 0 {
+        f.push(("entries", m.entry_count.to_string()));
+    }
+    if let Some(s) = m.snapshot {
+        f.push(("snapshot", format!("{s:?}").to_lowercase()));
+    }
+    f
+}
+
+fn message(m: &MessageInfo) -> String {
+    message_fields(m)
+        .into_iter()
+        .skip(1)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One line per event: `node=N seq=S type details`.
+pub fn event_line(env: &EventEnvelope) -> String {
+    let what = match &env.event {
+        NodeEvent::Status(s) => {
+            format!(
+            "status role={:?} leader={} ballot={} accepted={} decided={} applied={} compacted={}",
+            s.role,
+            s.leader.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            ballot(&s.ballot),
+            s.accepted_idx,
+            s.decided_idx,
+            s.applied_idx,
+            s.compacted_idx
+        )
+            .to_lowercase()
+        }
+        NodeEvent::MessageSent(m) => format!("sent {} {}", kind_name(m.kind), message(m)),
+        NodeEvent::MessageReceived(m) => format!("received {} {}", kind_name(m.kind), message(m)),
+        NodeEvent::EntriesAppended {
+            from_idx,
+            count,
+            commands,
+        } => format!(
+            "appended from={from_idx} count={count} [{}]",
+            commands_text(commands)
+        ),
+        NodeEvent::EntriesDecided { from_idx, to_idx } => {
+            format!("decided {from_idx}..{to_idx}")
+        }
+        NodeEvent::EntriesApplied {
+            from_idx,
+            count,
+            commands,
+            skipped_duplicates,
+        } => format!(
+            "applied from={from_idx} count={count} duplicates={skipped_duplicates} [{}]",
+            commands_text(commands)
+        ),
+        NodeEvent::SnapshotTaken {
+            compacted_idx,
+            key_count,
+            ..
+        } => format!("snapshot_taken compacted={compacted_idx} keys={key_count}"),
+        NodeEvent::SnapshotInstalled {
+            compacted_idx,
+            key_count,
+            ..
+        } => format!("snapshot_installed compacted={compacted_idx} keys={key_count}"),
+        NodeEvent::LeaderChanged { leader, ballot: b } => format!(
+            "leader_changed leader={} ballot={}",
+            leader.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            ballot(b)
+        ),
+        NodeEvent::LinkChanged { peer, connected } => {
+            format!("link_changed peer={peer} connected={connected}")
+        }
+        NodeEvent::ClientRequest { id, op: o } => {
+            format!("client_request {}/{} {}", id.client, id.seq, op(o))
+        }
+        NodeEvent::ClientReply {
+            id,
+            outcome: o,
+            latency_us,
+        } => format!(
+            "client_reply {}/{} {} latency={}us",
+            id.client,
+            id.seq,
+            outcome(o),
+            latency_us
+        ),
+        NodeEvent::Lagged { dropped } => format!("lagged dropped={dropped}"),
+    };
+    format!("node={} seq={} {}", env.node, env.seq, what)
+}
+
+fn commands_text(commands: &[KVCommand]) -> String {
+    commands.iter().map(command).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,21 @@
+//! OmniKV's live visualizer, compiled to WebAssembly for the page and for Node.js.
+//!
+//! The pure parts (model, reducer, timeline, client session, control requests, text) build and
+//! are tested on the host; only [`dom`] touches the browser, and only on wasm32. [`api`] exposes
+//! the decoding and request building to JavaScript so the Node.js client decodes with the same
+//! core types as the page.
+
+pub mod api;
+pub mod client;
+pub mod control;
+pub mod describe;
+pub mod model;
+pub mod reducer;
+pub mod timeline;
+
+#[cfg(target_arch = "wasm32")]
+mod dom;
+
+pub use model::ClusterModel;
+pub use reducer::Record;
+pub use timeline::Timeline;

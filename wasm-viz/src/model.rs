@@ -1,0 +1,250 @@
+//! The view model: everything the page draws, as plain data.
+//!
+//! It is built only by [`crate::reducer`] from recorded inputs, so the same model can be rebuilt
+//! at any point of a recording (scrubbing, replay) and compared in host tests. Every collection
+//! that grows with traffic is bounded here, by the constants below.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use omnikv_core::{
+    client::ClientOp,
+    control::{LinkView, ProcessState},
+    event::{BallotView, MessageInfo, PeerStatus, RequestOutcome, Role},
+    KVCommand, NodeId, RequestId,
+};
+use serde::{Deserialize, Serialize};
+
+/// Log entries kept per node (the newest); older ones are summarised by the indices.
+pub const LOG_WINDOW_ENTRIES: usize = 40;
+/// Messages remembered for animation and inspection, across all nodes.
+pub const MESSAGES_KEPT: usize = 400;
+/// Client requests kept in the request log.
+pub const CLIENT_ROWS_KEPT: usize = 100;
+/// Notices (dropped events, bad frames) kept.
+pub const NOTICES_KEPT: usize = 12;
+/// Keys kept per node table; beyond this the table says it is truncated.
+pub const KV_KEYS_MAX: usize = 2_000;
+/// Snapshot keys kept for display.
+pub const SNAPSHOT_KEYS_KEPT: usize = 32;
+
+/// What the page shows as a node's state (`data-state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    Up,
+    Down,
+    Paused,
+    /// Up again after being down, and not yet caught up with the decided log.
+    Recovering,
+    /// Not reported by the launcher yet.
+    Unknown,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Up => "up",
+            NodeState::Down => "down",
+            NodeState::Paused => "paused",
+            NodeState::Recovering => "recovering",
+            NodeState::Unknown => "unknown",
+        }
+    }
+}
+
+pub fn role_str(role: Option<Role>) -> &'static str {
+    match role {
+        Some(Role::Leader) => "leader",
+        Some(Role::Candidate) => "candidate",
+        Some(Role::Follower) => "follower",
+        None => "none",
+    }
+}
+
+/// A log entry's progress (`data-status`). Compacted entries are drawn as one snapshot block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryStatus {
+    Accepted,
+    Decided,
+    Applied,
+}
+
+impl EntryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Accepted => "accepted",
+            EntryStatus::Decided => "decided",
+            EntryStatus::Applied => "applied",
+        }
+    }
+}
+
+/// A value in a node's table; `None` when the key arrived in a snapshot whose values the event
+/// stream does not carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvCell {
+    pub value: Option<String>,
+    /// Log index that last wrote it, when known.
+    pub index: Option<u64>,
+}
+
+/// The compacted prefix of a node's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotBlock {
+    pub compacted_idx: u64,
+    pub key_count: u64,
+    pub keys: Vec<String>,
+    /// Received from the leader (catch-up) rather than taken locally.
+    pub installed: bool,
+    pub at_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeModel {
+    pub id: NodeId,
+    /// As the launcher reports it; `None` before the first cluster view.
+    pub process: Option<ProcessState>,
+    /// The page's event stream from this node is open.
+    pub stream_connected: bool,
+    pub role: Option<Role>,
+    pub leader: Option<NodeId>,
+    pub ballot: Option<BallotView>,
+    pub promise: Option<BallotView>,
+    pub accepted_idx: u64,
+    pub decided_idx: u64,
+    pub applied_idx: u64,
+    pub compacted_idx: u64,
+    /// The newest log entries by index; `None` when the event did not carry the command.
+    pub log: BTreeMap<u64, Option<KVCommand>>,
+    pub kv: BTreeMap<String, KvCell>,
+    /// Deduplication sessions, so the table applies retried requests once, as the node does.
+    pub sessions: BTreeMap<u64, u64>,
+    /// Log index up to which `kv` reflects the node's table.
+    pub kv_applied_idx: u64,
+    /// Some applied entries were not seen (stream joined late, truncated events, gaps).
+    pub kv_partial: bool,
+    pub snapshot: Option<SnapshotBlock>,
+    pub peers: BTreeMap<NodeId, PeerStatus>,
+    pub data_dir: String,
+    pub pid: Option<u32>,
+    pub started_at_ms: u64,
+    pub ws: String,
+    pub peer_addr: String,
+    pub last_seq: u64,
+    pub last_event_ms: u64,
+    /// While recovering: the decided index the node must reach to be caught up.
+    pub recovering_target_idx: Option<u64>,
+}
+
+impl NodeModel {
+    pub fn new(id: NodeId) -> NodeModel {
+        NodeModel {
+            id,
+            ..NodeModel::default()
+        }
+    }
+
+    pub fn state(&self) -> NodeState {
+        match self.process {
+            None => NodeState::Unknown,
+            Some(ProcessState::Down) => NodeState::Down,
+            Some(ProcessState::Paused) => NodeState::Paused,
+            Some(ProcessState::Up) if self.recovering_target_idx.is_some() => NodeState::Recovering,
+            Some(ProcessState::Up) => NodeState::Up,
+        }
+    }
+
+    /// The role to show: a dead process has none, whatever it said last.
+    pub fn shown_role(&self) -> Option<Role> {
+        match self.process {
+            Some(ProcessState::Down) => None,
+            _ => self.role,
+        }
+    }
+
+    pub fn entry_status(&self, index: u64) -> EntryStatus {
+        if index < self.applied_idx {
+            EntryStatus::Applied
+        } else if index < self.decided_idx {
+            EntryStatus::Decided
+        } else {
+            EntryStatus::Accepted
+        }
+    }
+}
+
+/// One OmniPaxos message, from its send (or receive, if the send was not seen).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub info: MessageInfo,
+    pub sent_ms: u64,
+    pub received_ms: Option<u64>,
+}
+
+/// One client request as the nodes reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRow {
+    pub id: RequestId,
+    pub op: ClientOp,
+    /// The node that received it last (retries move it).
+    pub node: NodeId,
+    pub attempts: u32,
+    pub sent_ms: u64,
+    pub outcome: Option<RequestOutcome>,
+    pub latency_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub at_ms: u64,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterModel {
+    pub nodes: BTreeMap<NodeId, NodeModel>,
+    /// The leader as the launcher last reported it.
+    pub leader: Option<NodeId>,
+    pub links: Vec<LinkView>,
+    pub messages: VecDeque<MessageView>,
+    pub client_log: VecDeque<ClientRow>,
+    pub notices: VecDeque<Notice>,
+    /// Time of the newest input applied.
+    pub now_ms: u64,
+    /// Bumped by every change, so the renderer can skip unchanged frames.
+    pub version: u64,
+}
+
+impl ClusterModel {
+    pub fn node_mut(&mut self, id: NodeId) -> &mut NodeModel {
+        self.nodes.entry(id).or_insert_with(|| NodeModel::new(id))
+    }
+
+    /// The leader to mark: the launcher's view, else the leader most live nodes name.
+    pub fn shown_leader(&self) -> Option<NodeId> {
+        if let Some(l) = self.leader {
+            if self.nodes.get(&l).and_then(|n| n.shown_role()) == Some(Role::Leader) {
+                return Some(l);
+            }
+        }
+        self.nodes
+            .values()
+            .find(|n| n.shown_role() == Some(Role::Leader))
+            .map(|n| n.id)
+            .or(self.leader)
+    }
+
+    pub fn link_connected(&self, a: NodeId, b: NodeId) -> Option<bool> {
+        self.links
+            .iter()
+            .find(|l| (l.a, l.b) == (a, b) || (l.a, l.b) == (b, a))
+            .map(|l| l.connected)
+    }
+
+    pub fn notice(&mut self, at_ms: u64, text: String) {
+        if self.notices.len() == NOTICES_KEPT {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(Notice { at_ms, text });
+        self.version += 1;
+    }
+}

@@ -1,0 +1,429 @@
+//! The reducer: one recorded input in, the view model updated. Pure and deterministic, so a
+//! recording replays to exactly the picture it produced live, and host tests can feed it event
+//! sequences and assert on leaders, logs, tables and snapshots.
+
+use omnikv_core::{
+    admin::NodeDump,
+    control::{ClusterView, ProcessState},
+    event::{EventEnvelope, NodeEvent, NodeStatus, Role},
+    snapshot::is_new_request,
+    KVCommand, NodeId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::*;
+
+/// One input to the model, as recorded on the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A frame from a node's `/events` stream.
+    Event(EventEnvelope),
+    /// A poll of the launcher's `/api/cluster`.
+    Cluster { at_ms: u64, view: ClusterView },
+    /// The page's event stream to a node opened or closed.
+    Stream {
+        at_ms: u64,
+        node: NodeId,
+        connected: bool,
+    },
+    /// A node's full state (`/admin` dump), used to seed its table when the page joins late.
+    Dump { at_ms: u64, dump: NodeDump },
+    /// Something the page wants kept in the record (bad frame, failed action).
+    Notice { at_ms: u64, text: String },
+}
+
+impl Record {
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Record::Event(e) => e.time_ms,
+            Record::Cluster { at_ms, .. }
+            | Record::Stream { at_ms, .. }
+            | Record::Dump { at_ms, .. }
+            | Record::Notice { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+impl ClusterModel {
+    pub fn apply(&mut self, record: &Record) {
+        self.version += 1;
+        self.now_ms = self.now_ms.max(record.at_ms());
+        match record {
+            Record::Event(env) => self.apply_event(env),
+            Record::Cluster { view, .. } => self.apply_cluster(view),
+            Record::Stream {
+                node, connected, ..
+            } => self.node_mut(*node).stream_connected = *connected,
+            Record::Dump { dump, .. } => self.apply_dump(dump),
+            Record::Notice { at_ms, text } => self.notice(*at_ms, text.clone()),
+        }
+    }
+
+    fn apply_cluster(&mut self, view: &ClusterView) {
+        self.leader = view.leader;
+        self.links = view.links.clone();
+        let max_decided = self
+            .nodes
+            .values()
+            .map(|n| n.decided_idx)
+            .max()
+            .unwrap_or(0);
+        for nv in &view.nodes {
+            let node = self.node_mut(nv.id);
+            let was = node.process;
+            node.process = Some(nv.state);
+            node.ws = nv.ws.clone();
+            node.data_dir = nv.data_dir.clone();
+            node.peer_addr = nv.peer_addr.clone();
+            node.pid = nv.pid;
+            if nv.role.is_some() {
+                node.role = nv.role;
+            }
+            if nv.ballot.is_some() {
+                node.ballot = nv.ballot;
+            }
+            match nv.state {
+                ProcessState::Up if was == Some(ProcessState::Down) => {
+                    node.recovering_target_idx = Some(max_decided);
+                    check_recovered(node);
+                }
+                ProcessState::Down => {
+                    node.recovering_target_idx = None;
+                    node.stream_connected = false;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn apply_event(&mut self, env: &EventEnvelope) {
+        let at_ms = env.time_ms;
+        let id = env.node;
+        {
+            let node = self.node_mut(id);
+            let last = node.last_seq;
+            node.last_seq = env.seq;
+            node.last_event_ms = at_ms;
+            if last != 0 && env.seq > last + 1 {
+                let missed = env.seq - last - 1;
+                self.notice(
+                    at_ms,
+                    format!("node {id}: {missed} events missed (sequence gap)"),
+                );
+                self.node_mut(id).kv_partial = true;
+            }
+        }
+        match &env.event {
+            NodeEvent::Status(s) => self.apply_status(id, s),
+            NodeEvent::MessageSent(info) => self.push_message(info.clone(), at_ms, None),
+            NodeEvent::MessageReceived(info) => {
+                let found = self
+                    .messages
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id);
+                match found {
+                    Some(m) => m.received_ms = Some(at_ms),
+                    None => self.push_message(info.clone(), at_ms, Some(at_ms)),
+                }
+            }
+            NodeEvent::EntriesAppended {
+                from_idx,
+                count,
+                commands,
+            } => {
+                let node = self.node_mut(id);
+                // An append at from_idx replaces whatever the log held from there on.
+                node.log.split_off(&*from_idx);
+                for i in 0..*count {
+                    node.log
+                        .insert(from_idx + i, commands.get(i as usize).cloned());
+                    trim_log(node);
+                }
+                node.accepted_idx = from_idx + count;
+                node.decided_idx = node.decided_idx.min(node.accepted_idx);
+            }
+            NodeEvent::EntriesDecided { to_idx, .. } => {
+                let node = self.node_mut(id);
+                node.decided_idx = *to_idx;
+                node.accepted_idx = node.accepted_idx.max(*to_idx);
+                check_recovered(node);
+            }
+            NodeEvent::EntriesApplied {
+                from_idx,
+                count,
+                commands,
+                ..
+            } => {
+                let node = self.node_mut(id);
+                if *from_idx > node.kv_applied_idx {
+                    node.kv_partial = true;
+                }
+                if (commands.len() as u64) < *count {
+                    node.kv_partial = true;
+                }
+                for (i, cmd) in commands.iter().enumerate() {
+                    let index = from_idx + i as u64;
+                    if let Some(slot) = node.log.get_mut(&index) {
+                        if slot.is_none() {
+                            *slot = Some(cmd.clone());
+                        }
+                    }
+                    if index >= node.kv_applied_idx {
+                        apply_to_table(node, cmd, index);
+                    }
+                }
+                node.kv_applied_idx = node.kv_applied_idx.max(from_idx + count);
+                node.applied_idx = node.applied_idx.max(from_idx + count);
+                node.decided_idx = node.decided_idx.max(node.applied_idx);
+                node.accepted_idx = node.accepted_idx.max(node.decided_idx);
+                check_recovered(node);
+            }
+            NodeEvent::SnapshotTaken {
+                compacted_idx,
+                keys,
+                key_count,
+            } => self.apply_snapshot(id, at_ms, *compacted_idx, keys, *key_count, false),
+            NodeEvent::SnapshotInstalled {
+                compacted_idx,
+                keys,
+                key_count,
+            } => self.apply_snapshot(id, at_ms, *compacted_idx, keys, *key_count, true),
+            NodeEvent::LeaderChanged { leader, ballot } => {
+                let node = self.node_mut(id);
+                node.leader = *leader;
+                node.ballot = Some(*ballot);
+                if *leader != Some(id) {
+                    node.role = Some(Role::Follower);
+                } else if node.role != Some(Role::Leader) {
+                    // Elected; it leads once the prepare phase ends (a status will say so).
+                    node.role = Some(Role::Candidate);
+                }
+            }
+            NodeEvent::LinkChanged { peer, connected } => {
+                let node = self.node_mut(id);
+                let p = node
+                    .peers
+                    .entry(*peer)
+                    .or_insert(omnikv_core::event::PeerStatus {
+                        id: *peer,
+                        connected: *connected,
+                        link_enabled: true,
+                    });
+                p.connected = *connected;
+            }
+            NodeEvent::ClientRequest { id: req, op } => {
+                if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == *req) {
+                    row.node = id;
+                    row.attempts += 1;
+                } else {
+                    if self.client_log.len() == CLIENT_ROWS_KEPT {
+                        self.client_log.pop_front();
+                    }
+                    self.client_log.push_back(ClientRow {
+                        id: *req,
+                        op: op.clone(),
+                        node: id,
+                        attempts: 1,
+                        sent_ms: at_ms,
+                        outcome: None,
+                        latency_us: None,
+                    });
+                }
+            }
+            NodeEvent::ClientReply {
+                id: req,
+                outcome,
+                latency_us,
+            } => {
+                if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == *req) {
+                    row.node = id;
+                    row.outcome = Some(outcome.clone());
+                    row.latency_us = Some(*latency_us);
+                }
+            }
+            NodeEvent::Lagged { dropped } => {
+                self.notice(
+                    at_ms,
+                    format!("node {id}: the page fell behind; {dropped} events skipped"),
+                );
+                self.node_mut(id).kv_partial = true;
+            }
+        }
+    }
+
+    fn apply_status(&mut self, id: NodeId, s: &NodeStatus) {
+        let node = self.node_mut(id);
+        if node.started_at_ms != 0 && s.started_at_ms != node.started_at_ms {
+            // A new process: whatever it missed while down it must catch up on.
+            node.last_seq = 0;
+        }
+        node.role = Some(s.role);
+        node.leader = s.leader;
+        node.ballot = Some(s.ballot);
+        node.promise = Some(s.promise);
+        node.accepted_idx = s.accepted_idx;
+        node.decided_idx = s.decided_idx;
+        node.applied_idx = s.applied_idx;
+        node.log.split_off(&s.accepted_idx);
+        if s.compacted_idx > node.compacted_idx {
+            node.compacted_idx = s.compacted_idx;
+            let block = node.snapshot.get_or_insert_with(SnapshotBlock::default);
+            block.compacted_idx = s.compacted_idx;
+            node.log = node.log.split_off(&s.compacted_idx);
+        }
+        node.peers = s.peers.iter().map(|p| (p.id, *p)).collect();
+        node.data_dir = s.data_dir.clone();
+        node.started_at_ms = s.started_at_ms;
+        node.pid = Some(s.pid);
+        if node.process.is_none() {
+            node.process = Some(ProcessState::Up);
+        }
+        if node.kv_applied_idx == 0 && node.kv.is_empty() && s.applied_idx > 0 {
+            // Joined after entries were applied: the table needs a dump to be complete.
+            node.kv_partial = true;
+        }
+        check_recovered(node);
+    }
+
+    fn apply_snapshot(
+        &mut self,
+        id: NodeId,
+        at_ms: u64,
+        compacted_idx: u64,
+        keys: &[String],
+        key_count: u64,
+        installed: bool,
+    ) {
+        let node = self.node_mut(id);
+        node.compacted_idx = node.compacted_idx.max(compacted_idx);
+        node.log = node.log.split_off(&compacted_idx);
+        node.snapshot = Some(SnapshotBlock {
+            compacted_idx,
+            key_count,
+            keys: keys.iter().take(SNAPSHOT_KEYS_KEPT).cloned().collect(),
+            installed,
+            at_ms,
+        });
+        if installed {
+            // The table was replaced; the stream names the keys but not their values.
+            node.kv.retain(|k, _| keys.contains(k));
+            for k in keys.iter().take(KV_KEYS_MAX) {
+                node.kv.entry(k.clone()).or_insert(KvCell {
+                    value: None,
+                    index: None,
+                });
+            }
+            if key_count > keys.len() as u64 {
+                node.kv_partial = true;
+            }
+            node.kv_applied_idx = node.kv_applied_idx.max(compacted_idx);
+            node.applied_idx = node.applied_idx.max(compacted_idx);
+            node.decided_idx = node.decided_idx.max(compacted_idx);
+            node.accepted_idx = node.accepted_idx.max(compacted_idx);
+            check_recovered(node);
+        }
+    }
+
+    fn apply_dump(&mut self, dump: &NodeDump) {
+        let node = self.node_mut(dump.id);
+        node.kv = dump
+            .kv
+            .iter()
+            .take(KV_KEYS_MAX)
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    KvCell {
+                        value: Some(v.clone()),
+                        index: None,
+                    },
+                )
+            })
+            .collect();
+        node.sessions = dump.sessions.clone();
+        node.kv_partial = dump.kv.len() > KV_KEYS_MAX;
+        node.kv_applied_idx = dump.applied_idx;
+        node.applied_idx = dump.applied_idx;
+        node.decided_idx = dump.decided_idx;
+        node.accepted_idx = node.accepted_idx.max(dump.decided_idx);
+        node.compacted_idx = dump.compacted_idx;
+        if dump.compacted_idx > 0 {
+            let block = node.snapshot.get_or_insert_with(SnapshotBlock::default);
+            block.compacted_idx = dump.compacted_idx;
+            if let Some(s) = &dump.snapshot {
+                block.key_count = s.snapshotted.len() as u64;
+                block.keys = s
+                    .snapshotted
+                    .keys()
+                    .take(SNAPSHOT_KEYS_KEPT)
+                    .cloned()
+                    .collect();
+            }
+        }
+        let mut log = node.log.split_off(&dump.compacted_idx);
+        for (i, cmd) in dump.decided_suffix.iter().enumerate() {
+            log.insert(dump.compacted_idx + i as u64, Some(cmd.clone()));
+        }
+        node.log = log;
+        trim_log(node);
+        check_recovered(node);
+    }
+
+    fn push_message(
+        &mut self,
+        info: omnikv_core::event::MessageInfo,
+        sent_ms: u64,
+        received_ms: Option<u64>,
+    ) {
+        if self.messages.len() == MESSAGES_KEPT {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(MessageView {
+            info,
+            sent_ms,
+            received_ms,
+        });
+    }
+}
+
+fn trim_log(node: &mut NodeModel) {
+    while node.log.len() > LOG_WINDOW_ENTRIES {
+        node.log.pop_first();
+    }
+}
+
+fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand, index: u64) {
+    let Some(value) = cmd.mutation() else { return };
+    if !is_new_request(&node.sessions, cmd.id()) {
+        return;
+    }
+    node.sessions.insert(cmd.id().client, cmd.id().seq);
+    match value {
+        Some(v) => {
+            if node.kv.len() >= KV_KEYS_MAX && !node.kv.contains_key(cmd.key()) {
+                node.kv_partial = true;
+                return;
+            }
+            node.kv.insert(
+                cmd.key().to_owned(),
+                KvCell {
+                    value: Some(v.to_owned()),
+                    index: Some(index),
+                },
+            );
+        }
+        None => {
+            node.kv.remove(cmd.key());
+        }
+    }
+}
+
+fn check_recovered(node: &mut NodeModel) {
+    if let Some(target) = node.recovering_target_idx {
+        if node.decided_idx >= target && node.applied_idx >= target {
+            node.recovering_target_idx = None;
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The recording: every input the page received, bounded, with a cursor to look back.
+//!
+//! The live model is always up to date. Looking back (pause, step, scrub, replay) rebuilds the
+//! model at the cursor from the nearest checkpoint, so scrubbing costs at most
+//! [`CHECKPOINT_EVERY`] reductions. When the recording is full the oldest inputs are folded into
+//! the base model and counted, so the page can say how much history was dropped.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{model::ClusterModel, reducer::Record};
+
+/// Inputs kept by default (a few minutes of a busy 3-node cluster).
+pub const RECORDS_CAP: usize = 20_000;
+/// A model copy is kept every this many inputs, to bound the cost of a seek.
+pub const CHECKPOINT_EVERY: u64 = 500;
+/// Replay speeds offered, slowest first.
+pub const SPEEDS: [f64; 4] = [0.1, 0.25, 0.5, 1.0];
+/// Format tag of exported traces.
+pub const TRACE_FORMAT: &str = "omnikv-trace";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Live,
+    /// Frozen at `cursor` (number of inputs applied since the start of the recording).
+    Paused,
+    /// Playing the recording forward at `speed` times real time.
+    Replay {
+        speed: f64,
+    },
+}
+
+pub struct Timeline {
+    cap: usize,
+    records: VecDeque<Record>,
+    /// The model before `records[0]`.
+    base: ClusterModel,
+    /// Absolute position of `records[0]`: how many inputs were folded into `base`.
+    first_pos: u64,
+    checkpoints: VecDeque<(u64, ClusterModel)>,
+    live: ClusterModel,
+    mode: Mode,
+    cursor: u64,
+    /// The model at `cursor` while looking back.
+    view: Option<(u64, ClusterModel)>,
+    /// Replay clock in event time.
+    replay_clock_ms: f64,
+}
+
+/// The exported form of a recording.
+#[derive(Serialize, Deserialize)]
+pub struct Trace {
+    pub format: String,
+    pub version: u32,
+    /// Inputs dropped before the first one kept.
+    pub dropped: u64,
+    pub base: ClusterModel,
+    pub records: Vec<Record>,
+}
+
+impl Timeline {
+    pub fn new(cap: usize) -> Timeline {
+        Timeline {
+            cap: cap.max(1),
+            records: VecDeque::new(),
+            base: ClusterModel::default(),
+            first_pos: 0,
+            checkpoints: VecDeque::new(),
+            live: ClusterModel::default(),
+            mode: Mode::Live,
+            cursor: 0,
+            view: None,
+            replay_clock_ms: 0.0,
+        }
+    }
+
+    /// Records an input and applies it to the live model.
+    pub fn push(&mut self, record: Record) {
+        self.live.apply(&record);
+        self.records.push_back(record);
+        if self.records.len() > self.cap {
+            if let Some(old) = self.records.pop_front() {
+                self.base.apply(&old);
+                self.first_pos += 1;
+            }
+            while self
+                .checkpoints
+                .front()
+                .is_some_and(|(p, _)| *p < self.first_pos)
+            {
+                self.checkpoints.pop_front();
+            }
+            if self.cursor < self.first_pos {
+                self.cursor = self.first_pos;
+                self.view = None;
+            }
+        }
+        let end = self.end();
+        if end % CHECKPOINT_EVERY == 0 {
+            self.checkpoints.push_back((end, self.live.clone()));
+        }
+        if self.mode == Mode::Live {
+            self.cursor = end;
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    pub fn dropped(&self) -> u64 {
+        self.first_pos
+    }
+    pub fn start(&self) -> u64 {
+        self.first_pos
+    }
+    pub fn end(&self) -> u64 {
+        self.first_pos + self.records.len() as u64
+    }
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+    pub fn live_model(&self) -> &ClusterModel {
+        &self.live
+    }
+
+    /// Time of the input at absolute position `pos` (the last applied before it).
+    pub fn time_at(&self, pos: u64) -> Option<u64> {
+        let i = pos.checked_sub(self.first_pos)?.checked_sub(1)?;
+        self.records.get(i as usize).map(Record::at_ms)
+    }
+
+    /// The model to draw.
+    pub fn model(&mut self) -> &ClusterModel {
+        if self.mode == Mode::Live {
+            return &self.live;
+        }
+        self.ensure_view();
+        match &self.view {
+            Some((_, m)) => m,
+            None => &self.live,
+        }
+    }
+
+    /// The time the picture shows, for animations: `None` in live mode (use the wall clock).
+    pub fn view_time_ms(&self) -> Option<f64> {
+        match self.mode {
+            Mode::Live => None,
+            Mode::Paused => Some(self.time_at(self.cursor).unwrap_or(0) as f64),
+            Mode::Replay { .. } => Some(self.replay_clock_ms),
+        }
+    }
+
+    pub fn pause(&mut self) {
+        if self.mode == Mode::Live {
+            self.cursor = self.end();
+        }
+        self.mode = Mode::Paused;
+    }
+
+    pub fn go_live(&mut self) {
+        self.mode = Mode::Live;
+        self.cursor = self.end();
+        self.view = None;
+    }
+
+    /// Moves the cursor by one input (pausing first).
+    pub fn step(&mut self, forward: bool) {
+        self.pause();
+        let to = if forward {
+            self.cursor.saturating_add(1)
+        } else {
+            self.cursor.saturating_sub(1)
+        };
+        self.seek(to);
+    }
+
+    /// Puts the cursor at absolute position `pos` (clamped), pausing.
+    pub fn seek(&mut self, pos: u64) {
+        if self.mode == Mode::Live {
+            self.mode = Mode::Paused;
+        }
+        self.cursor = pos.clamp(self.start(), self.end());
+        self.replay_clock_ms = self.time_at(self.cursor).unwrap_or(0) as f64;
+    }
+
+    /// Plays from the cursor at `speed` times real time.
+    pub fn replay(&mut self, speed: f64) {
+        if self.mode == Mode::Live {
+            self.cursor = self.start();
+        }
+        self.replay_clock_ms = self
+            .time_at(self.cursor)
+            .or_else(|| self.records.front().map(Record::at_ms))
+            .unwrap_or(0) as f64;
+        self.mode = Mode::Replay {
+            speed: speed.clamp(0.01, 1.0),
+        };
+    }
+
+    /// Advances a replay by `wall_dt_ms` of real time; goes live when it catches up.
+    pub fn tick(&mut self, wall_dt_ms: f64) {
+        let Mode::Replay { speed } = self.mode else {
+            return;
+        };
+        self.replay_clock_ms += wall_dt_ms.clamp(0.0, 1_000.0) * speed;
+        while self.cursor < self.end() {
+            let i = (self.cursor - self.first_pos) as usize;
+            match self.records.get(i) {
+                Some(r) if (r.at_ms() as f64) <= self.replay_clock_ms => self.cursor += 1,
+                _ => break,
+            }
+        }
+        if self.cursor >= self.end() {
+            self.go_live();
+        }
+    }
+
+    fn ensure_view(&mut self) {
+        let cursor = self.cursor;
+        if let Some((pos, model)) = &mut self.view {
+            if *pos <= cursor {
+                for i in *pos..cursor {
+                    if let Some(r) = self.records.get((i - self.first_pos) as usize) {
+                        model.apply(r);
+                    }
+                }
+                *pos = cursor;
+                return;
+            }
+        }
+        let (mut pos, mut model) = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|(p, _)| *p <= cursor && *p >= self.first_pos)
+            .map(|(p, m)| (*p, m.clone()))
+            .unwrap_or_else(|| (self.first_pos, self.base.clone()));
+        while pos < cursor {
+            if let Some(r) = self.records.get((pos - self.first_pos) as usize) {
+                model.apply(r);
+            }
+            pos += 1;
+        }
+        self.view = Some((cursor, model));
+    }
+
+    pub fn export(&self) -> Trace {
+        Trace {
+            format: TRACE_FORMAT.into(),
+            version: 1,
+            dropped: self.first_pos,
+            base: self.base.clone(),
+            records: self.records.iter().cloned().collect(),
+        }
+    }
+
+    /// A paused timeline holding an imported trace, cursor at its start.
+    pub fn import(trace: Trace, cap: usize) -> Result<Timeline, String> {
+        if trace.format != TRACE_FORMAT || trace.version != 1 {
+            return Err(format!(
+                "not an OmniKV trace (format {:?} version {})",
+                trace.format, trace.version
+            ));
+        }
+        let mut t = Timeline::new(cap.max(trace.records.len()));
+        t.base = trace.base.clone();
+        t.live = trace.base;
+        t.first_pos = trace.dropped;
+        t.cursor = trace.dropped;
+        for r in trace.records {
+            t.push(r);
+        }
+        t.mode = Mode::Paused;
+        t.seek(t.start());
+        Ok(t)
+    }
+}

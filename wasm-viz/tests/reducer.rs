@@ -1,0 +1,376 @@
+//! Host tests: recorded event sequences (in their wire JSON form) fed through the reducer and
+//! the timeline, asserting what the page would show.
+
+use omnikv_core::{
+    client::{ClientError, ClientOp, ClientResponse},
+    control::ProcessState,
+    event::Role,
+    RequestId,
+};
+use omnikv_viz::{
+    client::{ClientSession, Step},
+    model::{EntryStatus, NodeState, LOG_WINDOW_ENTRIES},
+    timeline::Mode,
+    ClusterModel, Record, Timeline,
+};
+
+fn ev(json: &str) -> Record {
+    Record::Event(serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
+}
+
+fn status(
+    node: u64,
+    seq: u64,
+    role: &str,
+    leader: u64,
+    n: u32,
+    acc: u64,
+    dec: u64,
+    comp: u64,
+) -> Record {
+    ev(&format!(
+        r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"type":"status","id":{node},"role":"{role}","leader":{leader},
+        "ballot":{{"n":{n},"priority":0,"pid":{leader}}},"promise":{{"n":{n},"priority":0,"pid":{leader}}},
+        "accepted_idx":{acc},"decided_idx":{dec},"compacted_idx":{comp},"applied_idx":{dec},
+        "peers":[],"data_dir":"/tmp/n{node}","started_at_ms":{start},"pid":{pid}}}}}"#,
+        t = 1000 + seq,
+        start = 1 + leader * 0,
+        pid = 100 + node
+    ))
+}
+
+fn cluster(at_ms: u64, leader: Option<u64>, states: &[(u64, &str)]) -> Record {
+    let nodes: Vec<String> = states
+        .iter()
+        .map(|(id, st)| {
+            format!(
+                r#"{{"id":{id},"state":"{st}","role":null,"ballot":null,"ws":"ws://127.0.0.1:{p}","pid":null,"data_dir":"/d/{id}","peer_addr":"127.0.0.1:{q}"}}"#,
+                p = 9000 + id,
+                q = 9100 + id
+            )
+        })
+        .collect();
+    let leader = leader.map(|l| l.to_string()).unwrap_or("null".into());
+    Record::Cluster {
+        at_ms,
+        view: serde_json::from_str(&format!(
+            r#"{{"leader":{leader},"nodes":[{}],"links":[{{"a":1,"b":2,"connected":true}}]}}"#,
+            nodes.join(",")
+        ))
+        .unwrap(),
+    }
+}
+
+fn put_on(node: u64, seq: u64, idx: u64, client_seq: u64, key: &str, value: &str) -> Vec<Record> {
+    let cmd = format!(
+        r#"{{"type":"put","id":{{"client":7,"seq":{client_seq}}},"key":"{key}","value":"{value}"}}"#
+    );
+    vec![
+        ev(&format!(
+            r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"type":"entries_appended","from_idx":{idx},"count":1,"commands":[{cmd}]}}}}"#,
+            t = 2000 + seq
+        )),
+        ev(&format!(
+            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"type":"entries_decided","from_idx":{idx},"to_idx":{to}}}}}"#,
+            s = seq + 1,
+            t = 2001 + seq,
+            to = idx + 1
+        )),
+        ev(&format!(
+            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"type":"entries_applied","from_idx":{idx},"count":1,"commands":[{cmd}],"skipped_duplicates":0}}}}"#,
+            s = seq + 2,
+            t = 2002 + seq
+        )),
+    ]
+}
+
+fn three_node_cluster_with_one_put() -> Vec<Record> {
+    let mut r = vec![cluster(900, Some(1), &[(1, "up"), (2, "up"), (3, "up")])];
+    r.push(status(1, 1, "leader", 1, 1, 0, 0, 0));
+    r.push(status(2, 1, "follower", 1, 1, 0, 0, 0));
+    r.push(status(3, 1, "follower", 1, 1, 0, 0, 0));
+    for n in 1..=3 {
+        r.extend(put_on(n, 2, 0, 1, "color", "blue"));
+    }
+    r
+}
+
+fn apply_all(records: &[Record]) -> ClusterModel {
+    let mut m = ClusterModel::default();
+    for r in records {
+        m.apply(r);
+    }
+    m
+}
+
+#[test]
+fn a_put_reaches_every_table_and_the_leader_is_marked() {
+    let m = apply_all(&three_node_cluster_with_one_put());
+    assert_eq!(m.shown_leader(), Some(1));
+    for id in 1..=3 {
+        let n = &m.nodes[&id];
+        assert_eq!(n.state(), NodeState::Up);
+        assert_eq!(n.kv["color"].value.as_deref(), Some("blue"), "node {id}");
+        assert_eq!(n.kv["color"].index, Some(0));
+        assert_eq!(n.entry_status(0), EntryStatus::Applied);
+        assert_eq!(n.log.len(), 1);
+        assert!(!n.kv_partial, "node {id} saw every applied entry");
+    }
+    assert_eq!(m.nodes[&2].shown_role(), Some(Role::Follower));
+}
+
+#[test]
+fn a_killed_leader_loses_its_role_and_a_restarted_node_recovers() {
+    let mut r = three_node_cluster_with_one_put();
+    r.push(cluster(3000, Some(1), &[(1, "down"), (2, "up"), (3, "up")]));
+    r.push(ev(
+        r#"{"node":2,"seq":5,"time_ms":3100,"event":{"type":"leader_changed","leader":2,"ballot":{"n":2,"priority":0,"pid":2}}}"#,
+    ));
+    r.push(status(2, 6, "leader", 2, 2, 1, 1, 0));
+    r.extend(put_on(2, 7, 1, 2, "size", "L"));
+    r.push(cluster(3500, Some(2), &[(1, "down"), (2, "up"), (3, "up")]));
+    let m = apply_all(&r);
+    assert_eq!(m.nodes[&1].state(), NodeState::Down);
+    assert_eq!(m.nodes[&1].shown_role(), None);
+    assert_eq!(m.shown_leader(), Some(2));
+    assert_eq!(m.nodes[&2].ballot.unwrap().n, 2);
+
+    // Restart: node 1 comes back behind (decided 1, the cluster is at 2) and catches up.
+    r.push(cluster(4000, Some(2), &[(1, "up"), (2, "up"), (3, "up")]));
+    let m = apply_all(&r);
+    assert_eq!(m.nodes[&1].state(), NodeState::Recovering);
+    r.push(ev(
+        r#"{"node":1,"seq":1,"time_ms":4100,"event":{"type":"leader_changed","leader":2,"ballot":{"n":2,"priority":0,"pid":2}}}"#,
+    ));
+    r.extend(put_on(1, 2, 1, 2, "size", "L"));
+    let m = apply_all(&r);
+    let n1 = &m.nodes[&1];
+    assert_eq!(n1.state(), NodeState::Up);
+    assert_eq!(n1.shown_role(), Some(Role::Follower));
+    assert_eq!(n1.kv["size"].value.as_deref(), Some("L"));
+    assert_eq!(n1.kv["color"].value.as_deref(), Some("blue"));
+    assert_eq!(m.nodes[&1].process, Some(ProcessState::Up));
+}
+
+#[test]
+fn snapshots_compact_the_log_and_install_replaces_the_table() {
+    let mut r = three_node_cluster_with_one_put();
+    r.extend(put_on(1, 5, 1, 2, "shape", "round"));
+    r.push(ev(
+        r#"{"node":1,"seq":8,"time_ms":5000,"event":{"type":"snapshot_taken","compacted_idx":2,"keys":["color","shape"],"key_count":2}}"#,
+    ));
+    r.push(ev(
+        r#"{"node":3,"seq":5,"time_ms":5001,"event":{"type":"snapshot_installed","compacted_idx":2,"keys":["shape","tree"],"key_count":2}}"#,
+    ));
+    let m = apply_all(&r);
+    let n1 = &m.nodes[&1];
+    assert_eq!(n1.compacted_idx, 2);
+    assert!(n1.log.is_empty(), "compacted entries leave the strip");
+    let block = n1.snapshot.as_ref().unwrap();
+    assert_eq!(
+        (block.compacted_idx, block.key_count, block.installed),
+        (2, 2, false)
+    );
+    assert_eq!(n1.kv["shape"].value.as_deref(), Some("round"));
+
+    let n3 = &m.nodes[&3];
+    assert!(n3.snapshot.as_ref().unwrap().installed);
+    assert!(
+        !n3.kv.contains_key("color"),
+        "keys not in the installed snapshot are gone"
+    );
+    assert_eq!(
+        n3.kv["tree"].value, None,
+        "values of installed keys are unknown"
+    );
+    assert_eq!(n3.applied_idx, 2);
+}
+
+#[test]
+fn appends_overwrite_the_suffix_and_the_window_is_bounded() {
+    let mut r = vec![status(1, 1, "follower", 2, 1, 0, 0, 0)];
+    let cmds: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"type":"delete","id":{{"client":1,"seq":{}}},"key":"k{i}"}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    r.push(ev(&format!(
+        r#"{{"node":1,"seq":2,"time_ms":1,"event":{{"type":"entries_appended","from_idx":0,"count":100,"commands":[{}]}}}}"#,
+        cmds.join(",")
+    )));
+    r.push(ev(
+        r#"{"node":1,"seq":3,"time_ms":2,"event":{"type":"entries_appended","from_idx":90,"count":1,"commands":[]}}"#,
+    ));
+    let m = apply_all(&r);
+    let n = &m.nodes[&1];
+    assert_eq!(n.accepted_idx, 91);
+    assert!(n.log.len() <= LOG_WINDOW_ENTRIES);
+    assert_eq!(n.log.keys().next_back(), Some(&90));
+    assert_eq!(
+        n.log[&90], None,
+        "a truncated event leaves the command unknown"
+    );
+}
+
+#[test]
+fn retried_duplicates_apply_once_and_gaps_are_noticed() {
+    let mut r = vec![status(1, 1, "leader", 1, 1, 0, 0, 0)];
+    r.extend(put_on(1, 2, 0, 5, "k", "old"));
+    r.push(ev(
+        r#"{"node":1,"seq":5,"time_ms":3000,"event":{"type":"entries_applied","from_idx":1,"count":2,"commands":[
+        {"type":"put","id":{"client":8,"seq":1},"key":"k","value":"new"},
+        {"type":"put","id":{"client":7,"seq":5},"key":"k","value":"old"}],"skipped_duplicates":1}}"#,
+    ));
+    r.push(ev(
+        r#"{"node":1,"seq":9,"time_ms":3001,"event":{"type":"lagged","dropped":3}}"#,
+    ));
+    let m = apply_all(&r);
+    assert_eq!(m.nodes[&1].kv["k"].value.as_deref(), Some("new"));
+    assert_eq!(m.notices.len(), 2, "{:?}", m.notices);
+    assert!(m.nodes[&1].kv_partial);
+}
+
+#[test]
+fn messages_are_matched_and_bounded() {
+    let mut r = Vec::new();
+    for i in 0..1000u64 {
+        let info = format!(
+            r#"{{"msg_id":{i},"from":1,"to":2,"kind":"AcceptDecide","ballot":{{"n":1,"priority":0,"pid":1}},"decided_idx":3,"accepted_idx":null,"sync_idx":null,"entry_count":1,"snapshot":null}}"#
+        );
+        r.push(ev(&format!(
+            r#"{{"node":1,"seq":{},"time_ms":{},"event":{{"type":"message_sent",{}}}}}"#,
+            i + 1,
+            10 * i,
+            &info[1..info.len() - 1]
+        )));
+        r.push(ev(&format!(
+            r#"{{"node":2,"seq":{},"time_ms":{},"event":{{"type":"message_received",{}}}}}"#,
+            i + 1,
+            10 * i + 1,
+            &info[1..info.len() - 1]
+        )));
+    }
+    let m = apply_all(&r);
+    assert_eq!(m.messages.len(), omnikv_viz::model::MESSAGES_KEPT);
+    assert!(m
+        .messages
+        .iter()
+        .all(|msg| msg.received_ms == Some(msg.sent_ms + 1)));
+}
+
+#[test]
+fn the_timeline_drops_old_inputs_and_rebuilds_any_point() {
+    let records = three_node_cluster_with_one_put();
+    let mut t = Timeline::new(5);
+    for r in &records {
+        t.push(r.clone());
+    }
+    assert_eq!(t.len(), 5);
+    assert_eq!(t.dropped(), records.len() as u64 - 5);
+    let live = t.live_model().clone();
+    assert_eq!(live, apply_all(&records));
+
+    // Step back one input: the last applied event of node 3 is undone.
+    t.step(false);
+    assert_eq!(t.mode(), Mode::Paused);
+    assert_eq!(t.model(), &apply_all(&records[..records.len() - 1]));
+    t.seek(t.start());
+    assert_eq!(t.model(), &apply_all(&records[..records.len() - 5]));
+    t.step(true);
+    assert_eq!(t.model(), &apply_all(&records[..records.len() - 4]));
+
+    // New input while paused: the picture stays, the live model moves.
+    t.push(status(2, 9, "follower", 1, 1, 1, 1, 0));
+    assert_eq!(t.model(), &apply_all(&records[..records.len() - 4]));
+    assert_ne!(t.live_model(), &live);
+
+    // Replay catches up and goes live.
+    t.replay(1.0);
+    for _ in 0..100 {
+        t.tick(100.0);
+    }
+    assert_eq!(t.mode(), Mode::Live);
+    let live = t.live_model().clone();
+    assert_eq!(t.model(), &live);
+}
+
+#[test]
+fn a_trace_exports_and_imports() {
+    let records = three_node_cluster_with_one_put();
+    let mut t = Timeline::new(4);
+    for r in &records {
+        t.push(r.clone());
+    }
+    let json = serde_json::to_string(&t.export()).unwrap();
+    let mut back = Timeline::import(serde_json::from_str(&json).unwrap(), 100).unwrap();
+    assert_eq!(back.mode(), Mode::Paused);
+    assert_eq!((back.start(), back.end()), (t.start(), t.end()));
+    back.seek(back.end());
+    assert_eq!(back.model(), t.live_model());
+    assert!(Timeline::import(
+        serde_json::from_str(&json.replace("omnikv-trace", "x")).unwrap(),
+        1
+    )
+    .is_err());
+}
+
+#[test]
+fn the_client_session_retries_with_the_same_id_and_numbers_new_requests() {
+    let mut s = ClientSession::new(42);
+    let put = ClientOp::Put {
+        key: "k".into(),
+        value: "v".into(),
+    };
+    let r1 = s.begin(put.clone()).unwrap();
+    assert_eq!(r1.id, RequestId { client: 42, seq: 1 });
+    assert!(s.begin(put.clone()).is_err(), "one request at a time");
+    let timeout = ClientResponse::Err {
+        id: Some(r1.id),
+        error: ClientError::Timeout { timeout_ms: 5 },
+    };
+    assert_eq!(s.on_response(&timeout), Step::Retry(r1.clone()));
+    assert_eq!(s.on_lost("closed"), Step::Retry(r1.clone()));
+    let other = ClientResponse::Ok {
+        id: RequestId { client: 1, seq: 1 },
+        value: None,
+        node: 1,
+        index: None,
+    };
+    assert_eq!(s.on_response(&other), Step::Ignore);
+    let ok = ClientResponse::Ok {
+        id: r1.id,
+        value: None,
+        node: 2,
+        index: Some(4),
+    };
+    assert!(matches!(s.on_response(&ok), Step::Done { ok: true, .. }));
+    let r2 = s.begin(put).unwrap();
+    assert_eq!(r2.id.seq, 2);
+    for _ in 0..3 {
+        assert!(matches!(s.on_lost("closed"), Step::Retry(_)));
+    }
+    assert!(matches!(s.on_lost("closed"), Step::Done { ok: false, .. }));
+    assert!(
+        s.begin(ClientOp::Delete { key: String::new() }).is_err(),
+        "empty keys are refused"
+    );
+}
+
+#[test]
+fn event_lines_describe_every_frame() {
+    for r in three_node_cluster_with_one_put() {
+        if let Record::Event(e) = r {
+            let json = serde_json::to_string(&e).unwrap();
+            let line =
+                omnikv_viz::describe::event_line(&omnikv_viz::api::decode_event(&json).unwrap());
+            assert!(
+                line.starts_with(&format!("node={} seq={}", e.node, e.seq)),
+                "{line}"
+            );
+        }
+    }
+    assert!(omnikv_viz::api::decode_event("{\"node\":1}").is_err());
+}
