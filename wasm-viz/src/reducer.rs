@@ -255,9 +255,14 @@ impl ClusterModel {
 
     fn apply_status(&mut self, id: NodeId, s: &NodeStatus) {
         let node = self.node_mut(id);
-        if node.started_at_ms != 0 && s.started_at_ms != node.started_at_ms {
-            // A new process: whatever it missed while down it must catch up on.
-            node.last_seq = 0;
+        let new_process = node.started_at_ms != s.started_at_ms;
+        if new_process && s.applied_idx > node.kv_applied_idx {
+            // A (re)started process applied entries from disk or a snapshot this stream never
+            // showed: its table is only known after a dump.
+            node.kv_partial = true;
+        }
+        if s.compacted_idx > node.kv_applied_idx {
+            node.kv_partial = true;
         }
         node.role = Some(s.role);
         node.leader = s.leader;
@@ -279,10 +284,6 @@ impl ClusterModel {
         node.pid = Some(s.pid);
         if node.process.is_none() {
             node.process = Some(ProcessState::Up);
-        }
-        if node.kv_applied_idx == 0 && node.kv.is_empty() && s.applied_idx > 0 {
-            // Joined after entries were applied: the table needs a dump to be complete.
-            node.kv_partial = true;
         }
         check_recovered(node);
     }
@@ -315,9 +316,8 @@ impl ClusterModel {
                     index: None,
                 });
             }
-            if key_count > keys.len() as u64 {
-                node.kv_partial = true;
-            }
+            // Values are only known again after a dump.
+            node.kv_partial = true;
             node.kv_applied_idx = node.kv_applied_idx.max(compacted_idx);
             node.applied_idx = node.applied_idx.max(compacted_idx);
             node.decided_idx = node.decided_idx.max(compacted_idx);

@@ -146,6 +146,7 @@ fn a_killed_leader_loses_its_role_and_a_restarted_node_recovers() {
     let m = apply_all(&r);
     let n1 = &m.nodes[&1];
     assert_eq!(n1.state(), NodeState::Up);
+    assert!(!n1.kv_partial, "every entry it applied was seen");
     assert_eq!(n1.shown_role(), Some(Role::Follower));
     assert_eq!(n1.kv["size"].value.as_deref(), Some("L"));
     assert_eq!(n1.kv["color"].value.as_deref(), Some("blue"));
@@ -184,6 +185,7 @@ fn snapshots_compact_the_log_and_install_replaces_the_table() {
         "values of installed keys are unknown"
     );
     assert_eq!(n3.applied_idx, 2);
+    assert!(n3.kv_partial, "an installed snapshot asks for a dump");
 }
 
 #[test]
@@ -373,4 +375,25 @@ fn event_lines_describe_every_frame() {
         }
     }
     assert!(omnikv_viz::api::decode_event("{\"node\":1}").is_err());
+}
+
+#[test]
+fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() {
+    let mut r = three_node_cluster_with_one_put();
+    // Node 3 comes back as a new process already at index 2 via a snapshot it never announced.
+    r.push(ev(&serde_json::to_string(
+        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{
+        "type":"status","id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
+        "promise":{"n":2,"priority":0,"pid":2},"accepted_idx":2,"decided_idx":2,"compacted_idx":2,
+        "applied_idx":2,"peers":[],"data_dir":"/d/3","started_at_ms":5999,"pid":9}}),
+    )
+    .unwrap()));
+    assert!(apply_all(&r).nodes[&3].kv_partial);
+    r.push(Record::Dump { at_ms: 6001, dump: serde_json::from_value(serde_json::json!({
+        "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
+        "kv":{"color":"blue","size":"large"},"sessions":{"7":2},"snapshot":null,"decided_suffix":[]})).unwrap() });
+    let m = apply_all(&r);
+    let n3 = &m.nodes[&3];
+    assert!(!n3.kv_partial);
+    assert_eq!(n3.kv["size"].value.as_deref(), Some("large"));
 }

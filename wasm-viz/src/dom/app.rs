@@ -466,7 +466,9 @@ fn on_dump(app: &mut App, node: NodeId, ev: SocketEvent) {
     match ev {
         SocketEvent::Open => {
             if let Some(s) = app.dumps.get(&node) {
-                let _ = s.ws.send_with_str(r#"{"type":"dump"}"#);
+                if let Ok(req) = serde_json::to_string(&omnikv_core::admin::AdminRequest::Dump) {
+                    let _ = s.ws.send_with_str(&req);
+                }
             }
         }
         SocketEvent::Frame(text) => {

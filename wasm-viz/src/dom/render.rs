@@ -740,7 +740,10 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
 
     // Snapshot block for the compacted prefix.
     if n.compacted_idx > 0 {
-        let keys = n.snapshot.as_ref().map(|s| s.key_count).unwrap_or(0);
+        let keys = match n.snapshot.as_ref().map(|s| s.key_count) {
+            Some(k) if k > 0 => format!(" · {k} keys"),
+            _ => String::new(),
+        };
         let how = if n.snapshot.as_ref().is_some_and(|s| s.installed) {
             "installed"
         } else {
