@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// OmniKV command-line client for Node.js 20, against a running `omnikv demo`.
+//
+//   node web/omnikv.mjs [--url http://127.0.0.1:8080] put KEY VALUE | get KEY [--local] | delete KEY | watch NODE_ID
+//
+// Frames are built and decoded by the visualizer's wasm (web/pkg-node, from scripts/build-web),
+// i.e. by the same Rust core types the nodes use; this file only moves them over WebSockets.
+import { createRequire } from 'node:module';
+import WebSocket from 'ws';
+
+const require = createRequire(import.meta.url);
+let viz;
+try {
+  viz = require('./pkg-node/omnikv_viz.js');
+} catch (e) {
+  console.error(`omnikv: cannot load web/pkg-node (run scripts/build-web first): ${e.message}`);
+  process.exit(2);
+}
+
+const USAGE = 'usage: omnikv.mjs [--url URL] put KEY VALUE | get KEY [--local] | delete KEY | watch NODE_ID [--count N]';
+// Per attempt: a node answers every request, with a timeout error at worst; this only guards
+// against a node that died mid-request.
+const REPLY_TIMEOUT_MS = 15000;
+const ATTEMPTS_MAX = 4;
+
+function parseArgs(argv) {
+  const opts = { url: process.env.OMNIKV_URL || 'http://127.0.0.1:8080', local: false, count: Infinity };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--url') opts.url = argv[++i];
+    else if (a === '--local') opts.local = true;
+    else if (a === '--count') opts.count = Number(argv[++i]);
+    else if (a === '-h' || a === '--help') { console.log(USAGE); process.exit(0); }
+    else rest.push(a);
+  }
+  return { opts, rest };
+}
+
+async function clusterJson(url) {
+  const res = await fetch(`${url.replace(/\/$/, '')}/api/cluster`);
+  if (!res.ok) throw new Error(`launcher answered ${res.status}`);
+  return res.text();
+}
+
+/** Sends one frame on a fresh connection and resolves with the first reply frame. */
+function exchange(wsUrl, frame) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl);
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('no reply in time')); }, REPLY_TIMEOUT_MS);
+    ws.on('open', () => ws.send(frame));
+    ws.on('message', (data) => { clearTimeout(timer); ws.close(); resolve(data.toString()); });
+    ws.on('error', (e) => { clearTimeout(timer); reject(e); });
+    ws.on('close', () => { clearTimeout(timer); reject(new Error('connection closed')); });
+  });
+}
+
+async function request(url, op, key, value, read) {
+  // One request per run: a fresh client id, sequence 1; retries keep the id so the cluster
+  // applies the request at most once.
+  const clientId = Math.floor(Math.random() * 2 ** 52) + 1;
+  const frame = viz.clientRequest(clientId, 1, op, key, value, read);
+  let lastError = 'no node is up';
+  for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
+    const targets = JSON.parse(viz.clientTargets(await clusterJson(url)));
+    if (targets.length === 0) { await new Promise((r) => setTimeout(r, 500)); continue; }
+    const target = targets[attempt % targets.length];
+    try {
+      const reply = JSON.parse(viz.interpretResponse(await exchange(`${target.ws}/client`, frame)));
+      if (reply.ok || !reply.retry) return reply;
+      lastError = reply.text;
+    } catch (e) {
+      lastError = `node ${target.id}: ${e.message}`;
+    }
+  }
+  return { ok: false, retry: false, value: null, text: `gave up after ${ATTEMPTS_MAX} attempts: ${lastError}` };
+}
+
+async function watch(url, nodeId, count) {
+  const wsUrl = viz.eventsUrl(await clusterJson(url), Number(nodeId));
+  const ws = new WebSocket(wsUrl);
+  let seen = 0;
+  await new Promise((resolve, reject) => {
+    ws.on('message', (data) => {
+      if (seen >= count) return; // frames already in flight after close()
+      try {
+        console.log(viz.describeEvent(data.toString()));
+      } catch (e) {
+        console.error(`omnikv: ${e.message}`);
+      }
+      if (++seen >= count) { ws.close(); }
+    });
+    ws.on('error', reject);
+    ws.on('close', resolve);
+  });
+}
+
+async function main() {
+  const { opts, rest } = parseArgs(process.argv.slice(2));
+  const [cmd, ...args] = rest;
+  switch (cmd) {
+    case 'put':
+    case 'get':
+    case 'delete': {
+      const need = cmd === 'put' ? 2 : 1;
+      if (args.length !== need) throw new Error(USAGE);
+      const reply = await request(opts.url, cmd, args[0], args[1] ?? '', opts.local ? 'local' : 'linearizable');
+      if (!reply.ok) { console.error(reply.text); process.exit(1); }
+      if (cmd === 'get') {
+        if (reply.value === null) { console.error(`${args[0]}: not found`); process.exit(3); }
+        console.log(reply.value);
+      } else {
+        console.log(reply.text);
+      }
+      break;
+    }
+    case 'watch':
+      if (args.length !== 1) throw new Error(USAGE);
+      await watch(opts.url, args[0], opts.count);
+      break;
+    default:
+      throw new Error(USAGE);
+  }
+}
+
+main().catch((e) => { console.error(`omnikv: ${e.message}`); process.exit(2); });
