@@ -85,7 +85,11 @@ pub fn message_fields(m: &MessageInfo) -> Vec<(&'static str, String)> {
         f.push(("entries", m.entry_count.to_string()));
     }
     if let Some(s) = m.snapshot {
-        f.push(("snapshot", format!("{s:?}").to_lowercase()));
+        let how = match s {
+            omnikv_core::event::SnapshotCarried::Complete => "complete",
+            omnikv_core::event::SnapshotCarried::Delta => "delta",
+        };
+        f.push(("snapshot", how.to_string()));
     }
     f
 }
@@ -102,19 +106,19 @@ fn message(m: &MessageInfo) -> String {
 /// One line per event: `node=N seq=S type details`.
 pub fn event_line(env: &EventEnvelope) -> String {
     let what = match &env.event {
-        NodeEvent::Status(s) => {
-            format!(
-            "status role={:?} leader={} ballot={} accepted={} decided={} applied={} compacted={}",
-            s.role,
-            s.leader.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+        NodeEvent::Status(s) => format!(
+            "status role={} leader={} ballot={} accepted={} decided={} applied={} compacted={}",
+            crate::model::role_str(Some(s.role)),
+            s.leader
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "-".into()),
             ballot(&s.ballot),
             s.accepted_idx,
             s.decided_idx,
             s.applied_idx,
             s.compacted_idx
         )
-            .to_lowercase()
-        }
+        .to_lowercase(),
         NodeEvent::MessageSent(m) => format!("sent {} {}", kind_name(m.kind), message(m)),
         NodeEvent::MessageReceived(m) => format!("received {} {}", kind_name(m.kind), message(m)),
         NodeEvent::EntriesAppended {

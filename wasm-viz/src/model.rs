@@ -12,7 +12,6 @@ use omnikv_core::{
     event::{BallotView, MessageInfo, PeerStatus, RequestOutcome, Role},
     KVCommand, NodeId, RequestId,
 };
-use serde::{Deserialize, Serialize};
 
 /// Log entries kept per node (the newest); older ones are summarised by the indices.
 pub const LOG_WINDOW_ENTRIES: usize = 40;
@@ -28,7 +27,7 @@ pub const KV_KEYS_MAX: usize = 2_000;
 pub const SNAPSHOT_KEYS_KEPT: usize = 32;
 
 /// What the page shows as a node's state (`data-state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeState {
     Up,
     Down,
@@ -61,7 +60,7 @@ pub fn role_str(role: Option<Role>) -> &'static str {
 }
 
 /// A log entry's progress (`data-status`). Compacted entries are drawn as one snapshot block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryStatus {
     Accepted,
     Decided,
@@ -80,7 +79,7 @@ impl EntryStatus {
 
 /// A value in a node's table; `None` when the key arrived in a snapshot whose values the event
 /// stream does not carry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvCell {
     pub value: Option<String>,
     /// Log index that last wrote it, when known.
@@ -88,7 +87,7 @@ pub struct KvCell {
 }
 
 /// The compacted prefix of a node's log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotBlock {
     pub compacted_idx: u64,
     pub key_count: u64,
@@ -98,7 +97,7 @@ pub struct SnapshotBlock {
     pub at_ms: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeModel {
     pub id: NodeId,
     /// As the launcher reports it; `None` before the first cluster view.
@@ -173,7 +172,7 @@ impl NodeModel {
 }
 
 /// One OmniPaxos message, from its send (or receive, if the send was not seen).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageView {
     pub info: MessageInfo,
     pub sent_ms: u64,
@@ -181,7 +180,7 @@ pub struct MessageView {
 }
 
 /// One client request as the nodes reported it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientRow {
     pub id: RequestId,
     pub op: ClientOp,
@@ -193,13 +192,13 @@ pub struct ClientRow {
     pub latency_us: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
     pub at_ms: u64,
     pub text: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterModel {
     pub nodes: BTreeMap<NodeId, NodeModel>,
     /// The leader as the launcher last reported it.

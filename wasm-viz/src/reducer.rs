@@ -15,7 +15,9 @@ use crate::model::*;
 
 /// One input to the model, as recorded on the timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "record", rename_all = "snake_case")]
+// Externally tagged: an internally tagged enum would buffer and decode every variant twice,
+// which doubles the decoding code in the wasm.
+#[serde(rename_all = "snake_case")]
 pub enum Record {
     /// A frame from a node's `/events` stream.
     Event(EventEnvelope),

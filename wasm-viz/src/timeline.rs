@@ -53,9 +53,8 @@ pub struct Timeline {
 pub struct Trace {
     pub format: String,
     pub version: u32,
-    /// Inputs dropped before the first one kept.
+    /// Inputs dropped before the first one kept: the imported picture starts without them.
     pub dropped: u64,
-    pub base: ClusterModel,
     pub records: Vec<Record>,
 }
 
@@ -256,7 +255,6 @@ impl Timeline {
             format: TRACE_FORMAT.into(),
             version: 1,
             dropped: self.first_pos,
-            base: self.base.clone(),
             records: self.records.iter().cloned().collect(),
         }
     }
@@ -270,12 +268,20 @@ impl Timeline {
             ));
         }
         let mut t = Timeline::new(cap.max(trace.records.len()));
-        t.base = trace.base.clone();
-        t.live = trace.base;
         t.first_pos = trace.dropped;
         t.cursor = trace.dropped;
         for r in trace.records {
             t.push(r);
+        }
+        if trace.dropped > 0 {
+            t.base.notice(
+                0,
+                format!("this trace starts after {} dropped events", trace.dropped),
+            );
+            t.live.notice(
+                0,
+                format!("this trace starts after {} dropped events", trace.dropped),
+            );
         }
         t.mode = Mode::Paused;
         t.seek(t.start());

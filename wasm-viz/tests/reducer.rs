@@ -302,7 +302,7 @@ fn the_timeline_drops_old_inputs_and_rebuilds_any_point() {
 #[test]
 fn a_trace_exports_and_imports() {
     let records = three_node_cluster_with_one_put();
-    let mut t = Timeline::new(4);
+    let mut t = Timeline::new(100);
     for r in &records {
         t.push(r.clone());
     }

@@ -10,7 +10,7 @@ use omnikv_core::{
     client::{ClientRequest, ClientResponse},
     control::{ActionReply, ProcessState},
     decode_json,
-    limits::CLIENT_FRAME_BYTES_MAX,
+    limits::{CLIENT_FRAME_BYTES_MAX, CONTROL_BODY_BYTES_MAX},
     NodeId,
 };
 use wasm_bindgen::{prelude::*, JsCast};
@@ -35,6 +35,8 @@ use crate::{
 const CLIENT_REPLY_TIMEOUT_MS: f64 = 12_000.0;
 /// Largest admin dump accepted (it carries a whole table).
 const DUMP_BYTES_MAX: usize = 16 << 20;
+/// Largest trace file imported.
+const TRACE_BYTES_MAX: usize = 256 << 20;
 /// A node's table is re-fetched at most this often while it is incomplete.
 const DUMP_RETRY_MS: f64 = 10_000.0;
 
@@ -313,7 +315,7 @@ impl App {
             Step::Done { ok, text } => {
                 let ms = now_ms() - self.client_began_ms;
                 self.view
-                    .set_result(&self.doc, ok, &format!("{text} — {ms:.0} ms"));
+                    .set_result(&self.doc, ok, &format!("{text} — {} ms", ms as u64));
             }
         }
     }
@@ -330,11 +332,13 @@ impl App {
         spawn_local(async move {
             let result = net::http("POST", &req.path, req.body).await;
             let text = match result {
-                Ok((_, body)) => match serde_json::from_str::<ActionReply>(&body) {
-                    Ok(r) if r.ok => format!("{}: {}", req.path, r.message),
-                    Ok(r) => format!("{} failed: {}", req.path, r.message),
-                    Err(_) => format!("{}: unexpected reply {body:.120}", req.path),
-                },
+                Ok((_, body)) => {
+                    match decode_json::<ActionReply>(body.as_bytes(), CONTROL_BODY_BYTES_MAX) {
+                        Ok(r) if r.ok => format!("{}: {}", req.path, r.message),
+                        Ok(r) => format!("{} failed: {}", req.path, r.message),
+                        Err(_) => format!("{}: unexpected reply {body:.120}", req.path),
+                    }
+                }
                 Err(e) => format!("{} failed: {e}", req.path),
             };
             with_app(|app| app.view.set_action_status(&app.doc, &text));
@@ -414,7 +418,8 @@ impl App {
     }
 
     fn import(&mut self, text: &str) {
-        let parsed = serde_json::from_str(text)
+        // Every decode goes through one reader type (bytes) so serde's code exists once.
+        let parsed = decode_json(text.as_bytes(), TRACE_BYTES_MAX)
             .map_err(|e| e.to_string())
             .and_then(|t| Timeline::import(t, RECORDS_CAP));
         match parsed {

@@ -80,8 +80,15 @@ fn pos(i: usize, n: usize) -> (f64, f64) {
     )
 }
 
+/// SVG coordinates in whole units: precise enough, and integer formatting keeps the float
+/// printing machinery out of the wasm.
 fn f(v: f64) -> String {
-    format!("{v:.1}")
+    (v.round() as i64).to_string()
+}
+
+/// Microseconds as `12.3 ms`, without float formatting.
+fn ms_text(us: u64) -> String {
+    format!("{}.{} ms", us / 1000, (us % 1000) / 100)
 }
 
 impl View {
@@ -428,9 +435,7 @@ impl View {
                     .as_ref()
                     .map(describe::outcome)
                     .unwrap_or_else(|| "…".into()),
-                r.latency_us
-                    .map(|us| format!("{:.1} ms", us as f64 / 1000.0))
-                    .unwrap_or_default(),
+                r.latency_us.map(ms_text).unwrap_or_default(),
                 format!("{}/{}", r.id.client % 10_000, r.id.seq),
             ];
             for (k, c) in cells.iter().enumerate() {
@@ -602,7 +607,7 @@ fn node_rows(n: &NodeModel, clock_ms: f64, rows: &mut Vec<(String, String)>) {
     ));
     if n.started_at_ms > 0 {
         let up_s = ((clock_ms - n.started_at_ms as f64) / 1000.0).max(0.0);
-        rows.push(("uptime".into(), format!("{up_s:.0} s")));
+        rows.push(("uptime".into(), format!("{} s", up_s as u64)));
     }
     rows.push(("peer addr".into(), n.peer_addr.clone()));
     let peers: Vec<String> = n
