@@ -81,11 +81,15 @@ test('put, kill the leader, put again, restart and catch up — all from the pag
     (await page.getAttribute(`table[data-kv-node="${leader}"] tr[data-key="size"]`, 'data-value', { timeout: 200 })) === 'large', 30000);
 
   // Looking back: pause, step back, then live again.
+  // (The page redraws on the next animation frame, hence the waits.)
+  const mode = (m) => async () => (await page.getAttribute('body', 'data-mode')) === m;
   await page.getByRole('button', { name: 'Pause view', exact: true }).click();
-  assert.equal(await page.getAttribute('body', 'data-mode'), 'paused');
+  await until('paused view', mode('paused'));
+  const live = await page.getAttribute('#scrub', 'value');
   await page.getByRole('button', { name: 'Step back', exact: true }).click();
+  await until('one step back', async () => Number(await page.getAttribute('#scrub', 'value')) === Number(live) - 1);
   await page.getByRole('button', { name: 'Live', exact: true }).click();
-  assert.equal(await page.getAttribute('body', 'data-mode'), 'live');
+  await until('live view', mode('live'));
 
   assert.deepEqual(problems, []);
 });

@@ -1,0 +1,250 @@
+//! `omnikv demo` as users drive it: the control API, faults through it, the partial-connectivity
+//! scenarios, bad input, and a clean stop with no orphan processes.
+
+use std::time::{Duration, Instant};
+
+use omnikv_core::{client::ReadMode, control::ProcessState};
+use omnikv_node::client::Client;
+use omnikv_tests::Demo;
+
+fn process_exists(pid: u32) -> bool {
+    // A zombie still has a /proc entry; only a live (or stopped) process has a non-Z state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .unwrap_or(false)
+}
+
+fn client(demo: &Demo) -> Client {
+    let mut c = Client::new(demo.urls());
+    c.total_timeout = Duration::from_secs(10);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_api_kills_pauses_and_restarts_real_processes() {
+    let demo = Demo::start(3, &[]);
+    let leader = demo.wait_leader(Duration::from_secs(10));
+    let mut c = client(&demo);
+    c.put("greeting", "hello").await.unwrap();
+
+    let (code, body) = demo.post(&format!("/api/nodes/{leader}/kill"), "");
+    assert_eq!(code, 200, "{body}");
+    let view = demo.cluster();
+    assert_eq!(view.nodes[leader as usize - 1].state, ProcessState::Down);
+    let started = Instant::now();
+    c.put("greeting", "again").await.unwrap();
+    println!(
+        "write acknowledged {} ms after the kill",
+        started.elapsed().as_millis()
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let new_leader = demo.wait_leader(Duration::from_secs(5));
+    assert_ne!(new_leader, leader);
+
+    // Pause a follower: it is reported paused, the cluster still writes, resume brings it back.
+    let follower = demo
+        .cluster()
+        .nodes
+        .iter()
+        .find(|n| n.id != new_leader && n.id != leader)
+        .unwrap()
+        .id;
+    assert_eq!(
+        demo.post(&format!("/api/nodes/{follower}/pause"), "").0,
+        200
+    );
+    assert_eq!(
+        demo.cluster().nodes[follower as usize - 1].state,
+        ProcessState::Paused
+    );
+    let (code, body) = demo.post(&format!("/api/nodes/{follower}/pause"), "");
+    assert_eq!(code, 409, "pausing a paused node is refused: {body}");
+    assert_eq!(
+        demo.post(&format!("/api/nodes/{leader}/restart"), "").0,
+        200
+    );
+    c.put("while-paused", "1").await.unwrap();
+    assert_eq!(
+        demo.post(&format!("/api/nodes/{follower}/resume"), "").0,
+        200
+    );
+
+    // The restarted node recovers and catches up; read locally from it.
+    let url = demo.cluster().nodes[leader as usize - 1].ws.clone();
+    let mut local = Client::new(vec![url]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if local
+            .get("while-paused", ReadMode::Local)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("1")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "restarted node did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        local
+            .get("greeting", ReadMode::Local)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("again")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_resume_under_each_partial_connectivity_scenario() {
+    let demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let mut c = client(&demo);
+    c.put("before", "x").await.unwrap();
+    for scenario in ["quorum-loss", "constrained", "chained"] {
+        let (code, body) = demo.post(&format!("/api/scenarios/{scenario}"), "");
+        assert_eq!(code, 200, "{scenario}: {body}");
+        let cut = demo.cluster().links.iter().filter(|l| !l.connected).count();
+        assert!(cut >= 1, "{scenario} cut links");
+        let started = Instant::now();
+        for i in 0..5 {
+            c.put(&format!("{scenario}-{i}"), "ok")
+                .await
+                .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        }
+        println!(
+            "{scenario}: {cut} link(s) cut; 5 writes acknowledged in {} ms",
+            started.elapsed().as_millis()
+        );
+        assert_eq!(
+            c.get("before", ReadMode::Linearizable)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("x")
+        );
+        let (code, _) = demo.post("/api/scenarios/heal", "");
+        assert_eq!(code, 200);
+        assert!(demo.cluster().links.iter().all(|l| l.connected));
+        demo.wait_leader(Duration::from_secs(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_control_requests_get_json_errors_and_change_nothing() {
+    let demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let cases: &[(&str, &str, u16)] = &[
+        ("/api/nodes/9/kill", "", 404),
+        ("/api/nodes/abc/kill", "", 400),
+        ("/api/nodes/1/explode", "", 404),
+        ("/api/scenarios/bogus", "", 404),
+        ("/api/links", "not json", 400),
+        ("/api/links", r#"{"a":1,"b":2}"#, 400),
+        (
+            "/api/links",
+            r#"{"a":1,"b":2,"connected":false,"extra":1}"#,
+            400,
+        ),
+        ("/api/links", r#"{"a":1,"b":7,"connected":false}"#, 404),
+        ("/api/links", r#"{"a":2,"b":2,"connected":false}"#, 500),
+        ("/api/nope", "", 404),
+    ];
+    for &(path, body, want) in cases {
+        let (code, reply) = demo.post(path, body);
+        assert_eq!(code, want, "{path} {body}: {reply}");
+        let json: serde_json::Value =
+            serde_json::from_str(&reply).unwrap_or_else(|_| panic!("{path}: not JSON: {reply}"));
+        assert_eq!(json["ok"], false, "{path}");
+        assert!(!json["message"].as_str().unwrap().is_empty());
+    }
+    let (code, _) = demo.post("/api/links", &"x".repeat(64 * 1024));
+    assert_eq!(code, 413, "oversized body");
+    // Nothing changed: every node up, every link connected, and the cluster serves.
+    let view = demo.cluster();
+    assert!(view.nodes.iter().all(|n| n.state == ProcessState::Up));
+    assert!(view.links.iter().all(|l| l.connected));
+    client(&demo).put("still", "serving").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_requests_are_refused() {
+    let demo = Demo::start(3, &[]);
+    let leader = demo.wait_leader(Duration::from_secs(10));
+    let url = format!("{}/api/nodes/{leader}/kill", demo.http);
+    let err = ureq::post(&url)
+        .set("Origin", "http://evil.example")
+        .call()
+        .unwrap_err();
+    match err {
+        ureq::Error::Status(code, _) => assert_eq!(code, 403),
+        other => panic!("{other}"),
+    }
+    assert!(demo
+        .cluster()
+        .nodes
+        .iter()
+        .all(|n| n.state == ProcessState::Up));
+    // The visualizer's own origin is accepted.
+    let own = demo.http.clone();
+    let r = ureq::post(&format!("{}/api/scenarios/heal", demo.http))
+        .set("Origin", &own)
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_node_demo_serves_and_fails_over() {
+    let demo = Demo::start(5, &[]);
+    let leader = demo.wait_leader(Duration::from_secs(10));
+    assert_eq!(demo.cluster().nodes.len(), 5);
+    let mut c = client(&demo);
+    c.put("five", "nodes").await.unwrap();
+    demo.post(&format!("/api/nodes/{leader}/kill"), "");
+    let started = Instant::now();
+    c.put("five", "still").await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        c.get("five", ReadMode::Linearizable)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("still")
+    );
+}
+
+#[test]
+fn stopping_the_demo_leaves_no_orphan_processes() {
+    // Ctrl-C: the launcher stops every node before it exits.
+    let mut demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let pids: Vec<u32> = demo.cluster().nodes.iter().filter_map(|n| n.pid).collect();
+    assert_eq!(pids.len(), 3);
+    let status = demo.interrupt();
+    assert!(status.success(), "demo exits cleanly on Ctrl-C: {status}");
+    for pid in &pids {
+        assert!(
+            !process_exists(*pid),
+            "node process {pid} survived the launcher"
+        );
+    }
+
+    // SIGKILL of the launcher: the kernel kills the nodes (parent-death signal).
+    let demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let pids: Vec<u32> = demo.cluster().nodes.iter().filter_map(|n| n.pid).collect();
+    std::process::Command::new("kill")
+        .args(["-KILL", &demo.pid().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| process_exists(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "node processes survived a SIGKILLed launcher"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,117 @@
+//! The event stream tells what really happened: a Put shows up as a client request, Paxos
+//! messages whose sends match their receives, entries appended, decided and applied with the
+//! command, and a reply.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use omnikv_core::{
+    event::{EventEnvelope, MessageKind, NodeEvent, RequestOutcome},
+    KVCommand,
+};
+use omnikv_node::client::Connection;
+use omnikv_tests::Cluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_is_visible_end_to_end_in_the_event_streams() {
+    let cluster = Cluster::start(3, &["--snapshot-every", "5"]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).unwrap();
+    let t = Duration::from_secs(5);
+    let mut streams = Vec::new();
+    for id in cluster.ids() {
+        let mut s = Connection::open(&cluster.url(id), "events", t)
+            .await
+            .unwrap();
+        let first: EventEnvelope = serde_json::from_str(&s.recv_text(t).await.unwrap()).unwrap();
+        assert!(
+            matches!(first.event, NodeEvent::Status(_)),
+            "first event is the status"
+        );
+        streams.push(s);
+    }
+    let mut client = cluster.client_of(&[follower]);
+    for i in 0..6 {
+        client.put(&format!("key{i}"), "value").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut events = Vec::new();
+    // Heartbeats never stop, so read each stream for a fixed time rather than until silence.
+    for s in &mut streams {
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
+            match s.recv_text(left).await {
+                Ok(text) => events.push(serde_json::from_str::<EventEnvelope>(&text).unwrap()),
+                Err(_) => break,
+            }
+        }
+    }
+    let sent: BTreeSet<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            NodeEvent::MessageSent(m) if !m.kind.is_heartbeat() => Some((m.from, m.msg_id)),
+            _ => None,
+        })
+        .collect();
+    let received: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            NodeEvent::MessageReceived(m) if !m.kind.is_heartbeat() => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        received
+            .iter()
+            .any(|m| m.kind == MessageKind::ProposalForward),
+        "follower forwards"
+    );
+    assert!(received
+        .iter()
+        .any(|m| m.kind == MessageKind::AcceptDecide && m.entry_count > 0));
+    assert!(received.iter().any(|m| m.kind == MessageKind::Accepted));
+    for m in &received {
+        assert!(
+            sent.contains(&(m.from, m.msg_id)),
+            "receive of {:?} matches a send",
+            m.kind
+        );
+    }
+    let put0 = |c: &KVCommand| matches!(c, KVCommand::Put { key, .. } if key == "key0");
+    for id in cluster.ids() {
+        let of_node: Vec<_> = events.iter().filter(|e| e.node == id).collect();
+        assert!(of_node.iter().any(|e| matches!(&e.event, NodeEvent::EntriesAppended { commands, .. } if commands.iter().any(put0))), "node {id} appended");
+        assert!(
+            of_node
+                .iter()
+                .any(|e| matches!(&e.event, NodeEvent::EntriesDecided { .. })),
+            "node {id} decided"
+        );
+        assert!(of_node.iter().any(|e| matches!(&e.event, NodeEvent::EntriesApplied { commands, .. } if commands.iter().any(put0))), "node {id} applied");
+        assert!(
+            of_node.iter().any(
+                |e| matches!(&e.event, NodeEvent::SnapshotTaken { keys, .. } if !keys.is_empty())
+            ),
+            "node {id} snapshotted"
+        );
+        let seqs: Vec<u64> = of_node.iter().map(|e| e.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "node {id}: sequence numbers increase"
+        );
+    }
+    let of_follower: Vec<_> = events.iter().filter(|e| e.node == follower).collect();
+    assert!(of_follower
+        .iter()
+        .any(|e| matches!(&e.event, NodeEvent::ClientRequest { .. })));
+    assert!(of_follower.iter().any(|e| matches!(
+        &e.event,
+        NodeEvent::ClientReply {
+            outcome: RequestOutcome::Ok { .. },
+            ..
+        }
+    )));
+}
