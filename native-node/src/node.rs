@@ -308,6 +308,20 @@ impl Node {
             self.answer(&reply, id, started, Err(error), None);
             return Ok(());
         }
+        // A follower cut off from the leader would forward into the void and make the client
+        // wait for a timeout; saying so at once lets it retry through another node.
+        if let Some((leader, _)) = self.omni.get_current_leader() {
+            if leader != self.id && !self.transport.link_up(leader) {
+                let error = ClientError::Unavailable {
+                    reason: format!(
+                        "node {} cannot reach leader {leader}; try another node",
+                        self.id
+                    ),
+                };
+                self.answer(&reply, id, started, Err(error), None);
+                return Ok(());
+            }
+        }
         if let Err(e) = self.omni.append(cmd.clone()) {
             let error = ClientError::Unavailable {
                 reason: format!("proposal refused: {e:?}"),

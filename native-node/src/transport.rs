@@ -117,6 +117,13 @@ impl Transport {
             .is_some_and(|(_, s)| s.enabled.load(Ordering::Acquire))
     }
 
+    /// The link to `peer` is neither cut nor down.
+    pub fn link_up(&self, peer: NodeId) -> bool {
+        self.links.get(&peer).is_some_and(|(_, s)| {
+            s.enabled.load(Ordering::Acquire) && s.connected.load(Ordering::Acquire)
+        })
+    }
+
     pub fn peers(&self) -> impl Iterator<Item = (NodeId, bool, bool)> + '_ {
         self.links.iter().map(|(&p, (_, s))| {
             (
