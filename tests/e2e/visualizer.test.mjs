@@ -85,9 +85,10 @@ test('put, kill the leader, put again, restart and catch up — all from the pag
   const mode = (m) => async () => (await page.getAttribute('body', 'data-mode')) === m;
   await page.getByRole('button', { name: 'Pause view', exact: true }).click();
   await until('paused view', mode('paused'));
-  const live = await page.getAttribute('#scrub', 'value');
+  const cursor = async () => Number(await page.getAttribute('#scrub', 'data-cursor'));
+  const at = await cursor();
   await page.getByRole('button', { name: 'Step back', exact: true }).click();
-  await until('one step back', async () => Number(await page.getAttribute('#scrub', 'value')) === Number(live) - 1);
+  await until('one step back', async () => (await cursor()) === at - 1);
   await page.getByRole('button', { name: 'Live', exact: true }).click();
   await until('live view', mode('live'));
 

@@ -117,10 +117,14 @@ impl App {
             }
         };
         self.leader = view.leader;
+        // A node is only dialled once the launcher has heard from it (it reports a role): a
+        // process that is still starting refuses connections, and the browser logs each refusal.
+        let ready =
+            |n: &omnikv_core::control::NodeView| n.state == ProcessState::Up && n.role.is_some();
         self.up_nodes = view
             .nodes
             .iter()
-            .filter(|n| n.state == ProcessState::Up)
+            .filter(|n| ready(n))
             .map(|n| n.id)
             .collect();
         for n in &view.nodes {
@@ -138,8 +142,11 @@ impl App {
                         .unwrap_or(true)
                 })
         };
-        let states: Vec<(NodeId, ProcessState)> =
-            view.nodes.iter().map(|n| (n.id, n.state)).collect();
+        let states: Vec<(NodeId, ProcessState, bool)> = view
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.state, ready(n)))
+            .collect();
         if changed {
             self.record(Record::Cluster {
                 at_ms: now_ms() as u64,
@@ -147,12 +154,12 @@ impl App {
             });
         }
         // Called from the poll loop, never from a socket callback: sockets may be replaced.
-        for (id, state) in states {
+        for (id, state, ready) in states {
             let stale = self.streams.get(&id).is_some_and(|s| s.is_closed());
             if stale || state == ProcessState::Down {
                 self.streams.remove(&id);
             }
-            if state == ProcessState::Up && !self.streams.contains_key(&id) {
+            if ready && !self.streams.contains_key(&id) {
                 self.open_stream(id);
             }
         }

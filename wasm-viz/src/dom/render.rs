@@ -523,6 +523,7 @@ impl View {
         if let Some(s) = el::by_id(doc, "scrub") {
             attr(&s, "min", &info.start.to_string());
             attr(&s, "max", &info.end.to_string());
+            attr(&s, "data-cursor", &info.cursor.to_string());
             if let Some(i) = s.dyn_ref::<HtmlInputElement>() {
                 if i.value_as_number() as u64 != info.cursor {
                     i.set_value(&info.cursor.to_string());
