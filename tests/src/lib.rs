@@ -442,3 +442,6 @@ impl Drop for Demo {
         let _ = self.child.wait();
     }
 }
+
+pub mod linearizability;
+pub mod nemesis;

@@ -1,0 +1,338 @@
+//! A linearizability checker for a key-value history, in the style of Porcupine (Wing & Gong's
+//! search with Lowe's memoisation), written here so that its own tests show it rejects the
+//! anomalies we look for.
+//!
+//! The history is split by key (a KV store is linearizable iff every key is, since operations
+//! touch one key each), and each key is a register: `Put` sets it, `Delete` clears it, `Get`
+//! must observe it. An operation whose outcome is unknown (a write that timed out) is given an
+//! infinite completion time: it may take effect at any point after its invocation, or never
+//! (placed after everything else, it affects nothing). Reads with unknown outcome constrain
+//! nothing and should be left out by the caller.
+
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put(String),
+    Delete,
+    /// A read and the value it returned.
+    Get(Option<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub client: u64,
+    pub key: String,
+    pub op: Op,
+    /// Invocation time (any monotonic unit).
+    pub call: u64,
+    /// Completion time; `None` when the outcome is unknown.
+    pub ret: Option<u64>,
+}
+
+/// The first key found not linearizable, with its operations in invocation order.
+#[derive(Debug)]
+pub struct Violation {
+    pub key: String,
+    pub operations: Vec<Operation>,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "key {:?} is not linearizable; its history:", self.key)?;
+        for o in &self.operations {
+            let ret = o.ret.map_or("unknown".to_string(), |r| r.to_string());
+            writeln!(
+                f,
+                "  client {:>3} [{:>10} .. {:>10}] {:?}",
+                o.client, o.call, ret, o.op
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks every key; returns the keys that are not linearizable.
+pub fn check(history: &[Operation]) -> Vec<Violation> {
+    let mut by_key: BTreeMap<&str, Vec<Operation>> = BTreeMap::new();
+    for o in history {
+        by_key.entry(&o.key).or_default().push(o.clone());
+    }
+    let mut out = Vec::new();
+    for (key, mut ops) in by_key {
+        if !check_register(&ops) {
+            ops.sort_by_key(|o| o.call);
+            out.push(Violation {
+                key: key.to_string(),
+                operations: ops,
+            });
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Call,
+    Return,
+}
+
+struct Entry {
+    kind: Kind,
+    op: usize,
+    /// The matching call (for a return) or return (for a call).
+    partner: usize,
+    prev: usize,
+    next: usize,
+}
+
+const NIL: usize = usize::MAX;
+
+/// Whether one register's history is linearizable (initially absent).
+pub fn check_register(ops: &[Operation]) -> bool {
+    // Events in time order; at equal times calls come first, which treats touching
+    // operations as concurrent (the lenient reading).
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(ops.len() * 2);
+    for (i, o) in ops.iter().enumerate() {
+        events.push((o.call, 0, i));
+        events.push((o.ret.unwrap_or(u64::MAX), 1, i));
+    }
+    events.sort();
+    // Entry 0 is a sentinel head.
+    let mut entries: Vec<Entry> = vec![Entry {
+        kind: Kind::Call,
+        op: NIL,
+        partner: NIL,
+        prev: NIL,
+        next: 1,
+    }];
+    let mut call_at = vec![NIL; ops.len()];
+    for (n, &(_, kind, op)) in events.iter().enumerate() {
+        let idx = n + 1;
+        let kind = if kind == 0 { Kind::Call } else { Kind::Return };
+        let partner = match kind {
+            Kind::Call => {
+                call_at[op] = idx;
+                NIL
+            }
+            Kind::Return => call_at[op],
+        };
+        entries.push(Entry {
+            kind,
+            op,
+            partner,
+            prev: idx - 1,
+            next: if n + 1 < events.len() { idx + 1 } else { NIL },
+        });
+        if let Kind::Return = kind {
+            entries[partner].partner = idx;
+        }
+    }
+    if events.is_empty() {
+        entries[0].next = NIL;
+    }
+
+    fn lift(entries: &mut [Entry], call: usize) {
+        let ret = entries[call].partner;
+        for e in [call, ret] {
+            let (p, n) = (entries[e].prev, entries[e].next);
+            entries[p].next = n;
+            if n != NIL {
+                entries[n].prev = p;
+            }
+        }
+    }
+    fn unlift(entries: &mut [Entry], call: usize) {
+        let ret = entries[call].partner;
+        for e in [ret, call] {
+            let (p, n) = (entries[e].prev, entries[e].next);
+            entries[p].next = e;
+            if n != NIL {
+                entries[n].prev = e;
+            }
+        }
+    }
+
+    let words = ops.len().div_ceil(64);
+    let mut linearized = vec![0u64; words];
+    let mut cache: HashSet<(Vec<u64>, Option<String>)> = HashSet::new();
+    let mut state: Option<String> = None;
+    let mut stack: Vec<(usize, Option<String>)> = Vec::new();
+    let mut entry = entries[0].next;
+    while entries[0].next != NIL {
+        if entry == NIL {
+            // Only calls remain ahead whose operations cannot be placed now: backtrack.
+            let Some((call, old)) = stack.pop() else {
+                return false;
+            };
+            let op = entries[call].op;
+            linearized[op / 64] &= !(1 << (op % 64));
+            state = old;
+            unlift(&mut entries, call);
+            entry = entries[call].next;
+            continue;
+        }
+        match entries[entry].kind {
+            Kind::Call => {
+                let op = entries[entry].op;
+                let next_state = match &ops[op].op {
+                    Op::Put(v) => Some(Some(v.clone())),
+                    Op::Delete => Some(None),
+                    Op::Get(seen) => (*seen == state).then(|| state.clone()),
+                };
+                if let Some(next_state) = next_state {
+                    let mut lin = linearized.clone();
+                    lin[op / 64] |= 1 << (op % 64);
+                    if cache.insert((lin.clone(), next_state.clone())) {
+                        stack.push((entry, std::mem::replace(&mut state, next_state)));
+                        linearized = lin;
+                        lift(&mut entries, entry);
+                        entry = entries[0].next;
+                        continue;
+                    }
+                }
+                entry = entries[entry].next;
+            }
+            Kind::Return => {
+                // An operation returned before being placed: undo the last choice.
+                let Some((call, old)) = stack.pop() else {
+                    return false;
+                };
+                let op = entries[call].op;
+                linearized[op / 64] &= !(1 << (op % 64));
+                state = old;
+                unlift(&mut entries, call);
+                entry = entries[call].next;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(client: u64, o: Op, call: u64, ret: Option<u64>) -> Operation {
+        Operation {
+            client,
+            key: "k".into(),
+            op: o,
+            call,
+            ret,
+        }
+    }
+    fn put(v: &str) -> Op {
+        Op::Put(v.into())
+    }
+    fn get(v: Option<&str>) -> Op {
+        Op::Get(v.map(str::to_string))
+    }
+
+    #[test]
+    fn sequential_history_is_linearizable() {
+        let h = [
+            op(1, put("a"), 0, Some(1)),
+            op(1, get(Some("a")), 2, Some(3)),
+            op(1, Op::Delete, 4, Some(5)),
+            op(1, get(None), 6, Some(7)),
+        ];
+        assert!(check_register(&h));
+    }
+
+    #[test]
+    fn concurrent_read_may_see_either_value() {
+        for seen in [None, Some("a")] {
+            let h = [op(1, put("a"), 0, Some(10)), op(2, get(seen), 1, Some(9))];
+            assert!(check_register(&h), "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn stale_read_is_rejected() {
+        let h = [
+            op(1, put("1"), 0, Some(1)),
+            op(1, put("2"), 2, Some(3)),
+            op(2, get(Some("1")), 4, Some(5)),
+        ];
+        assert!(!check_register(&h));
+    }
+
+    #[test]
+    fn lost_write_is_rejected() {
+        let h = [op(1, put("a"), 0, Some(1)), op(2, get(None), 2, Some(3))];
+        assert!(!check_register(&h));
+    }
+
+    #[test]
+    fn indeterminate_write_may_or_may_not_happen() {
+        let never_seen = [op(1, put("a"), 0, None), op(2, get(None), 5, Some(6))];
+        assert!(check_register(&never_seen));
+        let seen_later = [
+            op(1, put("a"), 0, None),
+            op(2, get(None), 1, Some(2)),
+            op(2, get(Some("a")), 5, Some(6)),
+        ];
+        assert!(check_register(&seen_later));
+    }
+
+    #[test]
+    fn indeterminate_write_that_is_read_and_then_vanishes_is_rejected() {
+        let h = [
+            op(1, put("a"), 0, None),
+            op(2, get(Some("a")), 5, Some(6)),
+            op(2, get(None), 7, Some(8)),
+        ];
+        assert!(!check_register(&h));
+    }
+
+    #[test]
+    fn reads_that_go_back_in_time_are_rejected() {
+        // Two writes overlap; one reader sees b then a, another sees a then b: no single order.
+        let h = [
+            op(1, put("a"), 0, Some(10)),
+            op(2, put("b"), 0, Some(10)),
+            op(3, get(Some("a")), 11, Some(12)),
+            op(4, get(Some("b")), 13, Some(14)),
+        ];
+        assert!(!check_register(&h));
+    }
+
+    #[test]
+    fn check_reports_only_the_broken_key() {
+        let mut h = vec![op(1, put("a"), 0, Some(1)), op(2, get(None), 2, Some(3))];
+        h.push(Operation {
+            client: 3,
+            key: "other".into(),
+            op: put("x"),
+            call: 0,
+            ret: Some(1),
+        });
+        let v = check(&h);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].key, "k");
+        assert!(v[0].to_string().contains("not linearizable"));
+    }
+
+    #[test]
+    fn larger_concurrent_history_is_checked_quickly() {
+        // 8 clients, 40 rounds of 8 overlapping writes, each round followed by a read that
+        // sees one of them: linearizable, and the memoised search must stay fast.
+        let mut h = Vec::new();
+        let mut t = 0;
+        for round in 0..40 {
+            for c in 0..8 {
+                h.push(op(c, put(&format!("{round}-{c}")), t, Some(t + 20)));
+            }
+            t += 21;
+            h.push(op(
+                9,
+                get(Some(&format!("{round}-7"))),
+                t + 100,
+                Some(t + 101),
+            ));
+            t += 102;
+        }
+        assert!(check_register(&h));
+    }
+}
