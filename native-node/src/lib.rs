@@ -10,8 +10,10 @@
 //! - [`client`]: client side of the protocols, with exactly-once retries.
 //! - [`launcher`]: `omnikv demo`, a supervised local cluster with an HTTP control API.
 //! - [`config`]: command-line configuration of a node.
+//! - [`bench`]: `omnikv bench`, the load generator (OmniKV and etcd) and storage benchmarks.
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod events;

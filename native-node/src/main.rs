@@ -55,6 +55,10 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Measure: load generator (OmniKV or etcd), failover trials, storage micro-benchmarks,
+    /// and the BENCHMARKS.md report.
+    #[command(subcommand)]
+    Bench(omnikv_node::bench::BenchCommand),
     /// Delete a key.
     Delete {
         key: String,
@@ -160,6 +164,11 @@ async fn main() -> ExitCode {
                         Ok(ExitCode::from(1))
                     }
                 }
+            }
+            Command::Bench(cmd) => {
+                init_tracing("warn");
+                omnikv_node::bench::run(cmd).await?;
+                Ok(ExitCode::SUCCESS)
             }
             Command::Delete { key, target } => {
                 init_tracing("warn");

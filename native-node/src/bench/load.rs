@@ -1,0 +1,199 @@
+//! A load run: N closed-loop clients (one request in flight each) for a duration or an
+//! operation count, a progress bar, optional `/events` subscribers, and the leader checked
+//! before and after.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::backends::{self, BackendError, BackendKind, Session};
+use super::results::{this_command, LoadResult};
+use super::stats::Recorder;
+use super::workload::{OpStream, Workload};
+use crate::client::Connection;
+
+pub struct LoadPlan {
+    pub label: String,
+    pub kind: BackendKind,
+    pub endpoints: Vec<String>,
+    pub clients: usize,
+    pub workload: Workload,
+    /// Stop after this long (measured part, warm-up excluded)...
+    pub duration: Option<Duration>,
+    /// ...or after this many operations.
+    pub ops: Option<u64>,
+    pub warmup: Duration,
+    /// Hold an `/events` subscriber open on every endpoint (OmniKV only).
+    pub events: bool,
+    pub request_timeout: Duration,
+    pub progress: bool,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    /// Operations started, for the operation budget.
+    started: AtomicU64,
+    /// Operations completed inside the measurement, for the progress bar.
+    done: AtomicU64,
+    measure_from: Instant,
+    ops_budget: Option<u64>,
+}
+
+pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
+    assert!(!plan.endpoints.is_empty() && plan.clients > 0);
+    let mut sessions = Vec::with_capacity(plan.clients);
+    for i in 0..plan.clients {
+        let endpoint = &plan.endpoints[i % plan.endpoints.len()];
+        sessions.push(Session::open(plan.kind, endpoint, plan.request_timeout).await?);
+    }
+    let events_frames = Arc::new(AtomicU64::new(0));
+    let mut subscribers = Vec::new();
+    if plan.events && plan.kind == BackendKind::Omnikv {
+        for endpoint in &plan.endpoints {
+            subscribers.push(subscribe(endpoint, events_frames.clone()).await?);
+        }
+    }
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        started: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        measure_from: Instant::now() + plan.warmup,
+        ops_budget: plan.ops,
+    });
+    let mut clients = Vec::with_capacity(plan.clients);
+    for (i, session) in sessions.into_iter().enumerate() {
+        let stream = OpStream::new(plan.workload.clone(), 0x5eed + i as u64);
+        clients.push(tokio::spawn(client(session, stream, shared.clone())));
+    }
+    tokio::time::sleep_until(shared.measure_from.into()).await;
+    let leader_before = backends::leader(plan.kind, &plan.endpoints, plan.request_timeout)
+        .await
+        .ok();
+    let bar = progress_bar(&plan);
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let done = shared.done.load(Ordering::Relaxed);
+        match (plan.duration, plan.ops) {
+            (Some(d), _) => {
+                bar.set_position(started.elapsed().as_millis().min(d.as_millis()) as u64)
+            }
+            _ => bar.set_position(done),
+        }
+        bar.set_message(format!(
+            "{:.0} ops/s",
+            done as f64 / started.elapsed().as_secs_f64()
+        ));
+        let out_of_time = plan.duration.is_some_and(|d| started.elapsed() >= d);
+        let out_of_ops = plan.ops.is_some_and(|n| done >= n);
+        if out_of_time || out_of_ops || clients.iter().all(|c| c.is_finished()) {
+            break;
+        }
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let mut total = Recorder::default();
+    for c in clients {
+        let r = c.await.expect("client tasks do not panic");
+        total.merge(&r);
+    }
+    for s in subscribers {
+        s.abort();
+    }
+    let leader_after = backends::leader(plan.kind, &plan.endpoints, plan.request_timeout)
+        .await
+        .ok();
+    let leader_changed = match (&leader_before, &leader_after) {
+        (Some(a), Some(b)) => Some(a.leader != b.leader || a.term != b.term),
+        _ => None,
+    };
+    Ok(LoadResult {
+        label: plan.label,
+        backend: plan.kind,
+        clients: plan.clients,
+        key_space: plan.workload.key_space,
+        value_bytes: plan.workload.value_bytes,
+        write_percent: plan.workload.write_percent,
+        events_subscribers: if plan.events { plan.endpoints.len() } else { 0 },
+        events_frames: events_frames.load(Ordering::Relaxed),
+        summary: total.summary(elapsed),
+        leader_changed,
+        command: this_command(),
+    })
+}
+
+async fn client(mut session: Session, mut ops: OpStream, shared: Arc<Shared>) -> Recorder {
+    let mut rec = Recorder::default();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let measuring = Instant::now() >= shared.measure_from;
+        if measuring {
+            if let Some(budget) = shared.ops_budget {
+                if shared.started.fetch_add(1, Ordering::Relaxed) >= budget {
+                    break;
+                }
+            }
+        }
+        let op = ops.next_op();
+        let t0 = Instant::now();
+        let result = session.execute(&op).await;
+        // Only operations that started inside the measurement and ended before the stop count.
+        if !measuring || shared.stop.load(Ordering::Relaxed) {
+            continue;
+        }
+        match result {
+            Ok(()) => {
+                rec.ok(t0.elapsed());
+                shared.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                rec.error();
+                // A refused or failed request is not retried; pause briefly so that a node
+                // without a leader is not spun on.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    rec
+}
+
+async fn subscribe(
+    endpoint: &str,
+    frames: Arc<AtomicU64>,
+) -> Result<tokio::task::JoinHandle<()>, BackendError> {
+    let mut conn = Connection::open(endpoint, "events", Duration::from_secs(3))
+        .await
+        .map_err(|e| BackendError::Connect {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(tokio::spawn(async move {
+        while conn.recv_text(Duration::from_secs(3600)).await.is_ok() {
+            frames.fetch_add(1, Ordering::Relaxed);
+        }
+    }))
+}
+
+fn progress_bar(plan: &LoadPlan) -> ProgressBar {
+    if !plan.progress {
+        return ProgressBar::hidden();
+    }
+    let (len, template) = match (plan.duration, plan.ops) {
+        (Some(d), _) => (
+            d.as_millis() as u64,
+            "{prefix} [{bar:40}] {elapsed_precise} {msg}",
+        ),
+        (None, Some(n)) => (n, "{prefix} [{bar:40}] {pos}/{len} ops {msg}"),
+        (None, None) => (0, "{prefix} {msg}"),
+    };
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {}", plan.kind.name(), plan.label));
+    bar
+}

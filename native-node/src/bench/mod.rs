@@ -1,0 +1,270 @@
+//! `omnikv bench`: measuring OmniKV, and etcd with the same generator.
+//!
+//! - [`workload`]: the operations clients issue (keys, values, read/write mix).
+//! - [`backends`]: OmniKV over its WebSocket protocol, etcd over its v3 JSON gateway.
+//! - [`load`]: N closed-loop clients for a duration or an operation count.
+//! - [`failover`]: SIGKILL the leader, time the first acknowledged write.
+//! - [`storage_micro`]: micro-benchmarks of the storage layer alone.
+//! - [`stats`]: latency histograms and summaries; [`results`]: the JSON files runs leave.
+//! - [`report`] and [`svg`]: tables, BENCHMARKS.md and its chart.
+
+pub mod backends;
+pub mod failover;
+pub mod load;
+pub mod report;
+pub mod results;
+pub mod stats;
+pub mod storage_micro;
+pub mod svg;
+pub mod workload;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use backends::BackendKind;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Drive a cluster with N concurrent clients and print throughput and latency.
+    Load(LoadArgs),
+    /// One failover trial: SIGKILL the leader and time the first acknowledged write.
+    Failover(FailoverArgs),
+    /// Micro-benchmarks of the storage layer (append + fsync, apply, read, snapshot).
+    Storage(StorageArgs),
+    /// Rebuild BENCHMARKS.md and its chart from a results directory.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub struct Endpoints {
+    /// The system under test.
+    #[arg(long, value_enum, default_value = "omnikv")]
+    pub backend: BackendKind,
+    /// Endpoints: OmniKV `ws://host:port`, etcd `http://host:port` (repeat, or comma-separate).
+    #[arg(long = "endpoint", value_delimiter = ',', required = true)]
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub target: Endpoints,
+    /// Concurrent clients, each with one request in flight, spread over the endpoints.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 256)]
+    pub value_bytes: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub key_space: u64,
+    /// Share of puts (the rest are linearizable gets).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub write_percent: u8,
+    /// Measure for this long (default 10 s unless --ops is given).
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+    /// Stop after this many operations instead.
+    #[arg(long, conflicts_with = "duration_s")]
+    pub ops: Option<u64>,
+    /// Run unmeasured for this long first.
+    #[arg(long, default_value_t = 1000)]
+    pub warmup_ms: u64,
+    /// Hold an /events subscriber open on every endpoint (OmniKV), as a visualizer does.
+    #[arg(long)]
+    pub events: bool,
+    /// Name of the workload in reports.
+    #[arg(long, default_value = "custom")]
+    pub label: String,
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    pub target: Endpoints,
+    /// Process ids in endpoint order (needed for etcd; OmniKV reports its own).
+    #[arg(long, value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    #[arg(long, default_value_t = 30_000)]
+    pub give_up_ms: u64,
+    /// Also write the result as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct StorageArgs {
+    /// Where the benchmark databases go (a fresh subdirectory is made and removed).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 256)]
+    pub value_bytes: usize,
+    /// Time spent on each benchmark.
+    #[arg(long, default_value_t = 2000)]
+    pub budget_ms: u64,
+    #[arg(long)]
+    pub no_fsync: bool,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The results directory written by scripts/bench.
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub markdown: PathBuf,
+    /// The chart, written next to the markdown file.
+    #[arg(long, default_value = "benchmarks.svg")]
+    pub svg: PathBuf,
+    /// Hand-written notes (before/after figures, analysis) to include.
+    #[arg(long)]
+    pub notes: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Backend(#[from] backends::BackendError),
+    #[error(transparent)]
+    Failover(#[from] failover::FailoverError),
+    #[error(transparent)]
+    Micro(#[from] storage_micro::MicroError),
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), BenchError> {
+    std::fs::write(path, text).map_err(|source| BenchError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("results serialise")
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
+    match cmd {
+        BenchCommand::Load(a) => {
+            let duration = match (a.duration_s, a.ops) {
+                (Some(s), _) => Some(Duration::from_secs(s)),
+                (None, None) => Some(Duration::from_secs(10)),
+                (None, Some(_)) => None,
+            };
+            let plan = load::LoadPlan {
+                label: a.label,
+                kind: a.target.backend,
+                endpoints: a.target.endpoints,
+                clients: a.clients.max(1),
+                workload: workload::Workload {
+                    key_space: a.key_space,
+                    value_bytes: a.value_bytes,
+                    write_percent: a.write_percent,
+                },
+                duration,
+                ops: a.ops,
+                warmup: Duration::from_millis(if a.ops.is_some() { 0 } else { a.warmup_ms }),
+                events: a.events,
+                request_timeout: Duration::from_millis(a.timeout_ms),
+                progress: !a.no_progress,
+            };
+            let result = load::run(plan).await?;
+            if let Some(out) = &a.out {
+                write_file(out, &to_json(&result))?;
+            }
+            if a.json {
+                println!("{}", to_json(&result));
+            } else {
+                print!("{}", report::text_table(std::slice::from_ref(&result)));
+            }
+        }
+        BenchCommand::Failover(a) => {
+            let result = failover::trial(
+                a.target.backend,
+                &a.target.endpoints,
+                &a.pids,
+                Duration::from_millis(a.give_up_ms),
+            )
+            .await?;
+            if let Some(out) = &a.out {
+                write_file(out, &to_json(&result))?;
+            }
+            println!(
+                "{}: leader (pid {}) killed, first write acknowledged after {:.1} ms",
+                result.backend.name(),
+                result.killed_pid,
+                result.failover_ms
+            );
+        }
+        BenchCommand::Storage(a) => {
+            let dir = a
+                .dir
+                .join(format!("omnikv-storage-bench-{}", std::process::id()));
+            let plan = storage_micro::MicroPlan {
+                fsync: !a.no_fsync,
+                value_bytes: a.value_bytes,
+                budget: Duration::from_millis(a.budget_ms),
+            };
+            let results = tokio::task::spawn_blocking(move || {
+                let r = storage_micro::run(&plan, &dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                r
+            })
+            .await
+            .expect("storage benchmark does not panic")?;
+            for r in &results {
+                println!(
+                    "{:<26} {:>6} iterations  p50 {:>8.2} ms  p99 {:>8.2} ms  {:>10.0} entries/s",
+                    r.name,
+                    r.iterations,
+                    r.p50_us as f64 / 1e3,
+                    r.p99_us as f64 / 1e3,
+                    r.items_per_s
+                );
+            }
+            if let Some(out) = &a.out {
+                write_file(out, &to_json(&results))?;
+            }
+        }
+        BenchCommand::Report(a) => {
+            let results = report::Results::load_dir(&a.dir)?;
+            let notes = match &a.notes {
+                Some(p) => std::fs::read_to_string(p).map_err(|source| BenchError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+                None => String::new(),
+            };
+            let chart_name = a
+                .svg
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write_file(&a.svg, &report::chart(&results))?;
+            write_file(
+                &a.markdown,
+                &report::markdown(&results, &chart_name, &notes),
+            )?;
+            println!("wrote {} and {}", a.markdown.display(), a.svg.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The files a benchmark run leaves behind, one JSON document per measurement, so that the
+//! report can be rebuilt from them and every figure keeps the command that produced it.
+
+use serde::{Deserialize, Serialize};
+
+use super::backends::BackendKind;
+use super::stats::Summary;
+
+/// One load run (`omnikv bench load`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// Names the workload, the same for every backend (`put-c64`, `get-c64`, ...).
+    pub label: String,
+    pub backend: BackendKind,
+    pub clients: usize,
+    pub key_space: u64,
+    pub value_bytes: usize,
+    pub write_percent: u8,
+    /// `/events` subscribers held open during the run (one per endpoint, or none).
+    pub events_subscribers: usize,
+    pub events_frames: u64,
+    pub summary: Summary,
+    /// Whether the leader or its term changed between the start and the end of the
+    /// measurement (`None`: could not tell).
+    pub leader_changed: Option<bool>,
+    pub command: String,
+}
+
+/// One failover trial (`omnikv bench failover`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailoverResult {
+    pub backend: BackendKind,
+    pub killed_endpoint: String,
+    pub killed_pid: u32,
+    /// From SIGKILL of the leader to the first acknowledged write through a survivor.
+    pub failover_ms: f64,
+    pub command: String,
+}
+
+/// One RocksDB `db_bench` figure (written by `scripts/bench`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RocksdbResult {
+    pub name: String,
+    pub threads: u32,
+    pub ops_per_s: f64,
+    pub micros_per_op: f64,
+    pub command: String,
+}
+
+/// One storage micro-benchmark (`omnikv bench storage`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MicroResult {
+    pub name: String,
+    /// What one iteration does.
+    pub unit: String,
+    pub iterations: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// Entries (or keys) processed per second across all iterations.
+    pub items_per_s: f64,
+    pub command: String,
+}
+
+/// The command line of this process, for the record.
+pub fn this_command() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        if let Some(name) = std::path::Path::new(first.as_str()).file_name() {
+            *first = name.to_string_lossy().into_owned();
+        }
+    }
+    args.join(" ")
+}
