@@ -4,7 +4,7 @@
 //! at any point of a recording (scrubbing, replay) and compared in host tests. Every collection
 //! that grows with traffic is bounded here, by the constants below.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use omnikv_core::{
     client::ClientOp,
@@ -77,13 +77,69 @@ impl EntryStatus {
     }
 }
 
-/// A value in a node's table; `None` when the key arrived in a snapshot whose values the event
-/// stream does not carry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KvCell {
-    pub value: Option<String>,
-    /// Log index that last wrote it, when known.
-    pub index: Option<u64>,
+/// The newest entries of a node's log, by index, in ascending order.
+///
+/// A sorted deque rather than a map: appends come in order and truncations cut a suffix, and
+/// one map type fewer keeps the wasm smaller.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogWindow {
+    entries: VecDeque<(u64, Option<KVCommand>)>,
+}
+
+impl LogWindow {
+    /// Forgets the entries at `index` and after (a new append replaces them).
+    pub fn truncate_from(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|(i, _)| *i >= index) {
+            self.entries.pop_back();
+        }
+    }
+
+    /// Forgets the entries before `index` (compacted into a snapshot).
+    pub fn drop_before(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|(i, _)| *i < index) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Appends entry `index`, replacing it and anything after it; keeps at most `max` entries.
+    pub fn push(&mut self, index: u64, command: Option<KVCommand>, max: usize) {
+        self.truncate_from(index);
+        self.entries.push_back((index, command));
+        while self.entries.len() > max {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The command at `index`: `None` if the entry is not kept, `Some(None)` if not carried.
+    pub fn get(&self, index: u64) -> Option<&Option<KVCommand>> {
+        self.slot(index).map(|k| &self.entries[k].1)
+    }
+
+    pub fn get_mut(&mut self, index: u64) -> Option<&mut Option<KVCommand>> {
+        self.slot(index).map(|k| &mut self.entries[k].1)
+    }
+
+    fn slot(&self, index: u64) -> Option<usize> {
+        let first = self.entries.front()?.0;
+        let k = index.checked_sub(first)? as usize;
+        // Entries are contiguous in the common case; fall back to a search when not.
+        match self.entries.get(k) {
+            Some((i, _)) if *i == index => Some(k),
+            _ => self.entries.iter().position(|(i, _)| *i == index),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn last_index(&self) -> Option<u64> {
+        self.entries.back().map(|(i, _)| *i)
+    }
 }
 
 /// The compacted prefix of a node's log.
@@ -112,9 +168,12 @@ pub struct NodeModel {
     pub decided_idx: u64,
     pub applied_idx: u64,
     pub compacted_idx: u64,
-    /// The newest log entries by index; `None` when the event did not carry the command.
-    pub log: BTreeMap<u64, Option<KVCommand>>,
-    pub kv: BTreeMap<String, KvCell>,
+    /// The newest log entries; a command is `None` when the event did not carry it.
+    pub log: LogWindow,
+    /// The node's table as far as the page knows it.
+    pub kv: BTreeMap<String, String>,
+    /// Keys that arrived in an installed snapshot, whose values the event stream does not carry.
+    pub kv_unknown: BTreeSet<String>,
     /// Deduplication sessions, so the table applies retried requests once, as the node does.
     pub sessions: BTreeMap<u64, u64>,
     /// Log index up to which `kv` reflects the node's table.
@@ -122,7 +181,7 @@ pub struct NodeModel {
     /// Some applied entries were not seen (stream joined late, truncated events, gaps).
     pub kv_partial: bool,
     pub snapshot: Option<SnapshotBlock>,
-    pub peers: BTreeMap<NodeId, PeerStatus>,
+    pub peers: Vec<PeerStatus>,
     pub data_dir: String,
     pub pid: Option<u32>,
     pub started_at_ms: u64,
@@ -158,6 +217,10 @@ impl NodeModel {
             Some(ProcessState::Down) => None,
             _ => self.role,
         }
+    }
+
+    pub fn peer(&self, id: NodeId) -> Option<&PeerStatus> {
+        self.peers.iter().find(|p| p.id == id)
     }
 
     pub fn entry_status(&self, index: u64) -> EntryStatus {

@@ -137,11 +137,12 @@ impl ClusterModel {
             } => {
                 let node = self.node_mut(id);
                 // An append at from_idx replaces whatever the log held from there on.
-                node.log.split_off(&*from_idx);
-                for i in 0..*count {
-                    node.log
-                        .insert(from_idx + i, commands.get(i as usize).cloned());
-                    trim_log(node);
+                node.log.truncate_from(*from_idx);
+                // Only the newest entries are kept, so a long run skips straight to them.
+                let first = count.saturating_sub(LOG_WINDOW_ENTRIES as u64);
+                for i in first..*count {
+                    let cmd = commands.get(i as usize).cloned();
+                    node.log.push(from_idx + i, cmd, LOG_WINDOW_ENTRIES);
                 }
                 node.accepted_idx = from_idx + count;
                 node.decided_idx = node.decided_idx.min(node.accepted_idx);
@@ -167,13 +168,13 @@ impl ClusterModel {
                 }
                 for (i, cmd) in commands.iter().enumerate() {
                     let index = from_idx + i as u64;
-                    if let Some(slot) = node.log.get_mut(&index) {
+                    if let Some(slot) = node.log.get_mut(index) {
                         if slot.is_none() {
                             *slot = Some(cmd.clone());
                         }
                     }
                     if index >= node.kv_applied_idx {
-                        apply_to_table(node, cmd, index);
+                        apply_to_table(node, cmd);
                     }
                 }
                 node.kv_applied_idx = node.kv_applied_idx.max(from_idx + count);
@@ -205,15 +206,14 @@ impl ClusterModel {
             }
             NodeEvent::LinkChanged { peer, connected } => {
                 let node = self.node_mut(id);
-                let p = node
-                    .peers
-                    .entry(*peer)
-                    .or_insert(omnikv_core::event::PeerStatus {
+                match node.peers.iter_mut().find(|p| p.id == *peer) {
+                    Some(p) => p.connected = *connected,
+                    None => node.peers.push(omnikv_core::event::PeerStatus {
                         id: *peer,
                         connected: *connected,
                         link_enabled: true,
-                    });
-                p.connected = *connected;
+                    }),
+                }
             }
             NodeEvent::ClientRequest { id: req, op } => {
                 if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == *req) {
@@ -273,14 +273,14 @@ impl ClusterModel {
         node.accepted_idx = s.accepted_idx;
         node.decided_idx = s.decided_idx;
         node.applied_idx = s.applied_idx;
-        node.log.split_off(&s.accepted_idx);
+        node.log.truncate_from(s.accepted_idx);
         if s.compacted_idx > node.compacted_idx {
             node.compacted_idx = s.compacted_idx;
             let block = node.snapshot.get_or_insert_with(SnapshotBlock::default);
             block.compacted_idx = s.compacted_idx;
-            node.log = node.log.split_off(&s.compacted_idx);
+            node.log.drop_before(s.compacted_idx);
         }
-        node.peers = s.peers.iter().map(|p| (p.id, *p)).collect();
+        node.peers = s.peers.clone();
         node.data_dir = s.data_dir.clone();
         node.started_at_ms = s.started_at_ms;
         node.pid = Some(s.pid);
@@ -301,7 +301,7 @@ impl ClusterModel {
     ) {
         let node = self.node_mut(id);
         node.compacted_idx = node.compacted_idx.max(compacted_idx);
-        node.log = node.log.split_off(&compacted_idx);
+        node.log.drop_before(compacted_idx);
         node.snapshot = Some(SnapshotBlock {
             compacted_idx,
             key_count,
@@ -312,11 +312,10 @@ impl ClusterModel {
         if installed {
             // The table was replaced; the stream names the keys but not their values.
             node.kv.retain(|k, _| keys.contains(k));
+            node.kv_unknown.clear();
             for k in keys.iter().take(KV_KEYS_MAX) {
-                node.kv.entry(k.clone()).or_insert(KvCell {
-                    value: None,
-                    index: None,
-                });
+                node.kv.entry(k.clone()).or_default();
+                node.kv_unknown.insert(k.clone());
             }
             // Values are only known again after a dump.
             node.kv_partial = true;
@@ -334,16 +333,9 @@ impl ClusterModel {
             .kv
             .iter()
             .take(KV_KEYS_MAX)
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    KvCell {
-                        value: Some(v.clone()),
-                        index: None,
-                    },
-                )
-            })
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        node.kv_unknown.clear();
         node.sessions = dump.sessions.clone();
         node.kv_partial = dump.kv.len() > KV_KEYS_MAX;
         node.kv_applied_idx = dump.applied_idx;
@@ -364,12 +356,15 @@ impl ClusterModel {
                     .collect();
             }
         }
-        let mut log = node.log.split_off(&dump.compacted_idx);
-        for (i, cmd) in dump.decided_suffix.iter().enumerate() {
-            log.insert(dump.compacted_idx + i as u64, Some(cmd.clone()));
+        node.log = LogWindow::default();
+        let skip = dump.decided_suffix.len().saturating_sub(LOG_WINDOW_ENTRIES);
+        for (i, cmd) in dump.decided_suffix.iter().enumerate().skip(skip) {
+            node.log.push(
+                dump.compacted_idx + i as u64,
+                Some(cmd.clone()),
+                LOG_WINDOW_ENTRIES,
+            );
         }
-        node.log = log;
-        trim_log(node);
         check_recovered(node);
     }
 
@@ -390,31 +385,20 @@ impl ClusterModel {
     }
 }
 
-fn trim_log(node: &mut NodeModel) {
-    while node.log.len() > LOG_WINDOW_ENTRIES {
-        node.log.pop_first();
-    }
-}
-
-fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand, index: u64) {
+fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand) {
     let Some(value) = cmd.mutation() else { return };
     if !is_new_request(&node.sessions, cmd.id()) {
         return;
     }
     node.sessions.insert(cmd.id().client, cmd.id().seq);
+    node.kv_unknown.remove(cmd.key());
     match value {
         Some(v) => {
             if node.kv.len() >= KV_KEYS_MAX && !node.kv.contains_key(cmd.key()) {
                 node.kv_partial = true;
                 return;
             }
-            node.kv.insert(
-                cmd.key().to_owned(),
-                KvCell {
-                    value: Some(v.to_owned()),
-                    index: Some(index),
-                },
-            );
+            node.kv.insert(cmd.key().to_owned(), v.to_owned());
         }
         None => {
             node.kv.remove(cmd.key());

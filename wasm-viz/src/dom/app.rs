@@ -47,8 +47,8 @@ pub struct App {
     pub trace: Option<Timeline>,
     streams: BTreeMap<NodeId, Socket>,
     dumps: BTreeMap<NodeId, Socket>,
-    dump_tried_ms: BTreeMap<NodeId, f64>,
-    ws_urls: BTreeMap<NodeId, String>,
+    /// When a dump was last asked of each node (a short list: one entry per node).
+    dump_tried_ms: Vec<(NodeId, f64)>,
     up_nodes: Vec<NodeId>,
     leader: Option<NodeId>,
     client: ClientSession,
@@ -76,8 +76,7 @@ impl App {
             trace: None,
             streams: BTreeMap::new(),
             dumps: BTreeMap::new(),
-            dump_tried_ms: BTreeMap::new(),
-            ws_urls: BTreeMap::new(),
+            dump_tried_ms: Vec::new(),
             up_nodes: Vec::new(),
             leader: None,
             client: ClientSession::new(client_id),
@@ -127,10 +126,6 @@ impl App {
             .filter(|n| ready(n))
             .map(|n| n.id)
             .collect();
-        for n in &view.nodes {
-            self.ws_urls
-                .insert(n.id, n.ws.trim_end_matches('/').to_owned());
-        }
         let changed = {
             let live = self.timeline.live_model();
             live.leader != view.leader
@@ -171,8 +166,14 @@ impl App {
         }
     }
 
+    /// A node's WebSocket base URL, as the launcher last reported it.
+    fn ws_base(&self, id: NodeId) -> Option<String> {
+        let ws = &self.timeline.live_model().nodes.get(&id)?.ws;
+        (!ws.is_empty()).then(|| ws.trim_end_matches('/').to_owned())
+    }
+
     fn open_stream(&mut self, id: NodeId) {
-        let Some(base) = self.ws_urls.get(&id) else {
+        let Some(base) = self.ws_base(id) else {
             return;
         };
         let url = format!("{base}/events");
@@ -186,15 +187,18 @@ impl App {
 
     fn request_dump(&mut self, id: NodeId) {
         let now = now_ms();
-        let recent = self
-            .dump_tried_ms
-            .get(&id)
-            .is_some_and(|t| now - t < DUMP_RETRY_MS);
+        let tried = self.dump_tried_ms.iter_mut().find(|(n, _)| *n == id);
+        let recent = tried
+            .as_ref()
+            .is_some_and(|(_, t)| now - *t < DUMP_RETRY_MS);
         if recent || self.dumps.contains_key(&id) {
             return;
         }
-        self.dump_tried_ms.insert(id, now);
-        let Some(base) = self.ws_urls.get(&id) else {
+        match tried {
+            Some((_, t)) => *t = now,
+            None => self.dump_tried_ms.push((id, now)),
+        }
+        let Some(base) = self.ws_base(id) else {
             return;
         };
         if let Ok(s) = Socket::open(&format!("{base}/admin"), on_dump, id) {
@@ -290,7 +294,7 @@ impl App {
         let reuse = matches!(&self.client_sock, Some((n, s)) if *n == node && !s.is_closed());
         if !reuse {
             self.client_sock = None;
-            let Some(base) = self.ws_urls.get(&node) else {
+            let Some(base) = self.ws_base(node) else {
                 return;
             };
             match Socket::open(&format!("{base}/client"), on_client, node) {

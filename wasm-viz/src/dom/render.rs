@@ -72,11 +72,13 @@ pub struct View {
     dots_drawn: usize,
 }
 
+/// Position of node `i` of `n` on the ring. Uses the browser's trigonometry: Rust's own would
+/// add a software sin/cos to the wasm.
 fn pos(i: usize, n: usize) -> (f64, f64) {
     let a = -std::f64::consts::FRAC_PI_2 + std::f64::consts::TAU * i as f64 / n.max(1) as f64;
     (
-        RING_CENTER + RING_RADIUS * a.cos(),
-        RING_CENTER + RING_RADIUS * a.sin(),
+        RING_CENTER + RING_RADIUS * js_sys::Math::cos(a),
+        RING_CENTER + RING_RADIUS * js_sys::Math::sin(a),
     )
 }
 
@@ -312,7 +314,7 @@ impl View {
                     model
                         .nodes
                         .get(&x)
-                        .and_then(|n| n.peers.get(&y))
+                        .and_then(|n| n.peer(y))
                         .map(|p| p.connected)
                 };
                 let dead = |x: NodeId| {
@@ -613,7 +615,7 @@ fn node_rows(n: &NodeModel, clock_ms: f64, rows: &mut Vec<(String, String)>) {
     rows.push(("peer addr".into(), n.peer_addr.clone()));
     let peers: Vec<String> = n
         .peers
-        .values()
+        .iter()
         .map(|p| {
             let s = if !p.link_enabled {
                 "cut"
@@ -786,7 +788,7 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
         let Some(e) = el::nth(&c.strip, k) else {
             continue;
         };
-        let cmd = n.log.get(idx).and_then(|c| c.as_ref());
+        let cmd = n.log.get(*idx).and_then(|c| c.as_ref());
         attr(&e, "data-index", &idx.to_string());
         attr(&e, "data-status", n.entry_status(*idx).as_str());
         let title = cmd
@@ -816,15 +818,16 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
         el::child(&tr, &el::html(doc, "td", "v"));
         tr
     });
-    for (i, (k, cell)) in rows.iter().enumerate() {
+    for (i, (k, v)) in rows.iter().enumerate() {
         let Some(tr) = el::nth(&c.kv_body, i) else {
             continue;
         };
+        let unknown = n.kv_unknown.contains(*k);
         attr(&tr, "data-key", k);
-        attr(&tr, "data-value", cell.value.as_deref().unwrap_or(""));
+        attr(&tr, "data-value", v);
         if let (Some(kt), Some(vt)) = (el::nth(&tr, 0), el::nth(&tr, 1)) {
             text(&kt, k);
-            text(&vt, cell.value.as_deref().unwrap_or("(in snapshot)"));
+            text(&vt, if unknown { "(in snapshot)" } else { v });
         }
     }
     let mut note = String::new();
