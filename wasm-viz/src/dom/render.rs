@@ -763,16 +763,12 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
             "data-installed",
             if how == "installed" { "true" } else { "false" },
         );
-        text(
-            &c.snap,
-            &format!("{how} ..{} · {keys} keys", n.compacted_idx),
-        );
+        text(&c.snap, &format!("{how} ..{}{keys}", n.compacted_idx));
         attr(
             &c.snap,
             "title",
             &format!("entries 0..{} compacted into a snapshot", n.compacted_idx),
         );
-        attr(&c.snap, "hidden", "false");
         let _ = c.snap.remove_attribute("hidden");
     } else if !c.snap.has_attribute("hidden") {
         let _ = c.snap.set_attribute("hidden", "");
