@@ -10,16 +10,14 @@
 use omnikv_core::{KVCommand, KVSnapshot};
 use omnipaxos::{
     messages::{sequence_paxos::PaxosMsg, Message},
-    storage::{Snapshot, SnapshotType},
+    storage::{Snapshot, SnapshotType, Storage},
     util::{LogEntry, LogSync},
     OmniPaxos,
 };
 
-use crate::storage::PaxosLog;
-
 /// Rewrites a delta snapshot in `msg`, if it carries one. Returns whether it did.
-pub fn complete_delta_snapshot(
-    omni: &OmniPaxos<KVCommand, PaxosLog>,
+pub fn complete_delta_snapshot<B: Storage<KVCommand>>(
+    omni: &OmniPaxos<KVCommand, B>,
     msg: &mut Message<KVCommand>,
 ) -> bool {
     let Message::SequencePaxos(p) = msg else {
@@ -36,7 +34,10 @@ pub fn complete_delta_snapshot(
     rewrite(omni, sync)
 }
 
-fn rewrite(omni: &OmniPaxos<KVCommand, PaxosLog>, sync: &mut LogSync<KVCommand>) -> bool {
+fn rewrite<B: Storage<KVCommand>>(
+    omni: &OmniPaxos<KVCommand, B>,
+    sync: &mut LogSync<KVCommand>,
+) -> bool {
     match sync.decided_snapshot.take() {
         Some(SnapshotType::Delta(delta)) => {
             let mut complete = decided_prefix(omni);
@@ -52,7 +53,7 @@ fn rewrite(omni: &OmniPaxos<KVCommand, PaxosLog>, sync: &mut LogSync<KVCommand>)
 }
 
 /// The fold of this node's decided log: its stored snapshot plus the decided entries after it.
-pub fn decided_prefix(omni: &OmniPaxos<KVCommand, PaxosLog>) -> KVSnapshot {
+pub fn decided_prefix<B: Storage<KVCommand>>(omni: &OmniPaxos<KVCommand, B>) -> KVSnapshot {
     let mut state = KVSnapshot::default();
     let decided_idx = omni.get_decided_idx();
     if decided_idx == 0 {

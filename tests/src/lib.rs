@@ -445,3 +445,4 @@ impl Drop for Demo {
 
 pub mod linearizability;
 pub mod nemesis;
+pub mod sim;
