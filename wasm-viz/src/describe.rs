@@ -118,7 +118,7 @@ pub fn event_line(env: &EventEnvelope) -> String {
             s.applied_idx,
             s.compacted_idx
         )
-        .to_lowercase(),
+        .to_ascii_lowercase(),
         NodeEvent::MessageSent(m) => format!("sent {} {}", kind_name(m.kind), message(m)),
         NodeEvent::MessageReceived(m) => format!("received {} {}", kind_name(m.kind), message(m)),
         NodeEvent::EntriesAppended {

@@ -17,6 +17,17 @@ pub const RECORDS_CAP: usize = 20_000;
 pub const CHECKPOINT_EVERY: u64 = 500;
 /// Replay speeds offered, slowest first.
 pub const SPEEDS: [f64; 4] = [0.1, 0.25, 0.5, 1.0];
+/// The speed selector's option values, one per entry of [`SPEEDS`].
+pub const SPEED_NAMES: [&str; 4] = ["0.1", "0.25", "0.5", "1"];
+
+/// The replay speed an option value names; 1 for anything else. A lookup rather than float
+/// parsing, which would bring the float parser and its tables into the wasm.
+pub fn speed_named(name: &str) -> f64 {
+    SPEED_NAMES
+        .iter()
+        .position(|n| *n == name.trim())
+        .map_or(1.0, |i| SPEEDS[i])
+}
 /// Format tag of exported traces.
 pub const TRACE_FORMAT: &str = "omnikv-trace";
 

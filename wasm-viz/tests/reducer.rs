@@ -398,3 +398,12 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
     assert_eq!(n3.kv["size"], "large");
     assert!(n3.kv_unknown.is_empty());
 }
+
+#[test]
+fn replay_speeds_are_looked_up_by_their_option_values() {
+    use omnikv_viz::timeline::{speed_named, SPEEDS, SPEED_NAMES};
+    for (name, speed) in SPEED_NAMES.iter().zip(SPEEDS) {
+        assert_eq!(speed_named(name), speed);
+    }
+    assert_eq!(speed_named("fast"), 1.0);
+}

@@ -28,7 +28,7 @@ use crate::{
     client::{op_from_parts, ClientSession, Step},
     control::{self, ControlRequest},
     reducer::Record,
-    timeline::{Timeline, RECORDS_CAP},
+    timeline::{self, Timeline, RECORDS_CAP},
 };
 
 /// How long the page waits for a client reply before treating the outcome as unknown.
@@ -384,7 +384,7 @@ impl App {
             "step" => self.active().step(true),
             "step-back" => self.active().step(false),
             "replay" => {
-                let speed = el::input_value(&self.doc, "speed").parse().unwrap_or(1.0);
+                let speed = timeline::speed_named(&el::input_value(&self.doc, "speed"));
                 self.active().replay(speed);
             }
             "live" => {
