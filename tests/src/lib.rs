@@ -38,6 +38,18 @@ pub fn omnikv_bin() -> PathBuf {
     bin
 }
 
+/// A test killed midway (a timeout, a closed pipe) must not leave nodes running.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -124,6 +136,7 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
+        die_with_parent(&mut cmd);
         node.child = Some(cmd.spawn().expect("spawning omnikv node"));
     }
 
@@ -345,6 +358,8 @@ impl Demo {
             ])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .arg("--web-dir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../web"))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -428,6 +443,9 @@ fn call(req: ureq::Request, body: Option<&str>) -> (u16, String) {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();

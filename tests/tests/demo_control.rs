@@ -159,6 +159,44 @@ async fn bad_control_requests_get_json_errors_and_change_nothing() {
         assert_eq!(json["ok"], false, "{path}");
         assert!(!json["message"].as_str().unwrap().is_empty());
     }
+    // Seeded random paths and bodies: always a JSON error or a refusal, never a change.
+    {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let seed: u64 = rand::random();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let words = [
+            "api",
+            "nodes",
+            "links",
+            "scenarios",
+            "1",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "kill",
+            "%2e%2e",
+            "heal",
+            "",
+        ];
+        for _ in 0..100 {
+            let path: Vec<&str> = (0..rng.gen_range(1..5))
+                .map(|_| words[rng.gen_range(0..words.len())])
+                .collect();
+            let path = format!("/api/{}", path.join("/"));
+            if path.ends_with("/kill") || path.ends_with("/heal") || path.contains("scenarios/heal")
+            {
+                continue; // valid actions are tested elsewhere
+            }
+            let body: String = (0..rng.gen_range(0..64))
+                .map(|_| rng.gen_range(b' '..b'~') as char)
+                .collect();
+            let (code, _) = demo.post(&path, &body);
+            assert!(
+                (400..500).contains(&code) || code == 405,
+                "seed {seed}: {path} -> {code}"
+            );
+        }
+    }
     let (code, _) = demo.post("/api/links", &"x".repeat(64 * 1024));
     assert_eq!(code, 413, "oversized body");
     // Nothing changed: every node up, every link connected, and the cluster serves.
@@ -247,4 +285,47 @@ fn stopping_the_demo_leaves_no_orphan_processes() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn control_api_token_is_enforced_and_required_off_loopback() {
+    let demo = Demo::start(3, &["--token", "s3cret"]);
+    let url = format!("{}/api/cluster", demo.http);
+    match ureq::get(&url).call() {
+        Err(ureq::Error::Status(code, _)) => assert_eq!(code, 401),
+        other => panic!("expected 401, got {:?}", other.map(|r| r.status())),
+    }
+    let kill = format!("{}/api/nodes/1/kill", demo.http);
+    assert!(matches!(
+        ureq::post(&kill).call(),
+        Err(ureq::Error::Status(401, _))
+    ));
+    let ok = ureq::get(&url)
+        .set("Authorization", "Bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Opening the page with the token gives the browser a cookie for its own API calls.
+    let page = ureq::get(&format!("{}/?token=s3cret", demo.http))
+        .call()
+        .unwrap();
+    let cookie = page
+        .header("set-cookie")
+        .expect("cookie set")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let with_cookie = ureq::get(&url).set("Cookie", &cookie).call().unwrap();
+    assert_eq!(with_cookie.status(), 200);
+
+    // Off loopback without a token: refused at start.
+    let out = std::process::Command::new(omnikv_tests::omnikv_bin())
+        .args(["demo", "--http", "0.0.0.0:0", "--data-dir"])
+        .arg(demo.dir.path().join("other"))
+        .env_remove("OMNIKV_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without --token"));
 }

@@ -178,3 +178,68 @@ async fn peer_port_refuses_strangers_and_garbage() {
         .wait_leader(&cluster.ids(), Duration::from_secs(5))
         .await;
 }
+
+/// Seeded random frames to every endpoint of a node: each client frame gets exactly one error
+/// reply, admin frames get errors, peer streams are dropped, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_frames_to_every_endpoint_change_nothing() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cluster = Cluster::start(3, &[]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let url = cluster.url(2);
+    let mut random_frame = |rng: &mut StdRng| -> String {
+        let len = rng.gen_range(0..300);
+        let alphabet = b"{}[]\":,0123456789abcdefghijklmnopqrstuvwxyz_ -\\\n\t";
+        (0..len)
+            .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+            .collect()
+    };
+
+    let mut conn = Connection::open(&url, "client", T).await.unwrap();
+    for _ in 0..300 {
+        conn.send_text(random_frame(&mut rng)).await.unwrap();
+        let reply = conn.recv_text(T).await.unwrap();
+        expect_bad_request(&reply, &format!("seed {seed}"));
+    }
+    let mut admin = Connection::open(&url, "admin", T).await.unwrap();
+    for _ in 0..100 {
+        admin.send_text(random_frame(&mut rng)).await.unwrap();
+        let r: AdminResponse = serde_json::from_str(&admin.recv_text(T).await.unwrap()).unwrap();
+        assert!(
+            matches!(r, AdminResponse::Error { .. }),
+            "seed {seed}: {r:?}"
+        );
+    }
+    let peer = cluster.nodes[&2].peer;
+    for i in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(peer).await.unwrap();
+        let body = if i % 2 == 0 {
+            r#"{"hello":{"cluster_id":"test","from":1}}"#.to_string()
+        } else {
+            random_frame(&mut rng)
+        };
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(body.as_bytes());
+        let junk = random_frame(&mut rng);
+        bytes.extend_from_slice(&(junk.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(junk.as_bytes());
+        let _ = s.write_all(&bytes).await;
+        let _ = s.shutdown().await;
+    }
+    let dump = cluster.dump(2).await;
+    assert!(
+        dump.kv.is_empty() && dump.decided_idx == 0,
+        "seed {seed}: state changed: {dump:?}"
+    );
+    let mut c = cluster.client_of(&[2]);
+    c.put("k", "v").await.unwrap();
+    assert_eq!(
+        c.get("k", ReadMode::Linearizable).await.unwrap().as_deref(),
+        Some("v")
+    );
+}

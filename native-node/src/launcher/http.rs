@@ -2,17 +2,19 @@
 //!
 //! Every reply of the control API is JSON; every error is an [`ActionReply`] with `ok: false`
 //! and a message, and changes nothing. Requests that change the cluster (it can kill
-//! processes) are refused when they come from a page of another origin.
+//! processes) are refused when they come from a page of another origin, and, when the launcher
+//! has a token, every request must carry it (header, or the cookie set by opening
+//! `/?token=TOKEN`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, Path, Request, State},
     http::{header, HeaderMap, StatusCode},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -33,9 +35,16 @@ use crate::client::Client;
 #[derive(Clone)]
 struct App {
     supervisor: Arc<Supervisor>,
+    token: Option<Arc<str>>,
 }
 
-pub fn router(supervisor: Arc<Supervisor>, web_dir: PathBuf, _addr: SocketAddr) -> Router {
+const TOKEN_COOKIE: &str = "omnikv_token";
+
+pub fn router(supervisor: Arc<Supervisor>, web_dir: PathBuf, token: Option<String>) -> Router {
+    let app = App {
+        supervisor,
+        token: token.map(Into::into),
+    };
     Router::new()
         .route("/api/cluster", get(cluster))
         .route("/api/nodes/{id}/{action}", post(node_action))
@@ -44,7 +53,55 @@ pub fn router(supervisor: Arc<Supervisor>, web_dir: PathBuf, _addr: SocketAddr) 
         .route("/api/{*rest}", get(not_found).post(not_found))
         .layer(DefaultBodyLimit::max(CONTROL_BODY_BYTES_MAX))
         .fallback_service(ServeDir::new(web_dir).append_index_html_on_directories(true))
-        .with_state(App { supervisor })
+        .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .with_state(app)
+}
+
+/// With a token configured: `/?token=T` sets a same-site cookie (so the page's own requests
+/// carry it), and every `/api` request needs the token as a bearer header or that cookie.
+async fn require_token(State(app): State<App>, req: Request, next: Next) -> Response {
+    let Some(token) = app.token.clone() else {
+        return next.run(req).await;
+    };
+    let query_token = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
+        .map(str::to_owned);
+    if !req.uri().path().starts_with("/api") {
+        let mut resp = next.run(req).await;
+        if query_token.as_deref() == Some(&*token) {
+            let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+        }
+        return resp;
+    }
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{TOKEN_COOKIE}="))
+                .map(str::to_owned)
+        });
+    if bearer == Some(&*token) || cookie.as_deref() == Some(&*token) {
+        next.run(req).await
+    } else {
+        reply(
+            StatusCode::UNAUTHORIZED,
+            false,
+            "this control API needs its token (Authorization: Bearer TOKEN)",
+        )
+    }
 }
 
 fn reply(status: StatusCode, ok: bool, message: impl Into<String>) -> Response {

@@ -47,12 +47,22 @@ pub struct DemoConfig {
     /// Do not fsync (UNSAFE for power loss; passed to every node).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Require this token on the control API (`Authorization: Bearer TOKEN`, or open the page
+    /// once as `/?token=TOKEN`). Mandatory when --http is not a loopback address, since the API
+    /// can kill processes.
+    #[arg(long, env = "OMNIKV_TOKEN")]
+    pub token: Option<String>,
 }
 
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(
         (2..=9).contains(&config.nodes),
         "--nodes must be between 2 and 9"
+    );
+    anyhow::ensure!(
+        config.http.ip().is_loopback() || config.token.as_deref().is_some_and(|t| !t.is_empty()),
+        "refusing to serve the control API on {} without --token: anyone who reaches it could kill the nodes",
+        config.http
     );
     if config.fresh && config.data_dir.exists() {
         std::fs::remove_dir_all(&config.data_dir)
@@ -82,7 +92,11 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
             config.web_dir.display()
         );
     }
-    let app = http::router(supervisor.clone(), config.web_dir.clone(), http_addr);
+    let app = http::router(
+        supervisor.clone(),
+        config.web_dir.clone(),
+        config.token.clone(),
+    );
     println!(
         "omnikv demo: {} nodes, data in {}",
         config.nodes,

@@ -1,0 +1,94 @@
+//! Every decoder of wire input, fed hostile bytes: it returns an error or a value, never
+//! panics, and refuses oversized frames before parsing.
+
+use omnikv_core::{
+    admin::{AdminRequest, AdminResponse},
+    client::{ClientOp, ClientRequest, ClientResponse, ReadMode},
+    control::{ClusterView, LinkRequest},
+    decode_json,
+    event::EventEnvelope,
+    limits::CLIENT_FRAME_BYTES_MAX,
+    peer::PeerFrame,
+    DecodeError, RequestId,
+};
+use proptest::prelude::*;
+
+fn decode_all(bytes: &[u8]) {
+    let limit = 1 << 20;
+    let _ = decode_json::<ClientRequest>(bytes, limit).map(|r| r.validate());
+    let _ = decode_json::<ClientResponse>(bytes, limit);
+    let _ = decode_json::<EventEnvelope>(bytes, limit);
+    let _ = decode_json::<PeerFrame>(bytes, limit);
+    let _ = decode_json::<AdminRequest>(bytes, limit);
+    let _ = decode_json::<AdminResponse>(bytes, limit);
+    let _ = decode_json::<LinkRequest>(bytes, limit);
+    let _ = decode_json::<ClusterView>(bytes, limit);
+}
+
+const VALID: &[&str] = &[
+    r#"{"id":{"client":7,"seq":1},"op":{"type":"put","key":"a","value":"b"}}"#,
+    r#"{"id":{"client":7,"seq":2},"op":{"type":"get","key":"a","read":"local"}}"#,
+    r#"{"type":"set_link","peer":2,"connected":false}"#,
+    r#"{"a":1,"b":2,"connected":false}"#,
+    r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#,
+    r#"{"node":1,"seq":3,"time_ms":4,"event":{"type":"entries_decided","from_idx":0,"to_idx":1}}"#,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        decode_all(&bytes);
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(
+        which in 0..VALID.len(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = VALID[which].as_bytes().to_vec();
+        for (at, b) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        let keep = cut.index(bytes.len() + 1);
+        decode_all(&bytes[..keep]);
+        decode_all(&bytes);
+    }
+
+    #[test]
+    fn valid_requests_round_trip(client in any::<u64>(), seq in any::<u64>(), key in ".{0,40}", value in ".{0,80}", kind in 0..4u8) {
+        let op = match kind {
+            0 => ClientOp::Put { key: key.clone(), value },
+            1 => ClientOp::Get { key: key.clone(), read: ReadMode::Linearizable },
+            2 => ClientOp::Get { key: key.clone(), read: ReadMode::Local },
+            _ => ClientOp::Delete { key: key.clone() },
+        };
+        let req = ClientRequest { id: RequestId { client, seq }, op };
+        let json = serde_json::to_vec(&req).unwrap();
+        prop_assert_eq!(decode_json::<ClientRequest>(&json, CLIENT_FRAME_BYTES_MAX).unwrap(), req.clone());
+        prop_assert_eq!(req.validate().is_ok(), !key.is_empty());
+    }
+}
+
+#[test]
+fn oversized_frames_are_refused_before_parsing() {
+    let big = vec![b' '; CLIENT_FRAME_BYTES_MAX + 1];
+    assert_eq!(
+        decode_json::<ClientRequest>(&big, CLIENT_FRAME_BYTES_MAX),
+        Err(DecodeError::TooLarge {
+            len: CLIENT_FRAME_BYTES_MAX + 1,
+            limit: CLIENT_FRAME_BYTES_MAX
+        })
+    );
+}
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    let nested = "[".repeat(100_000);
+    decode_all(nested.as_bytes());
+    let nested = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    decode_all(nested.as_bytes());
+}
