@@ -119,6 +119,14 @@ pub async fn run(config: NemesisConfig) -> Report {
             let mut client = omnikv_node::client::Client::new(urls.clone());
             client.attempt_timeout = Duration::from_millis(1500);
             client.total_timeout = Duration::from_secs(3);
+            let mut local_clients: Vec<_> = urls
+                .iter()
+                .map(|u| {
+                    let mut one = omnikv_node::client::Client::new(vec![u.clone()]);
+                    one.total_timeout = Duration::from_millis(500);
+                    one
+                })
+                .collect();
             let mut counts = (0u64, 0u64, 0u64);
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -141,9 +149,7 @@ pub async fn run(config: NemesisConfig) -> Report {
                     };
                     if local {
                         // A local read is served by one node: pick it at random.
-                        let url = urls[rng.gen_range(0..urls.len())].clone();
-                        let mut one = omnikv_node::client::Client::new(vec![url]);
-                        one.total_timeout = Duration::from_millis(500);
+                        let one = &mut local_clients[rng.gen_range(0..urls.len())];
                         (Op::Get(None), one.get(&key, mode).await.map(Some))
                     } else {
                         (Op::Get(None), client.get(&key, mode).await.map(Some))
