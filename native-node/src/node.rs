@@ -606,7 +606,8 @@ impl Node {
             return;
         }
         match self.omni.snapshot(Some(target as usize), true) {
-            Ok(()) => {
+            // Reading the snapshot back copies it: only done for subscribers.
+            Ok(()) if self.events.active() => {
                 if let Some(LogEntry::Snapshotted(s)) = self.omni.read(0) {
                     let (keys, key_count) = snapshot_keys(&s.snapshot.resolved());
                     self.events.emit(NodeEvent::SnapshotTaken {
@@ -616,6 +617,7 @@ impl Node {
                     });
                 }
             }
+            Ok(()) => {}
             Err(e) => warn!(target, error = ?e, "snapshot failed"),
         }
     }

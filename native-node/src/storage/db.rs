@@ -16,6 +16,7 @@ pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
+pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -44,7 +45,7 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = [CF_LOG, CF_META, CF_KV, CF_SESSIONS]
+        let cfs = [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;

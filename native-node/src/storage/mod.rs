@@ -9,6 +9,7 @@
 mod db;
 mod kv_table;
 mod paxos_log;
+mod snapshot_store;
 
 pub use db::{StorageError, Store};
 pub use kv_table::{ApplyBatch, ApplyOutcome, KvTable};

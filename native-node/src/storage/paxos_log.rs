@@ -1,6 +1,6 @@
 //! OmniPaxos' `Storage` over RocksDB: the replicated log (column family `log`, keyed by absolute
-//! index) and the Paxos state (promise, accepted round, decided and compacted index, snapshot,
-//! stop-sign; column family `meta`).
+//! index) and the Paxos state (promise, accepted round, decided and compacted index, stop-sign;
+//! column family `meta`; the snapshot is in [`super::snapshot_store`]).
 //!
 //! Writes are not fsynced here: see [`Store::sync`] for the one-fsync-per-turn discipline that
 //! makes them durable before OmniPaxos' replies leave the node.
@@ -15,13 +15,13 @@ use omnipaxos::{
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META};
+use super::snapshot_store;
 
 const KEY_PROMISE: &str = "promise";
 const KEY_ACCEPTED_ROUND: &str = "accepted_round";
 const KEY_DECIDED_IDX: &str = "decided_idx";
 const KEY_COMPACTED_IDX: &str = "compacted_idx";
 const KEY_TRIMMED_IDX: &str = "trimmed_idx";
-const KEY_SNAPSHOT: &str = "snapshot";
 const KEY_STOPSIGN: &str = "stopsign";
 
 /// The bounds of the stored log, cached so that reads need no scan.
@@ -36,6 +36,15 @@ struct Bounds {
 pub struct PaxosLog {
     store: Arc<Store>,
     bounds: Bounds,
+    /// The stored snapshot, as on disk.
+    snapshot: Option<KVSnapshot>,
+}
+
+/// The state a batch of operations will leave once written.
+struct Staged {
+    bounds: Bounds,
+    /// `Some` when the batch replaces the snapshot.
+    snapshot: Option<Option<KVSnapshot>>,
 }
 
 impl PaxosLog {
@@ -51,22 +60,25 @@ impl PaxosLog {
             None => trimmed_idx,
         }
         .max(trimmed_idx);
+        let snapshot = snapshot_store::load(&store)?;
         Ok(PaxosLog {
             store,
             bounds: Bounds {
                 trimmed_idx,
                 end_idx,
             },
+            snapshot,
         })
     }
 
-    /// Adds one operation to `batch`, updating `bounds` as the batch will once written.
+    /// Adds one operation to `batch`, updating `staged` as the batch will once written.
     fn stage(
         &self,
         batch: &mut WriteBatch,
-        bounds: &mut Bounds,
+        staged: &mut Staged,
         op: StorageOp<KVCommand>,
     ) -> Result<(), StorageError> {
+        let bounds = &mut staged.bounds;
         let log = self.store.cf(CF_LOG);
         let meta = self.store.cf(CF_META);
         let put_meta = |batch: &mut WriteBatch, key: &str, value: &dyn erased::Json| {
@@ -111,19 +123,32 @@ impl PaxosLog {
                 }
             }
             StorageOp::SetStopsign(ss) => put_meta(batch, KEY_STOPSIGN, &ss)?,
-            StorageOp::SetSnapshot(s) => put_meta(batch, KEY_SNAPSHOT, &s)?,
+            StorageOp::SetSnapshot(s) => {
+                let old = match &staged.snapshot {
+                    Some(next) => next.as_ref(),
+                    None => self.snapshot.as_ref(),
+                };
+                snapshot_store::stage(&self.store, batch, old, s.as_ref())?;
+                staged.snapshot = Some(s);
+            }
         }
         Ok(())
     }
 
     fn write_ops(&mut self, ops: Vec<StorageOp<KVCommand>>) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        let mut bounds = self.bounds;
+        let mut staged = Staged {
+            bounds: self.bounds,
+            snapshot: None,
+        };
         for op in ops {
-            self.stage(&mut batch, &mut bounds, op)?;
+            self.stage(&mut batch, &mut staged, op)?;
         }
         self.store.write(batch)?;
-        self.bounds = bounds;
+        self.bounds = staged.bounds;
+        if let Some(s) = staged.snapshot {
+            self.snapshot = s;
+        }
         Ok(())
     }
 
@@ -277,11 +302,7 @@ impl Storage<KVCommand> for PaxosLog {
     }
 
     fn get_snapshot(&self) -> StorageResult<Option<KVSnapshot>> {
-        Ok(self
-            .store
-            .get_meta::<Option<KVSnapshot>>(KEY_SNAPSHOT)
-            .map_err(boxed)?
-            .flatten())
+        Ok(self.snapshot.clone())
     }
 }
 
