@@ -87,7 +87,7 @@ pub fn run(plan: &MicroPlan, dir: &Path) -> Result<Vec<MicroResult>, MicroError>
         let mut seq = 0;
         out.push(measure(
             &format!("append {batch} + fsync"),
-            &format!("append {batch} entries, one fsync"),
+            &format!("append {batch} entries of 256 B, then one fsync"),
             batch,
             plan.budget,
             |_| {
