@@ -195,7 +195,8 @@ impl ApplyBatch<'_> {
             KEY_APPLIED_IDX,
             serde_json::to_vec(&applied_idx)?,
         );
-        store.write(self.batch)
+        // Applied state is rebuilt from the log if a power failure loses it.
+        store.write_deferred(self.batch)
     }
 }
 

@@ -141,10 +141,19 @@ impl PaxosLog {
             bounds: self.bounds,
             snapshot: None,
         };
+        // A decided index alone need not be fsynced before anything is sent (see
+        // `Store::write_deferred`); promises, accepted rounds and entries must.
+        let deferrable = ops
+            .iter()
+            .all(|op| matches!(op, StorageOp::SetDecidedIndex(_)));
         for op in ops {
             self.stage(&mut batch, &mut staged, op)?;
         }
-        self.store.write(batch)?;
+        if deferrable {
+            self.store.write_deferred(batch)?;
+        } else {
+            self.store.write(batch)?;
+        }
         self.bounds = staged.bounds;
         if let Some(s) = staged.snapshot {
             self.snapshot = s;
