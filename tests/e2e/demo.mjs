@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const targetDir = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/omnikv/target');
 export const omnikvBin = process.env.OMNIKV_BIN || join(targetDir, 'debug/omnikv');
+/** The page's files: web/, or OMNIKV_WEB_DIR (e.g. a build that keeps function names). */
+export const webDir = process.env.OMNIKV_WEB_DIR || join(repoRoot, 'web');
 
 async function freePort() {
   return new Promise((ok, fail) => {
@@ -36,7 +38,7 @@ export async function startDemo() {
   const dataDir = mkdtempSync(join(tmpdir(), 'omnikv-e2e-'));
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(omnikvBin, ['demo', '--http', `127.0.0.1:${port}`, '--data-dir', dataDir,
-    '--fresh', '--web-dir', join(repoRoot, 'web')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--fresh', '--web-dir', webDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (d) => { output = (output + d).slice(-20000); };
   child.stdout.on('data', keep);

@@ -51,10 +51,7 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    omnikv_node::launcher::supervisor::free_port().expect("a free loopback port")
 }
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -95,10 +92,50 @@ impl Cluster {
             nodes,
             args: args.iter().map(|s| s.to_string()).collect(),
         };
-        for id in 1..=n {
-            c.spawn(id);
+        for attempt in 0.. {
+            for id in 1..=n {
+                c.spawn(id);
+            }
+            if c.all_listening(Duration::from_secs(10)) {
+                break;
+            }
+            // Another process took a port first: start over on fresh ports.
+            assert!(
+                attempt < 3,
+                "nodes did not start; see the logs in {}",
+                c.dir.path().display()
+            );
+            for node in c.nodes.values_mut() {
+                if let Some(mut child) = node.child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                node.ws = free_addr();
+                node.peer = free_addr();
+            }
         }
         c
+    }
+
+    /// Whether every node accepts connections on its WebSocket port within `timeout`.
+    fn all_listening(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for node in self.nodes.values_mut() {
+            loop {
+                if std::net::TcpStream::connect(node.ws).is_ok() {
+                    break;
+                }
+                let exited = node
+                    .child
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited || Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        true
     }
 
     pub fn ids(&self) -> Vec<NodeId> {
@@ -245,7 +282,11 @@ impl Cluster {
                     views.push(s.leader);
                 }
             }
-            if leaders.len() == 1 && views.iter().all(|&l| l == Some(leaders[0])) {
+            // Every node asked about must answer: a node that died unnoticed fails here.
+            if views.len() == among.len()
+                && leaders.len() == 1
+                && views.iter().all(|&l| l == Some(leaders[0]))
+            {
                 return leaders[0];
             }
             assert!(

@@ -69,7 +69,15 @@ pub struct Supervisor {
     cluster_id: String,
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
+/// A free loopback port below Linux's ephemeral range (32768 and up), so that no outgoing
+/// connection takes it between now and the moment the node binds it.
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    for _ in 0..1000 {
+        let port = rand::random::<u16>() % 12_000 + 20_000;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l.local_addr()?);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
