@@ -178,8 +178,12 @@ pub struct NodeModel {
     pub sessions: BTreeMap<u64, u64>,
     /// Log index up to which `kv` reflects the node's table.
     pub kv_applied_idx: u64,
-    /// Some applied entries were not seen (stream joined late, truncated events, gaps).
+    /// Some applied entries were not seen (stream joined late, truncated events, gaps): a dump
+    /// of the node's table would fix it.
     pub kv_partial: bool,
+    /// The node's table holds more keys than the page keeps ([`KV_KEYS_MAX`]). A dump cannot
+    /// fix that, so it is not a reason to ask for one.
+    pub kv_truncated: bool,
     pub snapshot: Option<SnapshotBlock>,
     pub peers: Vec<PeerStatus>,
     pub data_dir: String,

@@ -337,7 +337,8 @@ impl ClusterModel {
             .collect();
         node.kv_unknown.clear();
         node.sessions = dump.sessions.clone();
-        node.kv_partial = dump.kv.len() > KV_KEYS_MAX;
+        node.kv_partial = false;
+        node.kv_truncated = dump.kv.len() > KV_KEYS_MAX;
         node.kv_applied_idx = dump.applied_idx;
         node.applied_idx = dump.applied_idx;
         node.decided_idx = dump.decided_idx;
@@ -395,7 +396,7 @@ fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand) {
     match value {
         Some(v) => {
             if node.kv.len() >= KV_KEYS_MAX && !node.kv.contains_key(cmd.key()) {
-                node.kv_partial = true;
+                node.kv_truncated = true;
                 return;
             }
             node.kv.insert(cmd.key().to_owned(), v.to_owned());

@@ -14,7 +14,7 @@ use crate::{model::ClusterModel, reducer::Record};
 /// Inputs kept by default (a few minutes of a busy 3-node cluster).
 pub const RECORDS_CAP: usize = 20_000;
 /// A model copy is kept every this many inputs, to bound the cost of a seek.
-pub const CHECKPOINT_EVERY: u64 = 500;
+pub const CHECKPOINT_EVERY: u64 = 2_000;
 /// Replay speeds offered, slowest first.
 pub const SPEEDS: [f64; 4] = [0.1, 0.25, 0.5, 1.0];
 /// The speed selector's option values, one per entry of [`SPEEDS`].

@@ -407,3 +407,21 @@ fn replay_speeds_are_looked_up_by_their_option_values() {
     }
     assert_eq!(speed_named("fast"), 1.0);
 }
+
+#[test]
+fn a_table_larger_than_kept_is_truncated_not_partial() {
+    // A partial table makes the page fetch a dump; a table that is merely larger than the page
+    // keeps must not, or the page would fetch the whole table again and again under load.
+    let mut m = ClusterModel::default();
+    m.apply(&status(1, 1, "leader", 1, 1, 0, 0, 0));
+    let keys = omnikv_viz::model::KV_KEYS_MAX as u64 + 5;
+    for i in 0..keys {
+        for r in put_on(1, 2 + 3 * i, i, 1 + i, &format!("k{i:05}"), "v") {
+            m.apply(&r);
+        }
+    }
+    let n = &m.nodes[&1];
+    assert_eq!(n.kv.len(), omnikv_viz::model::KV_KEYS_MAX);
+    assert!(n.kv_truncated);
+    assert!(!n.kv_partial, "every applied entry was seen");
+}

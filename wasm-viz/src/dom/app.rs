@@ -489,10 +489,20 @@ fn on_dump(app: &mut App, node: NodeId, ev: SocketEvent) {
         }
         SocketEvent::Frame(text) => {
             match decode_json::<AdminResponse>(text.as_bytes(), DUMP_BYTES_MAX) {
-                Ok(AdminResponse::Dump(dump)) => app.record(Record::Dump {
-                    at_ms: now_ms() as u64,
-                    dump: *dump,
-                }),
+                Ok(AdminResponse::Dump(mut dump)) => {
+                    // The recording keeps what the reducer reads: the kept keys, and one more
+                    // to show that the table is larger.
+                    if dump.kv.len() > crate::model::KV_KEYS_MAX + 1 {
+                        dump.kv = std::mem::take(&mut dump.kv)
+                            .into_iter()
+                            .take(crate::model::KV_KEYS_MAX + 1)
+                            .collect();
+                    }
+                    app.record(Record::Dump {
+                        at_ms: now_ms() as u64,
+                        dump: *dump,
+                    })
+                }
                 Ok(_) => {}
                 Err(e) => app.notice(format!("node {node}: bad dump: {e}")),
             }

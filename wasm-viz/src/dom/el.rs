@@ -78,3 +78,64 @@ pub fn input_value(doc: &Document, id: &str) -> String {
         })
         .unwrap_or_default()
 }
+
+/// An element with the attribute values and text last written to it through this slot, so a
+/// frame compares in Rust and crosses into the DOM only to write what changed (reading the DOM
+/// back costs as much as writing it). Only for elements nothing else writes to.
+pub struct Slot {
+    pub el: Element,
+    attrs: Vec<(&'static str, String)>,
+    text: Option<String>,
+}
+
+impl Slot {
+    pub fn new(el: Element) -> Slot {
+        Slot {
+            el,
+            attrs: Vec::new(),
+            text: None,
+        }
+    }
+
+    pub fn attr(&mut self, name: &'static str, value: &str) {
+        match self.attrs.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) if v == value => {}
+            Some((_, v)) => {
+                let _ = self.el.set_attribute(name, value);
+                value.clone_into(v);
+            }
+            None => {
+                let _ = self.el.set_attribute(name, value);
+                self.attrs.push((name, value.to_owned()));
+            }
+        }
+    }
+
+    pub fn text(&mut self, value: &str) {
+        if self.text.as_deref() != Some(value) {
+            self.el.set_text_content(Some(value));
+            self.text = Some(value.to_owned());
+        }
+    }
+}
+
+/// The children of `parent` as `T`s (each holding its element), created with `make` or removed
+/// from the end so that there are exactly `n`.
+pub fn ensure_slots<T>(
+    parent: &Element,
+    items: &mut Vec<T>,
+    n: usize,
+    root: impl Fn(&T) -> &Element,
+    make: impl Fn() -> T,
+) {
+    while items.len() < n {
+        let item = make();
+        child(parent, root(&item));
+        items.push(item);
+    }
+    while items.len() > n {
+        if let Some(item) = items.pop() {
+            root(&item).remove();
+        }
+    }
+}

@@ -9,6 +9,10 @@ use web_sys::{CloseEvent, Event, MessageEvent, Request, RequestInit, Response, W
 
 use super::with_app;
 
+/// Frames longer than this (in UTF-16 units, never more than their UTF-8 bytes) are not copied
+/// into the wasm at all: the largest frame any socket accepts is an admin dump.
+pub const FRAME_CHARS_MAX: u32 = 16 << 20;
+
 /// How often the launcher's cluster view is polled.
 pub const POLL_INTERVAL_MS: i32 = 1_000;
 
@@ -98,8 +102,14 @@ impl Socket {
             with_app(|app| deliver(app, tag, SocketEvent::Open));
         });
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let ev = match e.data().as_string() {
-                Some(text) => SocketEvent::Frame(text),
+            let data = e.data();
+            let ev = match data.dyn_ref::<js_sys::JsString>() {
+                // Checked before the copy: a huge frame must not grow the wasm's memory, which
+                // never shrinks.
+                Some(s) if s.length() > FRAME_CHARS_MAX => {
+                    SocketEvent::Frame(format!("<frame of {} characters>", s.length()))
+                }
+                Some(s) => SocketEvent::Frame(String::from(s)),
                 None => SocketEvent::Frame(String::from("<binary frame>")),
             };
             with_app(|app| deliver(app, tag, ev));

@@ -5,11 +5,13 @@
 //! Everything carries data attributes (`data-node-id`, `data-role`, `data-state`,
 //! `data-index`, `data-status`, `data-key`) so tests can check meaning rather than pixels.
 
+use std::collections::VecDeque;
+
 use omnikv_core::{event::MessageKind, NodeId};
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlInputElement};
 
-use super::el::{self, attr, text};
+use super::el::{self, attr, text, Slot};
 use crate::{
     describe,
     model::{role_str, ClusterModel, NodeModel, NodeState, LOG_WINDOW_ENTRIES},
@@ -21,6 +23,10 @@ const MSG_DOTS_MAX: usize = 80;
 /// How long a message takes to cross the ring on screen, in view time.
 const MSG_FLIGHT_MS: f64 = 900.0;
 const HEARTBEAT_FLIGHT_MS: f64 = 450.0;
+/// While live, the text panels (tables, client log, inspector, notices, timeline line) are
+/// refreshed at most this often; the ring, the messages and the log strips move every frame.
+/// Text changing sixty times a second cannot be read, and re-laying it out costs the frame.
+const PANELS_EVERY_MS: f64 = 100.0;
 /// KV rows shown per node.
 const KV_ROWS_SHOWN: usize = 30;
 /// Client log rows shown.
@@ -58,18 +64,28 @@ struct Card {
     resume: Element,
     snap: Element,
     strip: Element,
+    /// The entries drawn in the strip, by log index, ascending and contiguous.
+    entries: VecDeque<(u64, Slot)>,
     kv_body: Element,
+    /// Per row: the row, the key cell, the value cell.
+    kv_rows: Vec<[Slot; 3]>,
     kv_note: Element,
 }
 
 pub struct View {
     drawn_version: u64,
+    /// Model version and wall time of the last refresh of the text panels.
+    panels_version: u64,
+    panels_ms: f64,
     dirty: bool,
     ids: Vec<NodeId>,
     cards: Vec<Card>,
     selected: Selection,
     connection: Option<String>,
-    dots_drawn: usize,
+    /// The message circles, reused from frame to frame.
+    dots: Vec<Slot>,
+    /// Per row of the client log: the row and its five cells.
+    client_rows: Vec<Vec<Slot>>,
 }
 
 /// Position of node `i` of `n` on the ring. Uses the browser's trigonometry: Rust's own would
@@ -97,12 +113,15 @@ impl View {
     pub fn new(_doc: &Document) -> View {
         View {
             drawn_version: u64::MAX,
+            panels_version: u64::MAX,
+            panels_ms: 0.0,
             dirty: true,
             ids: Vec::new(),
             cards: Vec::new(),
             selected: Selection::None,
             connection: Some(String::from("connecting to the launcher…")),
-            dots_drawn: 0,
+            dots: Vec::new(),
+            client_rows: Vec::new(),
         }
     }
 
@@ -147,8 +166,19 @@ impl View {
         clock_ms: f64,
         info: &TimelineInfo,
     ) {
-        self.draw_timeline(doc, info);
-        if self.dirty || model.version != self.drawn_version {
+        let now = super::net::now_ms();
+        let live = info.mode == Mode::Live;
+        let panels = self.dirty
+            || (model.version != self.panels_version
+                && (!live || now - self.panels_ms >= PANELS_EVERY_MS));
+        if panels {
+            self.panels_version = model.version;
+            self.panels_ms = now;
+        }
+        if panels || !live {
+            self.draw_timeline(doc, info);
+        }
+        if self.dirty || panels || model.version != self.drawn_version {
             self.dirty = false;
             self.drawn_version = model.version;
             let ids: Vec<NodeId> = model.nodes.keys().copied().collect();
@@ -157,14 +187,16 @@ impl View {
                 self.build_structure(doc);
             }
             self.draw_ring(doc, model);
-            for card in &self.cards {
+            for card in &mut self.cards {
                 if let Some(n) = model.nodes.get(&card.id) {
-                    draw_card(doc, card, n, model.shown_leader() == Some(n.id));
+                    draw_card(doc, card, n, model.shown_leader() == Some(n.id), panels);
                 }
             }
-            self.draw_client_log(doc, model);
-            self.draw_inspector(doc, model, clock_ms);
-            self.draw_notices(doc, model);
+            if panels {
+                self.draw_client_log(doc, model);
+                self.draw_inspector(doc, model, clock_ms);
+                self.draw_notices(doc, model);
+            }
             if let Some(c) = el::by_id(doc, "connection") {
                 text(&c, self.connection.as_deref().unwrap_or(""));
                 attr(
@@ -370,31 +402,36 @@ impl View {
             let ((x1, y1), (x2, y2)) = (pos(i, n), pos(j, n));
             dots.push((m, x1 + (x2 - x1) * p, y1 + (y2 - y1) * p, hb));
         }
-        if dots.is_empty() && self.dots_drawn == 0 {
+        if dots.is_empty() && self.dots.is_empty() {
             return;
         }
-        self.dots_drawn = dots.len();
-        el::ensure_children(&g, dots.len(), || {
-            let c = el::svg(doc, "circle", "msg");
-            attr(&c, "data-action", "select-msg");
-            c
-        });
-        for (k, (m, x, y, hb)) in dots.iter().enumerate() {
-            let Some(c) = el::nth(&g, k) else { continue };
-            let kind = describe::kind_name(m.info.kind);
-            attr(&c, "cx", &f(*x));
-            attr(&c, "cy", &f(*y));
-            attr(&c, "r", if *hb { "3" } else { "7" });
-            attr(&c, "data-kind", kind);
-            attr(&c, "data-class", kind_class(m.info.kind));
-            attr(&c, "data-from", &m.info.from.to_string());
-            attr(&c, "data-msg-id", &m.info.msg_id.to_string());
+        el::ensure_slots(
+            &g,
+            &mut self.dots,
+            dots.len(),
+            |s| &s.el,
+            || {
+                let c = el::svg(doc, "circle", "msg");
+                attr(&c, "data-action", "select-msg");
+                Slot::new(c)
+            },
+        );
+        // Written only when they change: positions every frame, the rest when a circle starts
+        // showing another message.
+        for (c, (m, x, y, hb)) in self.dots.iter_mut().zip(&dots) {
+            c.attr("cx", &f(*x));
+            c.attr("cy", &f(*y));
+            c.attr("r", if *hb { "3" } else { "7" });
+            c.attr("data-kind", describe::kind_name(m.info.kind));
+            c.attr("data-class", kind_class(m.info.kind));
+            c.attr("data-from", &m.info.from.to_string());
+            c.attr("data-msg-id", &m.info.msg_id.to_string());
             let selected = self.selected == Selection::Message(m.info.from, m.info.msg_id);
-            attr(&c, "data-selected", if selected { "true" } else { "false" });
+            c.attr("data-selected", if selected { "true" } else { "false" });
         }
     }
 
-    fn draw_client_log(&self, doc: &Document, model: &ClusterModel) {
+    fn draw_client_log(&mut self, doc: &Document, model: &ClusterModel) {
         let Some(body) = el::by_id(doc, "client-rows") else {
             return;
         };
@@ -404,28 +441,30 @@ impl View {
             .rev()
             .take(CLIENT_ROWS_SHOWN)
             .collect();
-        el::ensure_children(&body, rows.len(), || {
-            let tr = el::html(doc, "tr", "");
-            for _ in 0..5 {
-                el::child(&tr, &el::html(doc, "td", ""));
-            }
-            tr
-        });
-        for (i, r) in rows.iter().enumerate() {
-            let Some(tr) = el::nth(&body, i) else {
-                continue;
-            };
+        el::ensure_slots(
+            &body,
+            &mut self.client_rows,
+            rows.len(),
+            |r| &r[0].el,
+            || {
+                let tr = el::html(doc, "tr", "");
+                let mut row = vec![Slot::new(tr.clone())];
+                for _ in 0..5 {
+                    let td = el::html(doc, "td", "");
+                    el::child(&tr, &td);
+                    row.push(Slot::new(td));
+                }
+                row
+            },
+        );
+        for (slots, r) in self.client_rows.iter_mut().zip(&rows) {
             let status = match &r.outcome {
                 None => "pending",
                 Some(omnikv_core::event::RequestOutcome::Ok { .. }) => "ok",
                 Some(_) => "err",
             };
-            attr(&tr, "data-status", status);
-            attr(
-                &tr,
-                "data-request",
-                &format!("{}/{}", r.id.client, r.id.seq),
-            );
+            slots[0].attr("data-status", status);
+            slots[0].attr("data-request", &format!("{}/{}", r.id.client, r.id.seq));
             let cells = [
                 describe::op(&r.op),
                 if r.attempts > 1 {
@@ -440,10 +479,8 @@ impl View {
                 r.latency_us.map(ms_text).unwrap_or_default(),
                 format!("{}/{}", r.id.client % 10_000, r.id.seq),
             ];
-            for (k, c) in cells.iter().enumerate() {
-                if let Some(td) = el::nth(&tr, k) {
-                    text(&td, c);
-                }
+            for (td, c) in slots[1..].iter_mut().zip(&cells) {
+                td.text(c);
             }
         }
     }
@@ -702,7 +739,9 @@ fn make_card(doc: &Document, container: &Element, id: NodeId) -> Card {
         resume,
         snap,
         strip,
+        entries: VecDeque::new(),
         kv_body,
+        kv_rows: Vec::new(),
         kv_note,
     }
 }
@@ -717,7 +756,7 @@ fn set_disabled(e: &Element, disabled: bool) {
     }
 }
 
-fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
+fn draw_card(doc: &Document, c: &mut Card, n: &NodeModel, is_leader: bool, panels: bool) {
     let state = n.state();
     let role = role_str(n.shown_role());
     attr(&c.root, "data-role", role);
@@ -778,20 +817,40 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
     let first = n
         .compacted_idx
         .max(n.accepted_idx.saturating_sub(LOG_WINDOW_ENTRIES as u64 / 2));
-    let indices: Vec<u64> = (first..n.accepted_idx).collect();
-    el::ensure_children(&c.strip, indices.len(), || el::html(doc, "span", "entry"));
-    for (k, idx) in indices.iter().enumerate() {
-        let Some(e) = el::nth(&c.strip, k) else {
-            continue;
-        };
+    let end = n.accepted_idx.max(first);
+    // The strip slides as the log grows: entries that fell out of the window are removed, new
+    // ones appended, and the ones that stay keep their elements (only their status changes).
+    if c.entries.front().is_some_and(|(i, _)| *i > first) {
+        while let Some((_, e)) = c.entries.pop_front() {
+            e.el.remove();
+        }
+    }
+    while c.entries.front().is_some_and(|(i, _)| *i < first) {
+        if let Some((_, e)) = c.entries.pop_front() {
+            e.el.remove();
+        }
+    }
+    while c.entries.back().is_some_and(|(i, _)| *i >= end) {
+        if let Some((_, e)) = c.entries.pop_back() {
+            e.el.remove();
+        }
+    }
+    let mut next = c.entries.back().map_or(first, |(i, _)| i + 1);
+    while next < end {
+        let e = el::html(doc, "span", "entry");
+        el::child(&c.strip, &e);
+        c.entries.push_back((next, Slot::new(e)));
+        next += 1;
+    }
+    for (idx, e) in c.entries.iter_mut() {
+        let idx = &*idx;
         let cmd = n.log.get(*idx).and_then(|c| c.as_ref());
-        attr(&e, "data-index", &idx.to_string());
-        attr(&e, "data-status", n.entry_status(*idx).as_str());
+        e.attr("data-index", &idx.to_string());
+        e.attr("data-status", n.entry_status(*idx).as_str());
         let title = cmd
             .map(describe::command)
             .unwrap_or_else(|| "(command not shown)".into());
-        attr(
-            &e,
+        e.attr(
             "title",
             &format!("#{idx} {title} — {}", n.entry_status(*idx).as_str()),
         );
@@ -803,28 +862,34 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
             }
             None => format!("{idx}\n·"),
         };
-        text(&e, &label);
+        e.text(&label);
     }
 
+    if !panels {
+        return;
+    }
     // KV table.
     let rows: Vec<_> = n.kv.iter().take(KV_ROWS_SHOWN).collect();
-    el::ensure_children(&c.kv_body, rows.len(), || {
-        let tr = el::html(doc, "tr", "");
-        el::child(&tr, &el::html(doc, "td", "k"));
-        el::child(&tr, &el::html(doc, "td", "v"));
-        tr
-    });
-    for (i, (k, v)) in rows.iter().enumerate() {
-        let Some(tr) = el::nth(&c.kv_body, i) else {
-            continue;
-        };
+    el::ensure_slots(
+        &c.kv_body,
+        &mut c.kv_rows,
+        rows.len(),
+        |r| &r[0].el,
+        || {
+            let tr = el::html(doc, "tr", "");
+            let k = el::html(doc, "td", "k");
+            let v = el::html(doc, "td", "v");
+            el::child(&tr, &k);
+            el::child(&tr, &v);
+            [Slot::new(tr), Slot::new(k), Slot::new(v)]
+        },
+    );
+    for ([tr, kt, vt], (k, v)) in c.kv_rows.iter_mut().zip(&rows) {
         let unknown = n.kv_unknown.contains(*k);
-        attr(&tr, "data-key", k);
-        attr(&tr, "data-value", v);
-        if let (Some(kt), Some(vt)) = (el::nth(&tr, 0), el::nth(&tr, 1)) {
-            text(&kt, k);
-            text(&vt, if unknown { "(in snapshot)" } else { v });
-        }
+        tr.attr("data-key", k);
+        tr.attr("data-value", v);
+        kt.text(k);
+        vt.text(if unknown { "(in snapshot)" } else { v });
     }
     let mut note = String::new();
     if n.kv.is_empty() {
@@ -832,6 +897,9 @@ fn draw_card(doc: &Document, c: &Card, n: &NodeModel, is_leader: bool) {
     }
     if n.kv.len() > KV_ROWS_SHOWN {
         note.push_str(&format!("+{} more keys", n.kv.len() - KV_ROWS_SHOWN));
+    }
+    if n.kv_truncated {
+        note.push_str(" · the node holds more keys than the page keeps");
     }
     if n.kv_partial {
         note.push_str(" · partial view (joined late or events dropped)");
