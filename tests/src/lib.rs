@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -245,6 +245,15 @@ impl Cluster {
             Some(AdminResponse::Dump(d)) => *d,
             other => panic!("node {id} gave no dump: {other:?}"),
         }
+    }
+
+    /// Dumps every node and asserts they hold identical data (see [`assert_identical`]).
+    pub async fn assert_replicas_identical(&self) {
+        let mut dumps = Vec::new();
+        for id in self.ids() {
+            dumps.push(self.dump(id).await);
+        }
+        assert_identical(&dumps);
     }
 
     /// Cuts or heals the link a-b on both nodes.

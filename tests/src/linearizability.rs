@@ -160,51 +160,36 @@ pub fn check_register(ops: &[Operation]) -> bool {
     let mut stack: Vec<(usize, Option<String>)> = Vec::new();
     let mut entry = entries[0].next;
     while entries[0].next != NIL {
-        if entry == NIL {
-            // Only calls remain ahead whose operations cannot be placed now: backtrack.
-            let Some((call, old)) = stack.pop() else {
-                return false;
+        if entry != NIL && matches!(entries[entry].kind, Kind::Call) {
+            let op = entries[entry].op;
+            let next_state = match &ops[op].op {
+                Op::Put(v) => Some(Some(v.clone())),
+                Op::Delete => Some(None),
+                Op::Get(seen) => (*seen == state).then(|| state.clone()),
             };
-            let op = entries[call].op;
-            linearized[op / 64] &= !(1 << (op % 64));
-            state = old;
-            unlift(&mut entries, call);
-            entry = entries[call].next;
+            if let Some(next_state) = next_state {
+                let mut lin = linearized.clone();
+                lin[op / 64] |= 1 << (op % 64);
+                if cache.insert((lin.clone(), next_state.clone())) {
+                    stack.push((entry, std::mem::replace(&mut state, next_state)));
+                    linearized = lin;
+                    lift(&mut entries, entry);
+                    entry = entries[0].next;
+                    continue;
+                }
+            }
+            entry = entries[entry].next;
             continue;
         }
-        match entries[entry].kind {
-            Kind::Call => {
-                let op = entries[entry].op;
-                let next_state = match &ops[op].op {
-                    Op::Put(v) => Some(Some(v.clone())),
-                    Op::Delete => Some(None),
-                    Op::Get(seen) => (*seen == state).then(|| state.clone()),
-                };
-                if let Some(next_state) = next_state {
-                    let mut lin = linearized.clone();
-                    lin[op / 64] |= 1 << (op % 64);
-                    if cache.insert((lin.clone(), next_state.clone())) {
-                        stack.push((entry, std::mem::replace(&mut state, next_state)));
-                        linearized = lin;
-                        lift(&mut entries, entry);
-                        entry = entries[0].next;
-                        continue;
-                    }
-                }
-                entry = entries[entry].next;
-            }
-            Kind::Return => {
-                // An operation returned before being placed: undo the last choice.
-                let Some((call, old)) = stack.pop() else {
-                    return false;
-                };
-                let op = entries[call].op;
-                linearized[op / 64] &= !(1 << (op % 64));
-                state = old;
-                unlift(&mut entries, call);
-                entry = entries[call].next;
-            }
-        }
+        // A return (or the end) reached before its operation was placed: undo the last choice.
+        let Some((call, old)) = stack.pop() else {
+            return false;
+        };
+        let op = entries[call].op;
+        linearized[op / 64] &= !(1 << (op % 64));
+        state = old;
+        unlift(&mut entries, call);
+        entry = entries[call].next;
     }
     true
 }

@@ -16,7 +16,7 @@ use omnikv_node::launcher::scenarios::{self, Link};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::linearizability::{self, Op, Operation};
-use crate::{assert_identical, Cluster};
+use crate::Cluster;
 
 #[derive(Clone, Debug)]
 pub struct NemesisConfig {
@@ -317,11 +317,7 @@ pub async fn run(config: NemesisConfig) -> Report {
     cluster
         .wait_applied(&cluster.ids(), decided, Duration::from_secs(20))
         .await;
-    let mut dumps = Vec::new();
-    for id in cluster.ids() {
-        dumps.push(cluster.dump(id).await);
-    }
-    assert_identical(&dumps);
+    cluster.assert_replicas_identical().await;
 
     let history = history.lock().unwrap().clone();
     report.anomalies = linearizability::check(&history);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use omnikv_core::client::ReadMode;
-use omnikv_tests::{assert_identical, Cluster};
+use omnikv_tests::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_a_full_cluster_sigkill() {
@@ -71,11 +71,7 @@ async fn every_acknowledged_write_survives_a_full_cluster_sigkill() {
     cluster
         .wait_applied(&cluster.ids(), decided, Duration::from_secs(10))
         .await;
-    let mut dumps = Vec::new();
-    for id in cluster.ids() {
-        dumps.push(cluster.dump(id).await);
-    }
-    assert_identical(&dumps);
+    cluster.assert_replicas_identical().await;
     println!(
         "{} acknowledged keys checked after a full-cluster SIGKILL",
         acked.len()

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use omnikv_core::client::ReadMode;
-use omnikv_tests::{assert_identical, Cluster};
+use omnikv_tests::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_within_a_second_and_recovers_from_disk() {
@@ -69,9 +69,5 @@ async fn killed_leader_is_replaced_within_a_second_and_recovers_from_disk() {
             .as_deref(),
         Some("yes")
     );
-    let mut dumps = Vec::new();
-    for id in cluster.ids() {
-        dumps.push(cluster.dump(id).await);
-    }
-    assert_identical(&dumps);
+    cluster.assert_replicas_identical().await;
 }

@@ -192,7 +192,7 @@ async fn random_frames_to_every_endpoint_change_nothing() {
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
     let url = cluster.url(2);
-    let mut random_frame = |rng: &mut StdRng| -> String {
+    let random_frame = |rng: &mut StdRng| -> String {
         let len = rng.gen_range(0..300);
         let alphabet = b"{}[]\":,0123456789abcdefghijklmnopqrstuvwxyz_ -\\\n\t";
         (0..len)

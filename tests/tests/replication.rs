@@ -125,34 +125,14 @@ async fn a_retried_request_is_applied_once() {
     let mut other = cluster.client_of(&[3]);
     // Request 1 writes "first"; another client overwrites; then request 1 arrives again (a
     // retry through another node): it must not write "first" a second time.
-    assert!(matches!(
-        c1.request(&put(1, "first"), t).await.unwrap(),
-        ClientResponse::Ok { .. }
-    ));
+    let acked = |r: ClientResponse| assert!(matches!(r, ClientResponse::Ok { .. }), "{r:?}");
+    acked(c1.request(&put(1, "first"), t).await.unwrap());
     other.put("k", "second").await.unwrap();
-    assert!(matches!(
-        c2.request(&put(1, "first"), t).await.unwrap(),
-        ClientResponse::Ok { .. }
-    ));
-    assert_eq!(
-        other
-            .get("k", ReadMode::Linearizable)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("second")
-    );
+    acked(c2.request(&put(1, "first"), t).await.unwrap());
+    let value = other.get("k", ReadMode::Linearizable).await.unwrap();
+    assert_eq!(value.as_deref(), Some("second"));
     // The next request of the same client is applied normally.
-    assert!(matches!(
-        c2.request(&put(2, "third"), t).await.unwrap(),
-        ClientResponse::Ok { .. }
-    ));
-    assert_eq!(
-        other
-            .get("k", ReadMode::Linearizable)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("third")
-    );
+    acked(c2.request(&put(2, "third"), t).await.unwrap());
+    let value = other.get("k", ReadMode::Linearizable).await.unwrap();
+    assert_eq!(value.as_deref(), Some("third"));
 }

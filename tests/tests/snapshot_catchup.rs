@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use omnikv_core::client::ReadMode;
-use omnikv_tests::{assert_identical, Cluster};
+use omnikv_tests::Cluster;
 
 const N: u64 = 20;
 
@@ -67,11 +67,7 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         None,
         "deleted key resurrected"
     );
-    let mut dumps = Vec::new();
-    for id in cluster.ids() {
-        dumps.push(cluster.dump(id).await);
-    }
-    assert_identical(&dumps);
+    cluster.assert_replicas_identical().await;
 
     // A long partition: 3 x N entries, so the leader compacts past the lagger's log and sends a
     // complete snapshot.
@@ -103,11 +99,7 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         local.get("x59", ReadMode::Local).await.unwrap().as_deref(),
         Some("59")
     );
-    let mut dumps = Vec::new();
-    for id in cluster.ids() {
-        dumps.push(cluster.dump(id).await);
-    }
-    assert_identical(&dumps);
+    cluster.assert_replicas_identical().await;
 
     // The caught-up follower now takes part in catching up a node with wiped storage: the
     // leader and the third node go down, the wiped node comes back, and the two elect a leader
@@ -129,11 +121,7 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
     cluster
         .wait_applied(&cluster.ids(), decided, Duration::from_secs(15))
         .await;
-    let mut dumps = Vec::new();
-    for id in cluster.ids() {
-        dumps.push(cluster.dump(id).await);
-    }
-    assert_identical(&dumps);
+    cluster.assert_replicas_identical().await;
     let mut local = cluster.client_of(&[other]);
     assert_eq!(
         local.get("k", ReadMode::Local).await.unwrap().as_deref(),
