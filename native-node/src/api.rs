@@ -35,6 +35,8 @@ const REPLY_QUEUE_LEN: usize = 4096;
 /// Frames larger than this are refused by the WebSocket layer itself and close the
 /// connection; frames between the per-endpoint limit and this one get an error reply.
 const WS_MESSAGE_BYTES_MAX: usize = 4 * CLIENT_FRAME_BYTES_MAX;
+/// Events written before a flush, so one slow burst cannot hold a subscriber's socket forever.
+const FLUSH_EVERY_FRAMES: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
@@ -130,9 +132,17 @@ async fn client(
     let (mut sink, mut stream) = ws.split();
     let (reply_tx, mut reply_rx) = mpsc::channel::<ClientResponse>(REPLY_QUEUE_LEN);
     let writer = tokio::spawn(async move {
-        while let Some(resp) = reply_rx.recv().await {
-            let json = serde_json::to_string(&resp).expect("responses serialise");
-            if sink.send(WsMessage::text(json)).await.is_err() {
+        'replies: while let Some(resp) = reply_rx.recv().await {
+            // Replies already waiting share one write.
+            let mut next = Some(resp);
+            while let Some(resp) = next.take() {
+                let json = serde_json::to_string(&resp).expect("responses serialise");
+                if sink.feed(WsMessage::text(json)).await.is_err() {
+                    break 'replies;
+                }
+                next = reply_rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
@@ -198,13 +208,32 @@ async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::R
                 Some(Ok(m)) if !m.is_close() => continue,
                 _ => break,
             },
-            event = rx.recv() => match event {
-                Ok(frame) => sink.send(WsMessage::text(frame.to_string())).await?,
-                Err(broadcast::error::RecvError::Lagged(dropped)) => {
-                    sink.send(WsMessage::text(bus.lag_notice(dropped))).await?
+            event = rx.recv() => {
+                // Everything already queued goes out in one write: one syscall per burst,
+                // not per event, so a busy node pays little for its watchers.
+                let mut next = Some(event);
+                let mut queued = 0;
+                while let Some(event) = next.take() {
+                    match event {
+                        Ok(frame) => sink.feed(WsMessage::text(frame.to_string())).await?,
+                        Err(broadcast::error::RecvError::Lagged(dropped)) => {
+                            sink.feed(WsMessage::text(bus.lag_notice(dropped))).await?
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                    queued += 1;
+                    if queued < FLUSH_EVERY_FRAMES {
+                        next = match rx.try_recv() {
+                            Ok(frame) => Some(Ok(frame)),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                Some(Err(broadcast::error::RecvError::Lagged(n)))
+                            }
+                            Err(_) => None,
+                        };
+                    }
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
+                sink.flush().await?;
+            }
         }
     }
     let _ = sink.close().await;
