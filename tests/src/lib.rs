@@ -51,7 +51,12 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 pub fn free_addr() -> SocketAddr {
-    omnikv_node::launcher::supervisor::free_port().expect("a free loopback port")
+    free_addrs(1)[0]
+}
+
+/// `n` distinct free loopback addresses.
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    omnikv_node::launcher::supervisor::free_ports(n).expect("free loopback ports")
 }
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -75,13 +80,14 @@ impl Cluster {
     pub fn start(n: u64, args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = BTreeMap::new();
+        let mut addrs = free_addrs(2 * n as usize).into_iter();
         for id in 1..=n {
             nodes.insert(
                 id,
                 NodeProc {
                     id,
-                    ws: free_addr(),
-                    peer: free_addr(),
+                    ws: addrs.next().unwrap(),
+                    peer: addrs.next().unwrap(),
                     data_dir: dir.path().join(format!("node-{id}")),
                     child: None,
                 },
@@ -105,13 +111,14 @@ impl Cluster {
                 "nodes did not start; see the logs in {}",
                 c.dir.path().display()
             );
+            let mut addrs = free_addrs(2 * n as usize).into_iter();
             for node in c.nodes.values_mut() {
                 if let Some(mut child) = node.child.take() {
                     let _ = child.kill();
                     let _ = child.wait();
                 }
-                node.ws = free_addr();
-                node.peer = free_addr();
+                node.ws = addrs.next().unwrap();
+                node.peer = addrs.next().unwrap();
             }
         }
         c
@@ -135,7 +142,14 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        true
+        // A port answered by someone else hides a node that failed to bind it: every node
+        // must still be running a moment later.
+        std::thread::sleep(Duration::from_millis(200));
+        self.nodes.values_mut().all(|n| {
+            n.child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        })
     }
 
     pub fn ids(&self) -> Vec<NodeId> {

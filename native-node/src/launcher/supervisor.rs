@@ -69,16 +69,24 @@ pub struct Supervisor {
     cluster_id: String,
 }
 
-/// A free loopback port below Linux's ephemeral range (32768 and up), so that no outgoing
-/// connection takes it between now and the moment the node binds it.
-pub fn free_port() -> anyhow::Result<SocketAddr> {
-    for _ in 0..1000 {
+/// `n` distinct free loopback ports below Linux's ephemeral range (32768 and up), so that no
+/// outgoing connection takes one between now and the moment a node binds it. All are held
+/// until all are chosen, so none is handed out twice.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n * 1000 {
+        if held.len() == n {
+            break;
+        }
         let port = rand::random::<u16>() % 12_000 + 20_000;
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-            return Ok(l.local_addr()?);
+            held.push(l);
         }
     }
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    while held.len() < n {
+        held.push(TcpListener::bind("127.0.0.1:0")?);
+    }
+    held.iter().map(|l| Ok(l.local_addr()?)).collect()
 }
 
 impl Supervisor {
@@ -89,13 +97,14 @@ impl Supervisor {
         node_args: Vec<String>,
     ) -> anyhow::Result<Arc<Supervisor>> {
         let mut specs = BTreeMap::new();
+        let mut ports = free_ports(2 * nodes as usize)?.into_iter();
         for id in 1..=nodes {
             specs.insert(
                 id,
                 NodeSpec {
                     id,
-                    peer_addr: free_port()?,
-                    ws_addr: free_port()?,
+                    peer_addr: ports.next().expect("two ports per node"),
+                    ws_addr: ports.next().expect("two ports per node"),
                     data_dir: data_dir.join(format!("node-{id}")),
                 },
             );
