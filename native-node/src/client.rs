@@ -134,11 +134,41 @@ pub async fn admin(
     conn.admin(req, timeout).await
 }
 
+/// The identities one client gives its requests: a random client id (53 bits, exact in
+/// JavaScript numbers too) and a sequence number that grows by one per new request. Retries
+/// reuse the id they were given, which is what makes them safe.
+#[derive(Clone, Debug)]
+pub struct RequestIds {
+    client: u64,
+    next_seq: u64,
+}
+
+impl RequestIds {
+    pub fn random() -> RequestIds {
+        RequestIds {
+            client: rand::random::<u64>() >> 11,
+            next_seq: 1,
+        }
+    }
+
+    pub fn client(&self) -> u64 {
+        self.client
+    }
+
+    pub fn next(&mut self) -> RequestId {
+        let id = RequestId {
+            client: self.client,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        id
+    }
+}
+
 /// A client of the cluster with exactly-once retries. One request at a time.
 pub struct Client {
     nodes: Vec<String>,
-    client_id: u64,
-    next_seq: u64,
+    ids: RequestIds,
     current: usize,
     conn: Option<Connection>,
     /// How long one attempt on one node may take.
@@ -153,8 +183,7 @@ impl Client {
         assert!(!nodes.is_empty(), "a client needs at least one node");
         Client {
             nodes,
-            client_id: rand::random::<u64>() >> 11,
-            next_seq: 1,
+            ids: RequestIds::random(),
             current: 0,
             conn: None,
             attempt_timeout: Duration::from_secs(3),
@@ -163,19 +192,15 @@ impl Client {
     }
 
     pub fn client_id(&self) -> u64 {
-        self.client_id
+        self.ids.client()
     }
 
     /// Sends `op` until one node answers it; returns the value (for Get) and the node.
     pub async fn execute(&mut self, op: ClientOp) -> Result<(Option<String>, u64), CallError> {
         let req = ClientRequest {
-            id: RequestId {
-                client: self.client_id,
-                seq: self.next_seq,
-            },
+            id: self.ids.next(),
             op,
         };
-        self.next_seq += 1;
         let started = tokio::time::Instant::now();
         let mut last = String::from("no attempt");
         while started.elapsed() < self.total_timeout {

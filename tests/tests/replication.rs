@@ -6,6 +6,11 @@ use std::time::Duration;
 use omnikv_core::client::ReadMode;
 use omnikv_tests::Cluster;
 
+/// A linearizable read that must succeed.
+async fn read(client: &mut omnikv_node::client::Client, key: &str) -> Option<String> {
+    client.get(key, ReadMode::Linearizable).await.unwrap()
+}
+
 async fn put_get_delete_on(n: u64) {
     let cluster = Cluster::start(n, &[]);
     let leader = cluster
@@ -23,49 +28,25 @@ async fn put_get_delete_on(n: u64) {
     let mut reader = cluster.client_of(&[b]);
     writer.put("greeting", "hello").await.unwrap();
     assert_eq!(
-        reader
-            .get("greeting", ReadMode::Linearizable)
-            .await
-            .unwrap()
-            .as_deref(),
+        read(&mut reader, "greeting").await.as_deref(),
         Some("hello")
     );
     // Through the leader as well.
     let mut via_leader = cluster.client_of(&[leader]);
     assert_eq!(
-        via_leader
-            .get("greeting", ReadMode::Linearizable)
-            .await
-            .unwrap()
-            .as_deref(),
+        read(&mut via_leader, "greeting").await.as_deref(),
         Some("hello")
     );
 
     writer.put("greeting", "again").await.unwrap();
     assert_eq!(
-        reader
-            .get("greeting", ReadMode::Linearizable)
-            .await
-            .unwrap()
-            .as_deref(),
+        read(&mut reader, "greeting").await.as_deref(),
         Some("again")
     );
 
     writer.delete("greeting").await.unwrap();
-    assert_eq!(
-        reader
-            .get("greeting", ReadMode::Linearizable)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        reader
-            .get("never-written", ReadMode::Linearizable)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(read(&mut reader, "greeting").await, None);
+    assert_eq!(read(&mut reader, "never-written").await, None);
 
     // A local read is served by the node itself; once it has applied the write it sees it.
     writer.put("local", "v").await.unwrap();
@@ -129,10 +110,8 @@ async fn a_retried_request_is_applied_once() {
     acked(c1.request(&put(1, "first"), t).await.unwrap());
     other.put("k", "second").await.unwrap();
     acked(c2.request(&put(1, "first"), t).await.unwrap());
-    let value = other.get("k", ReadMode::Linearizable).await.unwrap();
-    assert_eq!(value.as_deref(), Some("second"));
+    assert_eq!(read(&mut other, "k").await.as_deref(), Some("second"));
     // The next request of the same client is applied normally.
     acked(c2.request(&put(2, "third"), t).await.unwrap());
-    let value = other.get("k", ReadMode::Linearizable).await.unwrap();
-    assert_eq!(value.as_deref(), Some("third"));
+    assert_eq!(read(&mut other, "k").await.as_deref(), Some("third"));
 }

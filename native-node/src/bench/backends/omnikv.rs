@@ -7,19 +7,17 @@ use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::{ClientOp, ClientRequest, ClientResponse, ReadMode},
     event::Role,
-    RequestId,
 };
 
 use super::{BackendError, LeaderView};
 use crate::bench::workload::Op;
-use crate::client::{self, Connection};
+use crate::client::{self, Connection, RequestIds};
 
 pub struct OmnikvSession {
     endpoint: String,
     timeout: Duration,
     conn: Option<Connection>,
-    client_id: u64,
-    next_seq: u64,
+    ids: RequestIds,
 }
 
 impl OmnikvSession {
@@ -28,8 +26,7 @@ impl OmnikvSession {
             endpoint: endpoint.to_owned(),
             timeout,
             conn: None,
-            client_id: rand::random::<u64>() >> 11,
-            next_seq: 1,
+            ids: RequestIds::random(),
         };
         s.connect().await?;
         Ok(s)
@@ -60,13 +57,9 @@ impl OmnikvSession {
             },
         };
         let req = ClientRequest {
-            id: RequestId {
-                client: self.client_id,
-                seq: self.next_seq,
-            },
+            id: self.ids.next(),
             op,
         };
-        self.next_seq += 1;
         let timeout = self.timeout;
         let conn = self.connect().await?;
         match conn.request(&req, timeout).await {
