@@ -320,6 +320,21 @@ impl Cluster {
         }
     }
 
+    /// Every node but `id`.
+    pub fn others(&self, id: NodeId) -> Vec<NodeId> {
+        self.ids().into_iter().filter(|&n| n != id).collect()
+    }
+
+    /// Waits until every node in `ids` has applied what `source` has decided by now.
+    pub async fn wait_caught_up(&self, source: NodeId, ids: &[NodeId], timeout: Duration) {
+        let decided = self
+            .status(source)
+            .await
+            .expect("source node answers")
+            .decided_idx;
+        self.wait_applied(ids, decided, timeout).await;
+    }
+
     /// Waits until every node in `ids` has applied at least `idx`.
     pub async fn wait_applied(&self, ids: &[NodeId], idx: u64, timeout: Duration) {
         let deadline = Instant::now() + timeout;

@@ -313,9 +313,8 @@ pub async fn run(config: NemesisConfig) -> Report {
             ret: Some(ret),
         });
     }
-    let decided = cluster.status(leader).await.unwrap().decided_idx;
     cluster
-        .wait_applied(&cluster.ids(), decided, Duration::from_secs(20))
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(20))
         .await;
     cluster.assert_replicas_identical().await;
 

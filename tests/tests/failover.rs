@@ -11,11 +11,7 @@ async fn killed_leader_is_replaced_within_a_second_and_recovers_from_disk() {
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
-    let others: Vec<_> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let others = cluster.others(leader);
     let mut client = cluster.client_of(&cluster.ids());
     for i in 0..120 {
         client
@@ -46,9 +42,8 @@ async fn killed_leader_is_replaced_within_a_second_and_recovers_from_disk() {
         survivor.put(&format!("during-{i}"), "x").await.unwrap();
     }
     cluster.restart(leader);
-    let target = cluster.status(new_leader).await.unwrap().decided_idx;
     cluster
-        .wait_applied(&[leader], target, Duration::from_secs(10))
+        .wait_caught_up(new_leader, &[leader], Duration::from_secs(10))
         .await;
     let mut old = cluster.client_of(&[leader]);
     assert_eq!(

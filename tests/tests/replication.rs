@@ -16,11 +16,7 @@ async fn put_get_delete_on(n: u64) {
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
-    let followers: Vec<_> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers = cluster.others(leader);
     let (a, b) = (followers[0], followers[1]);
 
     // Written through one follower, read linearizably through another.

@@ -18,11 +18,7 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
-    let followers: Vec<_> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers = cluster.others(leader);
     let (lagger, other) = (followers[0], followers[1]);
     let mut client = cluster.client_of(&[leader]);
 
@@ -33,9 +29,8 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
     }
     client.put("k", "2").await.unwrap();
     client.delete("a").await.unwrap();
-    let decided = cluster.status(leader).await.unwrap().decided_idx;
     cluster
-        .wait_applied(&cluster.ids(), decided, Duration::from_secs(10))
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
         .await;
     for id in cluster.ids() {
         assert!(
@@ -52,9 +47,8 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         }
     })
     .await;
-    let decided = cluster.status(leader).await.unwrap().decided_idx;
     cluster
-        .wait_applied(&cluster.ids(), decided, Duration::from_secs(15))
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
         .await;
     let mut local = cluster.client_of(&[lagger]);
     assert_eq!(
@@ -79,9 +73,8 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         client.put("k", "3").await.unwrap();
     })
     .await;
-    let decided = cluster.status(leader).await.unwrap().decided_idx;
     cluster
-        .wait_applied(&cluster.ids(), decided, Duration::from_secs(15))
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
         .await;
 
     let mut local = cluster.client_of(&[lagger]);
