@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{event::NodeStatus, KVCommand, KVSnapshot, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminRequest {
     /// Cut (`connected: false`) or heal this node's link to `peer`, both directions.
     SetLink {
@@ -36,7 +36,6 @@ pub struct NodeDump {
     pub decided_suffix: Vec<KVCommand>,
 }
 
-/// Externally tagged: see [`crate::peer::PeerFrame`] on integer map keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdminResponse {
@@ -73,7 +72,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<AdminResponse>(&json).unwrap(), r);
         }
         let req: AdminRequest =
-            serde_json::from_str(r#"{"type":"set_link","peer":2,"connected":false}"#).unwrap();
+            serde_json::from_str(r#"{"set_link":{"peer":2,"connected":false}}"#).unwrap();
         assert_eq!(
             req,
             AdminRequest::SetLink {

@@ -22,7 +22,7 @@ pub enum ReadMode {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientOp {
     Put {
         key: String,
@@ -102,7 +102,7 @@ impl ClientRequest {
 
 /// Why a request failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientError {
     /// The request was malformed or broke a limit; nothing changed.
     #[error("bad request: {reason}")]
@@ -119,7 +119,7 @@ pub enum ClientError {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientResponse {
     /// The request took effect (or, for a Get, was served). `value` is the value read by a Get
     /// (`None`: absent) and `None` for writes.
@@ -144,11 +144,11 @@ mod tests {
 
     #[test]
     fn request_wire_form() {
-        let json = r#"{"id":{"client":7,"seq":1},"op":{"type":"put","key":"a","value":"b"}}"#;
+        let json = r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b"}}}"#;
         let req: ClientRequest = serde_json::from_str(json).unwrap();
         assert_eq!(serde_json::to_string(&req).unwrap(), json);
         let get: ClientRequest =
-            serde_json::from_str(r#"{"id":{"client":7,"seq":2},"op":{"type":"get","key":"a"}}"#)
+            serde_json::from_str(r#"{"id":{"client":7,"seq":2},"op":{"get":{"key":"a"}}}"#)
                 .unwrap();
         assert!(matches!(
             get.op,
@@ -162,10 +162,10 @@ mod tests {
     #[test]
     fn unknown_fields_and_commands_are_rejected() {
         for bad in [
-            r#"{"id":{"client":7,"seq":1},"op":{"type":"put","key":"a","value":"b","x":1}}"#,
-            r#"{"id":{"client":7,"seq":1},"op":{"type":"scan","key":"a"}}"#,
-            r#"{"id":{"client":7,"seq":1},"op":{"type":"get","key":"a"},"extra":true}"#,
-            r#"{"id":{"client":7},"op":{"type":"get","key":"a"}}"#,
+            r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b","x":1}}}"#,
+            r#"{"id":{"client":7,"seq":1},"op":{"scan":{"key":"a"}}}"#,
+            r#"{"id":{"client":7,"seq":1},"op":{"get":{"key":"a"}},"extra":true}"#,
+            r#"{"id":{"client":7},"op":{"get":{"key":"a"}}}"#,
         ] {
             assert!(serde_json::from_str::<ClientRequest>(bad).is_err(), "{bad}");
         }

@@ -232,14 +232,14 @@ impl MessageInfo {
 
 /// The outcome of a client request, as the event stream reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RequestOutcome {
     Ok { value: Option<String> },
     Err { error: ClientError },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum NodeEvent {
     /// The node's state; sent on subscription, on every change and at least once a second.
     Status(NodeStatus),

@@ -14,6 +14,11 @@
 //! - [`peer`]: frames exchanged between nodes.
 //! - [`control`]: the launcher's HTTP control API.
 //! - [`limits`]: size limits every decoder enforces.
+//!
+//! Every enum on a wire is externally tagged (`{"put":{"key":"k",...}}`, `"status"` for a unit
+//! variant). serde's internally tagged form (`{"type":"put",...}`) buffers each value before
+//! decoding it: that is slower on the nodes' hot path, cannot read integer map keys back from
+//! JSON, and in the visualizer's wasm it instantiates every nested decoder twice.
 
 pub mod admin;
 pub mod client;

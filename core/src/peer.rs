@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{command::KVCommand, NodeId};
 
-/// Externally tagged on purpose: serde's internally tagged enums buffer their content, which
-/// loses the ability to read integer map keys (snapshot sessions) from JSON strings.
+/// The first frame on a connection is `Hello`; every other frame carries one OmniPaxos message.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerFrame {

@@ -26,12 +26,12 @@ fn decode_all(bytes: &[u8]) {
 }
 
 const VALID: &[&str] = &[
-    r#"{"id":{"client":7,"seq":1},"op":{"type":"put","key":"a","value":"b"}}"#,
-    r#"{"id":{"client":7,"seq":2},"op":{"type":"get","key":"a","read":"local"}}"#,
-    r#"{"type":"set_link","peer":2,"connected":false}"#,
+    r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b"}}}"#,
+    r#"{"id":{"client":7,"seq":2},"op":{"get":{"key":"a","read":"local"}}}"#,
+    r#"{"set_link":{"peer":2,"connected":false}}"#,
     r#"{"a":1,"b":2,"connected":false}"#,
     r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#,
-    r#"{"node":1,"seq":3,"time_ms":4,"event":{"type":"entries_decided","from_idx":0,"to_idx":1}}"#,
+    r#"{"node":1,"seq":3,"time_ms":4,"event":{"entries_decided":{"from_idx":0,"to_idx":1}}}"#,
 ];
 
 proptest! {

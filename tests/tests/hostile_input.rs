@@ -37,7 +37,7 @@ async fn client_endpoint_rejects_bad_frames_and_keeps_the_connection() {
         .await
         .unwrap();
     let oversized = format!(
-        r#"{{"id":{{"client":1,"seq":1}},"op":{{"type":"put","key":"k","value":"{}"}}}}"#,
+        r#"{{"id":{{"client":1,"seq":1}},"op":{{"put":{{"key":"k","value":"{}"}}}}}}"#,
         "v".repeat(CLIENT_FRAME_BYTES_MAX)
     );
     let bad: Vec<(&str, String)> = vec![
@@ -45,19 +45,19 @@ async fn client_endpoint_rejects_bad_frames_and_keeps_the_connection() {
         ("empty object", "{}".into()),
         (
             "unknown field",
-            r#"{"id":{"client":1,"seq":1},"op":{"type":"get","key":"k"},"x":1}"#.into(),
+            r#"{"id":{"client":1,"seq":1},"op":{"get":{"key":"k"}},"x":1}"#.into(),
         ),
         (
             "unknown command",
-            r#"{"id":{"client":1,"seq":1},"op":{"type":"scan","key":"k"}}"#.into(),
+            r#"{"id":{"client":1,"seq":1},"op":{"scan":{"key":"k"}}}"#.into(),
         ),
         (
             "empty key",
-            r#"{"id":{"client":1,"seq":1},"op":{"type":"put","key":"","value":"v"}}"#.into(),
+            r#"{"id":{"client":1,"seq":1},"op":{"put":{"key":"","value":"v"}}}"#.into(),
         ),
         (
             "bad read mode",
-            r#"{"id":{"client":1,"seq":1},"op":{"type":"get","key":"k","read":"stale"}}"#.into(),
+            r#"{"id":{"client":1,"seq":1},"op":{"get":{"key":"k","read":"stale"}}}"#.into(),
         ),
         ("oversized frame", oversized),
     ];

@@ -29,10 +29,10 @@ fn status(
     comp: u64,
 ) -> Record {
     ev(&format!(
-        r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"type":"status","id":{node},"role":"{role}","leader":{leader},
+        r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"status":{{"id":{node},"role":"{role}","leader":{leader},
         "ballot":{{"n":{n},"priority":0,"pid":{leader}}},"promise":{{"n":{n},"priority":0,"pid":{leader}}},
         "accepted_idx":{acc},"decided_idx":{dec},"compacted_idx":{comp},"applied_idx":{dec},
-        "peers":[],"data_dir":"/tmp/n{node}","started_at_ms":{start},"pid":{pid}}}}}"#,
+        "peers":[],"data_dir":"/tmp/n{node}","started_at_ms":{start},"pid":{pid}}}}}}}"#,
         t = 1000 + seq,
         start = 1 + leader * 0,
         pid = 100 + node
@@ -63,21 +63,21 @@ fn cluster(at_ms: u64, leader: Option<u64>, states: &[(u64, &str)]) -> Record {
 
 fn put_on(node: u64, seq: u64, idx: u64, client_seq: u64, key: &str, value: &str) -> Vec<Record> {
     let cmd = format!(
-        r#"{{"type":"put","id":{{"client":7,"seq":{client_seq}}},"key":"{key}","value":"{value}"}}"#
+        r#"{{"put":{{"id":{{"client":7,"seq":{client_seq}}},"key":"{key}","value":"{value}"}}}}"#
     );
     vec![
         ev(&format!(
-            r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"type":"entries_appended","from_idx":{idx},"count":1,"commands":[{cmd}]}}}}"#,
+            r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"entries_appended":{{"from_idx":{idx},"count":1,"commands":[{cmd}]}}}}}}"#,
             t = 2000 + seq
         )),
         ev(&format!(
-            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"type":"entries_decided","from_idx":{idx},"to_idx":{to}}}}}"#,
+            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"entries_decided":{{"from_idx":{idx},"to_idx":{to}}}}}}}"#,
             s = seq + 1,
             t = 2001 + seq,
             to = idx + 1
         )),
         ev(&format!(
-            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"type":"entries_applied","from_idx":{idx},"count":1,"commands":[{cmd}],"skipped_duplicates":0}}}}"#,
+            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"entries_applied":{{"from_idx":{idx},"count":1,"commands":[{cmd}],"skipped_duplicates":0}}}}}}"#,
             s = seq + 2,
             t = 2002 + seq
         )),
@@ -123,7 +123,7 @@ fn a_killed_leader_loses_its_role_and_a_restarted_node_recovers() {
     let mut r = three_node_cluster_with_one_put();
     r.push(cluster(3000, Some(1), &[(1, "down"), (2, "up"), (3, "up")]));
     r.push(ev(
-        r#"{"node":2,"seq":5,"time_ms":3100,"event":{"type":"leader_changed","leader":2,"ballot":{"n":2,"priority":0,"pid":2}}}"#,
+        r#"{"node":2,"seq":5,"time_ms":3100,"event":{"leader_changed":{"leader":2,"ballot":{"n":2,"priority":0,"pid":2}}}}"#,
     ));
     r.push(status(2, 6, "leader", 2, 2, 1, 1, 0));
     r.extend(put_on(2, 7, 1, 2, "size", "L"));
@@ -139,7 +139,7 @@ fn a_killed_leader_loses_its_role_and_a_restarted_node_recovers() {
     let m = apply_all(&r);
     assert_eq!(m.nodes[&1].state(), NodeState::Recovering);
     r.push(ev(
-        r#"{"node":1,"seq":1,"time_ms":4100,"event":{"type":"leader_changed","leader":2,"ballot":{"n":2,"priority":0,"pid":2}}}"#,
+        r#"{"node":1,"seq":1,"time_ms":4100,"event":{"leader_changed":{"leader":2,"ballot":{"n":2,"priority":0,"pid":2}}}}"#,
     ));
     r.extend(put_on(1, 2, 1, 2, "size", "L"));
     let m = apply_all(&r);
@@ -157,10 +157,10 @@ fn snapshots_compact_the_log_and_install_replaces_the_table() {
     let mut r = three_node_cluster_with_one_put();
     r.extend(put_on(1, 5, 1, 2, "shape", "round"));
     r.push(ev(
-        r#"{"node":1,"seq":8,"time_ms":5000,"event":{"type":"snapshot_taken","compacted_idx":2,"keys":["color","shape"],"key_count":2}}"#,
+        r#"{"node":1,"seq":8,"time_ms":5000,"event":{"snapshot_taken":{"compacted_idx":2,"keys":["color","shape"],"key_count":2}}}"#,
     ));
     r.push(ev(
-        r#"{"node":3,"seq":5,"time_ms":5001,"event":{"type":"snapshot_installed","compacted_idx":2,"keys":["shape","tree"],"key_count":2}}"#,
+        r#"{"node":3,"seq":5,"time_ms":5001,"event":{"snapshot_installed":{"compacted_idx":2,"keys":["shape","tree"],"key_count":2}}}"#,
     ));
     let m = apply_all(&r);
     let n1 = &m.nodes[&1];
@@ -193,17 +193,17 @@ fn appends_overwrite_the_suffix_and_the_window_is_bounded() {
     let cmds: Vec<String> = (0..100)
         .map(|i| {
             format!(
-                r#"{{"type":"delete","id":{{"client":1,"seq":{}}},"key":"k{i}"}}"#,
+                r#"{{"delete":{{"id":{{"client":1,"seq":{}}},"key":"k{i}"}}}}"#,
                 i + 1
             )
         })
         .collect();
     r.push(ev(&format!(
-        r#"{{"node":1,"seq":2,"time_ms":1,"event":{{"type":"entries_appended","from_idx":0,"count":100,"commands":[{}]}}}}"#,
+        r#"{{"node":1,"seq":2,"time_ms":1,"event":{{"entries_appended":{{"from_idx":0,"count":100,"commands":[{}]}}}}}}"#,
         cmds.join(",")
     )));
     r.push(ev(
-        r#"{"node":1,"seq":3,"time_ms":2,"event":{"type":"entries_appended","from_idx":90,"count":1,"commands":[]}}"#,
+        r#"{"node":1,"seq":3,"time_ms":2,"event":{"entries_appended":{"from_idx":90,"count":1,"commands":[]}}}"#,
     ));
     let m = apply_all(&r);
     let n = &m.nodes[&1];
@@ -222,12 +222,12 @@ fn retried_duplicates_apply_once_and_gaps_are_noticed() {
     let mut r = vec![status(1, 1, "leader", 1, 1, 0, 0, 0)];
     r.extend(put_on(1, 2, 0, 5, "k", "old"));
     r.push(ev(
-        r#"{"node":1,"seq":5,"time_ms":3000,"event":{"type":"entries_applied","from_idx":1,"count":2,"commands":[
-        {"type":"put","id":{"client":8,"seq":1},"key":"k","value":"new"},
-        {"type":"put","id":{"client":7,"seq":5},"key":"k","value":"old"}],"skipped_duplicates":1}}"#,
+        r#"{"node":1,"seq":5,"time_ms":3000,"event":{"entries_applied":{"from_idx":1,"count":2,"commands":[
+        {"put":{"id":{"client":8,"seq":1},"key":"k","value":"new"}},
+        {"put":{"id":{"client":7,"seq":5},"key":"k","value":"old"}}],"skipped_duplicates":1}}}"#,
     ));
     r.push(ev(
-        r#"{"node":1,"seq":9,"time_ms":3001,"event":{"type":"lagged","dropped":3}}"#,
+        r#"{"node":1,"seq":9,"time_ms":3001,"event":{"lagged":{"dropped":3}}}"#,
     ));
     let m = apply_all(&r);
     assert_eq!(m.nodes[&1].kv["k"], "new");
@@ -243,16 +243,16 @@ fn messages_are_matched_and_bounded() {
             r#"{{"msg_id":{i},"from":1,"to":2,"kind":"AcceptDecide","ballot":{{"n":1,"priority":0,"pid":1}},"decided_idx":3,"accepted_idx":null,"sync_idx":null,"entry_count":1,"snapshot":null}}"#
         );
         r.push(ev(&format!(
-            r#"{{"node":1,"seq":{},"time_ms":{},"event":{{"type":"message_sent",{}}}}}"#,
+            r#"{{"node":1,"seq":{},"time_ms":{},"event":{{"message_sent":{}}}}}"#,
             i + 1,
             10 * i,
-            &info[1..info.len() - 1]
+            info
         )));
         r.push(ev(&format!(
-            r#"{{"node":2,"seq":{},"time_ms":{},"event":{{"type":"message_received",{}}}}}"#,
+            r#"{{"node":2,"seq":{},"time_ms":{},"event":{{"message_received":{}}}}}"#,
             i + 1,
             10 * i + 1,
-            &info[1..info.len() - 1]
+            info
         )));
     }
     let m = apply_all(&r);
@@ -382,10 +382,10 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
     let mut r = three_node_cluster_with_one_put();
     // Node 3 comes back as a new process already at index 2 via a snapshot it never announced.
     r.push(ev(&serde_json::to_string(
-        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{
-        "type":"status","id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
+        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{"status":{
+        "id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
         "promise":{"n":2,"priority":0,"pid":2},"accepted_idx":2,"decided_idx":2,"compacted_idx":2,
-        "applied_idx":2,"peers":[],"data_dir":"/d/3","started_at_ms":5999,"pid":9}}),
+        "applied_idx":2,"peers":[],"data_dir":"/d/3","started_at_ms":5999,"pid":9}}}),
     )
     .unwrap()));
     assert!(apply_all(&r).nodes[&3].kv_partial);
