@@ -30,7 +30,7 @@ pub struct NodeConfig {
     /// Ticks per heartbeat round; a leader silent for a round is replaced.
     #[arg(long, default_value_t = 5)]
     pub election_ticks: u64,
-    /// Take a local snapshot every this many decided entries.
+    /// Take a local snapshot every this many applied entries (0: never).
     #[arg(long, default_value_t = 1000)]
     pub snapshot_every: u64,
     /// Time a request may wait to be decided before it gets a timeout reply.

@@ -6,7 +6,7 @@
 //! 1. sync storage (one fsync for everything the batch wrote),
 //! 2. send OmniPaxos' outgoing messages (so no Promise or Accepted leaves before it is durable),
 //! 3. publish log events, apply decided entries to the KV table and answer waiting clients,
-//! 4. take a local snapshot when another `snapshot_every` entries are decided.
+//! 4. take a local snapshot when another `snapshot_every` entries are applied.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use crate::api;
 use crate::config::NodeConfig;
 use crate::events::{now_ms, EventBus, EventPublisher};
 use crate::snapshot_fix::complete_delta_snapshot;
-use crate::storage::{ApplyOutcome, KvTable, PaxosLog, Store};
+use crate::storage::{ApplyOutcome, CompactionLease, KvTable, PaxosLog, Store};
 use crate::transport::Transport;
 
 /// Inputs queued before producers wait: the back-pressure point of the node.
@@ -98,6 +98,7 @@ struct Node {
     last_status: Option<NodeStatus>,
     last_status_at: Instant,
     started_at_ms: u64,
+    compaction: CompactionLease,
 }
 
 /// Binds the node's sockets, recovers its state from RocksDB and runs until `shutdown`.
@@ -123,6 +124,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let store = Store::open(&config.data_dir, !config.no_fsync)
         .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
     let log = PaxosLog::open(store.clone())?;
+    let compaction = log.compaction_lease();
     let kv = KvTable::new(store.clone());
     let applied_idx = kv.applied_idx()?;
     let server = ServerConfig {
@@ -190,6 +192,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         last_status: None,
         last_status_at: Instant::now(),
         started_at_ms: now_ms(),
+        compaction,
         config,
     };
     node.run(inputs_rx, shutdown).await
@@ -605,7 +608,11 @@ impl Node {
         if target == 0 || target <= self.omni.get_compacted_idx() as u64 {
             return;
         }
-        match self.omni.snapshot(Some(target as usize), true) {
+        let omni = &mut self.omni;
+        let result = self
+            .compaction
+            .run(|| omni.snapshot(Some(target as usize), true));
+        match result {
             // Reading the snapshot back copies it: only done for subscribers.
             Ok(()) if self.events.active() => {
                 if let Some(LogEntry::Snapshotted(s)) = self.omni.read(0) {

@@ -14,7 +14,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use omnikv_core::KVSnapshot;
+use omnikv_core::{snapshot::Mutation, KVSnapshot};
 use rocksdb::{IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_META, CF_SNAPSHOT};
@@ -119,6 +119,49 @@ pub(crate) fn stage(
         }
     });
     if old.unresolved != new.unresolved {
+        if new.unresolved.is_empty() {
+            batch.delete_cf(cf, UNRESOLVED);
+        } else {
+            batch.put_cf(cf, UNRESOLVED, serde_json::to_vec(&new.unresolved)?);
+        }
+    }
+    Ok(())
+}
+
+/// Stages `new` over a stored snapshot that can differ from it only in `keys`, the sessions of
+/// `clients` and the unresolved writes (`old_unresolved` before; `old_deleted` were its deleted
+/// keys): the write of a compaction, in proportion to the entries it folded, not to the table.
+pub(crate) fn stage_keys(
+    store: &Store,
+    batch: &mut WriteBatch,
+    new: &KVSnapshot,
+    keys: &BTreeSet<&str>,
+    clients: &BTreeSet<u64>,
+    old_unresolved: &[Mutation],
+    old_deleted: &BTreeSet<String>,
+) -> Result<(), StorageError> {
+    let cf = store.cf(CF_SNAPSHOT);
+    for key in keys {
+        let live = prefixed(LIVE, key.as_bytes());
+        match new.snapshotted.get(*key) {
+            Some(v) => batch.put_cf(cf, live, v),
+            None => batch.delete_cf(cf, live),
+        }
+        let deleted = prefixed(DELETED, key.as_bytes());
+        if new.deleted_keys.contains(*key) {
+            batch.put_cf(cf, deleted, b"");
+        } else if old_deleted.contains(*key) {
+            batch.delete_cf(cf, deleted);
+        }
+    }
+    for client in clients {
+        let key = prefixed(SESSION, &index_key(*client));
+        match new.sessions.get(client) {
+            Some(seq) => batch.put_cf(cf, key, index_key(*seq)),
+            None => batch.delete_cf(cf, key),
+        }
+    }
+    if old_unresolved != new.unresolved.as_slice() {
         if new.unresolved.is_empty() {
             batch.delete_cf(cf, UNRESOLVED);
         } else {
