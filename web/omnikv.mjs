@@ -83,12 +83,16 @@ async function watch(url, nodeId, count) {
   await new Promise((resolve, reject) => {
     ws.on('message', (data) => {
       if (seen >= count) return; // frames already in flight after close()
+      let lines = [];
       try {
-        console.log(viz.describeEvent(data.toString()));
+        lines = viz.describeEvents(data.toString()).split('\n');
       } catch (e) {
         console.error(`omnikv: ${e.message}`);
       }
-      if (++seen >= count) { ws.close(); }
+      // A frame may carry several events; print exactly `count` of them.
+      for (const line of lines.slice(0, count - seen)) console.log(line);
+      seen += lines.length;
+      if (seen >= count) { ws.close(); }
     });
     ws.on('error', reject);
     ws.on('close', resolve);

@@ -3,16 +3,24 @@
 //! Publishing never blocks the event loop: events go into a bounded broadcast ring, and a
 //! subscriber that falls behind loses the oldest events and is told how many (`lagged`).
 //! Nothing is serialised when nobody listens.
+//!
+//! Events are gathered for [`EVENT_FLUSH_INTERVAL`] and published as one frame (one event per
+//! line). One item per event cost a busy node a third of its throughput in wake-ups and socket
+//! writes for itself and its watchers; a page draws 60 times a second and loses nothing by it.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use omnikv_core::event::{EventEnvelope, NodeEvent, NodeStatus};
 use omnikv_core::NodeId;
 use tokio::sync::broadcast;
 
-/// Events buffered per subscriber before the oldest are dropped.
-pub const EVENT_BUFFER_LEN: usize = 8192;
+/// Frames buffered per subscriber before the oldest are dropped (a few seconds of a busy node).
+pub const EVENT_BUFFER_LEN: usize = 256;
+/// Longest time an event waits to be published (about one animation frame).
+pub const EVENT_FLUSH_INTERVAL: Duration = Duration::from_millis(16);
+/// A frame is published early once it holds this much, which bounds frames and the ring.
+pub const EVENT_FRAME_BYTES_MAX: usize = 64 * 1024;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -32,6 +40,9 @@ pub struct EventBus {
 pub struct EventPublisher {
     bus: EventBus,
     seq: u64,
+    /// Encoded events not yet published, one per line.
+    pending: String,
+    last_flush: Instant,
 }
 
 impl EventBus {
@@ -42,7 +53,13 @@ impl EventBus {
             tx,
             latest_status: Arc::new(Mutex::new(None)),
         };
-        (bus.clone(), EventPublisher { bus, seq: 0 })
+        let publisher = EventPublisher {
+            bus: bus.clone(),
+            seq: 0,
+            pending: String::new(),
+            last_flush: Instant::now(),
+        };
+        (bus, publisher)
     }
 
     pub fn subscribe(&self) -> (Option<Arc<str>>, broadcast::Receiver<Arc<str>>) {
@@ -81,12 +98,33 @@ impl EventPublisher {
             time_ms: now_ms(),
             event,
         };
-        let frame: Arc<str> = serde_json::to_string(&env)
-            .expect("events serialise")
-            .into();
+        let line = serde_json::to_string(&env).expect("events serialise");
         if is_status {
-            *self.bus.latest_status.lock().expect("not poisoned") = Some(frame.clone());
+            *self.bus.latest_status.lock().expect("not poisoned") = Some(line.as_str().into());
         }
+        if !self.active() {
+            return;
+        }
+        if !self.pending.is_empty() {
+            self.pending.push('\n');
+        }
+        self.pending.push_str(&line);
+        if self.pending.len() >= EVENT_FRAME_BYTES_MAX {
+            self.flush();
+        }
+    }
+
+    /// Publishes the gathered events if the oldest has waited long enough. Called at the end of
+    /// every turn of the event loop, which a tick starts at least every `tick_ms`.
+    pub fn flush_due(&mut self) {
+        if !self.pending.is_empty() && self.last_flush.elapsed() >= EVENT_FLUSH_INTERVAL {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let frame: Arc<str> = std::mem::take(&mut self.pending).into();
+        self.last_flush = Instant::now();
         // An error only means there is no subscriber right now.
         let _ = self.bus.tx.send(frame);
     }

@@ -454,6 +454,7 @@ impl Node {
         self.apply_decided()?;
         self.maybe_snapshot();
         self.observe_status();
+        self.events.flush_due();
         Ok(())
     }
 
@@ -613,18 +614,15 @@ impl Node {
             .compaction
             .run(|| omni.snapshot(Some(target as usize), true));
         match result {
-            // Reading the snapshot back copies it: only done for subscribers.
-            Ok(()) if self.events.active() => {
-                if let Some(LogEntry::Snapshotted(s)) = self.omni.read(0) {
-                    let (keys, key_count) = snapshot_keys(&s.snapshot.resolved());
+            Ok(()) => {
+                if let Some(stored) = self.compaction.take_stored() {
                     self.events.emit(NodeEvent::SnapshotTaken {
-                        compacted_idx: s.trimmed_idx as u64,
-                        keys,
-                        key_count,
+                        compacted_idx: self.omni.get_compacted_idx() as u64,
+                        keys: stored.keys,
+                        key_count: stored.key_count,
                     });
                 }
             }
-            Ok(()) => {}
             Err(e) => warn!(target, error = ?e, "snapshot failed"),
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use omnikv_core::{
-    event::{EventEnvelope, MessageKind, NodeEvent, RequestOutcome},
+    event::{frame_events, EventEnvelope, MessageKind, NodeEvent, RequestOutcome},
     KVCommand,
 };
 use omnikv_node::client::Connection;
@@ -44,7 +44,9 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
         let until = tokio::time::Instant::now() + Duration::from_millis(500);
         while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
             match s.recv_text(left).await {
-                Ok(text) => events.push(serde_json::from_str::<EventEnvelope>(&text).unwrap()),
+                Ok(text) => events.extend(
+                    frame_events(&text).map(|e| serde_json::from_str::<EventEnvelope>(e).unwrap()),
+                ),
                 Err(_) => break,
             }
         }

@@ -7,7 +7,7 @@ use omnikv_core::{
     client::ClientResponse,
     control::{ClusterView, ProcessState},
     decode_json,
-    event::EventEnvelope,
+    event::{frame_events, EventEnvelope},
     limits::CLIENT_FRAME_BYTES_MAX,
 };
 use serde::Serialize;
@@ -28,12 +28,15 @@ pub fn decode_cluster(json: &str) -> Result<ClusterView, String> {
     decode_json(json.as_bytes(), CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
 }
 
-/// One line describing an event frame (`watch`).
-#[wasm_bindgen(js_name = describeEvent)]
-pub fn describe_event(frame: &str) -> Result<String, JsError> {
-    decode_event(frame)
-        .map(|e| describe::event_line(&e))
-        .map_err(|e| JsError::new(&format!("bad event frame: {e}")))
+/// One line per event of an event frame (`watch`).
+#[wasm_bindgen(js_name = describeEvents)]
+pub fn describe_events(frame: &str) -> Result<String, JsError> {
+    let mut lines = Vec::new();
+    for event in frame_events(frame) {
+        let env = decode_event(event).map_err(|e| JsError::new(&format!("bad event: {e}")))?;
+        lines.push(describe::event_line(&env));
+    }
+    Ok(lines.join("\n"))
 }
 
 /// The `/client` request frame for `op` ("put", "get", "delete"), validated against the limits.

@@ -48,11 +48,11 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
         let endpoint = &plan.endpoints[i % plan.endpoints.len()];
         sessions.push(Session::open(plan.kind, endpoint, plan.request_timeout).await?);
     }
-    let events_frames = Arc::new(AtomicU64::new(0));
+    let events_received = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::new();
     if plan.events && plan.kind == BackendKind::Omnikv {
         for endpoint in &plan.endpoints {
-            subscribers.push(subscribe(endpoint, events_frames.clone()).await?);
+            subscribers.push(subscribe(endpoint, events_received.clone()).await?);
         }
     }
     let shared = Arc::new(Shared {
@@ -118,7 +118,7 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
         value_bytes: plan.workload.value_bytes,
         write_percent: plan.workload.write_percent,
         events_subscribers: if plan.events { plan.endpoints.len() } else { 0 },
-        events_frames: events_frames.load(Ordering::Relaxed),
+        events_received: events_received.load(Ordering::Relaxed),
         summary: total.summary(elapsed),
         leader_changed,
         command: this_command(),
@@ -170,8 +170,9 @@ async fn subscribe(
             reason: e.to_string(),
         })?;
     Ok(tokio::spawn(async move {
-        while conn.recv_text(Duration::from_secs(3600)).await.is_ok() {
-            frames.fetch_add(1, Ordering::Relaxed);
+        while let Ok(frame) = conn.recv_text(Duration::from_secs(3600)).await {
+            let events = omnikv_core::event::frame_events(&frame).count();
+            frames.fetch_add(events as u64, Ordering::Relaxed);
         }
     }))
 }

@@ -18,7 +18,7 @@ pub struct LoadResult {
     pub write_percent: u8,
     /// `/events` subscribers held open during the run (one per endpoint, or none).
     pub events_subscribers: usize,
-    pub events_frames: u64,
+    pub events_received: u64,
     pub summary: Summary,
     /// Whether the leader or its term changed between the start and the end of the
     /// measurement (`None`: could not tell).

@@ -85,7 +85,7 @@ pub struct Summary {
 
 /// The median of a list of durations in milliseconds (the mean of the two middle values for
 /// an even count).
-pub fn median_ms(values: &[f64]) -> Option<f64> {
+pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -144,8 +144,8 @@ mod tests {
 
     #[test]
     fn median_of_odd_and_even_lists() {
-        assert_eq!(median_ms(&[]), None);
-        assert_eq!(median_ms(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median_ms(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
     }
 }

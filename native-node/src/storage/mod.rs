@@ -13,4 +13,4 @@ mod snapshot_store;
 
 pub use db::{StorageError, Store};
 pub use kv_table::{ApplyBatch, ApplyOutcome, KvTable};
-pub use paxos_log::{CompactionLease, PaxosLog};
+pub use paxos_log::{CompactionLease, PaxosLog, SnapshotSummary};

@@ -15,9 +15,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use omnikv_core::{snapshot::Mutation, KVCommand, KVSnapshot};
+use omnikv_core::{limits::EVENT_SNAPSHOT_KEYS_MAX, snapshot::Mutation, KVCommand, KVSnapshot};
 use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{StopSign, Storage, StorageOp, StorageResult},
@@ -63,20 +63,67 @@ struct Lent {
 }
 
 /// Held by the node: while [`CompactionLease::run`] runs OmniPaxos' compaction, the log lends
-/// its snapshot to it rather than copying it (see the module comment).
+/// its snapshot to it rather than copying it (see the module comment). Through it the node also
+/// learns what the last stored snapshot holds, without reading (and copying) it back.
 #[derive(Clone, Default)]
-pub struct CompactionLease(Arc<AtomicBool>);
+pub struct CompactionLease(Arc<LeaseState>);
+
+#[derive(Default)]
+struct LeaseState {
+    active: AtomicBool,
+    stored: Mutex<Option<SnapshotSummary>>,
+}
+
+/// A stored snapshot in brief, for the event stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    pub key_count: u64,
+    /// The first keys in key order, at most [`EVENT_SNAPSHOT_KEYS_MAX`].
+    pub keys: Vec<String>,
+}
+
+impl SnapshotSummary {
+    fn of(snapshot: &KVSnapshot) -> SnapshotSummary {
+        let summarise = |s: &KVSnapshot| SnapshotSummary {
+            key_count: s.snapshotted.len() as u64,
+            keys: s
+                .snapshotted
+                .keys()
+                .take(EVENT_SNAPSHOT_KEYS_MAX)
+                .cloned()
+                .collect(),
+        };
+        if snapshot.unresolved.is_empty() {
+            summarise(snapshot)
+        } else {
+            // Only the first snapshot of a log has unresolved writes, and it is small.
+            summarise(&snapshot.clone().resolved())
+        }
+    }
+}
 
 impl CompactionLease {
+    /// Runs `compaction` with the snapshot on loan; [`CompactionLease::take_stored`] then tells
+    /// what it stored.
     pub fn run<R>(&self, compaction: impl FnOnce() -> R) -> R {
-        self.0.store(true, Ordering::Release);
+        self.take_stored();
+        self.0.active.store(true, Ordering::Release);
         let result = compaction();
-        self.0.store(false, Ordering::Release);
+        self.0.active.store(false, Ordering::Release);
         result
     }
 
+    /// The snapshot stored since the last call (or [`CompactionLease::run`]), if any.
+    pub fn take_stored(&self) -> Option<SnapshotSummary> {
+        self.0.stored.lock().expect("not poisoned").take()
+    }
+
     fn active(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.active.load(Ordering::Acquire)
+    }
+
+    fn stored(&self, summary: SnapshotSummary) {
+        *self.0.stored.lock().expect("not poisoned") = Some(summary);
     }
 }
 
@@ -241,6 +288,9 @@ impl PaxosLog {
         }
         self.bounds = staged.bounds;
         if let Some(s) = staged.snapshot {
+            if let Some(stored) = &s {
+                self.lease.stored(SnapshotSummary::of(stored));
+            }
             *self.snapshot.get_mut() = s;
         }
         Ok(())

@@ -10,6 +10,7 @@ use omnikv_core::{
     client::{ClientRequest, ClientResponse},
     control::{ActionReply, ProcessState},
     decode_json,
+    event::frame_events,
     limits::{CLIENT_FRAME_BYTES_MAX, CONTROL_BODY_BYTES_MAX},
     NodeId,
 };
@@ -455,21 +456,23 @@ fn on_stream(app: &mut App, node: NodeId, ev: SocketEvent) {
             node,
             connected: true,
         }),
-        SocketEvent::Frame(text) => match api::decode_event(&text) {
-            Ok(env) => {
-                app.record(Record::Event(env));
-                let partial = app
-                    .timeline
-                    .live_model()
-                    .nodes
-                    .get(&node)
-                    .is_some_and(|n| n.kv_partial);
-                if partial {
-                    app.request_dump(node);
+        SocketEvent::Frame(text) => {
+            for line in frame_events(&text) {
+                match api::decode_event(line) {
+                    Ok(env) => app.record(Record::Event(env)),
+                    Err(e) => app.notice(format!("node {node}: bad event ignored: {e}")),
                 }
             }
-            Err(e) => app.notice(format!("node {node}: bad event frame ignored: {e}")),
-        },
+            let partial = app
+                .timeline
+                .live_model()
+                .nodes
+                .get(&node)
+                .is_some_and(|n| n.kv_partial);
+            if partial {
+                app.request_dump(node);
+            }
+        }
         SocketEvent::Closed(_) => app.record(Record::Stream {
             at_ms,
             node,
