@@ -304,6 +304,13 @@ pub enum NodeEvent {
         outcome: RequestOutcome,
         latency_us: u64,
     },
+    /// The node was busier than its detail budget: this many message and client events since
+    /// the last such report were counted instead of sent (the log, snapshot, leader and status
+    /// events are always sent).
+    DetailsSampled {
+        messages: u64,
+        client_events: u64,
+    },
     /// This subscriber fell behind and `dropped` frames (of one or more events each) were
     /// skipped.
     Lagged {
@@ -417,6 +424,10 @@ mod tests {
                     error: ClientError::Timeout { timeout_ms: 1 },
                 },
                 latency_us: 5,
+            },
+            NodeEvent::DetailsSampled {
+                messages: 4,
+                client_events: 2,
             },
             NodeEvent::Lagged { dropped: 3 },
         ];

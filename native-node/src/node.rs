@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 use crate::api;
 use crate::config::NodeConfig;
-use crate::events::{now_ms, EventBus, EventPublisher};
+use crate::events::{now_ms, Detail, EventBus, EventPublisher};
 use crate::snapshot_fix::complete_delta_snapshot;
 use crate::storage::{ApplyOutcome, CompactionLease, KvTable, PaxosLog, Store};
 use crate::transport::Transport;
@@ -70,6 +70,8 @@ struct Pending {
     /// Kept to propose again after a leader change: a proposal forwarded to a leader that died
     /// is lost silently, and deduplication makes a second copy harmless.
     cmd: KVCommand,
+    /// Its request was published as an event, so its reply is too.
+    traced: bool,
 }
 
 struct Node {
@@ -249,7 +251,7 @@ impl Node {
                 if !self.transport.link_enabled(from) {
                     return Ok(());
                 }
-                if self.events.active() {
+                if self.events.wants_detail(Detail::Message) {
                     self.events
                         .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
                 }
@@ -282,19 +284,22 @@ impl Node {
         reply: mpsc::Sender<ClientResponse>,
     ) -> anyhow::Result<()> {
         let id = req.id;
-        self.events.emit(NodeEvent::ClientRequest {
-            id,
-            op: req.op.clone(),
-        });
+        let traced = self.events.wants_detail(Detail::Client);
+        if traced {
+            self.events.emit(NodeEvent::ClientRequest {
+                id,
+                op: req.op.clone(),
+            });
+        }
         let started = Instant::now();
         if let Err(error) = req.validate() {
-            self.answer(&reply, id, started, Err(error), None);
+            self.answer(&reply, id, started, traced, Err(error), None);
             return Ok(());
         }
         let Some(cmd) = req.to_command() else {
             // A local read: served from this node's table, possibly stale.
             let value = self.kv.get(cmd_key(&req))?;
-            self.answer(&reply, id, started, Ok(value), None);
+            self.answer(&reply, id, started, traced, Ok(value), None);
             return Ok(());
         };
         if let Some(old) = self.pending.remove(&id) {
@@ -308,7 +313,7 @@ impl Node {
             let error = ClientError::Overloaded {
                 in_flight: self.pending.len(),
             };
-            self.answer(&reply, id, started, Err(error), None);
+            self.answer(&reply, id, started, traced, Err(error), None);
             return Ok(());
         }
         // A follower cut off from the leader would forward into the void and make the client
@@ -321,7 +326,7 @@ impl Node {
                         self.id
                     ),
                 };
-                self.answer(&reply, id, started, Err(error), None);
+                self.answer(&reply, id, started, traced, Err(error), None);
                 return Ok(());
             }
         }
@@ -329,7 +334,7 @@ impl Node {
             let error = ClientError::Unavailable {
                 reason: format!("proposal refused: {e:?}"),
             };
-            self.answer(&reply, id, started, Err(error), None);
+            self.answer(&reply, id, started, traced, Err(error), None);
             return Ok(());
         }
         let deadline = started + Duration::from_millis(self.config.request_timeout_ms);
@@ -340,46 +345,53 @@ impl Node {
                 reply,
                 started,
                 cmd,
+                traced,
             },
         );
         Ok(())
     }
 
-    /// Sends one reply and its event.
+    /// Sends one reply, and its event if the request's was sent.
     fn answer(
         &mut self,
         reply: &mpsc::Sender<ClientResponse>,
         id: RequestId,
         started: Instant,
+        traced: bool,
         result: Result<Option<String>, ClientError>,
         index: Option<u64>,
     ) {
         let latency_us = started.elapsed().as_micros() as u64;
-        let (resp, outcome) = match result {
-            Ok(value) => (
-                ClientResponse::Ok {
-                    id,
-                    value: value.clone(),
-                    node: self.id,
-                    index,
-                },
-                RequestOutcome::Ok { value },
-            ),
-            Err(error) => (
-                ClientResponse::Err {
-                    id: Some(id),
-                    error: error.clone(),
-                },
-                RequestOutcome::Err { error },
-            ),
+        let outcome = traced.then(|| match &result {
+            Ok(value) => RequestOutcome::Ok {
+                value: value.clone(),
+            },
+            Err(error) => RequestOutcome::Err {
+                error: error.clone(),
+            },
+        });
+        let resp = match result {
+            Ok(value) => ClientResponse::Ok {
+                id,
+                value,
+                node: self.id,
+                index,
+            },
+            Err(error) => ClientResponse::Err {
+                id: Some(id),
+                error,
+            },
         };
         // A full reply queue means the client stopped reading; it loses its reply, not us time.
         let _ = reply.try_send(resp);
-        self.events.emit(NodeEvent::ClientReply {
-            id,
-            outcome,
-            latency_us,
-        });
+        match outcome {
+            Some(outcome) => self.events.emit(NodeEvent::ClientReply {
+                id,
+                outcome,
+                latency_us,
+            }),
+            None => self.events.skip_detail(Detail::Client),
+        }
     }
 
     fn expire_requests(&mut self) {
@@ -397,7 +409,7 @@ impl Node {
                 let error = ClientError::Timeout {
                     timeout_ms: self.config.request_timeout_ms,
                 };
-                self.answer(&p.reply, id, p.started, Err(error), None);
+                self.answer(&p.reply, id, p.started, p.traced, Err(error), None);
             }
         }
     }
@@ -468,7 +480,7 @@ impl Node {
             if !self.transport.link_enabled(to) {
                 continue;
             }
-            if self.events.active() {
+            if self.events.wants_detail(Detail::Message) {
                 self.events
                     .emit(NodeEvent::MessageSent(MessageInfo::of(msg_id, &msg)));
             }
@@ -593,7 +605,7 @@ impl Node {
             }
             for (id, value, index) in answers {
                 if let Some(p) = self.pending.remove(&id) {
-                    self.answer(&p.reply, id, p.started, Ok(value), Some(index));
+                    self.answer(&p.reply, id, p.started, p.traced, Ok(value), Some(index));
                 }
             }
         }

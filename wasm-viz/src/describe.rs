@@ -173,6 +173,10 @@ pub fn event_line(env: &EventEnvelope) -> String {
             outcome(o),
             latency_us
         ),
+        NodeEvent::DetailsSampled {
+            messages,
+            client_events,
+        } => format!("details_sampled messages={messages} client_events={client_events}"),
         NodeEvent::Lagged { dropped } => format!("lagged dropped={dropped}"),
     };
     format!("node={} seq={} {}", env.node, env.seq, what)

@@ -192,6 +192,8 @@ pub struct NodeModel {
     pub ws: String,
     pub peer_addr: String,
     pub last_seq: u64,
+    /// Message and client events the node counted instead of sending (it was busy).
+    pub details_sampled: u64,
     pub last_event_ms: u64,
     /// While recovering: the decided index the node must reach to be caught up.
     pub recovering_target_idx: Option<u64>,

@@ -245,6 +245,10 @@ impl ClusterModel {
                     row.latency_us = Some(*latency_us);
                 }
             }
+            NodeEvent::DetailsSampled {
+                messages,
+                client_events,
+            } => self.node_mut(id).details_sampled += messages + client_events,
             NodeEvent::Lagged { dropped } => {
                 self.notice(
                     at_ms,

@@ -640,6 +640,12 @@ fn node_rows(n: &NodeModel, clock_ms: f64, rows: &mut Vec<(String, String)>) {
     rows.push(("applied_idx".into(), n.applied_idx.to_string()));
     rows.push(("compacted_idx".into(), n.compacted_idx.to_string()));
     rows.push(("keys".into(), n.kv.len().to_string()));
+    if n.details_sampled > 0 {
+        rows.push((
+            "not drawn (busy)".into(),
+            format!("{} messages and client events", n.details_sampled),
+        ));
+    }
     rows.push(("data dir".into(), n.data_dir.clone()));
     rows.push((
         "pid".into(),
