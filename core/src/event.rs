@@ -256,7 +256,9 @@ pub enum NodeEvent {
     MessageSent(MessageInfo),
     MessageReceived(MessageInfo),
     /// Entries accepted into this node's log at `from_idx..`. `commands` is truncated to
-    /// [`crate::limits::EVENT_COMMANDS_MAX`]; `count` is the real number.
+    /// [`crate::limits::EVENT_COMMANDS_MAX`], and empty when the node is too busy to read its
+    /// new entries back (they come again with [`NodeEvent::EntriesApplied`]); `count` is the
+    /// real number.
     EntriesAppended {
         from_idx: u64,
         count: u64,

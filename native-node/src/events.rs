@@ -21,19 +21,21 @@ pub const EVENT_BUFFER_LEN: usize = 256;
 pub const EVENT_FLUSH_INTERVAL: Duration = Duration::from_millis(16);
 /// A frame is published early once it holds this much, which bounds frames and the ring.
 pub const EVENT_FRAME_BYTES_MAX: usize = 64 * 1024;
-/// Message and client events published per second at most, on average; the rest are counted
-/// and reported in `details_sampled`. A page draws about this many per node smoothly, while a
+/// Message and client events (and appended entries' commands) published per second at most, on
+/// average; the rest are counted and reported in `details_sampled`. A page draws about this many per node smoothly, while a
 /// loaded node handles tens of thousands of messages a second: building an event for each
 /// cost it a sixth of its throughput, for pictures nobody could follow.
 pub const DETAIL_EVENTS_PER_S: f64 = 400.0;
 /// Detail events allowed in a burst, so a quiet cluster's activity is shown in full.
 pub const DETAIL_EVENTS_BURST: f64 = 200.0;
 
-/// The kinds of event under the detail budget.
+/// The kinds of detail under the budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detail {
     Message,
     Client,
+    /// The commands of newly appended entries (watchers get them again when applied).
+    Commands,
 }
 
 pub fn now_ms() -> u64 {
@@ -163,6 +165,7 @@ impl EventPublisher {
         match kind {
             Detail::Message => self.skipped.0 += 1,
             Detail::Client => self.skipped.1 += 1,
+            Detail::Commands => {}
         }
     }
 

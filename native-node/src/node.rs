@@ -497,17 +497,22 @@ impl Node {
             let from = self
                 .observed_accepted
                 .max(self.omni.get_compacted_idx() as u64);
-            let to = accepted.min(from + EVENT_COMMANDS_MAX as u64);
-            let commands = self
-                .omni
-                .read_entries(from as usize..to as usize)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|e| match e {
-                    LogEntry::Decided(c) | LogEntry::Undecided(c) => Some(c),
-                    _ => None,
-                })
-                .collect();
+            // Reading the new entries back costs a log read per turn; a busy node leaves them
+            // out, and watchers learn the commands when they are applied.
+            let commands = if self.events.wants_detail(Detail::Commands) {
+                let to = accepted.min(from + EVENT_COMMANDS_MAX as u64);
+                self.omni
+                    .read_entries(from as usize..to as usize)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        LogEntry::Decided(c) | LogEntry::Undecided(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             self.events.emit(NodeEvent::EntriesAppended {
                 from_idx: from,
                 count: accepted - from,
