@@ -232,7 +232,7 @@ mod tests {
             key: "k".into(),
         };
         assert_eq!(
-            KVSnapshot::create(&[get.clone()]).resolved(),
+            KVSnapshot::create(std::slice::from_ref(&get)).resolved(),
             KVSnapshot::default()
         );
         assert_eq!(fold(&[get]), KVSnapshot::default());

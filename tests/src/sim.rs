@@ -310,7 +310,7 @@ impl Sim {
         } else {
             self.client(faults);
         }
-        if self.step % 100 == 0 {
+        if self.step.is_multiple_of(100) {
             self.check_states();
         }
     }

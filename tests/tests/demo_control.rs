@@ -10,7 +10,7 @@ use omnikv_tests::Demo;
 fn process_exists(pid: u32) -> bool {
     // A zombie still has a /proc entry; only a live (or stopped) process has a non-Z state.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.split_whitespace().nth(2).is_some_and(|st| st == "Z"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
         .unwrap_or(false)
 }
 

@@ -107,7 +107,7 @@ impl Timeline {
             }
         }
         let end = self.end();
-        if end % CHECKPOINT_EVERY == 0 {
+        if end.is_multiple_of(CHECKPOINT_EVERY) {
             self.checkpoints.push_back((end, self.live.clone()));
         }
         if self.mode == Mode::Live {

@@ -34,7 +34,7 @@ fn status(
         "accepted_idx":{acc},"decided_idx":{dec},"compacted_idx":{comp},"applied_idx":{dec},
         "peers":[],"data_dir":"/tmp/n{node}","started_at_ms":{start},"pid":{pid}}}}}}}"#,
         t = 1000 + seq,
-        start = 1 + leader * 0,
+        start = 1,
         pid = 100 + node
     ))
 }

@@ -84,8 +84,7 @@ impl Results {
     fn run(&self, backend: BackendKind, label: &str) -> Option<&LoadResult> {
         self.load
             .iter()
-            .filter(|r| r.backend == backend && r.label == label)
-            .next_back()
+            .rfind(|r| r.backend == backend && r.label == label)
     }
 
     fn failover_ms(&self, backend: BackendKind) -> Vec<f64> {

@@ -51,9 +51,17 @@ pub struct PaxosLog {
     lease: CompactionLease,
     /// While the snapshot is lent: what of it the merge may change besides the compacted keys.
     lent: RefCell<Option<Lent>>,
-    /// The last range read under the lease, `(from, to, keys, clients)` of its writes: the
-    /// entries OmniPaxos is folding, so the snapshot write need not read them again.
-    leased_read: RefCell<Option<(u64, u64, Vec<String>, Vec<u64>)>>,
+    /// The last range read under the lease: the entries OmniPaxos is folding, so the snapshot
+    /// write need not read them again.
+    leased_read: RefCell<Option<LeasedRead>>,
+}
+
+/// Keys and clients written by the entries `from..to`.
+struct LeasedRead {
+    from: u64,
+    to: u64,
+    keys: Vec<String>,
+    clients: Vec<u64>,
 }
 
 /// The parts of a lent snapshot that a merge can change beyond the compacted entries' keys.
@@ -228,7 +236,9 @@ impl PaxosLog {
                     {
                         let (from, to) = (self.bounds.trimmed_idx, staged.bounds.trimmed_idx);
                         let (mut keys, mut clients) = match self.leased_read.borrow_mut().take() {
-                            Some((f, t, keys, clients)) if (f, t) == (from, to) => (keys, clients),
+                            Some(read) if (read.from, read.to) == (from, to) => {
+                                (read.keys, read.clients)
+                            }
                             _ => written_keys(&self.read_range(from, to)?),
                         };
                         for m in &old.unresolved {
@@ -407,7 +417,12 @@ impl Storage<KVCommand> for PaxosLog {
         let entries = self.read_range(from, to).map_err(boxed)?;
         if self.lease.active() {
             let (keys, clients) = written_keys(&entries);
-            *self.leased_read.borrow_mut() = Some((from, to, keys, clients));
+            *self.leased_read.borrow_mut() = Some(LeasedRead {
+                from,
+                to,
+                keys,
+                clients,
+            });
         }
         Ok(entries)
     }
