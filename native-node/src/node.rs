@@ -18,7 +18,7 @@ use omnikv_core::{
     admin::{AdminRequest, AdminResponse, NodeDump},
     client::{ClientError, ClientRequest, ClientResponse},
     event::{BallotView, MessageInfo, NodeEvent, NodeStatus, PeerStatus, RequestOutcome, Role},
-    limits::{EVENT_COMMANDS_MAX, EVENT_SNAPSHOT_KEYS_MAX},
+    limits::EVENT_COMMANDS_MAX,
     peer::PeerFrame,
     KVCommand, KVSnapshot, NodeId, RequestId,
 };
@@ -33,7 +33,7 @@ use crate::api;
 use crate::config::NodeConfig;
 use crate::events::{now_ms, Detail, EventBus, EventPublisher};
 use crate::snapshot_fix::complete_delta_snapshot;
-use crate::storage::{ApplyOutcome, CompactionLease, KvTable, PaxosLog, Store};
+use crate::storage::{ApplyOutcome, CompactionLease, KvTable, PaxosLog, SnapshotSummary, Store};
 use crate::transport::Transport;
 
 /// Inputs queued before producers wait: the back-pressure point of the node.
@@ -593,11 +593,11 @@ impl Node {
                     keys = snapshot.snapshotted.len(),
                     "installed a snapshot"
                 );
-                let (keys, key_count) = snapshot_keys(&snapshot);
+                let summary = SnapshotSummary::of(&snapshot);
                 self.events.emit(NodeEvent::SnapshotInstalled {
                     compacted_idx,
-                    keys,
-                    key_count,
+                    keys: summary.keys,
+                    key_count: summary.key_count,
                 });
             }
             if idx > first_applied {
@@ -738,14 +738,4 @@ fn cmd_key(req: &ClientRequest) -> &str {
         | omnikv_core::client::ClientOp::Get { key, .. }
         | omnikv_core::client::ClientOp::Delete { key } => key,
     }
-}
-
-fn snapshot_keys(s: &KVSnapshot) -> (Vec<String>, u64) {
-    let keys: Vec<String> = s
-        .snapshotted
-        .keys()
-        .take(EVENT_SNAPSHOT_KEYS_MAX)
-        .cloned()
-        .collect();
-    (keys, s.snapshotted.len() as u64)
 }

@@ -91,7 +91,7 @@ pub struct SnapshotSummary {
 }
 
 impl SnapshotSummary {
-    fn of(snapshot: &KVSnapshot) -> SnapshotSummary {
+    pub fn of(snapshot: &KVSnapshot) -> SnapshotSummary {
         let summarise = |s: &KVSnapshot| SnapshotSummary {
             key_count: s.snapshotted.len() as u64,
             keys: s
@@ -258,15 +258,15 @@ impl PaxosLog {
                     (lent, _, _) => {
                         // Anything else (a snapshot from the leader, say) is compared in full,
                         // with the stored one read back if it is out on loan.
-                        let reloaded = match (&lent, &staged.snapshot) {
-                            (Some(_), None) => snapshot_store::load(&self.store)?,
-                            _ => None,
-                        };
+                        let reloaded;
                         let current = self.snapshot.borrow();
-                        let old = match &staged.snapshot {
-                            Some(next) => next.as_ref(),
-                            None if lent.is_some() => reloaded.as_ref(),
-                            None => current.as_ref(),
+                        let old = match (&staged.snapshot, &lent) {
+                            (Some(next), _) => next.as_ref(),
+                            (None, Some(_)) => {
+                                reloaded = snapshot_store::load(&self.store)?;
+                                reloaded.as_ref()
+                            }
+                            (None, None) => current.as_ref(),
                         };
                         snapshot_store::stage(&self.store, batch, old, s.as_ref())?;
                     }
