@@ -63,6 +63,14 @@ impl KVCommand {
     }
 }
 
+crate::json_struct!(deny_unknown_fields RequestId { client, seq });
+
+crate::json_enum!(deny_unknown_fields KVCommand {
+    "put" => Put { id, key, value },
+    "delete" => Delete { id, key },
+    "get" => Get { id, key },
+});
+
 impl omnipaxos::storage::Entry for KVCommand {
     type Snapshot = crate::snapshot::KVSnapshot;
 }

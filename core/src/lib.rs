@@ -14,17 +14,23 @@
 //! - [`peer`]: frames exchanged between nodes.
 //! - [`control`]: the launcher's HTTP control API.
 //! - [`limits`]: size limits every decoder enforces.
+//! - [`json`]: a compact JSON reader for the core types, for the visualizer's wasm.
 //!
 //! Every enum on a wire is externally tagged (`{"put":{"key":"k",...}}`, `"status"` for a unit
 //! variant). serde's internally tagged form (`{"type":"put",...}`) buffers each value before
-//! decoding it: that is slower on the nodes' hot path, cannot read integer map keys back from
-//! JSON, and in the visualizer's wasm it instantiates every nested decoder twice.
+//! decoding it: that is slower on the nodes' hot path and cannot read integer map keys back from
+//! JSON.
+//!
+//! Two decoders read the wire: serde_json in the nodes, launcher and tests, and [`json`] in the
+//! visualizer, where serde's generic decoders cost a third of the wasm's size budget. Each
+//! decoded type has both; `tests/json_agreement.rs` holds them to the same answers.
 
 pub mod admin;
 pub mod client;
 pub mod command;
 pub mod control;
 pub mod event;
+pub mod json;
 pub mod limits;
 pub mod peer;
 pub mod snapshot;

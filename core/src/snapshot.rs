@@ -45,6 +45,15 @@ pub struct KVSnapshot {
     pub unresolved: Vec<Mutation>,
 }
 
+crate::json_struct!(deny_unknown_fields Mutation { id, key, value });
+
+crate::json_struct!(deny_unknown_fields KVSnapshot {
+    snapshotted,
+    deleted_keys,
+    sessions,
+    unresolved = Vec::new(),
+});
+
 /// Whether a request is new for its client. The one deduplication rule: the node's KV table, the
 /// snapshot fold and the simulation all use it.
 pub fn is_new_request(sessions: &BTreeMap<u64, u64>, id: RequestId) -> bool {

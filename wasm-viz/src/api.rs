@@ -6,8 +6,8 @@
 use omnikv_core::{
     client::ClientResponse,
     control::{ClusterView, ProcessState},
-    decode_json,
     event::{frame_events, EventEnvelope},
+    json,
     limits::CLIENT_FRAME_BYTES_MAX,
 };
 use serde::Serialize;
@@ -21,11 +21,11 @@ pub const EVENT_FRAME_BYTES_MAX: usize = 1 << 20;
 pub const CLUSTER_BYTES_MAX: usize = 1 << 20;
 
 pub fn decode_event(frame: &str) -> Result<EventEnvelope, String> {
-    decode_json(frame.as_bytes(), EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
+    json::decode(frame, EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
 }
 
-pub fn decode_cluster(json: &str) -> Result<ClusterView, String> {
-    decode_json(json.as_bytes(), CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
+pub fn decode_cluster(text: &str) -> Result<ClusterView, String> {
+    json::decode(text, CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
 }
 
 /// One line per event of an event frame (`watch`).
@@ -76,7 +76,7 @@ struct Interpreted {
 /// Interprets a `/client` reply frame as JSON `{ok, retry, value, text}`.
 #[wasm_bindgen(js_name = interpretResponse)]
 pub fn interpret_response(frame: &str) -> Result<String, JsError> {
-    let response: ClientResponse = decode_json(frame.as_bytes(), CLIENT_FRAME_BYTES_MAX)
+    let response: ClientResponse = json::decode(frame, CLIENT_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
     let (ok, retry, value) = match &response {
         ClientResponse::Ok { value, .. } => (true, false, value.clone()),
@@ -126,9 +126,11 @@ pub fn client_targets(cluster_json: &str) -> Result<String, JsError> {
 #[wasm_bindgen(js_name = eventsUrl)]
 pub fn events_url(cluster_json: &str, node_id: f64) -> Result<String, JsError> {
     let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
+    // Formatting the id as an integer keeps float printing (14 KB) out of the wasm.
+    let node_id = node_id as u64;
     view.nodes
         .iter()
-        .find(|n| n.id == node_id as u64)
+        .find(|n| n.id == node_id)
         .map(|n| format!("{}/events", n.ws.trim_end_matches('/')))
         .ok_or_else(|| JsError::new(&format!("no node {node_id} in the cluster")))
 }

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::{model::ClusterModel, reducer::Record};
 
@@ -60,7 +60,7 @@ pub struct Timeline {
 }
 
 /// The exported form of a recording.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 pub struct Trace {
     pub format: String,
     pub version: u32,
@@ -68,6 +68,13 @@ pub struct Trace {
     pub dropped: u64,
     pub records: Vec<Record>,
 }
+
+omnikv_core::json_struct!(Trace {
+    format,
+    version,
+    dropped,
+    records
+});
 
 impl Timeline {
     pub fn new(cap: usize) -> Timeline {

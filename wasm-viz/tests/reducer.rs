@@ -10,7 +10,7 @@ use omnikv_core::{
 use omnikv_viz::{
     client::{ClientSession, Step},
     model::{EntryStatus, NodeState, LOG_WINDOW_ENTRIES},
-    timeline::Mode,
+    timeline::{Mode, Trace},
     ClusterModel, Record, Timeline,
 };
 
@@ -301,22 +301,42 @@ fn the_timeline_drops_old_inputs_and_rebuilds_any_point() {
 
 #[test]
 fn a_trace_exports_and_imports() {
-    let records = three_node_cluster_with_one_put();
+    let mut records = three_node_cluster_with_one_put();
+    records.push(Record::Stream {
+        at_ms: 7000,
+        node: 2,
+        connected: false,
+    });
+    records.push(Record::Notice {
+        at_ms: 7001,
+        text: "a \"quoted\" notice\n".into(),
+    });
+    records.push(Record::Dump {
+        at_ms: 7002,
+        dump: serde_json::from_value(serde_json::json!({
+            "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
+            "kv":{"color":"blue"},"sessions":{"7":2},"snapshot":null,"decided_suffix":[]}))
+        .unwrap(),
+    });
     let mut t = Timeline::new(100);
     for r in &records {
         t.push(r.clone());
     }
+    // The page writes traces with serde_json and reads them with the compact reader.
     let json = serde_json::to_string(&t.export()).unwrap();
-    let mut back = Timeline::import(serde_json::from_str(&json).unwrap(), 100).unwrap();
+    let trace: Trace = omnikv_core::json::decode(&json, 1 << 20).unwrap();
+    assert_eq!(trace.records, records);
+    let mut back = Timeline::import(trace, 100).unwrap();
     assert_eq!(back.mode(), Mode::Paused);
     assert_eq!((back.start(), back.end()), (t.start(), t.end()));
     back.seek(back.end());
     assert_eq!(back.model(), t.live_model());
-    assert!(Timeline::import(
-        serde_json::from_str(&json.replace("omnikv-trace", "x")).unwrap(),
-        1
-    )
-    .is_err());
+    let other: Trace =
+        omnikv_core::json::decode(&json.replace("omnikv-trace", "x"), 1 << 20).unwrap();
+    assert!(Timeline::import(other, 1).is_err());
+    assert!(
+        omnikv_core::json::decode::<Trace>(&json.replace("\"records\"", "\"r\""), 1 << 20).is_err()
+    );
 }
 
 #[test]

@@ -1,0 +1,523 @@
+//! The compact JSON reader (`omnikv_core::json`, used by the visualizer) and serde_json (used by
+//! the nodes) must agree: on every value serde writes, the reader gives the same value back, and
+//! on text with a few random edits, both accept it with the same value or both refuse it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+use omnikv_core::{
+    admin::{AdminResponse, NodeDump},
+    client::{ClientError, ClientOp, ClientResponse, ReadMode},
+    control::{ActionReply, ClusterView, LinkView, NodeView, ProcessState},
+    event::{
+        BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, NodeStatus, PeerStatus,
+        RequestOutcome, Role, SnapshotCarried,
+    },
+    json::{self, FromJson},
+    snapshot::Mutation,
+    KVCommand, KVSnapshot, RequestId,
+};
+use proptest::prelude::*;
+use proptest::sample::select;
+use serde::{de::DeserializeOwned, Serialize};
+
+const LIMIT: usize = 1 << 20;
+
+fn text() -> impl Strategy<Value = String> {
+    // Mostly short keys, sometimes any Unicode (control characters, quotes and backslashes
+    // exercise the escapes).
+    prop_oneof![3 => "[a-z0-9]{0,4}", 1 => any::<String>()]
+}
+
+fn number() -> impl Strategy<Value = u64> {
+    prop_oneof![0..1000u64, any::<u64>()]
+}
+
+fn request_id() -> impl Strategy<Value = RequestId> {
+    (number(), number()).prop_map(|(client, seq)| RequestId { client, seq })
+}
+
+fn command() -> impl Strategy<Value = KVCommand> {
+    prop_oneof![
+        (request_id(), text(), text()).prop_map(|(id, key, value)| KVCommand::Put {
+            id,
+            key,
+            value
+        }),
+        (request_id(), text()).prop_map(|(id, key)| KVCommand::Delete { id, key }),
+        (request_id(), text()).prop_map(|(id, key)| KVCommand::Get { id, key }),
+    ]
+}
+
+fn client_op() -> impl Strategy<Value = ClientOp> {
+    prop_oneof![
+        (text(), text()).prop_map(|(key, value)| ClientOp::Put { key, value }),
+        (
+            text(),
+            select(vec![ReadMode::Linearizable, ReadMode::Local])
+        )
+            .prop_map(|(key, read)| ClientOp::Get { key, read }),
+        text().prop_map(|key| ClientOp::Delete { key }),
+    ]
+}
+
+fn client_error() -> impl Strategy<Value = ClientError> {
+    prop_oneof![
+        text().prop_map(|reason| ClientError::BadRequest { reason }),
+        number().prop_map(|timeout_ms| ClientError::Timeout { timeout_ms }),
+        (0..u32::MAX as usize).prop_map(|in_flight| ClientError::Overloaded { in_flight }),
+        text().prop_map(|reason| ClientError::Unavailable { reason }),
+    ]
+}
+
+fn client_response() -> impl Strategy<Value = ClientResponse> {
+    prop_oneof![
+        (
+            request_id(),
+            proptest::option::of(text()),
+            number(),
+            proptest::option::of(number())
+        )
+            .prop_map(|(id, value, node, index)| ClientResponse::Ok {
+                id,
+                value,
+                node,
+                index
+            }),
+        (proptest::option::of(request_id()), client_error())
+            .prop_map(|(id, error)| ClientResponse::Err { id, error }),
+    ]
+}
+
+fn ballot() -> impl Strategy<Value = BallotView> {
+    (any::<u32>(), any::<u32>(), number()).prop_map(|(n, priority, pid)| BallotView {
+        n,
+        priority,
+        pid,
+    })
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    select(vec![Role::Leader, Role::Candidate, Role::Follower])
+}
+
+fn status() -> impl Strategy<Value = NodeStatus> {
+    (
+        (
+            number(),
+            role(),
+            proptest::option::of(number()),
+            ballot(),
+            ballot(),
+        ),
+        (number(), number(), number(), number()),
+        proptest::collection::vec(
+            (number(), any::<bool>(), any::<bool>()).prop_map(|(id, connected, link_enabled)| {
+                PeerStatus {
+                    id,
+                    connected,
+                    link_enabled,
+                }
+            }),
+            0..4,
+        ),
+        (text(), number(), any::<u32>()),
+    )
+        .prop_map(
+            |(
+                (id, role, leader, ballot, promise),
+                (accepted_idx, decided_idx, compacted_idx, applied_idx),
+                peers,
+                (data_dir, started_at_ms, pid),
+            )| NodeStatus {
+                id,
+                role,
+                leader,
+                ballot,
+                promise,
+                accepted_idx,
+                decided_idx,
+                compacted_idx,
+                applied_idx,
+                peers,
+                data_dir,
+                started_at_ms,
+                pid,
+            },
+        )
+}
+
+fn message() -> impl Strategy<Value = MessageInfo> {
+    use MessageKind::*;
+    let kinds = vec![
+        PrepareReq,
+        Prepare,
+        Promise,
+        AcceptSync,
+        AcceptDecide,
+        Accepted,
+        NotAccepted,
+        Decide,
+        ProposalForward,
+        Compaction,
+        AcceptStopSign,
+        ForwardStopSign,
+        HeartbeatRequest,
+        HeartbeatReply,
+    ];
+    let idx = || proptest::option::of(number());
+    (
+        (number(), number(), number(), select(kinds)),
+        (
+            proptest::option::of(ballot()),
+            idx(),
+            idx(),
+            idx(),
+            number(),
+        ),
+        proptest::option::of(select(vec![
+            SnapshotCarried::Complete,
+            SnapshotCarried::Delta,
+        ])),
+    )
+        .prop_map(
+            |(
+                (msg_id, from, to, kind),
+                (ballot, decided_idx, accepted_idx, sync_idx, entry_count),
+                snapshot,
+            )| MessageInfo {
+                msg_id,
+                from,
+                to,
+                kind,
+                ballot,
+                decided_idx,
+                accepted_idx,
+                sync_idx,
+                entry_count,
+                snapshot,
+            },
+        )
+}
+
+fn node_event() -> impl Strategy<Value = NodeEvent> {
+    let commands = || proptest::collection::vec(command(), 0..3);
+    let keys = || proptest::collection::vec(text(), 0..3);
+    prop_oneof![
+        status().prop_map(NodeEvent::Status),
+        message().prop_map(NodeEvent::MessageSent),
+        message().prop_map(NodeEvent::MessageReceived),
+        (number(), number(), commands()).prop_map(|(from_idx, count, commands)| {
+            NodeEvent::EntriesAppended {
+                from_idx,
+                count,
+                commands,
+            }
+        }),
+        (number(), number())
+            .prop_map(|(from_idx, to_idx)| NodeEvent::EntriesDecided { from_idx, to_idx }),
+        (number(), number(), commands(), number()).prop_map(
+            |(from_idx, count, commands, skipped_duplicates)| NodeEvent::EntriesApplied {
+                from_idx,
+                count,
+                commands,
+                skipped_duplicates,
+            }
+        ),
+        (number(), keys(), number()).prop_map(|(compacted_idx, keys, key_count)| {
+            NodeEvent::SnapshotTaken {
+                compacted_idx,
+                keys,
+                key_count,
+            }
+        }),
+        (number(), keys(), number()).prop_map(|(compacted_idx, keys, key_count)| {
+            NodeEvent::SnapshotInstalled {
+                compacted_idx,
+                keys,
+                key_count,
+            }
+        }),
+        (proptest::option::of(number()), ballot())
+            .prop_map(|(leader, ballot)| NodeEvent::LeaderChanged { leader, ballot }),
+        (number(), any::<bool>())
+            .prop_map(|(peer, connected)| NodeEvent::LinkChanged { peer, connected }),
+        (request_id(), client_op()).prop_map(|(id, op)| NodeEvent::ClientRequest { id, op }),
+        (
+            request_id(),
+            prop_oneof![
+                proptest::option::of(text()).prop_map(|value| RequestOutcome::Ok { value }),
+                client_error().prop_map(|error| RequestOutcome::Err { error }),
+            ],
+            number()
+        )
+            .prop_map(|(id, outcome, latency_us)| NodeEvent::ClientReply {
+                id,
+                outcome,
+                latency_us
+            }),
+        (number(), number()).prop_map(|(messages, client_events)| NodeEvent::DetailsSampled {
+            messages,
+            client_events
+        }),
+        number().prop_map(|dropped| NodeEvent::Lagged { dropped }),
+    ]
+}
+
+fn envelope() -> impl Strategy<Value = EventEnvelope> {
+    (number(), number(), number(), node_event()).prop_map(|(node, seq, time_ms, event)| {
+        EventEnvelope {
+            node,
+            seq,
+            time_ms,
+            event,
+        }
+    })
+}
+
+fn snapshot() -> impl Strategy<Value = KVSnapshot> {
+    (
+        proptest::collection::btree_map(text(), text(), 0..3),
+        proptest::collection::btree_set(text(), 0..3),
+        proptest::collection::btree_map(number(), number(), 0..3),
+        proptest::collection::vec(
+            (request_id(), text(), proptest::option::of(text()))
+                .prop_map(|(id, key, value)| Mutation { id, key, value }),
+            0..2,
+        ),
+    )
+        .prop_map(
+            |(snapshotted, deleted_keys, sessions, unresolved): (
+                BTreeMap<String, String>,
+                BTreeSet<String>,
+                BTreeMap<u64, u64>,
+                Vec<Mutation>,
+            )| KVSnapshot {
+                snapshotted,
+                deleted_keys,
+                sessions,
+                unresolved,
+            },
+        )
+}
+
+fn admin_response() -> impl Strategy<Value = AdminResponse> {
+    let dump = (
+        (number(), number(), number(), number()),
+        proptest::collection::btree_map(text(), text(), 0..3),
+        proptest::collection::btree_map(number(), number(), 0..3),
+        proptest::option::of(snapshot()),
+        proptest::collection::vec(command(), 0..3),
+    )
+        .prop_map(
+            |(
+                (id, applied_idx, decided_idx, compacted_idx),
+                kv,
+                sessions,
+                snapshot,
+                decided_suffix,
+            )| NodeDump {
+                id,
+                applied_idx,
+                decided_idx,
+                compacted_idx,
+                kv,
+                sessions,
+                snapshot,
+                decided_suffix,
+            },
+        );
+    prop_oneof![
+        Just(AdminResponse::Ok),
+        status().prop_map(AdminResponse::Status),
+        dump.prop_map(|d| AdminResponse::Dump(Box::new(d))),
+        text().prop_map(|message| AdminResponse::Error { message }),
+    ]
+}
+
+fn cluster_view() -> impl Strategy<Value = ClusterView> {
+    let node = (
+        (
+            number(),
+            select(vec![
+                ProcessState::Up,
+                ProcessState::Down,
+                ProcessState::Paused,
+            ]),
+            proptest::option::of(role()),
+            proptest::option::of(ballot()),
+        ),
+        (text(), proptest::option::of(any::<u32>()), text(), text()),
+    )
+        .prop_map(
+            |((id, state, role, ballot), (ws, pid, data_dir, peer_addr))| NodeView {
+                id,
+                state,
+                role,
+                ballot,
+                ws,
+                pid,
+                data_dir,
+                peer_addr,
+            },
+        );
+    let link = (number(), number(), any::<bool>()).prop_map(|(a, b, connected)| LinkView {
+        a,
+        b,
+        connected,
+    });
+    (
+        proptest::option::of(number()),
+        proptest::collection::vec(node, 0..4),
+        proptest::collection::vec(link, 0..4),
+    )
+        .prop_map(|(leader, nodes, links)| ClusterView {
+            leader,
+            nodes,
+            links,
+        })
+}
+
+/// An edit that keeps the text valid UTF-8: delete a span, or insert a JSON-ish token.
+fn edits() -> impl Strategy<Value = Vec<(usize, usize, &'static str)>> {
+    let tokens = vec![
+        "", "\"", "{", "}", "[", "]", ",", ":", "0", "1", "-", ".5", "e3", "null", "true", " ",
+        "\\", "\\n", "\\u0041", "\"x\"", "\"x\":1,", "{}", "[]", "\"ok\"", "00", "\u{1}",
+    ];
+    proptest::collection::vec((any::<usize>(), 0usize..4, select(tokens)), 1..4)
+}
+
+fn apply_edits(text: &str, edits: &[(usize, usize, &str)]) -> String {
+    let mut s = text.to_owned();
+    for &(at, delete, insert) in edits {
+        let mut start = at % (s.len() + 1);
+        while !s.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (start + delete).min(s.len());
+        while !s.is_char_boundary(end) {
+            end += 1;
+        }
+        s.replace_range(start..end, insert);
+    }
+    s
+}
+
+fn agrees<T>(value: &T, edits: &[(usize, usize, &str)]) -> Result<(), TestCaseError>
+where
+    T: Serialize + DeserializeOwned + FromJson + PartialEq + Debug,
+{
+    for written in [
+        serde_json::to_string(value).unwrap(),
+        serde_json::to_string_pretty(value).unwrap(),
+    ] {
+        prop_assert_eq!(
+            &json::decode::<T>(&written, LIMIT).unwrap(),
+            value,
+            "{}",
+            written
+        );
+        let edited = apply_edits(&written, edits);
+        let ours = json::decode::<T>(&edited, LIMIT);
+        let serde = serde_json::from_str::<T>(&edited);
+        match (&ours, &serde) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", edited),
+            (Err(_), Err(_)) => {}
+            _ => prop_assert!(false, "disagree on {}: {:?} vs {:?}", edited, ours, serde),
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn events_agree(v in envelope(), e in edits()) {
+        agrees(&v, &e)?;
+    }
+
+    #[test]
+    fn client_responses_agree(v in client_response(), e in edits()) {
+        agrees(&v, &e)?;
+    }
+
+    #[test]
+    fn admin_responses_agree(v in admin_response(), e in edits()) {
+        agrees(&v, &e)?;
+    }
+
+    #[test]
+    fn cluster_views_agree(v in cluster_view(), e in edits()) {
+        agrees(&v, &e)?;
+    }
+
+    #[test]
+    fn action_replies_agree(ok in any::<bool>(), message in text(), e in edits()) {
+        agrees(&ActionReply { ok, message }, &e)?;
+    }
+}
+
+#[test]
+fn the_readers_refuse_what_serde_refuses() {
+    fn both_refuse<T: DeserializeOwned + FromJson + Debug>(text: &str) {
+        assert!(
+            serde_json::from_str::<T>(text).is_err(),
+            "serde took {text}"
+        );
+        let ours = json::decode::<T>(text, LIMIT);
+        assert!(ours.is_err(), "json took {text}: {ours:?}");
+    }
+    // Unknown field where the type denies them; unknown variant; missing and duplicate fields.
+    both_refuse::<ClientResponse>(r#"{"ok":{"id":{"client":1,"seq":2},"node":1,"x":1}}"#);
+    both_refuse::<ClientResponse>(r#"{"maybe":{}}"#);
+    both_refuse::<ClientResponse>(r#"{"ok":{"node":1}}"#);
+    both_refuse::<RequestId>(r#"{"client":1,"client":1,"seq":2}"#);
+    // A struct variant written as a bare name, a unit variant with a value.
+    both_refuse::<ClientError>(r#""timeout""#);
+    both_refuse::<Role>(r#"{"leader":1}"#);
+    // Out of range, a second value, a wrong type.
+    both_refuse::<BallotView>(r#"{"n":4294967296,"priority":0,"pid":1}"#);
+    both_refuse::<BallotView>(r#"{"n":1,"priority":0,"pid":1} {}"#);
+    both_refuse::<BallotView>(r#"{"n":"1","priority":0,"pid":1}"#);
+    both_refuse::<KVSnapshot>(r#"{"snapshotted":{},"deleted_keys":[],"sessions":{"a":1}}"#);
+    // Integer keys are bare digits between the quotes; `-0` is not unsigned.
+    both_refuse::<BTreeMap<u64, u64>>(r#"{"\u0031":1}"#);
+    both_refuse::<BTreeMap<u64, u64>>(r#"{" 1":1}"#);
+    both_refuse::<BTreeMap<u64, u64>>(r#"{"-0":1}"#);
+    both_refuse::<u64>("-0");
+}
+
+#[test]
+fn the_readers_take_what_serde_takes_beyond_what_it_writes() {
+    // Unknown fields are skipped where the type allows them; an absent `Option` is `None`; a
+    // unit variant may be written `{"name":null}`; a defaulted field may be left out.
+    let b: BallotView = json::decode(
+        r#"{"n":1,"extra":[{"a":null}],"priority":2,"pid":3}"#,
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(
+        b,
+        BallotView {
+            n: 1,
+            priority: 2,
+            pid: 3
+        }
+    );
+    let view: ClusterView = json::decode(r#"{"nodes":[],"links":[]}"#, LIMIT).unwrap();
+    assert_eq!(view.leader, None);
+    assert_eq!(
+        json::decode::<Role>(r#"{"leader":null}"#, LIMIT).unwrap(),
+        Role::Leader
+    );
+    let op: ClientOp = json::decode(r#"{"get":{"key":"k"}}"#, LIMIT).unwrap();
+    assert_eq!(
+        op,
+        serde_json::from_str::<ClientOp>(r#"{"get":{"key":"k"}}"#).unwrap()
+    );
+    assert!(matches!(
+        json::decode::<EventEnvelope>("x".repeat(LIMIT + 1).as_str(), LIMIT),
+        Err(omnikv_core::DecodeError::TooLarge { .. })
+    ));
+}
