@@ -2,7 +2,7 @@
 //! the nodes) must agree: on every value serde writes, the reader gives the same value back, and
 //! on text with a few random edits, both accept it with the same value or both refuse it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use omnikv_core::{
@@ -287,12 +287,7 @@ fn snapshot() -> impl Strategy<Value = KVSnapshot> {
         ),
     )
         .prop_map(
-            |(snapshotted, deleted_keys, sessions, unresolved): (
-                BTreeMap<String, String>,
-                BTreeSet<String>,
-                BTreeMap<u64, u64>,
-                Vec<Mutation>,
-            )| KVSnapshot {
+            |(snapshotted, deleted_keys, sessions, unresolved)| KVSnapshot {
                 snapshotted,
                 deleted_keys,
                 sessions,
