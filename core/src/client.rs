@@ -149,8 +149,6 @@ crate::json_enum!(deny_unknown_fields ClientOp {
     "delete" => Delete { key },
 });
 
-crate::json_struct!(deny_unknown_fields ClientRequest { id, op });
-
 crate::json_enum!(deny_unknown_fields ClientError {
     "bad_request" => BadRequest { reason },
     "timeout" => Timeout { timeout_ms },

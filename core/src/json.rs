@@ -6,20 +6,21 @@
 //! the wasm's budget. The readers here are plain code over one concrete [`JsonReader`], written
 //! next to each type with [`json_struct!`] and [`json_enum!`].
 //!
-//! They read exactly the JSON the serde derives write and reject what serde_json rejects: unknown
-//! fields where the type denies them, unknown variants, missing or duplicate fields, numbers out
-//! of range, malformed text, trailing characters and nesting 128 deep. An absent `Option` field
-//! is `None`, as with serde. `core/tests/json_agreement.rs` checks both decoders against each
-//! other on generated values and on mutated frames. The nodes keep serde_json: it is faster, and
+//! They take what serde_json takes and give the same value: an absent `Option` field is `None`,
+//! unknown fields are skipped unless the type denies them, a unit variant may be `"name"` or
+//! `{"name":null}`, a skipped value may nest as deep as the text allows and hold any `\u` escape.
+//! They refuse what serde_json refuses: unknown variants, missing or duplicate fields, numbers
+//! out of range, malformed text, trailing characters. One form serde_json also takes is refused
+//! here: a struct written as an array of its field values (`[1,2,3]` for a `BallotView`). No
+//! OmniKV process writes it, and serde's rules for it (an absent `Option` is an error there)
+//! would double the readers. `core/tests/json_agreement.rs` holds both decoders to this on
+//! generated values and on randomly edited frames. The nodes keep serde_json: it is faster, and
 //! there size does not matter.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::DecodeError;
-
-/// Nesting at which serde_json gives up; the same bound here keeps the two decoders in step.
-const DEPTH_MAX: u32 = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
@@ -35,8 +36,6 @@ pub enum JsonError {
     MissingField { at: usize, name: &'static str },
     #[error("number out of range at byte {at}")]
     OutOfRange { at: usize },
-    #[error("nesting deeper than {DEPTH_MAX} at byte {at}")]
-    TooDeep { at: usize },
 }
 
 /// Decodes one JSON document of at most `limit` bytes into `T`.
@@ -64,20 +63,27 @@ pub trait FromJson: Sized {
     }
 }
 
+/// The tag of an externally tagged enum, read by [`JsonReader::variant`].
+pub struct VariantTag<'a> {
+    pub name: Cow<'a, str>,
+    /// Written `{"name": value}` rather than `"name"`.
+    pub has_value: bool,
+    /// Where the name starts, for errors.
+    pub at: usize,
+}
+
 /// A pull reader over one JSON text. Every method skips the whitespace before its token.
+///
+/// Typed reading recurses only as deep as the types nest (a handful of levels); skipped values
+/// are walked without recursion. So no input can exhaust the stack.
 pub struct JsonReader<'a> {
     text: &'a str,
     pos: usize,
-    depth: u32,
 }
 
 impl<'a> JsonReader<'a> {
     pub fn new(text: &'a str) -> JsonReader<'a> {
-        JsonReader {
-            text,
-            pos: 0,
-            depth: 0,
-        }
+        JsonReader { text, pos: 0 }
     }
 
     pub fn pos(&self) -> usize {
@@ -140,23 +146,11 @@ impl<'a> JsonReader<'a> {
         self.word("null")
     }
 
-    fn open(&mut self, byte: u8, expected: &'static str) -> Result<(), JsonError> {
-        self.expect(byte, expected)?;
-        self.depth += 1;
-        if self.depth >= DEPTH_MAX {
-            return Err(JsonError::TooDeep { at: self.pos });
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) {
-        self.depth -= 1;
-    }
-
     pub fn bool(&mut self) -> Result<bool, JsonError> {
         match self.peek() {
             Some(b't') => self.word("true").map(|()| true),
-            _ => self.word("false").map(|()| false),
+            Some(b'f') => self.word("false").map(|()| false),
+            _ => Err(self.syntax("true or false")),
         }
     }
 
@@ -285,7 +279,7 @@ impl<'a> JsonReader<'a> {
         deny_unknown: bool,
         field: &mut dyn FnMut(&mut JsonReader<'a>, &str, usize) -> Result<bool, JsonError>,
     ) -> Result<(), JsonError> {
-        self.open(b'{', "an object")?;
+        self.expect(b'{', "an object")?;
         if !self.eat(b'}') {
             loop {
                 self.peek();
@@ -307,7 +301,6 @@ impl<'a> JsonReader<'a> {
                 }
             }
         }
-        self.close();
         Ok(())
     }
 
@@ -316,7 +309,7 @@ impl<'a> JsonReader<'a> {
         &mut self,
         item: &mut dyn FnMut(&mut JsonReader<'a>) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
-        self.open(b'[', "an array")?;
+        self.expect(b'[', "an array")?;
         if !self.eat(b']') {
             loop {
                 item(self)?;
@@ -326,7 +319,6 @@ impl<'a> JsonReader<'a> {
                 }
             }
         }
-        self.close();
         Ok(())
     }
 
@@ -344,42 +336,116 @@ impl<'a> JsonReader<'a> {
         Ok(())
     }
 
-    /// The variant name of an externally tagged enum: `"name"`, or `{"name": ` with the value
-    /// next (`true`), which [`JsonReader::end_variant`] closes after it is read.
-    pub fn variant(&mut self) -> Result<(Cow<'a, str>, bool, usize), JsonError> {
-        match self.peek() {
+    /// The tag of an externally tagged enum: `"name"`, or `{"name": ` with the variant's value
+    /// next, which [`JsonReader::end_variant`] closes after it is read.
+    pub fn variant(&mut self) -> Result<VariantTag<'a>, JsonError> {
+        let has_value = match self.peek() {
             Some(b'{') => {
-                self.open(b'{', "an object")?;
+                self.pos += 1;
                 self.peek();
-                let at = self.pos;
-                let name = self.string()?;
-                self.expect(b':', "`:`")?;
-                Ok((name, true, at))
+                true
             }
-            _ => {
-                let at = self.pos;
-                self.string()
-                    .map_err(|_| self.syntax("a variant name or an object"))
-                    .map(|name| (name, false, at))
-            }
+            Some(b'"') => false,
+            _ => return Err(self.syntax("a variant name or an object")),
+        };
+        let at = self.pos;
+        let name = self.string()?;
+        if has_value {
+            self.expect(b':', "`:`")?;
         }
+        Ok(VariantTag {
+            name,
+            has_value,
+            at,
+        })
     }
 
     pub fn end_variant(&mut self) -> Result<(), JsonError> {
         self.expect(b'}', "`}` after the variant")?;
-        self.close();
         Ok(())
     }
 
-    /// Skips one well-formed value of any kind.
+    /// Skips one well-formed value of any kind. Like serde_json when it ignores a value, this
+    /// checks the syntax only (a `\u` escape needs four hex digits, not a valid code point) and
+    /// sets no bound on nesting: it walks the value with a stack of open brackets, which the
+    /// text's length bounds, instead of recursing.
     pub fn skip(&mut self) -> Result<(), JsonError> {
-        match self.peek() {
-            Some(b'{') => self.object(false, &mut |_, _, _| Ok(false)),
-            Some(b'[') => self.array(&mut |r| r.skip()),
-            Some(b'"') => self.string().map(drop),
-            Some(b't' | b'f') => self.bool().map(drop),
-            Some(b'n') => self.null(),
-            _ => self.skip_number(),
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // A value starts here; a non-empty object or array leaves its first member next.
+            let opened = match self.peek() {
+                Some(b'{') => {
+                    self.pos += 1;
+                    if self.eat(b'}') {
+                        None
+                    } else {
+                        self.skip_string()?;
+                        self.expect(b':', "`:`")?;
+                        Some(b'{')
+                    }
+                }
+                Some(b'[') => {
+                    self.pos += 1;
+                    (!self.eat(b']')).then_some(b'[')
+                }
+                Some(b'"') => self.skip_string().map(|()| None)?,
+                Some(b't' | b'f') => self.bool().map(|_| None)?,
+                Some(b'n') => self.null().map(|()| None)?,
+                _ => self.skip_number().map(|()| None)?,
+            };
+            if let Some(opener) = opened {
+                open.push(opener);
+                continue;
+            }
+            // A value ended: close what it ends, or move on to the next member.
+            loop {
+                let Some(&opener) = open.last() else {
+                    return Ok(());
+                };
+                if self.eat(b',') {
+                    if opener == b'{' {
+                        self.skip_string()?;
+                        self.expect(b':', "`:`")?;
+                    }
+                    break;
+                }
+                if opener == b'{' {
+                    self.expect(b'}', "`,` or `}`")?;
+                } else {
+                    self.expect(b']', "`,` or `]`")?;
+                }
+                open.pop();
+            }
+        }
+    }
+
+    /// A string whose content is not needed: checked, not decoded.
+    fn skip_string(&mut self) -> Result<(), JsonError> {
+        self.expect(b'"', "a string")?;
+        let bytes = self.text.as_bytes();
+        loop {
+            match bytes.get(self.pos) {
+                None => return Err(self.syntax("the end of the string")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match bytes.get(self.pos) {
+                        Some(b'u') => {
+                            self.pos += 1;
+                            self.hex4()?;
+                        }
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.pos += 1
+                        }
+                        _ => return Err(self.syntax("an escape")),
+                    }
+                }
+                Some(0..=0x1f) => return Err(self.syntax("no control character in a string")),
+                Some(_) => self.pos += 1,
+            }
         }
     }
 
@@ -423,14 +489,16 @@ impl FromJson for u64 {
 
 impl FromJson for u32 {
     fn read(r: &mut JsonReader<'_>) -> Result<Self, JsonError> {
-        let at = r.pos();
+        r.peek();
+        let at = r.pos;
         u32::try_from(r.u64()?).map_err(|_| JsonError::OutOfRange { at })
     }
 }
 
 impl FromJson for usize {
     fn read(r: &mut JsonReader<'_>) -> Result<Self, JsonError> {
-        let at = r.pos();
+        r.peek();
+        let at = r.pos;
         usize::try_from(r.u64()?).map_err(|_| JsonError::OutOfRange { at })
     }
 }
@@ -488,6 +556,7 @@ impl FromJson for BTreeSet<String> {
 
 /// A map key. serde_json writes integer keys as strings of digits.
 pub trait JsonKey: Sized + Ord {
+    /// The key `key` (unescaped), whose opening quote is at byte `at` of the text.
     fn from_key(r: &mut JsonReader<'_>, key: &str, at: usize) -> Result<Self, JsonError>;
 }
 
@@ -499,7 +568,8 @@ impl JsonKey for String {
 
 impl JsonKey for u64 {
     fn from_key(r: &mut JsonReader<'_>, _: &str, at: usize) -> Result<Self, JsonError> {
-        // The raw text between the quotes, as serde_json reads integer keys: no escapes.
+        // The raw digits after the opening quote, as serde_json reads integer keys: an escape
+        // is not a digit.
         let mut digits = JsonReader::new(r.text);
         digits.pos = at + 1;
         let value = digits.digits()?;
@@ -597,16 +667,17 @@ macro_rules! json_enum {
                         $($ty::$variant { .. } => {})*
                     }
                 }
-                let (name, has_value, at) = r.variant()?;
-                let value = match &*name {
+                let tag = r.variant()?;
+                let has_value = tag.has_value;
+                let value = match &*tag.name {
                     $($name => $crate::json_enum!(
                         @variant r, has_value, $deny, $ty $variant
                         $(($($inner)*))? $({$($fields)*})?
                     ),)*
                     _ => {
                         return Err($crate::json::JsonError::UnknownVariant {
-                            at,
-                            name: name.into_owned(),
+                            at: tag.at,
+                            name: tag.name.into_owned(),
                         })
                     }
                 };
@@ -698,14 +769,24 @@ mod tests {
     }
 
     #[test]
-    fn nesting_is_bounded() {
-        let deep = "[".repeat(200) + &"]".repeat(200);
-        assert!(matches!(
-            JsonReader::new(&deep).skip(),
-            Err(JsonError::TooDeep { .. })
-        ));
-        let fine = "[".repeat(100) + &"]".repeat(100);
-        JsonReader::new(&fine).skip().unwrap();
+    fn skipping_walks_any_depth_without_recursion() {
+        let deep = "[{\"a\":".repeat(100_000) + "1" + &"}]".repeat(100_000);
+        JsonReader::new(&deep).skip().unwrap();
+        let unbalanced = "[".repeat(100_000) + &"]".repeat(99_999);
+        assert!(JsonReader::new(&unbalanced).skip().is_err());
+        // Skipped strings are checked, not decoded: a lone surrogate is fine there.
+        let mut r = JsonReader::new(r#"{"\udc00":["\ud800"]}"#);
+        r.skip().unwrap();
+        r.finish().unwrap();
+        for bad in [
+            r#"["\u12"]"#,
+            r#"{"a":"\x"}"#,
+            "[\"\u{1}\"]",
+            r#"{"a" "b"}"#,
+            r#"{1:2}"#,
+        ] {
+            assert!(JsonReader::new(bad).skip().is_err(), "{bad}");
+        }
     }
 
     #[test]
