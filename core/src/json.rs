@@ -2,7 +2,7 @@
 //! the visualizer's wasm.
 //!
 //! serde's derived decoders are generic over the deserializer, and serde_json builds its parser
-//! into each of them: for the types the visualizer reads that came to about 110 KB, a third of
+//! into each of them: for the types the visualizer reads that came to about 108 KB, a third of
 //! the wasm's budget. The readers here are plain code over one concrete [`JsonReader`], written
 //! next to each type with [`json_struct!`] and [`json_enum!`].
 //!
