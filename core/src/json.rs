@@ -210,27 +210,18 @@ impl<'a> JsonReader<'a> {
                         .get_or_insert_with(String::new)
                         .push_str(&text[run..self.pos]);
                     self.pos += 1;
-                    let escaped = match bytes.get(self.pos) {
+                    let escaped = match bytes.get(self.pos).copied() {
                         Some(b'u') => {
                             self.pos += 1;
                             self.unicode_escape()?
                         }
-                        Some(&e) => {
-                            let c = match e {
-                                b'"' => '"',
-                                b'\\' => '\\',
-                                b'/' => '/',
-                                b'b' => '\u{8}',
-                                b'f' => '\u{c}',
-                                b'n' => '\n',
-                                b'r' => '\r',
-                                b't' => '\t',
-                                _ => return Err(self.syntax("an escape")),
-                            };
+                        letter => {
+                            let c = letter
+                                .and_then(short_escape)
+                                .ok_or(self.syntax("an escape"))?;
                             self.pos += 1;
                             c
                         }
-                        None => return Err(self.syntax("an escape")),
                     };
                     owned.get_or_insert_with(String::new).push(escaped);
                     run = self.pos;
@@ -437,9 +428,7 @@ impl<'a> JsonReader<'a> {
                             self.pos += 1;
                             self.hex4()?;
                         }
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos += 1
-                        }
+                        Some(&e) if short_escape(e).is_some() => self.pos += 1,
                         _ => return Err(self.syntax("an escape")),
                     }
                 }
@@ -479,6 +468,21 @@ impl<'a> JsonReader<'a> {
         self.pos = pos;
         Ok(())
     }
+}
+
+/// The character a one-letter escape (`\n`, `\"`, ...) stands for.
+fn short_escape(letter: u8) -> Option<char> {
+    Some(match letter {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        _ => return None,
+    })
 }
 
 impl FromJson for u64 {
