@@ -453,6 +453,7 @@ mod tests {
             id,
             key: "k".into(),
             value: "v".into(),
+            forget_below: 0,
         };
         let msg: Message<KVCommand> = Message::SequencePaxos(PaxosMessage {
             from: 1,

@@ -7,6 +7,7 @@
 //!
 //! Layout:
 //! - [`command`]: [`KVCommand`], the replicated log entry, and its request identity.
+//! - [`session`]: client sessions, the one rule that applies every write exactly once.
 //! - [`snapshot`]: [`KVSnapshot`], the compacted form of a log prefix.
 //! - [`client`]: the client protocol (requests, responses, errors).
 //! - [`admin`]: node administration (link control, state dumps) used by the launcher and tests.
@@ -33,6 +34,7 @@ pub mod event;
 pub mod json;
 pub mod limits;
 pub mod peer;
+pub mod session;
 pub mod snapshot;
 
 pub use command::{KVCommand, RequestId};

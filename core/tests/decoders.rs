@@ -66,7 +66,7 @@ proptest! {
             2 => ClientOp::Get { key: key.clone(), read: ReadMode::Local },
             _ => ClientOp::Delete { key: key.clone() },
         };
-        let req = ClientRequest { id: RequestId { client, seq }, op };
+        let req = ClientRequest { id: RequestId { client, seq }, op, forget_below: 0 };
         let json = serde_json::to_vec(&req).unwrap();
         prop_assert_eq!(decode_json::<ClientRequest>(&json, CLIENT_FRAME_BYTES_MAX).unwrap(), req.clone());
         prop_assert_eq!(req.validate().is_ok(), !key.is_empty());

@@ -14,7 +14,8 @@ use omnikv_core::{
         RequestOutcome, Role, SnapshotCarried,
     },
     json::{self, FromJson},
-    snapshot::Mutation,
+    session::{AppliedWrite, Session, Sessions},
+    snapshot::Unresolved,
     KVCommand, KVSnapshot, RequestId,
 };
 use proptest::prelude::*;
@@ -39,13 +40,21 @@ fn request_id() -> impl Strategy<Value = RequestId> {
 
 fn command() -> impl Strategy<Value = KVCommand> {
     prop_oneof![
-        (request_id(), text(), text()).prop_map(|(id, key, value)| KVCommand::Put {
+        (request_id(), text(), text(), number()).prop_map(|(id, key, value, forget_below)| {
+            KVCommand::Put {
+                id,
+                key,
+                value,
+                forget_below,
+            }
+        }),
+        (request_id(), text(), number()).prop_map(|(id, key, forget_below)| KVCommand::Delete {
             id,
             key,
-            value
+            forget_below
         }),
-        (request_id(), text()).prop_map(|(id, key)| KVCommand::Delete { id, key }),
         (request_id(), text()).prop_map(|(id, key)| KVCommand::Get { id, key }),
+        request_id().prop_map(|id| KVCommand::OpenSession { id }),
     ]
 }
 
@@ -58,6 +67,7 @@ fn client_op() -> impl Strategy<Value = ClientOp> {
         )
             .prop_map(|(key, read)| ClientOp::Get { key, read }),
         text().prop_map(|key| ClientOp::Delete { key }),
+        Just(ClientOp::OpenSession),
     ]
 }
 
@@ -67,6 +77,7 @@ fn client_error() -> impl Strategy<Value = ClientError> {
         number().prop_map(|timeout_ms| ClientError::Timeout { timeout_ms }),
         (0..u32::MAX as usize).prop_map(|in_flight| ClientError::Overloaded { in_flight }),
         text().prop_map(|reason| ClientError::Unavailable { reason }),
+        text().prop_map(|reason| ClientError::SessionExpired { reason }),
     ]
 }
 
@@ -275,32 +286,44 @@ fn envelope() -> impl Strategy<Value = EventEnvelope> {
     })
 }
 
+fn sessions() -> impl Strategy<Value = Sessions> {
+    let applied = (number(), number()).prop_map(|(index, digest)| AppliedWrite { index, digest });
+    let session = (
+        number(),
+        number(),
+        proptest::collection::btree_map(number(), applied, 0..3),
+    )
+        .prop_map(|(floor, last_index, applied)| Session {
+            floor,
+            last_index,
+            applied,
+        });
+    proptest::collection::btree_map(number(), session, 0..3).prop_map(Sessions)
+}
+
 fn snapshot() -> impl Strategy<Value = KVSnapshot> {
     (
         proptest::collection::btree_map(text(), text(), 0..3),
-        proptest::collection::btree_set(text(), 0..3),
-        proptest::collection::btree_map(number(), number(), 0..3),
+        sessions(),
+        number(),
         proptest::collection::vec(
-            (request_id(), text(), proptest::option::of(text()))
-                .prop_map(|(id, key, value)| Mutation { id, key, value }),
+            (number(), command()).prop_map(|(at, command)| Unresolved { at, command }),
             0..2,
         ),
     )
-        .prop_map(
-            |(snapshotted, deleted_keys, sessions, unresolved)| KVSnapshot {
-                snapshotted,
-                deleted_keys,
-                sessions,
-                unresolved,
-            },
-        )
+        .prop_map(|(snapshotted, sessions, len, unresolved)| KVSnapshot {
+            snapshotted,
+            sessions,
+            len,
+            unresolved,
+        })
 }
 
 fn admin_response() -> impl Strategy<Value = AdminResponse> {
     let dump = (
         (number(), number(), number(), number()),
         proptest::collection::btree_map(text(), text(), 0..3),
-        proptest::collection::btree_map(number(), number(), 0..3),
+        sessions(),
         proptest::option::of(snapshot()),
         proptest::collection::vec(command(), 0..3),
     )
@@ -504,7 +527,8 @@ fn the_readers_refuse_what_serde_refuses() {
     both_refuse::<BallotView>(r#"{"n":4294967296,"priority":0,"pid":1}"#);
     both_refuse::<BallotView>(r#"{"n":1,"priority":0,"pid":1} {}"#);
     both_refuse::<BallotView>(r#"{"n":"1","priority":0,"pid":1}"#);
-    both_refuse::<KVSnapshot>(r#"{"snapshotted":{},"deleted_keys":[],"sessions":{"a":1}}"#);
+    both_refuse::<KVSnapshot>(r#"{"snapshotted":{},"sessions":{"a":1}}"#);
+    both_refuse::<KVSnapshot>(r#"{"snapshotted":{},"deleted_keys":[],"sessions":{}}"#);
     // Integer keys are bare digits between the quotes; `-0` is not unsigned.
     both_refuse::<BTreeMap<u64, u64>>(r#"{"\u0031":1}"#);
     both_refuse::<BTreeMap<u64, u64>>(r#"{" 1":1}"#);

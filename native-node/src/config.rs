@@ -46,6 +46,10 @@ pub struct NodeConfig {
     /// Peers whose links start cut (used by the launcher when it restarts a node).
     #[arg(long = "cut", value_delimiter = ',')]
     pub cut_peers: Vec<NodeId>,
+    /// Test only: deduplicate by the highest applied `seq` per client, the rule that loses
+    /// acknowledged pipelined writes. Tests use it to show that they catch that loss.
+    #[arg(long, hide = true)]
+    pub unsafe_highest_seq_dedup: bool,
 }
 
 fn parse_member(s: &str) -> Result<(NodeId, SocketAddr), String> {

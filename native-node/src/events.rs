@@ -395,6 +395,7 @@ mod tests {
             id: omnikv_core::RequestId { client: 1, seq },
             key: format!("k{seq}"),
             value: "v".into(),
+            forget_below: 0,
         }
     }
 

@@ -20,6 +20,7 @@ use omnikv_core::{
     event::{BallotView, MessageInfo, NodeEvent, NodeStatus, PeerStatus, RequestOutcome, Role},
     limits::EVENT_COMMANDS_MAX,
     peer::PeerFrame,
+    session::Applied,
     KVCommand, KVSnapshot, NodeId, RequestId,
 };
 use omnipaxos::{messages::Message, util::LogEntry, ClusterConfig, OmniPaxos, ServerConfig};
@@ -33,7 +34,7 @@ use crate::api;
 use crate::config::NodeConfig;
 use crate::events::{now_ms, Detail, EventBus, EventPublisher};
 use crate::snapshot_fix::complete_delta_snapshot;
-use crate::storage::{ApplyOutcome, CompactionLease, KvTable, PaxosLog, SnapshotSummary, Store};
+use crate::storage::{CompactionLease, KvTable, PaxosLog, SnapshotSummary, Store};
 use crate::transport::Transport;
 
 /// Inputs queued before producers wait: the back-pressure point of the node.
@@ -123,11 +124,15 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("binding WebSocket address {}", config.ws))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    if config.unsafe_highest_seq_dedup {
+        warn!("UNSAFE: deduplicating by the highest seq per client (test only)");
+        omnikv_core::session::set_unsafe_highest_seq_rule(true);
+    }
     let store = Store::open(&config.data_dir, !config.no_fsync)
         .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
     let log = PaxosLog::open(store.clone())?;
     let compaction = log.compaction_lease();
-    let kv = KvTable::new(store.clone());
+    let kv = KvTable::open(store.clone())?;
     let applied_idx = kv.applied_idx()?;
     let server = ServerConfig {
         pid: id,
@@ -453,7 +458,7 @@ impl Node {
             decided_idx: decided_idx as u64,
             compacted_idx: compacted_idx as u64,
             kv: self.kv.entries()?,
-            sessions: self.kv.sessions()?,
+            sessions: self.kv.sessions().clone(),
             snapshot,
             decided_suffix,
         })
@@ -546,7 +551,7 @@ impl Node {
             let mut batch = self.kv.batch();
             let mut idx = from;
             let mut answers = Vec::new();
-            let mut applied = Vec::new();
+            let mut applied_cmds = Vec::new();
             let mut skipped = 0;
             let mut installed: Option<(u64, KVSnapshot)> = None;
             for entry in entries {
@@ -558,21 +563,23 @@ impl Node {
                         installed = Some((idx, snapshot));
                     }
                     LogEntry::Decided(cmd) => {
-                        let outcome = batch.apply(&cmd)?;
-                        let index = idx;
-                        idx += 1;
-                        if outcome == ApplyOutcome::Duplicate {
+                        let applied = batch.apply(&cmd, idx);
+                        if matches!(applied, Applied::Duplicate { .. } | Applied::Refused(_)) {
                             skipped += 1;
                         }
-                        let value = match outcome {
-                            ApplyOutcome::Read(v) => v,
-                            _ => None,
-                        };
                         if self.pending.contains_key(&cmd.id()) {
-                            answers.push((cmd.id(), value, index));
+                            let answer = match applied {
+                                Applied::Read => (Ok(batch.read(cmd.key())?), idx),
+                                Applied::Written | Applied::Opened { .. } => (Ok(None), idx),
+                                // Answered as the first copy was: the same index.
+                                Applied::Duplicate { index } => (Ok(None), index),
+                                Applied::Refused(r) => (Err(r.into()), idx),
+                            };
+                            answers.push((cmd.id(), answer));
                         }
-                        if applied.len() < EVENT_COMMANDS_MAX {
-                            applied.push(cmd);
+                        idx += 1;
+                        if applied_cmds.len() < EVENT_COMMANDS_MAX {
+                            applied_cmds.push(cmd);
                         }
                     }
                     LogEntry::StopSign(..) => idx += 1,
@@ -604,13 +611,13 @@ impl Node {
                 self.events.emit(NodeEvent::EntriesApplied {
                     from_idx: first_applied,
                     count: idx - first_applied,
-                    commands: applied,
+                    commands: applied_cmds,
                     skipped_duplicates: skipped,
                 });
             }
-            for (id, value, index) in answers {
+            for (id, (result, index)) in answers {
                 if let Some(p) = self.pending.remove(&id) {
-                    self.answer(&p.reply, id, p.started, p.traced, Ok(value), Some(index));
+                    self.answer(&p.reply, id, p.started, p.traced, result, Some(index));
                 }
             }
         }
@@ -687,8 +694,12 @@ impl Node {
         if !matches!(accepting, Some((_, true))) || self.pending.is_empty() {
             return;
         }
+        // In each client's order. The session rule does not need it (copies may be decided in
+        // any order), but a client's writes to one key then land in the order it sent them.
+        let mut waiting: Vec<_> = self.pending.iter().collect();
+        waiting.sort_unstable_by_key(|(id, _)| **id);
         let mut renewed = 0;
-        for p in self.pending.values() {
+        for (_, p) in waiting {
             if self.omni.append(p.cmd.clone()).is_ok() {
                 renewed += 1;
             }
@@ -737,5 +748,6 @@ fn cmd_key(req: &ClientRequest) -> &str {
         omnikv_core::client::ClientOp::Put { key, .. }
         | omnikv_core::client::ClientOp::Get { key, .. }
         | omnikv_core::client::ClientOp::Delete { key } => key,
+        omnikv_core::client::ClientOp::OpenSession => "",
     }
 }

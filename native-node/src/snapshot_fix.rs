@@ -61,9 +61,12 @@ pub fn decided_prefix<B: Storage<KVCommand>>(omni: &OmniPaxos<KVCommand, B>) -> 
     }
     for entry in omni.read_entries(0..decided_idx).unwrap_or_default() {
         match entry {
-            LogEntry::Snapshotted(s) => state = s.snapshot.resolved(),
+            LogEntry::Snapshotted(s) => {
+                state = s.snapshot.resolved();
+                state.len = s.trimmed_idx as u64;
+            }
             LogEntry::Decided(cmd) | LogEntry::Undecided(cmd) => {
-                state.apply_command(&cmd);
+                state.push(&cmd);
             }
             LogEntry::Trimmed(idx) => {
                 panic!("log trimmed to {idx} without a snapshot: the decided prefix is lost")

@@ -320,6 +320,21 @@ impl Cluster {
         }
     }
 
+    /// A running node that reports itself leader now, if any.
+    pub async fn current_leader(&self) -> Option<NodeId> {
+        for id in self.ids() {
+            if self.is_running(id)
+                && self
+                    .status(id)
+                    .await
+                    .is_some_and(|s| s.role == Role::Leader)
+            {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// Every node but `id`.
     pub fn others(&self, id: NodeId) -> Vec<NodeId> {
         self.ids().into_iter().filter(|&n| n != id).collect()
@@ -372,8 +387,9 @@ impl Drop for Cluster {
 /// The state a replica's decided log folds to: its snapshot plus its decided suffix.
 pub fn decided_state(dump: &NodeDump) -> KVSnapshot {
     let mut state = dump.snapshot.clone().unwrap_or_default();
+    state.len = dump.compacted_idx;
     for cmd in &dump.decided_suffix {
-        state.apply_command(cmd);
+        state.push(cmd);
     }
     state
 }
@@ -549,5 +565,7 @@ impl Drop for Demo {
 }
 
 pub mod linearizability;
+pub mod model;
 pub mod nemesis;
+pub mod pipeline;
 pub mod sim;

@@ -9,18 +9,34 @@
 //! crash in the middle of a turn loses what the turn wrote and the messages it had not sent;
 //! what was synced survives.
 //!
-//! Invariants, checked as it runs:
-//! - no two different decided entries at one index, on any node, ever;
-//! - every node's applied state equals the fold of the decided log up to its applied index;
-//! - every node's snapshot plus decided suffix equals the fold of the decided log;
-//! - no acknowledged request is missing from the decided log;
+//! Clients behave as the protocol allows: each opens a session through the log, then pipelines
+//! up to [`WINDOW`] requests through random nodes, retrying a request that waited long through
+//! another node (same id), so copies of one request are decided in any order.
+//!
+//! Invariants:
+//! - no two different decided entries at one index, on any node, ever (every turn);
+//! - every node's KV table equals the table an independent model ([`crate::model`]) gives
+//!   for the decided log up to its applied index, and its whole state (sessions included) equals
+//!   the sequential fold of that log, which checks snapshots, merges and restarts (every 100
+//!   steps, where each check folds the whole log, and at the end);
+//! - every snapshot plus decided suffix equals the fold of the decided log (as often);
+//! - every request answered ok was applied exactly once: the model applied it first at the
+//!   index the answer names, and every read saw the value the model read at its index (at the
+//!   end, for every answer);
+//! - no request of a client that follows the protocol is refused;
 //! - after the faults stop, every node converges to the same decided index and state.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
-use omnikv_core::{KVCommand, KVSnapshot, NodeId, RequestId};
+use omnikv_core::{
+    client::{ClientOp, ClientRequest, ReadMode, SessionClient},
+    session::Applied,
+    KVCommand, KVSnapshot, NodeId, RequestId,
+};
+
+use crate::model::{Model, ModelOutcome};
 use omnikv_node::snapshot_fix::{complete_delta_snapshot, decided_prefix};
 use omnipaxos::{
     ballot_leader_election::Ballot,
@@ -49,6 +65,8 @@ pub struct SimConfig {
 pub struct SimStats {
     pub decided: u64,
     pub acked: u64,
+    /// Answers to a request whose copies had been sent to more than one node.
+    pub acked_after_retry: u64,
     pub crashes: u64,
     pub cuts: u64,
     pub broken_sessions: u64,
@@ -151,12 +169,14 @@ pub struct Sim {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// The decided log as first seen decided anywhere.
     decided: Vec<KVCommand>,
+    /// The independent model, fed `decided` as it grows.
+    model: Model,
     /// Index up to which each node's decided entries were compared with `decided`.
     checked: BTreeMap<NodeId, u64>,
-    acked: BTreeSet<RequestId>,
-    next_seq: BTreeMap<u64, u64>,
-    /// Per client: the request in flight (one at a time, as real clients).
-    in_flight: BTreeMap<u64, (KVCommand, u64)>,
+    clients: Vec<SimClient>,
+    /// Which client a request's `client` field names: a session id or an opening nonce.
+    client_of: BTreeMap<u64, usize>,
+    answers: Vec<Answer>,
     step: u64,
     pub stats: SimStats,
 }
@@ -164,6 +184,31 @@ pub struct Sim {
 const CLIENTS: u64 = 4;
 const KEYS: u64 = 3;
 const RETRY_AFTER_STEPS: u64 = 300;
+/// Requests one client keeps in flight.
+pub const WINDOW: usize = 4;
+/// Opening nonces start here, far from session ids (log indices).
+const NONCE_BASE: u64 = 1 << 40;
+
+/// One client, following the protocol with the real client rule ([`SessionClient`]).
+#[derive(Default)]
+struct SimClient {
+    session: SessionClient,
+    /// The `open_session` in flight, and the step it was last sent.
+    opening: Option<(KVCommand, u64)>,
+    /// Requests in flight by `seq`, and the step each was last sent.
+    in_flight: BTreeMap<u64, (ClientRequest, u64)>,
+    /// Nodes each request in flight was sent to.
+    sent_to: BTreeMap<u64, BTreeSet<NodeId>>,
+}
+
+/// An answered request, to be checked against the model.
+struct Answer {
+    id: RequestId,
+    is_write: bool,
+    index: u64,
+    value: Option<String>,
+    retried: bool,
+}
 
 fn build(id: NodeId, nodes: u64, disk: SharedStorage) -> OmniPaxos<KVCommand, SharedStorage> {
     let server = ServerConfig {
@@ -221,10 +266,13 @@ impl Sim {
             links,
             cut: BTreeSet::new(),
             decided: Vec::new(),
+            model: Model::default(),
             checked: BTreeMap::new(),
-            acked: BTreeSet::new(),
-            next_seq: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
+            clients: (0..CLIENTS).map(|_| SimClient::default()).collect(),
+            client_of: (0..CLIENTS as usize)
+                .map(|c| (NONCE_BASE + c as u64, c))
+                .collect(),
+            answers: Vec::new(),
             step: 0,
             stats: SimStats::default(),
         }
@@ -268,16 +316,38 @@ impl Sim {
             );
         }
         self.check_states();
-        for id in &self.acked {
-            assert!(
-                self.decided.iter().any(|c| c.id() == *id),
-                "seed {}: acknowledged request {id:?} is not in the decided log",
-                self.config.seed
-            );
-        }
+        self.check_answers();
         self.stats.decided = self.decided.len() as u64;
-        self.stats.acked = self.acked.len() as u64;
+        self.stats.acked = self.answers.len() as u64;
+        self.stats.acked_after_retry = self.answers.iter().filter(|a| a.retried).count() as u64;
         self.stats
+    }
+
+    /// Every answered write was applied exactly once, at the index its answer names; every
+    /// answered read saw the model's value at its index.
+    fn check_answers(&self) {
+        let seed = self.config.seed;
+        for a in &self.answers {
+            if a.is_write {
+                assert_eq!(
+                    self.model.first_applied(a.id),
+                    Some(a.index),
+                    "seed {seed}: write {:?} was answered ok at index {} but the model applied it first at {:?}",
+                    a.id,
+                    a.index,
+                    self.model.first_applied(a.id)
+                );
+            } else {
+                assert_eq!(
+                    self.model.outcomes.get(a.index as usize),
+                    Some(&ModelOutcome::Read(a.value.clone())),
+                    "seed {seed}: read {:?} at index {} answered {:?}",
+                    a.id,
+                    a.index,
+                    a.value
+                );
+            }
+        }
     }
 
     fn converged(&self) -> bool {
@@ -291,7 +361,10 @@ impl Sim {
                 .nodes
                 .values()
                 .all(|n| n.applied_idx as usize == *decided.first().unwrap())
-            && self.in_flight.is_empty()
+            && self
+                .clients
+                .iter()
+                .all(|c| c.in_flight.is_empty() && c.opening.is_none())
     }
 
     fn step(&mut self, faults: bool) {
@@ -416,36 +489,55 @@ impl Sim {
     }
 
     fn client(&mut self, faults: bool) {
-        let client = self.rng.gen_range(0..CLIENTS);
+        let c = self.rng.gen_range(0..CLIENTS) as usize;
         let live = self.live();
         if live.is_empty() {
             return;
         }
         let target = live[self.rng.gen_range(0..live.len())];
-        let cmd = match self.in_flight.get(&client) {
-            // Retry a request that has waited long: same id, maybe another node.
-            Some((cmd, since)) if self.step - since > RETRY_AFTER_STEPS => cmd.clone(),
-            Some(_) => return,
-            None if !faults => return,
-            None => {
-                let seq = self.next_seq.entry(client).or_insert(0);
-                *seq += 1;
-                let id = RequestId { client, seq: *seq };
-                let key = format!("k{}", self.rng.gen_range(0..KEYS));
-                let cmd = match self.rng.gen_range(0..10) {
-                    0..=5 => KVCommand::Put {
-                        id,
-                        key,
-                        value: format!("{client}-{seq}"),
-                    },
-                    6..=7 => KVCommand::Delete { id, key },
-                    _ => KVCommand::Get { id, key },
-                };
-                cmd
-            }
-        };
-        self.in_flight.insert(client, (cmd.clone(), self.step));
         let step = self.step;
+        let stale = |sent: u64| step - sent > RETRY_AFTER_STEPS;
+        let client = &mut self.clients[c];
+        let cmd = if client.session.session.is_none() {
+            match &client.opening {
+                Some((cmd, sent)) if stale(*sent) => cmd.clone(),
+                Some(_) => return,
+                None => SessionClient::open_request(NONCE_BASE + c as u64)
+                    .to_command()
+                    .expect("opening is logged"),
+            }
+        } else if let Some((req, _)) = client.in_flight.values().find(|(_, sent)| stale(*sent)) {
+            // Retry with the same id, maybe through another node.
+            client
+                .session
+                .retry(req)
+                .to_command()
+                .expect("simulated requests are logged")
+        } else if client.in_flight.len() < WINDOW && client.session.can_send() && faults {
+            let key = format!("k{}", self.rng.gen_range(0..KEYS));
+            let req = match self.rng.gen_range(0..10) {
+                0..=5 => client.session.write_request(ClientOp::Put {
+                    value: format!("{c}-{}", self.rng.gen::<u32>()),
+                    key,
+                }),
+                6..=7 => client.session.write_request(ClientOp::Delete { key }),
+                _ => client.session.read_request(key, ReadMode::Linearizable),
+            };
+            client.in_flight.insert(req.id.seq, (req.clone(), step));
+            req.to_command().expect("simulated requests are logged")
+        } else {
+            return;
+        };
+        if let KVCommand::OpenSession { .. } = cmd {
+            client.opening = Some((cmd.clone(), step));
+        } else if let Some((_, sent)) = client.in_flight.get_mut(&cmd.id().seq) {
+            *sent = step;
+            client
+                .sent_to
+                .entry(cmd.id().seq)
+                .or_default()
+                .insert(target);
+        }
         self.nodes
             .get_mut(&target)
             .unwrap()
@@ -458,6 +550,52 @@ impl Sim {
             },
             faults,
         );
+    }
+
+    /// Node `id` answers the request `cmd` (pending there), applied at `index` with `applied`.
+    fn answer(&mut self, cmd: &KVCommand, index: u64, applied: Applied, value: Option<String>) {
+        let id = cmd.id();
+        let Some(&c) = self.client_of.get(&id.client) else {
+            return;
+        };
+        let client = &mut self.clients[c];
+        match applied {
+            Applied::Opened { .. } => {
+                if client.opening.as_ref().is_some_and(|(o, _)| o.id() == id) {
+                    client.opening = None;
+                    client.session.opened(index);
+                    self.client_of.insert(index, c);
+                }
+            }
+            Applied::Refused(r) => {
+                // Copies of requests already answered may be refused once forgotten.
+                assert!(
+                    !client.in_flight.contains_key(&id.seq),
+                    "seed {} step {}: request {id:?} refused although its client follows the protocol: {r}",
+                    self.config.seed,
+                    self.step
+                );
+            }
+            Applied::Written | Applied::Duplicate { .. } | Applied::Read => {
+                if client.in_flight.remove(&id.seq).is_none() {
+                    return; // already answered through another node
+                }
+                client.session.settled(id.seq);
+                let retried = client.sent_to.remove(&id.seq).is_some_and(|n| n.len() > 1);
+                // A copy is answered with the index of the first.
+                let index = match applied {
+                    Applied::Duplicate { index: first } => first,
+                    _ => index,
+                };
+                self.answers.push(Answer {
+                    id,
+                    is_write: cmd.mutation().is_some(),
+                    index,
+                    value,
+                    retried,
+                });
+            }
+        }
     }
 
     /// One turn of node `id`: the action, then (unless it crashes mid-turn) sync, send, apply,
@@ -539,6 +677,7 @@ impl Sim {
                                 "seed {}: decided log gap at {idx}",
                                 self.config.seed
                             );
+                            self.model.push(&cmd);
                             self.decided.push(cmd);
                         }
                     }
@@ -560,6 +699,7 @@ impl Sim {
         if node.applied_idx >= decided_idx {
             return;
         }
+        let mut answers = Vec::new();
         for e in omni
             .read_entries(node.applied_idx as usize..decided_idx as usize)
             .unwrap_or_default()
@@ -567,20 +707,24 @@ impl Sim {
             match e {
                 LogEntry::Snapshotted(s) => {
                     node.kv = s.snapshot.resolved();
+                    node.kv.len = s.trimmed_idx as u64;
                     node.applied_idx = s.trimmed_idx as u64;
                 }
                 LogEntry::Decided(cmd) => {
-                    node.kv.apply_command(&cmd);
+                    let index = node.applied_idx;
+                    assert_eq!(
+                        node.kv.len, index,
+                        "seed {}: applied state out of step",
+                        self.config.seed
+                    );
+                    let applied = node.kv.push(&cmd);
                     node.applied_idx += 1;
                     if node.pending.remove(&cmd.id()).is_some() {
-                        self.acked.insert(cmd.id());
-                        if self
-                            .in_flight
-                            .get(&cmd.id().client)
-                            .is_some_and(|(c, _)| c.id() == cmd.id())
-                        {
-                            self.in_flight.remove(&cmd.id().client);
-                        }
+                        let value = match applied {
+                            Applied::Read => node.kv.snapshotted.get(cmd.key()).cloned(),
+                            _ => None,
+                        };
+                        answers.push((cmd, index, applied, value));
                     }
                 }
                 other => panic!(
@@ -589,12 +733,15 @@ impl Sim {
                 ),
             }
         }
+        for (cmd, index, applied, value) in answers {
+            self.answer(&cmd, index, applied, value);
+        }
     }
 
     fn fold(&self, upto: u64) -> KVSnapshot {
         let mut s = KVSnapshot::default();
         for cmd in &self.decided[..upto as usize] {
-            s.apply_command(cmd);
+            s.push(cmd);
         }
         s
     }
@@ -602,6 +749,14 @@ impl Sim {
     fn check_states(&self) {
         for node in self.nodes.values() {
             let Some(omni) = &node.omni else { continue };
+            assert_eq!(
+                node.kv.snapshotted,
+                Model::table_after(&self.decided, node.applied_idx),
+                "seed {} step {}: node {} KV table differs from the model's",
+                self.config.seed,
+                self.step,
+                node.id
+            );
             assert_eq!(
                 node.kv,
                 self.fold(node.applied_idx),

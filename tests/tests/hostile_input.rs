@@ -65,13 +65,20 @@ async fn client_endpoint_rejects_bad_frames_and_keeps_the_connection() {
         conn.send_text(frame).await.unwrap();
         expect_bad_request(&conn.recv_text(T).await.unwrap(), what);
     }
-    // Same connection, valid request: served.
+    // Same connection, valid requests: served.
+    let session = omnikv_node::client::open_session(&mut conn, T)
+        .await
+        .unwrap();
     let put = ClientRequest {
-        id: RequestId { client: 5, seq: 1 },
+        id: RequestId {
+            client: session,
+            seq: 1,
+        },
         op: ClientOp::Put {
             key: "k".into(),
             value: "v".into(),
         },
+        forget_below: 0,
     };
     assert!(matches!(
         conn.request(&put, T).await.unwrap(),

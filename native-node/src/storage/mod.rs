@@ -12,5 +12,5 @@ mod paxos_log;
 mod snapshot_store;
 
 pub use db::{StorageError, Store};
-pub use kv_table::{ApplyBatch, ApplyOutcome, KvTable};
+pub use kv_table::{ApplyBatch, KvTable};
 pub use paxos_log::{CompactionLease, PaxosLog, SnapshotSummary};

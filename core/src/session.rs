@@ -1,0 +1,354 @@
+//! Client sessions: the one rule that makes every write apply exactly once.
+//!
+//! OmniPaxos may lose a proposal, so clients retry and nodes re-propose after a leader change;
+//! one request can therefore be decided several times, and the copies of pipelined requests can
+//! be decided in any order. The state machine recognises copies by request identity
+//! (`client`, `seq`) and this module decides, for each decided write, whether it applies.
+//!
+//! The rule, applied identically by every replica, in log order:
+//!
+//! - A session is opened by a decided [`KVCommand::OpenSession`]; its id is that entry's log
+//!   index, so an id is never handed out twice, and a session that expired can never come back
+//!   (not even through a late copy of the entry that opened it: that copy opens a new id).
+//! - Per session the state keeps the outcome (log index and a digest of the command) of every
+//!   applied write whose `seq` is at or above the session's `floor`. A copy of an applied write
+//!   is answered with the first copy's index and changes nothing, whatever order the copies are
+//!   decided in. The same `seq` with a different command is refused.
+//! - The client moves the floor: every write carries `forget_below`, its promise that it will
+//!   never send a lower `seq` again (it has an answer for each). Outcomes below the floor are
+//!   forgotten, and a write below it is refused, never silently skipped.
+//! - A write more than [`SESSION_WINDOW`] above the floor is refused, so one session holds at
+//!   most that many outcomes, and nobody (the session's owner or anyone who learned its id) can
+//!   move the floor by more than the window in one request.
+//! - At most [`SESSIONS_MAX`] sessions live. Opening one more evicts the least recently used
+//!   quarter, by the log index of their last write: a rule of log positions, never of clocks.
+//!   A write to a session that does not exist is refused with "session expired".
+//!
+//! Reads are not recorded: a copy of a linearizable read reads again at its own log position,
+//! which lies between the request's invocation and its reply, so every answer is linearizable.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{KVCommand, RequestId};
+
+/// Outcomes a session keeps above its floor; also the most a client may pipeline.
+pub const SESSION_WINDOW: u64 = 1024;
+/// Sessions the state keeps; opening one more evicts the least recently used quarter.
+pub const SESSIONS_MAX: usize = 4096;
+
+/// Test-only: the rule this module replaced, which kept only the highest applied `seq` per
+/// client and skipped (and acknowledged) any lower one. Tests switch it on to show that the
+/// simulation and the nemesis catch an acknowledged write that was never applied.
+static UNSAFE_HIGHEST_SEQ_RULE: AtomicBool = AtomicBool::new(false);
+
+/// Switches the broken rule on or off for this process. Never use it outside tests.
+pub fn set_unsafe_highest_seq_rule(on: bool) {
+    UNSAFE_HIGHEST_SEQ_RULE.store(on, Ordering::Relaxed);
+}
+
+/// The first application of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedWrite {
+    /// Log index at which it was applied.
+    pub index: u64,
+    /// [`KVCommand::digest`] of the command, to refuse a different command under the same id.
+    pub digest: u64,
+}
+
+/// One client's session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// Writes below this `seq` are forgotten: the client has promised not to send them again.
+    pub floor: u64,
+    /// Log index of the last entry that used the session: eviction picks the oldest.
+    pub last_index: u64,
+    /// Applied writes at or above `floor`, by `seq`.
+    pub applied: BTreeMap<u64, AppliedWrite>,
+}
+
+/// Every live session, by id. Part of the replicated state: in the KV table and in snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sessions(pub BTreeMap<u64, Session>);
+
+/// Why a decided write was not applied. Each is answered to the client; none changes anything.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefusal {
+    #[error("session {client} does not exist (never opened, or expired); open a new session")]
+    Expired { client: u64 },
+    #[error("request {seq} of session {client} is below its floor {floor}: its outcome was forgotten; open a new session")]
+    Forgotten { client: u64, seq: u64, floor: u64 },
+    #[error(
+        "request {seq} of session {client} is more than {SESSION_WINDOW} above its floor {floor}"
+    )]
+    BeyondWindow { client: u64, seq: u64, floor: u64 },
+    #[error("request {seq} of session {client} was already used for a different command (applied at index {index})")]
+    SeqReused { client: u64, seq: u64, index: u64 },
+}
+
+/// What the rule says about one decided write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// New: apply it (the session has recorded it).
+    Apply,
+    /// A copy of a write first applied at `index`: skip it, answer as the first copy was.
+    Duplicate {
+        index: u64,
+    },
+    Refused(SessionRefusal),
+}
+
+impl Sessions {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, client: u64) -> Option<&Session> {
+        self.0.get(&client)
+    }
+
+    /// Opens the session whose id is `index`, the log index of the entry that opens it.
+    /// Returns the ids evicted to make room.
+    pub fn open(&mut self, index: u64) -> Vec<u64> {
+        self.0.insert(
+            index,
+            Session {
+                last_index: index,
+                ..Session::default()
+            },
+        );
+        if self.0.len() <= SESSIONS_MAX {
+            return Vec::new();
+        }
+        // Evict a quarter at once, so that opening sessions costs O(log n) amortised.
+        let mut by_age: Vec<(u64, u64)> = self.0.iter().map(|(&c, s)| (s.last_index, c)).collect();
+        by_age.sort_unstable();
+        let evict = self.0.len() - SESSIONS_MAX * 3 / 4;
+        let evicted: Vec<u64> = by_age[..evict].iter().map(|&(_, c)| c).collect();
+        for c in &evicted {
+            self.0.remove(c);
+        }
+        evicted
+    }
+
+    /// Decides whether the write `id` (with its client's `forget_below` and the command's
+    /// `digest`), decided at `index`, applies, and records it if so.
+    pub fn admit(&mut self, id: RequestId, forget_below: u64, digest: u64, index: u64) -> Verdict {
+        let Some(s) = self.0.get_mut(&id.client) else {
+            return Verdict::Refused(SessionRefusal::Expired { client: id.client });
+        };
+        let (client, seq, floor) = (id.client, id.seq, s.floor);
+        if seq < floor {
+            return Verdict::Refused(SessionRefusal::Forgotten { client, seq, floor });
+        }
+        let below_highest = s.applied.range(seq..).next_back().map(|(_, a)| a.index);
+        let verdict = match s.applied.get(&seq) {
+            _ if UNSAFE_HIGHEST_SEQ_RULE.load(Ordering::Relaxed) && below_highest.is_some() => {
+                Verdict::Duplicate {
+                    index: below_highest.expect("checked"),
+                }
+            }
+            Some(first) if first.digest == digest => Verdict::Duplicate { index: first.index },
+            Some(first) => {
+                let index = first.index;
+                return Verdict::Refused(SessionRefusal::SeqReused { client, seq, index });
+            }
+            None if seq - floor >= SESSION_WINDOW => {
+                return Verdict::Refused(SessionRefusal::BeyondWindow { client, seq, floor });
+            }
+            None => {
+                s.applied.insert(seq, AppliedWrite { index, digest });
+                Verdict::Apply
+            }
+        };
+        s.last_index = index;
+        // A request can only forget what is below itself: it still needs its own outcome.
+        let new_floor = forget_below.min(seq);
+        if new_floor > s.floor {
+            s.floor = new_floor;
+            s.applied = s.applied.split_off(&new_floor);
+        }
+        verdict
+    }
+}
+
+/// What applying one decided command did to the state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A write took effect (`value` `None` deleted the key).
+    Written,
+    Duplicate {
+        index: u64,
+    },
+    Refused(SessionRefusal),
+    /// A linearizable read, to be answered with the key's value at this point of the log.
+    Read,
+    /// A session was opened with this id (the entry's index); `evicted` made room for it.
+    Opened {
+        evicted: Vec<u64>,
+    },
+}
+
+/// The key-value side of a state machine, as [`apply`] needs it.
+pub trait KvWrite {
+    /// Sets (`Some`) or deletes (`None`) a key.
+    fn write(&mut self, key: &str, value: Option<&str>);
+}
+
+/// Applies the command decided at `index`: the state machine every replica, snapshot and view
+/// runs, so there is one copy of the rule.
+pub fn apply(
+    sessions: &mut Sessions,
+    kv: &mut impl KvWrite,
+    cmd: &KVCommand,
+    index: u64,
+) -> Applied {
+    match cmd {
+        KVCommand::OpenSession { .. } => Applied::Opened {
+            evicted: sessions.open(index),
+        },
+        KVCommand::Get { .. } => Applied::Read,
+        KVCommand::Put {
+            id,
+            key,
+            value,
+            forget_below,
+        } => match sessions.admit(*id, *forget_below, cmd.digest(), index) {
+            Verdict::Apply => {
+                kv.write(key, Some(value));
+                Applied::Written
+            }
+            Verdict::Duplicate { index } => Applied::Duplicate { index },
+            Verdict::Refused(r) => Applied::Refused(r),
+        },
+        KVCommand::Delete {
+            id,
+            key,
+            forget_below,
+        } => match sessions.admit(*id, *forget_below, cmd.digest(), index) {
+            Verdict::Apply => {
+                kv.write(key, None);
+                Applied::Written
+            }
+            Verdict::Duplicate { index } => Applied::Duplicate { index },
+            Verdict::Refused(r) => Applied::Refused(r),
+        },
+    }
+}
+
+crate::json_struct!(deny_unknown_fields AppliedWrite { index, digest });
+crate::json_struct!(deny_unknown_fields Session { floor, last_index, applied });
+
+impl crate::json::FromJson for Sessions {
+    fn read(r: &mut crate::json::JsonReader<'_>) -> Result<Self, crate::json::JsonError> {
+        BTreeMap::<u64, Session>::read(r).map(Sessions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(client: u64, seq: u64) -> RequestId {
+        RequestId { client, seq }
+    }
+
+    #[test]
+    fn copies_in_any_order_apply_once_and_answer_the_first_index() {
+        let mut s = Sessions::default();
+        s.open(7);
+        assert_eq!(s.admit(id(7, 2), 0, 22, 10), Verdict::Apply);
+        assert_eq!(
+            s.admit(id(7, 1), 0, 11, 11),
+            Verdict::Apply,
+            "a lower seq decided later still applies"
+        );
+        assert_eq!(
+            s.admit(id(7, 2), 0, 22, 12),
+            Verdict::Duplicate { index: 10 }
+        );
+        assert_eq!(
+            s.admit(id(7, 1), 0, 11, 13),
+            Verdict::Duplicate { index: 11 }
+        );
+    }
+
+    #[test]
+    fn a_reused_seq_with_another_command_is_refused() {
+        let mut s = Sessions::default();
+        s.open(1);
+        assert_eq!(s.admit(id(1, 1), 0, 5, 2), Verdict::Apply);
+        assert!(matches!(
+            s.admit(id(1, 1), 0, 6, 3),
+            Verdict::Refused(SessionRefusal::SeqReused { index: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn the_floor_forgets_and_refuses_below_it() {
+        let mut s = Sessions::default();
+        s.open(1);
+        for seq in 0..5 {
+            assert_eq!(s.admit(id(1, seq), 0, seq, 10 + seq), Verdict::Apply);
+        }
+        assert_eq!(s.admit(id(1, 5), 4, 5, 20), Verdict::Apply);
+        assert_eq!(s.get(1).unwrap().floor, 4);
+        assert_eq!(s.get(1).unwrap().applied.len(), 2);
+        assert!(matches!(
+            s.admit(id(1, 3), 4, 3, 21),
+            Verdict::Refused(SessionRefusal::Forgotten { .. })
+        ));
+        // A request cannot forget itself.
+        assert_eq!(s.admit(id(1, 6), 100, 6, 22), Verdict::Apply);
+        assert_eq!(s.get(1).unwrap().floor, 6);
+    }
+
+    #[test]
+    fn nobody_moves_the_floor_beyond_the_window() {
+        let mut s = Sessions::default();
+        s.open(1);
+        assert_eq!(s.admit(id(1, 0), 0, 0, 2), Verdict::Apply);
+        assert!(matches!(
+            s.admit(id(1, u64::MAX), u64::MAX, 9, 3),
+            Verdict::Refused(SessionRefusal::BeyondWindow { .. })
+        ));
+        assert_eq!(s.get(1).unwrap().floor, 0, "a refused write moves nothing");
+        assert_eq!(
+            s.admit(id(1, 1), 0, 1, 4),
+            Verdict::Apply,
+            "the owner's next write still applies"
+        );
+    }
+
+    #[test]
+    fn unknown_sessions_are_refused_and_eviction_is_least_recently_used() {
+        let mut s = Sessions::default();
+        assert!(matches!(
+            s.admit(id(3, 0), 0, 0, 1),
+            Verdict::Refused(SessionRefusal::Expired { client: 3 })
+        ));
+        for i in 0..SESSIONS_MAX as u64 {
+            assert!(s.open(i).is_empty());
+        }
+        // Session 0 was used last; sessions 1.. are the oldest.
+        assert_eq!(s.admit(id(0, 0), 0, 0, 100_000), Verdict::Apply);
+        let evicted = s.open(100_001);
+        assert_eq!(evicted.len(), SESSIONS_MAX + 1 - SESSIONS_MAX * 3 / 4);
+        assert!(!evicted.contains(&0) && !evicted.contains(&100_001));
+        assert_eq!(evicted[0], 1);
+        assert!(s.len() <= SESSIONS_MAX);
+        assert!(matches!(
+            s.admit(id(1, 1), 0, 1, 100_002),
+            Verdict::Refused(SessionRefusal::Expired { .. })
+        ));
+    }
+}
