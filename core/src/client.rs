@@ -11,8 +11,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeSet;
-
 use crate::command::{KVCommand, RequestId};
 use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::session::{SessionRefusal, SESSION_WINDOW};
@@ -184,8 +182,9 @@ pub struct SessionClient {
     /// reads keep no session state).
     reader: u64,
     next_seq: u64,
-    /// Writes sent and not yet answered (ok, refused, or given up as indeterminate).
-    unanswered: BTreeSet<u64>,
+    /// Writes sent and not yet answered (ok, refused, or given up as indeterminate), in
+    /// increasing order (seqs are handed out in order).
+    unanswered: Vec<u64>,
 }
 
 impl SessionClient {
@@ -241,7 +240,7 @@ impl SessionClient {
         let client = self.session.expect("a write needs an open session");
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.unanswered.insert(seq);
+        self.unanswered.push(seq);
         ClientRequest {
             id: RequestId { client, seq },
             op,
@@ -260,7 +259,9 @@ impl SessionClient {
     /// The request is settled: answered, or abandoned as indeterminate. It will not be sent
     /// again, so the cluster may forget it.
     pub fn settled(&mut self, seq: u64) {
-        self.unanswered.remove(&seq);
+        if let Ok(i) = self.unanswered.binary_search(&seq) {
+            self.unanswered.remove(i);
+        }
     }
 
     /// A read: reads keep no session state, so any id pairs the reply with the request.

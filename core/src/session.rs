@@ -27,7 +27,6 @@
 //! Reads are not recorded: a copy of a linearizable read reads again at its own log position,
 //! which lies between the request's invocation and its reply, so every answer is linearizable.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +52,8 @@ pub fn set_unsafe_highest_seq_rule(on: bool) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppliedWrite {
+    /// The request's `seq` in its session.
+    pub seq: u64,
     /// Log index at which it was applied.
     pub index: u64,
     /// [`KVCommand::digest`] of the command, to refuse a different command under the same id.
@@ -67,14 +68,30 @@ pub struct Session {
     pub floor: u64,
     /// Log index of the last entry that used the session: eviction picks the oldest.
     pub last_index: u64,
-    /// Applied writes at or above `floor`, by `seq`.
-    pub applied: BTreeMap<u64, AppliedWrite>,
+    /// Applied writes at or above `floor`, in `seq` order. A sorted vector, not a map: it is
+    /// small, and the visualizer's wasm pays for every map type it instantiates.
+    pub applied: Vec<AppliedWrite>,
+}
+
+impl Session {
+    /// The applied write with this `seq`, if it is remembered.
+    pub fn applied(&self, seq: u64) -> Option<&AppliedWrite> {
+        self.position(seq).ok().map(|i| &self.applied[i])
+    }
+
+    fn position(&self, seq: u64) -> Result<usize, usize> {
+        self.applied.binary_search_by_key(&seq, |a| a.seq)
+    }
 }
 
 /// Every live session, by id. Part of the replicated state: in the KV table and in snapshots.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sessions(pub BTreeMap<u64, Session>);
+///
+/// A vector sorted by id rather than a map: ids are log indices, so new sessions go at the end,
+/// and the visualizer's wasm pays for every map type it instantiates. On the wire it is a JSON
+/// object whose keys must be in increasing order (as it is always written), so that both
+/// decoders can read it without sorting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sessions(Vec<(u64, Session)>);
 
 /// Why a decided write was not applied. Each is answered to the client; none changes anything.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -113,13 +130,34 @@ impl Sessions {
     }
 
     pub fn get(&self, client: u64) -> Option<&Session> {
-        self.0.get(&client)
+        self.position(client).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, client: u64) -> Option<&mut Session> {
+        self.position(client).ok().map(|i| &mut self.0[i].1)
+    }
+
+    fn position(&self, client: u64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&client, |(c, _)| *c)
+    }
+
+    /// The sessions in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Session)> {
+        self.0.iter().map(|(c, s)| (*c, s))
+    }
+
+    /// Puts `session` under `client`, replacing one there (for loading stored sessions).
+    pub fn insert(&mut self, client: u64, session: Session) {
+        match self.position(client) {
+            Ok(i) => self.0[i].1 = session,
+            Err(i) => self.0.insert(i, (client, session)),
+        }
     }
 
     /// Opens the session whose id is `index`, the log index of the entry that opens it.
     /// Returns the ids evicted to make room.
     pub fn open(&mut self, index: u64) -> Vec<u64> {
-        self.0.insert(
+        self.insert(
             index,
             Session {
                 last_index: index,
@@ -129,13 +167,16 @@ impl Sessions {
         if self.0.len() <= SESSIONS_MAX {
             return Vec::new();
         }
-        // Evict a quarter at once, so that opening sessions costs O(log n) amortised.
-        let mut by_age: Vec<(u64, u64)> = self.0.iter().map(|(&c, s)| (s.last_index, c)).collect();
-        by_age.sort_unstable();
+        // Evict a quarter at once, so the scans below cost O(n) per opened session amortised.
+        // No two sessions share a `last_index` (one entry touches one session), so the order
+        // is total and every replica evicts the same ones.
         let evict = self.0.len() - SESSIONS_MAX * 3 / 4;
-        let evicted: Vec<u64> = by_age[..evict].iter().map(|&(_, c)| c).collect();
-        for c in &evicted {
-            self.0.remove(c);
+        let mut evicted = Vec::with_capacity(evict);
+        for _ in 0..evict {
+            let oldest = (0..self.0.len())
+                .min_by_key(|&i| self.0[i].1.last_index)
+                .expect("more than SESSIONS_MAX sessions");
+            evicted.push(self.0.remove(oldest).0);
         }
         evicted
     }
@@ -143,15 +184,15 @@ impl Sessions {
     /// Decides whether the write `id` (with its client's `forget_below` and the command's
     /// `digest`), decided at `index`, applies, and records it if so.
     pub fn admit(&mut self, id: RequestId, forget_below: u64, digest: u64, index: u64) -> Verdict {
-        let Some(s) = self.0.get_mut(&id.client) else {
+        let Some(s) = self.get_mut(id.client) else {
             return Verdict::Refused(SessionRefusal::Expired { client: id.client });
         };
         let (client, seq, floor) = (id.client, id.seq, s.floor);
         if seq < floor {
             return Verdict::Refused(SessionRefusal::Forgotten { client, seq, floor });
         }
-        let below_highest = s.applied.range(seq..).next_back().map(|(_, a)| a.index);
-        let verdict = match s.applied.get(&seq) {
+        let below_highest = s.applied.last().filter(|a| a.seq > seq).map(|a| a.index);
+        let verdict = match s.applied(seq) {
             _ if UNSAFE_HIGHEST_SEQ_RULE.load(Ordering::Relaxed) && below_highest.is_some() => {
                 Verdict::Duplicate {
                     index: below_highest.expect("checked"),
@@ -166,7 +207,8 @@ impl Sessions {
                 return Verdict::Refused(SessionRefusal::BeyondWindow { client, seq, floor });
             }
             None => {
-                s.applied.insert(seq, AppliedWrite { index, digest });
+                let at = s.position(seq).expect_err("not applied");
+                s.applied.insert(at, AppliedWrite { seq, index, digest });
                 Verdict::Apply
             }
         };
@@ -175,7 +217,8 @@ impl Sessions {
         let new_floor = forget_below.min(seq);
         if new_floor > s.floor {
             s.floor = new_floor;
-            s.applied = s.applied.split_off(&new_floor);
+            let forgotten = s.position(new_floor).unwrap_or_else(|i| i);
+            s.applied.drain(..forgotten);
         }
         verdict
     }
@@ -245,12 +288,60 @@ pub fn apply(
     }
 }
 
-crate::json_struct!(deny_unknown_fields AppliedWrite { index, digest });
+crate::json_struct!(deny_unknown_fields AppliedWrite { seq, index, digest });
 crate::json_struct!(deny_unknown_fields Session { floor, last_index, applied });
+
+const SESSIONS_OUT_OF_ORDER: &str = "session ids in increasing order";
+
+impl Serialize for Sessions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (client, session) in &self.0 {
+            map.serialize_entry(client, session)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Sessions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Sessions;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of sessions by id")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Sessions, A::Error> {
+                let mut out: Vec<(u64, Session)> = Vec::new();
+                while let Some((client, session)) = map.next_entry::<u64, Session>()? {
+                    if out.last().is_some_and(|(last, _)| *last >= client) {
+                        return Err(serde::de::Error::custom(SESSIONS_OUT_OF_ORDER));
+                    }
+                    out.push((client, session));
+                }
+                Ok(Sessions(out))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
 
 impl crate::json::FromJson for Sessions {
     fn read(r: &mut crate::json::JsonReader<'_>) -> Result<Self, crate::json::JsonError> {
-        BTreeMap::<u64, Session>::read(r).map(Sessions)
+        let mut out: Vec<(u64, Session)> = Vec::new();
+        r.object(false, &mut |r, key, at| {
+            let client = <u64 as crate::json::JsonKey>::from_key(r, key, at)?;
+            if out.last().is_some_and(|(last, _)| *last >= client) {
+                return Err(r.syntax(SESSIONS_OUT_OF_ORDER));
+            }
+            out.push((client, crate::json::FromJson::read(r)?));
+            Ok(true)
+        })?;
+        Ok(Sessions(out))
     }
 }
 
@@ -303,6 +394,7 @@ mod tests {
         assert_eq!(s.admit(id(1, 5), 4, 5, 20), Verdict::Apply);
         assert_eq!(s.get(1).unwrap().floor, 4);
         assert_eq!(s.get(1).unwrap().applied.len(), 2);
+        assert_eq!(s.get(1).unwrap().applied[0].seq, 4);
         assert!(matches!(
             s.admit(id(1, 3), 4, 3, 21),
             Verdict::Refused(SessionRefusal::Forgotten { .. })

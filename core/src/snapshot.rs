@@ -209,7 +209,7 @@ mod tests {
         );
         assert_eq!(s.len, log.len() as u64);
         assert_eq!(
-            s.sessions.get(0).unwrap().applied[&2].index,
+            s.sessions.get(0).unwrap().applied(2).unwrap().index,
             3,
             "the first copy's index"
         );

@@ -287,18 +287,25 @@ fn envelope() -> impl Strategy<Value = EventEnvelope> {
 }
 
 fn sessions() -> impl Strategy<Value = Sessions> {
-    let applied = (number(), number()).prop_map(|(index, digest)| AppliedWrite { index, digest });
-    let session = (
-        number(),
-        number(),
-        proptest::collection::btree_map(number(), applied, 0..3),
-    )
-        .prop_map(|(floor, last_index, applied)| Session {
+    let applied = (number(), number(), number()).prop_map(|(seq, index, digest)| AppliedWrite {
+        seq,
+        index,
+        digest,
+    });
+    let session = (number(), number(), proptest::collection::vec(applied, 0..3)).prop_map(
+        |(floor, last_index, applied)| Session {
             floor,
             last_index,
             applied,
-        });
-    proptest::collection::btree_map(number(), session, 0..3).prop_map(Sessions)
+        },
+    );
+    proptest::collection::btree_map(number(), session, 0..3).prop_map(|m| {
+        let mut s = Sessions::default();
+        for (client, session) in m {
+            s.insert(client, session);
+        }
+        s
+    })
 }
 
 fn snapshot() -> impl Strategy<Value = KVSnapshot> {
@@ -528,6 +535,13 @@ fn the_readers_refuse_what_serde_refuses() {
     both_refuse::<BallotView>(r#"{"n":1,"priority":0,"pid":1} {}"#);
     both_refuse::<BallotView>(r#"{"n":"1","priority":0,"pid":1}"#);
     both_refuse::<KVSnapshot>(r#"{"snapshotted":{},"sessions":{"a":1}}"#);
+    let session = r#"{"floor":0,"last_index":0,"applied":[]}"#;
+    both_refuse::<KVSnapshot>(&format!(
+        r#"{{"snapshotted":{{}},"sessions":{{"2":{session},"1":{session}}}}}"#
+    ));
+    both_refuse::<KVSnapshot>(&format!(
+        r#"{{"snapshotted":{{}},"sessions":{{"1":{session},"1":{session}}}}}"#
+    ));
     both_refuse::<KVSnapshot>(r#"{"snapshotted":{},"deleted_keys":[],"sessions":{}}"#);
     // Integer keys are bare digits between the quotes; `-0` is not unsigned.
     both_refuse::<BTreeMap<u64, u64>>(r#"{"\u0031":1}"#);

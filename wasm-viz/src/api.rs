@@ -40,6 +40,8 @@ pub fn describe_events(frame: &str) -> Result<String, JsError> {
 }
 
 /// The `/client` request frame for `op` ("put", "get", "delete"), validated against the limits.
+/// A write needs the id of an open session as `client_id` (see `openSessionRequest`); `seq`
+/// is the session's first, so nothing below it needs remembering.
 #[wasm_bindgen(js_name = clientRequest)]
 pub fn client_request(
     client_id: f64,
@@ -56,11 +58,19 @@ pub fn client_request(
             seq: seq as u64,
         },
         op,
+        forget_below: seq as u64,
     };
     request
         .validate()
         .map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&request).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// The `/client` frame that opens a session; `nonce` pairs the reply with it.
+#[wasm_bindgen(js_name = openSessionRequest)]
+pub fn open_session_request(nonce: f64) -> String {
+    let request = omnikv_core::client::SessionClient::open_request(nonce as u64);
+    serde_json::to_string(&request).expect("requests serialise")
 }
 
 #[derive(Serialize)]
@@ -70,6 +80,8 @@ struct Interpreted {
     retry: bool,
     /// The value read by a Get (`null` when absent or not a read).
     value: Option<String>,
+    /// The log index the request was applied at: for `open_session`, the session's id.
+    index: Option<u64>,
     text: String,
 }
 
@@ -78,22 +90,16 @@ struct Interpreted {
 pub fn interpret_response(frame: &str) -> Result<String, JsError> {
     let response: ClientResponse = json::decode(frame, CLIENT_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
-    let (ok, retry, value) = match &response {
-        ClientResponse::Ok { value, .. } => (true, false, value.clone()),
-        ClientResponse::Err { error, .. } => (
-            false,
-            matches!(
-                error,
-                omnikv_core::client::ClientError::Timeout { .. }
-                    | omnikv_core::client::ClientError::Unavailable { .. }
-            ),
-            None,
-        ),
+    let (ok, retry, value, index) = match &response {
+        ClientResponse::Ok { value, index, .. } => (true, false, value.clone(), *index),
+        // The one retry rule: the same request again, through another node.
+        ClientResponse::Err { error, .. } => (false, error.retryable(), None, None),
     };
     let out = Interpreted {
         ok,
         retry,
         value,
+        index,
         text: client::describe_response(&response),
     };
     serde_json::to_string(&out).map_err(|e| JsError::new(&e.to_string()))

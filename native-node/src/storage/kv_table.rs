@@ -33,7 +33,7 @@ pub struct KvTable {
 
 impl KvTable {
     pub fn open(store: Arc<Store>) -> Result<KvTable, StorageError> {
-        let mut sessions = BTreeMap::new();
+        let mut sessions = Sessions::default();
         for item in store
             .db()
             .iterator_cf(store.cf(CF_SESSIONS), IteratorMode::Start)
@@ -46,10 +46,7 @@ impl KvTable {
             })?;
             sessions.insert(decode_index_key(&k)?, session);
         }
-        Ok(KvTable {
-            store,
-            sessions: Sessions(sessions),
-        })
+        Ok(KvTable { store, sessions })
     }
 
     pub fn applied_idx(&self) -> Result<u64, StorageError> {
@@ -170,7 +167,7 @@ impl ApplyBatch<'_> {
             self.writes.values.insert(k.clone(), Some(v.clone()));
         }
         *self.sessions = snapshot.sessions.clone();
-        self.dirty = self.sessions.0.keys().copied().collect();
+        self.dirty = self.sessions.iter().map(|(c, _)| c).collect();
     }
 
     /// Writes the batch and the new applied index atomically.

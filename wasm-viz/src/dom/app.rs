@@ -58,6 +58,8 @@ pub struct App {
     client_sent_ms: f64,
     client_began_ms: f64,
     client_lost: Option<String>,
+    /// A step decided inside a socket callback, taken at the next animation frame.
+    client_next: Option<Step>,
     client_last_node: Option<NodeId>,
     pub view: View,
     last_frame_ms: f64,
@@ -86,6 +88,7 @@ impl App {
             client_sent_ms: 0.0,
             client_began_ms: 0.0,
             client_lost: None,
+            client_next: None,
             client_last_node: None,
             last_frame_ms: now_ms(),
         })
@@ -215,6 +218,9 @@ impl App {
             let step = self.client.on_lost(&why);
             self.after_client_step(step);
         }
+        if let Some(step) = self.client_next.take() {
+            self.after_client_step(step);
+        }
         let tl = match self.trace.as_mut() {
             Some(t) => t,
             None => &mut self.timeline,
@@ -319,6 +325,11 @@ impl App {
     fn after_client_step(&mut self, step: Step) {
         match step {
             Step::Ignore => {}
+            Step::Send(req) => {
+                // The next request of the same operation: no node to move away from.
+                self.client_last_node = None;
+                self.send_client(req);
+            }
             Step::Retry(req) => {
                 // Not from inside the socket's own callback: the socket may be replaced.
                 self.client_sock = None;
@@ -535,6 +546,8 @@ fn on_client(app: &mut App, node: NodeId, ev: SocketEvent) {
                     Step::Retry(_) => {
                         app.client_lost = Some(crate::client::describe_response(&resp))
                     }
+                    // Sending may replace this socket: do it from the next frame instead.
+                    step @ Step::Send(_) => app.client_next = Some(step),
                     step => app.after_client_step(step),
                 },
                 Err(e) => app.notice(format!("node {node}: bad client reply: {e}")),
