@@ -34,6 +34,7 @@ use crate::api;
 use crate::config::NodeConfig;
 use crate::events::{now_ms, Detail, EventBus, EventPublisher};
 use crate::snapshot_fix::complete_delta_snapshot;
+use crate::storage::identity::{self, Identity};
 use crate::storage::{CompactionLease, KvTable, PaxosLog, SnapshotSummary, Store};
 use crate::transport::Transport;
 
@@ -122,12 +123,16 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let ws_listener = TcpListener::bind(config.ws)
         .await
         .with_context(|| format!("binding WebSocket address {}", config.ws))?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     if config.unsafe_highest_seq_dedup {
         warn!("UNSAFE: deduplicating by the highest seq per client (test only)");
         omnikv_core::session::set_unsafe_highest_seq_rule(true);
     }
+    let identity = Identity {
+        cluster_id: config.cluster_id.clone(),
+        node_id: id,
+        members: members.keys().copied().collect(),
+    };
+    identity::claim(&config.data_dir, &identity)?;
     let store = Store::open(&config.data_dir, !config.no_fsync)
         .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
     let log = PaxosLog::open(store.clone())?;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,14 @@ pub fn omnikv_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// An `omnikv` command that dies with the test, for runs a test starts and waits for itself
+/// (a command that should refuse and exit).
+pub fn omnikv_command() -> Command {
+    let mut cmd = Command::new(omnikv_bin());
+    die_with_parent(&mut cmd);
+    cmd
 }
 
 /// A test killed midway (a timeout, a closed pipe) must not leave nodes running.
@@ -448,19 +456,22 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// Starts a demo of `nodes` nodes on a new data directory, with extra `args`.
     pub fn start(nodes: u64, args: &[&str]) -> Demo {
         let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let nodes = nodes.to_string();
+        let mut all = vec!["--nodes", nodes.as_str(), "--fresh"];
+        all.extend_from_slice(args);
+        Demo::start_on(dir, &data_dir, &all)
+    }
+
+    /// Starts a demo with `args` on `data_dir`, which may outlive it; its log goes to `dir`.
+    pub fn start_on(dir: tempfile::TempDir, data_dir: &Path, args: &[&str]) -> Demo {
         let mut child = Command::new(omnikv_bin())
-            .args([
-                "demo",
-                "--nodes",
-                &nodes.to_string(),
-                "--http",
-                "127.0.0.1:0",
-                "--fresh",
-            ])
+            .args(["demo", "--http", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data_dir)
             .arg("--web-dir")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../web"))
             .args(args)

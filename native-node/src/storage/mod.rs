@@ -1,12 +1,13 @@
 //! Durable state of a node, all in one RocksDB: the OmniPaxos log and Paxos state
 //! ([`PaxosLog`]), the KV table with its deduplication sessions and applied index
-//! ([`KvTable`]).
+//! ([`KvTable`]). Beside it, [`identity`] records whose directory it is.
 //!
 //! One database means one write-ahead log: applying decided entries and recording the applied
 //! index go into one atomic write batch, and a crash recovers a prefix of all writes in the order
 //! they were made.
 
 mod db;
+pub mod identity;
 mod kv_table;
 mod paxos_log;
 mod snapshot_store;
