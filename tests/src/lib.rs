@@ -220,6 +220,22 @@ impl Cluster {
         }
     }
 
+    /// SIGKILLs every running node before waiting for any, so that the cluster dies at once
+    /// rather than one node after another.
+    pub fn kill_all(&mut self) {
+        let mut children: Vec<Child> = self
+            .nodes
+            .values_mut()
+            .filter_map(|n| n.child.take())
+            .collect();
+        for child in &mut children {
+            child.kill().unwrap();
+        }
+        for mut child in children {
+            child.wait().unwrap();
+        }
+    }
+
     pub fn restart(&mut self, id: NodeId) {
         self.kill(id);
         self.spawn(id);
