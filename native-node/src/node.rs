@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use crate::api;
 use crate::config::NodeConfig;
 use crate::events::{now_ms, Detail, EventBus, EventPublisher};
-use crate::snapshot_fix::complete_delta_snapshot;
+use crate::snapshot_fix::{carries_delta_snapshot, complete_delta_snapshot};
 use crate::storage::identity::{self, Identity};
 use crate::storage::{CompactionLease, KvTable, PaxosLog, SnapshotSummary, Store};
 use crate::transport::Transport;
@@ -265,7 +265,11 @@ impl Node {
                     self.events
                         .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
                 }
-                if complete_delta_snapshot(&self.omni, &mut msg) {
+                if self.config.unsafe_no_snapshot_fix {
+                    if carries_delta_snapshot(&msg) {
+                        warn!(from, "kept a delta snapshot, the fix being off");
+                    }
+                } else if complete_delta_snapshot(&self.omni, &mut msg) {
                     info!(from, "replaced a delta snapshot by a complete one");
                 }
                 self.omni.handle_incoming(msg);

@@ -135,26 +135,38 @@ impl Cluster {
     /// Whether every node accepts connections on its WebSocket port within `timeout`.
     fn all_listening(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        for node in self.nodes.values_mut() {
-            loop {
-                if std::net::TcpStream::connect(node.ws).is_ok() {
-                    break;
-                }
-                let exited = node
-                    .child
-                    .as_mut()
-                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-                if exited || Instant::now() > deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let ids = self.ids();
+        ids.iter().all(|&id| self.accepting(id, deadline)) && self.still_running(&ids)
+    }
+
+    /// Whether node `id` accepts connections on its WebSocket port before `deadline`; false as
+    /// soon as its process exits (e.g. it could not bind a port).
+    fn accepting(&mut self, id: NodeId, deadline: Instant) -> bool {
+        let node = self.nodes.get_mut(&id).unwrap();
+        loop {
+            if std::net::TcpStream::connect(node.ws).is_ok() {
+                return true;
             }
+            let exited = node
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        // A port answered by someone else hides a node that failed to bind it: every node
-        // must still be running a moment later.
+    }
+
+    /// A port answered by someone else hides a node that failed to bind it: the nodes just
+    /// started must still be running a moment later.
+    fn still_running(&mut self, ids: &[NodeId]) -> bool {
         std::thread::sleep(Duration::from_millis(200));
-        self.nodes.values_mut().all(|n| {
-            n.child
+        ids.iter().all(|id| {
+            self.nodes
+                .get_mut(id)
+                .unwrap()
+                .child
                 .as_mut()
                 .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
         })
@@ -228,9 +240,42 @@ impl Cluster {
         }
     }
 
+    /// SIGKILLs every running node before waiting for any, so that the cluster dies at once
+    /// rather than one node after another.
+    pub fn kill_all(&mut self) {
+        let mut children: Vec<Child> = self
+            .nodes
+            .values_mut()
+            .filter_map(|n| n.child.take())
+            .collect();
+        for child in &mut children {
+            child.kill().unwrap();
+        }
+        for mut child in children {
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts a node again on its data directory and its ports. Its ports are free only while
+    /// it is down, so another process may take one meanwhile; the node then exits, and it is
+    /// started again after a pause, as [`Cluster::start`] does. (Unlike `start`, it cannot move
+    /// to fresh ports: the other nodes know it by its peer address.)
     pub fn restart(&mut self, id: NodeId) {
         self.kill(id);
-        self.spawn(id);
+        for attempt in 0.. {
+            self.spawn(id);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            if self.accepting(id, deadline) && self.still_running(&[id]) {
+                return;
+            }
+            assert!(
+                attempt < 5,
+                "node {id} did not restart; see {}",
+                self.nodes[&id].data_dir.with_extension("log").display()
+            );
+            self.kill(id);
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     pub fn signal(&self, id: NodeId, signal: &str) {
