@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::events::EventBus;
-use crate::node::Input;
+use crate::input::NodeInput as Input;
 
 /// Open WebSocket connections per node.
 pub const CONNECTIONS_MAX: usize = 1024;

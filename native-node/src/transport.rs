@@ -23,7 +23,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::node::Input;
+use crate::input::NodeInput as Input;
 
 /// Frames queued per peer; beyond this, messages to a slow or dead peer are dropped (OmniPaxos
 /// resends and resynchronises after `reconnected`).
