@@ -9,14 +9,7 @@ fn simulation_catches_acknowledged_writes_lost_to_the_highest_seq_rule() {
     omnikv_core::session::set_unsafe_highest_seq_rule(true);
     let found = (0..200u64).find_map(|seed| {
         std::panic::catch_unwind(|| {
-            Sim::new(SimConfig {
-                seed,
-                nodes: 3,
-                steps: 3000,
-                snapshot_every: 10,
-                snapshot_fix: true,
-            })
-            .run();
+            Sim::new(SimConfig::standard(seed, 3)).run();
         })
         .err()
         .map(|payload| (seed, panic_message(payload)))

@@ -115,11 +115,11 @@ pub struct Replica<P: Platform> {
     /// Request deadlines in arrival order (the timeout is the same for all), microseconds.
     deadlines: VecDeque<(u64, RequestId)>,
     applied_idx: u64,
-    /// Peers whose stream has been up before: a later `up` is a reconnection.
-    seen_up: BTreeMap<NodeId, bool>,
     next_msg_id: u64,
     outgoing: Vec<Message<KVCommand>>,
     observed: Observed,
+    /// Peers whose stream has been up before: a later `up` is a reconnection.
+    seen_up: BTreeMap<NodeId, bool>,
     effects: Effects<P>,
 }
 
@@ -145,10 +145,10 @@ impl<P: Platform> Replica<P> {
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
             applied_idx,
-            seen_up: BTreeMap::new(),
             next_msg_id: 0,
             outgoing: Vec::new(),
             observed,
+            seen_up: BTreeMap::new(),
             effects: Effects::default(),
         })
     }
