@@ -21,9 +21,10 @@
 //! decoding it: that is slower on the nodes' hot path and cannot read integer map keys back from
 //! JSON.
 //!
-//! Each wire type is described once, by its serde derives here, and every reader decodes it with
-//! serde_json through [`decode_json`]: the nodes, the launcher, the tests, the visualizer's wasm
-//! and (through that wasm) the Node.js client. `tests/round_trip.rs` round-trips every type.
+//! Each wire type is described once, by its serde derives here, and every process decodes it with
+//! serde_json: the nodes, the launcher, the tests, the visualizer's wasm and (through that wasm)
+//! the Node.js client; frames from outside go through [`decode_json`], which checks their size
+//! first. `tests/round_trip.rs` round-trips every type.
 
 pub mod admin;
 pub mod client;
