@@ -45,24 +45,6 @@ pub enum AdminResponse {
     Error { message: String },
 }
 
-crate::json_struct!(NodeDump {
-    id,
-    applied_idx,
-    decided_idx,
-    compacted_idx,
-    kv,
-    sessions,
-    snapshot,
-    decided_suffix,
-});
-
-crate::json_enum!(AdminResponse {
-    "ok" => Ok,
-    "status" => Status(NodeStatus),
-    "dump" => Dump(Box<NodeDump>),
-    "error" => Error { message },
-});
-
 #[cfg(test)]
 mod tests {
     use super::*;

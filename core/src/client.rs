@@ -299,31 +299,6 @@ pub enum ClientResponse {
     },
 }
 
-crate::json_enum!(ReadMode {
-    "linearizable" => Linearizable,
-    "local" => Local,
-});
-
-crate::json_enum!(deny_unknown_fields ClientOp {
-    "put" => Put { key, value },
-    "get" => Get { key, read = ReadMode::default() },
-    "delete" => Delete { key },
-    "open_session" => OpenSession,
-});
-
-crate::json_enum!(deny_unknown_fields ClientError {
-    "bad_request" => BadRequest { reason },
-    "timeout" => Timeout { timeout_ms },
-    "overloaded" => Overloaded { in_flight },
-    "unavailable" => Unavailable { reason },
-    "session_expired" => SessionExpired { reason },
-});
-
-crate::json_enum!(deny_unknown_fields ClientResponse {
-    "ok" => Ok { id, value, node, index },
-    "err" => Err { id, error },
-});
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,15 +118,6 @@ impl Fnv1a {
     }
 }
 
-crate::json_struct!(deny_unknown_fields RequestId { client, seq });
-
-crate::json_enum!(deny_unknown_fields KVCommand {
-    "put" => Put { id, key, value, forget_below = 0 },
-    "delete" => Delete { id, key, forget_below = 0 },
-    "get" => Get { id, key },
-    "open_session" => OpenSession { id },
-});
-
 impl omnipaxos::storage::Entry for KVCommand {
     type Snapshot = crate::snapshot::KVSnapshot;
 }

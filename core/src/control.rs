@@ -92,30 +92,3 @@ pub struct ActionReply {
     pub ok: bool,
     pub message: String,
 }
-
-crate::json_enum!(ProcessState {
-    "up" => Up,
-    "down" => Down,
-    "paused" => Paused,
-});
-
-crate::json_struct!(NodeView {
-    id,
-    state,
-    role,
-    ballot,
-    ws,
-    pid,
-    data_dir,
-    peer_addr,
-});
-
-crate::json_struct!(LinkView { a, b, connected });
-
-crate::json_struct!(ClusterView {
-    leader,
-    nodes,
-    links
-});
-
-crate::json_struct!(ActionReply { ok, message });

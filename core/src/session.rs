@@ -288,9 +288,6 @@ pub fn apply(
     }
 }
 
-crate::json_struct!(deny_unknown_fields AppliedWrite { seq, index, digest });
-crate::json_struct!(deny_unknown_fields Session { floor, last_index, applied });
-
 const SESSIONS_OUT_OF_ORDER: &str = "session ids in increasing order";
 
 impl Serialize for Sessions {
@@ -327,21 +324,6 @@ impl<'de> Deserialize<'de> for Sessions {
             }
         }
         deserializer.deserialize_map(Visit)
-    }
-}
-
-impl crate::json::FromJson for Sessions {
-    fn read(r: &mut crate::json::JsonReader<'_>) -> Result<Self, crate::json::JsonError> {
-        let mut out: Vec<(u64, Session)> = Vec::new();
-        r.object(false, &mut |r, key, at| {
-            let client = <u64 as crate::json::JsonKey>::from_key(r, key, at)?;
-            if out.last().is_some_and(|(last, _)| *last >= client) {
-                return Err(r.syntax(SESSIONS_OUT_OF_ORDER));
-            }
-            out.push((client, crate::json::FromJson::read(r)?));
-            Ok(true)
-        })?;
-        Ok(Sessions(out))
     }
 }
 

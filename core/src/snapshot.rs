@@ -47,15 +47,6 @@ pub struct KVSnapshot {
     pub unresolved: Vec<Unresolved>,
 }
 
-crate::json_struct!(deny_unknown_fields Unresolved { at, command });
-
-crate::json_struct!(deny_unknown_fields KVSnapshot {
-    snapshotted,
-    sessions,
-    len = 0,
-    unresolved = Vec::new(),
-});
-
 impl KvWrite for BTreeMap<String, String> {
     fn write(&mut self, key: &str, value: Option<&str>) {
         match value {

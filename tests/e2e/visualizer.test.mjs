@@ -110,7 +110,12 @@ const ringLink = (a, b) => page.locator(`#ring-links .link[data-a="${a}"][data-b
 async function putMany(wsUrl, prefix, count) {
   const ws = new WebSocket(`${wsUrl}/client`);
   await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
-  const client = Math.floor(Math.random() * 2 ** 40) + 1;
+  // Writes need a session; its id is the index at which the cluster applied the opening.
+  const nonce = Math.floor(Math.random() * 2 ** 40) + 1;
+  ws.send(JSON.stringify({ id: { client: nonce, seq: 0 }, op: 'open_session' }));
+  const opened = JSON.parse(await new Promise((ok, fail) => { ws.once('message', ok); ws.once('error', fail); }));
+  if (!opened.ok) throw new Error(`open_session refused: ${JSON.stringify(opened)}`);
+  const client = opened.ok.index;
   const done = new Promise((ok, fail) => {
     let left = count;
     ws.on('message', (data) => {
@@ -119,7 +124,7 @@ async function putMany(wsUrl, prefix, count) {
     });
     ws.once('error', fail);
   });
-  for (let seq = 1; seq <= count; seq++) {
+  for (let seq = 0; seq < count; seq++) {
     ws.send(JSON.stringify({ id: { client, seq }, op: { put: { key: `${prefix}${seq}`, value: String(seq) } } }));
   }
   try { await done; } finally { ws.close(); }

@@ -6,8 +6,8 @@
 use omnikv_core::{
     client::ClientResponse,
     control::{ClusterView, ProcessState},
+    decode_json,
     event::{frame_events, EventEnvelope},
-    json,
     limits::CLIENT_FRAME_BYTES_MAX,
 };
 use serde::Serialize;
@@ -21,11 +21,11 @@ pub const EVENT_FRAME_BYTES_MAX: usize = 1 << 20;
 pub const CLUSTER_BYTES_MAX: usize = 1 << 20;
 
 pub fn decode_event(frame: &str) -> Result<EventEnvelope, String> {
-    json::decode(frame, EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
+    decode_json(frame.as_bytes(), EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
 }
 
 pub fn decode_cluster(text: &str) -> Result<ClusterView, String> {
-    json::decode(text, CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
+    decode_json(text.as_bytes(), CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
 }
 
 /// One line per event of an event frame (`watch`).
@@ -88,7 +88,7 @@ struct Interpreted {
 /// Interprets a `/client` reply frame as JSON `{ok, retry, value, text}`.
 #[wasm_bindgen(js_name = interpretResponse)]
 pub fn interpret_response(frame: &str) -> Result<String, JsError> {
-    let response: ClientResponse = json::decode(frame, CLIENT_FRAME_BYTES_MAX)
+    let response: ClientResponse = decode_json(frame.as_bytes(), CLIENT_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
     let (ok, retry, value, index) = match &response {
         ClientResponse::Ok { value, index, .. } => (true, false, value.clone(), *index),

@@ -9,14 +9,13 @@ use omnikv_core::{
     session::{self, KvWrite},
     KVCommand, NodeId,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::*;
 
 /// One input to the model, as recorded on the timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-// Written by serde (trace export), read by `omnikv_core::json_enum!` (trace import); both use
-// the externally tagged form of every enum on a wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The trace file's schema (export and import): externally tagged, like every enum on a wire.
 #[serde(rename_all = "snake_case")]
 pub enum Record {
     /// A frame from a node's `/events` stream.
@@ -34,14 +33,6 @@ pub enum Record {
     /// Something the page wants kept in the record (bad frame, failed action).
     Notice { at_ms: u64, text: String },
 }
-
-omnikv_core::json_enum!(Record {
-    "event" => Event(EventEnvelope),
-    "cluster" => Cluster { at_ms, view },
-    "stream" => Stream { at_ms, node, connected },
-    "dump" => Dump { at_ms, dump },
-    "notice" => Notice { at_ms, text },
-});
 
 impl Record {
     pub fn at_ms(&self) -> u64 {

@@ -337,21 +337,31 @@ fn a_trace_exports_and_imports() {
     for r in &records {
         t.push(r.clone());
     }
-    // The page writes traces with serde_json and reads them with the compact reader.
+    // The page writes traces with serde_json and reads them back with the same schema.
     let json = serde_json::to_string(&t.export()).unwrap();
-    let trace: Trace = omnikv_core::json::decode(&json, 1 << 20).unwrap();
+    let trace: Trace = omnikv_core::decode_json(json.as_bytes(), 1 << 20).unwrap();
     assert_eq!(trace.records, records);
-    let mut back = Timeline::import(trace, 100).unwrap();
+    let mut back = Timeline::import_text(&json, 1 << 20, 100).unwrap();
     assert_eq!(back.mode(), Mode::Paused);
     assert_eq!((back.start(), back.end()), (t.start(), t.end()));
     back.seek(back.end());
     assert_eq!(back.model(), t.live_model());
-    let other: Trace =
-        omnikv_core::json::decode(&json.replace("omnikv-trace", "x"), 1 << 20).unwrap();
-    assert!(Timeline::import(other, 1).is_err());
+    let err = |text: &str| Timeline::import_text(text, 1 << 20, 1).err().unwrap();
+    assert!(err(&json.replace("omnikv-trace", "x")).starts_with("not an OmniKV trace"));
+    assert!(err(&json.replace("\"records\"", "\"r\"")).contains("records"));
+    // Version 1 traces written before the page read them with serde still import.
+    let v1 = r#"{"format":"omnikv-trace","version":1,"dropped":0,"records":[{"notice":{"at_ms":1,"text":"x"}}]}"#;
+    assert_eq!(Timeline::import_text(v1, 1 << 20, 10).unwrap().end(), 1);
+    // A trace of another version is named as such, whatever its records look like.
+    let old = r#"{"format":"omnikv-trace","version":0,"dropped":0,"records":[{"what":1}]}"#;
     assert!(
-        omnikv_core::json::decode::<Trace>(&json.replace("\"records\"", "\"r\""), 1 << 20).is_err()
+        err(old).contains("made by an older version of OmniKV"),
+        "{}",
+        err(old)
     );
+    let new = old.replace("\"version\":0", "\"version\":2");
+    assert!(err(&new).contains("made by a newer version of OmniKV"));
+    assert!(err("[[[").starts_with("not a readable OmniKV trace"));
 }
 
 #[test]

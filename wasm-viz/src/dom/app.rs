@@ -9,8 +9,8 @@ use omnikv_core::{
     admin::AdminResponse,
     client::{ClientRequest, ClientResponse},
     control::{ActionReply, ProcessState},
+    decode_json,
     event::frame_events,
-    json,
     limits::{CLIENT_FRAME_BYTES_MAX, CONTROL_BODY_BYTES_MAX},
     NodeId,
 };
@@ -355,11 +355,13 @@ impl App {
         spawn_local(async move {
             let result = net::http("POST", &req.path, req.body).await;
             let text = match result {
-                Ok((_, body)) => match json::decode::<ActionReply>(&body, CONTROL_BODY_BYTES_MAX) {
-                    Ok(r) if r.ok => format!("{}: {}", req.path, r.message),
-                    Ok(r) => format!("{} failed: {}", req.path, r.message),
-                    Err(_) => format!("{}: unexpected reply {body:.120}", req.path),
-                },
+                Ok((_, body)) => {
+                    match decode_json::<ActionReply>(body.as_bytes(), CONTROL_BODY_BYTES_MAX) {
+                        Ok(r) if r.ok => format!("{}: {}", req.path, r.message),
+                        Ok(r) => format!("{} failed: {}", req.path, r.message),
+                        Err(_) => format!("{}: unexpected reply {body:.120}", req.path),
+                    }
+                }
                 Err(e) => format!("{} failed: {e}", req.path),
             };
             with_app(|app| app.view.set_action_status(&app.doc, &text));
@@ -439,10 +441,7 @@ impl App {
     }
 
     fn import(&mut self, text: &str) {
-        let parsed = json::decode(text, TRACE_BYTES_MAX)
-            .map_err(|e| e.to_string())
-            .and_then(|t| Timeline::import(t, RECORDS_CAP));
-        match parsed {
+        match Timeline::import_text(text, TRACE_BYTES_MAX, RECORDS_CAP) {
             Ok(t) => {
                 self.trace = Some(t);
                 self.view
@@ -499,7 +498,7 @@ fn on_dump(app: &mut App, node: NodeId, ev: SocketEvent) {
             }
         }
         SocketEvent::Frame(text) => {
-            match json::decode::<AdminResponse>(&text, DUMP_BYTES_MAX) {
+            match decode_json::<AdminResponse>(text.as_bytes(), DUMP_BYTES_MAX) {
                 Ok(AdminResponse::Dump(mut dump)) => {
                     // The recording keeps what the reducer reads: the kept keys, and one more
                     // to show that the table is larger.
@@ -540,7 +539,7 @@ fn on_client(app: &mut App, node: NodeId, ev: SocketEvent) {
             }
         }
         SocketEvent::Frame(text) => {
-            match json::decode::<ClientResponse>(&text, CLIENT_FRAME_BYTES_MAX) {
+            match decode_json::<ClientResponse>(text.as_bytes(), CLIENT_FRAME_BYTES_MAX) {
                 Ok(resp) => match app.client.on_response(&resp) {
                     // Retrying replaces this socket: do it from the next frame instead.
                     Step::Retry(_) => {
