@@ -40,6 +40,21 @@ pub struct ClusterView {
     pub links: Vec<LinkView>,
 }
 
+impl ClusterView {
+    /// The nodes a client tries, in order: the live ones, the leader first (a request through
+    /// the leader saves a forward), then by id. The one copy of this rule: the CLI, the page and
+    /// the Node.js client all take their targets from it.
+    pub fn client_targets(&self) -> Vec<&NodeView> {
+        let mut nodes: Vec<&NodeView> = self
+            .nodes
+            .iter()
+            .filter(|n| n.state == ProcessState::Up)
+            .collect();
+        nodes.sort_by_key(|n| (Some(n.id) != self.leader, n.id));
+        nodes
+    }
+}
+
 /// Body of `POST /api/links`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

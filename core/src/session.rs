@@ -17,9 +17,10 @@
 //! - The client moves the floor: every write carries `forget_below`, its promise that it will
 //!   never send a lower `seq` again (it has an answer for each). Outcomes below the floor are
 //!   forgotten, and a write below it is refused, never silently skipped.
-//! - A write more than [`SESSION_WINDOW`] above the floor is refused, so one session holds at
-//!   most that many outcomes, and nobody (the session's owner or anyone who learned its id) can
-//!   move the floor by more than the window in one request.
+//! - A write more than [`SESSION_WINDOW`] above the floor (the floor it asks for included) is
+//!   refused, so one session holds at most that many outcomes, and no request (the session's
+//!   owner's or a stranger's who learned its id) moves the floor by more than
+//!   [`FLOOR_STEP_MAX`].
 //! - At most [`SESSIONS_MAX`] sessions live. Opening one more evicts the least recently used
 //!   quarter, by the log index of their last write: a rule of log positions, never of clocks.
 //!   A write to a session that does not exist is refused with "session expired".
@@ -35,6 +36,11 @@ use crate::command::{KVCommand, RequestId};
 
 /// Outcomes a session keeps above its floor; also the most a client may pipeline.
 pub const SESSION_WINDOW: u64 = 1024;
+/// How far one request may move its session's floor. A client's floor runs ahead of its
+/// session's by up to a window (the session's moves only with decided requests), so twice the
+/// window lets every request of a client that follows the protocol through, and still bounds
+/// what a stranger who learned the session id can make it forget per request.
+pub const FLOOR_STEP_MAX: u64 = 2 * SESSION_WINDOW;
 /// Sessions the state keeps; opening one more evicts the least recently used quarter.
 pub const SESSIONS_MAX: usize = 4096;
 
@@ -191,6 +197,10 @@ impl Sessions {
         if seq < floor {
             return Verdict::Refused(SessionRefusal::Forgotten { client, seq, floor });
         }
+        // The floor this request asks for. The session's floor lags the client's (it moves
+        // only with decided requests), so the window is measured from it; a request can only
+        // forget what is below itself, and moves the floor by at most `FLOOR_STEP_MAX`.
+        let proposed = floor.max(forget_below.min(seq));
         let below_highest = s.applied.last().filter(|a| a.seq > seq).map(|a| a.index);
         let verdict = match s.applied(seq) {
             _ if UNSAFE_HIGHEST_SEQ_RULE.load(Ordering::Relaxed) && below_highest.is_some() => {
@@ -203,7 +213,7 @@ impl Sessions {
                 let index = first.index;
                 return Verdict::Refused(SessionRefusal::SeqReused { client, seq, index });
             }
-            None if seq - floor >= SESSION_WINDOW => {
+            None if seq - proposed >= SESSION_WINDOW || proposed - floor > FLOOR_STEP_MAX => {
                 return Verdict::Refused(SessionRefusal::BeyondWindow { client, seq, floor });
             }
             None => {
@@ -213,11 +223,9 @@ impl Sessions {
             }
         };
         s.last_index = index;
-        // A request can only forget what is below itself: it still needs its own outcome.
-        let new_floor = forget_below.min(seq);
-        if new_floor > s.floor {
-            s.floor = new_floor;
-            let forgotten = s.position(new_floor).unwrap_or_else(|i| i);
+        if proposed > floor && proposed - floor <= FLOOR_STEP_MAX {
+            s.floor = proposed;
+            let forgotten = s.position(proposed).unwrap_or_else(|i| i);
             s.applied.drain(..forgotten);
         }
         verdict
@@ -384,6 +392,20 @@ mod tests {
         // A request cannot forget itself.
         assert_eq!(s.admit(id(1, 6), 100, 6, 22), Verdict::Apply);
         assert_eq!(s.get(1).unwrap().floor, 6);
+    }
+
+    #[test]
+    fn a_floor_that_lags_the_clients_still_admits_its_next_write() {
+        let mut s = Sessions::default();
+        s.open(1);
+        // Writes 0..=1023 decided with a floor of 0: the session's floor is still 0.
+        for seq in 0..SESSION_WINDOW {
+            assert_eq!(s.admit(id(1, seq), 0, seq, 10 + seq), Verdict::Apply);
+        }
+        // The client has every answer below 1000 and sends 2000 (999 above its own floor).
+        assert_eq!(s.admit(id(1, 2000), 1000, 2000, 5000), Verdict::Apply);
+        assert_eq!(s.get(1).unwrap().floor, 1000);
+        assert!(s.get(1).unwrap().applied.iter().all(|a| a.seq >= 1000));
     }
 
     #[test]

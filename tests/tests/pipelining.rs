@@ -135,3 +135,82 @@ async fn the_highest_seq_rule_loses_acknowledged_pipelined_writes() {
         "the broken rule lost no acknowledged write: the test would not catch it"
     );
 }
+
+/// Session ids are visible to anyone watching `/events`. A stranger who writes under another
+/// client's session gets clear errors and cannot make that client's writes vanish: it cannot
+/// move the session's floor beyond the window, and a `seq` it takes first is refused to the
+/// owner with an error, never acknowledged as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_silence_another_clients_session() {
+    use omnikv_core::client::{ClientError, ClientRequest, ClientResponse};
+    use omnikv_core::RequestId;
+    use omnikv_node::client::{open_session, Connection};
+
+    let cluster = Cluster::start(3, &[]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let t = Duration::from_secs(5);
+    let mut owner = Connection::open(&cluster.url(1), "client", t)
+        .await
+        .unwrap();
+    let mut stranger = Connection::open(&cluster.url(2), "client", t)
+        .await
+        .unwrap();
+    let session = open_session(&mut owner, t).await.unwrap();
+    let put = |seq: u64, forget_below: u64, key: &str, value: &str| ClientRequest {
+        id: RequestId {
+            client: session,
+            seq,
+        },
+        op: ClientOp::Put {
+            key: key.into(),
+            value: value.into(),
+        },
+        forget_below,
+    };
+    let error = |r: ClientResponse| match r {
+        ClientResponse::Err { error, .. } => error,
+        ok => panic!("expected an error, got {ok:?}"),
+    };
+    assert!(matches!(
+        owner.request(&put(0, 0, "a", "owner-0"), t).await.unwrap(),
+        ClientResponse::Ok { .. }
+    ));
+    // The old rule's attack: a huge seq that made every later write look like a duplicate.
+    let refused = error(
+        stranger
+            .request(&put(u64::MAX, u64::MAX, "a", "x"), t)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        matches!(refused, ClientError::BadRequest { .. }),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        owner.request(&put(1, 1, "b", "owner-1"), t).await.unwrap(),
+        ClientResponse::Ok { .. }
+    ));
+    // The stranger takes the owner's next seq with another command: the owner is told.
+    assert!(matches!(
+        stranger
+            .request(&put(2, 0, "c", "stranger"), t)
+            .await
+            .unwrap(),
+        ClientResponse::Ok { .. }
+    ));
+    let reused = error(owner.request(&put(2, 2, "c", "owner-2"), t).await.unwrap());
+    assert!(
+        matches!(reused, ClientError::BadRequest { .. }),
+        "{reused:?}"
+    );
+    let mut reader = cluster.client_of(&[3]);
+    for (key, value) in [("a", "owner-0"), ("b", "owner-1"), ("c", "stranger")] {
+        let got = reader
+            .get(key, omnikv_core::client::ReadMode::Linearizable)
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some(value), "{key}");
+    }
+}

@@ -5,7 +5,7 @@
 
 use omnikv_core::{
     client::ClientResponse,
-    control::{ClusterView, ProcessState},
+    control::ClusterView,
     decode_json,
     event::{frame_events, EventEnvelope},
     limits::CLIENT_FRAME_BYTES_MAX,
@@ -115,16 +115,14 @@ struct Target {
 #[wasm_bindgen(js_name = clientTargets)]
 pub fn client_targets(cluster_json: &str) -> Result<String, JsError> {
     let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
-    let mut targets: Vec<Target> = view
-        .nodes
-        .iter()
-        .filter(|n| n.state == ProcessState::Up)
+    let targets: Vec<Target> = view
+        .client_targets()
+        .into_iter()
         .map(|n| Target {
             id: n.id,
             ws: n.ws.clone(),
         })
         .collect();
-    targets.sort_by_key(|t| (Some(t.id) != view.leader, t.id));
     serde_json::to_string(&targets).map_err(|e| JsError::new(&e.to_string()))
 }
 

@@ -125,8 +125,8 @@ impl App {
         let ready =
             |n: &omnikv_core::control::NodeView| n.state == ProcessState::Up && n.role.is_some();
         self.up_nodes = view
-            .nodes
-            .iter()
+            .client_targets()
+            .into_iter()
             .filter(|n| ready(n))
             .map(|n| n.id)
             .collect();
@@ -277,14 +277,12 @@ impl App {
         if let Some(n) = chosen.filter(|n| first_try && self.up_nodes.contains(n)) {
             return Some(n);
         }
-        // Retries move on: the leader first, then any other up node.
-        let mut order: Vec<NodeId> = self.leader.into_iter().collect();
-        order.extend(self.up_nodes.iter().copied());
-        order
+        // `up_nodes` is in the order clients try nodes (leader first); a retry moves on.
+        self.up_nodes
             .iter()
             .copied()
-            .find(|n| Some(*n) != self.client_last_node && self.up_nodes.contains(n))
-            .or(order.first().copied())
+            .find(|n| Some(*n) != self.client_last_node)
+            .or(self.up_nodes.first().copied())
     }
 
     fn send_client(&mut self, req: ClientRequest) {
