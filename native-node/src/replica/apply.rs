@@ -75,7 +75,13 @@ impl<P: Platform> Replica<P> {
                     if matches!(applied, Applied::Duplicate { .. } | Applied::Refused(_)) {
                         run.skipped += 1;
                     }
-                    if self.pending.contains_key(&cmd.id()) {
+                    // Only a copy of the waiting command answers it: someone else may have used
+                    // its id for another command, which must not pass for its outcome.
+                    let waiting = self
+                        .pending
+                        .get(&cmd.id())
+                        .is_some_and(|p| p.cmd.digest() == cmd.digest());
+                    if waiting {
                         let outcome = match applied {
                             Applied::Read => (Ok(batch.read(cmd.key())?), Some(idx)),
                             Applied::Written | Applied::Opened { .. } => (Ok(None), Some(idx)),
