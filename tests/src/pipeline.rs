@@ -113,7 +113,16 @@ impl PipelinedWriter {
             if self.in_flight.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            if self.unsent || !self.receive().await {
+            if self.unsent {
+                // Something in flight was never sent: send it all again, on a new connection
+                // to this node or, if it cannot be reached, through the next one.
+                if self.connection().await.is_some() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    self.resend_in_flight().await;
+                } else {
+                    self.switch_node().await;
+                }
+            } else if !self.receive().await {
                 self.switch_node().await;
             }
         }
@@ -207,9 +216,14 @@ impl PipelinedWriter {
     async fn switch_node(&mut self) {
         self.report.switches += 1;
         self.conn = None;
-        self.unsent = false;
         self.current = (self.current + 1) % self.urls.len();
         tokio::time::sleep(Duration::from_millis(50)).await;
+        self.resend_in_flight().await;
+    }
+
+    /// Sends everything in flight again, newest first.
+    async fn resend_in_flight(&mut self) {
+        self.unsent = false;
         let resend: Vec<ClientRequest> = self
             .in_flight
             .values()
