@@ -114,15 +114,8 @@ impl Faults {
         let now = Instant::now();
         self.end_due(cluster, now).await;
         self.sample_leader(cluster).await;
-        if let Some(i) = self.planned.iter().position(|(at, _)| *at <= now) {
-            let (_, planned) = self.planned[i];
-            match planned {
-                Planned::Episode(_) if self.nodes_not_up() > 0 => return,
-                Planned::Episode(e) => self.begin_episode(cluster, e).await,
-                Planned::Kill => self.kill(cluster, 600..2500).await,
-            }
-            self.planned.remove(i);
-            return; // a due episode holds random faults back until it has begun
+        if self.begin_planned(cluster, now).await {
+            return;
         }
         let active = self.nodes_not_up() + self.cuts.len();
         if now >= self.next_random && active < self.ids.len() / 2 + 1 {
@@ -130,6 +123,33 @@ impl Faults {
             self.begin(cluster, kind).await;
             self.next_random = now + Duration::from_millis(self.rng.gen_range(100..900));
         }
+    }
+
+    /// Begins a planned fault whose time has come; true if one is due (a due episode holds
+    /// random faults back until it has begun).
+    async fn begin_planned(&mut self, cluster: &mut Cluster, now: Instant) -> bool {
+        let is_due = |at: &Instant| *at <= now;
+        let mut planned = self.planned.iter();
+        let kill = planned.position(|(at, p)| is_due(at) && matches!(p, Planned::Kill));
+        if let Some(i) = kill {
+            self.planned.remove(i);
+            self.kill(cluster, 600..2500).await;
+            return true;
+        }
+        let mut planned = self.planned.iter();
+        let episode = planned.position(|(at, p)| is_due(at) && matches!(p, Planned::Episode(_)));
+        let Some(i) = episode else {
+            return false;
+        };
+        // An episode starts from a whole cluster, and not before the last one's second step,
+        // so that what it is meant to show is not lost in other faults.
+        let second_step_pending = self.planned.iter().any(|(_, p)| matches!(p, Planned::Kill));
+        if self.nodes_not_up() == 0 && !second_step_pending {
+            if let (_, Planned::Episode(e)) = self.planned.remove(i) {
+                self.begin_episode(cluster, e).await;
+            }
+        }
+        true
     }
 
     /// Ends every fault: nodes restarted or resumed, every link connected.

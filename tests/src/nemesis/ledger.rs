@@ -197,7 +197,7 @@ pub fn check(
         archived_entries: archive.entries() as u64,
         ..LedgerCoverage::default()
     };
-    let first_copies: BTreeMap<NodeId, BTreeMap<(u64, u64), u64>> = archive
+    let first_copies: BTreeMap<NodeId, FirstCopies> = archive
         .logs
         .iter()
         .map(|(&node, log)| (node, first_copies(log)))
@@ -244,7 +244,7 @@ fn diverged(archive: &LogArchive) -> Vec<LedgerAnomaly> {
 /// Checks one acknowledged write on one replica; true if its log showed the write's index.
 fn check_write(
     d: &NodeDump,
-    log: Option<(&BTreeMap<u64, KVCommand>, &BTreeMap<(u64, u64), u64>)>,
+    log: Option<(&BTreeMap<u64, KVCommand>, &FirstCopies)>,
     w: &AckedWrite,
     anomalies: &mut Vec<LedgerAnomaly>,
 ) -> bool {
@@ -297,7 +297,9 @@ fn check_write(
 }
 
 /// The index of the first archived copy of each write, by (session, seq).
-fn first_copies(log: &BTreeMap<u64, KVCommand>) -> BTreeMap<(u64, u64), u64> {
+type FirstCopies = BTreeMap<(u64, u64), u64>;
+
+fn first_copies(log: &BTreeMap<u64, KVCommand>) -> FirstCopies {
     let mut first = BTreeMap::new();
     for (&index, cmd) in log {
         if let KVCommand::Put { id, .. } | KVCommand::Delete { id, .. } = cmd {
@@ -341,7 +343,7 @@ fn final_values(
         for &key in &keys {
             let value = d.kv.get(key);
             let last_acked = last.get(key).copied();
-            let expected = last_acked.map_or(None, |w| w.value.as_ref());
+            let expected = last_acked.and_then(|w| w.value.as_ref());
             let unknown_match = || unknown.iter().any(|(k, v)| k == key && v.as_ref() == value);
             if value != expected && !unknown_match() {
                 out.push(LedgerAnomaly::FinalValue {
