@@ -72,7 +72,9 @@ impl NemesisConfig {
             clients: 8,
             pipelined: 2,
             window_range: 16..=32,
-            keys: 16,
+            // 16 keys per 35 s: the pipelined writers keep many writes of a key concurrent,
+            // and the checker's search grows faster than linearly with a key's history.
+            keys: 16 * secs.div_ceil(35).max(1),
             duration: Duration::from_secs(secs),
             seed,
             local_read_ratio: 0.0,
@@ -157,11 +159,12 @@ struct Workload {
 /// anomalies.
 pub async fn run(config: NemesisConfig) -> Report {
     println!(
-        "nemesis: seed {} ({} nodes, {} sequential and {} pipelined clients, {:?}, flags {:?})",
+        "nemesis: seed {} ({} nodes, {} sequential and {} pipelined clients, {} keys, {:?}, flags {:?})",
         config.seed,
         config.nodes,
         config.clients,
         config.pipelined,
+        config.keys,
         config.duration,
         config.node_flags
     );

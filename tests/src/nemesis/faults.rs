@@ -71,6 +71,8 @@ const ALL_KINDS: &[&str] = &[
     "constrained",
     "chained",
 ];
+/// A long run repeats the planned episodes once per this much time.
+const EPISODE_PERIOD: Duration = Duration::from_secs(35);
 const LINK_KINDS: &[&str] = &["partition", "isolate", "chained", "quorum-loss"];
 
 impl Faults {
@@ -82,10 +84,16 @@ impl Faults {
             if ids.len() >= 5 {
                 episodes.push("two-down");
             }
-            for e in episodes {
-                // Early enough that waiting for every node to be up still leaves time.
-                let at = config.duration.mul_f64(rng.gen_range(0.1..0.6));
-                planned.push((start + at, Planned::Episode(e)));
+            // Each episode once per period of about `EPISODE_PERIOD` (once in a short run),
+            // early enough in it that waiting for every node to be up still leaves time.
+            let periods = config.duration.as_secs_f64() / EPISODE_PERIOD.as_secs_f64();
+            let periods = periods.ceil().max(1.0) as u32;
+            let period = config.duration / periods;
+            for p in 0..periods {
+                for &e in &episodes {
+                    let at = period * p + period.mul_f64(rng.gen_range(0.1..0.6));
+                    planned.push((start + at, Planned::Episode(e)));
+                }
             }
         }
         let state = ids.iter().map(|&id| (id, NodeState::Up)).collect();
