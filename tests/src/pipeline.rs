@@ -24,6 +24,18 @@ pub struct AckedWrite {
     pub value: Option<String>,
     /// The log index the reply named.
     pub index: u64,
+    /// When the write was first sent (its invocation).
+    pub sent: Instant,
+    /// When its acknowledgement arrived (its completion).
+    pub answered: Instant,
+}
+
+/// A write given up without an answer: it may or may not have been applied.
+#[derive(Clone, Debug)]
+pub struct UnansweredWrite {
+    pub req: ClientRequest,
+    /// When it was first sent.
+    pub sent: Instant,
 }
 
 /// What a pipelined run saw.
@@ -31,7 +43,7 @@ pub struct AckedWrite {
 pub struct PipelineReport {
     pub acked: Vec<AckedWrite>,
     /// Writes given up at the deadline: applied or not.
-    pub indeterminate: Vec<ClientRequest>,
+    pub indeterminate: Vec<UnansweredWrite>,
     /// Times the writer moved to another node and resent what was in flight.
     pub switches: u64,
 }
@@ -42,11 +54,15 @@ pub struct PipelinedWriter {
     conn: Option<Connection>,
     session: SessionClient,
     window: usize,
-    in_flight: BTreeMap<u64, ClientRequest>,
+    /// Writes sent and not answered, by `seq`, with the time each was first sent.
+    in_flight: BTreeMap<u64, UnansweredWrite>,
     /// A node that says nothing for this long is given up for another.
     pub reply_timeout: Duration,
     /// Acknowledged so far, for a test that acts on progress.
     pub progress: Arc<AtomicUsize>,
+    /// A request could not be sent (no connection, or it broke): everything in flight must
+    /// be sent again, or that request would wait forever for an answer.
+    unsent: bool,
     report: PipelineReport,
 }
 
@@ -62,26 +78,51 @@ impl PipelinedWriter {
             in_flight: BTreeMap::new(),
             reply_timeout: Duration::from_secs(3),
             progress: Arc::new(AtomicUsize::new(0)),
+            unsent: false,
             report: PipelineReport::default(),
         }
     }
 
     /// Sends every op (writes only) with up to `window` in flight, until all are answered or
     /// `deadline` passes.
-    pub async fn run(mut self, ops: Vec<ClientOp>, deadline: Instant) -> PipelineReport {
+    pub async fn run(self, ops: Vec<ClientOp>, deadline: Instant) -> PipelineReport {
+        self.run_stream(ops.into_iter(), deadline).await
+    }
+
+    /// As [`PipelinedWriter::run`], for ops made as they are sent. The stream may be endless
+    /// and end when its maker says so (the nemesis stops its writers that way); the writer
+    /// then waits for what is in flight, until `deadline`.
+    pub async fn run_stream(
+        mut self,
+        mut ops: impl Iterator<Item = ClientOp>,
+        deadline: Instant,
+    ) -> PipelineReport {
         self.open(deadline).await;
-        let mut ops = ops.into_iter();
         loop {
             while self.in_flight.len() < self.window && self.session.can_send() {
                 let Some(op) = ops.next() else { break };
                 let req = self.session.write_request(op);
-                self.in_flight.insert(req.id.seq, req.clone());
+                let sent = Instant::now();
+                let write = UnansweredWrite {
+                    req: req.clone(),
+                    sent,
+                };
+                self.in_flight.insert(req.id.seq, write);
                 self.send(&req).await;
             }
             if self.in_flight.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            if !self.receive().await {
+            if self.unsent {
+                // Something in flight was never sent: send it all again, on a new connection
+                // to this node or, if it cannot be reached, through the next one.
+                if self.connection().await.is_some() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    self.resend_in_flight().await;
+                } else {
+                    self.switch_node().await;
+                }
+            } else if !self.receive().await {
                 self.switch_node().await;
             }
         }
@@ -116,10 +157,12 @@ impl PipelinedWriter {
     async fn send(&mut self, req: &ClientRequest) {
         let text = serde_json::to_string(req).expect("requests serialise");
         let Some(conn) = self.connection().await else {
+            self.unsent = true;
             return;
         };
         if conn.send_text(text).await.is_err() {
             self.conn = None;
+            self.unsent = true;
         }
     }
 
@@ -140,9 +183,9 @@ impl PipelinedWriter {
                 index,
                 ..
             } => {
-                if let Some(req) = self.in_flight.remove(&id.seq) {
+                if let Some(write) = self.in_flight.remove(&id.seq) {
                     self.session.settled(id.seq);
-                    let (key, value) = match req.op {
+                    let (key, value) = match write.req.op {
                         ClientOp::Put { key, value } => (key, Some(value)),
                         ClientOp::Delete { key } => (key, None),
                         other => panic!("the writer sends writes only, not {other:?}"),
@@ -152,6 +195,8 @@ impl PipelinedWriter {
                         key,
                         value,
                         index: index.expect("a logged write names its index"),
+                        sent: write.sent,
+                        answered: Instant::now(),
                     });
                     self.progress.fetch_add(1, Ordering::Relaxed);
                 }
@@ -173,11 +218,17 @@ impl PipelinedWriter {
         self.conn = None;
         self.current = (self.current + 1) % self.urls.len();
         tokio::time::sleep(Duration::from_millis(50)).await;
+        self.resend_in_flight().await;
+    }
+
+    /// Sends everything in flight again, newest first.
+    async fn resend_in_flight(&mut self) {
+        self.unsent = false;
         let resend: Vec<ClientRequest> = self
             .in_flight
             .values()
             .rev()
-            .map(|r| self.session.retry(r))
+            .map(|w| self.session.retry(&w.req))
             .collect();
         for req in resend {
             self.send(&req).await;
