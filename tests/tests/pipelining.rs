@@ -118,22 +118,27 @@ async fn pipelined_writes_through_a_follower_survive_repeated_leader_kills() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_highest_seq_rule_loses_acknowledged_pipelined_writes() {
-    let (cluster, report) = pipelined_run(&["--unsafe-highest-seq-dedup"]).await;
-    let leader = cluster.current_leader().await.expect("a leader");
-    let dump = cluster.dump(leader).await;
-    let lost = report
-        .acked
-        .iter()
-        .filter(|w| dump.kv.get(&w.key) != w.value.as_ref())
-        .count();
-    println!(
-        "with the highest-seq rule: {lost} of {} acknowledged writes lost",
-        report.acked.len()
-    );
-    assert!(
-        lost > 0,
-        "the broken rule lost no acknowledged write: the test would not catch it"
-    );
+    // Whether copies are decided out of order depends on timing (which node re-proposes what,
+    // how often the writer switches nodes): one run in ten here loses nothing. With three
+    // runs this test fails spuriously about once in a thousand.
+    for run in 1..=3 {
+        let (cluster, report) = pipelined_run(&["--unsafe-highest-seq-dedup"]).await;
+        let leader = cluster.current_leader().await.expect("a leader");
+        let dump = cluster.dump(leader).await;
+        let lost = report
+            .acked
+            .iter()
+            .filter(|w| dump.kv.get(&w.key) != w.value.as_ref())
+            .count();
+        println!(
+            "run {run}, with the highest-seq rule: {lost} of {} acknowledged writes lost",
+            report.acked.len()
+        );
+        if lost > 0 {
+            return;
+        }
+    }
+    panic!("the broken rule lost no acknowledged write in 3 runs: the test would not catch it");
 }
 
 /// Session ids are visible to anyone watching `/events`. A stranger who writes under another
