@@ -80,6 +80,29 @@ impl SimConfig {
     }
 }
 
+/// Runs seeds from 0 with `config` until one breaks an invariant; returns the seed and the
+/// invariant's message, for tests that show a safeguard matters.
+pub fn first_failure(seeds: u64, config: impl Fn(u64) -> SimConfig) -> (u64, String) {
+    (0..seeds)
+        .find_map(|seed| {
+            let config = config(seed);
+            std::panic::catch_unwind(move || {
+                Sim::new(config).run();
+            })
+            .err()
+            .map(|payload| (seed, panic_message(payload)))
+        })
+        .unwrap_or_else(|| panic!("no seed in 0..{seeds} broke an invariant"))
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// What a run did, for the test's summary line.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SimStats {
@@ -452,48 +475,53 @@ impl Sim {
         }
         let peers: Vec<NodeId> = self.ids().into_iter().filter(|&p| p != id).collect();
         let alive: BTreeSet<NodeId> = self.live().into_iter().collect();
-        let node = self.nodes.get_mut(&id).unwrap();
-        let Some(replica) = node.replica.as_mut() else {
+        let seed = self.config.seed;
+        let handled = self.with_replica(id, &peers, &alive, |replica, io| {
+            replica
+                .handle(input, now_us, io)
+                .expect("memory storage does not fail")
+        });
+        if handled.is_none() {
             return;
-        };
-        let mut links = SimLinks {
-            me: id,
-            peers: &peers,
-            cut: &self.cut,
-            alive: &alive,
-        };
-        let mut io = Io {
-            links: &mut links,
-            events: &mut NoEvents,
-        };
-        replica
-            .handle(input, now_us, &mut io)
-            .expect("memory storage does not fail");
+        }
         // What the input decided, before the turn's apply and compaction trim it from the log.
         self.check_decided(id);
         if self.crash_here(faults) {
             return self.crash(id);
         }
         self.sync(id);
-        let node = self.nodes.get_mut(&id).unwrap();
-        let replica = node.replica.as_mut().unwrap();
+        let effects = self
+            .with_replica(id, &peers, &alive, |replica, io| {
+                replica.finish_turn(now_us, io)
+            })
+            .expect("the node is up")
+            .unwrap_or_else(|e| panic!("seed {seed}: node {id}: {e}"));
+        if !self.release(id, effects, faults) {
+            return;
+        }
+        self.check_decided(id);
+    }
+
+    /// Runs `f` on node `id`'s replica with its view of the network, if the node is up.
+    fn with_replica<R>(
+        &mut self,
+        id: NodeId,
+        peers: &[NodeId],
+        alive: &BTreeSet<NodeId>,
+        f: impl FnOnce(&mut Replica<SimPlatform>, &mut Io<'_>) -> R,
+    ) -> Option<R> {
+        let replica = self.nodes.get_mut(&id)?.replica.as_mut()?;
         let mut links = SimLinks {
             me: id,
-            peers: &peers,
+            peers,
             cut: &self.cut,
-            alive: &alive,
+            alive,
         };
         let mut io = Io {
             links: &mut links,
             events: &mut NoEvents,
         };
-        let effects = replica
-            .finish_turn(now_us, &mut io)
-            .unwrap_or_else(|e| panic!("seed {}: node {id}: {e}", self.config.seed));
-        if !self.release(id, effects, faults) {
-            return;
-        }
-        self.check_decided(id);
+        Some(f(replica, &mut io))
     }
 
     /// Makes what node `id` wrote durable.
