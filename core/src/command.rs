@@ -117,7 +117,3 @@ impl Fnv1a {
         self.bytes(bytes);
     }
 }
-
-impl omnipaxos::storage::Entry for KVCommand {
-    type Snapshot = crate::snapshot::KVSnapshot;
-}

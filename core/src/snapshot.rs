@@ -95,6 +95,12 @@ impl KVSnapshot {
     }
 }
 
+/// Here rather than next to `KVCommand`: the entry names its snapshot type, and the snapshot
+/// module already depends on the command module, not the other way round.
+impl omnipaxos::storage::Entry for KVCommand {
+    type Snapshot = KVSnapshot;
+}
+
 impl Snapshot<KVCommand> for KVSnapshot {
     fn create(entries: &[KVCommand]) -> Self {
         let unresolved = entries
