@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
+use omnikv_core::control::ProcessState;
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::{ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode},
     limits::CLIENT_FRAME_BYTES_MAX,
     RequestId,
 };
-use omnikv_node::client::Connection;
-use omnikv_tests::Cluster;
+use omnikv_node::client::{Connection, ConnectionError};
+use omnikv_tests::{Cluster, Demo};
 use tokio::io::AsyncWriteExt;
 
 const T: Duration = Duration::from_secs(5);
@@ -130,10 +131,27 @@ async fn admin_events_unknown_paths_and_huge_frames_do_not_hurt_the_node() {
         "unknown path refused"
     );
 
-    // A frame beyond the WebSocket limit closes that connection only.
+    // A frame beyond the WebSocket limit closes that connection only: the node may first say
+    // why (one bad_request), then it closes; it must not leave the connection hanging.
     let mut conn = Connection::open(&url, "client", T).await.unwrap();
-    let _ = conn.send_text("x".repeat(8 * CLIENT_FRAME_BYTES_MAX)).await;
-    let _ = conn.recv_text(T).await;
+    if conn
+        .send_text("x".repeat(8 * CLIENT_FRAME_BYTES_MAX))
+        .await
+        .is_ok()
+    {
+        let mut replies = 0;
+        loop {
+            match conn.recv_text(T).await {
+                Ok(reply) => {
+                    expect_bad_request(&reply, "frame beyond the WebSocket limit");
+                    replies += 1;
+                    assert!(replies <= 1, "more than one reply to one frame");
+                }
+                Err(ConnectionError::Lost(_)) => break,
+                Err(e) => panic!("the node kept an over-limit connection open: {e}"),
+            }
+        }
+    }
 
     let mut c = cluster.client_of(&[1]);
     c.put("after", "abuse").await.unwrap();
@@ -166,17 +184,48 @@ async fn peer_port_refuses_strangers_and_garbage() {
         [frame(r#"{"hello":{"cluster_id":"test","from":2}}"#), frame("garbage")].concat(),
         [frame(r#"{"hello":{"cluster_id":"test","from":3}}"#), frame(r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#)].concat(),
     ];
-    for bytes in attempts {
-        let mut s = tokio::net::TcpStream::connect(peer).await.unwrap();
-        let _ = s.write_all(&bytes).await;
-        let _ = s.shutdown().await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut c = cluster.client_of(&[1]);
-    c.put("k", "v").await.unwrap();
-    cluster
+    let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(5))
         .await;
+    for (i, bytes) in attempts.into_iter().enumerate() {
+        let mut s = tokio::net::TcpStream::connect(peer).await.unwrap();
+        let _ = s.write_all(&bytes).await;
+        // Our side stays open: the node itself must hang up, well before its handshake
+        // timeout would.
+        assert!(
+            closed_by_node(&mut s, Duration::from_millis(1500)).await,
+            "attempt {i}: the node kept a stranger's stream open"
+        );
+    }
+    // Nothing the strangers sent reached OmniPaxos: same leader, every link still up.
+    let mut c = cluster.client_of(&[1]);
+    c.put("k", "v").await.unwrap();
+    assert_eq!(
+        cluster
+            .wait_leader(&cluster.ids(), Duration::from_secs(5))
+            .await,
+        leader
+    );
+    let status = cluster.status(1).await.unwrap();
+    assert!(
+        status.peers.iter().all(|p| p.connected),
+        "links after the strangers: {:?}",
+        status.peers
+    );
+}
+
+/// Reads (and discards) until the other side closes; false if it is still open at `within`.
+async fn closed_by_node(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
 }
 
 /// Seeded random frames to every endpoint of a node: each client frame gets exactly one error
@@ -242,4 +291,154 @@ async fn random_frames_to_every_endpoint_change_nothing() {
         c.get("k", ReadMode::Linearizable).await.unwrap().as_deref(),
         Some("v")
     );
+}
+
+/// One HTTP/1.1 request written by hand, so that `Host` and `Origin` are exactly what a hostile
+/// page's browser would send. Returns the status and body.
+fn raw_http(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.strip_prefix("http://").expect("http base URL");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {resp:?}"));
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn node_view(demo: &Demo, id: u64) -> omnikv_core::control::NodeView {
+    demo.cluster()
+        .nodes
+        .into_iter()
+        .find(|n| n.id == id)
+        .unwrap()
+}
+
+/// What a DNS-rebinding page sends: its own name as `Host`, and a matching `Origin`. The
+/// control API must refuse it and change nothing; the same request naming the launcher by a
+/// loopback name works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_api_refuses_dns_rebinding() {
+    let demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let port = demo.http.rsplit(':').next().unwrap().to_string();
+    let before = node_view(&demo, 2);
+    assert_eq!(before.state, ProcessState::Up);
+
+    let evil_host = format!("evil.example:{port}");
+    let evil_origin = format!("http://evil.example:{port}");
+    for (method, path) in [
+        ("POST", "/api/nodes/2/kill"),
+        ("POST", "/api/scenarios/quorum-loss"),
+        ("GET", "/api/cluster"),
+        ("GET", "/"),
+    ] {
+        let (code, body) = raw_http(
+            &demo.http,
+            method,
+            path,
+            &[("Host", &evil_host), ("Origin", &evil_origin)],
+        );
+        assert_eq!(code, 403, "{method} {path} from a rebound page: {body}");
+        assert!(body.contains("evil.example"), "{body}");
+    }
+    let after = node_view(&demo, 2);
+    assert_eq!(
+        (after.state, after.pid),
+        (before.state, before.pid),
+        "node 2 was touched"
+    );
+    assert!(demo.cluster().links.iter().all(|l| l.connected));
+
+    // The launcher's own page (any loopback name) still drives it.
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let origin = format!("http://{host}");
+        for action in ["pause", "resume"] {
+            let (code, body) = raw_http(
+                &demo.http,
+                "POST",
+                &format!("/api/nodes/2/{action}"),
+                &[("Host", &host), ("Origin", &origin)],
+            );
+            assert_eq!(code, 200, "{action} from {origin}: {body}");
+        }
+    }
+}
+
+/// Token mode end to end: the API refuses requests without the token (or with a wrong one of
+/// any length), and the CLI, given it by flag or environment, finds the nodes and writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_mode_works_from_the_cli() {
+    const TOKEN: &str = "correct-horse-battery";
+    let demo = Demo::start(3, &["--token", TOKEN]);
+    let port = demo.http.rsplit(':').next().unwrap().to_string();
+    let host = format!("127.0.0.1:{port}");
+    let bearer = format!("Bearer {TOKEN}");
+    for wrong in [
+        "",
+        "Bearer ",
+        "Bearer correct",
+        "Bearer correct-horse-battery-staple",
+    ] {
+        let mut headers = vec![("Host", host.as_str())];
+        if !wrong.is_empty() {
+            headers.push(("Authorization", wrong));
+        }
+        let (code, body) = raw_http(&demo.http, "GET", "/api/cluster", &headers);
+        assert_eq!(code, 401, "{wrong:?}: {body}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = raw_http(
+            &demo.http,
+            "GET",
+            "/api/cluster",
+            &[("Host", &host), ("Authorization", &bearer)],
+        );
+        assert_eq!(code, 200, "{body}");
+        let view: omnikv_core::control::ClusterView = serde_json::from_str(&body).unwrap();
+        if view.leader.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut cmd = std::process::Command::new(omnikv_tests::omnikv_bin());
+        cmd.args(args).args(["--demo", &demo.http]);
+        cmd.env_remove("OMNIKV_TOKEN");
+        if let Some(t) = token {
+            cmd.env("OMNIKV_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let out = cli(&["put", "k", "v"], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--token"),
+        "says how to pass the token: {stderr}"
+    );
+
+    let out = cli(&["put", "k", "v"], Some(TOKEN));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let out = cli(&["get", "k", "--token", TOKEN], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
 }

@@ -5,7 +5,9 @@
 //!   keeps the operator's link cuts applied to them.
 //! - [`scenarios`]: which links the partial-connectivity scenarios cut.
 //! - [`http`]: the control API and static files.
+//! - [`access`]: the `Host` allow-list and the token check of the control API.
 
+pub mod access;
 pub mod http;
 pub mod scenarios;
 pub mod supervisor;
@@ -52,6 +54,11 @@ pub struct DemoConfig {
     /// can kill processes.
     #[arg(long, env = "OMNIKV_TOKEN")]
     pub token: Option<String>,
+    /// Another name (host name or IP address) that browsers and tools on other machines use to
+    /// reach the launcher; repeatable. Requests naming any other host are refused, which
+    /// stops DNS-rebinding pages. Loopback names and the --http address are always allowed.
+    #[arg(long = "allow-host")]
+    pub allow_hosts: Vec<String>,
 }
 
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -96,6 +103,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         supervisor.clone(),
         config.web_dir.clone(),
         config.token.clone(),
+        access::HostAllowList::new(http_addr, &config.allow_hosts),
     );
     println!(
         "omnikv demo: {} nodes, data in {}",
