@@ -3,7 +3,8 @@
 //!
 //! Connections never touch node state: they decode frames, hand typed inputs to the event loop
 //! and write back what it answers. A malformed frame gets an error reply and the connection
-//! stays open. Connections and per-connection reply queues are bounded.
+//! stays open. Connections and per-connection reply queues are bounded. Who may connect, and
+//! what `/admin` lets them do, is decided at the upgrade by [`UpgradePolicy`].
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request, Response},
-    http::StatusCode,
+    http::{self, StatusCode},
     protocol::WebSocketConfig,
     Message as WsMessage,
 };
@@ -27,6 +28,7 @@ use tracing::{debug, warn};
 
 use crate::events::EventBus;
 use crate::node::Input;
+use crate::ws_access::{AdminRights, UpgradePolicy};
 
 /// Open WebSocket connections per node.
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -47,11 +49,13 @@ enum Endpoint {
 
 pub async fn serve(
     listener: TcpListener,
+    policy: UpgradePolicy,
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let policy = Arc::new(policy);
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -71,8 +75,9 @@ pub async fn serve(
         let inputs = inputs.clone();
         let bus = bus.clone();
         let shutdown = shutdown.clone();
+        let policy = policy.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, inputs, bus, shutdown).await {
+            if let Err(e) = connection(stream, &policy, inputs, bus, shutdown).await {
                 debug!(error = %e, "connection ended");
             }
             drop(permit);
@@ -80,28 +85,48 @@ pub async fn serve(
     }
 }
 
+/// An HTTP error reply to a refused upgrade.
+fn refuse(status: StatusCode, reason: String) -> ErrorResponse {
+    let mut err = ErrorResponse::new(Some(reason));
+    *err.status_mut() = status;
+    err
+}
+
 async fn connection(
     stream: TcpStream,
+    policy: &UpgradePolicy,
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut endpoint = None;
+    let mut rights = AdminRights::ReadOnly;
     let route = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if let Err(e) = policy.check_origin(header(http::header::ORIGIN)) {
+            return Err(refuse(StatusCode::FORBIDDEN, e.to_string()));
+        }
         endpoint = match req.uri().path() {
             "/client" => Some(Endpoint::Client),
             "/events" => Some(Endpoint::Events),
             "/admin" => Some(Endpoint::Admin),
             _ => None,
         };
-        if endpoint.is_none() {
-            let mut err = ErrorResponse::new(Some(
+        match endpoint {
+            None => Err(refuse(
+                StatusCode::NOT_FOUND,
                 "unknown endpoint: use /client, /events or /admin".into(),
-            ));
-            *err.status_mut() = StatusCode::NOT_FOUND;
-            return Err(err);
+            )),
+            Some(Endpoint::Admin) => match policy.admin_rights(header(http::header::AUTHORIZATION))
+            {
+                Ok(r) => {
+                    rights = r;
+                    Ok(resp)
+                }
+                Err(e) => Err(refuse(StatusCode::UNAUTHORIZED, e.to_string())),
+            },
+            Some(_) => Ok(resp),
         }
-        Ok(resp)
     };
     let config = WebSocketConfig::default()
         .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
@@ -110,7 +135,7 @@ async fn connection(
     match endpoint.expect("set by a successful handshake") {
         Endpoint::Client => client(ws, inputs, shutdown).await,
         Endpoint::Events => events(ws, bus, shutdown).await,
-        Endpoint::Admin => admin(ws, inputs, shutdown).await,
+        Endpoint::Admin => admin(ws, rights, inputs, shutdown).await,
     }
 }
 
@@ -242,6 +267,7 @@ async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::R
 
 async fn admin(
     ws: Ws,
+    rights: AdminRights,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -257,6 +283,11 @@ async fn admin(
         };
         let Some(bytes) = text_of(&msg) else { continue };
         let resp = match decode_json::<AdminRequest>(bytes, ADMIN_FRAME_BYTES_MAX) {
+            Ok(req) if !rights.allows(&req) => AdminResponse::Error {
+                message: "this request changes the node: it needs the cluster secret \
+                          (Authorization: Bearer SECRET on the /admin upgrade)"
+                    .into(),
+            },
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
                 if inputs.send(Input::Admin { req, reply: tx }).await.is_err() {

@@ -6,6 +6,8 @@
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
 //! - [`snapshot_fix`]: completes delta snapshots before OmniPaxos sees them.
 //! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`).
+//! - [`ws_access`]: which upgrades the endpoint accepts (origins) and `/admin` rights.
+//! - [`secret`]: the cluster secret (file, bearer check, peer proofs).
 //! - [`events`]: the bounded event bus behind `/events`.
 //! - [`client`]: client side of the protocols, with exactly-once retries.
 //! - [`launcher`]: `omnikv demo`, a supervised local cluster with an HTTP control API.
@@ -19,6 +21,8 @@ pub mod config;
 pub mod events;
 pub mod launcher;
 pub mod node;
+pub mod secret;
 pub mod snapshot_fix;
 pub mod storage;
 pub mod transport;
+pub mod ws_access;

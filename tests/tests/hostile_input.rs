@@ -442,3 +442,183 @@ async fn token_mode_works_from_the_cli() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
 }
+
+/// The status of a WebSocket upgrade to `path` on `addr`, with extra headers, as a browser
+/// would send it.
+fn upgrade_status(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> u16 {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut status_line = String::new();
+    std::io::BufReader::new(s)
+        .read_line(&mut status_line)
+        .unwrap();
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {status_line:?}"))
+}
+
+/// A page of another origin cannot open any node endpoint; the cluster's own page and tools
+/// (no `Origin`) can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_endpoints_refuse_foreign_origins() {
+    const PAGE: &str = "http://127.0.0.1:8080";
+    let cluster = Cluster::start(3, &["--allowed-origin", PAGE]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let ws = cluster.nodes[&1].ws;
+    for path in ["/admin", "/client", "/events"] {
+        for evil in ["http://evil.example", "http://127.0.0.1:8081", "null"] {
+            assert_eq!(
+                upgrade_status(ws, path, &[("Origin", evil)]),
+                403,
+                "{path} from {evil}"
+            );
+        }
+        assert_eq!(upgrade_status(ws, path, &[("Origin", PAGE)]), 101, "{path}");
+        assert_eq!(upgrade_status(ws, path, &[]), 101, "{path} without Origin");
+    }
+}
+
+/// `/admin` changes need the cluster secret; without it the connection is read-only, and a
+/// wrong secret is refused at the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_need_the_cluster_secret() {
+    let cluster = Cluster::start(3, &[]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let url = cluster.url(1);
+    let cut = AdminRequest::SetLink {
+        peer: 2,
+        connected: false,
+    };
+    let mut anonymous = Connection::open(&url, "admin", T).await.unwrap();
+    match anonymous.admin(&cut, T).await.unwrap() {
+        AdminResponse::Error { message } => assert!(message.contains("secret"), "{message}"),
+        other => panic!("a link was cut without the secret: {other:?}"),
+    }
+    assert!(matches!(
+        anonymous.admin(&AdminRequest::Status, T).await.unwrap(),
+        AdminResponse::Status(_)
+    ));
+    assert!(matches!(
+        anonymous.admin(&AdminRequest::Dump, T).await.unwrap(),
+        AdminResponse::Dump(_)
+    ));
+    let wrong = "0".repeat(cluster.secret.len());
+    assert!(
+        Connection::open_as(&url, "admin", T, Some(&wrong))
+            .await
+            .is_err(),
+        "wrong secret accepted"
+    );
+    let status = cluster.status(1).await.unwrap();
+    assert!(
+        status.peers.iter().all(|p| p.link_enabled),
+        "{:?}",
+        status.peers
+    );
+
+    let mut authorised = Connection::open_as(&url, "admin", T, Some(&cluster.secret))
+        .await
+        .unwrap();
+    assert_eq!(authorised.admin(&cut, T).await.unwrap(), AdminResponse::Ok);
+    let status = cluster.status(1).await.unwrap();
+    assert!(status.peers.iter().any(|p| p.id == 2 && !p.link_enabled));
+}
+
+/// Without a secret a node would be open to anyone who can reach it, so it refuses to listen
+/// beyond loopback.
+#[test]
+fn a_node_without_secret_refuses_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = omnikv_tests::free_addr();
+    let mut child = std::process::Command::new(omnikv_tests::omnikv_bin())
+        .args(["node", "--id", "1", "--ws", "0.0.0.0:0"])
+        .args([
+            "--member",
+            &format!("1={peer}"),
+            "--member",
+            "2=127.0.0.1:2",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("OMNIKV_SECRET_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the node started on 0.0.0.0 without a secret");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--secret-file"), "{stderr}");
+}
+
+/// The launcher makes one private secret per cluster and gives it, with its page's origin, to
+/// every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_gives_its_nodes_a_private_secret_and_its_origin() {
+    use std::os::unix::fs::PermissionsExt;
+    let demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let secret = demo.dir.path().join("data").join("secret");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let view = demo.cluster();
+    let node = &view.nodes[0];
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", node.pid.unwrap())).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--secret-file" && std::path::Path::new(&w[1]) == secret),
+        "{args:?}"
+    );
+    let ws: std::net::SocketAddr = node.ws.strip_prefix("ws://").unwrap().parse().unwrap();
+    let port = demo.http.rsplit(':').next().unwrap();
+    for page in [demo.http.clone(), format!("http://localhost:{port}")] {
+        assert_eq!(
+            upgrade_status(ws, "/events", &[("Origin", &page)]),
+            101,
+            "{page}"
+        );
+    }
+    assert_eq!(
+        upgrade_status(ws, "/events", &[("Origin", "http://evil.example")]),
+        403
+    );
+    // The launcher itself still changes links (it holds the secret).
+    let (code, body) = demo.post("/api/links", r#"{"a":1,"b":2,"connected":false}"#);
+    assert_eq!(code, 200, "{body}");
+    let status = omnikv_node::client::admin(&node.ws, &AdminRequest::Status, T)
+        .await
+        .unwrap();
+    let AdminResponse::Status(status) = status else {
+        panic!("{status:?}")
+    };
+    assert!(status.peers.iter().any(|p| p.id == 2 && !p.link_enabled));
+}

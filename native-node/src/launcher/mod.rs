@@ -14,12 +14,14 @@ pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::secret::ClusterSecret;
 use supervisor::Supervisor;
 
 #[derive(Args, Clone, Debug)]
@@ -91,7 +93,18 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     if config.no_fsync {
         node_args.push("--no-fsync".into());
     }
-    let supervisor = Supervisor::new(exe, config.nodes, &data_dir, node_args)?;
+    // One secret per cluster, kept with its data so that a restarted demo reuses it.
+    let secret_path = data_dir.join("secret");
+    let secret = Arc::new(ClusterSecret::load_or_create(&secret_path)?);
+    node_args.push("--secret-file".into());
+    node_args.push(secret_path.display().to_string());
+    // The page is served from here, so its origin is the only one the nodes accept.
+    let hosts = access::HostAllowList::new(http_addr, &config.allow_hosts);
+    for origin in page_origins(&hosts, http_addr.port()) {
+        node_args.push("--allowed-origin".into());
+        node_args.push(origin);
+    }
+    let supervisor = Supervisor::new(exe, config.nodes, &data_dir, node_args, Some(secret))?;
     supervisor.start_all().await?;
     if !config.web_dir.join("index.html").exists() {
         tracing::warn!(
@@ -103,7 +116,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         supervisor.clone(),
         config.web_dir.clone(),
         config.token.clone(),
-        access::HostAllowList::new(http_addr, &config.allow_hosts),
+        hosts,
     );
     println!(
         "omnikv demo: {} nodes, data in {}",
@@ -117,4 +130,19 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     let result = serve.await;
     supervisor.stop_all().await;
     result.context("HTTP server")
+}
+
+/// The origins a browser gives pages served by this launcher: `http://NAME:PORT` for each name
+/// it answers to (and `http://NAME` on port 80, where browsers leave the port out).
+fn page_origins(hosts: &access::HostAllowList, port: u16) -> Vec<String> {
+    hosts
+        .names()
+        .map(|name| {
+            if port == 80 {
+                format!("http://{name}")
+            } else {
+                format!("http://{name}:{port}")
+            }
+        })
+        .collect()
 }

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 use super::scenarios::{all_links, link, Link};
 use crate::client;
+use crate::secret::ClusterSecret;
 
 const ADMIN_TIMEOUT: Duration = Duration::from_millis(400);
 
@@ -67,6 +68,8 @@ pub struct Supervisor {
     /// Links the operator has cut.
     cut: Mutex<BTreeSet<Link>>,
     cluster_id: String,
+    /// The cluster secret its nodes were given: the launcher's link changes need it.
+    secret: Option<Arc<ClusterSecret>>,
 }
 
 /// `n` distinct free loopback ports below Linux's ephemeral range (32768 and up), so that no
@@ -95,6 +98,7 @@ impl Supervisor {
         nodes: u64,
         data_dir: &Path,
         node_args: Vec<String>,
+        secret: Option<Arc<ClusterSecret>>,
     ) -> anyhow::Result<Arc<Supervisor>> {
         let mut specs = BTreeMap::new();
         let mut ports = free_ports(2 * nodes as usize)?.into_iter();
@@ -116,6 +120,7 @@ impl Supervisor {
             procs: Mutex::new(BTreeMap::new()),
             cut: Mutex::new(BTreeSet::new()),
             cluster_id: format!("demo-{:x}", rand::random::<u32>()),
+            secret,
         }))
     }
 
@@ -190,6 +195,16 @@ impl Supervisor {
         let child = cmd.spawn().with_context(|| format!("spawning node {id}"))?;
         info!(id, pid = child.id(), log = %log_path.display(), "node started");
         Ok(child)
+    }
+
+    /// One admin request to node `id`, with the cluster secret.
+    async fn admin(
+        &self,
+        id: NodeId,
+        req: &AdminRequest,
+    ) -> Result<AdminResponse, client::ConnectionError> {
+        let secret = self.secret.as_deref().map(ClusterSecret::bearer);
+        client::admin_as(&self.specs[&id].ws_url(), req, ADMIN_TIMEOUT, secret).await
     }
 
     async fn refresh(procs: &mut BTreeMap<NodeId, Proc>) {
@@ -282,7 +297,7 @@ impl Supervisor {
         for &peer in self.specs.keys().filter(|&&p| p != id) {
             let connected = !cut.contains(&link(id, peer));
             let req = AdminRequest::SetLink { peer, connected };
-            let _ = client::admin(&self.specs[&id].ws_url(), &req, ADMIN_TIMEOUT).await;
+            let _ = self.admin(id, &req).await;
         }
     }
 
@@ -314,7 +329,7 @@ impl Supervisor {
                     continue; // applied when it restarts or resumes
                 }
                 let req = AdminRequest::SetLink { peer, connected };
-                match client::admin(&self.specs[&node].ws_url(), &req, ADMIN_TIMEOUT).await {
+                match self.admin(node, &req).await {
                     Ok(AdminResponse::Ok) => {}
                     other => warn!(node, peer, ?other, "link change not confirmed"),
                 }
@@ -357,7 +372,7 @@ impl Supervisor {
             .values()
             .filter(|s| states.get(&s.id) == Some(&ProcessState::Up))
             .map(|s| async move {
-                let r = client::admin(&s.ws_url(), &AdminRequest::Status, ADMIN_TIMEOUT).await;
+                let r = self.admin(s.id, &AdminRequest::Status).await;
                 (s.id, r)
             });
         futures_util::future::join_all(queries)
