@@ -4,6 +4,8 @@
 //! - [`node`]: the event loop of one node (OmniPaxos, storage, apply, client requests).
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
+//! - [`peer_auth`]: how a peer stream opens (Hello; challenge and proof with a secret).
+//! - [`handshakes`]: the bounded pool of connections still in their handshake.
 //! - [`snapshot_fix`]: completes delta snapshots before OmniPaxos sees them.
 //! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`).
 //! - [`ws_access`]: which upgrades the endpoint accepts (origins) and `/admin` rights.
@@ -19,8 +21,10 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod handshakes;
 pub mod launcher;
 pub mod node;
+pub mod peer_auth;
 pub mod secret;
 pub mod snapshot_fix;
 pub mod storage;

@@ -163,6 +163,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let transport = Transport::start(
         id,
         config.cluster_id.clone(),
+        secret.clone(),
         peer_listener,
         peers,
         &config.cut_peers,

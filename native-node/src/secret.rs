@@ -100,7 +100,7 @@ impl ClusterSecret {
     pub fn load_or_create(path: &Path) -> Result<ClusterSecret, SecretError> {
         let mut bytes = [0u8; CREATED_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let text = hex::encode(bytes);
         let created = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -622,3 +622,99 @@ async fn the_demo_gives_its_nodes_a_private_secret_and_its_origin() {
     };
     assert!(status.peers.iter().any(|p| p.id == 2 && !p.link_enabled));
 }
+
+/// Writes one length-delimited peer frame.
+async fn write_frame(s: &mut tokio::net::TcpStream, json: &str) {
+    let mut v = (json.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(json.as_bytes());
+    s.write_all(&v).await.unwrap();
+}
+
+/// Reads one length-delimited peer frame.
+async fn read_frame(s: &mut tokio::net::TcpStream) -> omnikv_core::peer::PeerFrame {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let len = s.read_u32().await.unwrap();
+        let mut body = vec![0; len as usize];
+        s.read_exact(&mut body).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    };
+    tokio::time::timeout(T, read)
+        .await
+        .expect("a frame in time")
+}
+
+/// Opens a peer stream to `addr` as member `from` of cluster "test", answering the challenge
+/// with `prove(nonce)`. Returns the stream and the nonce it was challenged with.
+async fn peer_stream_as(
+    addr: std::net::SocketAddr,
+    from: u64,
+    prove: impl Fn(&[u8]) -> Vec<u8>,
+) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    write_frame(
+        &mut s,
+        &format!(r#"{{"hello":{{"cluster_id":"test","from":{from}}}}}"#),
+    )
+    .await;
+    let omnikv_core::peer::PeerFrame::Challenge { nonce } = read_frame(&mut s).await else {
+        panic!("no challenge")
+    };
+    let nonce: Vec<u8> = (0..nonce.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&nonce[i..i + 2], 16).unwrap())
+        .collect();
+    let mac: String = prove(&nonce).iter().map(|b| format!("{b:02x}")).collect();
+    write_frame(&mut s, &format!(r#"{{"proof":{{"mac":"{mac}"}}}}"#)).await;
+    (s, nonce)
+}
+
+/// Knowing the cluster id and a member id is not enough to join: a peer must prove it holds
+/// the secret for this very challenge; before that, frames are small; and a member has at most
+/// one stream (a newer one replaces the older).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_streams_need_the_secret_and_one_per_member() {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    // Streams claim member 3, which is down: no real dialer competes with them.
+    cluster.kill(3);
+    let peer = cluster.nodes[&1].peer;
+    let secret =
+        omnikv_node::secret::ClusterSecret::from_file(&cluster.dir.path().join("secret")).unwrap();
+    let proof = |nonce: &[u8]| secret.peer_proof("test", 3, 1, nonce);
+
+    // A large frame before the handshake is refused at its length, not read.
+    let mut big = tokio::net::TcpStream::connect(peer).await.unwrap();
+    big.write_all(&(64u32 << 10).to_be_bytes()).await.unwrap();
+    big.write_all(b"{\"hello\":").await.unwrap();
+    assert!(
+        closed_by_node(&mut big, Duration::from_secs(1)).await,
+        "a 64 KiB frame was awaited before the handshake"
+    );
+
+    // A wrong proof, and a proof replayed from another challenge, are refused.
+    let (mut wrong, _) = peer_stream_as(peer, 3, |_| vec![0; 32]).await;
+    assert!(closed_by_node(&mut wrong, Duration::from_millis(1500)).await);
+    let (mut first, first_nonce) = peer_stream_as(peer, 3, proof).await;
+    let replayed = proof(&first_nonce);
+    let (mut replay, _) = peer_stream_as(peer, 3, |_| replayed.clone()).await;
+    assert!(closed_by_node(&mut replay, Duration::from_millis(1500)).await);
+
+    // The right proof is accepted: the stream stays open...
+    assert!(
+        !closed_by_node(&mut first, Duration::from_millis(500)).await,
+        "an authenticated member's stream was closed"
+    );
+    // ...until the same member authenticates again, which replaces it.
+    let (mut second, _) = peer_stream_as(peer, 3, proof).await;
+    assert!(
+        closed_by_node(&mut first, Duration::from_millis(1500)).await,
+        "two streams for one member"
+    );
+    assert!(!closed_by_node(&mut second, Duration::from_millis(300)).await);
+
+    let mut c = cluster.client_of(&[1]);
+    c.put("k", "v").await.unwrap();
+}
