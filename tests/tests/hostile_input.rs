@@ -718,3 +718,106 @@ async fn peer_streams_need_the_secret_and_one_per_member() {
     let mut c = cluster.client_of(&[1]);
     c.put("k", "v").await.unwrap();
 }
+
+/// Sockets that connect and say nothing are closed after the handshake timeout (5 s), on the
+/// WebSocket port and on the peer port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_are_closed_after_the_handshake_timeout() {
+    let cluster = Cluster::start(3, &[]);
+    let node = &cluster.nodes[&1];
+    let mut ws = tokio::net::TcpStream::connect(node.ws).await.unwrap();
+    let mut peer = tokio::net::TcpStream::connect(node.peer).await.unwrap();
+    let within = Duration::from_secs(8);
+    let (ws_closed, peer_closed) = tokio::join!(
+        closed_by_node(&mut ws, within),
+        closed_by_node(&mut peer, within)
+    );
+    assert!(ws_closed, "a silent WebSocket connection was kept open");
+    assert!(peer_closed, "a silent peer connection was kept open");
+}
+
+/// More idle sockets than the node has connection places, on both its ports: a client that
+/// comes after them is still served promptly, and the cluster keeps its links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_sockets_does_not_lock_clients_out() {
+    const SOCKETS: usize = 1100;
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let node = &cluster.nodes[&1];
+    let mut flood = Vec::new();
+    for addr in [node.ws, node.peer] {
+        let mut opened = 0;
+        for _ in 0..SOCKETS {
+            let connect = tokio::net::TcpStream::connect(addr);
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(3), connect).await {
+                flood.push(s);
+                opened += 1;
+            }
+        }
+        assert!(opened >= 1000, "only {opened} sockets to {addr}");
+    }
+    let started = std::time::Instant::now();
+    let mut c = cluster.client_of(&[1]);
+    c.total_timeout = Duration::from_secs(5);
+    c.put("after", "flood").await.unwrap();
+    let mut events = Connection::open(&cluster.url(1), "events", T)
+        .await
+        .unwrap();
+    assert!(events.recv_text(T).await.unwrap().contains("\"status\""));
+    println!(
+        "put and subscription served {} ms after {} idle sockets",
+        started.elapsed().as_millis(),
+        flood.len()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        cluster
+            .wait_leader(&cluster.ids(), Duration::from_secs(5))
+            .await,
+        leader
+    );
+    drop(flood);
+}
+
+/// One connection pipelining far more requests than the node's pending table holds is slowed
+/// down, not refused: the node reads at most a bounded number of its requests at a time, so
+/// it cannot take every pending place and starve other clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelining_connection_is_bounded_not_overloaded() {
+    const REQUESTS: u64 = 1000;
+    let cluster = Cluster::start(3, &["--pending-max", "200"]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let mut conn = Connection::open(&cluster.url(leader), "client", T)
+        .await
+        .unwrap();
+    for seq in 1..=REQUESTS {
+        let req = ClientRequest {
+            id: RequestId { client: 77, seq },
+            op: ClientOp::Put {
+                key: format!("k{}", seq % 10),
+                value: seq.to_string(),
+            },
+        };
+        conn.send_text(serde_json::to_string(&req).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut refused = Vec::new();
+    for _ in 0..REQUESTS {
+        let reply: ClientResponse =
+            serde_json::from_str(&conn.recv_text(Duration::from_secs(20)).await.unwrap()).unwrap();
+        if let ClientResponse::Err { error, .. } = reply {
+            refused.push(error);
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "{} refused: {:?}",
+        refused.len(),
+        &refused[..1]
+    );
+}
