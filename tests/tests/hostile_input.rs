@@ -821,3 +821,39 @@ async fn a_pipelining_connection_is_bounded_not_overloaded() {
         &refused[..1]
     );
 }
+
+/// A node that cannot answer (here stopped behind the launcher's back; in the field, flooded)
+/// makes a link change fail with an error that changed nothing, instead of an `ok` for a cut
+/// that never happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_link_change_is_an_error_and_is_undone() {
+    let demo = Demo::start(3, &[]);
+    demo.wait_leader(Duration::from_secs(10));
+    let node2 = node_view(&demo, 2);
+    let pid = nix::unistd::Pid::from_raw(node2.pid.unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let (code, body) = demo.post("/api/links", r#"{"a":1,"b":2,"connected":false}"#);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(code, 504, "{body}");
+    assert!(
+        body.contains("node 2") && body.contains("nothing was changed"),
+        "{body}"
+    );
+    assert!(demo.cluster().links.iter().all(|l| l.connected));
+    let node1 = node_view(&demo, 1);
+    let AdminResponse::Status(status) =
+        omnikv_node::client::admin(&node1.ws, &AdminRequest::Status, T)
+            .await
+            .unwrap()
+    else {
+        panic!("no status")
+    };
+    assert!(
+        status.peers.iter().all(|p| p.link_enabled),
+        "node 1 kept half of a refused cut: {:?}",
+        status.peers
+    );
+    // Once node 2 answers again, the same change goes through.
+    let (code, body) = demo.post("/api/links", r#"{"a":1,"b":2,"connected":false}"#);
+    assert_eq!(code, 200, "{body}");
+}

@@ -157,6 +157,7 @@ fn control_error(e: ControlError) -> Response {
         ControlError::UnknownNode(_) => StatusCode::NOT_FOUND,
         ControlError::WrongState { .. } => StatusCode::CONFLICT,
         ControlError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::NotConfirmed(_) => StatusCode::GATEWAY_TIMEOUT,
     };
     reply(status, false, e.to_string())
 }

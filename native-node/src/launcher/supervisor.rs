@@ -30,6 +30,8 @@ use crate::client;
 use crate::secret::ClusterSecret;
 
 const ADMIN_TIMEOUT: Duration = Duration::from_millis(400);
+/// How long a node may take to confirm a link change before the change is undone.
+const LINK_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -39,6 +41,9 @@ pub enum ControlError {
     WrongState { id: NodeId, state: ProcessState },
     #[error("{0}")]
     Failed(String),
+    /// A running node did not apply a change; what others applied was taken back.
+    #[error("{0}")]
+    NotConfirmed(String),
 }
 
 #[derive(Clone, Debug)]
@@ -312,31 +317,79 @@ impl Supervisor {
                 )));
             }
         }
-        let old = std::mem::replace(&mut *self.cut.lock().await, cut.clone());
-        let changed: Vec<(Link, bool)> = all_links(&self.node_ids())
-            .into_iter()
-            .filter(|l| old.contains(l) != cut.contains(l))
-            .map(|l| (l, !cut.contains(&l)))
-            .collect();
         let states: BTreeMap<NodeId, ProcessState> = {
             let mut procs = self.procs.lock().await;
             Self::refresh(&mut procs).await;
             procs.iter().map(|(&id, p)| (id, p.state)).collect()
         };
-        for ((a, b), connected) in changed {
-            for (node, peer) in [(a, b), (b, a)] {
-                if states.get(&node) != Some(&ProcessState::Up) {
-                    continue; // applied when it restarts or resumes
-                }
-                let req = AdminRequest::SetLink { peer, connected };
-                match self.admin(node, &req).await {
-                    Ok(AdminResponse::Ok) => {}
-                    other => warn!(node, peer, ?other, "link change not confirmed"),
+        // Held until every node has answered: changes apply one at a time, and an undo
+        // restores exactly what this change replaced.
+        let mut current = self.cut.lock().await;
+        let changes: Vec<(NodeId, NodeId, bool)> = all_links(&self.node_ids())
+            .into_iter()
+            .filter(|l| current.contains(l) != cut.contains(l))
+            .flat_map(|(a, b)| {
+                let connected = !cut.contains(&(a, b));
+                [(a, b, connected), (b, a, connected)]
+            })
+            // A node that is down or paused gets its links when it restarts or resumes.
+            .filter(|(node, _, _)| states.get(node) == Some(&ProcessState::Up))
+            .collect();
+        let mut applied = Vec::new();
+        let mut refusal = None;
+        for (node, peer, connected) in changes {
+            match self.confirm_link(node, peer, connected).await {
+                Ok(()) => applied.push((node, peer, connected)),
+                Err(reason) => {
+                    refusal = Some(format!("node {node} did not confirm ({reason})"));
+                    break;
                 }
             }
         }
-        info!(?cut, "links set");
-        Ok(())
+        let Some(refusal) = refusal else {
+            *current = cut;
+            info!(cut = ?*current, "links set");
+            return Ok(());
+        };
+        // An error must change nothing: take back what the other nodes applied.
+        let mut undo_failed = Vec::new();
+        for (node, peer, connected) in applied.into_iter().rev() {
+            if self.confirm_link(node, peer, !connected).await.is_err() {
+                undo_failed.push(node);
+            }
+        }
+        warn!(%refusal, ?undo_failed, "link change not applied");
+        Err(ControlError::NotConfirmed(if undo_failed.is_empty() {
+            format!("link change refused: {refusal}; nothing was changed")
+        } else {
+            format!(
+                "link change refused: {refusal}; undoing it failed on nodes {undo_failed:?}, whose links may differ from /api/cluster"
+            )
+        }))
+    }
+
+    /// Sets one node's link and waits for its answer, retrying briefly (a node that has just
+    /// been restarted may not be listening yet).
+    async fn confirm_link(
+        &self,
+        node: NodeId,
+        peer: NodeId,
+        connected: bool,
+    ) -> Result<(), String> {
+        let req = AdminRequest::SetLink { peer, connected };
+        let deadline = tokio::time::Instant::now() + LINK_CONFIRM_TIMEOUT;
+        loop {
+            let last = match self.admin(node, &req).await {
+                Ok(AdminResponse::Ok) => return Ok(()),
+                Ok(AdminResponse::Error { message }) => return Err(message),
+                Ok(other) => return Err(format!("unexpected answer {other:?}")),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn set_link(
