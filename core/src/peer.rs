@@ -1,9 +1,9 @@
 //! Frames between nodes: length-delimited JSON on one TCP stream per direction and peer.
 //!
 //! A connection opens with [`PeerFrame::Hello`]; the receiver accepts it only from a member of
-//! its own cluster. When the cluster has a secret, the receiver answers with a
-//! [`PeerFrame::Challenge`] and the dialer must reply with a [`PeerFrame::Proof`] that it holds
-//! the secret (an HMAC over the challenge; the secret itself never crosses the link). Every
+//! its own cluster. When the cluster has a secret, each side sends the other a
+//! [`PeerFrame::Challenge`] and must answer the other's with a [`PeerFrame::Proof`] that it
+//! holds the secret (an HMAC over the challenge; the secret itself never crosses the link). Every
 //! OmniPaxos message carries a per-sender sequence id so that the event stream can match a send
 //! to its receive.
 
@@ -21,11 +21,11 @@ pub enum PeerFrame {
         cluster_id: String,
         from: NodeId,
     },
-    /// From the receiver: a fresh random nonce (hex) to prove the secret against.
+    /// A fresh random nonce (hex) for the other side to prove the secret against.
     Challenge {
         nonce: String,
     },
-    /// From the dialer: HMAC-SHA256 of the challenge under the cluster secret (hex).
+    /// HMAC-SHA256 of the other side's challenge under the cluster secret (hex).
     Proof {
         mac: String,
     },

@@ -4,8 +4,19 @@
 //! the cluster to catch misconfiguration, it proves nothing. With a secret the receiver answers
 //! a `Hello` with a fresh random `Challenge`, and the dialer replies with a `Proof`, an HMAC of
 //! the challenge bound to the cluster id and both member ids, so that a proof cannot be
-//! replayed on another stream, by another member or towards another node. The secret never
-//! crosses the link.
+//! replayed on another stream, by another member or towards another node; then the dialer
+//! challenges the receiver the same way, so that neither side talks to an impostor. The secret
+//! never crosses the link.
+//!
+//! ```text
+//! dialer D                          receiver R
+//!   Hello { cluster, from: D }  ->
+//!                               <-  Challenge { nR }
+//!   Proof { HMAC(D -> R, nR) }  ->  (checked)
+//!   Challenge { nD }            ->
+//!                               <-  Proof { HMAC(R -> D, nD) }
+//!   (checked)
+//! ```
 //!
 //! Until the handshake is done a stream may only carry small frames
 //! ([`HANDSHAKE_FRAME_BYTES_MAX`]): a stranger cannot make a node buffer a large frame.
@@ -84,7 +95,62 @@ async fn recv(
     serde_json::from_slice(&bytes).map_err(|_| HandshakeError::Unexpected { expected })
 }
 
-/// Dialer side: introduce ourselves to `to` and, with a secret, answer its challenge.
+/// Sends a fresh challenge; returns its nonce.
+async fn challenge(stream: &mut PeerStream) -> Result<[u8; secret::NONCE_BYTES], HandshakeError> {
+    let nonce = secret::nonce();
+    let frame = PeerFrame::Challenge {
+        nonce: hex::encode(nonce),
+    };
+    send(stream, &frame).await?;
+    Ok(nonce)
+}
+
+/// Reads a challenge and answers it with a proof that `me` holds the secret, for `to`.
+async fn answer_challenge(
+    stream: &mut PeerStream,
+    me: &PeerIdentity,
+    secret: &ClusterSecret,
+    to: NodeId,
+) -> Result<(), HandshakeError> {
+    let unexpected = HandshakeError::Unexpected {
+        expected: "a challenge",
+    };
+    let PeerFrame::Challenge { nonce } = recv(stream, "a challenge").await? else {
+        return Err(unexpected);
+    };
+    let nonce = hex::decode(nonce).map_err(|_| unexpected)?;
+    let mac = secret.peer_proof(&me.cluster_id, me.id, to, &nonce);
+    send(
+        stream,
+        &PeerFrame::Proof {
+            mac: hex::encode(mac),
+        },
+    )
+    .await
+}
+
+/// Reads a proof that `from` holds the secret, answering our challenge `nonce` to `me`.
+async fn check_proof(
+    stream: &mut PeerStream,
+    me: &PeerIdentity,
+    secret: &ClusterSecret,
+    from: NodeId,
+    nonce: &[u8],
+) -> Result<(), HandshakeError> {
+    let PeerFrame::Proof { mac } = recv(stream, "a proof").await? else {
+        return Err(HandshakeError::BadProof { from });
+    };
+    let mac = hex::decode(mac).map_err(|_| HandshakeError::BadProof { from })?;
+    if secret.verify_peer_proof(&me.cluster_id, from, me.id, nonce, &mac) {
+        Ok(())
+    } else {
+        Err(HandshakeError::BadProof { from })
+    }
+}
+
+/// Dialer side: introduce ourselves to `to` and, with a secret, answer its challenge and make
+/// it answer ours. Both ways matter: a process that took a dead member's port must not receive
+/// the log entries we would send that member.
 pub async fn open(
     stream: &mut PeerStream,
     me: &PeerIdentity,
@@ -96,28 +162,16 @@ pub async fn open(
     };
     send(stream, &hello).await?;
     if let Some(secret) = &me.secret {
-        let PeerFrame::Challenge { nonce } = recv(stream, "a challenge").await? else {
-            return Err(HandshakeError::Unexpected {
-                expected: "a challenge",
-            });
-        };
-        let nonce = hex::decode(nonce).map_err(|_| HandshakeError::Unexpected {
-            expected: "a hex nonce",
-        })?;
-        let mac = secret.peer_proof(&me.cluster_id, me.id, to, &nonce);
-        send(
-            stream,
-            &PeerFrame::Proof {
-                mac: hex::encode(mac),
-            },
-        )
-        .await?;
+        answer_challenge(stream, me, secret, to).await?;
+        let nonce = challenge(stream).await?;
+        check_proof(stream, me, secret, to, &nonce).await?;
     }
     Ok(())
 }
 
 /// Listener side: returns the member the stream comes from once it has introduced itself and,
-/// with a secret, proved it. `is_member` says which ids may dial us.
+/// with a secret, proved it (and we have proved ourselves to it). `is_member` says which ids
+/// may dial us.
 pub async fn accept(
     stream: &mut PeerStream,
     me: &PeerIdentity,
@@ -137,23 +191,10 @@ pub async fn accept(
     let Some(secret) = &me.secret else {
         return Ok(from);
     };
-    let nonce = secret::nonce();
-    send(
-        stream,
-        &PeerFrame::Challenge {
-            nonce: hex::encode(nonce),
-        },
-    )
-    .await?;
-    let PeerFrame::Proof { mac } = recv(stream, "a proof").await? else {
-        return Err(HandshakeError::BadProof { from });
-    };
-    let mac = hex::decode(mac).map_err(|_| HandshakeError::BadProof { from })?;
-    if secret.verify_peer_proof(&me.cluster_id, from, me.id, &nonce, &mac) {
-        Ok(from)
-    } else {
-        Err(HandshakeError::BadProof { from })
-    }
+    let nonce = challenge(stream).await?;
+    check_proof(stream, me, secret, from, &nonce).await?;
+    answer_challenge(stream, me, secret, from).await?;
+    Ok(from)
 }
 
 #[cfg(test)]
@@ -179,6 +220,14 @@ mod tests {
         Arc::new(ClusterSecret::load_or_create(&dir.path().join(name)).unwrap())
     }
 
+    /// The listener's side as the transport runs it: the stream is dropped after a refusal.
+    async fn accept_then_close(
+        mut listener: PeerStream,
+        me: &PeerIdentity,
+    ) -> Result<NodeId, HandshakeError> {
+        accept(&mut listener, me, |id| (1..=3).contains(&id)).await
+    }
+
     #[tokio::test]
     async fn members_with_the_secret_get_in_and_others_do_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -196,15 +245,17 @@ mod tests {
         opened.unwrap();
         assert_eq!(accepted.unwrap(), 2);
 
-        let (mut dialer, mut listener) = pair().await;
-        let (_, accepted) = tokio::join!(
+        // A refused dialer is told by the stream closing.
+        let (mut dialer, listener) = pair().await;
+        let (opened, accepted) = tokio::join!(
             open(&mut dialer, &two_other, 1),
-            accept(&mut listener, &one, members)
+            accept_then_close(listener, &one)
         );
         assert!(matches!(
             accepted,
             Err(HandshakeError::BadProof { from: 2 })
         ));
+        assert!(opened.is_err());
 
         // A dialer without the secret sends no proof: the challenge goes unanswered.
         let (mut dialer, mut listener) = pair().await;
@@ -214,14 +265,27 @@ mod tests {
             .await
             .is_err());
 
-        // A stranger is refused at its Hello; it never sees a challenge.
+        // A receiver without the secret (a process on a dead member's port) is found out.
         let (mut dialer, mut listener) = pair().await;
-        let refuse_and_close = async {
-            let r = accept(&mut listener, &one, members).await;
-            drop(listener);
-            r
+        let impostor = identity(1, Some(&other));
+        let pretend = async {
+            recv(&mut listener, "a hello").await?;
+            challenge(&mut listener).await?;
+            recv(&mut listener, "a proof").await?;
+            answer_challenge(&mut listener, &impostor, &other, 2).await
         };
-        let (opened, accepted) = tokio::join!(open(&mut dialer, &nine, 1), refuse_and_close);
+        let (opened, _) = tokio::join!(open(&mut dialer, &two, 1), pretend);
+        assert!(
+            matches!(opened, Err(HandshakeError::BadProof { from: 1 })),
+            "{opened:?}"
+        );
+
+        // A stranger is refused at its Hello; it never sees a challenge.
+        let (mut dialer, listener) = pair().await;
+        let (opened, accepted) = tokio::join!(
+            open(&mut dialer, &nine, 1),
+            accept_then_close(listener, &one)
+        );
         assert!(matches!(accepted, Err(HandshakeError::Stranger { .. })));
         assert!(matches!(opened, Err(HandshakeError::Closed)), "{opened:?}");
     }

@@ -645,7 +645,8 @@ async fn read_frame(s: &mut tokio::net::TcpStream) -> omnikv_core::peer::PeerFra
 }
 
 /// Opens a peer stream to `addr` as member `from` of cluster "test", answering the challenge
-/// with `prove(nonce)`. Returns the stream and the nonce it was challenged with.
+/// with `prove(nonce)` and challenging the node with [`OUR_NONCE`]. Returns the stream and the
+/// nonce it was challenged with.
 async fn peer_stream_as(
     addr: std::net::SocketAddr,
     from: u64,
@@ -665,9 +666,22 @@ async fn peer_stream_as(
         .map(|i| u8::from_str_radix(&nonce[i..i + 2], 16).unwrap())
         .collect();
     let mac: String = prove(&nonce).iter().map(|b| format!("{b:02x}")).collect();
-    write_frame(&mut s, &format!(r#"{{"proof":{{"mac":"{mac}"}}}}"#)).await;
+    let ours: String = OUR_NONCE.iter().map(|b| format!("{b:02x}")).collect();
+    // One write: the node may hang up as soon as it has read a bad proof.
+    let mut frames = Vec::new();
+    for json in [
+        format!(r#"{{"proof":{{"mac":"{mac}"}}}}"#),
+        format!(r#"{{"challenge":{{"nonce":"{ours}"}}}}"#),
+    ] {
+        frames.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        frames.extend_from_slice(json.as_bytes());
+    }
+    s.write_all(&frames).await.unwrap();
     (s, nonce)
 }
+
+/// The challenge test streams send the node.
+const OUR_NONCE: [u8; 32] = [7; 32];
 
 /// Knowing the cluster id and a member id is not enough to join: a peer must prove it holds
 /// the secret for this very challenge; before that, frames are small; and a member has at most
@@ -702,7 +716,16 @@ async fn peer_streams_need_the_secret_and_one_per_member() {
     let (mut replay, _) = peer_stream_as(peer, 3, |_| replayed.clone()).await;
     assert!(closed_by_node(&mut replay, Duration::from_millis(1500)).await);
 
-    // The right proof is accepted: the stream stays open...
+    // The right proof is accepted, and the node proves itself in turn...
+    let omnikv_core::peer::PeerFrame::Proof { mac } = read_frame(&mut first).await else {
+        panic!("the node did not answer our challenge")
+    };
+    let mac: Vec<u8> = (0..mac.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&mac[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(secret.verify_peer_proof("test", 1, 3, &OUR_NONCE, &mac));
+    // ...and the stream stays open...
     assert!(
         !closed_by_node(&mut first, Duration::from_millis(500)).await,
         "an authenticated member's stream was closed"
