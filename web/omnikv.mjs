@@ -61,11 +61,11 @@ function exchange(wsUrl, frame) {
   });
 }
 
-async function request(url, op, key, value, read) {
-  // One request per run: a fresh client id, sequence 1; retries keep the id so the cluster
-  // applies the request at most once.
-  const clientId = Math.floor(Math.random() * 2 ** 52) + 1;
-  const frame = viz.clientRequest(clientId, 1, op, key, value, read);
+/**
+ * Sends `frame` until a node answers it, moving to another node when the outcome is unknown;
+ * which replies are retried is decided by the wasm (omnikv-core's one retry rule).
+ */
+async function send(url, frame) {
   let lastError = 'no node is up';
   for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
     const targets = JSON.parse(viz.clientTargets(await clusterJson(url)));
@@ -79,7 +79,21 @@ async function request(url, op, key, value, read) {
       lastError = `node ${target.id}: ${e.message}`;
     }
   }
-  return { ok: false, retry: false, value: null, text: `gave up after ${ATTEMPTS_MAX} attempts: ${lastError}` };
+  return { ok: false, retry: false, value: null, index: null, text: `gave up after ${ATTEMPTS_MAX} attempts: ${lastError}` };
+}
+
+async function request(url, op, key, value, read) {
+  // One request per run. A write first opens a session (its id is the reply's index) and is
+  // then the session's request 0; retries keep the id, so the cluster applies it exactly once.
+  // Reads need no session: a random id pairs the reply with the request.
+  const nonce = Math.floor(Math.random() * 2 ** 52) + 1;
+  let client = nonce;
+  if (op !== 'get') {
+    const opened = await send(url, viz.openSessionRequest(nonce));
+    if (!opened.ok) return opened;
+    client = opened.index;
+  }
+  return send(url, viz.clientRequest(client, 0, op, key, value, read));
 }
 
 async function watch(url, nodeId, count) {

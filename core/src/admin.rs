@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{event::NodeStatus, KVCommand, KVSnapshot, NodeId};
+use crate::{event::NodeStatus, session::Sessions, KVCommand, KVSnapshot, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -28,8 +28,8 @@ pub struct NodeDump {
     pub compacted_idx: u64,
     /// The KV table as stored in RocksDB.
     pub kv: BTreeMap<String, String>,
-    /// Deduplication sessions as stored next to the KV table.
-    pub sessions: BTreeMap<u64, u64>,
+    /// Client sessions as stored next to the KV table.
+    pub sessions: Sessions,
     /// The stored snapshot of the compacted prefix, resolved.
     pub snapshot: Option<KVSnapshot>,
     /// Decided entries after the compacted prefix.
@@ -45,24 +45,6 @@ pub enum AdminResponse {
     Error { message: String },
 }
 
-crate::json_struct!(NodeDump {
-    id,
-    applied_idx,
-    decided_idx,
-    compacted_idx,
-    kv,
-    sessions,
-    snapshot,
-    decided_suffix,
-});
-
-crate::json_enum!(AdminResponse {
-    "ok" => Ok,
-    "status" => Status(NodeStatus),
-    "dump" => Dump(Box<NodeDump>),
-    "error" => Error { message },
-});
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,7 +57,11 @@ mod tests {
             decided_idx: 2,
             compacted_idx: 0,
             kv: BTreeMap::from([("k".into(), "v".into())]),
-            sessions: BTreeMap::from([(u64::MAX, 4)]),
+            sessions: {
+                let mut s = Sessions::default();
+                s.open(u64::MAX);
+                s
+            },
             snapshot: Some(KVSnapshot::default()),
             decided_suffix: vec![],
         };

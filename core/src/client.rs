@@ -1,14 +1,19 @@
 //! The client protocol: JSON text frames over a node's `/client` WebSocket.
 //!
-//! A client may pipeline requests on one connection; each reply carries the request's id. Every
-//! request gets exactly one reply, also when it fails (a timeout is an error reply, never
-//! silence). A request whose outcome is unknown (`timeout`, `unavailable`) may be retried with
-//! the same id: it is applied at most once.
+//! A client first opens a session (`open_session`; the reply's `index` is the session id), then
+//! sends writes under that id with `seq` 0, 1, 2, ... It may pipeline any number up to
+//! [`SESSION_WINDOW`] on one or several connections and nodes; each reply carries the request's
+//! id. Every request gets exactly one reply, also when it fails (a timeout is an error reply,
+//! never silence). A request whose outcome is unknown ([`ClientError::outcome_unknown`]) may be
+//! retried with the same id, through any node: it is applied exactly once (see
+//! [`crate::session`] for the rule and [`SessionClient`] for the client's side of it). Reads need
+//! no session.
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::{KVCommand, RequestId};
 use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use crate::session::{SessionRefusal, SESSION_WINDOW};
 
 /// How a Get is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +41,8 @@ pub enum ClientOp {
     Delete {
         key: String,
     },
+    /// Opens a session; `id.client` is any number that pairs the reply with the request.
+    OpenSession,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +50,10 @@ pub enum ClientOp {
 pub struct ClientRequest {
     pub id: RequestId,
     pub op: ClientOp,
+    /// The client has an answer for every `seq` of its session below this one and will never
+    /// send them again: the cluster may forget their outcomes.
+    #[serde(default)]
+    pub forget_below: u64,
 }
 
 impl ClientRequest {
@@ -51,6 +62,7 @@ impl ClientRequest {
         let (key, value) = match &self.op {
             ClientOp::Put { key, value } => (key, Some(value)),
             ClientOp::Get { key, .. } | ClientOp::Delete { key } => (key, None),
+            ClientOp::OpenSession => return Ok(()),
         };
         if key.is_empty() {
             return Err(ClientError::BadRequest {
@@ -74,17 +86,20 @@ impl ClientRequest {
 
     /// The log entry for this request, or `None` for a local read.
     pub fn to_command(&self) -> Option<KVCommand> {
-        let id = self.id;
+        let (id, forget_below) = (self.id, self.forget_below);
         match &self.op {
             ClientOp::Put { key, value } => Some(KVCommand::Put {
                 id,
                 key: key.clone(),
                 value: value.clone(),
+                forget_below,
             }),
             ClientOp::Delete { key } => Some(KVCommand::Delete {
                 id,
                 key: key.clone(),
+                forget_below,
             }),
+            ClientOp::OpenSession => Some(KVCommand::OpenSession { id }),
             ClientOp::Get {
                 key,
                 read: ReadMode::Linearizable,
@@ -116,6 +131,152 @@ pub enum ClientError {
     /// The node could not propose (for example, it is shutting down). Outcome unknown.
     #[error("unavailable: {reason}")]
     Unavailable { reason: String },
+    /// The session does not exist (never opened, or expired) or has forgotten this request.
+    /// This copy changed nothing; an earlier copy may have been applied. Open a new session.
+    #[error("session expired: {reason}")]
+    SessionExpired { reason: String },
+}
+
+impl ClientError {
+    /// Whether the request may have been applied, so that it must be retried with the same id
+    /// (through any node) and never under a new one. The one retry rule of every client.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Timeout { .. } | ClientError::Unavailable { .. }
+        )
+    }
+
+    /// Whether sending the same request again (same id) can succeed: outcome unknown, or
+    /// refused for load before anything was proposed.
+    pub fn retryable(&self) -> bool {
+        self.outcome_unknown() || matches!(self, ClientError::Overloaded { .. })
+    }
+}
+
+impl From<SessionRefusal> for ClientError {
+    fn from(r: SessionRefusal) -> Self {
+        match r {
+            SessionRefusal::Expired { .. } | SessionRefusal::Forgotten { .. } => {
+                ClientError::SessionExpired {
+                    reason: r.to_string(),
+                }
+            }
+            SessionRefusal::BeyondWindow { .. } | SessionRefusal::SeqReused { .. } => {
+                ClientError::BadRequest {
+                    reason: r.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// The client's side of a session, without I/O: which id and `seq` a new write gets, and what
+/// it may let the cluster forget. The CLI, the benchmark, the page and the Node.js client all
+/// use it, so they follow one rule.
+#[derive(Clone, Debug, Default)]
+pub struct SessionClient {
+    /// The session id, once `open_session` was answered.
+    pub session: Option<u64>,
+    /// The `client` of read requests made before a session is open (any number will do:
+    /// reads keep no session state).
+    reader: u64,
+    next_seq: u64,
+    /// Writes sent and not yet answered (ok, refused, or given up as indeterminate), in
+    /// increasing order (seqs are handed out in order).
+    unanswered: Vec<u64>,
+}
+
+impl SessionClient {
+    /// A client of the session `session` (the `index` of the `open_session` reply).
+    pub fn new(session: u64) -> SessionClient {
+        SessionClient {
+            session: Some(session),
+            reader: session,
+            ..SessionClient::default()
+        }
+    }
+
+    /// A client without a session yet; its reads use `nonce` as their `client`.
+    pub fn without_session(nonce: u64) -> SessionClient {
+        SessionClient {
+            reader: nonce,
+            ..SessionClient::default()
+        }
+    }
+
+    /// The session is open (from the `open_session` reply's index).
+    pub fn opened(&mut self, session: u64) {
+        *self = SessionClient {
+            next_seq: self.next_seq,
+            ..SessionClient::new(session)
+        };
+    }
+
+    /// The request that opens a session; `nonce` pairs the reply with it.
+    pub fn open_request(nonce: u64) -> ClientRequest {
+        ClientRequest {
+            id: RequestId {
+                client: nonce,
+                seq: 0,
+            },
+            op: ClientOp::OpenSession,
+            forget_below: 0,
+        }
+    }
+
+    /// Whether another write may be sent now: at most [`SESSION_WINDOW`] above the oldest
+    /// unanswered one, so the cluster never refuses it as beyond the window.
+    pub fn can_send(&self) -> bool {
+        self.session.is_some() && self.next_seq - self.floor() < SESSION_WINDOW
+    }
+
+    fn floor(&self) -> u64 {
+        self.unanswered.first().copied().unwrap_or(self.next_seq)
+    }
+
+    /// A new write (a fresh `seq`); for reads, use [`SessionClient::read_request`].
+    pub fn write_request(&mut self, op: ClientOp) -> ClientRequest {
+        let client = self.session.expect("a write needs an open session");
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.unanswered.push(seq);
+        ClientRequest {
+            id: RequestId { client, seq },
+            op,
+            forget_below: self.floor(),
+        }
+    }
+
+    /// The same request again, with the floor as it is now.
+    pub fn retry(&self, req: &ClientRequest) -> ClientRequest {
+        ClientRequest {
+            forget_below: self.floor().min(req.id.seq),
+            ..req.clone()
+        }
+    }
+
+    /// The request is settled: answered, or abandoned as indeterminate. It will not be sent
+    /// again, so the cluster may forget it.
+    pub fn settled(&mut self, seq: u64) {
+        if let Ok(i) = self.unanswered.binary_search(&seq) {
+            self.unanswered.remove(i);
+        }
+    }
+
+    /// A read: reads keep no session state, so any id pairs the reply with the request.
+    pub fn read_request(&mut self, key: String, read: ReadMode) -> ClientRequest {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        ClientRequest {
+            id: RequestId {
+                client: self.session.unwrap_or(self.reader),
+                seq,
+            },
+            op: ClientOp::Get { key, read },
+            forget_below: self.floor(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,38 +299,19 @@ pub enum ClientResponse {
     },
 }
 
-crate::json_enum!(ReadMode {
-    "linearizable" => Linearizable,
-    "local" => Local,
-});
-
-crate::json_enum!(deny_unknown_fields ClientOp {
-    "put" => Put { key, value },
-    "get" => Get { key, read = ReadMode::default() },
-    "delete" => Delete { key },
-});
-
-crate::json_enum!(deny_unknown_fields ClientError {
-    "bad_request" => BadRequest { reason },
-    "timeout" => Timeout { timeout_ms },
-    "overloaded" => Overloaded { in_flight },
-    "unavailable" => Unavailable { reason },
-});
-
-crate::json_enum!(deny_unknown_fields ClientResponse {
-    "ok" => Ok { id, value, node, index },
-    "err" => Err { id, error },
-});
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn request_wire_form() {
-        let json = r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b"}}}"#;
+        let json =
+            r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b"}},"forget_below":1}"#;
         let req: ClientRequest = serde_json::from_str(json).unwrap();
         assert_eq!(serde_json::to_string(&req).unwrap(), json);
+        let open: ClientRequest =
+            serde_json::from_str(r#"{"id":{"client":9,"seq":0},"op":"open_session"}"#).unwrap();
+        assert_eq!(open, SessionClient::open_request(9));
         let get: ClientRequest =
             serde_json::from_str(r#"{"id":{"client":7,"seq":2},"op":{"get":{"key":"a"}}}"#)
                 .unwrap();
@@ -195,10 +337,46 @@ mod tests {
     }
 
     #[test]
+    fn a_session_client_pipelines_within_the_window_and_forgets_what_is_settled() {
+        let mut c = SessionClient::without_session(77);
+        assert!(!c.can_send());
+        assert_eq!(c.read_request("k".into(), ReadMode::Local).id.client, 77);
+        c.opened(5);
+        let put = |c: &mut SessionClient| c.write_request(ClientOp::Delete { key: "k".into() });
+        let first = put(&mut c);
+        assert_eq!((first.id.client, first.forget_below), (5, first.id.seq));
+        let mut sent = vec![first];
+        while c.can_send() {
+            sent.push(put(&mut c));
+        }
+        assert_eq!(sent.len() as u64, SESSION_WINDOW);
+        assert!(sent.iter().all(|r| r.forget_below == sent[0].id.seq));
+        // Answers out of order: the floor moves only past what is settled.
+        c.settled(sent[1].id.seq);
+        assert!(!c.can_send());
+        c.settled(sent[0].id.seq);
+        assert!(c.can_send());
+        let next = put(&mut c);
+        assert_eq!(next.forget_below, sent[2].id.seq);
+        assert_eq!(c.retry(&sent[5]).forget_below, sent[2].id.seq);
+    }
+
+    #[test]
+    fn retry_rules() {
+        assert!(ClientError::Timeout { timeout_ms: 1 }.outcome_unknown());
+        assert!(ClientError::Unavailable { reason: "x".into() }.outcome_unknown());
+        assert!(!ClientError::Overloaded { in_flight: 1 }.outcome_unknown());
+        assert!(ClientError::Overloaded { in_flight: 1 }.retryable());
+        assert!(!ClientError::BadRequest { reason: "x".into() }.retryable());
+        assert!(!ClientError::SessionExpired { reason: "x".into() }.retryable());
+    }
+
+    #[test]
     fn limits_are_enforced() {
         let req = |key: String, value: String| ClientRequest {
             id: RequestId { client: 1, seq: 1 },
             op: ClientOp::Put { key, value },
+            forget_below: 0,
         };
         assert!(req("k".into(), "v".into()).validate().is_ok());
         assert!(req(String::new(), "v".into()).validate().is_err());

@@ -320,100 +320,6 @@ pub enum NodeEvent {
     },
 }
 
-crate::json_struct!(EventEnvelope {
-    node,
-    seq,
-    time_ms,
-    event
-});
-
-crate::json_struct!(BallotView { n, priority, pid });
-
-crate::json_enum!(Role {
-    "leader" => Leader,
-    "candidate" => Candidate,
-    "follower" => Follower,
-});
-
-crate::json_struct!(PeerStatus {
-    id,
-    connected,
-    link_enabled
-});
-
-crate::json_struct!(NodeStatus {
-    id,
-    role,
-    leader,
-    ballot,
-    promise,
-    accepted_idx,
-    decided_idx,
-    compacted_idx,
-    applied_idx,
-    peers,
-    data_dir,
-    started_at_ms,
-    pid,
-});
-
-crate::json_enum!(MessageKind {
-    "PrepareReq" => PrepareReq,
-    "Prepare" => Prepare,
-    "Promise" => Promise,
-    "AcceptSync" => AcceptSync,
-    "AcceptDecide" => AcceptDecide,
-    "Accepted" => Accepted,
-    "NotAccepted" => NotAccepted,
-    "Decide" => Decide,
-    "ProposalForward" => ProposalForward,
-    "Compaction" => Compaction,
-    "AcceptStopSign" => AcceptStopSign,
-    "ForwardStopSign" => ForwardStopSign,
-    "HeartbeatRequest" => HeartbeatRequest,
-    "HeartbeatReply" => HeartbeatReply,
-});
-
-crate::json_enum!(SnapshotCarried {
-    "complete" => Complete,
-    "delta" => Delta,
-});
-
-crate::json_struct!(MessageInfo {
-    msg_id,
-    from,
-    to,
-    kind,
-    ballot,
-    decided_idx,
-    accepted_idx,
-    sync_idx,
-    entry_count,
-    snapshot,
-});
-
-crate::json_enum!(RequestOutcome {
-    "ok" => Ok { value },
-    "err" => Err { error },
-});
-
-crate::json_enum!(NodeEvent {
-    "status" => Status(NodeStatus),
-    "message_sent" => MessageSent(MessageInfo),
-    "message_received" => MessageReceived(MessageInfo),
-    "entries_appended" => EntriesAppended { from_idx, count, commands },
-    "entries_decided" => EntriesDecided { from_idx, to_idx },
-    "entries_applied" => EntriesApplied { from_idx, count, commands, skipped_duplicates },
-    "snapshot_taken" => SnapshotTaken { compacted_idx, keys, key_count },
-    "snapshot_installed" => SnapshotInstalled { compacted_idx, keys, key_count },
-    "leader_changed" => LeaderChanged { leader, ballot },
-    "link_changed" => LinkChanged { peer, connected },
-    "client_request" => ClientRequest { id, op },
-    "client_reply" => ClientReply { id, outcome, latency_us },
-    "details_sampled" => DetailsSampled { messages, client_events },
-    "lagged" => Lagged { dropped },
-});
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +359,7 @@ mod tests {
             id,
             key: "k".into(),
             value: "v".into(),
+            forget_below: 0,
         };
         let msg: Message<KVCommand> = Message::SequencePaxos(PaxosMessage {
             from: 1,

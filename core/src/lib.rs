@@ -7,6 +7,7 @@
 //!
 //! Layout:
 //! - [`command`]: [`KVCommand`], the replicated log entry, and its request identity.
+//! - [`session`]: client sessions, the one rule that applies every write exactly once.
 //! - [`snapshot`]: [`KVSnapshot`], the compacted form of a log prefix.
 //! - [`client`]: the client protocol (requests, responses, errors).
 //! - [`admin`]: node administration (link control, state dumps) used by the launcher and tests.
@@ -14,25 +15,25 @@
 //! - [`peer`]: frames exchanged between nodes.
 //! - [`control`]: the launcher's HTTP control API.
 //! - [`limits`]: size limits every decoder enforces.
-//! - [`json`]: a compact JSON reader for the core types, for the visualizer's wasm.
 //!
 //! Every enum on a wire is externally tagged (`{"put":{"key":"k",...}}`, `"status"` for a unit
 //! variant). serde's internally tagged form (`{"type":"put",...}`) buffers each value before
 //! decoding it: that is slower on the nodes' hot path and cannot read integer map keys back from
 //! JSON.
 //!
-//! Two decoders read the wire: serde_json in the nodes, launcher and tests, and [`json`] in the
-//! visualizer, where serde's generic decoders cost a third of the wasm's size budget. Each
-//! decoded type has both; `tests/json_agreement.rs` holds them to the same answers.
+//! Each wire type is described once, by its serde derives here, and every process decodes it with
+//! serde_json: the nodes, the launcher, the tests, the visualizer's wasm and (through that wasm)
+//! the Node.js client; frames from outside go through [`decode_json`], which checks their size
+//! first. `tests/round_trip.rs` round-trips every type.
 
 pub mod admin;
 pub mod client;
 pub mod command;
 pub mod control;
 pub mod event;
-pub mod json;
 pub mod limits;
 pub mod peer;
+pub mod session;
 pub mod snapshot;
 
 pub use command::{KVCommand, RequestId};
@@ -54,7 +55,8 @@ pub enum DecodeError {
 }
 
 /// Decodes a JSON frame after checking its size, so an oversized frame is refused before any
-/// parsing work is spent on it.
+/// parsing work is spent on it. serde_json refuses text nested deeper than 128 levels, so no
+/// frame can exhaust the stack (`tests/decoders.rs`).
 pub fn decode_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     limit: usize,

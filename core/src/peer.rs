@@ -39,7 +39,7 @@ pub enum PeerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{KVSnapshot, RequestId};
+    use crate::{KVCommand, KVSnapshot, RequestId};
     use omnipaxos::{
         ballot_leader_election::Ballot,
         messages::sequence_paxos::{AcceptSync, PaxosMessage, PaxosMsg},
@@ -50,14 +50,19 @@ mod tests {
     #[test]
     fn a_frame_carrying_a_snapshot_with_sessions_round_trips() {
         let mut snapshot = KVSnapshot::default();
-        snapshot.apply(
-            RequestId {
+        snapshot.len = 6411328019041888;
+        snapshot.push(&KVCommand::OpenSession {
+            id: RequestId { client: 1, seq: 0 },
+        });
+        snapshot.push(&KVCommand::Put {
+            id: RequestId {
                 client: 6411328019041888,
                 seq: 3,
             },
-            "k",
-            Some("v"),
-        );
+            key: "k".into(),
+            value: "v".into(),
+            forget_below: 1,
+        });
         let frame = PeerFrame::Paxos {
             msg_id: 1,
             msg: Message::SequencePaxos(PaxosMessage {

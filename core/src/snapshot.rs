@@ -1,34 +1,35 @@
 //! The compacted form of a log prefix.
 //!
-//! A snapshot is the state a prefix of the log folds to: the latest value of every live key, the
-//! keys that were deleted, and, per client, the highest request sequence applied (the
-//! deduplication sessions). Sessions are part of the replicated state because a retried request
-//! may be decided after the snapshot that holds its first copy; every replica must then skip it
-//! the same way.
+//! A snapshot is the state a prefix of the log folds to: the latest value of every live key and
+//! the client sessions ([`crate::session`]), which are part of the replicated state because a
+//! retried request may be decided after the snapshot that holds its first copy; every replica
+//! must then answer it the same way. A deleted key is simply absent: nothing needs tombstones,
+//! because snapshots are only ever merged with deltas of unresolved commands (below).
 //!
-//! Deduplication makes folding depend on what came before: a duplicate is only recognisable
-//! against the sessions of the whole prefix. OmniPaxos builds snapshots with
+//! Applying a write depends on everything before it (its session) and on its log index (kept
+//! as the outcome a duplicate is answered with). OmniPaxos builds snapshots with
 //! [`Snapshot::create`] over a slice of entries that may not start at index 0 (a delta), so
-//! `create` keeps the slice's writes as an ordered list of [`Mutation`]s and does not resolve
-//! them. [`Snapshot::merge`] is only ever called on a snapshot of a prefix that starts at index
-//! 0 (OmniPaxos' stored snapshot, or the node's own decided prefix), so it resolves both sides in
-//! order. [`KVSnapshot::resolved`] gives the settled form of such a complete snapshot.
+//! `create` keeps the slice's state-changing commands unresolved, each with its offset in the
+//! slice, and the slice's length. [`Snapshot::merge`] is only ever called on a snapshot of a
+//! prefix that starts at index 0 (OmniPaxos' stored snapshot, or the node's own decided prefix),
+//! whose length gives the delta's absolute indices, so it resolves the delta in order.
+//! [`KVSnapshot::resolved`] gives the settled form of such a complete snapshot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use omnipaxos::storage::Snapshot;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{KVCommand, RequestId};
+use crate::command::KVCommand;
+use crate::session::{self, Applied, KvWrite, Sessions};
 
-/// One write, kept unresolved inside a delta snapshot until it is merged onto its base.
+/// A state-changing command kept unresolved inside a delta snapshot until it is merged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Mutation {
-    pub id: RequestId,
-    pub key: String,
-    /// `None` deletes the key.
-    pub value: Option<String>,
+pub struct Unresolved {
+    /// Offset of the command in the snapshot's slice of the log.
+    pub at: u64,
+    pub command: KVCommand,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,54 +37,46 @@ pub struct Mutation {
 pub struct KVSnapshot {
     /// Latest value of every live key.
     pub snapshotted: BTreeMap<String, String>,
-    /// Keys deleted (and not written again) in the prefix.
-    pub deleted_keys: BTreeSet<String>,
-    /// Highest applied request sequence per client.
-    pub sessions: BTreeMap<u64, u64>,
-    /// Writes not yet folded, in log order (only non-empty in a snapshot made by `create`).
+    /// Client sessions after the prefix.
+    pub sessions: Sessions,
+    /// Log entries the snapshot covers: the prefix's length, or the delta's.
+    #[serde(default)]
+    pub len: u64,
+    /// Commands not yet folded, in log order (only in a snapshot made by `create`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<Mutation>,
+    pub unresolved: Vec<Unresolved>,
 }
 
-crate::json_struct!(deny_unknown_fields Mutation { id, key, value });
-
-crate::json_struct!(deny_unknown_fields KVSnapshot {
-    snapshotted,
-    deleted_keys,
-    sessions,
-    unresolved = Vec::new(),
-});
-
-/// Whether a request is new for its client. The one deduplication rule: the node's KV table, the
-/// snapshot fold and the simulation all use it.
-pub fn is_new_request(sessions: &BTreeMap<u64, u64>, id: RequestId) -> bool {
-    sessions.get(&id.client).is_none_or(|&last| id.seq > last)
+impl KvWrite for BTreeMap<String, String> {
+    fn write(&mut self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                self.insert(key.to_owned(), v.to_owned());
+            }
+            None => {
+                self.remove(key);
+            }
+        }
+    }
 }
 
 impl KVSnapshot {
-    /// Applies one write with deduplication. Returns whether it took effect.
-    pub fn apply(&mut self, id: RequestId, key: &str, value: Option<&str>) -> bool {
-        if !is_new_request(&self.sessions, id) {
-            return false;
-        }
-        self.sessions.insert(id.client, id.seq);
-        match value {
-            Some(v) => {
-                self.deleted_keys.remove(key);
-                self.snapshotted.insert(key.to_owned(), v.to_owned());
-            }
-            None => {
-                self.snapshotted.remove(key);
-                self.deleted_keys.insert(key.to_owned());
-            }
-        }
-        true
+    /// Applies the next command of the log (at index `len`) as the state machine does.
+    /// Only meaningful for a resolved snapshot of a prefix starting at 0.
+    pub fn push(&mut self, cmd: &KVCommand) -> Applied {
+        debug_assert!(
+            self.unresolved.is_empty(),
+            "push onto an unresolved snapshot"
+        );
+        let applied = session::apply(&mut self.sessions, &mut self.snapshotted, cmd, self.len);
+        self.len += 1;
+        applied
     }
 
-    /// Folds the unresolved writes. Only meaningful for a snapshot of a prefix starting at 0.
+    /// Folds the unresolved commands. Only meaningful for a snapshot of a prefix starting at 0.
     pub fn resolve(&mut self) {
-        for m in std::mem::take(&mut self.unresolved) {
-            self.apply(m.id, &m.key, m.value.as_deref());
+        for u in std::mem::take(&mut self.unresolved) {
+            session::apply(&mut self.sessions, &mut self.snapshotted, &u.command, u.at);
         }
     }
 
@@ -93,21 +86,12 @@ impl KVSnapshot {
         self
     }
 
-    /// Applies a decided command as the state machine does.
-    pub fn apply_command(&mut self, cmd: &KVCommand) -> bool {
-        match cmd.mutation() {
-            Some(value) => self.apply(cmd.id(), cmd.key(), value),
-            None => false,
-        }
-    }
-
-    /// Keys this snapshot mentions (live or deleted), for events and display.
+    /// Keys this snapshot mentions, for events and display.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.snapshotted
             .keys()
-            .chain(self.deleted_keys.iter())
-            .chain(self.unresolved.iter().map(|m| &m.key))
             .map(String::as_str)
+            .chain(self.unresolved.iter().map(|u| u.command.key()))
     }
 }
 
@@ -115,37 +99,35 @@ impl Snapshot<KVCommand> for KVSnapshot {
     fn create(entries: &[KVCommand]) -> Self {
         let unresolved = entries
             .iter()
-            .filter_map(|cmd| {
-                cmd.mutation().map(|value| Mutation {
-                    id: cmd.id(),
-                    key: cmd.key().to_owned(),
-                    value: value.map(str::to_owned),
-                })
+            .enumerate()
+            .filter(|(_, cmd)| !matches!(cmd, KVCommand::Get { .. }))
+            .map(|(at, cmd)| Unresolved {
+                at: at as u64,
+                command: cmd.clone(),
             })
             .collect();
         KVSnapshot {
+            len: entries.len() as u64,
             unresolved,
             ..KVSnapshot::default()
         }
     }
 
+    /// `self` is a snapshot of a prefix starting at 0 and `delta` one made by `create` over the
+    /// entries right after it. A delta carries nothing resolved (OmniPaxos and the node only
+    /// merge what `create` made); anything resolved it holds is ignored.
     fn merge(&mut self, delta: Self) {
         self.resolve();
-        for (key, value) in delta.snapshotted {
-            self.deleted_keys.remove(&key);
-            self.snapshotted.insert(key, value);
+        let base = self.len;
+        for u in delta.unresolved {
+            session::apply(
+                &mut self.sessions,
+                &mut self.snapshotted,
+                &u.command,
+                base + u.at,
+            );
         }
-        for key in delta.deleted_keys {
-            self.snapshotted.remove(&key);
-            self.deleted_keys.insert(key);
-        }
-        for (client, seq) in delta.sessions {
-            let last = self.sessions.entry(client).or_insert(seq);
-            *last = (*last).max(seq);
-        }
-        for m in delta.unresolved {
-            self.apply(m.id, &m.key, m.value.as_deref());
-        }
+        self.len = base + delta.len;
     }
 
     fn use_snapshots() -> bool {
@@ -156,12 +138,23 @@ impl Snapshot<KVCommand> for KVSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::RequestId;
+
+    fn open(nonce: u64) -> KVCommand {
+        KVCommand::OpenSession {
+            id: RequestId {
+                client: nonce,
+                seq: 0,
+            },
+        }
+    }
 
     fn put(client: u64, seq: u64, key: &str, value: &str) -> KVCommand {
         KVCommand::Put {
             id: RequestId { client, seq },
             key: key.into(),
             value: value.into(),
+            forget_below: 0,
         }
     }
 
@@ -169,69 +162,72 @@ mod tests {
         KVCommand::Delete {
             id: RequestId { client, seq },
             key: key.into(),
+            forget_below: 0,
         }
     }
 
     fn fold(entries: &[KVCommand]) -> KVSnapshot {
         let mut s = KVSnapshot::default();
         for e in entries {
-            s.apply_command(e);
+            s.push(e);
         }
         s
     }
 
-    #[test]
-    fn create_then_resolve_equals_fold() {
-        let log = vec![
-            put(1, 1, "a", "1"),
-            put(2, 1, "b", "2"),
+    /// Sessions 0 and 1 (the indices of their opening entries), then writes.
+    fn log() -> Vec<KVCommand> {
+        vec![
+            open(90),
+            open(91),
+            put(0, 1, "k", "1"),
+            put(0, 2, "a", "1"),
+            put(1, 1, "k", "2"),
             del(1, 2, "a"),
-            put(2, 2, "a", "3"),
-        ];
-        assert_eq!(KVSnapshot::create(&log).resolved(), fold(&log));
-        let s = fold(&log);
-        assert_eq!(s.snapshotted.get("a").map(String::as_str), Some("3"));
-        assert!(s.deleted_keys.is_empty());
+            put(0, 2, "a", "1"),
+            put(1, 3, "x", "0"),
+        ]
     }
 
     #[test]
-    fn delete_is_recorded_and_rewrite_clears_it() {
-        let s = fold(&[put(1, 1, "a", "1"), del(1, 2, "a")]);
-        assert!(s.snapshotted.is_empty());
-        assert!(s.deleted_keys.contains("a"));
+    fn create_then_resolve_equals_fold() {
+        let log = log();
+        let s = fold(&log);
+        assert_eq!(KVSnapshot::create(&log).resolved(), s);
+        assert_eq!(s.snapshotted.get("k").map(String::as_str), Some("2"));
+        assert!(
+            !s.snapshotted.contains_key("a"),
+            "a late copy of a put must not undo a delete"
+        );
+        assert_eq!(s.len, log.len() as u64);
+        assert_eq!(
+            s.sessions.get(0).unwrap().applied(2).unwrap().index,
+            3,
+            "the first copy's index"
+        );
     }
 
     #[test]
     fn merge_of_split_log_equals_fold_of_whole_log() {
-        let log = vec![
-            put(1, 1, "k", "1"),
-            put(1, 2, "a", "1"),
-            put(2, 1, "k", "2"),
-            del(2, 2, "a"),
-            put(3, 1, "x", "0"),
-        ];
+        let log = log();
         for split in 0..=log.len() {
             let mut base = KVSnapshot::create(&log[..split]);
             base.merge(KVSnapshot::create(&log[split..]));
             assert_eq!(base.resolved(), fold(&log), "split at {split}");
+            // Three pieces, the middle one merged onto a resolved base.
+            for split2 in split..=log.len() {
+                let mut base = KVSnapshot::create(&log[..split]).resolved();
+                base.merge(KVSnapshot::create(&log[split..split2]));
+                base.merge(KVSnapshot::create(&log[split2..]));
+                assert_eq!(base, fold(&log), "split at {split}, {split2}");
+            }
         }
     }
 
     #[test]
-    fn duplicate_in_delta_of_request_in_base_is_skipped() {
-        // Client 1's request 5 is decided, then another client overwrites the key, then a retry
-        // of request 5 is decided again. The retry must not take effect, even when the original
-        // sits in the base snapshot and the retry in a delta.
-        let log = vec![
-            put(1, 5, "k", "old"),
-            put(2, 1, "k", "new"),
-            put(1, 5, "k", "old"),
-        ];
-        let mut base = KVSnapshot::create(&log[..1]);
-        base.merge(KVSnapshot::create(&log[1..]));
-        let s = base.resolved();
-        assert_eq!(s.snapshotted.get("k").map(String::as_str), Some("new"));
-        assert_eq!(s, fold(&log));
+    fn writes_before_their_session_is_open_change_nothing() {
+        let s = fold(&[put(0, 1, "k", "v"), open(5)]);
+        assert!(s.snapshotted.is_empty());
+        assert_eq!(s.sessions.len(), 1);
     }
 
     #[test]
@@ -240,16 +236,15 @@ mod tests {
             id: RequestId { client: 9, seq: 1 },
             key: "k".into(),
         };
-        assert_eq!(
-            KVSnapshot::create(std::slice::from_ref(&get)).resolved(),
-            KVSnapshot::default()
-        );
-        assert_eq!(fold(&[get]), KVSnapshot::default());
+        let s = KVSnapshot::create(std::slice::from_ref(&get)).resolved();
+        assert!(s.snapshotted.is_empty() && s.sessions.is_empty() && s.unresolved.is_empty());
+        assert_eq!(s.len, 1);
+        assert_eq!(fold(&[get]), s);
     }
 
     #[test]
     fn json_round_trip() {
-        let mut s = KVSnapshot::create(&[put(1, 1, "a", "1"), del(1, 2, "b")]);
+        let mut s = KVSnapshot::create(&log());
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<KVSnapshot>(&json).unwrap(), s);
         s.resolve();

@@ -40,7 +40,7 @@ use tracing::{debug, warn};
 
 use crate::events::EventBus;
 use crate::handshakes::{HandshakePool, HandshakeTicket};
-use crate::node::Input;
+use crate::input::NodeInput as Input;
 use crate::ws_access::{AdminRights, UpgradePolicy};
 
 /// Open WebSocket connections per node (upgrades done).
@@ -49,8 +49,10 @@ pub const CONNECTIONS_MAX: usize = 1024;
 pub const HANDSHAKES_MAX: usize = 128;
 /// Time from accept to a completed upgrade.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Requests read from one client connection and not yet answered.
-pub const REQUESTS_IN_FLIGHT_MAX: usize = 128;
+/// Requests read from one client connection and not yet answered: as many as one session may
+/// pipeline (its window), so that a well-behaved client is never slowed, while one connection
+/// still cannot take every place of the node's pending table (`--pending-max`, 16 times more).
+pub const REQUESTS_IN_FLIGHT_MAX: usize = omnikv_core::session::SESSION_WINDOW as usize;
 /// A write (one burst of frames, or a ping) that takes longer closes the connection: the
 /// other side has stopped reading.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,8 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    client::{ClientError, ClientOp, ClientRequest, ClientResponse},
-    RequestId,
+    client::{ClientError, ClientOp, ClientRequest, ClientResponse, SessionClient},
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::{tungstenite::Message as WsMessage, MaybeTlsStream, WebSocketStream};
@@ -170,41 +169,38 @@ pub async fn admin_as(
     conn.admin(req, timeout).await
 }
 
-/// The identities one client gives its requests: a random client id (53 bits, exact in
-/// JavaScript numbers too) and a sequence number that grows by one per new request. Retries
-/// reuse the id they were given, which is what makes them safe.
-#[derive(Clone, Debug)]
-pub struct RequestIds {
-    client: u64,
-    next_seq: u64,
+/// A random number that pairs a reply with its request before a session exists (53 bits,
+/// exact in JavaScript numbers too).
+pub fn nonce() -> u64 {
+    rand::random::<u64>() >> 11
 }
 
-impl RequestIds {
-    pub fn random() -> RequestIds {
-        RequestIds {
-            client: rand::random::<u64>() >> 11,
-            next_seq: 1,
+/// Opens a session on `conn`; returns its id.
+pub async fn open_session(conn: &mut Connection, timeout: Duration) -> Result<u64, CallError> {
+    let req = SessionClient::open_request(nonce());
+    match conn.request(&req, timeout).await {
+        Ok(ClientResponse::Ok {
+            index: Some(session),
+            ..
+        }) => Ok(session),
+        Ok(ClientResponse::Ok { index: None, .. }) => {
+            Err(CallError::Rejected(ClientError::BadRequest {
+                reason: "open_session answered without a session id".into(),
+            }))
         }
-    }
-
-    pub fn client(&self) -> u64 {
-        self.client
-    }
-
-    pub fn next(&mut self) -> RequestId {
-        let id = RequestId {
-            client: self.client,
-            seq: self.next_seq,
-        };
-        self.next_seq += 1;
-        id
+        Ok(ClientResponse::Err { error, .. }) => Err(CallError::Rejected(error)),
+        Err(e) => Err(CallError::Unavailable {
+            elapsed_ms: timeout.as_millis() as u64,
+            last: e.to_string(),
+        }),
     }
 }
 
-/// A client of the cluster with exactly-once retries. One request at a time.
+/// A client of the cluster with exactly-once retries. One request at a time; writes open a
+/// session first (once), reads need none.
 pub struct Client {
     nodes: Vec<String>,
-    ids: RequestIds,
+    session: SessionClient,
     current: usize,
     conn: Option<Connection>,
     /// How long one attempt on one node may take.
@@ -219,7 +215,7 @@ impl Client {
         assert!(!nodes.is_empty(), "a client needs at least one node");
         Client {
             nodes,
-            ids: RequestIds::random(),
+            session: SessionClient::without_session(nonce()),
             current: 0,
             conn: None,
             attempt_timeout: Duration::from_secs(3),
@@ -227,27 +223,81 @@ impl Client {
         }
     }
 
-    pub fn client_id(&self) -> u64 {
-        self.ids.client()
+    /// The session id, once a write has opened one.
+    pub fn session_id(&self) -> Option<u64> {
+        self.session.session
     }
 
     /// Sends `op` until one node answers it; returns the value (for Get) and the node.
     pub async fn execute(&mut self, op: ClientOp) -> Result<(Option<String>, u64), CallError> {
-        let req = ClientRequest {
-            id: self.ids.next(),
-            op,
+        self.execute_indexed(op).await.map(|(v, node, _)| (v, node))
+    }
+
+    /// As [`Client::execute`], also returning the log index the request was applied at.
+    pub async fn execute_indexed(
+        &mut self,
+        op: ClientOp,
+    ) -> Result<(Option<String>, u64, Option<u64>), CallError> {
+        let req = match op {
+            ClientOp::Get { key, read } => self.session.read_request(key, read),
+            ClientOp::OpenSession => SessionClient::open_request(nonce()),
+            write => {
+                if self.session.session.is_none() {
+                    let (_, _, index) = self.send(SessionClient::open_request(nonce())).await?;
+                    let id = index.ok_or_else(|| {
+                        CallError::Rejected(ClientError::BadRequest {
+                            reason: "open_session answered without a session id".into(),
+                        })
+                    })?;
+                    self.session.opened(id);
+                }
+                self.session.write_request(write)
+            }
         };
+        let result = self.send(req.clone()).await;
+        self.session.settled(req.id.seq);
+        if matches!(
+            result,
+            Err(CallError::Rejected(ClientError::SessionExpired { .. }))
+        ) {
+            // The next write opens a new session.
+            self.session = SessionClient::without_session(nonce());
+        }
+        result
+    }
+
+    /// Sends `req` (again, with the current floor, on each retry) until a node answers it.
+    async fn send(
+        &mut self,
+        req: ClientRequest,
+    ) -> Result<(Option<String>, u64, Option<u64>), CallError> {
         let started = tokio::time::Instant::now();
         let mut last = String::from("no attempt");
+        let mut maybe_applied = false;
         while started.elapsed() < self.total_timeout {
-            match self.attempt(&req).await {
-                Ok(ClientResponse::Ok { value, node, .. }) => return Ok((value, node)),
-                Ok(ClientResponse::Err {
-                    error: e @ ClientError::BadRequest { .. },
-                    ..
-                }) => return Err(CallError::Rejected(e)),
-                Ok(ClientResponse::Err { error, .. }) => last = error.to_string(),
-                Err(e) => last = e.to_string(),
+            let attempt = self.session.retry(&req);
+            match self.attempt(&attempt).await {
+                Ok(ClientResponse::Ok {
+                    value, node, index, ..
+                }) => return Ok((value, node, index)),
+                Ok(ClientResponse::Err { error, .. }) if error.retryable() => {
+                    maybe_applied |= error.outcome_unknown();
+                    last = error.to_string();
+                }
+                Ok(ClientResponse::Err { error, .. }) => {
+                    // An earlier attempt may have been applied: the outcome is unknown.
+                    if maybe_applied && matches!(error, ClientError::SessionExpired { .. }) {
+                        return Err(CallError::Unavailable {
+                            elapsed_ms: started.elapsed().as_millis() as u64,
+                            last: error.to_string(),
+                        });
+                    }
+                    return Err(CallError::Rejected(error));
+                }
+                Err(e) => {
+                    maybe_applied = true;
+                    last = e.to_string();
+                }
             }
             self.conn = None;
             self.current = (self.current + 1) % self.nodes.len();

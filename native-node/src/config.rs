@@ -46,6 +46,11 @@ pub struct NodeConfig {
     /// crash still cannot).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Let OmniPaxos 0.2.4 handle delta snapshots itself instead of rewriting them into complete
+    /// ones (see `snapshot_fix`). UNSAFE: a follower caught up by a delta snapshot can revert
+    /// decided writes. Exists only so that a test can show what the fix prevents.
+    #[arg(long, hide = true)]
+    pub unsafe_no_snapshot_fix: bool,
     /// Peers whose links start cut (used by the launcher when it restarts a node).
     #[arg(long = "cut", value_delimiter = ',')]
     pub cut_peers: Vec<NodeId>,
@@ -59,6 +64,10 @@ pub struct NodeConfig {
     /// allowed; any other origin is refused.
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
+    /// Test only: deduplicate by the highest applied `seq` per client, the rule that loses
+    /// acknowledged pipelined writes. Tests use it to show that they catch that loss.
+    #[arg(long, hide = true)]
+    pub unsafe_highest_seq_dedup: bool,
 }
 
 impl NodeConfig {

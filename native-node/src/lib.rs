@@ -1,7 +1,10 @@
 //! An OmniKV node and the tools around it.
 //!
 //! Layout:
-//! - [`node`]: the event loop of one node (OmniPaxos, storage, apply, client requests).
+//! - [`node`]: the node process: its tokio event loop over RocksDB and TCP.
+//! - [`replica`]: one replica's logic without I/O (OmniPaxos, apply, client requests), driven
+//!   by `node` and by the deterministic simulation.
+//! - [`input`]: the closed set of inputs of the event loop.
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
 //! - [`peer_auth`]: how a peer stream opens (Hello; challenge and proof with a secret).
@@ -22,9 +25,11 @@ pub mod client;
 pub mod config;
 pub mod events;
 pub mod handshakes;
+pub mod input;
 pub mod launcher;
 pub mod node;
 pub mod peer_auth;
+pub mod replica;
 pub mod secret;
 pub mod snapshot_fix;
 pub mod storage;

@@ -123,12 +123,7 @@ async fn resolve(target: &Target) -> anyhow::Result<Vec<String>> {
         )
     })?;
     let view: ClusterView = serde_json::from_str(&body).context("decoding /api/cluster")?;
-    let mut nodes: Vec<_> = view
-        .nodes
-        .iter()
-        .filter(|n| n.state == omnikv_core::control::ProcessState::Up)
-        .collect();
-    nodes.sort_by_key(|n| Some(n.id) != view.leader);
+    let nodes = view.client_targets();
     anyhow::ensure!(!nodes.is_empty(), "the demo has no live node");
     Ok(nodes.into_iter().map(|n| n.ws.clone()).collect())
 }

@@ -20,18 +20,36 @@ pub fn complete_delta_snapshot<B: Storage<KVCommand>>(
     omni: &OmniPaxos<KVCommand, B>,
     msg: &mut Message<KVCommand>,
 ) -> bool {
+    match log_sync_mut(msg) {
+        Some(sync) => rewrite(omni, sync),
+        None => false,
+    }
+}
+
+/// Whether `msg` carries a delta snapshot, i.e. whether [`complete_delta_snapshot`] would
+/// rewrite it. Lets a node run with the fix off still say when the fix would have acted.
+pub fn carries_delta_snapshot(msg: &Message<KVCommand>) -> bool {
     let Message::SequencePaxos(p) = msg else {
         return false;
     };
-    let sync = match &mut p.msg {
-        PaxosMsg::AcceptSync(a) => &mut a.log_sync,
-        PaxosMsg::Promise(pr) => match &mut pr.log_sync {
-            Some(s) => s,
-            None => return false,
-        },
-        _ => return false,
+    let sync = match &p.msg {
+        PaxosMsg::AcceptSync(a) => Some(&a.log_sync),
+        PaxosMsg::Promise(pr) => pr.log_sync.as_ref(),
+        _ => None,
     };
-    rewrite(omni, sync)
+    sync.is_some_and(|s| matches!(s.decided_snapshot, Some(SnapshotType::Delta(_))))
+}
+
+/// The log synchronisation part of the only messages that carry a snapshot.
+fn log_sync_mut(msg: &mut Message<KVCommand>) -> Option<&mut LogSync<KVCommand>> {
+    let Message::SequencePaxos(p) = msg else {
+        return None;
+    };
+    match &mut p.msg {
+        PaxosMsg::AcceptSync(a) => Some(&mut a.log_sync),
+        PaxosMsg::Promise(pr) => pr.log_sync.as_mut(),
+        _ => None,
+    }
 }
 
 fn rewrite<B: Storage<KVCommand>>(
@@ -61,9 +79,12 @@ pub fn decided_prefix<B: Storage<KVCommand>>(omni: &OmniPaxos<KVCommand, B>) -> 
     }
     for entry in omni.read_entries(0..decided_idx).unwrap_or_default() {
         match entry {
-            LogEntry::Snapshotted(s) => state = s.snapshot.resolved(),
+            LogEntry::Snapshotted(s) => {
+                state = s.snapshot.resolved();
+                state.len = s.trimmed_idx as u64;
+            }
             LogEntry::Decided(cmd) | LogEntry::Undecided(cmd) => {
-                state.apply_command(&cmd);
+                state.push(&cmd);
             }
             LogEntry::Trimmed(idx) => {
                 panic!("log trimmed to {idx} without a snapshot: the decided prefix is lost")

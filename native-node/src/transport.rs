@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::handshakes::{HandshakePool, HandshakeTicket};
-use crate::node::Input;
+use crate::input::NodeInput as Input;
 use crate::peer_auth::{self, PeerIdentity, HANDSHAKE_TIMEOUT};
 use crate::secret::ClusterSecret;
 
@@ -166,12 +166,16 @@ async fn dial(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        delay = RECONNECT_DELAY;
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             s = TcpStream::connect(addr) => s,
         };
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            delay = RECONNECT_DELAY;
+            continue;
+        };
+        // A stream that breaks after working is reconnected at once.
+        delay = Duration::ZERO;
         let _ = stream.set_nodelay(true);
         let mut out = peer_auth::stream(stream);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, peer_auth::open(&mut out, &me, peer)).await {

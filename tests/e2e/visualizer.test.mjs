@@ -1,10 +1,13 @@
 // Drives the visualizer page in Debian's Chromium against a real demo cluster: put from the
-// form, kill the leader from the UI, put again, restart the killed node and watch it catch up.
+// form, kill the leader from the UI, put again, restart the killed node and watch it catch up;
+// messages in flight on the ring, a link cut and healed by clicking it, a scenario button, and
+// a snapshot taking the place of the oldest entries in every node's log strip.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
 import { startDemo, until, repoRoot } from './demo.mjs';
 
 const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
@@ -92,5 +95,114 @@ test('put, kill the leader, put again, restart and catch up — all from the pag
   await page.getByRole('button', { name: 'Live', exact: true }).click();
   await until('live view', mode('live'));
 
+  assert.deepEqual(problems, []);
+});
+
+/** The link a-b as the control API reports it: true (connected) or false (cut). */
+async function apiLink(a, b) {
+  const { links } = await demo.cluster();
+  return links.find((l) => (l.a === a && l.b === b) || (l.a === b && l.b === a))?.connected;
+}
+
+const ringLink = (a, b) => page.locator(`#ring-links .link[data-a="${a}"][data-b="${b}"]`);
+
+/** Puts `count` keys through `wsUrl`'s client endpoint, pipelined; resolves once all are ok. */
+async function putMany(wsUrl, prefix, count) {
+  const ws = new WebSocket(`${wsUrl}/client`);
+  await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
+  // Writes need a session; its id is the index at which the cluster applied the opening.
+  const nonce = Math.floor(Math.random() * 2 ** 40) + 1;
+  ws.send(JSON.stringify({ id: { client: nonce, seq: 0 }, op: 'open_session' }));
+  const opened = JSON.parse(await new Promise((ok, fail) => { ws.once('message', ok); ws.once('error', fail); }));
+  if (!opened.ok) throw new Error(`open_session refused: ${JSON.stringify(opened)}`);
+  const client = opened.ok.index;
+  const done = new Promise((ok, fail) => {
+    let left = count;
+    ws.on('message', (data) => {
+      if (!JSON.parse(data.toString()).ok) fail(new Error(`put refused: ${data}`));
+      else if (--left === 0) ok();
+    });
+    ws.once('error', fail);
+  });
+  for (let seq = 0; seq < count; seq++) {
+    ws.send(JSON.stringify({ id: { client, seq }, op: { put: { key: `${prefix}${seq}`, value: String(seq) } } }));
+  }
+  try { await done; } finally { ws.close(); }
+}
+
+test('messages fly across the ring, and a put sends replication messages', async () => {
+  // An idle cluster still exchanges heartbeats: a dot must move from one frame to the next.
+  const moved = await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(r));
+    const key = (d) => `${d.dataset.from}/${d.dataset.msgId}`;
+    const end = performance.now() + 10000;
+    while (performance.now() < end) {
+      const dot = document.querySelector('#ring-msgs .msg');
+      if (dot) {
+        const [id, x, y] = [key(dot), dot.getAttribute('cx'), dot.getAttribute('cy')];
+        await frame(); await frame();
+        const again = [...document.querySelectorAll('#ring-msgs .msg')].find((d) => key(d) === id);
+        if (again && (again.getAttribute('cx') !== x || again.getAttribute('cy') !== y)) return true;
+      }
+      await frame();
+    }
+    return false;
+  });
+  assert.ok(moved, 'no message dot moved across the ring');
+
+  // Idle, nothing is replicated; armed before the put so that a dot's 900 ms flight is seen.
+  const replicated = page.waitForSelector('#ring-msgs .msg[data-class="replicate"]', { state: 'attached', timeout: 20000 });
+  await put('animated', 'yes');
+  await replicated;
+  assert.deepEqual(problems, []);
+});
+
+test('a link is cut and healed by clicking it on the ring', async () => {
+  const [a, b] = (await demo.cluster()).nodes.map((n) => n.id);
+  assert.equal(await apiLink(a, b), true);
+  await ringLink(a, b).click();
+  await until(`link ${a}-${b} cut in the nodes`, async () => (await apiLink(a, b)) === false);
+  await until(`link ${a}-${b} drawn cut`, async () => (await ringLink(a, b).getAttribute('data-connected')) === 'false');
+  assert.equal(await ringLink(a, b).getAttribute('aria-label'), `Heal link ${a}–${b}`);
+
+  await ringLink(a, b).click();
+  await until(`link ${a}-${b} healed in the nodes`, async () => (await apiLink(a, b)) === true);
+  await until(`link ${a}-${b} drawn connected`, async () => (await ringLink(a, b).getAttribute('data-connected')) === 'true');
+  assert.deepEqual(problems, []);
+});
+
+test('a scenario button cuts links, writes go on, and heal restores every link', async () => {
+  await page.getByRole('button', { name: 'Scenario quorum loss', exact: true }).click();
+  await until('links cut by the scenario', async () => (await demo.cluster()).links.some((l) => !l.connected));
+  await until('cut links drawn', async () => (await page.locator('#ring-links .link[data-connected="false"]').count()) > 0);
+  await put('during', 'quorum-loss');
+
+  await page.getByRole('button', { name: 'Heal all links', exact: true }).click();
+  await until('every link healed', async () => (await demo.cluster()).links.every((l) => l.connected));
+  await until('no cut link drawn', async () => (await page.locator('#ring-links .link[data-connected="false"]').count()) === 0);
+  await until('the write made during the scenario on every node', kvHas('during', 'quorum-loss'), 30000);
+  assert.deepEqual(problems, []);
+});
+
+test('a snapshot appears at the head of every log strip', async () => {
+  // The demo snapshots every 50 decided entries; 60 more put every node past the next one.
+  const { nodes } = await demo.cluster();
+  const leader = await until('a leader', async () => (await demo.cluster()).leader);
+  const snapAt = async (id) => Number(await page.getAttribute(`.card[data-node-id="${id}"] .snap`, 'data-index')) || 0;
+  const snapBefore = Math.max(...await Promise.all(nodes.map((n) => snapAt(n.id))));
+  await putMany(nodes.find((n) => n.id === leader).ws, 'snap-', 60);
+  for (const { id } of nodes) {
+    const snap = page.locator(`.card[data-node-id="${id}"] .snap`);
+    const at = await until(`a snapshot in node ${id}'s log strip`, async () => {
+      if (await snap.getAttribute('hidden') !== null) return false;
+      const idx = Number(await snap.getAttribute('data-index'));
+      return idx > snapBefore && idx;
+    }, 30000);
+    assert.match(await snap.textContent(), new RegExp(`\\.\\.${at}\\b`));
+    // Entries the snapshot replaced are no longer drawn in the strip.
+    const shown = await page.locator(`.card[data-node-id="${id}"] .strip .entry`).evaluateAll(
+      (es) => es.map((e) => Number(e.dataset.index)));
+    assert.ok(shown.every((i) => i >= at), `node ${id} draws entries below its snapshot at ${at}: ${shown}`);
+  }
   assert.deepEqual(problems, []);
 });

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,14 @@ pub fn omnikv_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// An `omnikv` command that dies with the test, for runs a test starts and waits for itself
+/// (a command that should refuse and exit).
+pub fn omnikv_command() -> Command {
+    let mut cmd = Command::new(omnikv_bin());
+    die_with_parent(&mut cmd);
+    cmd
 }
 
 /// A test killed midway (a timeout, a closed pipe) must not leave nodes running.
@@ -136,26 +144,38 @@ impl Cluster {
     /// Whether every node accepts connections on its WebSocket port within `timeout`.
     fn all_listening(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        for node in self.nodes.values_mut() {
-            loop {
-                if std::net::TcpStream::connect(node.ws).is_ok() {
-                    break;
-                }
-                let exited = node
-                    .child
-                    .as_mut()
-                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-                if exited || Instant::now() > deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let ids = self.ids();
+        ids.iter().all(|&id| self.accepting(id, deadline)) && self.still_running(&ids)
+    }
+
+    /// Whether node `id` accepts connections on its WebSocket port before `deadline`; false as
+    /// soon as its process exits (e.g. it could not bind a port).
+    fn accepting(&mut self, id: NodeId, deadline: Instant) -> bool {
+        let node = self.nodes.get_mut(&id).unwrap();
+        loop {
+            if std::net::TcpStream::connect(node.ws).is_ok() {
+                return true;
             }
+            let exited = node
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        // A port answered by someone else hides a node that failed to bind it: every node
-        // must still be running a moment later.
+    }
+
+    /// A port answered by someone else hides a node that failed to bind it: the nodes just
+    /// started must still be running a moment later.
+    fn still_running(&mut self, ids: &[NodeId]) -> bool {
         std::thread::sleep(Duration::from_millis(200));
-        self.nodes.values_mut().all(|n| {
-            n.child
+        ids.iter().all(|id| {
+            self.nodes
+                .get_mut(id)
+                .unwrap()
+                .child
                 .as_mut()
                 .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
         })
@@ -229,9 +249,42 @@ impl Cluster {
         }
     }
 
+    /// SIGKILLs every running node before waiting for any, so that the cluster dies at once
+    /// rather than one node after another.
+    pub fn kill_all(&mut self) {
+        let mut children: Vec<Child> = self
+            .nodes
+            .values_mut()
+            .filter_map(|n| n.child.take())
+            .collect();
+        for child in &mut children {
+            child.kill().unwrap();
+        }
+        for mut child in children {
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts a node again on its data directory and its ports. Its ports are free only while
+    /// it is down, so another process may take one meanwhile; the node then exits, and it is
+    /// started again after a pause, as [`Cluster::start`] does. (Unlike `start`, it cannot move
+    /// to fresh ports: the other nodes know it by its peer address.)
     pub fn restart(&mut self, id: NodeId) {
         self.kill(id);
-        self.spawn(id);
+        for attempt in 0.. {
+            self.spawn(id);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            if self.accepting(id, deadline) && self.still_running(&[id]) {
+                return;
+            }
+            assert!(
+                attempt < 5,
+                "node {id} did not restart; see {}",
+                self.nodes[&id].data_dir.with_extension("log").display()
+            );
+            self.kill(id);
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     pub fn signal(&self, id: NodeId, signal: &str) {
@@ -331,6 +384,21 @@ impl Cluster {
         }
     }
 
+    /// A running node that reports itself leader now, if any.
+    pub async fn current_leader(&self) -> Option<NodeId> {
+        for id in self.ids() {
+            if self.is_running(id)
+                && self
+                    .status(id)
+                    .await
+                    .is_some_and(|s| s.role == Role::Leader)
+            {
+                return Some(id);
+            }
+        }
+        None
+    }
+
     /// Every node but `id`.
     pub fn others(&self, id: NodeId) -> Vec<NodeId> {
         self.ids().into_iter().filter(|&n| n != id).collect()
@@ -383,8 +451,9 @@ impl Drop for Cluster {
 /// The state a replica's decided log folds to: its snapshot plus its decided suffix.
 pub fn decided_state(dump: &NodeDump) -> KVSnapshot {
     let mut state = dump.snapshot.clone().unwrap_or_default();
+    state.len = dump.compacted_idx;
     for cmd in &dump.decided_suffix {
-        state.apply_command(cmd);
+        state.push(cmd);
     }
     state
 }
@@ -443,19 +512,22 @@ pub struct Demo {
 }
 
 impl Demo {
+    /// Starts a demo of `nodes` nodes on a new data directory, with extra `args`.
     pub fn start(nodes: u64, args: &[&str]) -> Demo {
         let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let nodes = nodes.to_string();
+        let mut all = vec!["--nodes", nodes.as_str(), "--fresh"];
+        all.extend_from_slice(args);
+        Demo::start_on(dir, &data_dir, &all)
+    }
+
+    /// Starts a demo with `args` on `data_dir`, which may outlive it; its log goes to `dir`.
+    pub fn start_on(dir: tempfile::TempDir, data_dir: &Path, args: &[&str]) -> Demo {
         let mut child = Command::new(omnikv_bin())
-            .args([
-                "demo",
-                "--nodes",
-                &nodes.to_string(),
-                "--http",
-                "127.0.0.1:0",
-                "--fresh",
-            ])
+            .args(["demo", "--http", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data_dir)
             .arg("--web-dir")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../web"))
             .args(args)
@@ -560,5 +632,7 @@ impl Drop for Demo {
 }
 
 pub mod linearizability;
+pub mod model;
 pub mod nemesis;
+pub mod pipeline;
 pub mod sim;

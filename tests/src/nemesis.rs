@@ -1,27 +1,45 @@
-//! A nemesis run against a real cluster: concurrent clients on a small key set while faults
-//! are injected at random (SIGKILL and restart, SIGSTOP and SIGCONT, majority/minority
-//! partitions, the partial-connectivity scenarios); the client history is then checked for
-//! linearizability and the replicas compared.
+//! A nemesis run against a real cluster: concurrent clients on a small key set, some of them
+//! pipelining, while overlapping faults are injected at random (SIGKILL and restart of one,
+//! two or every node, SIGSTOP and SIGCONT, majority/minority partitions, the
+//! partial-connectivity scenarios). The client history is then checked for linearizability,
+//! every acknowledged write against the replicas' decided logs (the ledger), and the replicas
+//! against each other.
 //!
 //! The fault schedule and the clients' choices come from one seed, printed at the start, so a
 //! run can be repeated; the exact interleaving still depends on real processes and time.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod faults;
+mod ledger;
+mod workload;
 
-use omnikv_core::{client::ReadMode, control::Scenario, event::Role, NodeId};
-use omnikv_node::client::CallError;
-use omnikv_node::launcher::scenarios::{self, Link};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use omnikv_core::client::ReadMode;
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use faults::Overlaps;
+pub use ledger::{LedgerAnomaly, LedgerCoverage};
 
 use crate::linearizability::{self, Op, Operation};
+use crate::pipeline::PipelineReport;
 use crate::Cluster;
+use faults::Faults;
+use ledger::LogArchive;
+use workload::{Record, Sequential, Shared};
 
 #[derive(Clone, Debug)]
 pub struct NemesisConfig {
     pub nodes: u64,
+    /// Clients with one request at a time.
     pub clients: u64,
+    /// Clients with many writes in flight; each picks its window in `window_range`.
+    pub pipelined: u64,
+    pub window_range: std::ops::RangeInclusive<usize>,
     pub keys: u64,
     pub duration: Duration,
     pub seed: u64,
@@ -29,6 +47,8 @@ pub struct NemesisConfig {
     pub local_read_ratio: f64,
     /// Only partitions (no crashes or pauses): the faults that make local reads stale.
     pub partitions_only: bool,
+    /// Extra flags for every node (a test switches a safeguard off this way).
+    pub node_flags: Vec<String>,
 }
 
 impl NemesisConfig {
@@ -50,262 +70,223 @@ impl NemesisConfig {
         NemesisConfig {
             nodes,
             clients: 8,
-            keys: 5,
+            pipelined: 2,
+            window_range: 16..=32,
+            // 16 keys per 35 s: the pipelined writers keep many writes of a key concurrent,
+            // and the checker's search grows faster than linearly with a key's history.
+            keys: 16 * secs.div_ceil(35).max(1),
             duration: Duration::from_secs(secs),
             seed,
             local_read_ratio: 0.0,
             partitions_only: false,
+            node_flags: Vec::new(),
         }
     }
 }
 
 #[derive(Debug, Default)]
 pub struct Report {
-    pub ok: u64,
+    /// Reads answered (linearizable or local, as configured).
+    pub ok_reads: u64,
     pub failed_reads: u64,
+    /// Writes acknowledged, by all clients; of which by pipelined ones.
+    pub acked_writes: u64,
+    pub acked_pipelined: u64,
+    /// Writes whose outcome stayed unknown.
     pub indeterminate_writes: u64,
+    /// The pipelined writers' windows.
+    pub windows: Vec<usize>,
+    /// Times a pipelined writer moved to another node and resent what was in flight.
+    pub switches: u64,
     pub faults: BTreeMap<&'static str, u64>,
+    pub overlaps: Overlaps,
     pub leader_changes: u64,
     pub anomalies: Vec<linearizability::Violation>,
+    pub ledger: Vec<LedgerAnomaly>,
+    pub coverage: LedgerCoverage,
+}
+
+impl Report {
+    /// Share of the writes whose outcome stayed unknown.
+    pub fn indeterminate_share(&self) -> f64 {
+        let writes = self.acked_writes + self.indeterminate_writes;
+        self.indeterminate_writes as f64 / writes.max(1) as f64
+    }
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let faults: u64 = self.faults.values().sum();
+        let o = &self.overlaps;
         write!(
             f,
-            "operations: {} ok, {} indeterminate writes, {} failed reads; faults injected: {} {:?}; leader changes: {}; anomalies: {}",
-            self.ok,
+            "writes: {} acknowledged ({} pipelined, windows {:?}, {} node switches), {} indeterminate ({:.2}%); reads: {} ok, {} failed; \
+             faults: {} {:?}; overlaps: {} kills during cuts, at most {} nodes down at once, {} whole-cluster crashes; leader changes: {}; \
+             ledger: {} acknowledged writes found at their index in a log ({} in every replica's; {} entries archived); anomalies: {} linearizability, {} ledger",
+            self.acked_writes,
+            self.acked_pipelined,
+            self.windows,
+            self.switches,
             self.indeterminate_writes,
+            100.0 * self.indeterminate_share(),
+            self.ok_reads,
             self.failed_reads,
             faults,
             self.faults,
+            o.kills_during_cuts,
+            o.most_down_at_once,
+            o.cluster_crashes,
             self.leader_changes,
-            self.anomalies.len()
+            self.coverage.found_in_a_log,
+            self.coverage.found_in_every_log,
+            self.coverage.archived_entries,
+            self.anomalies.len(),
+            self.ledger.len(),
         )
     }
 }
 
-type History = Arc<Mutex<Vec<Operation>>>;
+/// The clients' tasks.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    record: Shared,
+    sequential: Vec<JoinHandle<()>>,
+    pipelined: Vec<(usize, JoinHandle<PipelineReport>)>,
+}
 
 /// Runs the workload and the nemesis, heals, and checks. Panics (with the seed) if the
-/// replicas differ at the end; returns the report with any linearizability anomalies.
+/// replicas differ at the end; returns the report with any linearizability or ledger
+/// anomalies.
 pub async fn run(config: NemesisConfig) -> Report {
     println!(
-        "nemesis: seed {} ({} nodes, {} clients, {:?})",
-        config.seed, config.nodes, config.clients, config.duration
-    );
-    let mut cluster = Cluster::start(
+        "nemesis: seed {} ({} nodes, {} sequential and {} pipelined clients, {} keys, {:?}, flags {:?})",
+        config.seed,
         config.nodes,
-        &["--snapshot-every", "100", "--request-timeout-ms", "1000"],
+        config.clients,
+        config.pipelined,
+        config.keys,
+        config.duration,
+        config.node_flags
     );
+    // Snapshots every 1000 entries: nodes that were away catch up by snapshot, and the log
+    // still holds what was decided since the archive's last look at it.
+    let mut flags = vec!["--snapshot-every", "1000", "--request-timeout-ms", "1000"];
+    flags.extend(config.node_flags.iter().map(String::as_str));
+    let mut cluster = Cluster::start(config.nodes, &flags);
     cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(15))
         .await;
     let start = Instant::now();
-    let history: History = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut report = Report::default();
-
-    let mut workers = Vec::new();
-    for c in 0..config.clients {
-        let urls = cluster.urls();
-        let history = history.clone();
-        let stop = stop.clone();
-        let config = config.clone();
-        workers.push(tokio::spawn(async move {
-            let mut rng =
-                StdRng::seed_from_u64(config.seed ^ (c + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut client = omnikv_node::client::Client::new(urls.clone());
-            client.attempt_timeout = Duration::from_millis(1500);
-            client.total_timeout = Duration::from_secs(3);
-            let mut local_clients: Vec<_> = urls
-                .iter()
-                .map(|u| {
-                    let mut one = omnikv_node::client::Client::new(vec![u.clone()]);
-                    one.total_timeout = Duration::from_millis(500);
-                    one
-                })
-                .collect();
-            let mut counts = (0u64, 0u64, 0u64);
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let key = format!("k{}", rng.gen_range(0..config.keys));
-                let roll: f64 = rng.gen();
-                let call = start.elapsed().as_micros() as u64;
-                let (op, result) = if roll < 0.45 {
-                    let v = format!("c{c}-{n}");
-                    let r = client.put(&key, &v).await.map(|_| None);
-                    (Op::Put(v), r)
-                } else if roll < 0.55 {
-                    (Op::Delete, client.delete(&key).await.map(|_| None))
-                } else {
-                    let local = rng.gen::<f64>() < config.local_read_ratio;
-                    let mode = if local {
-                        ReadMode::Local
-                    } else {
-                        ReadMode::Linearizable
-                    };
-                    if local {
-                        // A local read is served by one node: pick it at random.
-                        let one = &mut local_clients[rng.gen_range(0..urls.len())];
-                        (Op::Get(None), one.get(&key, mode).await.map(Some))
-                    } else {
-                        (Op::Get(None), client.get(&key, mode).await.map(Some))
-                    }
-                };
-                let ret = start.elapsed().as_micros() as u64;
-                let record = match (op, result) {
-                    (Op::Get(_), Ok(Some(v))) => {
-                        counts.0 += 1;
-                        Some(Operation {
-                            client: c,
-                            key,
-                            op: Op::Get(v),
-                            call,
-                            ret: Some(ret),
-                        })
-                    }
-                    (op, Ok(_)) => {
-                        counts.0 += 1;
-                        Some(Operation {
-                            client: c,
-                            key,
-                            op,
-                            call,
-                            ret: Some(ret),
-                        })
-                    }
-                    (Op::Get(_), Err(_)) => {
-                        counts.2 += 1;
-                        None
-                    }
-                    (op, Err(CallError::Unavailable { .. })) => {
-                        counts.1 += 1;
-                        Some(Operation {
-                            client: c,
-                            key,
-                            op,
-                            call,
-                            ret: None,
-                        })
-                    }
-                    (_, Err(e @ CallError::Rejected(_))) => panic!("request rejected: {e}"),
-                };
-                if let Some(r) = record {
-                    history.lock().unwrap().push(r);
-                }
-            }
-            counts
-        }));
-    }
-
-    // Leader observer: counts changes of the leader's ballot.
-    let leader_changes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let ids = cluster.ids();
-    let mut last_leader = None;
+    let workload = start_clients(&cluster, &config, start);
+    let mut faults = Faults::new(&config, cluster.ids(), start);
+    let mut archive = LogArchive::default();
     while start.elapsed() < config.duration {
-        let leader = current_leader(&cluster).await;
-        if leader.is_some() && leader != last_leader {
-            if last_leader.is_some() {
-                leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            last_leader = leader;
-        }
-        let target = match leader {
-            Some((l, _)) if rng.gen_bool(0.6) => l,
-            _ => ids[rng.gen_range(0..ids.len())],
-        };
-        let hold = Duration::from_millis(rng.gen_range(300..1500));
-        let kinds: &[&'static str] = if config.partitions_only {
-            &["partition", "isolate", "chained", "quorum-loss"]
-        } else {
-            &[
-                "kill",
-                "pause",
-                "partition",
-                "isolate",
-                "quorum-loss",
-                "constrained",
-                "chained",
-            ]
-        };
-        let kind = kinds[rng.gen_range(0..kinds.len())];
-        *report.faults.entry(kind).or_default() += 1;
-        match kind {
-            "kill" => {
-                cluster.kill(target);
-                observe(&cluster, &mut last_leader, &leader_changes, hold).await;
-                cluster.restart(target);
-            }
-            "pause" => {
-                cluster.signal(target, "STOP");
-                observe(&cluster, &mut last_leader, &leader_changes, hold).await;
-                cluster.signal(target, "CONT");
-            }
-            _ => {
-                let cut = match kind {
-                    "partition" => {
-                        let mut shuffled = ids.clone();
-                        for i in (1..shuffled.len()).rev() {
-                            shuffled.swap(i, rng.gen_range(0..=i));
-                        }
-                        let minority: BTreeSet<NodeId> =
-                            shuffled[..(ids.len() - 1) / 2].iter().copied().collect();
-                        scenarios::all_links(&ids)
-                            .into_iter()
-                            .filter(|(a, b)| minority.contains(a) != minority.contains(b))
-                            .collect()
-                    }
-                    "isolate" => scenarios::isolate(&ids, target),
-                    other => {
-                        let scenario = Scenario::parse(other).expect("known scenario");
-                        scenarios::plan(scenario, &ids, leader.map(|(l, _)| l)).unwrap_or_default()
-                    }
-                };
-                set_links(&cluster, &cut, false).await;
-                observe(&cluster, &mut last_leader, &leader_changes, hold).await;
-                set_links(&cluster, &cut, true).await;
-            }
-        }
-        observe(
-            &cluster,
-            &mut last_leader,
-            &leader_changes,
-            Duration::from_millis(rng.gen_range(200..800)),
-        )
-        .await;
+        faults.step(&mut cluster).await;
+        archive.poll(&cluster, &up_nodes(&cluster)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in workers {
-        let (ok, indeterminate, failed) = w.await.unwrap();
-        report.ok += ok;
-        report.indeterminate_writes += indeterminate;
-        report.failed_reads += failed;
+    faults.heal_all(&mut cluster).await;
+    println!("nemesis: faults healed at {:?}", start.elapsed());
+    let mut report = Report {
+        faults: faults.counts.clone(),
+        overlaps: faults.overlaps.clone(),
+        leader_changes: faults.leader_changes,
+        ..Report::default()
+    };
+    let record = stop_clients(workload, &mut report, start).await;
+    println!("nemesis: clients stopped at {:?}", start.elapsed());
+    check(&mut cluster, &config, record, archive, start, &mut report).await;
+    println!("nemesis: seed {}: {report}", config.seed);
+    for v in report.anomalies.iter().take(3) {
+        println!("{v}");
     }
-    report.leader_changes = leader_changes.load(std::sync::atomic::Ordering::Relaxed);
+    for a in report.ledger.iter().take(5) {
+        println!("ledger: {a}");
+    }
+    report
+}
 
-    // Everything healed: every node up, every link connected. Final linearizable reads of every
-    // key join the history, so a write lost at the very end is caught too.
-    for id in cluster.ids() {
-        set_links(&cluster, &scenarios::isolate(&ids, id), true).await;
+fn up_nodes(cluster: &Cluster) -> Vec<omnikv_core::NodeId> {
+    let up = |id: &omnikv_core::NodeId| cluster.is_running(*id);
+    cluster.ids().into_iter().filter(up).collect()
+}
+
+fn start_clients(cluster: &Cluster, config: &NemesisConfig, start: Instant) -> Workload {
+    let stop = Arc::new(AtomicBool::new(false));
+    let record: Shared = Arc::new(Mutex::new(Record::default()));
+    let urls = cluster.urls();
+    let sequential = (0..config.clients)
+        .map(|c| {
+            let client = Sequential::new(c, &urls, config, start, record.clone());
+            tokio::spawn(client.run(stop.clone()))
+        })
+        .collect();
+    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5EED);
+    // Writers get the whole run plus time to drain what is in flight after healing.
+    let deadline = start + config.duration + Duration::from_secs(60);
+    let pipelined = (0..config.pipelined)
+        .map(|w| {
+            let window = rng.gen_range(config.window_range.clone());
+            let (urls, config, stop) = (urls.clone(), config.clone(), stop.clone());
+            let task =
+                async move { workload::pipelined(w, &urls, &config, window, stop, deadline).await };
+            (window, tokio::spawn(task))
+        })
+        .collect();
+    Workload {
+        stop,
+        record,
+        sequential,
+        pipelined,
     }
-    let leader = cluster
-        .wait_leader(&cluster.ids(), Duration::from_secs(20))
-        .await;
-    let mut reader = cluster.client_of(&cluster.ids());
+}
+
+/// Stops the clients (pipelined writers first wait for what they have in flight) and gathers
+/// what they saw.
+async fn stop_clients(workload: Workload, report: &mut Report, start: Instant) -> Record {
+    workload.stop.store(true, Ordering::Relaxed);
+    for task in workload.sequential {
+        task.await.expect("a sequential client panicked");
+    }
+    let mut record = std::mem::take(&mut *workload.record.lock().unwrap());
+    let acked_sequential = record.acked.len() as u64;
+    for (w, (window, task)) in workload.pipelined.into_iter().enumerate() {
+        let pipeline = task.await.expect("a pipelined client panicked");
+        report.windows.push(window);
+        report.switches += pipeline.switches;
+        workload::add_pipelined(&mut record, w as u64, pipeline, start);
+    }
+    report.acked_writes = record.acked.len() as u64;
+    report.acked_pipelined = report.acked_writes - acked_sequential;
+    report.indeterminate_writes = record.unknown.len() as u64;
+    report.ok_reads = record.ok_reads;
+    report.failed_reads = record.failed_reads;
+    record
+}
+
+/// With every fault healed: final linearizable reads of every key join the history (so a
+/// write lost at the very end is caught too), the replicas catch up and are compared, and
+/// the history and the ledger are checked.
+async fn check(
+    cluster: &mut Cluster,
+    config: &NemesisConfig,
+    mut record: Record,
+    mut archive: LogArchive,
+    start: Instant,
+    report: &mut Report,
+) {
+    let ids = cluster.ids();
+    let leader = cluster.wait_leader(&ids, Duration::from_secs(20)).await;
+    let mut reader = cluster.client_of(&ids);
     for k in 0..config.keys {
         let key = format!("k{k}");
-        let call = start.elapsed().as_micros() as u64;
+        let call = workload::micros(start, Instant::now());
         let v = reader
             .get(&key, ReadMode::Linearizable)
             .await
             .expect("final read after healing");
-        let ret = start.elapsed().as_micros() as u64;
-        history.lock().unwrap().push(Operation {
+        let ret = workload::micros(start, Instant::now());
+        record.history.push(Operation {
             client: 999,
             key,
             op: Op::Get(v),
@@ -314,56 +295,22 @@ pub async fn run(config: NemesisConfig) -> Report {
         });
     }
     cluster
-        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(20))
+        .wait_caught_up(leader, &ids, Duration::from_secs(20))
         .await;
-    cluster.assert_replicas_identical().await;
-
-    let history = history.lock().unwrap().clone();
-    report.anomalies = linearizability::check(&history);
-    println!("nemesis: seed {}: {report}", config.seed);
-    for v in report.anomalies.iter().take(3) {
-        println!("{v}");
+    let mut dumps = Vec::new();
+    for &id in &ids {
+        dumps.push(cluster.dump(id).await);
     }
-    report
-}
-
-async fn current_leader(cluster: &Cluster) -> Option<(NodeId, omnikv_core::event::BallotView)> {
-    let mut best = None;
-    for id in cluster.ids() {
-        if let Some(s) = cluster.status(id).await {
-            if s.role == Role::Leader && best.is_none_or(|(_, b)| s.ballot > b) {
-                best = Some((id, s.ballot));
-            }
-        }
-    }
-    best
-}
-
-/// Waits `hold`, sampling the leader to count changes.
-async fn observe(
-    cluster: &Cluster,
-    last: &mut Option<(NodeId, omnikv_core::event::BallotView)>,
-    changes: &std::sync::atomic::AtomicU64,
-    hold: Duration,
-) {
-    let until = Instant::now() + hold;
-    while Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let leader = tokio::time::timeout(Duration::from_millis(500), current_leader(cluster))
-            .await
-            .ok()
-            .flatten();
-        if leader.is_some() && leader != *last {
-            if last.is_some() {
-                changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            *last = leader;
-        }
-    }
-}
-
-async fn set_links(cluster: &Cluster, links: &BTreeSet<Link>, connected: bool) {
-    for &(a, b) in links {
-        cluster.set_link(a, b, connected).await;
-    }
+    crate::assert_identical(&dumps);
+    let (anomalies, coverage) = ledger::check(&mut archive, &dumps, &record.acked, &record.unknown);
+    report.ledger = anomalies;
+    report.coverage = coverage;
+    println!(
+        "nemesis: ledger checked at {:?}: {} ops in the history, {} unknown writes",
+        start.elapsed(),
+        record.history.len(),
+        record.unknown.len()
+    );
+    report.anomalies = linearizability::check(&record.history);
+    println!("nemesis: history checked at {:?}", start.elapsed());
 }

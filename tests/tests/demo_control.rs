@@ -14,6 +14,10 @@ fn process_exists(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// How soon after the leader's death a write must be acknowledged: a correctness bound for a
+/// loaded 2-core machine; failover speed is measured by `scripts/bench`.
+const FAILOVER_BOUND: Duration = Duration::from_secs(10);
+
 fn client(demo: &Demo) -> Client {
     let mut c = Client::new(demo.urls());
     c.total_timeout = Duration::from_secs(10);
@@ -33,11 +37,7 @@ async fn control_api_kills_pauses_and_restarts_real_processes() {
     assert_eq!(view.nodes[leader as usize - 1].state, ProcessState::Down);
     let started = Instant::now();
     c.put("greeting", "again").await.unwrap();
-    println!(
-        "write acknowledged {} ms after the kill",
-        started.elapsed().as_millis()
-    );
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_acknowledged_in_time(started);
     let new_leader = demo.wait_leader(Duration::from_secs(5));
     assert_ne!(new_leader, leader);
 
@@ -240,16 +240,37 @@ async fn five_node_demo_serves_and_fails_over() {
     assert_eq!(demo.cluster().nodes.len(), 5);
     let mut c = client(&demo);
     c.put("five", "nodes").await.unwrap();
-    demo.post(&format!("/api/nodes/{leader}/kill"), "");
+    let (code, body) = demo.post(&format!("/api/nodes/{leader}/kill"), "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        demo.cluster().nodes[leader as usize - 1].state,
+        ProcessState::Down
+    );
     let started = Instant::now();
     c.put("five", "still").await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_acknowledged_in_time(started);
+    let new_leader = demo.wait_leader(Duration::from_secs(5));
+    assert_ne!(
+        new_leader, leader,
+        "the killed leader is still reported leader"
+    );
     assert_eq!(
         c.get("five", ReadMode::Linearizable)
             .await
             .unwrap()
             .as_deref(),
         Some("still")
+    );
+}
+
+/// A write acknowledged `started.elapsed()` after a leader was killed: prints the figure and
+/// checks it against [`FAILOVER_BOUND`].
+fn assert_acknowledged_in_time(started: Instant) {
+    let took = started.elapsed();
+    println!("write acknowledged {} ms after the kill", took.as_millis());
+    assert!(
+        took < FAILOVER_BOUND,
+        "write acknowledged {took:?} after the kill"
     );
 }
 

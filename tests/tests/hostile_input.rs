@@ -66,13 +66,20 @@ async fn client_endpoint_rejects_bad_frames_and_keeps_the_connection() {
         conn.send_text(frame).await.unwrap();
         expect_bad_request(&conn.recv_text(T).await.unwrap(), what);
     }
-    // Same connection, valid request: served.
+    // Same connection, valid requests: served.
+    let session = omnikv_node::client::open_session(&mut conn, T)
+        .await
+        .unwrap();
     let put = ClientRequest {
-        id: RequestId { client: 5, seq: 1 },
+        id: RequestId {
+            client: session,
+            seq: 1,
+        },
         op: ClientOp::Put {
             key: "k".into(),
             value: "v".into(),
         },
+        forget_below: 0,
     };
     assert!(matches!(
         conn.request(&put, T).await.unwrap(),
@@ -184,6 +191,10 @@ async fn peer_port_refuses_strangers_and_garbage() {
         [frame(r#"{"hello":{"cluster_id":"test","from":2}}"#), frame("garbage")].concat(),
         [frame(r#"{"hello":{"cluster_id":"test","from":3}}"#), frame(r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#)].concat(),
     ];
+    // The leader once the start-up election has settled (a higher id may take over the first
+    // ballot round): a write decided, then a few election timeouts.
+    cluster.client_of(&[1]).put("before", "x").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(5))
         .await;
@@ -809,30 +820,48 @@ async fn a_flood_of_idle_sockets_does_not_lock_clients_out() {
 /// it cannot take every pending place and starve other clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipelining_connection_is_bounded_not_overloaded() {
-    const REQUESTS: u64 = 1000;
-    let cluster = Cluster::start(3, &["--pending-max", "200"]);
+    // Three sessions on one connection, each within its window: 3000 writes in flight if the
+    // node read them all, against a pending table of 1100.
+    const SESSIONS: u64 = 3;
+    const PER_SESSION: u64 = 1000;
+    let cluster = Cluster::start(3, &["--pending-max", "1100"]);
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
     let mut conn = Connection::open(&cluster.url(leader), "client", T)
         .await
         .unwrap();
-    for seq in 1..=REQUESTS {
-        let req = ClientRequest {
-            id: RequestId { client: 77, seq },
-            op: ClientOp::Put {
-                key: format!("k{}", seq % 10),
-                value: seq.to_string(),
-            },
-        };
-        conn.send_text(serde_json::to_string(&req).unwrap())
-            .await
-            .unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS {
+        sessions.push(
+            omnikv_node::client::open_session(&mut conn, T)
+                .await
+                .unwrap(),
+        );
     }
+    let mut frames = String::new();
+    for seq in 1..=PER_SESSION {
+        for &session in &sessions {
+            let req = ClientRequest {
+                id: RequestId {
+                    client: session,
+                    seq,
+                },
+                op: ClientOp::Put {
+                    key: format!("k{}", seq % 10),
+                    value: seq.to_string(),
+                },
+                forget_below: 0,
+            };
+            frames = serde_json::to_string(&req).unwrap();
+            conn.send_text(frames.clone()).await.unwrap();
+        }
+    }
+    drop(frames);
     let mut refused = Vec::new();
-    for _ in 0..REQUESTS {
+    for _ in 0..SESSIONS * PER_SESSION {
         let reply: ClientResponse =
-            serde_json::from_str(&conn.recv_text(Duration::from_secs(20)).await.unwrap()).unwrap();
+            serde_json::from_str(&conn.recv_text(Duration::from_secs(30)).await.unwrap()).unwrap();
         if let ClientResponse::Err { error, .. } = reply {
             refused.push(error);
         }

@@ -58,11 +58,8 @@ async fn put_get_delete_on(n: u64) {
             "node {id}"
         );
     }
-    omnikv_tests::assert_identical(&[
-        cluster.dump(leader).await,
-        cluster.dump(a).await,
-        cluster.dump(b).await,
-    ]);
+    // Every replica, not only the three the requests went through.
+    cluster.assert_replicas_identical().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,26 +83,35 @@ async fn a_retried_request_is_applied_once() {
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
     let t = Duration::from_secs(5);
+    let mut c1 = Connection::open(&cluster.url(1), "client", t)
+        .await
+        .unwrap();
+    let session = omnikv_node::client::open_session(&mut c1, t).await.unwrap();
     let put = |seq, value: &str| ClientRequest {
-        id: RequestId { client: 77, seq },
+        id: RequestId {
+            client: session,
+            seq,
+        },
         op: ClientOp::Put {
             key: "k".into(),
             value: value.into(),
         },
+        forget_below: 0,
     };
-    let mut c1 = Connection::open(&cluster.url(1), "client", t)
-        .await
-        .unwrap();
     let mut c2 = Connection::open(&cluster.url(2), "client", t)
         .await
         .unwrap();
     let mut other = cluster.client_of(&[3]);
     // Request 1 writes "first"; another client overwrites; then request 1 arrives again (a
     // retry through another node): it must not write "first" a second time.
-    let acked = |r: ClientResponse| assert!(matches!(r, ClientResponse::Ok { .. }), "{r:?}");
-    acked(c1.request(&put(1, "first"), t).await.unwrap());
+    let acked = |r: ClientResponse| match r {
+        ClientResponse::Ok { index, .. } => index.expect("a logged write names its index"),
+        r => panic!("{r:?}"),
+    };
+    let first = acked(c1.request(&put(1, "first"), t).await.unwrap());
     other.put("k", "second").await.unwrap();
-    acked(c2.request(&put(1, "first"), t).await.unwrap());
+    let again = acked(c2.request(&put(1, "first"), t).await.unwrap());
+    assert_eq!(again, first, "a retry is answered as its first copy was");
     assert_eq!(read(&mut other, "k").await.as_deref(), Some("second"));
     // The next request of the same client is applied normally.
     acked(c2.request(&put(2, "third"), t).await.unwrap());

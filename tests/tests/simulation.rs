@@ -1,8 +1,10 @@
-//! Deterministic simulation over many seeds (see `omnikv_tests::sim`). `OMNIKV_SIM_SEEDS`
-//! sets how many (default 1000 per cluster size); a failure names its seed, and
-//! `OMNIKV_SIM_FIRST_SEED` starts the range elsewhere.
+//! Deterministic simulation over many seeds (see `omnikv_tests::sim`): the node's real turn,
+//! pipelining clients, crashes anywhere in a turn. `OMNIKV_SIM_SEEDS` sets how many seeds
+//! (default 1000 per cluster size); a failure names its seed, and `OMNIKV_SIM_FIRST_SEED`
+//! starts the range elsewhere. The last two tests turn a safeguard off and require the
+//! simulation to catch the specific failure it prevents.
 
-use omnikv_tests::sim::{Sim, SimConfig, SimStats};
+use omnikv_tests::sim::{first_failure, Sim, SimConfig, SimStats};
 
 fn seeds() -> std::ops::Range<u64> {
     let n: u64 = std::env::var("OMNIKV_SIM_SEEDS")
@@ -20,28 +22,25 @@ fn run_many(nodes: u64) {
     let mut total = SimStats::default();
     let range = seeds();
     for seed in range.clone() {
-        let s = Sim::new(SimConfig {
-            seed,
-            nodes,
-            steps: 3000,
-            snapshot_every: 10,
-            snapshot_fix: true,
-        })
-        .run();
+        let s = Sim::new(SimConfig::standard(seed, nodes)).run();
         total.decided += s.decided;
         total.acked += s.acked;
+        total.acked_after_retry += s.acked_after_retry;
         total.crashes += s.crashes;
+        total.crashes_after_sync += s.crashes_after_sync;
         total.cuts += s.cuts;
         total.broken_sessions += s.broken_sessions;
         total.delta_snapshots_completed += s.delta_snapshots_completed;
     }
     println!(
-        "{nodes} nodes, seeds {range:?}: {} entries decided, {} requests acknowledged, {} crashes, {} link cuts, {} broken sessions, {} delta snapshots completed; every invariant held",
-        total.decided, total.acked, total.crashes, total.cuts, total.broken_sessions, total.delta_snapshots_completed
+        "{nodes} nodes, seeds {range:?}: {} entries decided, {} requests acknowledged ({} after copies went to several nodes), {} crashes ({} after a sync), {} link cuts, {} broken connections, {} delta snapshots completed; every invariant held",
+        total.decided, total.acked, total.acked_after_retry, total.crashes, total.crashes_after_sync, total.cuts, total.broken_sessions, total.delta_snapshots_completed
     );
     assert!(
-        total.crashes > 0 && total.delta_snapshots_completed > 0,
-        "the faults and the catch-up path were exercised"
+        total.crashes_after_sync > 0
+            && total.delta_snapshots_completed > 0
+            && total.acked_after_retry > 0,
+        "crashes after syncs, the catch-up path and retried requests were exercised"
     );
 }
 
@@ -55,25 +54,36 @@ fn five_node_simulations_keep_every_invariant() {
     run_many(5);
 }
 
-/// Without the delta-snapshot fix, the simulation finds OmniPaxos 0.2.4's catch-up bug.
+/// Without the delta-snapshot fix, the simulation finds OmniPaxos 0.2.4's catch-up bug: a
+/// node's snapshot plus decided suffix (or its table) stops being the fold of the decided log.
 #[test]
 fn simulation_catches_the_upstream_delta_snapshot_bug() {
-    let found = (0..500u64).find(|&seed| {
-        std::panic::catch_unwind(|| {
-            Sim::new(SimConfig {
-                seed,
-                nodes: 3,
-                steps: 3000,
-                snapshot_every: 10,
-                snapshot_fix: false,
-            })
-            .run();
-        })
-        .is_err()
+    let (seed, message) = first_failure(500, |seed| SimConfig {
+        snapshot_fix: false,
+        ..SimConfig::standard(seed, 3)
     });
-    println!("without the fix, seed {found:?} breaks an invariant");
+    println!("without the fix, seed {seed}: {message}");
     assert!(
-        found.is_some(),
-        "no seed in 0..500 broke an invariant without the fix"
+        message.contains("snapshot + suffix differs from the decided log")
+            || message.contains("differs from the model's")
+            || message.contains("applied state differs"),
+        "seed {seed} failed for another reason: {message}"
+    );
+}
+
+/// A node whose writes never become durable (no fsync, then a power cut) takes back, when it
+/// crashes, promises and acceptances its peers counted on: decided entries change or vanish.
+#[test]
+fn simulation_catches_a_node_that_does_not_sync() {
+    let (seed, message) = first_failure(500, |seed| SimConfig {
+        sync: false,
+        ..SimConfig::standard(seed, 3)
+    });
+    println!("without syncing, seed {seed}: {message}");
+    assert!(
+        message.contains("decided a different entry")
+            || message.contains("was answered ok at index")
+            || message.contains("differs from the model's"),
+        "seed {seed} failed for another reason: {message}"
     );
 }

@@ -1,20 +1,44 @@
 //! Catch-up by snapshot, the case OmniPaxos 0.2.4's delta-snapshot handling breaks.
 //!
 //! Every node snapshots a prefix that sets `k` and `a`; then `k` is overwritten and `a` deleted
-//! everywhere; a follower is cut off while 3 x N more entries are decided; after healing it must
+//! everywhere; a follower is cut off while more entries are decided; after healing it must
 //! hold exactly the leader's state (not the old `k`, not the deleted `a`). Then that follower
 //! leads the catch-up of a node whose storage was wiped, which must end identical too.
+//! The same scenario on nodes started with the fix off shows the upstream bug it prevents.
 
 use std::time::Duration;
 
 use omnikv_core::client::ReadMode;
+use omnikv_core::NodeId;
+use omnikv_node::client::Client;
 use omnikv_tests::Cluster;
 
 const N: u64 = 20;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
-    let mut cluster = Cluster::start(3, &["--snapshot-every", &N.to_string()]);
+/// What a node logs when it rewrites a delta snapshot into a complete one.
+const REWROTE_DELTA: &str = "replaced a delta snapshot by a complete one";
+/// What a node started with `--unsafe-no-snapshot-fix` logs when it lets a delta through.
+const KEPT_DELTA: &str = "kept a delta snapshot, the fix being off";
+/// What a node logs when it applies a snapshot received from a peer.
+const INSTALLED: &str = "installed a snapshot";
+
+/// A cluster right after a follower (`lagger`) was caught up from a short partition, the case
+/// where the leader sends a delta snapshot.
+struct CaughtUp {
+    cluster: Cluster,
+    leader: NodeId,
+    lagger: NodeId,
+    other: NodeId,
+    client: Client,
+}
+
+/// Every node stores a snapshot holding `k = 1` and `a = 1`; `k = 2` and `delete a` are decided
+/// after it; then `lagger` is cut off while N / 4 entries are decided, healed, and caught up.
+async fn catch_up_after_short_partition(extra_args: &[&str]) -> CaughtUp {
+    let every = N.to_string();
+    let mut args = vec!["--snapshot-every", every.as_str()];
+    args.extend_from_slice(extra_args);
+    let cluster = Cluster::start(3, &args);
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
@@ -50,6 +74,30 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
     cluster
         .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
         .await;
+    CaughtUp {
+        cluster,
+        leader,
+        lagger,
+        other,
+        client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
+    let CaughtUp {
+        mut cluster,
+        leader,
+        lagger,
+        other,
+        mut client,
+    } = catch_up_after_short_partition(&[]).await;
+    // Without this the test could pass by never taking the path it is about (e.g. if the
+    // leader sent the entries themselves instead of a delta snapshot).
+    assert!(
+        log_lines(&cluster, lagger, REWROTE_DELTA) > 0,
+        "node {lagger} was caught up without a delta snapshot"
+    );
     let mut local = cluster.client_of(&[lagger]);
     assert_eq!(
         local.get("k", ReadMode::Local).await.unwrap().as_deref(),
@@ -62,6 +110,8 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         "deleted key resurrected"
     );
     cluster.assert_replicas_identical().await;
+    let deltas_before = log_lines(&cluster, lagger, REWROTE_DELTA);
+    let installs_before = log_lines(&cluster, lagger, INSTALLED);
 
     // A long partition: 3 x N entries, so the leader compacts past the lagger's log and sends a
     // complete snapshot.
@@ -76,6 +126,15 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
     cluster
         .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
         .await;
+    assert!(
+        log_lines(&cluster, lagger, INSTALLED) > installs_before,
+        "node {lagger} was caught up without a snapshot"
+    );
+    assert_eq!(
+        log_lines(&cluster, lagger, REWROTE_DELTA),
+        deltas_before,
+        "node {lagger} was caught up by a delta, not a complete snapshot"
+    );
 
     let mut local = cluster.client_of(&[lagger]);
     assert_eq!(
@@ -136,4 +195,34 @@ where
     for &p in peers {
         cluster.set_link(node, p, true).await;
     }
+}
+
+/// The same catch-up on nodes started with the fix off: OmniPaxos 0.2.4 merges the delta onto
+/// the lagger's stored snapshot instead of its decided prefix, so the writes decided after that
+/// snapshot (`k = 2`, `delete a`) are undone on the lagger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_fix_a_delta_snapshot_reverts_decided_writes() {
+    let CaughtUp {
+        cluster, lagger, ..
+    } = catch_up_after_short_partition(&["--unsafe-no-snapshot-fix"]).await;
+    let deltas = log_lines(&cluster, lagger, KEPT_DELTA);
+    eprintln!("node {lagger} received {deltas} delta snapshot(s) with the fix off");
+    assert!(deltas > 0, "node {lagger} received no delta snapshot");
+    assert_eq!(log_lines(&cluster, lagger, REWROTE_DELTA), 0, "the fix ran");
+    let mut local = cluster.client_of(&[lagger]);
+    let k = local.get("k", ReadMode::Local).await.unwrap();
+    let a = local.get("a", ReadMode::Local).await.unwrap();
+    eprintln!("node {lagger} after catch-up: k = {k:?}, a = {a:?}");
+    assert_eq!(k.as_deref(), Some("1"), "decided write k = 2 not reverted");
+    assert_eq!(a.as_deref(), Some("1"), "deleted key a not resurrected");
+}
+
+/// How many lines of node `id`'s log (kept across its restarts) contain `needle`.
+fn log_lines(cluster: &Cluster, id: NodeId, needle: &str) -> usize {
+    let path = cluster.nodes[&id].data_dir.with_extension("log");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
 }

@@ -5,9 +5,9 @@
 
 use omnikv_core::{
     client::ClientResponse,
-    control::{ClusterView, ProcessState},
+    control::ClusterView,
+    decode_json,
     event::{frame_events, EventEnvelope},
-    json,
     limits::CLIENT_FRAME_BYTES_MAX,
 };
 use serde::Serialize;
@@ -21,11 +21,11 @@ pub const EVENT_FRAME_BYTES_MAX: usize = 1 << 20;
 pub const CLUSTER_BYTES_MAX: usize = 1 << 20;
 
 pub fn decode_event(frame: &str) -> Result<EventEnvelope, String> {
-    json::decode(frame, EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
+    decode_json(frame.as_bytes(), EVENT_FRAME_BYTES_MAX).map_err(|e| e.to_string())
 }
 
 pub fn decode_cluster(text: &str) -> Result<ClusterView, String> {
-    json::decode(text, CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
+    decode_json(text.as_bytes(), CLUSTER_BYTES_MAX).map_err(|e| e.to_string())
 }
 
 /// One line per event of an event frame (`watch`).
@@ -40,6 +40,8 @@ pub fn describe_events(frame: &str) -> Result<String, JsError> {
 }
 
 /// The `/client` request frame for `op` ("put", "get", "delete"), validated against the limits.
+/// A write needs the id of an open session as `client_id` (see `openSessionRequest`); `seq`
+/// is the session's first, so nothing below it needs remembering.
 #[wasm_bindgen(js_name = clientRequest)]
 pub fn client_request(
     client_id: f64,
@@ -56,11 +58,19 @@ pub fn client_request(
             seq: seq as u64,
         },
         op,
+        forget_below: seq as u64,
     };
     request
         .validate()
         .map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&request).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// The `/client` frame that opens a session; `nonce` pairs the reply with it.
+#[wasm_bindgen(js_name = openSessionRequest)]
+pub fn open_session_request(nonce: f64) -> String {
+    let request = omnikv_core::client::SessionClient::open_request(nonce as u64);
+    serde_json::to_string(&request).expect("requests serialise")
 }
 
 #[derive(Serialize)]
@@ -70,30 +80,26 @@ struct Interpreted {
     retry: bool,
     /// The value read by a Get (`null` when absent or not a read).
     value: Option<String>,
+    /// The log index the request was applied at: for `open_session`, the session's id.
+    index: Option<u64>,
     text: String,
 }
 
 /// Interprets a `/client` reply frame as JSON `{ok, retry, value, text}`.
 #[wasm_bindgen(js_name = interpretResponse)]
 pub fn interpret_response(frame: &str) -> Result<String, JsError> {
-    let response: ClientResponse = json::decode(frame, CLIENT_FRAME_BYTES_MAX)
+    let response: ClientResponse = decode_json(frame.as_bytes(), CLIENT_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
-    let (ok, retry, value) = match &response {
-        ClientResponse::Ok { value, .. } => (true, false, value.clone()),
-        ClientResponse::Err { error, .. } => (
-            false,
-            matches!(
-                error,
-                omnikv_core::client::ClientError::Timeout { .. }
-                    | omnikv_core::client::ClientError::Unavailable { .. }
-            ),
-            None,
-        ),
+    let (ok, retry, value, index) = match &response {
+        ClientResponse::Ok { value, index, .. } => (true, false, value.clone(), *index),
+        // The one retry rule: the same request again, through another node.
+        ClientResponse::Err { error, .. } => (false, error.retryable(), None, None),
     };
     let out = Interpreted {
         ok,
         retry,
         value,
+        index,
         text: client::describe_response(&response),
     };
     serde_json::to_string(&out).map_err(|e| JsError::new(&e.to_string()))
@@ -109,16 +115,14 @@ struct Target {
 #[wasm_bindgen(js_name = clientTargets)]
 pub fn client_targets(cluster_json: &str) -> Result<String, JsError> {
     let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
-    let mut targets: Vec<Target> = view
-        .nodes
-        .iter()
-        .filter(|n| n.state == ProcessState::Up)
+    let targets: Vec<Target> = view
+        .client_targets()
+        .into_iter()
         .map(|n| Target {
             id: n.id,
             ws: n.ws.clone(),
         })
         .collect();
-    targets.sort_by_key(|t| (Some(t.id) != view.leader, t.id));
     serde_json::to_string(&targets).map_err(|e| JsError::new(&e.to_string()))
 }
 

@@ -1,12 +1,10 @@
-//! A client session of the OmniKV client protocol, shared by the page and the Node.js CLI.
-//!
-//! The protocol's rules live here once: one request at a time per client id, a new sequence
-//! number per new request, the same id on retry, and retry on another node only when the outcome
-//! is unknown (`timeout`, `unavailable`, or the connection dropped).
+//! The page's client: one request at a time, by the protocol's rules in
+//! `omnikv_core::client` (sessions, sequence numbers, which errors are retried with the same
+//! id). A write first opens a session (once per page); a session that expired is reopened by
+//! the next write.
 
-use omnikv_core::{
-    client::{ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode},
-    RequestId,
+use omnikv_core::client::{
+    ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient,
 };
 
 /// Attempts per request (the first try included) before the page gives up.
@@ -19,27 +17,34 @@ pub enum Step {
     Ignore,
     /// Send this request again (same id), preferably to another node.
     Retry(ClientRequest),
+    /// Send this next request (the write a new session was opened for).
+    Send(ClientRequest),
     /// Finished: a line to show, and whether it succeeded.
     Done { ok: bool, text: String },
 }
 
 pub struct ClientSession {
-    client: u64,
-    next_seq: u64,
+    /// Pairs an `open_session` reply with its request, and names reads before a session.
+    nonce: u64,
+    session: SessionClient,
     pending: Option<(ClientRequest, u32)>,
+    /// The write waiting for its session to open.
+    waiting: Option<ClientOp>,
 }
 
 impl ClientSession {
-    pub fn new(client: u64) -> ClientSession {
+    pub fn new(nonce: u64) -> ClientSession {
         ClientSession {
-            client,
-            next_seq: 1,
+            nonce,
+            session: SessionClient::without_session(nonce),
             pending: None,
+            waiting: None,
         }
     }
 
-    pub fn client_id(&self) -> u64 {
-        self.client
+    /// The session id, once a write opened one.
+    pub fn session_id(&self) -> Option<u64> {
+        self.session.session
     }
 
     pub fn pending(&self) -> Option<&ClientRequest> {
@@ -51,15 +56,21 @@ impl ClientSession {
         if let Some((r, _)) = &self.pending {
             return Err(format!("request {} is still in flight", r.id.seq));
         }
-        let request = ClientRequest {
-            id: RequestId {
-                client: self.client,
-                seq: self.next_seq,
-            },
-            op,
+        let probe = ClientRequest {
+            id: omnikv_core::RequestId { client: 0, seq: 0 },
+            op: op.clone(),
+            forget_below: 0,
         };
-        request.validate().map_err(|e| e.to_string())?;
-        self.next_seq += 1;
+        probe.validate().map_err(|e| e.to_string())?;
+        let request = match op {
+            ClientOp::Get { key, read } => self.session.read_request(key, read),
+            ClientOp::OpenSession => SessionClient::open_request(self.nonce),
+            write if self.session.session.is_none() => {
+                self.waiting = Some(write);
+                SessionClient::open_request(self.nonce)
+            }
+            write => self.session.write_request(write),
+        };
         self.pending = Some((request.clone(), 1));
         Ok(request)
     }
@@ -76,16 +87,36 @@ impl ClientSession {
         if id.is_some() && id != Some(request.id) {
             return Step::Ignore;
         }
+        let opening = request.op == ClientOp::OpenSession;
         match response {
-            ClientResponse::Err {
-                error: ClientError::Timeout { .. } | ClientError::Unavailable { .. },
+            ClientResponse::Err { error, .. } if error.retryable() => {
+                self.retry_or_fail(&describe_response(response))
+            }
+            ClientResponse::Ok {
+                index: Some(session),
                 ..
-            } => self.retry_or_fail(&describe_response(response)),
+            } if opening && self.waiting.is_some() => {
+                self.session.opened(*session);
+                let write = self.waiting.take().expect("checked");
+                let request = self.session.write_request(write);
+                self.pending = Some((request.clone(), 1));
+                Step::Send(request)
+            }
             _ => {
-                let text = describe_response(response);
-                let ok = matches!(response, ClientResponse::Ok { .. });
-                self.pending = None;
-                Step::Done { ok, text }
+                let (request, _) = self.pending.take().expect("checked");
+                self.session.settled(request.id.seq);
+                self.waiting = None;
+                if let ClientResponse::Err {
+                    error: ClientError::SessionExpired { .. },
+                    ..
+                } = response
+                {
+                    self.session = SessionClient::without_session(self.nonce);
+                }
+                Step::Done {
+                    ok: matches!(response, ClientResponse::Ok { .. }),
+                    text: describe_response(response),
+                }
             }
         }
     }
@@ -104,11 +135,14 @@ impl ClientSession {
         };
         if *attempts >= ATTEMPTS_MAX {
             let text = format!("gave up after {attempts} attempts: {why}");
+            let seq = request.id.seq;
             self.pending = None;
+            self.waiting = None;
+            self.session.settled(seq);
             return Step::Done { ok: false, text };
         }
         *attempts += 1;
-        Step::Retry(request.clone())
+        Step::Retry(self.session.retry(request))
     }
 }
 

@@ -35,6 +35,7 @@ pub fn command(c: &KVCommand) -> String {
         KVCommand::Put { key, value, .. } => format!("put {key}={value}"),
         KVCommand::Delete { key, .. } => format!("delete {key}"),
         KVCommand::Get { key, .. } => format!("get {key}"),
+        KVCommand::OpenSession { .. } => "open session".into(),
     }
 }
 
@@ -50,6 +51,7 @@ pub fn op(o: &ClientOp) -> String {
             read: ReadMode::Local,
         } => format!("get {key} (local)"),
         ClientOp::Delete { key } => format!("delete {key}"),
+        ClientOp::OpenSession => "open session".into(),
     }
 }
 

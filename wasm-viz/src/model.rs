@@ -174,8 +174,8 @@ pub struct NodeModel {
     pub kv: BTreeMap<String, String>,
     /// Keys that arrived in an installed snapshot, whose values the event stream does not carry.
     pub kv_unknown: BTreeSet<String>,
-    /// Deduplication sessions, so the table applies retried requests once, as the node does.
-    pub sessions: BTreeMap<u64, u64>,
+    /// Client sessions, so the table applies each request once, by the node's own rule.
+    pub sessions: omnikv_core::session::Sessions,
     /// Log index up to which `kv` reflects the node's table.
     pub kv_applied_idx: u64,
     /// Some applied entries were not seen (stream joined late, truncated events, gaps): a dump

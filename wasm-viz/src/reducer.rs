@@ -6,17 +6,16 @@ use omnikv_core::{
     admin::NodeDump,
     control::{ClusterView, ProcessState},
     event::{EventEnvelope, NodeEvent, NodeStatus, Role},
-    snapshot::is_new_request,
+    session::{self, KvWrite},
     KVCommand, NodeId,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::*;
 
 /// One input to the model, as recorded on the timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-// Written by serde (trace export), read by `omnikv_core::json_enum!` (trace import); both use
-// the externally tagged form of every enum on a wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// The trace file's schema (export and import): externally tagged, like every enum on a wire.
 #[serde(rename_all = "snake_case")]
 pub enum Record {
     /// A frame from a node's `/events` stream.
@@ -34,14 +33,6 @@ pub enum Record {
     /// Something the page wants kept in the record (bad frame, failed action).
     Notice { at_ms: u64, text: String },
 }
-
-omnikv_core::json_enum!(Record {
-    "event" => Event(EventEnvelope),
-    "cluster" => Cluster { at_ms, view },
-    "stream" => Stream { at_ms, node, connected },
-    "dump" => Dump { at_ms, dump },
-    "notice" => Notice { at_ms, text },
-});
 
 impl Record {
     pub fn at_ms(&self) -> u64 {
@@ -182,7 +173,7 @@ impl ClusterModel {
                         }
                     }
                     if index >= node.kv_applied_idx {
-                        apply_to_table(node, cmd);
+                        apply_to_table(node, cmd, index);
                     }
                 }
                 node.kv_applied_idx = node.kv_applied_idx.max(from_idx + count);
@@ -398,25 +389,39 @@ impl ClusterModel {
     }
 }
 
-fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand) {
-    let Some(value) = cmd.mutation() else { return };
-    if !is_new_request(&node.sessions, cmd.id()) {
-        return;
-    }
-    node.sessions.insert(cmd.id().client, cmd.id().seq);
-    node.kv_unknown.remove(cmd.key());
-    match value {
-        Some(v) => {
-            if node.kv.len() >= KV_KEYS_MAX && !node.kv.contains_key(cmd.key()) {
-                node.kv_truncated = true;
-                return;
+/// The node's table as the page keeps it: bounded, and aware of which keys it knows.
+struct TableView<'a> {
+    kv: &'a mut std::collections::BTreeMap<String, String>,
+    unknown: &'a mut std::collections::BTreeSet<String>,
+    truncated: &'a mut bool,
+}
+
+impl KvWrite for TableView<'_> {
+    fn write(&mut self, key: &str, value: Option<&str>) {
+        self.unknown.remove(key);
+        match value {
+            Some(v) => {
+                if self.kv.len() >= KV_KEYS_MAX && !self.kv.contains_key(key) {
+                    *self.truncated = true;
+                    return;
+                }
+                self.kv.insert(key.to_owned(), v.to_owned());
             }
-            node.kv.insert(cmd.key().to_owned(), v.to_owned());
-        }
-        None => {
-            node.kv.remove(cmd.key());
+            None => {
+                self.kv.remove(key);
+            }
         }
     }
+}
+
+/// Applies a decided command at `index` by the node's own rule (`omnikv_core::session`).
+fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand, index: u64) {
+    let mut view = TableView {
+        kv: &mut node.kv,
+        unknown: &mut node.kv_unknown,
+        truncated: &mut node.kv_truncated,
+    };
+    session::apply(&mut node.sessions, &mut view, cmd, index);
 }
 
 fn check_recovered(node: &mut NodeModel) {

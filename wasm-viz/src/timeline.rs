@@ -7,7 +7,8 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use omnikv_core::decode_json;
+use serde::{Deserialize, Serialize};
 
 use crate::{model::ClusterModel, reducer::Record};
 
@@ -30,6 +31,8 @@ pub fn speed_named(name: &str) -> f64 {
 }
 /// Format tag of exported traces.
 pub const TRACE_FORMAT: &str = "omnikv-trace";
+/// The trace version this build writes and reads. Raise it when a recorded type changes shape.
+pub const TRACE_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
@@ -60,7 +63,7 @@ pub struct Timeline {
 }
 
 /// The exported form of a recording.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct Trace {
     pub format: String,
     pub version: u32,
@@ -68,13 +71,6 @@ pub struct Trace {
     pub dropped: u64,
     pub records: Vec<Record>,
 }
-
-omnikv_core::json_struct!(Trace {
-    format,
-    version,
-    dropped,
-    records
-});
 
 impl Timeline {
     pub fn new(cap: usize) -> Timeline {
@@ -271,20 +267,27 @@ impl Timeline {
     pub fn export(&self) -> Trace {
         Trace {
             format: TRACE_FORMAT.into(),
-            version: 1,
+            version: TRACE_VERSION,
             dropped: self.first_pos,
             records: self.records.iter().cloned().collect(),
         }
     }
 
+    /// Reads an exported trace file of at most `limit` bytes. A trace of another version that
+    /// does not decode is named as such rather than by the first record it cannot read.
+    pub fn import_text(text: &str, limit: usize, cap: usize) -> Result<Timeline, String> {
+        match decode_json::<Trace>(text.as_bytes(), limit) {
+            Ok(trace) => Timeline::import(trace, cap),
+            Err(e) => match written_version(text) {
+                Some(version) if version != TRACE_VERSION => Err(other_version(version)),
+                _ => Err(format!("not a readable OmniKV trace: {e}")),
+            },
+        }
+    }
+
     /// A paused timeline holding an imported trace, cursor at its start.
     pub fn import(trace: Trace, cap: usize) -> Result<Timeline, String> {
-        if trace.format != TRACE_FORMAT || trace.version != 1 {
-            return Err(format!(
-                "not an OmniKV trace (format {:?} version {})",
-                trace.format, trace.version
-            ));
-        }
+        check_header(&trace.format, trace.version)?;
         let mut t = Timeline::new(cap.max(trace.records.len()));
         t.first_pos = trace.dropped;
         t.cursor = trace.dropped;
@@ -305,4 +308,37 @@ impl Timeline {
         t.seek(t.start());
         Ok(t)
     }
+}
+
+fn check_header(format: &str, version: u32) -> Result<(), String> {
+    if format != TRACE_FORMAT {
+        return Err(format!("not an OmniKV trace (format {format:?})"));
+    }
+    if version != TRACE_VERSION {
+        return Err(other_version(version));
+    }
+    Ok(())
+}
+
+fn other_version(version: u32) -> String {
+    let which = if version < TRACE_VERSION {
+        "an older"
+    } else {
+        "a newer"
+    };
+    format!(
+        "this trace was made by {which} version of OmniKV (trace version {version}; this page \
+         reads version {TRACE_VERSION})"
+    )
+}
+
+/// The version of a trace as [`Timeline::export`] writes it: serde writes fields in declaration
+/// order, so the text starts with the format and the version. (A second, tolerant schema for
+/// the header alone would cost the wasm 2 KB.)
+fn written_version(text: &str) -> Option<u32> {
+    let rest = text
+        .trim_start()
+        .strip_prefix(r#"{"format":"omnikv-trace","version":"#)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..digits].parse().ok()
 }

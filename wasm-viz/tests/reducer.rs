@@ -63,7 +63,7 @@ fn cluster(at_ms: u64, leader: Option<u64>, states: &[(u64, &str)]) -> Record {
 
 fn put_on(node: u64, seq: u64, idx: u64, client_seq: u64, key: &str, value: &str) -> Vec<Record> {
     let cmd = format!(
-        r#"{{"put":{{"id":{{"client":7,"seq":{client_seq}}},"key":"{key}","value":"{value}"}}}}"#
+        r#"{{"put":{{"id":{{"client":7,"seq":{client_seq}}},"key":"{key}","value":"{value}","forget_below":{client_seq}}}}}"#
     );
     vec![
         ev(&format!(
@@ -86,6 +86,7 @@ fn put_on(node: u64, seq: u64, idx: u64, client_seq: u64, key: &str, value: &str
 
 fn three_node_cluster_with_one_put() -> Vec<Record> {
     let mut r = vec![cluster(900, Some(1), &[(1, "up"), (2, "up"), (3, "up")])];
+    r.extend((1..=3).map(sessions_known));
     r.push(status(1, 1, "leader", 1, 1, 0, 0, 0));
     r.push(status(2, 1, "follower", 1, 1, 0, 0, 0));
     r.push(status(3, 1, "follower", 1, 1, 0, 0, 0));
@@ -93,6 +94,20 @@ fn three_node_cluster_with_one_put() -> Vec<Record> {
         r.extend(put_on(n, 2, 0, 1, "color", "blue"));
     }
     r
+}
+
+/// A dump of a fresh node whose log opened the sessions the fixtures write under (1, 7 and
+/// 8): the page applies writes by the node's session rule, which refuses unknown sessions.
+fn sessions_known(node: u64) -> Record {
+    let s = r#"{"floor":0,"last_index":0,"applied":[]}"#;
+    Record::Dump {
+        at_ms: 0,
+        dump: serde_json::from_str(&format!(
+            r#"{{"id":{node},"applied_idx":0,"decided_idx":0,"compacted_idx":0,"kv":{{}},
+            "sessions":{{"1":{s},"7":{s},"8":{s}}},"snapshot":null,"decided_suffix":[]}}"#
+        ))
+        .unwrap(),
+    }
 }
 
 fn apply_all(records: &[Record]) -> ClusterModel {
@@ -219,7 +234,7 @@ fn appends_overwrite_the_suffix_and_the_window_is_bounded() {
 
 #[test]
 fn retried_duplicates_apply_once_and_gaps_are_noticed() {
-    let mut r = vec![status(1, 1, "leader", 1, 1, 0, 0, 0)];
+    let mut r = vec![sessions_known(1), status(1, 1, "leader", 1, 1, 0, 0, 0)];
     r.extend(put_on(1, 2, 0, 5, "k", "old"));
     r.push(ev(
         r#"{"node":1,"seq":5,"time_ms":3000,"event":{"entries_applied":{"from_idx":1,"count":2,"commands":[
@@ -315,40 +330,63 @@ fn a_trace_exports_and_imports() {
         at_ms: 7002,
         dump: serde_json::from_value(serde_json::json!({
             "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
-            "kv":{"color":"blue"},"sessions":{"7":2},"snapshot":null,"decided_suffix":[]}))
+            "kv":{"color":"blue"},"sessions":{"7":{"floor":0,"last_index":0,"applied":[{"seq":2,"index":0,"digest":1}]}},"snapshot":null,"decided_suffix":[]}))
         .unwrap(),
     });
     let mut t = Timeline::new(100);
     for r in &records {
         t.push(r.clone());
     }
-    // The page writes traces with serde_json and reads them with the compact reader.
+    // The page writes traces with serde_json and reads them back with the same schema.
     let json = serde_json::to_string(&t.export()).unwrap();
-    let trace: Trace = omnikv_core::json::decode(&json, 1 << 20).unwrap();
+    let trace: Trace = omnikv_core::decode_json(json.as_bytes(), 1 << 20).unwrap();
     assert_eq!(trace.records, records);
-    let mut back = Timeline::import(trace, 100).unwrap();
+    let mut back = Timeline::import_text(&json, 1 << 20, 100).unwrap();
     assert_eq!(back.mode(), Mode::Paused);
     assert_eq!((back.start(), back.end()), (t.start(), t.end()));
     back.seek(back.end());
     assert_eq!(back.model(), t.live_model());
-    let other: Trace =
-        omnikv_core::json::decode(&json.replace("omnikv-trace", "x"), 1 << 20).unwrap();
-    assert!(Timeline::import(other, 1).is_err());
+    let err = |text: &str| Timeline::import_text(text, 1 << 20, 1).err().unwrap();
+    assert!(err(&json.replace("omnikv-trace", "x")).starts_with("not an OmniKV trace"));
+    assert!(err(&json.replace("\"records\"", "\"r\"")).contains("records"));
+    // Version 1 traces written before the page read them with serde still import.
+    let v1 = r#"{"format":"omnikv-trace","version":1,"dropped":0,"records":[{"notice":{"at_ms":1,"text":"x"}}]}"#;
+    assert_eq!(Timeline::import_text(v1, 1 << 20, 10).unwrap().end(), 1);
+    // A trace of another version is named as such, whatever its records look like.
+    let old = r#"{"format":"omnikv-trace","version":0,"dropped":0,"records":[{"what":1}]}"#;
     assert!(
-        omnikv_core::json::decode::<Trace>(&json.replace("\"records\"", "\"r\""), 1 << 20).is_err()
+        err(old).contains("made by an older version of OmniKV"),
+        "{}",
+        err(old)
     );
+    let new = old.replace("\"version\":0", "\"version\":2");
+    assert!(err(&new).contains("made by a newer version of OmniKV"));
+    assert!(err("[[[").starts_with("not a readable OmniKV trace"));
 }
 
 #[test]
-fn the_client_session_retries_with_the_same_id_and_numbers_new_requests() {
+fn the_client_session_opens_a_session_retries_with_the_same_id_and_numbers_new_requests() {
     let mut s = ClientSession::new(42);
     let put = ClientOp::Put {
         key: "k".into(),
         value: "v".into(),
     };
-    let r1 = s.begin(put.clone()).unwrap();
-    assert_eq!(r1.id, RequestId { client: 42, seq: 1 });
+    // The first write opens a session first.
+    let open = s.begin(put.clone()).unwrap();
+    assert_eq!(open.op, ClientOp::OpenSession);
+    assert_eq!(open.id, RequestId { client: 42, seq: 0 });
     assert!(s.begin(put.clone()).is_err(), "one request at a time");
+    let opened = ClientResponse::Ok {
+        id: open.id,
+        value: None,
+        node: 1,
+        index: Some(9),
+    };
+    let Step::Send(r1) = s.on_response(&opened) else {
+        panic!("the write follows its session")
+    };
+    assert_eq!(r1.id, RequestId { client: 9, seq: 0 });
+    assert_eq!(r1.op, put);
     let timeout = ClientResponse::Err {
         id: Some(r1.id),
         error: ClientError::Timeout { timeout_ms: 5 },
@@ -366,15 +404,28 @@ fn the_client_session_retries_with_the_same_id_and_numbers_new_requests() {
         id: r1.id,
         value: None,
         node: 2,
-        index: Some(4),
+        index: Some(14),
     };
     assert!(matches!(s.on_response(&ok), Step::Done { ok: true, .. }));
-    let r2 = s.begin(put).unwrap();
-    assert_eq!(r2.id.seq, 2);
+    let r2 = s.begin(put.clone()).unwrap();
+    assert_eq!(r2.id, RequestId { client: 9, seq: 1 });
+    assert_eq!(r2.forget_below, 1, "the answered write may be forgotten");
     for _ in 0..3 {
         assert!(matches!(s.on_lost("closed"), Step::Retry(_)));
     }
     assert!(matches!(s.on_lost("closed"), Step::Done { ok: false, .. }));
+    // An expired session is reopened by the next write.
+    let r3 = s.begin(put.clone()).unwrap();
+    let expired = ClientResponse::Err {
+        id: Some(r3.id),
+        error: ClientError::SessionExpired { reason: "x".into() },
+    };
+    assert!(matches!(
+        s.on_response(&expired),
+        Step::Done { ok: false, .. }
+    ));
+    assert_eq!(s.begin(put).unwrap().op, ClientOp::OpenSession);
+    let mut s = ClientSession::new(43);
     assert!(
         s.begin(ClientOp::Delete { key: String::new() }).is_err(),
         "empty keys are refused"
@@ -411,7 +462,7 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
     assert!(apply_all(&r).nodes[&3].kv_partial);
     r.push(Record::Dump { at_ms: 6001, dump: serde_json::from_value(serde_json::json!({
         "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
-        "kv":{"color":"blue","size":"large"},"sessions":{"7":2},"snapshot":null,"decided_suffix":[]})).unwrap() });
+        "kv":{"color":"blue","size":"large"},"sessions":{"7":{"floor":0,"last_index":0,"applied":[{"seq":2,"index":0,"digest":1}]}},"snapshot":null,"decided_suffix":[]})).unwrap() });
     let m = apply_all(&r);
     let n3 = &m.nodes[&3];
     assert!(!n3.kv_partial);
@@ -433,6 +484,7 @@ fn a_table_larger_than_kept_is_truncated_not_partial() {
     // A partial table makes the page fetch a dump; a table that is merely larger than the page
     // keeps must not, or the page would fetch the whole table again and again under load.
     let mut m = ClusterModel::default();
+    m.apply(&sessions_known(1));
     m.apply(&status(1, 1, "leader", 1, 1, 0, 0, 0));
     let keys = omnikv_viz::model::KV_KEYS_MAX as u64 + 5;
     for i in 0..keys {

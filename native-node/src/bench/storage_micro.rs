@@ -35,14 +35,18 @@ pub struct MicroPlan {
     pub budget: Duration,
 }
 
+/// Client sessions the writes are spread over: sessions 0.. are opened by the first entries.
+const SESSIONS: u64 = 64;
+
 fn put(seq: u64, key_space: u64, value: &str) -> KVCommand {
     KVCommand::Put {
         id: RequestId {
-            client: 1 + seq % 64,
-            seq: 1 + seq / 64,
+            client: seq % SESSIONS,
+            seq: seq / SESSIONS,
         },
         key: key_name(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) % key_space),
         value: value.to_owned(),
+        forget_below: seq / SESSIONS,
     }
 }
 
@@ -104,7 +108,20 @@ pub fn run(plan: &MicroPlan, dir: &Path) -> Result<Vec<MicroResult>, MicroError>
 
     {
         let store = Store::open(&dir.join("apply"), plan.fsync)?;
-        let table = KvTable::new(store);
+        let mut table = KvTable::open(store)?;
+        let mut b = table.batch();
+        for nonce in 0..SESSIONS {
+            b.apply(
+                &KVCommand::OpenSession {
+                    id: RequestId {
+                        client: nonce,
+                        seq: 0,
+                    },
+                },
+                nonce,
+            );
+        }
+        b.commit(SESSIONS)?;
         let batch = 1024;
         let mut seq = 0;
         out.push(measure(
@@ -115,10 +132,10 @@ pub fn run(plan: &MicroPlan, dir: &Path) -> Result<Vec<MicroResult>, MicroError>
             |n| {
                 let mut b = table.batch();
                 for i in 0..batch {
-                    b.apply(&put(seq + i, key_space, &value))?;
+                    b.apply(&put(seq + i, key_space, &value), SESSIONS + seq + i);
                 }
                 seq += batch;
-                b.commit((n + 1) * batch)?;
+                b.commit(SESSIONS + (n + 1) * batch)?;
                 Ok(())
             },
         )?);
@@ -146,21 +163,34 @@ pub fn run(plan: &MicroPlan, dir: &Path) -> Result<Vec<MicroResult>, MicroError>
     for keys in [1_000u64, 10_000, 100_000] {
         let store = Store::open(&dir.join(format!("snapshot-{keys}")), plan.fsync)?;
         let mut log = PaxosLog::open(store.clone())?;
-        let mut base = KVSnapshot::create(
-            &(0..keys)
-                .map(|i| KVCommand::Put {
-                    id: RequestId {
-                        client: 1,
-                        seq: i + 1,
-                    },
-                    key: key_name(i),
-                    value: value.clone(),
-                })
-                .collect::<Vec<_>>(),
-        );
-        base.resolve();
+        let mut base = KVSnapshot::default();
+        for nonce in 0..SESSIONS {
+            base.push(&KVCommand::OpenSession {
+                id: RequestId {
+                    client: nonce,
+                    seq: 0,
+                },
+            });
+        }
+        for i in 0..keys {
+            let KVCommand::Put {
+                id,
+                value,
+                forget_below,
+                ..
+            } = put(i, keys, &value)
+            else {
+                unreachable!("put makes a Put")
+            };
+            base.push(&KVCommand::Put {
+                id,
+                key: key_name(i),
+                value,
+                forget_below,
+            });
+        }
         log.set_snapshot(Some(base)).map_err(paxos)?;
-        let run: Vec<KVCommand> = (0..1000).map(|i| put(i, keys, &value)).collect();
+        let run: Vec<KVCommand> = (keys..keys + 1000).map(|i| put(i, keys, &value)).collect();
         out.push(measure(
             &format!("snapshot over {keys} keys"),
             &format!("create a snapshot of 1000 entries, merge into a stored snapshot of {keys} keys, write it, fsync"),

@@ -6,8 +6,11 @@
 //! - [`scenarios`]: which links the partial-connectivity scenarios cut.
 //! - [`http`]: the control API and static files.
 //! - [`access`]: the `Host` allow-list and the token check of the control API.
+//! - [`data_dir`]: the layout of the demo's data directory, what `--fresh` may delete, and the
+//!   cluster id a restarted demo reuses.
 
 pub mod access;
+pub mod data_dir;
 pub mod http;
 pub mod scenarios;
 pub mod supervisor;
@@ -35,7 +38,8 @@ pub struct DemoConfig {
     /// Where the nodes keep their RocksDB directories and logs.
     #[arg(long, default_value = ".omnikv/demo")]
     pub data_dir: PathBuf,
-    /// Delete the data directory first (start from an empty cluster).
+    /// Empty the data directory first (start from an empty cluster). Refused if it holds
+    /// anything but the nodes' directories and logs.
     #[arg(long)]
     pub fresh: bool,
     /// Directory of the visualizer's static files.
@@ -73,9 +77,8 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         "refusing to serve the control API on {} without --token: anyone who reaches it could kill the nodes",
         config.http
     );
-    if config.fresh && config.data_dir.exists() {
-        std::fs::remove_dir_all(&config.data_dir)
-            .with_context(|| format!("removing {}", config.data_dir.display()))?;
+    if config.fresh {
+        data_dir::clear_for_fresh(&config.data_dir)?;
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let data_dir = config.data_dir.canonicalize()?;
@@ -94,7 +97,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         node_args.push("--no-fsync".into());
     }
     // One secret per cluster, kept with its data so that a restarted demo reuses it.
-    let secret_path = data_dir.join("secret");
+    let secret_path = data_dir.join(data_dir::SECRET_FILE);
     let secret = Arc::new(ClusterSecret::load_or_create(&secret_path)?);
     node_args.push("--secret-file".into());
     node_args.push(secret_path.display().to_string());

@@ -114,7 +114,7 @@ impl Supervisor {
                     id,
                     peer_addr: ports.next().expect("two ports per node"),
                     ws_addr: ports.next().expect("two ports per node"),
-                    data_dir: data_dir.join(format!("node-{id}")),
+                    data_dir: super::data_dir::node_dir(data_dir, id),
                 },
             );
         }
@@ -124,7 +124,7 @@ impl Supervisor {
             node_args,
             procs: Mutex::new(BTreeMap::new()),
             cut: Mutex::new(BTreeSet::new()),
-            cluster_id: format!("demo-{:x}", rand::random::<u32>()),
+            cluster_id: super::data_dir::cluster_id(data_dir, nodes)?,
             secret,
         }))
     }

@@ -1,15 +1,22 @@
-//! The KV table: the state machine that decided entries are applied to, with its deduplication
+//! The KV table: the state machine that decided entries are applied to, with its client
 //! sessions and the index of the last applied entry.
 //!
 //! An [`ApplyBatch`] collects the effects of a run of decided entries (and possibly a snapshot
 //! install) and commits them together with the new applied index in one atomic write: after a
 //! crash the table is exactly the fold of the log up to the recorded index, never an entry
-//! applied twice or skipped.
+//! applied twice or skipped. Which writes apply is decided by `omnikv_core::session`, the rule
+//! every replica, snapshot and view shares.
+//!
+//! The sessions (at most `SESSIONS_MAX`, each bounded by its window) live in memory as well as
+//! in column family `sessions`: eviction needs all of them, and each write consults one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use omnikv_core::{snapshot::is_new_request, KVCommand, KVSnapshot, RequestId};
+use omnikv_core::{
+    session::{self, Applied, KvWrite, Session, Sessions},
+    KVCommand, KVSnapshot,
+};
 use rocksdb::{IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
@@ -18,24 +25,28 @@ const KEY_APPLIED_IDX: &str = "applied_idx";
 /// Upper bound of every UTF-8 key: 0xFF never occurs in UTF-8.
 const KEY_SPACE_END: &[u8] = &[0xFF];
 
-#[derive(Clone)]
 pub struct KvTable {
     store: Arc<Store>,
-}
-
-/// What applying one command did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ApplyOutcome {
-    Written,
-    /// A retry of a request already applied: skipped.
-    Duplicate,
-    /// A Get, answered with the value at this point of the log.
-    Read(Option<String>),
+    /// The committed sessions, mirrored from column family `sessions`.
+    sessions: Sessions,
 }
 
 impl KvTable {
-    pub fn new(store: Arc<Store>) -> KvTable {
-        KvTable { store }
+    pub fn open(store: Arc<Store>) -> Result<KvTable, StorageError> {
+        let mut sessions = Sessions::default();
+        for item in store
+            .db()
+            .iterator_cf(store.cf(CF_SESSIONS), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let session: Session = serde_json::from_slice(&v).map_err(|_| {
+                StorageError::Corrupt(
+                    "unreadable client session (a data directory of an older version?)".into(),
+                )
+            })?;
+            sessions.insert(decode_index_key(&k)?, session);
+        }
+        Ok(KvTable { store, sessions })
     }
 
     pub fn applied_idx(&self) -> Result<u64, StorageError> {
@@ -43,23 +54,7 @@ impl KvTable {
     }
 
     pub fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        match self.store.db().get_pinned_cf(self.store.cf(CF_KV), key)? {
-            Some(bytes) => Ok(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                StorageError::Corrupt(format!("value of {key:?} is not UTF-8"))
-            })?)),
-            None => Ok(None),
-        }
-    }
-
-    fn session(&self, client: u64) -> Result<Option<u64>, StorageError> {
-        match self
-            .store
-            .db()
-            .get_pinned_cf(self.store.cf(CF_SESSIONS), index_key(client))?
-        {
-            Some(bytes) => Ok(Some(decode_index_key(&bytes)?)),
-            None => Ok(None),
-        }
+        KvTable::get_in(&self.store, key)
     }
 
     /// The whole table, for replica comparison and the visualizer's first picture.
@@ -79,86 +74,79 @@ impl KvTable {
         Ok(out)
     }
 
-    pub fn sessions(&self) -> Result<BTreeMap<u64, u64>, StorageError> {
-        let mut out = BTreeMap::new();
-        for item in self
-            .store
-            .db()
-            .iterator_cf(self.store.cf(CF_SESSIONS), IteratorMode::Start)
-        {
-            let (k, v) = item?;
-            out.insert(decode_index_key(&k)?, decode_index_key(&v)?);
-        }
-        Ok(out)
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
-    pub fn batch(&self) -> ApplyBatch<'_> {
+    /// A batch over this table. Its session changes are made in memory at once: a batch that
+    /// is not committed must end the process (the node treats a storage error as fatal).
+    pub fn batch(&mut self) -> ApplyBatch<'_> {
         ApplyBatch {
-            table: self,
-            batch: WriteBatch::default(),
-            values: HashMap::new(),
-            sessions: HashMap::new(),
-            cleared: false,
+            writes: KvWrites {
+                store: &self.store,
+                batch: WriteBatch::default(),
+                values: HashMap::new(),
+                cleared: false,
+            },
+            sessions: &mut self.sessions,
+            dirty: BTreeSet::new(),
         }
     }
 }
 
-/// Effects of applying a run of entries, visible to later entries of the same run before they
-/// are committed.
-pub struct ApplyBatch<'a> {
-    table: &'a KvTable,
+/// The KV writes of a batch, visible to later entries of the same run before they commit.
+struct KvWrites<'a> {
+    store: &'a Store,
     batch: WriteBatch,
     /// Keys written in this batch (`None`: deleted).
     values: HashMap<String, Option<String>>,
-    sessions: HashMap<u64, u64>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
 }
 
-impl ApplyBatch<'_> {
-    fn value(&self, key: &str) -> Result<Option<String>, StorageError> {
-        match self.values.get(key) {
-            Some(v) => Ok(v.clone()),
-            None if self.cleared => Ok(None),
-            None => self.table.get(key),
-        }
-    }
-
-    fn is_new(&self, id: RequestId) -> Result<bool, StorageError> {
-        let last = match self.sessions.get(&id.client) {
-            Some(&seq) => Some(seq),
-            None if self.cleared => None,
-            None => self.table.session(id.client)?,
-        };
-        let mut view = BTreeMap::new();
-        if let Some(seq) = last {
-            view.insert(id.client, seq);
-        }
-        Ok(is_new_request(&view, id))
-    }
-
-    pub fn apply(&mut self, cmd: &KVCommand) -> Result<ApplyOutcome, StorageError> {
-        let Some(value) = cmd.mutation() else {
-            return Ok(ApplyOutcome::Read(self.value(cmd.key())?));
-        };
-        let id = cmd.id();
-        if !self.is_new(id)? {
-            return Ok(ApplyOutcome::Duplicate);
-        }
-        let kv = self.table.store.cf(CF_KV);
+impl KvWrite for KvWrites<'_> {
+    fn write(&mut self, key: &str, value: Option<&str>) {
+        let kv = self.store.cf(CF_KV);
         match value {
-            Some(v) => self.batch.put_cf(kv, cmd.key(), v),
-            None => self.batch.delete_cf(kv, cmd.key()),
+            Some(v) => self.batch.put_cf(kv, key, v),
+            None => self.batch.delete_cf(kv, key),
         }
-        self.values
-            .insert(cmd.key().to_owned(), value.map(str::to_owned));
-        self.batch.put_cf(
-            self.table.store.cf(CF_SESSIONS),
-            index_key(id.client),
-            index_key(id.seq),
-        );
-        self.sessions.insert(id.client, id.seq);
-        Ok(ApplyOutcome::Written)
+        self.values.insert(key.to_owned(), value.map(str::to_owned));
+    }
+}
+
+/// Effects of applying a run of entries.
+pub struct ApplyBatch<'a> {
+    writes: KvWrites<'a>,
+    sessions: &'a mut Sessions,
+    /// Sessions changed (or evicted) by this batch, written at commit.
+    dirty: BTreeSet<u64>,
+}
+
+impl ApplyBatch<'_> {
+    /// The value of `key` as of the entries applied so far.
+    pub fn read(&self, key: &str) -> Result<Option<String>, StorageError> {
+        match self.writes.values.get(key) {
+            Some(v) => Ok(v.clone()),
+            None if self.writes.cleared => Ok(None),
+            None => KvTable::get_in(self.writes.store, key),
+        }
+    }
+
+    /// Applies the command decided at `index`.
+    pub fn apply(&mut self, cmd: &KVCommand, index: u64) -> Applied {
+        let applied = session::apply(self.sessions, &mut self.writes, cmd, index);
+        match &applied {
+            Applied::Opened { evicted } => {
+                self.dirty.insert(index);
+                self.dirty.extend(evicted);
+            }
+            Applied::Written | Applied::Duplicate { .. } | Applied::Refused(_) => {
+                self.dirty.insert(cmd.id().client);
+            }
+            Applied::Read => {}
+        }
+        applied
     }
 
     /// Replaces the whole table by a complete snapshot (catch-up of a node that fell behind the
@@ -168,107 +156,137 @@ impl ApplyBatch<'_> {
             snapshot.unresolved.is_empty(),
             "install takes a resolved snapshot"
         );
-        let store = &self.table.store;
-        self.batch
-            .delete_range_cf(store.cf(CF_KV), &b""[..], KEY_SPACE_END);
-        self.batch
-            .delete_range_cf(store.cf(CF_SESSIONS), &index_key(0)[..], &[0xFF; 9][..]);
-        self.values.clear();
-        self.sessions.clear();
-        self.cleared = true;
+        let store = self.writes.store;
+        let batch = &mut self.writes.batch;
+        batch.delete_range_cf(store.cf(CF_KV), &b""[..], KEY_SPACE_END);
+        batch.delete_range_cf(store.cf(CF_SESSIONS), &index_key(0)[..], &[0xFF; 9][..]);
+        self.writes.values.clear();
+        self.writes.cleared = true;
         for (k, v) in &snapshot.snapshotted {
-            self.batch.put_cf(store.cf(CF_KV), k, v);
-            self.values.insert(k.clone(), Some(v.clone()));
+            batch.put_cf(store.cf(CF_KV), k, v);
+            self.writes.values.insert(k.clone(), Some(v.clone()));
         }
-        for (&client, &seq) in &snapshot.sessions {
-            self.batch
-                .put_cf(store.cf(CF_SESSIONS), index_key(client), index_key(seq));
-            self.sessions.insert(client, seq);
-        }
+        *self.sessions = snapshot.sessions.clone();
+        self.dirty = self.sessions.iter().map(|(c, _)| c).collect();
     }
 
     /// Writes the batch and the new applied index atomically.
-    pub fn commit(mut self, applied_idx: u64) -> Result<(), StorageError> {
-        let store = &self.table.store;
-        self.batch.put_cf(
+    pub fn commit(self, applied_idx: u64) -> Result<(), StorageError> {
+        let store = self.writes.store;
+        let mut batch = self.writes.batch;
+        for client in self.dirty {
+            let key = index_key(client);
+            match self.sessions.get(client) {
+                Some(s) => batch.put_cf(store.cf(CF_SESSIONS), key, serde_json::to_vec(s)?),
+                None => batch.delete_cf(store.cf(CF_SESSIONS), key),
+            }
+        }
+        batch.put_cf(
             store.cf(CF_META),
             KEY_APPLIED_IDX,
             serde_json::to_vec(&applied_idx)?,
         );
         // Applied state is rebuilt from the log if a power failure loses it.
-        store.write_deferred(self.batch)
+        store.write_deferred(batch)
+    }
+}
+
+impl KvTable {
+    fn get_in(store: &Store, key: &str) -> Result<Option<String>, StorageError> {
+        match store.db().get_pinned_cf(store.cf(CF_KV), key)? {
+            Some(bytes) => Ok(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                StorageError::Corrupt(format!("value of {key:?} is not UTF-8"))
+            })?)),
+            None => Ok(None),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use omnikv_core::{session::SessionRefusal, RequestId};
+
+    fn open(nonce: u64) -> KVCommand {
+        KVCommand::OpenSession {
+            id: RequestId {
+                client: nonce,
+                seq: 0,
+            },
+        }
+    }
 
     fn put(client: u64, seq: u64, key: &str, value: &str) -> KVCommand {
         KVCommand::Put {
             id: RequestId { client, seq },
             key: key.into(),
             value: value.into(),
+            forget_below: 0,
         }
     }
 
     #[test]
-    fn applies_dedups_and_reads_within_a_batch() {
+    fn applies_dedups_and_reads_within_a_batch_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let table = KvTable::new(Store::open(dir.path(), false).unwrap());
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
         let mut b = table.batch();
+        assert_eq!(b.apply(&open(50), 0), Applied::Opened { evicted: vec![] });
+        assert_eq!(b.apply(&open(51), 1), Applied::Opened { evicted: vec![] });
+        assert_eq!(b.apply(&put(0, 2, "k", "a"), 2), Applied::Written);
+        assert_eq!(b.apply(&put(1, 1, "k", "b"), 3), Applied::Written);
         assert_eq!(
-            b.apply(&put(1, 1, "k", "a")).unwrap(),
-            ApplyOutcome::Written
+            b.apply(&put(0, 1, "j", "c"), 4),
+            Applied::Written,
+            "a lower seq decided later"
         );
         assert_eq!(
-            b.apply(&put(2, 1, "k", "b")).unwrap(),
-            ApplyOutcome::Written
+            b.apply(&put(0, 2, "k", "a"), 5),
+            Applied::Duplicate { index: 2 }
         );
-        assert_eq!(
-            b.apply(&put(1, 1, "k", "a")).unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        let get = KVCommand::Get {
-            id: RequestId { client: 3, seq: 1 },
-            key: "k".into(),
-        };
-        assert_eq!(b.apply(&get).unwrap(), ApplyOutcome::Read(Some("b".into())));
-        b.commit(4).unwrap();
-        assert_eq!(table.applied_idx().unwrap(), 4);
+        assert_eq!(b.read("k").unwrap().as_deref(), Some("b"));
+        assert!(matches!(
+            b.apply(&put(9, 1, "k", "x"), 6),
+            Applied::Refused(SessionRefusal::Expired { client: 9 })
+        ));
+        b.commit(7).unwrap();
+        assert_eq!(table.applied_idx().unwrap(), 7);
         assert_eq!(table.get("k").unwrap().as_deref(), Some("b"));
+        let sessions = table.sessions().clone();
+        drop(table);
+        let mut table = KvTable::open(store).unwrap();
+        assert_eq!(table.sessions(), &sessions, "sessions are durable");
         let mut b = table.batch();
         assert_eq!(
-            b.apply(&put(2, 1, "k", "b")).unwrap(),
-            ApplyOutcome::Duplicate
+            b.apply(&put(1, 1, "k", "b"), 7),
+            Applied::Duplicate { index: 3 }
         );
-        let del = KVCommand::Delete {
-            id: RequestId { client: 2, seq: 2 },
-            key: "k".into(),
-        };
-        assert_eq!(b.apply(&del).unwrap(), ApplyOutcome::Written);
-        b.commit(6).unwrap();
-        assert_eq!(table.get("k").unwrap(), None);
-        assert_eq!(table.sessions().unwrap(), BTreeMap::from([(1, 1), (2, 2)]));
     }
 
     #[test]
     fn install_replaces_everything() {
         let dir = tempfile::tempdir().unwrap();
-        let table = KvTable::new(Store::open(dir.path(), false).unwrap());
+        let mut table = KvTable::open(Store::open(dir.path(), false).unwrap()).unwrap();
         let mut b = table.batch();
-        b.apply(&put(1, 1, "old", "x")).unwrap();
-        b.commit(1).unwrap();
+        b.apply(&open(1), 0);
+        b.apply(&put(0, 1, "old", "x"), 1);
+        b.commit(2).unwrap();
         let mut snap = KVSnapshot::default();
-        snap.apply(RequestId { client: 5, seq: 3 }, "new", Some("y"));
+        snap.push(&open(2));
+        snap.push(&put(0, 3, "new", "y"));
         let mut b = table.batch();
         b.install(&snap);
         assert_eq!(
-            b.apply(&put(5, 3, "new", "z")).unwrap(),
-            ApplyOutcome::Duplicate
+            b.apply(&put(0, 3, "new", "y"), 2),
+            Applied::Duplicate { index: 1 }
         );
-        b.commit(10).unwrap();
+        b.commit(3).unwrap();
         assert_eq!(table.entries().unwrap(), snap.snapshotted);
-        assert_eq!(table.sessions().unwrap(), snap.sessions);
+        // The duplicate only marked the session as used.
+        assert_eq!(
+            table.sessions().get(0).unwrap().applied,
+            snap.sessions.get(0).unwrap().applied
+        );
+        assert_eq!(table.sessions().get(0).unwrap().last_index, 2);
     }
 }

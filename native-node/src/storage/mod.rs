@@ -1,16 +1,17 @@
 //! Durable state of a node, all in one RocksDB: the OmniPaxos log and Paxos state
 //! ([`PaxosLog`]), the KV table with its deduplication sessions and applied index
-//! ([`KvTable`]).
+//! ([`KvTable`]). Beside it, [`identity`] records whose directory it is.
 //!
 //! One database means one write-ahead log: applying decided entries and recording the applied
 //! index go into one atomic write batch, and a crash recovers a prefix of all writes in the order
 //! they were made.
 
 mod db;
+pub mod identity;
 mod kv_table;
 mod paxos_log;
 mod snapshot_store;
 
 pub use db::{StorageError, Store};
-pub use kv_table::{ApplyBatch, ApplyOutcome, KvTable};
+pub use kv_table::{ApplyBatch, KvTable};
 pub use paxos_log::{CompactionLease, PaxosLog, SnapshotSummary};

@@ -13,11 +13,10 @@
 //! and the `SetSnapshot` that follows writes only the keys named by the compacted entries.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use omnikv_core::{limits::EVENT_SNAPSHOT_KEYS_MAX, snapshot::Mutation, KVCommand, KVSnapshot};
+use omnikv_core::{limits::EVENT_SNAPSHOT_KEYS_MAX, snapshot::Unresolved, KVCommand, KVSnapshot};
 use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{StopSign, Storage, StorageOp, StorageResult},
@@ -56,18 +55,17 @@ pub struct PaxosLog {
     leased_read: RefCell<Option<LeasedRead>>,
 }
 
-/// Keys and clients written by the entries `from..to`.
+/// Keys written by the entries `from..to`.
 struct LeasedRead {
     from: u64,
     to: u64,
     keys: Vec<String>,
-    clients: Vec<u64>,
 }
 
-/// The parts of a lent snapshot that a merge can change beyond the compacted entries' keys.
+/// The part of a lent snapshot that a merge can change beyond the compacted entries' keys
+/// (the sessions are rewritten whole).
 struct Lent {
-    unresolved: Vec<Mutation>,
-    deleted_keys: BTreeSet<String>,
+    unresolved: Vec<Unresolved>,
 }
 
 /// Held by the node: while [`CompactionLease::run`] runs OmniPaxos' compaction, the log lends
@@ -235,24 +233,17 @@ impl PaxosLog {
                         if staged.bounds.trimmed_idx > self.bounds.trimmed_idx =>
                     {
                         let (from, to) = (self.bounds.trimmed_idx, staged.bounds.trimmed_idx);
-                        let (mut keys, mut clients) = match self.leased_read.borrow_mut().take() {
-                            Some(read) if (read.from, read.to) == (from, to) => {
-                                (read.keys, read.clients)
-                            }
+                        let mut keys = match self.leased_read.borrow_mut().take() {
+                            Some(read) if (read.from, read.to) == (from, to) => read.keys,
                             _ => written_keys(&self.read_range(from, to)?),
                         };
-                        for m in &old.unresolved {
-                            keys.push(m.key.clone());
-                            clients.push(m.id.client);
-                        }
+                        keys.extend(written_keys_of(old.unresolved.iter().map(|u| &u.command)));
                         snapshot_store::stage_keys(
                             &self.store,
                             batch,
                             new,
                             &keys.iter().map(String::as_str).collect(),
-                            &clients.into_iter().collect(),
                             &old.unresolved,
-                            &old.deleted_keys,
                         )?;
                     }
                     (lent, _, _) => {
@@ -352,13 +343,16 @@ mod erased {
     }
 }
 
-/// Keys and clients of the writes among `entries`.
-fn written_keys(entries: &[KVCommand]) -> (Vec<String>, Vec<u64>) {
+/// Keys of the writes among `entries`.
+fn written_keys(entries: &[KVCommand]) -> Vec<String> {
+    written_keys_of(entries.iter())
+}
+
+fn written_keys_of<'a>(entries: impl Iterator<Item = &'a KVCommand>) -> Vec<String> {
     entries
-        .iter()
         .filter(|c| c.mutation().is_some())
-        .map(|c| (c.key().to_owned(), c.id().client))
-        .unzip()
+        .map(|c| c.key().to_owned())
+        .collect()
 }
 
 fn boxed(e: StorageError) -> Box<dyn std::error::Error> {
@@ -416,13 +410,8 @@ impl Storage<KVCommand> for PaxosLog {
         let (from, to) = (from as u64, to as u64);
         let entries = self.read_range(from, to).map_err(boxed)?;
         if self.lease.active() {
-            let (keys, clients) = written_keys(&entries);
-            *self.leased_read.borrow_mut() = Some(LeasedRead {
-                from,
-                to,
-                keys,
-                clients,
-            });
+            let keys = written_keys(&entries);
+            *self.leased_read.borrow_mut() = Some(LeasedRead { from, to, keys });
         }
         Ok(entries)
     }
@@ -491,7 +480,6 @@ impl Storage<KVCommand> for PaxosLog {
             if let Some(s) = &snapshot {
                 *self.lent.borrow_mut() = Some(Lent {
                     unresolved: s.unresolved.clone(),
-                    deleted_keys: s.deleted_keys.clone(),
                 });
             }
             return Ok(snapshot);
@@ -510,6 +498,7 @@ mod tests {
             id: RequestId { client: 1, seq },
             key: format!("k{seq}"),
             value: "v".into(),
+            forget_below: 0,
         }
     }
 
@@ -575,6 +564,7 @@ mod tests {
             id: RequestId { client, seq },
             key: key.into(),
             value: value.into(),
+            forget_below: 0,
         }
     }
 
@@ -582,6 +572,16 @@ mod tests {
         KVCommand::Delete {
             id: RequestId { client, seq },
             key: key.into(),
+            forget_below: 0,
+        }
+    }
+
+    fn open(nonce: u64) -> KVCommand {
+        KVCommand::OpenSession {
+            id: RequestId {
+                client: nonce,
+                seq: 0,
+            },
         }
     }
 
@@ -607,16 +607,20 @@ mod tests {
 
     #[test]
     fn compactions_under_the_lease_store_what_copies_would() {
+        // Sessions 0, 1 and 2 are the indices of the entries that open them.
         let commands = vec![
-            put(1, 1, "a", "1"),
-            put(2, 1, "b", "1"),
-            del(1, 2, "a"),
-            put(1, 2, "a", "retry of a delete: skipped"),
-            put(3, 1, "c", "1"),
-            put(2, 2, "a", "2"),
-            del(3, 2, "b"),
-            put(2, 3, "d", "1"),
-            put(1, 3, "b", "3"),
+            open(11),
+            open(12),
+            open(13),
+            put(0, 1, "a", "1"),
+            put(1, 1, "b", "1"),
+            del(0, 2, "a"),
+            put(0, 2, "a", "reuse of a delete's id: refused"),
+            put(2, 1, "c", "1"),
+            put(1, 2, "a", "2"),
+            del(2, 2, "b"),
+            put(1, 3, "d", "1"),
+            put(0, 3, "b", "3"),
         ];
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let mut results = Vec::new();
@@ -626,7 +630,7 @@ mod tests {
             let lease = log.compaction_lease();
             log.append_entries(commands.clone()).unwrap();
             // The first compaction stores a snapshot with unresolved writes; later ones fold.
-            for to in [2, 3, 6, 9] {
+            for to in [2, 3, 6, 9, 12] {
                 if leased {
                     lease.run(|| compact(&mut log, to));
                 } else {
@@ -648,8 +652,8 @@ mod tests {
         let table = &results[1].snapshotted;
         assert_eq!(table.get("a").map(String::as_str), Some("2"));
         assert_eq!(table.get("b").map(String::as_str), Some("3"));
-        assert!(results[1].deleted_keys.is_empty());
-        assert_eq!(results[1].sessions.get(&1), Some(&3));
+        assert_eq!(results[1].sessions.get(0).unwrap().applied.len(), 3);
+        assert_eq!(results[1].len, 12);
     }
 
     #[test]

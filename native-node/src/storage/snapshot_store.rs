@@ -8,24 +8,23 @@
 //! served from memory and a write is a diff of the two snapshots (compared in memory, in key
 //! order), so the disk sees the changed keys only.
 //!
-//! Layout: `p` marks that a snapshot exists; `k`+key: live value; `d`+key: deleted key;
-//! `s`+client (big-endian): session; `u`: unresolved writes (JSON, only in a delta).
+//! Layout: `p` marks that a snapshot exists; `k`+key: live value; `S`: the client sessions
+//! (JSON, one document: they are bounded, and eviction can change any of them); `n`: the number
+//! of log entries covered; `u`: unresolved commands (JSON, only in a delta).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use omnikv_core::{snapshot::Mutation, KVSnapshot};
+use omnikv_core::{snapshot::Unresolved, KVSnapshot};
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::db::{decode_index_key, index_key, StorageError, Store, CF_META, CF_SNAPSHOT};
+use super::db::{StorageError, Store, CF_SNAPSHOT};
 
 const PRESENT: &[u8] = b"p";
 const LIVE: u8 = b'k';
-const DELETED: u8 = b'd';
-const SESSION: u8 = b's';
+const SESSIONS: &[u8] = b"S";
+const LEN: &[u8] = b"n";
 const UNRESOLVED: &[u8] = b"u";
-/// The snapshot of databases written before this layout: one JSON document in `meta`.
-const LEGACY_META_KEY: &str = "snapshot";
 
 fn prefixed(tag: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
@@ -34,15 +33,8 @@ fn prefixed(tag: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Reads the stored snapshot (moving a legacy one into this layout).
+/// Reads the stored snapshot.
 pub(crate) fn load(store: &Store) -> Result<Option<KVSnapshot>, StorageError> {
-    if let Some(legacy) = store.get_meta::<Option<KVSnapshot>>(LEGACY_META_KEY)? {
-        let mut batch = WriteBatch::default();
-        stage(store, &mut batch, None, legacy.as_ref())?;
-        batch.delete_cf(store.cf(CF_META), LEGACY_META_KEY);
-        store.write(batch)?;
-        return Ok(legacy);
-    }
     let mut present = false;
     let mut snap = KVSnapshot::default();
     for item in store
@@ -58,14 +50,9 @@ pub(crate) fn load(store: &Store) -> Result<Option<KVSnapshot>, StorageError> {
             Some((&LIVE, k)) => {
                 snap.snapshotted.insert(text(k)?, text(&value)?);
             }
-            Some((&DELETED, k)) => {
-                snap.deleted_keys.insert(text(k)?);
-            }
-            Some((&SESSION, c)) => {
-                snap.sessions
-                    .insert(decode_index_key(c)?, decode_index_key(&value)?);
-            }
             _ if &*key == PRESENT => present = true,
+            _ if &*key == SESSIONS => snap.sessions = serde_json::from_slice(&value)?,
+            _ if &*key == LEN => snap.len = serde_json::from_slice(&value)?,
             _ if &*key == UNRESOLVED => snap.unresolved = serde_json::from_slice(&value)?,
             _ => return Err(StorageError::Corrupt("unknown snapshot entry".into())),
         }
@@ -103,42 +90,48 @@ pub(crate) fn stage(
             None => batch.delete_cf(cf, key),
         }
     });
-    diff_sets(&old.deleted_keys, &new.deleted_keys, |k, present| {
-        let key = prefixed(DELETED, k.as_bytes());
-        if present {
-            batch.put_cf(cf, key, b"");
-        } else {
-            batch.delete_cf(cf, key);
-        }
-    });
-    diff_maps(&old.sessions, &new.sessions, |c, seq| {
-        let key = prefixed(SESSION, &index_key(*c));
-        match seq {
-            Some(seq) => batch.put_cf(cf, key, index_key(*seq)),
-            None => batch.delete_cf(cf, key),
-        }
-    });
-    if old.unresolved != new.unresolved {
-        if new.unresolved.is_empty() {
+    if old.sessions != new.sessions || old.len != new.len {
+        stage_sessions_and_len(batch, cf, new)?;
+    }
+    stage_unresolved(batch, cf, &old.unresolved, &new.unresolved)
+}
+
+fn stage_sessions_and_len(
+    batch: &mut WriteBatch,
+    cf: &rocksdb::ColumnFamily,
+    new: &KVSnapshot,
+) -> Result<(), StorageError> {
+    batch.put_cf(cf, SESSIONS, serde_json::to_vec(&new.sessions)?);
+    batch.put_cf(cf, LEN, serde_json::to_vec(&new.len)?);
+    Ok(())
+}
+
+fn stage_unresolved(
+    batch: &mut WriteBatch,
+    cf: &rocksdb::ColumnFamily,
+    old: &[Unresolved],
+    new: &[Unresolved],
+) -> Result<(), StorageError> {
+    if old != new {
+        if new.is_empty() {
             batch.delete_cf(cf, UNRESOLVED);
         } else {
-            batch.put_cf(cf, UNRESOLVED, serde_json::to_vec(&new.unresolved)?);
+            batch.put_cf(cf, UNRESOLVED, serde_json::to_vec(new)?);
         }
     }
     Ok(())
 }
 
-/// Stages `new` over a stored snapshot that can differ from it only in `keys`, the sessions of
-/// `clients` and the unresolved writes (`old_unresolved` before; `old_deleted` were its deleted
-/// keys): the write of a compaction, in proportion to the entries it folded, not to the table.
+/// Stages `new` over a stored snapshot whose live keys can differ from it only in `keys`
+/// (`old_unresolved` were its unresolved commands): the write of a compaction, in proportion to
+/// the entries it folded, not to the table. The sessions are rewritten whole: they are bounded,
+/// and opening a session can evict any other.
 pub(crate) fn stage_keys(
     store: &Store,
     batch: &mut WriteBatch,
     new: &KVSnapshot,
     keys: &BTreeSet<&str>,
-    clients: &BTreeSet<u64>,
-    old_unresolved: &[Mutation],
-    old_deleted: &BTreeSet<String>,
+    old_unresolved: &[Unresolved],
 ) -> Result<(), StorageError> {
     let cf = store.cf(CF_SNAPSHOT);
     for key in keys {
@@ -147,28 +140,9 @@ pub(crate) fn stage_keys(
             Some(v) => batch.put_cf(cf, live, v),
             None => batch.delete_cf(cf, live),
         }
-        let deleted = prefixed(DELETED, key.as_bytes());
-        if new.deleted_keys.contains(*key) {
-            batch.put_cf(cf, deleted, b"");
-        } else if old_deleted.contains(*key) {
-            batch.delete_cf(cf, deleted);
-        }
     }
-    for client in clients {
-        let key = prefixed(SESSION, &index_key(*client));
-        match new.sessions.get(client) {
-            Some(seq) => batch.put_cf(cf, key, index_key(*seq)),
-            None => batch.delete_cf(cf, key),
-        }
-    }
-    if old_unresolved != new.unresolved.as_slice() {
-        if new.unresolved.is_empty() {
-            batch.delete_cf(cf, UNRESOLVED);
-        } else {
-            batch.put_cf(cf, UNRESOLVED, serde_json::to_vec(&new.unresolved)?);
-        }
-    }
-    Ok(())
+    stage_sessions_and_len(batch, cf, new)?;
+    stage_unresolved(batch, cf, old_unresolved, &new.unresolved)
 }
 
 /// Calls `change(k, Some(v))` for every key whose value is new or changed in `new`, and
@@ -212,30 +186,24 @@ fn diff_maps<K: Ord, V: PartialEq>(
     }
 }
 
-fn diff_sets<K: Ord>(old: &BTreeSet<K>, new: &BTreeSet<K>, mut change: impl FnMut(&K, bool)) {
-    for k in old.difference(new) {
-        change(k, false);
-    }
-    for k in new.difference(old) {
-        change(k, true);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omnikv_core::{snapshot::Mutation, RequestId};
+    use omnikv_core::{KVCommand, RequestId};
 
-    fn snap(live: &[(&str, &str)], deleted: &[&str], sessions: &[(u64, u64)]) -> KVSnapshot {
-        KVSnapshot {
+    fn snap(live: &[(&str, &str)], sessions: &[u64], len: u64) -> KVSnapshot {
+        let mut s = KVSnapshot {
             snapshotted: live
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            deleted_keys: deleted.iter().map(|k| k.to_string()).collect(),
-            sessions: sessions.iter().copied().collect(),
-            unresolved: Vec::new(),
+            len,
+            ..KVSnapshot::default()
+        };
+        for &c in sessions {
+            s.sessions.open(c);
         }
+        s
     }
 
     fn write(store: &Store, old: Option<&KVSnapshot>, new: Option<&KVSnapshot>) {
@@ -249,22 +217,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();
         assert_eq!(load(&store).unwrap(), None);
-        let a = snap(
-            &[("a", "1"), ("b", "2"), ("c", "3")],
-            &["x"],
-            &[(1, 4), (2, 1)],
-        );
+        let a = snap(&[("a", "1"), ("b", "2"), ("c", "3")], &[1, 2], 10);
         write(&store, None, Some(&a));
         assert_eq!(load(&store).unwrap(), Some(a.clone()));
-        let mut b = snap(
-            &[("b", "2"), ("c", "30"), ("d", "4")],
-            &["a"],
-            &[(1, 5), (3, 1)],
-        );
-        b.unresolved.push(Mutation {
-            id: RequestId { client: 9, seq: 1 },
-            key: "z".into(),
-            value: None,
+        let mut b = snap(&[("b", "2"), ("c", "30"), ("d", "4")], &[1, 3], 12);
+        b.unresolved.push(Unresolved {
+            at: 1,
+            command: KVCommand::Delete {
+                id: RequestId { client: 9, seq: 1 },
+                key: "z".into(),
+                forget_below: 0,
+            },
         });
         write(&store, Some(&a), Some(&b));
         assert_eq!(load(&store).unwrap(), Some(b.clone()));
@@ -273,28 +236,6 @@ mod tests {
         assert_eq!(load(&store).unwrap(), Some(c.clone()));
         write(&store, Some(&c), None);
         assert_eq!(load(&store).unwrap(), None);
-    }
-
-    #[test]
-    fn a_legacy_snapshot_is_moved_into_the_new_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let a = snap(&[("k", "v")], &[], &[(7, 7)]);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            store.cf(CF_META),
-            LEGACY_META_KEY,
-            serde_json::to_vec(&Some(&a)).unwrap(),
-        );
-        store.write(batch).unwrap();
-        assert_eq!(load(&store).unwrap(), Some(a.clone()));
-        assert_eq!(
-            store
-                .get_meta::<Option<KVSnapshot>>(LEGACY_META_KEY)
-                .unwrap(),
-            None
-        );
-        assert_eq!(load(&store).unwrap(), Some(a));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use omnikv_core::{
     admin::AdminResponse,
     client::{ClientRequest, ClientResponse},
     control::{ActionReply, ProcessState},
+    decode_json,
     event::frame_events,
-    json,
     limits::{CLIENT_FRAME_BYTES_MAX, CONTROL_BODY_BYTES_MAX},
     NodeId,
 };
@@ -58,6 +58,8 @@ pub struct App {
     client_sent_ms: f64,
     client_began_ms: f64,
     client_lost: Option<String>,
+    /// A step decided inside a socket callback, taken at the next animation frame.
+    client_next: Option<Step>,
     client_last_node: Option<NodeId>,
     pub view: View,
     last_frame_ms: f64,
@@ -86,6 +88,7 @@ impl App {
             client_sent_ms: 0.0,
             client_began_ms: 0.0,
             client_lost: None,
+            client_next: None,
             client_last_node: None,
             last_frame_ms: now_ms(),
         })
@@ -122,8 +125,8 @@ impl App {
         let ready =
             |n: &omnikv_core::control::NodeView| n.state == ProcessState::Up && n.role.is_some();
         self.up_nodes = view
-            .nodes
-            .iter()
+            .client_targets()
+            .into_iter()
             .filter(|n| ready(n))
             .map(|n| n.id)
             .collect();
@@ -215,6 +218,9 @@ impl App {
             let step = self.client.on_lost(&why);
             self.after_client_step(step);
         }
+        if let Some(step) = self.client_next.take() {
+            self.after_client_step(step);
+        }
         let tl = match self.trace.as_mut() {
             Some(t) => t,
             None => &mut self.timeline,
@@ -271,14 +277,12 @@ impl App {
         if let Some(n) = chosen.filter(|n| first_try && self.up_nodes.contains(n)) {
             return Some(n);
         }
-        // Retries move on: the leader first, then any other up node.
-        let mut order: Vec<NodeId> = self.leader.into_iter().collect();
-        order.extend(self.up_nodes.iter().copied());
-        order
+        // `up_nodes` is in the order clients try nodes (leader first); a retry moves on.
+        self.up_nodes
             .iter()
             .copied()
-            .find(|n| Some(*n) != self.client_last_node && self.up_nodes.contains(n))
-            .or(order.first().copied())
+            .find(|n| Some(*n) != self.client_last_node)
+            .or(self.up_nodes.first().copied())
     }
 
     fn send_client(&mut self, req: ClientRequest) {
@@ -319,6 +323,11 @@ impl App {
     fn after_client_step(&mut self, step: Step) {
         match step {
             Step::Ignore => {}
+            Step::Send(req) => {
+                // The next request of the same operation: no node to move away from.
+                self.client_last_node = None;
+                self.send_client(req);
+            }
             Step::Retry(req) => {
                 // Not from inside the socket's own callback: the socket may be replaced.
                 self.client_sock = None;
@@ -344,11 +353,13 @@ impl App {
         spawn_local(async move {
             let result = net::http("POST", &req.path, req.body).await;
             let text = match result {
-                Ok((_, body)) => match json::decode::<ActionReply>(&body, CONTROL_BODY_BYTES_MAX) {
-                    Ok(r) if r.ok => format!("{}: {}", req.path, r.message),
-                    Ok(r) => format!("{} failed: {}", req.path, r.message),
-                    Err(_) => format!("{}: unexpected reply {body:.120}", req.path),
-                },
+                Ok((_, body)) => {
+                    match decode_json::<ActionReply>(body.as_bytes(), CONTROL_BODY_BYTES_MAX) {
+                        Ok(r) if r.ok => format!("{}: {}", req.path, r.message),
+                        Ok(r) => format!("{} failed: {}", req.path, r.message),
+                        Err(_) => format!("{}: unexpected reply {body:.120}", req.path),
+                    }
+                }
                 Err(e) => format!("{} failed: {e}", req.path),
             };
             with_app(|app| app.view.set_action_status(&app.doc, &text));
@@ -428,10 +439,7 @@ impl App {
     }
 
     fn import(&mut self, text: &str) {
-        let parsed = json::decode(text, TRACE_BYTES_MAX)
-            .map_err(|e| e.to_string())
-            .and_then(|t| Timeline::import(t, RECORDS_CAP));
-        match parsed {
+        match Timeline::import_text(text, TRACE_BYTES_MAX, RECORDS_CAP) {
             Ok(t) => {
                 self.trace = Some(t);
                 self.view
@@ -488,7 +496,7 @@ fn on_dump(app: &mut App, node: NodeId, ev: SocketEvent) {
             }
         }
         SocketEvent::Frame(text) => {
-            match json::decode::<AdminResponse>(&text, DUMP_BYTES_MAX) {
+            match decode_json::<AdminResponse>(text.as_bytes(), DUMP_BYTES_MAX) {
                 Ok(AdminResponse::Dump(mut dump)) => {
                     // The recording keeps what the reducer reads: the kept keys, and one more
                     // to show that the table is larger.
@@ -529,12 +537,14 @@ fn on_client(app: &mut App, node: NodeId, ev: SocketEvent) {
             }
         }
         SocketEvent::Frame(text) => {
-            match json::decode::<ClientResponse>(&text, CLIENT_FRAME_BYTES_MAX) {
+            match decode_json::<ClientResponse>(text.as_bytes(), CLIENT_FRAME_BYTES_MAX) {
                 Ok(resp) => match app.client.on_response(&resp) {
                     // Retrying replaces this socket: do it from the next frame instead.
                     Step::Retry(_) => {
                         app.client_lost = Some(crate::client::describe_response(&resp))
                     }
+                    // Sending may replace this socket: do it from the next frame instead.
+                    step @ Step::Send(_) => app.client_next = Some(step),
                     step => app.after_client_step(step),
                 },
                 Err(e) => app.notice(format!("node {node}: bad client reply: {e}")),

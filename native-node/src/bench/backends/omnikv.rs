@@ -1,23 +1,24 @@
-//! OmniKV backend: the node's `/client` WebSocket protocol, one request in flight per session,
-//! and `/admin` status for the leader.
+//! OmniKV backend: the node's `/client` WebSocket protocol, one request in flight per session
+//! (each benchmark client opens a client session when it connects), and `/admin` status for
+//! the leader.
 
 use std::time::Duration;
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    client::{ClientOp, ClientRequest, ClientResponse, ReadMode},
+    client::{ClientOp, ClientResponse, ReadMode, SessionClient},
     event::Role,
 };
 
 use super::{BackendError, LeaderView};
 use crate::bench::workload::Op;
-use crate::client::{self, Connection, RequestIds};
+use crate::client::{self, Connection};
 
 pub struct OmnikvSession {
     endpoint: String,
     timeout: Duration,
     conn: Option<Connection>,
-    ids: RequestIds,
+    session: SessionClient,
 }
 
 impl OmnikvSession {
@@ -26,9 +27,13 @@ impl OmnikvSession {
             endpoint: endpoint.to_owned(),
             timeout,
             conn: None,
-            ids: RequestIds::random(),
+            session: SessionClient::default(),
         };
-        s.connect().await?;
+        let conn = s.connect().await?;
+        let id = client::open_session(conn, timeout)
+            .await
+            .map_err(|e| BackendError::Refused(e.to_string()))?;
+        s.session = SessionClient::new(id);
         Ok(s)
     }
 
@@ -46,20 +51,17 @@ impl OmnikvSession {
     }
 
     pub async fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
-        let op = match op {
-            Op::Put { key, value } => ClientOp::Put {
+        let req = match op {
+            Op::Put { key, value } => self.session.write_request(ClientOp::Put {
                 key: key.clone(),
                 value: value.clone(),
-            },
-            Op::Get { key } => ClientOp::Get {
-                key: key.clone(),
-                read: ReadMode::Linearizable,
-            },
+            }),
+            Op::Get { key } => self
+                .session
+                .read_request(key.clone(), ReadMode::Linearizable),
         };
-        let req = ClientRequest {
-            id: self.ids.next(),
-            op,
-        };
+        // The benchmark does not retry: an error is counted, and its request settled.
+        self.session.settled(req.id.seq);
         let timeout = self.timeout;
         let conn = self.connect().await?;
         match conn.request(&req, timeout).await {

@@ -1,0 +1,46 @@
+//! Everything that can make a node act, besides its clock: the closed set of inputs of the
+//! node's event loop.
+//!
+//! Kept apart from the loop (`node`) and from the replica logic (`replica`) so that the modules
+//! that produce inputs (`api`, `transport`) and the one that consumes them import this module
+//! and not each other.
+
+use omnikv_core::{
+    admin::{AdminRequest, AdminResponse},
+    client::{ClientRequest, ClientResponse},
+    KVCommand, NodeId,
+};
+use omnipaxos::messages::Message;
+use tokio::sync::{mpsc, oneshot};
+
+/// An input, generic over how replies reach their requester: a channel in the node process,
+/// a plain value in the simulation.
+pub enum Input<R, A> {
+    Peer {
+        from: NodeId,
+        msg_id: u64,
+        msg: Message<KVCommand>,
+    },
+    /// The outgoing stream to `peer` came up or went down.
+    PeerLink {
+        peer: NodeId,
+        up: bool,
+    },
+    Client {
+        req: ClientRequest,
+        reply: R,
+    },
+    Admin {
+        req: AdminRequest,
+        reply: A,
+    },
+    /// One period of the logical clock passed.
+    Tick,
+}
+
+/// Where a client reply goes in the node process: the connection's bounded reply queue.
+pub type ClientReplyTx = mpsc::Sender<ClientResponse>;
+/// Where an admin reply goes in the node process.
+pub type AdminReplyTx = oneshot::Sender<AdminResponse>;
+/// The inputs of the node process.
+pub type NodeInput = Input<ClientReplyTx, AdminReplyTx>;

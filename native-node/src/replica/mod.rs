@@ -1,0 +1,273 @@
+//! One replica's logic, without I/O: OmniPaxos, the applied state, client requests and their
+//! answers, in turns.
+//!
+//! A host (the node process in `node`, the deterministic simulation in the tests) feeds it
+//! [`Input`]s and drives each turn in this order:
+//!
+//! 1. [`Replica::handle`] each input of the turn (they may write storage, unsynced);
+//! 2. sync storage (the host's job: one fsync for everything the turn wrote);
+//! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided,
+//!    snapshots, renews proposals after a leader change, and returns the [`Effects`]: messages
+//!    to send and replies to deliver, all of them safe to release because step 2 made what
+//!    they promise durable.
+//!
+//! Because the same code runs in both hosts, the simulation checks the node's real turn: its
+//! apply loop, its session rule, its delta-snapshot fix and its re-proposals.
+
+mod apply;
+pub mod ports;
+mod report;
+mod requests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use omnikv_core::{
+    admin::AdminResponse,
+    client::ClientResponse,
+    event::{BallotView, MessageInfo, NodeEvent, NodeStatus},
+    KVCommand, NodeId, RequestId,
+};
+use omnipaxos::{messages::Message, OmniPaxos};
+use tracing::{info, warn};
+
+use crate::events::Detail;
+use crate::input::Input;
+use crate::snapshot_fix::{carries_delta_snapshot, complete_delta_snapshot};
+use crate::storage::StorageError;
+use ports::StateMachine;
+pub use ports::{Io, Platform};
+use requests::Pending;
+
+/// What a replica is told at start, besides its storage.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    pub id: NodeId,
+    /// Time a request may wait to be decided before it gets a timeout reply.
+    pub request_timeout_ms: u64,
+    /// Requests in flight; more are refused with `overloaded`.
+    pub pending_max: usize,
+    /// Take a local snapshot every this many applied entries (0: never).
+    pub snapshot_every: u64,
+    /// Replace incoming delta snapshots by complete ones (off only to show the upstream bug).
+    pub snapshot_fix: bool,
+    /// For status reports.
+    pub data_dir: String,
+    pub pid: u32,
+    pub started_at_ms: u64,
+}
+
+/// A failure that stops the replica: its storage can no longer be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("decided entries {from}..{to} are not readable")]
+    Unreadable { from: u64, to: u64 },
+    #[error("undecided entry below the decided index {0}")]
+    UndecidedBelowDecided(u64),
+    #[error("log trimmed to {0} without a snapshot")]
+    TrimmedWithoutSnapshot(u64),
+}
+
+/// A message for a peer, numbered for the event stream.
+pub struct Outgoing {
+    pub to: NodeId,
+    pub msg_id: u64,
+    pub msg: Message<KVCommand>,
+}
+
+/// What a turn releases, once storage is synced.
+pub struct Effects<P: Platform> {
+    pub messages: Vec<Outgoing>,
+    pub replies: Vec<(P::Reply, ClientResponse)>,
+    pub admin_replies: Vec<(P::AdminReply, AdminResponse)>,
+}
+
+impl<P: Platform> Default for Effects<P> {
+    fn default() -> Self {
+        Effects {
+            messages: Vec::new(),
+            replies: Vec::new(),
+            admin_replies: Vec::new(),
+        }
+    }
+}
+
+/// What the event stream was last told, to report changes only.
+#[derive(Default)]
+struct Observed {
+    accepted: u64,
+    decided: u64,
+    leader: Option<(NodeId, BallotView)>,
+    /// Leader and whether it is in the accept phase: proposals are renewed when this changes.
+    accepting: Option<(NodeId, bool)>,
+    status: Option<NodeStatus>,
+    status_at_us: u64,
+}
+
+pub struct Replica<P: Platform> {
+    config: ReplicaConfig,
+    omni: OmniPaxos<KVCommand, P::Log>,
+    table: P::Table,
+    compaction: P::Compaction,
+    /// Requests proposed here and not yet answered, by identity.
+    pending: HashMap<RequestId, Pending<P::Reply>>,
+    /// Request deadlines in arrival order (the timeout is the same for all), microseconds.
+    deadlines: VecDeque<(u64, RequestId)>,
+    applied_idx: u64,
+    next_msg_id: u64,
+    outgoing: Vec<Message<KVCommand>>,
+    observed: Observed,
+    /// Peers whose stream has been up before: a later `up` is a reconnection.
+    seen_up: BTreeMap<NodeId, bool>,
+    effects: Effects<P>,
+}
+
+impl<P: Platform> Replica<P> {
+    /// A replica over recovered storage: OmniPaxos built on its log, and the applied state.
+    pub fn new(
+        config: ReplicaConfig,
+        omni: OmniPaxos<KVCommand, P::Log>,
+        table: P::Table,
+        compaction: P::Compaction,
+    ) -> Result<Replica<P>, ReplicaError> {
+        let applied_idx = table.applied_idx()?;
+        let observed = Observed {
+            accepted: omni.get_accepted_idx() as u64,
+            decided: omni.get_decided_idx() as u64,
+            ..Observed::default()
+        };
+        Ok(Replica {
+            config,
+            omni,
+            table,
+            compaction,
+            pending: HashMap::new(),
+            deadlines: VecDeque::new(),
+            applied_idx,
+            next_msg_id: 0,
+            outgoing: Vec::new(),
+            observed,
+            seen_up: BTreeMap::new(),
+            effects: Effects::default(),
+        })
+    }
+
+    pub fn omni(&self) -> &OmniPaxos<KVCommand, P::Log> {
+        &self.omni
+    }
+
+    pub fn table(&self) -> &P::Table {
+        &self.table
+    }
+
+    pub fn applied_idx(&self) -> u64 {
+        self.applied_idx
+    }
+
+    /// Requests waiting for their entry to be decided and applied here.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Handles one input. `now_us`: the host's monotonic clock, in microseconds.
+    pub fn handle(
+        &mut self,
+        input: Input<P::Reply, P::AdminReply>,
+        now_us: u64,
+        io: &mut Io<'_>,
+    ) -> Result<(), ReplicaError> {
+        match input {
+            Input::Peer { from, msg_id, msg } => self.handle_peer(from, msg_id, msg, io),
+            Input::PeerLink { peer, up } => {
+                let seen = self.seen_up.entry(peer).or_insert(false);
+                if up && *seen && io.links.link_enabled(peer) {
+                    self.omni.reconnected(peer);
+                }
+                *seen |= up;
+                let connected = up && io.links.link_enabled(peer);
+                io.events.emit(NodeEvent::LinkChanged { peer, connected });
+            }
+            Input::Client { req, reply } => self.handle_client(req, reply, now_us, io)?,
+            Input::Admin { req, reply } => {
+                let resp = self.handle_admin(req, io)?;
+                self.effects.admin_replies.push((reply, resp));
+            }
+            Input::Tick => {
+                self.omni.tick();
+                self.expire_requests(now_us, io);
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_peer(
+        &mut self,
+        from: NodeId,
+        msg_id: u64,
+        mut msg: Message<KVCommand>,
+        io: &mut Io<'_>,
+    ) {
+        if !io.links.link_enabled(from) {
+            return;
+        }
+        if io.events.wants_detail(Detail::Message) {
+            io.events
+                .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
+        }
+        if !self.config.snapshot_fix {
+            if carries_delta_snapshot(&msg) {
+                warn!(from, "kept a delta snapshot, the fix being off");
+            }
+        } else if complete_delta_snapshot(&self.omni, &mut msg) {
+            info!(from, "replaced a delta snapshot by a complete one");
+        }
+        self.omni.handle_incoming(msg);
+    }
+
+    /// Ends a turn whose writes the host has synced: see the module comment.
+    pub fn finish_turn(
+        &mut self,
+        now_us: u64,
+        io: &mut Io<'_>,
+    ) -> Result<Effects<P>, ReplicaError> {
+        self.take_outgoing(io);
+        self.observe_log(io);
+        self.apply_decided(now_us, io)?;
+        self.maybe_snapshot(io);
+        self.renew_proposals();
+        self.observe_status(now_us, io);
+        Ok(std::mem::take(&mut self.effects))
+    }
+
+    /// Answers every waiting request `unavailable` (the host is stopping).
+    pub fn shut_down(&mut self) -> Effects<P> {
+        for (id, p) in std::mem::take(&mut self.pending) {
+            let resp = ClientResponse::Err {
+                id: Some(id),
+                error: omnikv_core::client::ClientError::Unavailable {
+                    reason: "node shutting down".into(),
+                },
+            };
+            self.effects.replies.push((p.reply, resp));
+        }
+        std::mem::take(&mut self.effects)
+    }
+
+    fn take_outgoing(&mut self, io: &mut Io<'_>) {
+        self.omni.take_outgoing_messages(&mut self.outgoing);
+        for msg in self.outgoing.drain(..) {
+            self.next_msg_id += 1;
+            let msg_id = self.next_msg_id;
+            let to = msg.get_receiver();
+            if !io.links.link_enabled(to) {
+                continue;
+            }
+            if io.events.wants_detail(Detail::Message) {
+                io.events
+                    .emit(NodeEvent::MessageSent(MessageInfo::of(msg_id, &msg)));
+            }
+            self.effects.messages.push(Outgoing { to, msg_id, msg });
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! What a replica tells about itself: log and status events, and the admin requests (link
+//! control, status, full dumps).
+
+use omnikv_core::{
+    admin::{AdminRequest, AdminResponse, NodeDump},
+    event::{BallotView, NodeEvent, NodeStatus, Role},
+    limits::EVENT_COMMANDS_MAX,
+};
+use omnipaxos::util::LogEntry;
+use tracing::info;
+
+use super::ports::{Platform, StateMachine};
+use super::{Io, Replica, ReplicaError};
+use crate::events::Detail;
+
+/// Minimum spacing of status events when only indices change.
+const STATUS_INTERVAL_US: u64 = 100_000;
+/// Longest silence between status events.
+const STATUS_HEARTBEAT_US: u64 = 1_000_000;
+
+impl<P: Platform> Replica<P> {
+    pub(super) fn handle_admin(
+        &mut self,
+        req: AdminRequest,
+        io: &mut Io<'_>,
+    ) -> Result<AdminResponse, ReplicaError> {
+        Ok(match req {
+            AdminRequest::SetLink { peer, connected } => {
+                if !io.links.set_link(peer, connected) {
+                    return Ok(AdminResponse::Error {
+                        message: format!("node {peer} is not a peer of node {}", self.config.id),
+                    });
+                }
+                if connected {
+                    self.omni.reconnected(peer);
+                }
+                io.events.emit(NodeEvent::LinkChanged { peer, connected });
+                AdminResponse::Ok
+            }
+            AdminRequest::Status => AdminResponse::Status(self.status(io)),
+            AdminRequest::Dump => AdminResponse::Dump(Box::new(self.dump()?)),
+        })
+    }
+
+    /// Everything this replica holds, to compare replicas.
+    pub fn dump(&self) -> Result<NodeDump, ReplicaError> {
+        let compacted_idx = self.omni.get_compacted_idx();
+        let decided_idx = self.omni.get_decided_idx();
+        let mut snapshot = None;
+        let mut decided_suffix = Vec::new();
+        if decided_idx > 0 {
+            for entry in self.omni.read_entries(0..decided_idx).unwrap_or_default() {
+                match entry {
+                    LogEntry::Snapshotted(s) => snapshot = Some(s.snapshot.resolved()),
+                    LogEntry::Decided(cmd) => decided_suffix.push(cmd),
+                    _ => {}
+                }
+            }
+        }
+        Ok(NodeDump {
+            id: self.config.id,
+            applied_idx: self.applied_idx,
+            decided_idx: decided_idx as u64,
+            compacted_idx: compacted_idx as u64,
+            kv: self.table.entries()?,
+            sessions: self.table.sessions().clone(),
+            snapshot,
+            decided_suffix,
+        })
+    }
+
+    pub(super) fn observe_log(&mut self, io: &mut Io<'_>) {
+        let accepted = self.omni.get_accepted_idx() as u64;
+        if accepted > self.observed.accepted && io.events.active() {
+            let from = self
+                .observed
+                .accepted
+                .max(self.omni.get_compacted_idx() as u64);
+            // Reading the new entries back costs a log read per turn; a busy node leaves them
+            // out, and watchers learn the commands when they are applied.
+            let commands = if io.events.wants_detail(Detail::Commands) {
+                let to = accepted.min(from + EVENT_COMMANDS_MAX as u64);
+                self.omni
+                    .read_entries(from as usize..to as usize)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        LogEntry::Decided(c) | LogEntry::Undecided(c) => Some(c),
+                        _ => None,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            io.events.emit(NodeEvent::EntriesAppended {
+                from_idx: from,
+                count: accepted - from,
+                commands,
+            });
+        }
+        self.observed.accepted = accepted;
+        let decided = self.omni.get_decided_idx() as u64;
+        if decided != self.observed.decided {
+            io.events.emit(NodeEvent::EntriesDecided {
+                from_idx: self.observed.decided,
+                to_idx: decided,
+            });
+            self.observed.decided = decided;
+        }
+    }
+
+    pub fn status(&self, io: &Io<'_>) -> NodeStatus {
+        let id = self.config.id;
+        let promise: BallotView = self.omni.get_promise().into();
+        let (leader, role) = match self.omni.get_current_leader() {
+            Some((l, true)) if l == id => (Some(l), Role::Leader),
+            Some((l, false)) if l == id => (Some(l), Role::Candidate),
+            Some((l, _)) => (Some(l), Role::Follower),
+            None => (None, Role::Follower),
+        };
+        NodeStatus {
+            id,
+            role,
+            leader,
+            ballot: promise,
+            promise,
+            accepted_idx: self.omni.get_accepted_idx() as u64,
+            decided_idx: self.omni.get_decided_idx() as u64,
+            compacted_idx: self.omni.get_compacted_idx() as u64,
+            applied_idx: self.applied_idx,
+            peers: io.links.peers(),
+            data_dir: self.config.data_dir.clone(),
+            started_at_ms: self.config.started_at_ms,
+            pid: self.config.pid,
+        }
+    }
+
+    pub(super) fn observe_status(&mut self, now_us: u64, io: &mut Io<'_>) {
+        let status = self.status(io);
+        let leader = status.leader.map(|l| (l, status.ballot));
+        if leader != self.observed.leader {
+            info!(leader = ?status.leader, ballot = ?status.ballot, "leader changed");
+            io.events.emit(NodeEvent::LeaderChanged {
+                leader: status.leader,
+                ballot: status.ballot,
+            });
+            self.observed.leader = leader;
+        }
+        let due = match &self.observed.status {
+            None => true,
+            Some(last) => {
+                let shape_changed = last.role != status.role
+                    || last.leader != status.leader
+                    || last.ballot != status.ballot
+                    || last.peers != status.peers;
+                let elapsed = now_us.saturating_sub(self.observed.status_at_us);
+                shape_changed
+                    || (*last != status && elapsed >= STATUS_INTERVAL_US)
+                    || elapsed >= STATUS_HEARTBEAT_US
+            }
+        };
+        if due {
+            self.observed.status = Some(status.clone());
+            self.observed.status_at_us = now_us;
+            io.events.status(status);
+        }
+    }
+}

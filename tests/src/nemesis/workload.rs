@@ -1,0 +1,273 @@
+//! The nemesis's clients: sequential ones (the product's [`Client`], one request at a time,
+//! puts, deletes and reads) and pipelined ones ([`PipelinedWriter`], many writes in flight under
+//! one session). Everything they see goes into one [`Record`]: the history for the
+//! linearizability checker and the ledger of acknowledged writes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use omnikv_core::{
+    client::{ClientOp, ReadMode},
+    RequestId,
+};
+use omnikv_node::client::{CallError, Client};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use tokio::time::Instant;
+
+use super::{ledger::UnknownWrite, NemesisConfig};
+use crate::linearizability::{Op, Operation};
+use crate::pipeline::{AckedWrite, PipelineReport, PipelinedWriter};
+
+/// What the clients saw.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub history: Vec<Operation>,
+    /// The ledger: every acknowledged write.
+    pub acked: Vec<AckedWrite>,
+    pub unknown: Vec<UnknownWrite>,
+    pub ok_reads: u64,
+    pub failed_reads: u64,
+}
+
+pub type Shared = Arc<Mutex<Record>>;
+
+/// Microseconds since `start`: the history's clock.
+pub fn micros(start: Instant, t: Instant) -> u64 {
+    t.duration_since(start).as_micros() as u64
+}
+
+fn seed_of(config: &NemesisConfig, salt: u64) -> StdRng {
+    StdRng::seed_from_u64(config.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+impl Record {
+    /// Records a write's outcome: acknowledged at `index`, or unknown (`None`).
+    fn write(&mut self, op: Operation, acked: Option<AckedWrite>) {
+        match acked {
+            Some(w) => self.acked.push(w),
+            None => {
+                let value = match &op.op {
+                    Op::Put(v) => Some(v.clone()),
+                    _ => None,
+                };
+                self.unknown.push((op.key.clone(), value));
+            }
+        }
+        self.history.push(op);
+    }
+}
+
+/// One sequential client: random puts (45%), deletes (10%) and reads until `stop`.
+pub struct Sequential {
+    c: u64,
+    rng: StdRng,
+    client: Client,
+    /// One client per node, for local reads (served by the node asked).
+    locals: Vec<Client>,
+    /// The `seq` the client gives its next request: it hands out one per request, from 0,
+    /// reads included, once its session is open.
+    next_seq: u64,
+    keys: u64,
+    local_read_ratio: f64,
+    start: Instant,
+    record: Shared,
+}
+
+impl Sequential {
+    pub fn new(
+        c: u64,
+        urls: &[String],
+        config: &NemesisConfig,
+        start: Instant,
+        record: Shared,
+    ) -> Sequential {
+        let mut client = Client::new(urls.to_vec());
+        client.attempt_timeout = Duration::from_millis(1500);
+        // Long enough to outlast a whole-cluster restart, so few writes end unknown.
+        client.total_timeout = Duration::from_secs(6);
+        let locals = urls
+            .iter()
+            .map(|u| {
+                let mut one = Client::new(vec![u.clone()]);
+                one.total_timeout = Duration::from_millis(500);
+                one
+            })
+            .collect();
+        Sequential {
+            c,
+            rng: seed_of(config, c + 1),
+            client,
+            locals,
+            next_seq: 0,
+            keys: config.keys,
+            local_read_ratio: config.local_read_ratio,
+            start,
+            record,
+        }
+    }
+
+    pub async fn run(mut self, stop: Arc<AtomicBool>) {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let key = format!("k{}", self.rng.gen_range(0..self.keys));
+            let roll: f64 = self.rng.gen();
+            if roll < 0.45 {
+                self.write(key, Some(format!("c{}-{n}", self.c))).await;
+            } else if roll < 0.55 {
+                self.write(key, None).await;
+            } else {
+                self.read(key).await;
+            }
+        }
+    }
+
+    /// A put (`Some`) or delete, into the history and, if acknowledged, the ledger.
+    async fn write(&mut self, key: String, value: Option<String>) {
+        let had_session = self.client.session_id().is_some();
+        let (op, history_op) = match &value {
+            Some(v) => (
+                ClientOp::Put {
+                    key: key.clone(),
+                    value: v.clone(),
+                },
+                Op::Put(v.clone()),
+            ),
+            None => (ClientOp::Delete { key: key.clone() }, Op::Delete),
+        };
+        let call = Instant::now();
+        let result = self.client.execute_indexed(op).await;
+        let answered = Instant::now();
+        let session = self.client.session_id();
+        let seq = self.next_seq;
+        // A write whose session could not be opened was never sent and took no seq.
+        if had_session || session.is_some() {
+            self.next_seq += 1;
+        }
+        let acked = match result {
+            Ok((_, _, index)) => Some(AckedWrite {
+                id: RequestId {
+                    client: session.expect("an acknowledged write has a session"),
+                    seq,
+                },
+                key: key.clone(),
+                value,
+                index: index.expect("a write names its index"),
+                sent: call,
+                answered,
+            }),
+            Err(CallError::Unavailable { .. }) => None,
+            Err(e @ CallError::Rejected(_)) => panic!("request rejected: {e}"),
+        };
+        let op = Operation {
+            client: self.c,
+            key,
+            op: history_op,
+            call: micros(self.start, call),
+            ret: acked.as_ref().map(|_| micros(self.start, answered)),
+        };
+        self.record.lock().unwrap().write(op, acked);
+    }
+
+    /// A read: linearizable, or (at `local_read_ratio`) local from a random node. Reads that
+    /// fail constrain nothing and stay out of the history.
+    async fn read(&mut self, key: String) {
+        let local = self.rng.gen::<f64>() < self.local_read_ratio;
+        let call = Instant::now();
+        let result = if local {
+            let one = self.rng.gen_range(0..self.locals.len());
+            self.locals[one].get(&key, ReadMode::Local).await
+        } else {
+            self.next_seq += 1;
+            self.client.get(&key, ReadMode::Linearizable).await
+        };
+        let ret = micros(self.start, Instant::now());
+        let mut record = self.record.lock().unwrap();
+        match result {
+            Ok(v) => {
+                record.ok_reads += 1;
+                record.history.push(Operation {
+                    client: self.c,
+                    key,
+                    op: Op::Get(v),
+                    call: micros(self.start, call),
+                    ret: Some(ret),
+                });
+            }
+            Err(_) => record.failed_reads += 1,
+        }
+    }
+}
+
+/// One pipelined writer: puts (80%) and deletes with `window` in flight through a random first
+/// node, moving on (and resending newest first, with the same ids) when one stops answering.
+/// Writes until `stop`, then waits for what is in flight until `deadline`.
+pub async fn pipelined(
+    w: u64,
+    urls: &[String],
+    config: &NemesisConfig,
+    window: usize,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+) -> PipelineReport {
+    let mut rng = seed_of(config, 1000 + w);
+    let mut urls = urls.to_vec();
+    let first = rng.gen_range(0..urls.len());
+    urls.rotate_left(first);
+    let mut writer = PipelinedWriter::new(urls, window);
+    writer.reply_timeout = Duration::from_millis(1500);
+    let keys = config.keys;
+    let mut n = 0u64;
+    let ops = std::iter::from_fn(move || {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        n += 1;
+        let key = format!("k{}", rng.gen_range(0..keys));
+        Some(if rng.gen_bool(0.8) {
+            ClientOp::Put {
+                key,
+                value: format!("p{w}-{n}"),
+            }
+        } else {
+            ClientOp::Delete { key }
+        })
+    });
+    writer.run_stream(ops, deadline).await
+}
+
+/// Adds a pipelined writer's outcome to the record: acknowledged writes with their
+/// invocation and completion, unanswered ones as unknown.
+pub fn add_pipelined(record: &mut Record, w: u64, report: PipelineReport, start: Instant) {
+    let client = 100 + w;
+    let op_of = |value: &Option<String>| match value {
+        Some(v) => Op::Put(v.clone()),
+        None => Op::Delete,
+    };
+    for a in report.acked {
+        let op = Operation {
+            client,
+            key: a.key.clone(),
+            op: op_of(&a.value),
+            call: micros(start, a.sent),
+            ret: Some(micros(start, a.answered)),
+        };
+        record.write(op, Some(a));
+    }
+    for u in report.indeterminate {
+        let (key, value) = match u.req.op {
+            ClientOp::Put { key, value } => (key, Some(value)),
+            ClientOp::Delete { key } => (key, None),
+            other => unreachable!("the writer sends writes only, not {other:?}"),
+        };
+        let op = Operation {
+            client,
+            key,
+            op: op_of(&value),
+            call: micros(start, u.sent),
+            ret: None,
+        };
+        record.write(op, None);
+    }
+}

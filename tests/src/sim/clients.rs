@@ -1,0 +1,243 @@
+//! The simulation's clients: each follows the protocol with the real client rule
+//! ([`SessionClient`]), opens a session through the log, pipelines up to [`WINDOW`] requests
+//! through random nodes and retries a request that waited long, or was answered with an error
+//! that says its outcome is unknown, through another node with the same id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use omnikv_core::{
+    client::{ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient},
+    NodeId, RequestId,
+};
+use rand::Rng;
+
+use super::Sim;
+use crate::model::ModelOutcome;
+
+pub const CLIENTS: u64 = 4;
+const KEYS: u64 = 3;
+/// Steps a request waits for an answer before its client sends it again.
+pub const RETRY_AFTER_STEPS: u64 = 300;
+/// Requests one client keeps in flight.
+pub const WINDOW: usize = 4;
+/// Opening nonces start here, far from session ids (log indices).
+const NONCE_BASE: u64 = 1 << 40;
+
+#[derive(Default)]
+pub(super) struct SimClient {
+    session: SessionClient,
+    /// The `open_session` in flight, and the step it was last sent.
+    opening: Option<(ClientRequest, u64)>,
+    /// Requests in flight by `seq`, and the step each was last sent.
+    in_flight: BTreeMap<u64, (ClientRequest, u64)>,
+    /// Nodes each request in flight was sent to.
+    sent_to: BTreeMap<u64, BTreeSet<NodeId>>,
+}
+
+impl SimClient {
+    pub(super) fn idle(&self) -> bool {
+        self.in_flight.is_empty() && self.opening.is_none()
+    }
+}
+
+/// An answered request, to be checked against the model.
+pub(super) struct Answer {
+    id: RequestId,
+    is_write: bool,
+    index: u64,
+    value: Option<String>,
+    pub(super) retried: bool,
+}
+
+/// The clients' state in a run.
+pub(super) struct Clients {
+    pub(super) all: Vec<SimClient>,
+    /// Which client a request's `client` field names: a session id or an opening nonce.
+    client_of: BTreeMap<u64, usize>,
+    pub(super) answers: Vec<Answer>,
+}
+
+impl Clients {
+    pub(super) fn new() -> Clients {
+        Clients {
+            all: (0..CLIENTS).map(|_| SimClient::default()).collect(),
+            client_of: (0..CLIENTS as usize)
+                .map(|c| (NONCE_BASE + c as u64, c))
+                .collect(),
+            answers: Vec::new(),
+        }
+    }
+}
+
+impl Clients {
+    pub(super) fn describe(&self) -> String {
+        let all: Vec<String> = self
+            .all
+            .iter()
+            .map(|c| {
+                format!(
+                    "session {:?} opening {:?} in flight {:?}",
+                    c.session.session,
+                    c.opening.as_ref().map(|(r, sent)| (r.id, *sent)),
+                    c.in_flight
+                        .iter()
+                        .map(|(s, (_, sent))| (*s, *sent))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        all.join(", ")
+    }
+}
+
+impl Sim {
+    /// One client acts: opens its session, retries a request, or sends a new one.
+    pub(super) fn client(&mut self, faults: bool) {
+        let c = self.rng.gen_range(0..CLIENTS) as usize;
+        let live = self.live();
+        if live.is_empty() {
+            return;
+        }
+        let target = live[self.rng.gen_range(0..live.len())];
+        let Some(req) = self.next_request(c, faults) else {
+            return;
+        };
+        let client = &mut self.clients.all[c];
+        if req.op == ClientOp::OpenSession {
+            client.opening = Some((req.clone(), self.step));
+        } else if let Some((_, sent)) = client.in_flight.get_mut(&req.id.seq) {
+            *sent = self.step;
+            client.sent_to.entry(req.id.seq).or_default().insert(target);
+        }
+        self.act(
+            target,
+            omnikv_node::input::Input::Client { req, reply: () },
+            faults,
+        );
+    }
+
+    fn next_request(&mut self, c: usize, faults: bool) -> Option<ClientRequest> {
+        let step = self.step;
+        let stale = |sent: u64| step.saturating_sub(sent) > RETRY_AFTER_STEPS;
+        let client = &mut self.clients.all[c];
+        if client.session.session.is_none() {
+            return match &client.opening {
+                Some((req, sent)) if stale(*sent) => Some(req.clone()),
+                Some(_) => None,
+                None => Some(SessionClient::open_request(NONCE_BASE + c as u64)),
+            };
+        }
+        if let Some((req, _)) = client.in_flight.values().find(|(_, sent)| stale(*sent)) {
+            // The same id again, maybe through another node.
+            return Some(client.session.retry(req));
+        }
+        if client.in_flight.len() >= WINDOW || !client.session.can_send() || !faults {
+            return None;
+        }
+        let key = format!("k{}", self.rng.gen_range(0..KEYS));
+        let req = match self.rng.gen_range(0..10) {
+            0..=5 => client.session.write_request(ClientOp::Put {
+                value: format!("{c}-{}", self.rng.gen::<u32>()),
+                key,
+            }),
+            6..=7 => client.session.write_request(ClientOp::Delete { key }),
+            _ => client.session.read_request(key, ReadMode::Linearizable),
+        };
+        client.in_flight.insert(req.id.seq, (req.clone(), step));
+        Some(req)
+    }
+
+    /// A reply reaches its client.
+    pub(super) fn on_reply(&mut self, resp: ClientResponse) {
+        let id = match &resp {
+            ClientResponse::Ok { id, .. } => *id,
+            ClientResponse::Err { id: Some(id), .. } => *id,
+            ClientResponse::Err { id: None, error } => panic!("a reply without an id: {error}"),
+        };
+        let Some(&c) = self.clients.client_of.get(&id.client) else {
+            return;
+        };
+        let client = &mut self.clients.all[c];
+        if id.client >= NONCE_BASE {
+            // An answer to opening the session: the first one opens it; later copies' answers
+            // name sessions nobody will use.
+            let opening = client.opening.as_ref().is_some_and(|(o, _)| o.id == id);
+            if let (
+                true,
+                ClientResponse::Ok {
+                    index: Some(session),
+                    ..
+                },
+            ) = (opening, resp)
+            {
+                client.opening = None;
+                client.session.opened(session);
+                self.clients.client_of.insert(session, c);
+            }
+            return;
+        }
+        let Some((req, _)) = client.in_flight.get(&id.seq) else {
+            return; // already answered through another node
+        };
+        let is_write = req.op != ClientOp::OpenSession && !matches!(req.op, ClientOp::Get { .. });
+        match resp {
+            ClientResponse::Ok { value, index, .. } => {
+                client.in_flight.remove(&id.seq);
+                client.session.settled(id.seq);
+                let retried = client.sent_to.remove(&id.seq).is_some_and(|n| n.len() > 1);
+                let answer = Answer {
+                    id,
+                    is_write,
+                    index: index.expect("a logged request names its index"),
+                    value,
+                    retried,
+                };
+                self.check_answer(&answer);
+                self.clients.answers.push(answer);
+            }
+            ClientResponse::Err { error, .. } if error.retryable() => {
+                // Sent again at the client's next turn.
+                if let Some((_, sent)) = client.in_flight.get_mut(&id.seq) {
+                    *sent = 0;
+                }
+            }
+            ClientResponse::Err { error, .. } => panic!(
+                "seed {} step {}: request {id:?} refused although its client follows the protocol: {error}",
+                self.config.seed, self.step
+            ),
+        }
+    }
+
+    /// Every answered write was applied exactly once, at the index its answer names; every
+    /// answered read saw the model's value at its index.
+    pub(super) fn check_answers(&self) {
+        for a in &self.clients.answers {
+            self.check_answer(a);
+        }
+    }
+
+    fn check_answer(&self, a: &Answer) {
+        let seed = self.config.seed;
+        {
+            if a.is_write {
+                assert_eq!(
+                    self.model.first_applied(a.id),
+                    Some(a.index),
+                    "seed {seed}: write {:?} was answered ok at index {} but the model applied it first at {:?}",
+                    a.id,
+                    a.index,
+                    self.model.first_applied(a.id)
+                );
+            } else {
+                assert_eq!(
+                    self.model.outcomes.get(a.index as usize),
+                    Some(&ModelOutcome::Read(a.value.clone())),
+                    "seed {seed}: read {:?} at index {} answered {:?}",
+                    a.id,
+                    a.index,
+                    a.value
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! Deterministic simulation of OmniKV nodes: the node's real turn ([`Replica`]) over memory.
+//!
+//! N replicas run in one thread over a simulated network, driven by a seeded scheduler: every
+//! step delivers one message, ticks one node, lets one client act, or injects a fault (crash
+//! and restart, a cut or healed link, a broken connection that loses the messages in flight).
+//! Each node's turn is the node process's turn, the same code: `Replica::handle`, then the
+//! host's sync, then `Replica::finish_turn` and the release of its messages and replies.
+//!
+//! Storage models power loss: what a node wrote is durable only once its turn synced it
+//! (OmniPaxos' log and state, and the applied table, together, as one RocksDB WAL would keep
+//! them). A crash can strike anywhere in a turn: before the sync, after it, between two sends,
+//! before the replies. With [`SimConfig::sync`] off nothing becomes durable, as with a node
+//! that never fsyncs and loses power, and the simulation must catch it.
+//!
+//! Clients follow the protocol ([`clients`]): sessions, pipelining, retries through other
+//! nodes, so copies of one request are decided in any order.
+//!
+//! Invariants:
+//! - no two different decided entries at one index, on any node, ever (every turn);
+//! - every answer is right when it arrives: a write was first applied, by an independent model
+//!   ([`crate::model`]), at the index its answer names; a read saw the model's value there
+//!   (every reply);
+//! - every node's table equals the model's table for the decided log up to its applied index,
+//!   its whole state (sessions included) equals the sequential fold of that log, and its
+//!   snapshot plus decided suffix equals the fold of the decided log (every 100 steps, because
+//!   each check folds the whole log, and at the end);
+//! - no request of a client that follows the protocol is refused;
+//! - after the faults stop, every node converges to the same decided index and state.
+
+mod clients;
+pub mod platform;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use omnikv_core::{KVCommand, KVSnapshot, NodeId};
+use omnikv_node::input::Input;
+use omnikv_node::replica::{ports::NoEvents, Effects, Io, Replica, ReplicaConfig};
+use omnikv_node::snapshot_fix::{carries_delta_snapshot, decided_prefix};
+use omnipaxos::{messages::Message, util::LogEntry, ClusterConfig, OmniPaxos, ServerConfig};
+use omnipaxos_storage::memory_storage::MemoryStorage;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::model::Model;
+use clients::Clients;
+pub use clients::WINDOW;
+use platform::{PlainCompaction, SharedStorage, SimLinks, SimPlatform, SimTable};
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: u64,
+    /// Steps with faults, before the healing phase.
+    pub steps: u64,
+    pub snapshot_every: u64,
+    /// Replace delta snapshots as the node does. Off only to show the simulation catches the
+    /// upstream bug.
+    pub snapshot_fix: bool,
+    /// Sync each turn before releasing its messages and replies, as the node does. Off only to
+    /// show the simulation catches a node whose writes never become durable (a node without
+    /// fsync that loses power).
+    pub sync: bool,
+    /// Chance that a turn of the faulty phase crashes at each of its crash points.
+    pub crash_point_chance: f64,
+}
+
+impl SimConfig {
+    /// The configuration of the CI runs, for `seed` and `nodes`.
+    pub fn standard(seed: u64, nodes: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            nodes,
+            steps: 3000,
+            snapshot_every: 10,
+            snapshot_fix: true,
+            sync: true,
+            crash_point_chance: 0.0007,
+        }
+    }
+}
+
+/// Runs seeds from 0 with `config` until one breaks an invariant; returns the seed and the
+/// invariant's message, for tests that show a safeguard matters.
+pub fn first_failure(seeds: u64, config: impl Fn(u64) -> SimConfig) -> (u64, String) {
+    (0..seeds)
+        .find_map(|seed| {
+            let config = config(seed);
+            std::panic::catch_unwind(move || {
+                Sim::new(config).run();
+            })
+            .err()
+            .map(|payload| (seed, panic_message(payload)))
+        })
+        .unwrap_or_else(|| panic!("no seed in 0..{seeds} broke an invariant"))
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// What a run did, for the test's summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SimStats {
+    pub decided: u64,
+    pub acked: u64,
+    /// Answers to a request whose copies had been sent to more than one node.
+    pub acked_after_retry: u64,
+    pub crashes: u64,
+    /// Crashes after a turn's sync (between sends, or before its replies).
+    pub crashes_after_sync: u64,
+    pub cuts: u64,
+    pub broken_sessions: u64,
+    pub delta_snapshots_completed: u64,
+}
+
+/// One directed TCP stream: messages in flight, in order, with their event ids.
+type Stream = VecDeque<(u64, Message<KVCommand>)>;
+
+/// What a node keeps across a crash: its storage as of its last sync.
+#[derive(Clone)]
+struct Durable {
+    log: MemoryStorage<KVCommand>,
+    table: SimTable,
+}
+
+struct SimNode {
+    id: NodeId,
+    replica: Option<Replica<SimPlatform>>,
+    disk: SharedStorage,
+    synced: Durable,
+}
+
+pub struct Sim {
+    config: SimConfig,
+    rng: StdRng,
+    nodes: BTreeMap<NodeId, SimNode>,
+    /// FIFO per directed link: one TCP stream.
+    links: BTreeMap<(NodeId, NodeId), Stream>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// The decided log as first seen decided anywhere.
+    decided: Vec<KVCommand>,
+    /// The independent model, fed `decided` as it grows.
+    model: Model,
+    /// Index up to which each node's decided entries were compared with `decided`.
+    checked: BTreeMap<NodeId, u64>,
+    clients: Clients,
+    step: u64,
+    pub stats: SimStats,
+}
+
+/// Messages in flight per link beyond which the network delivers before anyone ticks again.
+const BACKLOG_MAX_PER_LINK: usize = 4;
+/// Ticks per heartbeat round, as the node's default.
+const ELECTION_TICKS: u64 = 5;
+/// Simulated time per step.
+const STEP_US: u64 = 1000;
+
+fn build(id: NodeId, nodes: u64, disk: SharedStorage) -> OmniPaxos<KVCommand, SharedStorage> {
+    let server = ServerConfig {
+        pid: id,
+        election_tick_timeout: ELECTION_TICKS,
+        resend_message_tick_timeout: 20,
+        flush_batch_tick_timeout: 1,
+        ..ServerConfig::default()
+    };
+    let cluster = ClusterConfig {
+        configuration_id: 1,
+        nodes: (1..=nodes).collect(),
+        flexible_quorum: None,
+    };
+    cluster
+        .build_for_server(server, disk)
+        .expect("valid configuration")
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Sim {
+        let mut links = BTreeMap::new();
+        for a in 1..=config.nodes {
+            for b in 1..=config.nodes {
+                if a != b {
+                    links.insert((a, b), VecDeque::new());
+                }
+            }
+        }
+        let mut sim = Sim {
+            rng: StdRng::seed_from_u64(config.seed),
+            nodes: BTreeMap::new(),
+            links,
+            cut: BTreeSet::new(),
+            decided: Vec::new(),
+            model: Model::default(),
+            checked: BTreeMap::new(),
+            clients: Clients::new(),
+            step: 0,
+            stats: SimStats::default(),
+            config,
+        };
+        for id in 1..=sim.config.nodes {
+            let disk = SharedStorage(Rc::new(RefCell::new(MemoryStorage::default())));
+            let synced = Durable {
+                log: MemoryStorage::default(),
+                table: SimTable::default(),
+            };
+            sim.nodes.insert(
+                id,
+                SimNode {
+                    id,
+                    replica: None,
+                    disk,
+                    synced,
+                },
+            );
+        }
+        for id in sim.ids() {
+            sim.restart(id);
+        }
+        sim
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn live(&self) -> Vec<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| n.replica.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Runs the faulty phase, then heals and runs until convergence. Panics on any violated
+    /// invariant, with the seed and step.
+    pub fn run(mut self) -> SimStats {
+        for _ in 0..self.config.steps {
+            self.step(true);
+        }
+        // Heal: every node up, every link connected; then run without faults.
+        for id in self.ids() {
+            if self.nodes[&id].replica.is_none() {
+                self.restart(id);
+            }
+        }
+        for (a, b) in std::mem::take(&mut self.cut) {
+            self.set_link(a, b, true);
+        }
+        let mut quiet = 0;
+        while !self.converged() {
+            self.step(false);
+            quiet += 1;
+            assert!(
+                quiet < 50_000,
+                "seed {}: no convergence {quiet} steps after healing: {}",
+                self.config.seed,
+                self.progress()
+            );
+        }
+        self.check_states();
+        self.check_answers();
+        self.stats.decided = self.decided.len() as u64;
+        self.stats.acked = self.clients.answers.len() as u64;
+        self.stats.acked_after_retry =
+            self.clients.answers.iter().filter(|a| a.retried).count() as u64;
+        self.stats
+    }
+
+    /// Where each node and client stands, for a failure message.
+    fn progress(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .values()
+            .map(|n| match &n.replica {
+                Some(r) => format!(
+                    "node {}: decided {} applied {} leader {:?} pending {} promise {:?}",
+                    n.id,
+                    r.omni().get_decided_idx(),
+                    r.applied_idx(),
+                    r.omni().get_current_leader(),
+                    r.pending_len(),
+                    r.omni().get_promise(),
+                ),
+                None => format!("node {}: down", n.id),
+            })
+            .collect();
+        let queued: usize = self.links.values().map(|q| q.len()).sum();
+        format!(
+            "{}; {queued} messages queued; clients: {}",
+            nodes.join("; "),
+            self.clients.describe()
+        )
+    }
+
+    fn converged(&self) -> bool {
+        let decided: BTreeSet<usize> = self
+            .nodes
+            .values()
+            .map(|n| n.replica.as_ref().unwrap().omni().get_decided_idx())
+            .collect();
+        decided.len() == 1
+            && self.nodes.values().all(|n| {
+                n.replica.as_ref().unwrap().applied_idx() as usize == *decided.first().unwrap()
+            })
+            && self.clients.all.iter().all(|c| c.idle())
+    }
+
+    fn step(&mut self, faults: bool) {
+        self.step += 1;
+        let roll: f64 = self.rng.gen();
+        // The network is much faster than the clock on a real cluster (a 10 ms tick against a
+        // round trip well under 1 ms), and OmniPaxos counts on it: a heartbeat reply that
+        // arrives after the next round has started is discarded. A backlog grows with the
+        // cluster's size, so past a bound the step delivers instead of ticking.
+        let backlog: usize = self.links.values().map(VecDeque::len).sum();
+        let congested = backlog > BACKLOG_MAX_PER_LINK * self.links.len();
+        if faults && roll < 0.02 {
+            self.fault();
+        } else if roll < 0.55 || congested {
+            self.deliver(faults);
+        } else if roll < 0.85 {
+            let live = self.live();
+            if !live.is_empty() {
+                let id = live[self.rng.gen_range(0..live.len())];
+                self.act(id, Input::Tick, faults);
+            }
+        } else {
+            self.client(faults);
+        }
+        if self.step.is_multiple_of(100) {
+            self.check_states();
+        }
+    }
+
+    fn fault(&mut self) {
+        let ids = self.ids();
+        let id = ids[self.rng.gen_range(0..ids.len())];
+        match self.rng.gen_range(0..5) {
+            0 => {
+                if self.nodes[&id].replica.is_some() {
+                    self.crash(id);
+                } else {
+                    self.restart(id);
+                }
+            }
+            1 | 2 => {
+                let peer = ids[self.rng.gen_range(0..ids.len())];
+                if peer != id {
+                    let l = (id.min(peer), id.max(peer));
+                    if self.cut.remove(&l) {
+                        self.set_link(l.0, l.1, true);
+                    } else {
+                        self.cut.insert(l);
+                        self.stats.cuts += 1;
+                        self.links.get_mut(&(l.0, l.1)).unwrap().clear();
+                        self.links.get_mut(&(l.1, l.0)).unwrap().clear();
+                        self.set_link(l.0, l.1, false);
+                    }
+                }
+            }
+            _ => {
+                // A connection breaks: what was in flight on it is lost; both ends see it.
+                let peer = ids[self.rng.gen_range(0..ids.len())];
+                if peer != id {
+                    self.stats.broken_sessions += 1;
+                    self.links.get_mut(&(id, peer)).unwrap().clear();
+                    self.link_event(id, peer, false);
+                    self.reconnect(id, peer);
+                }
+            }
+        }
+    }
+
+    fn link_event(&mut self, a: NodeId, b: NodeId, up: bool) {
+        for (x, y) in [(a, b), (b, a)] {
+            if self.nodes[&x].replica.is_some() {
+                self.act(x, Input::PeerLink { peer: y, up }, false);
+            }
+        }
+    }
+
+    fn reconnect(&mut self, a: NodeId, b: NodeId) {
+        self.link_event(a, b, true);
+    }
+
+    /// The operator cuts or heals a link, through both nodes' admin endpoint as the launcher
+    /// does (`self.cut` already says which).
+    fn set_link(&mut self, a: NodeId, b: NodeId, connected: bool) {
+        for (x, y) in [(a, b), (b, a)] {
+            if self.nodes[&x].replica.is_some() {
+                let req = omnikv_core::admin::AdminRequest::SetLink { peer: y, connected };
+                self.act(x, Input::Admin { req, reply: () }, false);
+            }
+        }
+    }
+
+    /// A crash: everything since the node's last sync is lost, with its messages in flight.
+    fn crash(&mut self, id: NodeId) {
+        self.stats.crashes += 1;
+        let node = self.nodes.get_mut(&id).unwrap();
+        node.replica = None;
+        for ((from, to), q) in self.links.iter_mut() {
+            if *from == id || *to == id {
+                q.clear();
+            }
+        }
+        self.checked.remove(&id);
+    }
+
+    /// Starts node `id` on what it last synced, as the node process does after a crash.
+    fn restart(&mut self, id: NodeId) {
+        let config = ReplicaConfig {
+            id,
+            request_timeout_ms: 2 * clients::RETRY_AFTER_STEPS * STEP_US / 1000,
+            pending_max: 1024,
+            snapshot_every: self.config.snapshot_every,
+            snapshot_fix: self.config.snapshot_fix,
+            data_dir: format!("sim/{id}"),
+            pid: id as u32,
+            started_at_ms: 0,
+        };
+        let node = self.nodes.get_mut(&id).unwrap();
+        *node.disk.0.borrow_mut() = node.synced.log.clone();
+        let omni = build(id, self.config.nodes, node.disk.clone());
+        let replica = Replica::new(config, omni, node.synced.table.clone(), PlainCompaction)
+            .expect("memory storage does not fail");
+        node.replica = Some(replica);
+        for peer in self.ids() {
+            if peer != id && self.nodes[&peer].replica.is_some() {
+                // Both ends see the stream come up (a cut link is enforced above the stream);
+                // a peer that saw it before reconnects.
+                self.link_event(id, peer, true);
+            }
+        }
+    }
+
+    fn deliver(&mut self, faults: bool) {
+        let ready: Vec<(NodeId, NodeId)> = self
+            .links
+            .iter()
+            .filter(|((_, to), q)| !q.is_empty() && self.nodes[to].replica.is_some())
+            .map(|(&k, _)| k)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let (from, to) = ready[self.rng.gen_range(0..ready.len())];
+        let (msg_id, msg) = self
+            .links
+            .get_mut(&(from, to))
+            .unwrap()
+            .pop_front()
+            .unwrap();
+        if self.config.snapshot_fix && carries_delta_snapshot(&msg) {
+            self.stats.delta_snapshots_completed += 1;
+        }
+        self.act(to, Input::Peer { from, msg_id, msg }, faults);
+    }
+
+    /// Whether a crash strikes at this point of a turn.
+    fn crash_here(&mut self, faults: bool) -> bool {
+        faults && self.rng.gen_bool(self.config.crash_point_chance)
+    }
+
+    /// One turn of node `id` with one input: handle, sync, finish, release. A crash may strike
+    /// at any point.
+    fn act(&mut self, id: NodeId, input: Input<(), ()>, faults: bool) {
+        let now_us = self.step * STEP_US;
+        if self.nodes[&id].replica.is_none() {
+            return;
+        }
+        let peers: Vec<NodeId> = self.ids().into_iter().filter(|&p| p != id).collect();
+        let alive: BTreeSet<NodeId> = self.live().into_iter().collect();
+        let seed = self.config.seed;
+        let handled = self.with_replica(id, &peers, &alive, |replica, io| {
+            replica
+                .handle(input, now_us, io)
+                .expect("memory storage does not fail")
+        });
+        if handled.is_none() {
+            return;
+        }
+        // What the input decided, before the turn's apply and compaction trim it from the log.
+        self.check_decided(id);
+        if self.crash_here(faults) {
+            return self.crash(id);
+        }
+        self.sync(id);
+        let effects = self
+            .with_replica(id, &peers, &alive, |replica, io| {
+                replica.finish_turn(now_us, io)
+            })
+            .expect("the node is up")
+            .unwrap_or_else(|e| panic!("seed {seed}: node {id}: {e}"));
+        if !self.release(id, effects, faults) {
+            return;
+        }
+        self.check_decided(id);
+    }
+
+    /// Runs `f` on node `id`'s replica with its view of the network, if the node is up.
+    fn with_replica<R>(
+        &mut self,
+        id: NodeId,
+        peers: &[NodeId],
+        alive: &BTreeSet<NodeId>,
+        f: impl FnOnce(&mut Replica<SimPlatform>, &mut Io<'_>) -> R,
+    ) -> Option<R> {
+        let replica = self.nodes.get_mut(&id)?.replica.as_mut()?;
+        let mut links = SimLinks {
+            me: id,
+            peers,
+            cut: &self.cut,
+            alive,
+        };
+        let mut io = Io {
+            links: &mut links,
+            events: &mut NoEvents,
+        };
+        Some(f(replica, &mut io))
+    }
+
+    /// Makes what node `id` wrote durable.
+    fn sync(&mut self, id: NodeId) {
+        if !self.config.sync {
+            return;
+        }
+        let node = self.nodes.get_mut(&id).unwrap();
+        let Some(replica) = node.replica.as_ref() else {
+            return;
+        };
+        node.synced = Durable {
+            log: node.disk.0.borrow().clone(),
+            table: replica.table().clone(),
+        };
+    }
+
+    /// Sends a turn's messages, then its replies; false if the node crashed on the way.
+    fn release(
+        &mut self,
+        id: NodeId,
+        effects: Effects<platform::SimPlatform>,
+        faults: bool,
+    ) -> bool {
+        for out in effects.messages {
+            if self.crash_here(faults) {
+                self.stats.crashes_after_sync += 1;
+                self.crash(id);
+                return false;
+            }
+            let l = (id.min(out.to), id.max(out.to));
+            if !self.cut.contains(&l) && self.nodes[&out.to].replica.is_some() {
+                self.links
+                    .get_mut(&(id, out.to))
+                    .unwrap()
+                    .push_back((out.msg_id, out.msg));
+            }
+        }
+        if self.crash_here(faults) {
+            self.stats.crashes_after_sync += 1;
+            self.crash(id);
+            return false;
+        }
+        // The replies' entries are decided: the model must know them before they are checked.
+        self.check_decided(id);
+        for ((), resp) in effects.replies {
+            self.on_reply(resp);
+        }
+        true
+    }
+
+    fn check_decided(&mut self, id: NodeId) {
+        let Some(replica) = self.nodes[&id].replica.as_ref() else {
+            return;
+        };
+        let omni = replica.omni();
+        let decided_idx = omni.get_decided_idx() as u64;
+        let from = self
+            .checked
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+            .max(omni.get_compacted_idx() as u64);
+        if from >= decided_idx {
+            return;
+        }
+        let entries = omni
+            .read_entries(from as usize..decided_idx as usize)
+            .unwrap_or_default();
+        let mut idx = from;
+        for e in entries {
+            match e {
+                LogEntry::Snapshotted(s) => idx = s.trimmed_idx as u64,
+                LogEntry::Decided(cmd) => {
+                    match self.decided.get(idx as usize) {
+                        Some(known) => assert_eq!(
+                            known, &cmd,
+                            "seed {} step {}: node {id} decided a different entry at index {idx}",
+                            self.config.seed, self.step
+                        ),
+                        None => {
+                            assert_eq!(
+                                idx as usize,
+                                self.decided.len(),
+                                "seed {}: decided log gap at {idx}",
+                                self.config.seed
+                            );
+                            self.model.push(&cmd);
+                            self.decided.push(cmd);
+                        }
+                    }
+                    idx += 1;
+                }
+                other => panic!(
+                    "seed {}: unexpected {other:?} in the decided range",
+                    self.config.seed
+                ),
+            }
+        }
+        self.checked.insert(id, decided_idx);
+    }
+
+    fn fold(&self, upto: u64) -> KVSnapshot {
+        let mut s = KVSnapshot::default();
+        for cmd in &self.decided[..upto as usize] {
+            s.push(cmd);
+        }
+        s
+    }
+
+    fn check_states(&self) {
+        for node in self.nodes.values() {
+            let Some(replica) = &node.replica else {
+                continue;
+            };
+            let table = replica.table();
+            assert_eq!(
+                table.kv,
+                Model::table_after(&self.decided, table.applied_idx),
+                "seed {} step {}: node {} KV table differs from the model's",
+                self.config.seed,
+                self.step,
+                node.id
+            );
+            let fold = self.fold(table.applied_idx);
+            assert_eq!(
+                (&table.kv, &table.sessions),
+                (&fold.snapshotted, &fold.sessions),
+                "seed {} step {}: node {} applied state differs from the fold of the decided log",
+                self.config.seed,
+                self.step,
+                node.id
+            );
+            let decided_idx = replica.omni().get_decided_idx() as u64;
+            let prefix = decided_prefix(replica.omni());
+            let fold = self.fold(decided_idx);
+            assert_eq!(
+                (&prefix.snapshotted, &prefix.sessions),
+                (&fold.snapshotted, &fold.sessions),
+                "seed {} step {}: node {} snapshot + suffix differs from the decided log",
+                self.config.seed,
+                self.step,
+                node.id
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_seed_runs_to_convergence() {
+        let stats = Sim::new(SimConfig::standard(1, 3)).run();
+        assert!(stats.decided > 20, "{stats:?}");
+    }
+}
