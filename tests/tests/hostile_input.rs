@@ -839,7 +839,6 @@ async fn a_pipelining_connection_is_bounded_not_overloaded() {
                 .unwrap(),
         );
     }
-    let mut frames = String::new();
     for seq in 1..=PER_SESSION {
         for &session in &sessions {
             let req = ClientRequest {
@@ -853,11 +852,11 @@ async fn a_pipelining_connection_is_bounded_not_overloaded() {
                 },
                 forget_below: 0,
             };
-            frames = serde_json::to_string(&req).unwrap();
-            conn.send_text(frames.clone()).await.unwrap();
+            conn.send_text(serde_json::to_string(&req).unwrap())
+                .await
+                .unwrap();
         }
     }
-    drop(frames);
     let mut refused = Vec::new();
     for _ in 0..SESSIONS * PER_SESSION {
         let reply: ClientResponse =
