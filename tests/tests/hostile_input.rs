@@ -908,3 +908,97 @@ async fn an_unconfirmed_link_change_is_an_error_and_is_undone() {
     let (code, body) = demo.post("/api/links", r#"{"a":1,"b":2,"connected":false}"#);
     assert_eq!(code, 200, "{body}");
 }
+
+/// A client that pipelines reads of a large value and never reads the replies: the node's
+/// writes to it stall, the node closes it after its write timeout (10 s) instead of holding it
+/// forever, and other clients are served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_hurts_nobody() {
+    const READS: u64 = 200;
+    let cluster = Cluster::start(3, &[]);
+    cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let mut c = cluster.client_of(&[1]);
+    let big = "b".repeat(200 * 1024);
+    c.put("big", &big).await.unwrap();
+
+    // 200 replies of 200 KiB: far more than the sockets' buffers hold.
+    let mut stalled = tokio::net::TcpStream::connect(cluster.nodes[&1].ws)
+        .await
+        .unwrap();
+    upgrade_by_hand(&mut stalled, cluster.nodes[&1].ws).await;
+    let mut frames = Vec::new();
+    for seq in 1..=READS {
+        let req = format!(
+            r#"{{"id":{{"client":9,"seq":{seq}}},"op":{{"get":{{"key":"big","read":"local"}}}}}}"#
+        );
+        frames.extend_from_slice(&masked_text_frame(req.as_bytes()));
+    }
+    stalled.write_all(&frames).await.unwrap();
+
+    // Meanwhile, others are served.
+    let started = std::time::Instant::now();
+    c.put("other", "served").await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // After the write timeout the node has hung up: reading now drains what it had sent, then
+    // ends, well before all the replies.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    use tokio::io::AsyncReadExt;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!(
+                "the node kept a connection that stopped reading ({received} bytes received)"
+            ),
+        }
+    }
+    assert!(
+        received < READS as usize * big.len(),
+        "all {received} bytes arrived: the writes never stalled"
+    );
+}
+
+/// Performs a WebSocket client handshake to `/client` by hand on `s`, so that the test controls
+/// every byte that follows (and reads nothing it does not ask for).
+async fn upgrade_by_hand(s: &mut tokio::net::TcpStream, addr: std::net::SocketAddr) {
+    use tokio::io::AsyncReadExt;
+    let req = format!(
+        "GET /client HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    // Read the 101 reply up to its blank line, byte by byte so as to read nothing more.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+}
+
+/// One masked client text frame (RFC 6455), with a zero mask.
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
