@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // OmniKV command-line client for Node.js 20, against a running `omnikv demo`.
 //
-//   node web/omnikv.mjs [--url http://127.0.0.1:8080] put KEY VALUE | get KEY [--local] | delete KEY | watch NODE_ID
+//   node web/omnikv.mjs [--url http://127.0.0.1:8080] [--token T] put KEY VALUE | get KEY [--local] | delete KEY | watch NODE_ID
+//
+// A demo started with --token needs it: pass --token or set OMNIKV_TOKEN.
 //
 // Frames are built and decoded by the visualizer's wasm (web/pkg-node, from scripts/build-web),
 // i.e. by the same Rust core types the nodes use; this file only moves them over WebSockets.
@@ -17,7 +19,7 @@ try {
   process.exit(2);
 }
 
-const USAGE = 'usage: omnikv.mjs [--url URL] put KEY VALUE | get KEY [--local] | delete KEY | watch NODE_ID [--count N]';
+const USAGE = 'usage: omnikv.mjs [--url URL] [--token T] put KEY VALUE | get KEY [--local] | delete KEY | watch NODE_ID [--count N]';
 // Per attempt: a node answers every request, with a timeout error at worst; this only guards
 // against a node that died mid-request.
 const REPLY_TIMEOUT_MS = 15000;
@@ -29,6 +31,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--url') opts.url = argv[++i];
+    else if (a === '--token') process.env.OMNIKV_TOKEN = argv[++i];
     else if (a === '--local') opts.local = true;
     else if (a === '--count') opts.count = Number(argv[++i]);
     else if (a === '-h' || a === '--help') { console.log(USAGE); process.exit(0); }
@@ -38,7 +41,10 @@ function parseArgs(argv) {
 }
 
 async function clusterJson(url) {
-  const res = await fetch(`${url.replace(/\/$/, '')}/api/cluster`);
+  const token = process.env.OMNIKV_TOKEN;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const res = await fetch(`${url.replace(/\/$/, '')}/api/cluster`, { headers });
+  if (res.status === 401) throw new Error('the demo needs its token: pass --token or set OMNIKV_TOKEN');
   if (!res.ok) throw new Error(`launcher answered ${res.status}`);
   return res.text();
 }

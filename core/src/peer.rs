@@ -1,21 +1,33 @@
 //! Frames between nodes: length-delimited JSON on one TCP stream per direction and peer.
 //!
 //! A connection opens with [`PeerFrame::Hello`]; the receiver accepts it only from a member of
-//! its own cluster. Every OmniPaxos message carries a per-sender sequence id so that the event
-//! stream can match a send to its receive.
+//! its own cluster. When the cluster has a secret, each side sends the other a
+//! [`PeerFrame::Challenge`] and must answer the other's with a [`PeerFrame::Proof`] that it
+//! holds the secret (an HMAC over the challenge; the secret itself never crosses the link). Every
+//! OmniPaxos message carries a per-sender sequence id so that the event stream can match a send
+//! to its receive.
 
 use omnipaxos::messages::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::{command::KVCommand, NodeId};
 
-/// The first frame on a connection is `Hello`; every other frame carries one OmniPaxos message.
+/// The first frame on a connection is `Hello` (then `Challenge` back and `Proof` when the
+/// cluster has a secret); every other frame carries one OmniPaxos message.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerFrame {
     Hello {
         cluster_id: String,
         from: NodeId,
+    },
+    /// A fresh random nonce (hex) for the other side to prove the secret against.
+    Challenge {
+        nonce: String,
+    },
+    /// HMAC-SHA256 of the other side's challenge under the cluster secret (hex).
+    Proof {
+        mac: String,
     },
     Paxos {
         /// Unique per sender; `(from, msg_id)` identifies a message cluster-wide.

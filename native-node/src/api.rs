@@ -3,10 +3,22 @@
 //!
 //! Connections never touch node state: they decode frames, hand typed inputs to the event loop
 //! and write back what it answers. A malformed frame gets an error reply and the connection
-//! stays open. Connections and per-connection reply queues are bounded.
+//! stays open. Who may connect, and what `/admin` lets them do, is decided at the upgrade by
+//! [`UpgradePolicy`].
+//!
+//! Everything a connection can hold is bounded, in count and in time: connections in their
+//! upgrade ([`HANDSHAKES_MAX`], the oldest dropped for a newcomer, each given
+//! [`HANDSHAKE_TIMEOUT`]), open connections ([`CONNECTIONS_MAX`]), requests in flight per
+//! client connection ([`REQUESTS_IN_FLIGHT_MAX`]: the reader stops reading beyond it, so a
+//! pipelining client is slowed by TCP instead of filling the node's pending table), a write
+//! that makes no progress ([`WRITE_TIMEOUT`]) and a peer that has gone silent ([`IDLE_TIMEOUT`];
+//! the node pings every [`PING_EVERY`], and browsers and WebSocket libraries answer pings by
+//! themselves).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
@@ -15,10 +27,11 @@ use omnikv_core::{
     limits::{ADMIN_FRAME_BYTES_MAX, CLIENT_FRAME_BYTES_MAX},
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request, Response},
-    http::StatusCode,
+    http::{self, StatusCode},
     protocol::WebSocketConfig,
     Message as WsMessage,
 };
@@ -26,11 +39,29 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::events::EventBus;
+use crate::handshakes::{HandshakePool, HandshakeTicket};
 use crate::input::NodeInput as Input;
+use crate::ws_access::{AdminRights, UpgradePolicy};
 
-/// Open WebSocket connections per node.
+/// Open WebSocket connections per node (upgrades done).
 pub const CONNECTIONS_MAX: usize = 1024;
-/// Replies queued per client connection (pipelined requests in flight).
+/// Connections in their upgrade at once; a newcomer beyond it drops the oldest.
+pub const HANDSHAKES_MAX: usize = 128;
+/// Time from accept to a completed upgrade.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests read from one client connection and not yet answered: as many as one session may
+/// pipeline (its window), so that a well-behaved client is never slowed, while one connection
+/// still cannot take every place of the node's pending table (`--pending-max`, 16 times more).
+pub const REQUESTS_IN_FLIGHT_MAX: usize = omnikv_core::session::SESSION_WINDOW as usize;
+/// A write (one burst of frames, or a ping) that takes longer closes the connection: the
+/// other side has stopped reading.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the node pings an open connection.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// A connection that sends nothing (not even a pong) for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Replies queued per client connection. At most [`REQUESTS_IN_FLIGHT_MAX`] are ever waiting
+/// (one per request read), so the node's `try_send` of a reply never finds it full.
 const REPLY_QUEUE_LEN: usize = 4096;
 /// Frames larger than this are refused by the WebSocket layer itself and close the
 /// connection; frames between the per-endpoint limit and this one get an error reply.
@@ -45,72 +76,129 @@ enum Endpoint {
     Admin,
 }
 
+/// What every connection task of one node shares.
+struct Shared {
+    policy: UpgradePolicy,
+    /// Places for open connections, taken at the upgrade (a full node answers 503).
+    slots: Arc<Semaphore>,
+    inputs: mpsc::Sender<Input>,
+    bus: EventBus,
+    shutdown: CancellationToken,
+}
+
 pub async fn serve(
     listener: TcpListener,
+    policy: UpgradePolicy,
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let handshakes = HandshakePool::new(HANDSHAKES_MAX);
+    let shared = Arc::new(Shared {
+        policy,
+        slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
+        inputs,
+        bus,
+        shutdown,
+    });
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),
-        };
+        // Accepting never waits for a place: a connection in its upgrade takes one from the
+        // handshake pool (evicting the oldest), an upgraded one a slot (or a 503).
         let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shared.shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
                 Err(e) => {
                     warn!(error = %e, "accept failed");
+                    // Out of file descriptors, usually: give connections time to close.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         let _ = stream.set_nodelay(true);
-        let inputs = inputs.clone();
-        let bus = bus.clone();
-        let shutdown = shutdown.clone();
+        let ticket = handshakes.admit();
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, inputs, bus, shutdown).await {
+            if let Err(e) = connection(stream, ticket, &shared).await {
                 debug!(error = %e, "connection ended");
             }
-            drop(permit);
         });
     }
 }
 
+/// An HTTP error reply to a refused upgrade.
+fn refuse(status: StatusCode, reason: String) -> ErrorResponse {
+    let mut err = ErrorResponse::new(Some(reason));
+    *err.status_mut() = status;
+    err
+}
+
 async fn connection(
     stream: TcpStream,
-    inputs: mpsc::Sender<Input>,
-    bus: EventBus,
-    shutdown: CancellationToken,
+    ticket: HandshakeTicket,
+    shared: &Shared,
 ) -> anyhow::Result<()> {
     let mut endpoint = None;
+    let mut rights = AdminRights::ReadOnly;
+    let mut slot: Option<OwnedSemaphorePermit> = None;
+    // The callback's signature is tungstenite's, large error type included.
+    #[allow(clippy::result_large_err)]
     let route = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if let Err(e) = shared.policy.check_origin(header(http::header::ORIGIN)) {
+            return Err(refuse(StatusCode::FORBIDDEN, e.to_string()));
+        }
         endpoint = match req.uri().path() {
             "/client" => Some(Endpoint::Client),
             "/events" => Some(Endpoint::Events),
             "/admin" => Some(Endpoint::Admin),
             _ => None,
         };
-        if endpoint.is_none() {
-            let mut err = ErrorResponse::new(Some(
-                "unknown endpoint: use /client, /events or /admin".into(),
-            ));
-            *err.status_mut() = StatusCode::NOT_FOUND;
-            return Err(err);
+        match endpoint {
+            None => {
+                return Err(refuse(
+                    StatusCode::NOT_FOUND,
+                    "unknown endpoint: use /client, /events or /admin".into(),
+                ))
+            }
+            Some(Endpoint::Admin) => {
+                match shared
+                    .policy
+                    .admin_rights(header(http::header::AUTHORIZATION))
+                {
+                    Ok(r) => rights = r,
+                    Err(e) => return Err(refuse(StatusCode::UNAUTHORIZED, e.to_string())),
+                }
+            }
+            Some(_) => {}
+        }
+        match shared.slots.clone().try_acquire_owned() {
+            Ok(permit) => slot = Some(permit),
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("this node serves {CONNECTIONS_MAX} connections already"),
+                ))
+            }
         }
         Ok(resp)
     };
     let config = WebSocketConfig::default()
         .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
         .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config)).await?;
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config));
+    let ws = tokio::select! {
+        _ = ticket.evicted() => anyhow::bail!("dropped for newer connections during the upgrade"),
+        r = timeout(HANDSHAKE_TIMEOUT, upgrade) => r.context("no upgrade in time")??,
+    };
+    drop(ticket);
+    let _slot = slot.expect("taken by a successful upgrade");
+    let (inputs, shutdown) = (shared.inputs.clone(), shared.shutdown.clone());
     match endpoint.expect("set by a successful handshake") {
         Endpoint::Client => client(ws, inputs, shutdown).await,
-        Endpoint::Events => events(ws, bus, shutdown).await,
-        Endpoint::Admin => admin(ws, inputs, shutdown).await,
+        Endpoint::Events => events(ws, shared.bus.clone(), shutdown).await,
+        Endpoint::Admin => admin(ws, rights, inputs, shutdown).await,
     }
 }
 
@@ -124,6 +212,13 @@ fn text_of(msg: &WsMessage) -> Option<&[u8]> {
     }
 }
 
+/// A ticker for pings, first firing one period from now.
+fn ping_ticker() -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
 async fn client(
     ws: Ws,
     inputs: mpsc::Sender<Input>,
@@ -131,27 +226,61 @@ async fn client(
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
     let (reply_tx, mut reply_rx) = mpsc::channel::<ClientResponse>(REPLY_QUEUE_LEN);
-    let writer = tokio::spawn(async move {
-        'replies: while let Some(resp) = reply_rx.recv().await {
-            // Replies already waiting share one write.
-            let mut next = Some(resp);
-            while let Some(resp) = next.take() {
-                let json = serde_json::to_string(&resp).expect("responses serialise");
-                if sink.feed(WsMessage::text(json)).await.is_err() {
-                    break 'replies;
+    // One permit per frame read, given back when its (single) reply is taken for writing.
+    let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
+    // Cancelled when the writer stops (the client stopped reading): the reader stops too.
+    let writer_done = CancellationToken::new();
+    let writer = {
+        let in_flight = in_flight.clone();
+        let done = writer_done.clone().drop_guard();
+        tokio::spawn(async move {
+            let _done = done;
+            let mut ping = ping_ticker();
+            loop {
+                let resp = tokio::select! {
+                    r = reply_rx.recv() => match r {
+                        Some(r) => r,
+                        None => break,
+                    },
+                    _ = ping.tick() => {
+                        match timeout(WRITE_TIMEOUT, sink.send(WsMessage::Ping(Default::default()))).await {
+                            Ok(Ok(())) => continue,
+                            _ => break,
+                        }
+                    }
+                };
+                // Replies already waiting share one write.
+                let burst = async {
+                    let mut next = Some(resp);
+                    while let Some(resp) = next.take() {
+                        in_flight.add_permits(1);
+                        let json = serde_json::to_string(&resp).expect("responses serialise");
+                        sink.feed(WsMessage::text(json)).await?;
+                        next = reply_rx.try_recv().ok();
+                    }
+                    sink.flush().await
+                };
+                match timeout(WRITE_TIMEOUT, burst).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
                 }
-                next = reply_rx.try_recv().ok();
             }
-            if sink.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+            let _ = timeout(WRITE_TIMEOUT, sink.close()).await;
+        })
+    };
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = writer_done.cancelled() => break,
+            p = in_flight.acquire() => p.expect("never closed"),
+        };
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
-            m = stream.next() => m,
+            _ = writer_done.cancelled() => break,
+            m = timeout(IDLE_TIMEOUT, stream.next()) => match m {
+                Ok(m) => m,
+                Err(_) => break, // silent for too long, pongs included
+            },
         };
         let msg = match msg {
             Some(Ok(m)) => m,
@@ -165,6 +294,8 @@ async fn client(
             break;
         }
         let Some(bytes) = text_of(&msg) else { continue };
+        // This frame gets exactly one reply; the writer returns the permit with it.
+        permit.forget();
         match decode_json::<ClientRequest>(bytes, CLIENT_FRAME_BYTES_MAX) {
             Ok(req) => {
                 let input = Input::Client {
@@ -198,65 +329,104 @@ async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::R
     let (mut sink, mut stream) = ws.split();
     let (status, mut rx) = bus.subscribe();
     if let Some(status) = status {
-        sink.send(WsMessage::text(status.to_string())).await?;
+        timeout(
+            WRITE_TIMEOUT,
+            sink.send(WsMessage::text(status.to_string())),
+        )
+        .await
+        .context("subscriber not reading")??;
     }
+    let mut ping = ping_ticker();
+    let mut heard_at = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             incoming = stream.next() => match incoming {
-                // Subscribers have nothing to say; anything but a close is ignored.
-                Some(Ok(m)) if !m.is_close() => continue,
+                // Subscribers have nothing to say; anything but a close is ignored, but shows
+                // that they are alive.
+                Some(Ok(m)) if !m.is_close() => heard_at = Instant::now(),
                 _ => break,
             },
+            _ = ping.tick() => {
+                if heard_at.elapsed() > IDLE_TIMEOUT {
+                    break;
+                }
+                timeout(WRITE_TIMEOUT, sink.send(WsMessage::Ping(Default::default())))
+                    .await
+                    .context("subscriber not reading")??;
+            }
             event = rx.recv() => {
                 // Everything already queued goes out in one write: one syscall per burst,
                 // not per event, so a busy node pays little for its watchers.
-                let mut next = Some(event);
-                let mut queued = 0;
-                while let Some(event) = next.take() {
-                    match event {
-                        Ok(frame) => sink.feed(WsMessage::text(frame.to_string())).await?,
-                        Err(broadcast::error::RecvError::Lagged(dropped)) => {
-                            sink.feed(WsMessage::text(bus.lag_notice(dropped))).await?
-                        }
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    }
-                    queued += 1;
-                    if queued < FLUSH_EVERY_FRAMES {
-                        next = match rx.try_recv() {
-                            Ok(frame) => Some(Ok(frame)),
-                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                                Some(Err(broadcast::error::RecvError::Lagged(n)))
+                let burst = async {
+                    let mut next = Some(event);
+                    let mut queued = 0;
+                    while let Some(event) = next.take() {
+                        match event {
+                            Ok(frame) => sink.feed(WsMessage::text(frame.to_string())).await?,
+                            Err(broadcast::error::RecvError::Lagged(dropped)) => {
+                                sink.feed(WsMessage::text(bus.lag_notice(dropped))).await?
                             }
-                            Err(_) => None,
-                        };
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        }
+                        queued += 1;
+                        if queued < FLUSH_EVERY_FRAMES {
+                            next = match rx.try_recv() {
+                                Ok(frame) => Some(Ok(frame)),
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                    Some(Err(broadcast::error::RecvError::Lagged(n)))
+                                }
+                                Err(_) => None,
+                            };
+                        }
                     }
-                }
-                sink.flush().await?;
+                    sink.flush().await
+                };
+                timeout(WRITE_TIMEOUT, burst)
+                    .await
+                    .context("subscriber not reading")??;
             }
         }
     }
-    let _ = sink.close().await;
+    let _ = timeout(WRITE_TIMEOUT, sink.close()).await;
     Ok(())
 }
 
 async fn admin(
     ws: Ws,
+    rights: AdminRights,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
+    let mut ping = ping_ticker();
+    let mut heard_at = Instant::now();
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = ping.tick() => {
+                if heard_at.elapsed() > IDLE_TIMEOUT {
+                    break;
+                }
+                timeout(WRITE_TIMEOUT, sink.send(WsMessage::Ping(Default::default())))
+                    .await
+                    .context("admin client not reading")??;
+                continue;
+            }
             m = stream.next() => m,
         };
         let msg = match msg {
             Some(Ok(m)) if !m.is_close() => m,
             _ => break,
         };
+        heard_at = Instant::now();
         let Some(bytes) = text_of(&msg) else { continue };
         let resp = match decode_json::<AdminRequest>(bytes, ADMIN_FRAME_BYTES_MAX) {
+            Ok(req) if !rights.allows(&req) => AdminResponse::Error {
+                message: "this request changes the node: it needs the cluster secret \
+                          (Authorization: Bearer SECRET on the /admin upgrade)"
+                    .into(),
+            },
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
                 if inputs.send(Input::Admin { req, reply: tx }).await.is_err() {
@@ -272,8 +442,10 @@ async fn admin(
             },
         };
         let json = serde_json::to_string(&resp).expect("responses serialise");
-        sink.send(WsMessage::text(json)).await?;
+        timeout(WRITE_TIMEOUT, sink.send(WsMessage::text(json)))
+            .await
+            .context("admin client not reading")??;
     }
-    let _ = sink.close().await;
+    let _ = timeout(WRITE_TIMEOUT, sink.close()).await;
     Ok(())
 }

@@ -49,8 +49,33 @@ impl Connection {
         endpoint: &str,
         timeout: Duration,
     ) -> Result<Connection, ConnectionError> {
+        Self::open_as(base, endpoint, timeout, None).await
+    }
+
+    /// [`Connection::open`], presenting `bearer` (the cluster secret, for `/admin` changes).
+    pub async fn open_as(
+        base: &str,
+        endpoint: &str,
+        timeout: Duration,
+        bearer: Option<&str>,
+    ) -> Result<Connection, ConnectionError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/{endpoint}", base.trim_end_matches('/'));
-        let connect = tokio_tungstenite::connect_async(url.as_str());
+        let connect_err = |reason: String| ConnectionError::Connect {
+            url: url.clone(),
+            reason,
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| connect_err(e.to_string()))?;
+        if let Some(b) = bearer {
+            let value = format!("Bearer {b}")
+                .parse()
+                .map_err(|_| connect_err("the secret is not a valid header value".into()))?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let connect = tokio_tungstenite::connect_async(request);
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((ws, _))) => Ok(Connection { ws }),
             Ok(Err(e)) => Err(ConnectionError::Connect {
@@ -129,7 +154,18 @@ pub async fn admin(
     req: &AdminRequest,
     timeout: Duration,
 ) -> Result<AdminResponse, ConnectionError> {
-    let mut conn = Connection::open(base, "admin", timeout).await?;
+    admin_as(base, req, timeout, None).await
+}
+
+/// One admin request on a fresh connection that presents `secret` (needed for changes when the
+/// node has a cluster secret).
+pub async fn admin_as(
+    base: &str,
+    req: &AdminRequest,
+    timeout: Duration,
+    secret: Option<&str>,
+) -> Result<AdminResponse, ConnectionError> {
+    let mut conn = Connection::open_as(base, "admin", timeout, secret).await?;
     conn.admin(req, timeout).await
 }
 

@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use omnikv_core::NodeId;
+
+use crate::secret::ClusterSecret;
 
 #[derive(Args, Clone, Debug)]
 pub struct NodeConfig {
@@ -51,10 +54,41 @@ pub struct NodeConfig {
     /// Peers whose links start cut (used by the launcher when it restarts a node).
     #[arg(long = "cut", value_delimiter = ',')]
     pub cut_peers: Vec<NodeId>,
+    /// File holding the cluster secret (at least 32 characters, mode 0600; `omnikv demo`
+    /// creates one). With it, peers prove they hold it and `/admin` changes need it as a bearer
+    /// token. Without it, the node refuses to listen on anything but loopback.
+    #[arg(long, env = "OMNIKV_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Origin of a web page allowed to open this node's WebSockets (repeatable; `omnikv demo`
+    /// passes its own). Upgrades without an `Origin` header (tools, not browsers) are always
+    /// allowed; any other origin is refused.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
     /// Test only: deduplicate by the highest applied `seq` per client, the rule that loses
     /// acknowledged pipelined writes. Tests use it to show that they catch that loss.
     #[arg(long, hide = true)]
     pub unsafe_highest_seq_dedup: bool,
+}
+
+impl NodeConfig {
+    /// Loads the cluster secret, if any, and checks that a node without one listens only on
+    /// loopback: there, only local processes can reach its `/admin` and peer port.
+    pub fn cluster_secret(&self) -> anyhow::Result<Option<Arc<ClusterSecret>>> {
+        match &self.secret_file {
+            Some(path) => Ok(Some(Arc::new(ClusterSecret::from_file(path)?))),
+            None => {
+                let public = std::iter::once(self.ws)
+                    .chain(self.members.iter().map(|&(_, a)| a))
+                    .find(|a| !a.ip().is_loopback());
+                if let Some(addr) = public {
+                    anyhow::bail!(
+                        "{addr} is not a loopback address: a node reachable from other machines needs --secret-file"
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
 }
 
 fn parse_member(s: &str) -> Result<(NodeId, SocketAddr), String> {

@@ -7,8 +7,12 @@
 //! - [`input`]: the closed set of inputs of the event loop.
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
+//! - [`peer_auth`]: how a peer stream opens (Hello; challenge and proof with a secret).
+//! - [`handshakes`]: the bounded pool of connections still in their handshake.
 //! - [`snapshot_fix`]: completes delta snapshots before OmniPaxos sees them.
 //! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`).
+//! - [`ws_access`]: which upgrades the endpoint accepts (origins) and `/admin` rights.
+//! - [`secret`]: the cluster secret (file, bearer check, peer proofs).
 //! - [`events`]: the bounded event bus behind `/events`.
 //! - [`client`]: client side of the protocols, with exactly-once retries.
 //! - [`launcher`]: `omnikv demo`, a supervised local cluster with an HTTP control API.
@@ -20,10 +24,14 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod handshakes;
 pub mod input;
 pub mod launcher;
 pub mod node;
+pub mod peer_auth;
 pub mod replica;
+pub mod secret;
 pub mod snapshot_fix;
 pub mod storage;
 pub mod transport;
+pub mod ws_access;

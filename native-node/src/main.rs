@@ -28,6 +28,9 @@ struct Target {
     /// The demo's HTTP address, used to find its nodes when --node is not given.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     demo: String,
+    /// The demo's control-API token, when it was started with one.
+    #[arg(long, env = "OMNIKV_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Give up after this long (retries included).
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -98,14 +101,24 @@ async fn resolve(target: &Target) -> anyhow::Result<Vec<String>> {
         return Ok(vec![node.clone()]);
     }
     let url = format!("{}/api/cluster", target.demo.trim_end_matches('/'));
+    let token = target.token.clone();
     let body = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-        let resp = ureq::get(&url).timeout(Duration::from_secs(3)).call()?;
+        let mut req = ureq::get(&url).timeout(Duration::from_secs(3));
+        if let Some(token) = token {
+            req = req.set("Authorization", &format!("Bearer {token}"));
+        }
+        let resp = match req.call() {
+            Err(ureq::Error::Status(401, _)) => {
+                anyhow::bail!("the demo needs its token: pass --token TOKEN or set OMNIKV_TOKEN")
+            }
+            r => r?,
+        };
         Ok(resp.into_string()?)
     })
     .await?
     .with_context(|| {
         format!(
-            "no demo at {} (start one with `omnikv demo`, or pass --node)",
+            "asking the demo at {} for its nodes (start one with `omnikv demo`, or pass --node)",
             target.demo
         )
     })?;

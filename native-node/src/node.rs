@@ -71,6 +71,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         config.tick_ms > 0 && config.election_ticks > 0,
         "tick values must be > 0"
     );
+    let secret = config.cluster_secret()?;
     let peer_listener = TcpListener::bind(own_addr)
         .await
         .with_context(|| format!("binding peer address {own_addr}"))?;
@@ -125,6 +126,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let transport = Transport::start(
         id,
         config.cluster_id.clone(),
+        secret.clone(),
         peer_listener,
         peers,
         &config.cut_peers,
@@ -132,7 +134,14 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         shutdown.clone(),
     );
     let (bus, publisher) = EventBus::new(id);
-    tokio::spawn(api::serve(ws_listener, inputs_tx, bus, shutdown.clone()));
+    let policy = crate::ws_access::UpgradePolicy::new(&config.allowed_origins, secret.clone());
+    tokio::spawn(api::serve(
+        ws_listener,
+        policy,
+        inputs_tx,
+        bus,
+        shutdown.clone(),
+    ));
     info!(id, peer = %own_addr, ws = %config.ws, "node ready");
 
     let replica_config = ReplicaConfig {

@@ -2,40 +2,42 @@
 //!
 //! Each node dials every peer and sends on that stream; it receives on the streams its peers
 //! dialled. OmniPaxos' accept-phase messages carry sequence numbers and need per-peer order,
-//! which one TCP stream gives. A stream opens with a `Hello` carrying the cluster id and the
-//! sender's id; anything else is refused. Links can be cut by the operator: a cut link drops
-//! traffic both ways in this process, which is how the demo's partitions are real to OmniPaxos.
+//! which one TCP stream gives. A stream opens with the handshake of [`peer_auth`] (a `Hello`
+//! naming the cluster and the sender; with a cluster secret, proof of it); anything else is
+//! refused. Inbound streams are bounded: at most [`HANDSHAKES_MAX`] in handshake (the oldest
+//! is dropped for a newcomer) and one authenticated stream per member (a newer one replaces
+//! it). Links can be cut by the operator: a cut link drops traffic both ways in this process,
+//! which is how the demo's partitions are real to OmniPaxos.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use omnikv_core::limits::PEER_FRAME_BYTES_MAX;
 use omnikv_core::peer::PeerFrame;
 use omnikv_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::handshakes::{HandshakePool, HandshakeTicket};
 use crate::input::NodeInput as Input;
+use crate::peer_auth::{self, PeerIdentity, HANDSHAKE_TIMEOUT};
+use crate::secret::ClusterSecret;
 
 /// Frames queued per peer; beyond this, messages to a slow or dead peer are dropped (OmniPaxos
 /// resends and resynchronises after `reconnected`).
 pub const PEER_QUEUE_LEN: usize = 4096;
 const RECONNECT_DELAY: Duration = Duration::from_millis(50);
-const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(PEER_FRAME_BYTES_MAX)
-        .new_codec()
-}
+/// After a refused handshake: slower, so that a misconfigured node does not flood its peer.
+const HANDSHAKE_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Inbound streams in their handshake at once. Authenticated streams do not count (there is at
+/// most one per member), so inbound streams are bounded by this plus the member count.
+pub const HANDSHAKES_MAX: usize = 64;
 
 /// Per-peer flags shared by the event loop and the link tasks.
 #[derive(Default)]
@@ -53,23 +55,29 @@ pub struct Transport {
 
 impl Transport {
     /// Starts the listener and one dialer per peer. `peers` excludes this node.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         id: NodeId,
         cluster_id: String,
+        secret: Option<Arc<ClusterSecret>>,
         listener: TcpListener,
         peers: BTreeMap<NodeId, SocketAddr>,
         cut: &[NodeId],
         inputs: mpsc::Sender<Input>,
         shutdown: CancellationToken,
     ) -> Transport {
+        let me = PeerIdentity {
+            id,
+            cluster_id,
+            secret,
+        };
         let mut links = BTreeMap::new();
         for (&peer, &addr) in &peers {
             let state = Arc::new(LinkState::default());
             state.enabled.store(!cut.contains(&peer), Ordering::Release);
             let (tx, rx) = mpsc::channel(PEER_QUEUE_LEN);
             tokio::spawn(dial(
-                id,
-                cluster_id.clone(),
+                me.clone(),
                 peer,
                 addr,
                 rx,
@@ -79,9 +87,16 @@ impl Transport {
             ));
             links.insert(peer, (tx, state));
         }
-        let states: BTreeMap<NodeId, Arc<LinkState>> =
-            links.iter().map(|(&p, (_, s))| (p, s.clone())).collect();
-        tokio::spawn(accept(listener, cluster_id, states, inputs, shutdown));
+        let inbound = Inbound {
+            me,
+            states: links.iter().map(|(&p, (_, s))| (p, s.clone())).collect(),
+            current: Mutex::new(BTreeMap::new()),
+            handshakes: HandshakePool::new(HANDSHAKES_MAX),
+            next_stream: AtomicU64::new(0),
+            inputs,
+            shutdown,
+        };
+        tokio::spawn(accept(listener, Arc::new(inbound)));
         Transport { links, dropped: 0 }
     }
 
@@ -137,8 +152,7 @@ impl Transport {
 
 #[allow(clippy::too_many_arguments)]
 async fn dial(
-    id: NodeId,
-    cluster_id: String,
+    me: PeerIdentity,
     peer: NodeId,
     addr: SocketAddr,
     mut rx: mpsc::Receiver<Bytes>,
@@ -146,31 +160,33 @@ async fn dial(
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 ) {
-    let hello = Bytes::from(
-        serde_json::to_vec(&PeerFrame::Hello {
-            cluster_id,
-            from: id,
-        })
-        .expect("hello serialises"),
-    );
+    let mut delay = Duration::ZERO;
     loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
             s = TcpStream::connect(addr) => s,
         };
-        let stream = match stream {
-            Ok(s) => s,
-            Err(_) => {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(RECONNECT_DELAY) => continue,
-                }
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let mut out = FramedWrite::new(stream, codec());
-        if out.send(hello.clone()).await.is_err() {
+        let Ok(stream) = stream else {
+            delay = RECONNECT_DELAY;
             continue;
+        };
+        // A stream that breaks after working is reconnected at once.
+        delay = Duration::ZERO;
+        let _ = stream.set_nodelay(true);
+        let mut out = peer_auth::stream(stream);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, peer_auth::open(&mut out, &me, peer)).await {
+            Ok(Ok(())) => peer_auth::authenticated(&mut out),
+            failed => {
+                // Usually the peer restarting; a peer that keeps refusing us (another secret)
+                // is told so in its own log, and we retry at a pace that does not flood it.
+                debug!(peer, %addr, ?failed, "peer handshake failed");
+                delay = HANDSHAKE_RETRY_DELAY;
+                continue;
+            }
         }
         debug!(peer, %addr, "peer link up");
         state.connected.store(true, Ordering::Release);
@@ -211,17 +227,24 @@ async fn dial(
     }
 }
 
-async fn accept(
-    listener: TcpListener,
-    cluster_id: String,
+/// What the listener and every inbound stream share.
+struct Inbound {
+    me: PeerIdentity,
     states: BTreeMap<NodeId, Arc<LinkState>>,
+    /// Each member's current inbound stream (by admission number): a newer authenticated
+    /// stream from the same member cancels the older, so a member holds at most one.
+    current: Mutex<BTreeMap<NodeId, (u64, CancellationToken)>>,
+    /// Streams still in their handshake; beyond [`HANDSHAKES_MAX`] the oldest is dropped.
+    handshakes: Arc<HandshakePool>,
+    next_stream: AtomicU64,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
-) {
-    let states = Arc::new(states);
+}
+
+async fn accept(listener: TcpListener, inbound: Arc<Inbound>) {
     loop {
         let (stream, remote) = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = inbound.shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(r) => r,
                 Err(e) => {
@@ -232,76 +255,80 @@ async fn accept(
             },
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(receive(
-            stream,
-            remote,
-            cluster_id.clone(),
-            states.clone(),
-            inputs.clone(),
-            shutdown.clone(),
-        ));
+        let ticket = inbound.handshakes.admit();
+        tokio::spawn(receive(stream, remote, ticket, inbound.clone()));
     }
 }
 
 async fn receive(
     stream: TcpStream,
     remote: SocketAddr,
-    cluster_id: String,
-    states: Arc<BTreeMap<NodeId, Arc<LinkState>>>,
-    inputs: mpsc::Sender<Input>,
-    shutdown: CancellationToken,
+    ticket: HandshakeTicket,
+    inb: Arc<Inbound>,
 ) {
-    let mut frames = FramedRead::new(stream, codec());
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await;
-    let from = match hello {
-        Ok(Some(Ok(bytes))) => match serde_json::from_slice::<PeerFrame>(&bytes) {
-            Ok(PeerFrame::Hello {
-                cluster_id: c,
-                from,
-            }) if c == cluster_id && states.contains_key(&from) => from,
-            Ok(PeerFrame::Hello {
-                cluster_id: c,
-                from,
-            }) => {
-                warn!(%remote, cluster = %c, from, "refused peer: not a member of this cluster");
+    let mut frames = peer_auth::stream(stream);
+    let is_member = |id| inb.states.contains_key(&id);
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        peer_auth::accept(&mut frames, &inb.me, is_member),
+    );
+    let from = tokio::select! {
+        _ = inb.shutdown.cancelled() => return,
+        // Newer connections took its place: it was one of a flood, or very slow.
+        _ = ticket.evicted() => return,
+        r = handshake => match r {
+            Ok(Ok(from)) => from,
+            Ok(Err(e)) => {
+                warn!(%remote, error = %e, "refused peer");
                 return;
             }
-            _ => {
-                warn!(%remote, "refused peer: no hello");
+            Err(_) => {
+                warn!(%remote, "refused peer: no handshake in time");
                 return;
             }
         },
-        _ => {
-            warn!(%remote, "refused peer: no hello in time");
-            return;
-        }
     };
-    let state = &states[&from];
-    info!(peer = from, "peer connected");
+    drop(ticket);
+    peer_auth::authenticated(&mut frames);
+    let number = inb.next_stream.fetch_add(1, Ordering::Relaxed);
+    let replaced = inb.shutdown.child_token();
+    let older = inb
+        .current
+        .lock()
+        .expect("no panics while held")
+        .insert(from, (number, replaced.clone()));
+    if let Some((_, older)) = older {
+        older.cancel();
+        info!(peer = from, "peer connected (replacing its older stream)");
+    } else {
+        info!(peer = from, "peer connected");
+    }
+    let state = &inb.states[&from];
     loop {
         let next = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = replaced.cancelled() => break,
             n = frames.next() => n,
         };
         let bytes = match next {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 warn!(peer = from, error = %e, "peer stream error");
-                return;
+                break;
             }
-            None => return,
+            None => break,
         };
         if !state.enabled.load(Ordering::Acquire) {
             continue;
         }
         match serde_json::from_slice::<PeerFrame>(&bytes) {
             Ok(PeerFrame::Paxos { msg_id, msg }) if msg.get_sender() == from => {
-                if inputs
+                if inb
+                    .inputs
                     .send(Input::Peer { from, msg_id, msg })
                     .await
                     .is_err()
                 {
-                    return;
+                    break;
                 }
             }
             Ok(_) => {
@@ -309,12 +336,16 @@ async fn receive(
                     peer = from,
                     "dropping peer stream: unexpected or spoofed frame"
                 );
-                return;
+                break;
             }
             Err(e) => {
                 warn!(peer = from, error = %e, "dropping peer stream: undecodable frame");
-                return;
+                break;
             }
         }
+    }
+    let mut current = inb.current.lock().expect("no panics while held");
+    if current.get(&from).is_some_and(|(n, _)| *n == number) {
+        current.remove(&from);
     }
 }

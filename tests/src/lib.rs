@@ -81,6 +81,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: BTreeMap<NodeId, NodeProc>,
     args: Vec<String>,
+    /// The cluster secret every node is given (`--secret-file`), as `omnikv demo` does.
+    pub secret: String,
 }
 
 impl Cluster {
@@ -101,10 +103,17 @@ impl Cluster {
                 },
             );
         }
+        let secret_file = dir.path().join("secret");
+        let secret = omnikv_node::secret::ClusterSecret::load_or_create(&secret_file)
+            .expect("creating the cluster secret");
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.push("--secret-file".into());
+        args.push(secret_file.display().to_string());
         let mut c = Cluster {
             dir,
             nodes,
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args,
+            secret: secret.bearer().to_string(),
         };
         for attempt in 0.. {
             for id in 1..=n {
@@ -297,7 +306,9 @@ impl Cluster {
     }
 
     pub async fn admin(&self, id: NodeId, req: AdminRequest) -> Option<AdminResponse> {
-        client::admin(&self.url(id), &req, ADMIN_TIMEOUT).await.ok()
+        client::admin_as(&self.url(id), &req, ADMIN_TIMEOUT, Some(&self.secret))
+            .await
+            .ok()
     }
 
     pub async fn status(&self, id: NodeId) -> Option<NodeStatus> {

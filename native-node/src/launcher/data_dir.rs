@@ -1,5 +1,5 @@
 //! The demo's data directory: `node-N/` (a node's RocksDB and identity) and `node-N.log` (its
-//! output) for each node, and nothing else.
+//! output) for each node, the cluster secret ([`SECRET_FILE`]), and nothing else.
 //!
 //! Two decisions rest on that layout. `--fresh` deletes the directory's contents only when they
 //! are exactly that, because the flag takes any path: `--data-dir . --fresh` must not empty the
@@ -14,6 +14,9 @@ use anyhow::Context;
 use omnikv_core::NodeId;
 
 use crate::storage::identity::{self, Identity};
+
+/// The cluster secret's file in the demo's directory (see [`crate::secret`]).
+pub const SECRET_FILE: &str = "secret";
 
 /// Node `id`'s data directory inside the demo's `data_dir`.
 pub fn node_dir(data_dir: &Path, id: NodeId) -> PathBuf {
@@ -31,7 +34,8 @@ fn is_demo_entry(dir: &Path, name: &str) -> bool {
     if meta.is_dir() {
         id_of(name).is_some() && identity::is_node_dir(&path).unwrap_or(false)
     } else {
-        meta.is_file() && name.strip_suffix(".log").and_then(id_of).is_some()
+        meta.is_file()
+            && (name == SECRET_FILE || name.strip_suffix(".log").and_then(id_of).is_some())
     }
 }
 
@@ -118,6 +122,7 @@ mod tests {
         fs::write(node_dir(dir, 2).join("CURRENT"), "x").unwrap();
         fs::create_dir(node_dir(dir, 3)).unwrap();
         fs::write(dir.join("node-1.log"), "log").unwrap();
+        fs::write(dir.join(SECRET_FILE), "secret").unwrap();
         clear_for_fresh(dir).unwrap();
         assert_eq!(fs::read_dir(dir).unwrap().count(), 0);
         clear_for_fresh(&dir.join("absent")).unwrap();

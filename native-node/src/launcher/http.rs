@@ -1,10 +1,11 @@
 //! The demo's HTTP server: the control API under `/api` and the visualizer's files at `/`.
 //!
 //! Every reply of the control API is JSON; every error is an [`ActionReply`] with `ok: false`
-//! and a message, and changes nothing. Requests that change the cluster (it can kill
-//! processes) are refused when they come from a page of another origin, and, when the launcher
-//! has a token, every request must carry it (header, or the cookie set by opening
-//! `/?token=TOKEN`).
+//! and a message, and changes nothing. Every request must name this launcher in `Host` (see
+//! [`access`](super::access): this is what stops DNS rebinding); requests that change the
+//! cluster (it can kill processes) are refused when they come from a page of another origin;
+//! and, when the launcher has a token, every request must carry it (header, or the cookie set
+//! by opening `/?token=TOKEN`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use omnikv_core::{
 };
 use tower_http::services::ServeDir;
 
+use super::access::{token_matches, HostAllowList};
 use super::scenarios::{self, isolate, pivot, plan};
 use super::supervisor::{ControlError, Supervisor};
 use crate::client::Client;
@@ -36,14 +38,21 @@ use crate::client::Client;
 struct App {
     supervisor: Arc<Supervisor>,
     token: Option<Arc<str>>,
+    hosts: Arc<HostAllowList>,
 }
 
 const TOKEN_COOKIE: &str = "omnikv_token";
 
-pub fn router(supervisor: Arc<Supervisor>, web_dir: PathBuf, token: Option<String>) -> Router {
+pub fn router(
+    supervisor: Arc<Supervisor>,
+    web_dir: PathBuf,
+    token: Option<String>,
+    hosts: HostAllowList,
+) -> Router {
     let app = App {
         supervisor,
         token: token.map(Into::into),
+        hosts: Arc::new(hosts),
     };
     Router::new()
         .route("/api/cluster", get(cluster))
@@ -54,7 +63,33 @@ pub fn router(supervisor: Arc<Supervisor>, web_dir: PathBuf, token: Option<Strin
         .layer(DefaultBodyLimit::max(CONTROL_BODY_BYTES_MAX))
         .fallback_service(ServeDir::new(web_dir).append_index_html_on_directories(true))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            require_known_host,
+        ))
         .with_state(app)
+}
+
+/// Refuses every request (page, files and API alike) whose `Host` is not a name of this
+/// launcher: a DNS-rebinding page gets nothing, not even the cluster's layout.
+async fn require_known_host(State(app): State<App>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if app.hosts.allows(host) {
+        return next.run(req).await;
+    }
+    let known: Vec<&str> = app.hosts.names().collect();
+    reply(
+        StatusCode::FORBIDDEN,
+        false,
+        format!(
+            "host {:?} is not a name of this launcher (known: {}); start the demo with --allow-host NAME to add one",
+            host.unwrap_or(""),
+            known.join(", ")
+        ),
+    )
 }
 
 /// With a token configured: `/?token=T` sets a same-site cookie (so the page's own requests
@@ -70,7 +105,7 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
         .map(str::to_owned);
     if !req.uri().path().starts_with("/api") {
         let mut resp = next.run(req).await;
-        if query_token.as_deref() == Some(&*token) {
+        if query_token.is_some_and(|q| token_matches(&q, &token)) {
             let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
             if let Ok(v) = header::HeaderValue::from_str(&cookie) {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -93,7 +128,9 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
                 .strip_prefix(&format!("{TOKEN_COOKIE}="))
                 .map(str::to_owned)
         });
-    if bearer == Some(&*token) || cookie.as_deref() == Some(&*token) {
+    let presented = bearer.is_some_and(|b| token_matches(b, &token))
+        || cookie.is_some_and(|c| token_matches(&c, &token));
+    if presented {
         next.run(req).await
     } else {
         reply(
@@ -120,6 +157,7 @@ fn control_error(e: ControlError) -> Response {
         ControlError::UnknownNode(_) => StatusCode::NOT_FOUND,
         ControlError::WrongState { .. } => StatusCode::CONFLICT,
         ControlError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::NotConfirmed(_) => StatusCode::GATEWAY_TIMEOUT,
     };
     reply(status, false, e.to_string())
 }

@@ -5,9 +5,11 @@
 //!   keeps the operator's link cuts applied to them.
 //! - [`scenarios`]: which links the partial-connectivity scenarios cut.
 //! - [`http`]: the control API and static files.
+//! - [`access`]: the `Host` allow-list and the token check of the control API.
 //! - [`data_dir`]: the layout of the demo's data directory, what `--fresh` may delete, and the
 //!   cluster id a restarted demo reuses.
 
+pub mod access;
 pub mod data_dir;
 pub mod http;
 pub mod scenarios;
@@ -15,12 +17,14 @@ pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::secret::ClusterSecret;
 use supervisor::Supervisor;
 
 #[derive(Args, Clone, Debug)]
@@ -56,6 +60,11 @@ pub struct DemoConfig {
     /// can kill processes.
     #[arg(long, env = "OMNIKV_TOKEN")]
     pub token: Option<String>,
+    /// Another name (host name or IP address) that browsers and tools on other machines use to
+    /// reach the launcher; repeatable. Requests naming any other host are refused, which
+    /// stops DNS-rebinding pages. Loopback names and the --http address are always allowed.
+    #[arg(long = "allow-host")]
+    pub allow_hosts: Vec<String>,
 }
 
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -87,7 +96,18 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     if config.no_fsync {
         node_args.push("--no-fsync".into());
     }
-    let supervisor = Supervisor::new(exe, config.nodes, &data_dir, node_args)?;
+    // One secret per cluster, kept with its data so that a restarted demo reuses it.
+    let secret_path = data_dir.join(data_dir::SECRET_FILE);
+    let secret = Arc::new(ClusterSecret::load_or_create(&secret_path)?);
+    node_args.push("--secret-file".into());
+    node_args.push(secret_path.display().to_string());
+    // The page is served from here, so its origin is the only one the nodes accept.
+    let hosts = access::HostAllowList::new(http_addr, &config.allow_hosts);
+    for origin in page_origins(&hosts, http_addr.port()) {
+        node_args.push("--allowed-origin".into());
+        node_args.push(origin);
+    }
+    let supervisor = Supervisor::new(exe, config.nodes, &data_dir, node_args, Some(secret))?;
     supervisor.start_all().await?;
     if !config.web_dir.join("index.html").exists() {
         tracing::warn!(
@@ -99,6 +119,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         supervisor.clone(),
         config.web_dir.clone(),
         config.token.clone(),
+        hosts,
     );
     println!(
         "omnikv demo: {} nodes, data in {}",
@@ -112,4 +133,19 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     let result = serve.await;
     supervisor.stop_all().await;
     result.context("HTTP server")
+}
+
+/// The origins a browser gives pages served by this launcher: `http://NAME:PORT` for each name
+/// it answers to (and `http://NAME` on port 80, where browsers leave the port out).
+fn page_origins(hosts: &access::HostAllowList, port: u16) -> Vec<String> {
+    hosts
+        .names()
+        .map(|name| {
+            if port == 80 {
+                format!("http://{name}")
+            } else {
+                format!("http://{name}:{port}")
+            }
+        })
+        .collect()
 }

@@ -27,8 +27,11 @@ use tracing::{info, warn};
 
 use super::scenarios::{all_links, link, Link};
 use crate::client;
+use crate::secret::ClusterSecret;
 
 const ADMIN_TIMEOUT: Duration = Duration::from_millis(400);
+/// How long a node may take to confirm a link change before the change is undone.
+const LINK_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -38,6 +41,9 @@ pub enum ControlError {
     WrongState { id: NodeId, state: ProcessState },
     #[error("{0}")]
     Failed(String),
+    /// A running node did not apply a change; what others applied was taken back.
+    #[error("{0}")]
+    NotConfirmed(String),
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +73,8 @@ pub struct Supervisor {
     /// Links the operator has cut.
     cut: Mutex<BTreeSet<Link>>,
     cluster_id: String,
+    /// The cluster secret its nodes were given: the launcher's link changes need it.
+    secret: Option<Arc<ClusterSecret>>,
 }
 
 /// `n` distinct free loopback ports below Linux's ephemeral range (32768 and up), so that no
@@ -95,6 +103,7 @@ impl Supervisor {
         nodes: u64,
         data_dir: &Path,
         node_args: Vec<String>,
+        secret: Option<Arc<ClusterSecret>>,
     ) -> anyhow::Result<Arc<Supervisor>> {
         let mut specs = BTreeMap::new();
         let mut ports = free_ports(2 * nodes as usize)?.into_iter();
@@ -116,6 +125,7 @@ impl Supervisor {
             procs: Mutex::new(BTreeMap::new()),
             cut: Mutex::new(BTreeSet::new()),
             cluster_id: super::data_dir::cluster_id(data_dir, nodes)?,
+            secret,
         }))
     }
 
@@ -190,6 +200,16 @@ impl Supervisor {
         let child = cmd.spawn().with_context(|| format!("spawning node {id}"))?;
         info!(id, pid = child.id(), log = %log_path.display(), "node started");
         Ok(child)
+    }
+
+    /// One admin request to node `id`, with the cluster secret.
+    async fn admin(
+        &self,
+        id: NodeId,
+        req: &AdminRequest,
+    ) -> Result<AdminResponse, client::ConnectionError> {
+        let secret = self.secret.as_deref().map(ClusterSecret::bearer);
+        client::admin_as(&self.specs[&id].ws_url(), req, ADMIN_TIMEOUT, secret).await
     }
 
     async fn refresh(procs: &mut BTreeMap<NodeId, Proc>) {
@@ -282,7 +302,7 @@ impl Supervisor {
         for &peer in self.specs.keys().filter(|&&p| p != id) {
             let connected = !cut.contains(&link(id, peer));
             let req = AdminRequest::SetLink { peer, connected };
-            let _ = client::admin(&self.specs[&id].ws_url(), &req, ADMIN_TIMEOUT).await;
+            let _ = self.admin(id, &req).await;
         }
     }
 
@@ -297,31 +317,79 @@ impl Supervisor {
                 )));
             }
         }
-        let old = std::mem::replace(&mut *self.cut.lock().await, cut.clone());
-        let changed: Vec<(Link, bool)> = all_links(&self.node_ids())
-            .into_iter()
-            .filter(|l| old.contains(l) != cut.contains(l))
-            .map(|l| (l, !cut.contains(&l)))
-            .collect();
         let states: BTreeMap<NodeId, ProcessState> = {
             let mut procs = self.procs.lock().await;
             Self::refresh(&mut procs).await;
             procs.iter().map(|(&id, p)| (id, p.state)).collect()
         };
-        for ((a, b), connected) in changed {
-            for (node, peer) in [(a, b), (b, a)] {
-                if states.get(&node) != Some(&ProcessState::Up) {
-                    continue; // applied when it restarts or resumes
-                }
-                let req = AdminRequest::SetLink { peer, connected };
-                match client::admin(&self.specs[&node].ws_url(), &req, ADMIN_TIMEOUT).await {
-                    Ok(AdminResponse::Ok) => {}
-                    other => warn!(node, peer, ?other, "link change not confirmed"),
+        // Held until every node has answered: changes apply one at a time, and an undo
+        // restores exactly what this change replaced.
+        let mut current = self.cut.lock().await;
+        let changes: Vec<(NodeId, NodeId, bool)> = all_links(&self.node_ids())
+            .into_iter()
+            .filter(|l| current.contains(l) != cut.contains(l))
+            .flat_map(|(a, b)| {
+                let connected = !cut.contains(&(a, b));
+                [(a, b, connected), (b, a, connected)]
+            })
+            // A node that is down or paused gets its links when it restarts or resumes.
+            .filter(|(node, _, _)| states.get(node) == Some(&ProcessState::Up))
+            .collect();
+        let mut applied = Vec::new();
+        let mut refusal = None;
+        for (node, peer, connected) in changes {
+            match self.confirm_link(node, peer, connected).await {
+                Ok(()) => applied.push((node, peer, connected)),
+                Err(reason) => {
+                    refusal = Some(format!("node {node} did not confirm ({reason})"));
+                    break;
                 }
             }
         }
-        info!(?cut, "links set");
-        Ok(())
+        let Some(refusal) = refusal else {
+            *current = cut;
+            info!(cut = ?*current, "links set");
+            return Ok(());
+        };
+        // An error must change nothing: take back what the other nodes applied.
+        let mut undo_failed = Vec::new();
+        for (node, peer, connected) in applied.into_iter().rev() {
+            if self.confirm_link(node, peer, !connected).await.is_err() {
+                undo_failed.push(node);
+            }
+        }
+        warn!(%refusal, ?undo_failed, "link change not applied");
+        Err(ControlError::NotConfirmed(if undo_failed.is_empty() {
+            format!("link change refused: {refusal}; nothing was changed")
+        } else {
+            format!(
+                "link change refused: {refusal}; undoing it failed on nodes {undo_failed:?}, whose links may differ from /api/cluster"
+            )
+        }))
+    }
+
+    /// Sets one node's link and waits for its answer, retrying briefly (a node that has just
+    /// been restarted may not be listening yet).
+    async fn confirm_link(
+        &self,
+        node: NodeId,
+        peer: NodeId,
+        connected: bool,
+    ) -> Result<(), String> {
+        let req = AdminRequest::SetLink { peer, connected };
+        let deadline = tokio::time::Instant::now() + LINK_CONFIRM_TIMEOUT;
+        loop {
+            let last = match self.admin(node, &req).await {
+                Ok(AdminResponse::Ok) => return Ok(()),
+                Ok(AdminResponse::Error { message }) => return Err(message),
+                Ok(other) => return Err(format!("unexpected answer {other:?}")),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn set_link(
@@ -357,7 +425,7 @@ impl Supervisor {
             .values()
             .filter(|s| states.get(&s.id) == Some(&ProcessState::Up))
             .map(|s| async move {
-                let r = client::admin(&s.ws_url(), &AdminRequest::Status, ADMIN_TIMEOUT).await;
+                let r = self.admin(s.id, &AdminRequest::Status).await;
                 (s.id, r)
             });
         futures_util::future::join_all(queries)
