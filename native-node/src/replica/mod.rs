@@ -7,7 +7,8 @@
 //! 1. [`Replica::handle`] each input of the turn (they may write storage, unsynced);
 //! 2. sync storage (the host's job: one fsync for everything the turn wrote);
 //! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided,
-//!    snapshots, renews proposals after a leader change, and returns the [`Effects`]: messages
+//!    snapshots, answers the turn's admin requests (so a dump never shows an entry decided and
+//!    not applied), renews proposals after a leader change, and returns the [`Effects`]: messages
 //!    to send and replies to deliver, all of them safe to release because step 2 made what
 //!    they promise durable.
 //!
@@ -22,7 +23,7 @@ mod requests;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use omnikv_core::{
-    admin::AdminResponse,
+    admin::{AdminRequest, AdminResponse},
     client::ClientResponse,
     event::{BallotView, MessageInfo, NodeEvent, NodeStatus},
     KVCommand, NodeId, RequestId,
@@ -118,6 +119,8 @@ pub struct Replica<P: Platform> {
     next_msg_id: u64,
     outgoing: Vec<Message<KVCommand>>,
     observed: Observed,
+    /// Admin requests of this turn, answered at its end.
+    admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
     /// Peers whose stream has been up before: a later `up` is a reconnection.
     seen_up: BTreeMap<NodeId, bool>,
     effects: Effects<P>,
@@ -148,6 +151,7 @@ impl<P: Platform> Replica<P> {
             next_msg_id: 0,
             outgoing: Vec::new(),
             observed,
+            admin_waiting: Vec::new(),
             seen_up: BTreeMap::new(),
             effects: Effects::default(),
         })
@@ -189,10 +193,9 @@ impl<P: Platform> Replica<P> {
                 io.events.emit(NodeEvent::LinkChanged { peer, connected });
             }
             Input::Client { req, reply } => self.handle_client(req, reply, now_us, io)?,
-            Input::Admin { req, reply } => {
-                let resp = self.handle_admin(req, io)?;
-                self.effects.admin_replies.push((reply, resp));
-            }
+            // Answered once the turn has applied what it decided: a dump or a status taken in
+            // the middle of a turn would show entries decided and not yet applied.
+            Input::Admin { req, reply } => self.admin_waiting.push((req, reply)),
             Input::Tick => {
                 self.omni.tick();
                 self.expire_requests(now_us, io);
@@ -235,6 +238,10 @@ impl<P: Platform> Replica<P> {
         self.observe_log(io);
         self.apply_decided(now_us, io)?;
         self.maybe_snapshot(io);
+        for (req, reply) in std::mem::take(&mut self.admin_waiting) {
+            let resp = self.handle_admin(req, io)?;
+            self.effects.admin_replies.push((reply, resp));
+        }
         self.renew_proposals();
         self.observe_status(now_us, io);
         Ok(std::mem::take(&mut self.effects))
