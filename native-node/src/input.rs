@@ -15,6 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// An input, generic over how replies reach their requester: a channel in the node process,
 /// a plain value in the simulation.
+// Peer messages dominate the traffic and are the large variant: boxing them would allocate once
+// more per message to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 pub enum Input<R, A> {
     Peer {
         from: NodeId,
