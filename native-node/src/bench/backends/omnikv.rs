@@ -12,7 +12,7 @@ use omnikv_core::{
 
 use super::{BackendError, LeaderView};
 use crate::bench::workload::Op;
-use crate::client::{self, Connection};
+use crate::client::{self, CallError, Connection};
 
 pub struct OmnikvSession {
     endpoint: String,
@@ -44,11 +44,20 @@ impl OmnikvSession {
     async fn open_session(&mut self) -> Result<(), BackendError> {
         let timeout = self.timeout;
         let conn = self.connect().await?;
-        let id = client::open_session(conn, timeout)
-            .await
-            .map_err(|e| BackendError::Refused(e.to_string()))?;
-        self.session = SessionClient::new(id);
-        Ok(())
+        match client::open_session(conn, timeout).await {
+            Ok(id) => {
+                self.session = SessionClient::new(id);
+                Ok(())
+            }
+            Err(e) => {
+                // With a session per operation this runs again on the next one: on a fresh
+                // connection if this one failed.
+                if matches!(e, CallError::Unavailable { .. }) {
+                    self.conn = None;
+                }
+                Err(BackendError::Refused(e.to_string()))
+            }
+        }
     }
 
     async fn connect(&mut self) -> Result<&mut Connection, BackendError> {
