@@ -258,4 +258,26 @@ mod tests {
         assert!(!json.contains("unresolved"));
         assert_eq!(serde_json::from_str::<KVSnapshot>(&json).unwrap(), s);
     }
+
+    /// What a snapshot keeps does not grow with the number of client ids or deleted keys:
+    /// 100,000 sessions, each putting a key never used before and deleting it, fold to at most
+    /// `SESSIONS_MAX` sessions and no key: about 0.6 MB of JSON, where keeping every session
+    /// would take 16 MB (docs/performance-notes.md, section 9, measures real nodes).
+    #[test]
+    fn sessions_and_deleted_keys_leave_a_bounded_snapshot() {
+        use crate::session::SESSIONS_MAX;
+        let mut s = KVSnapshot::default();
+        for n in 0..100_000u64 {
+            let client = s.len;
+            s.push(&open(n));
+            let key = format!("gone-{n}");
+            assert_eq!(s.push(&put(client, 0, &key, "v")), Applied::Written);
+            assert_eq!(s.push(&del(client, 1, &key)), Applied::Written);
+        }
+        assert!(s.snapshotted.is_empty());
+        assert!(s.sessions.len() <= SESSIONS_MAX);
+        let bytes = serde_json::to_vec(&s).unwrap().len();
+        // A session and its two writes: about 160 bytes of JSON.
+        assert!(bytes < SESSIONS_MAX * 200, "{bytes} bytes");
+    }
 }

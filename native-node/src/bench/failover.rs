@@ -83,7 +83,7 @@ pub async fn trial(
 
 /// One write on a fresh session; returns when it was acknowledged.
 async fn attempt(kind: BackendKind, endpoint: String, n: usize) -> Result<Instant, BackendError> {
-    let mut session = Session::open(kind, &endpoint, ATTEMPT_TIMEOUT).await?;
+    let mut session = Session::open(kind, &endpoint, ATTEMPT_TIMEOUT, false).await?;
     let op = Op::Put {
         key: format!("failover-{n}"),
         value: "x".into(),

@@ -20,6 +20,8 @@ pub struct LoadPlan {
     pub endpoints: Vec<String>,
     pub clients: usize,
     pub workload: Workload,
+    /// Every write on a new client session (OmniKV): see `--session-per-op`.
+    pub session_per_op: bool,
     /// Stop after this long (measured part, warm-up excluded)...
     pub duration: Option<Duration>,
     /// ...or after this many operations.
@@ -46,7 +48,15 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
     let mut sessions = Vec::with_capacity(plan.clients);
     for i in 0..plan.clients {
         let endpoint = &plan.endpoints[i % plan.endpoints.len()];
-        sessions.push(Session::open(plan.kind, endpoint, plan.request_timeout).await?);
+        sessions.push(
+            Session::open(
+                plan.kind,
+                endpoint,
+                plan.request_timeout,
+                plan.session_per_op,
+            )
+            .await?,
+        );
     }
     let events_received = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::new();

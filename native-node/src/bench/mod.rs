@@ -73,6 +73,16 @@ pub struct LoadArgs {
     /// Hold an /events subscriber open on every endpoint (OmniKV), as a visualizer does.
     #[arg(long)]
     pub events: bool,
+    /// Open a new client session before every write, counted with it as one operation
+    /// (OmniKV): as many client ids as writes, to check that the sessions the cluster keeps
+    /// stay bounded.
+    #[arg(long)]
+    pub session_per_op: bool,
+    /// Every operation puts a key never used before and deletes it: as many deleted keys as
+    /// operations, to check that deleted keys leave nothing behind (no tombstones).
+    /// Ignores --key-space and --write-percent.
+    #[arg(long)]
+    pub distinct_deletes: bool,
     /// Name of the workload in reports.
     #[arg(long, default_value = "custom")]
     pub label: String,
@@ -178,7 +188,9 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                     key_space: a.key_space,
                     value_bytes: a.value_bytes,
                     write_percent: a.write_percent,
+                    distinct_deletes: a.distinct_deletes,
                 },
+                session_per_op: a.session_per_op,
                 duration,
                 ops: a.ops,
                 warmup: Duration::from_millis(if a.ops.is_some() { 0 } else { a.warmup_ms }),

@@ -13,17 +13,32 @@ pub struct Workload {
     pub value_bytes: usize,
     /// Share of operations that are puts; the rest are gets.
     pub write_percent: u8,
+    /// Every operation puts a key never used before and deletes it (see
+    /// [`Op::PutThenDelete`]); `key_space` and `write_percent` are ignored.
+    pub distinct_deletes: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: String },
-    Get { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Get {
+        key: String,
+    },
+    /// A put of `key` and then its delete, counted as one operation. With a fresh key each
+    /// time this measures what deleted keys cost the cluster: a design that keeps tombstones
+    /// in its snapshots grows by one per operation, one that forgets deleted keys does not.
+    PutThenDelete {
+        key: String,
+        value: String,
+    },
 }
 
 impl Op {
     pub fn is_write(&self) -> bool {
-        matches!(self, Op::Put { .. })
+        !matches!(self, Op::Get { .. })
     }
 }
 
@@ -32,6 +47,10 @@ pub struct OpStream {
     workload: Workload,
     rng: StdRng,
     value: String,
+    /// This stream's seed, to name distinct keys apart from other clients' ones.
+    seed: u64,
+    /// Distinct keys used so far.
+    distinct: u64,
 }
 
 impl OpStream {
@@ -44,10 +63,21 @@ impl OpStream {
             workload,
             rng,
             value,
+            seed,
+            distinct: 0,
         }
     }
 
     pub fn next_op(&mut self) -> Op {
+        if self.workload.distinct_deletes {
+            // Distinct within a run: clients have distinct seeds. A second run with the same
+            // seeds reuses the names, which are deleted by then.
+            self.distinct += 1;
+            return Op::PutThenDelete {
+                key: format!("gone-{:x}-{}", self.seed, self.distinct),
+                value: self.value.clone(),
+            };
+        }
         let key = key_name(self.rng.gen_range(0..self.workload.key_space.max(1)));
         if self.rng.gen_range(0..100u8) < self.workload.write_percent {
             Op::Put {
@@ -73,6 +103,7 @@ mod tests {
             key_space: 100,
             value_bytes: 256,
             write_percent,
+            distinct_deletes: false,
         }
     }
 
@@ -97,6 +128,24 @@ mod tests {
             let n: u64 = key.strip_prefix("bench-").unwrap().parse().unwrap();
             assert!(n < 100);
             assert_eq!(value.len(), 256);
+        }
+    }
+
+    #[test]
+    fn distinct_deletes_never_repeat_a_key() {
+        let w = Workload {
+            distinct_deletes: true,
+            ..workload(0)
+        };
+        let (mut a, mut b) = (OpStream::new(w.clone(), 1), OpStream::new(w, 2));
+        let mut keys = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            for s in [&mut a, &mut b] {
+                let Op::PutThenDelete { key, .. } = s.next_op() else {
+                    panic!("only put-then-delete")
+                };
+                assert!(keys.insert(key));
+            }
         }
     }
 }

@@ -30,13 +30,26 @@ impl EtcdSession {
     }
 
     pub async fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
-        let (path, body) = match op {
-            Op::Put { key, value } => (
-                "/v3/kv/put",
-                json!({"key": B64.encode(key), "value": B64.encode(value)}),
-            ),
-            Op::Get { key } => ("/v3/kv/range", json!({"key": B64.encode(key)})),
-        };
+        match op {
+            Op::Put { key, value } => self.put(key, value).await,
+            Op::Get { key } => {
+                self.call("/v3/kv/range", json!({"key": B64.encode(key)}))
+                    .await
+            }
+            Op::PutThenDelete { key, value } => {
+                self.put(key, value).await?;
+                let body = json!({"key": B64.encode(key)});
+                self.call("/v3/kv/deleterange", body).await
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, value: &str) -> Result<(), BackendError> {
+        let body = json!({"key": B64.encode(key), "value": B64.encode(value)});
+        self.call("/v3/kv/put", body).await
+    }
+
+    async fn call(&self, path: &str, body: Value) -> Result<(), BackendError> {
         let url = format!("{}{path}", self.base);
         let agent = self.agent.clone();
         tokio::task::spawn_blocking(move || post(&agent, &url, &body))

@@ -50,15 +50,18 @@ pub enum Session {
 }
 
 impl Session {
+    /// `session_per_op`: OmniKV opens a new client session before every write (etcd has no
+    /// client sessions and ignores it).
     pub async fn open(
         kind: BackendKind,
         endpoint: &str,
         timeout: Duration,
+        session_per_op: bool,
     ) -> Result<Session, BackendError> {
         Ok(match kind {
-            BackendKind::Omnikv => {
-                Session::Omnikv(omnikv::OmnikvSession::open(endpoint, timeout).await?)
-            }
+            BackendKind::Omnikv => Session::Omnikv(
+                omnikv::OmnikvSession::open(endpoint, timeout, session_per_op).await?,
+            ),
             BackendKind::Etcd => Session::Etcd(etcd::EtcdSession::new(endpoint, timeout)),
         })
     }

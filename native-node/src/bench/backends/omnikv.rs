@@ -1,40 +1,63 @@
 //! OmniKV backend: the node's `/client` WebSocket protocol, one request in flight per session
-//! (each benchmark client opens a client session when it connects), and `/admin` status for
-//! the leader.
+//! (each benchmark client opens a client session when it connects, or before every write with
+//! `session_per_op`), and `/admin` status for the leader.
 
 use std::time::Duration;
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    client::{ClientOp, ClientResponse, ReadMode, SessionClient},
+    client::{ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient},
     event::Role,
 };
 
 use super::{BackendError, LeaderView};
 use crate::bench::workload::Op;
-use crate::client::{self, Connection};
+use crate::client::{self, CallError, Connection};
 
 pub struct OmnikvSession {
     endpoint: String,
     timeout: Duration,
     conn: Option<Connection>,
     session: SessionClient,
+    /// Open a new session before every write: as many client ids as writes, to measure what
+    /// the cluster keeps per session (it keeps at most `SESSIONS_MAX`).
+    session_per_op: bool,
 }
 
 impl OmnikvSession {
-    pub async fn open(endpoint: &str, timeout: Duration) -> Result<OmnikvSession, BackendError> {
+    pub async fn open(
+        endpoint: &str,
+        timeout: Duration,
+        session_per_op: bool,
+    ) -> Result<OmnikvSession, BackendError> {
         let mut s = OmnikvSession {
             endpoint: endpoint.to_owned(),
             timeout,
             conn: None,
             session: SessionClient::default(),
+            session_per_op,
         };
-        let conn = s.connect().await?;
-        let id = client::open_session(conn, timeout)
-            .await
-            .map_err(|e| BackendError::Refused(e.to_string()))?;
-        s.session = SessionClient::new(id);
+        s.open_session().await?;
         Ok(s)
+    }
+
+    async fn open_session(&mut self) -> Result<(), BackendError> {
+        let timeout = self.timeout;
+        let conn = self.connect().await?;
+        match client::open_session(conn, timeout).await {
+            Ok(id) => {
+                self.session = SessionClient::new(id);
+                Ok(())
+            }
+            Err(e) => {
+                // With a session per operation this runs again on the next one: on a fresh
+                // connection if this one failed.
+                if matches!(e, CallError::Unavailable { .. }) {
+                    self.conn = None;
+                }
+                Err(BackendError::Refused(e.to_string()))
+            }
+        }
     }
 
     async fn connect(&mut self) -> Result<&mut Connection, BackendError> {
@@ -51,6 +74,9 @@ impl OmnikvSession {
     }
 
     pub async fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
+        if self.session_per_op && op.is_write() {
+            self.open_session().await?;
+        }
         let req = match op {
             Op::Put { key, value } => self.session.write_request(ClientOp::Put {
                 key: key.clone(),
@@ -59,7 +85,20 @@ impl OmnikvSession {
             Op::Get { key } => self
                 .session
                 .read_request(key.clone(), ReadMode::Linearizable),
+            Op::PutThenDelete { key, value } => {
+                let put = self.session.write_request(ClientOp::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+                self.send(put).await?;
+                self.session
+                    .write_request(ClientOp::Delete { key: key.clone() })
+            }
         };
+        self.send(req).await
+    }
+
+    async fn send(&mut self, req: ClientRequest) -> Result<(), BackendError> {
         // The benchmark does not retry: an error is counted, and its request settled.
         self.session.settled(req.id.seq);
         let timeout = self.timeout;
