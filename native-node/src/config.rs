@@ -46,6 +46,10 @@ pub struct NodeConfig {
     /// crash still cannot).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Free space the node keeps on its data directory's filesystem: below it the node stops
+    /// with one line rather than let RocksDB run out of space mid-write.
+    #[arg(long, default_value_t = 64)]
+    pub disk_reserve_mb: u64,
     /// Let OmniPaxos 0.2.4 handle delta snapshots itself instead of rewriting them into complete
     /// ones (see `snapshot_fix`). UNSAFE: a follower caught up by a delta snapshot can revert
     /// decided writes. Exists only so that a test can show what the fix prevents.

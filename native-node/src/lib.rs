@@ -5,6 +5,7 @@
 //! - [`replica`]: one replica's logic without I/O (OmniPaxos, apply, client requests), driven
 //!   by `node` and by the deterministic simulation.
 //! - [`input`]: the closed set of inputs of the event loop.
+//! - [`fatal`]: how a node stops when its storage fails (one line, then exit).
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
 //! - [`peer_auth`]: how a peer stream opens (Hello; challenge and proof with a secret).
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod events;
+pub mod fatal;
 pub mod handshakes;
 pub mod input;
 pub mod launcher;

@@ -141,6 +141,7 @@ async fn main() -> ExitCode {
         match cli.command {
             Command::Node(config) => {
                 init_tracing("info");
+                omnikv_node::fatal::install(config.id);
                 omnikv_node::node::run(config, shutdown_on_signals()).await?;
                 Ok(ExitCode::SUCCESS)
             }

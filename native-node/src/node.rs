@@ -51,6 +51,9 @@ impl Platform for RocksPlatform {
 }
 
 struct Node {
+    id: NodeId,
+    /// Free bytes the node keeps on its filesystem (see `--disk-reserve-mb`).
+    disk_reserve_bytes: u64,
     replica: Replica<RocksPlatform>,
     store: Arc<Store>,
     transport: Transport,
@@ -155,6 +158,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         started_at_ms: now_ms(),
     };
     let node = Node {
+        id,
+        disk_reserve_bytes: config.disk_reserve_mb << 20,
         replica: Replica::new(replica_config, omni, kv, compaction)?,
         store,
         transport,
@@ -175,21 +180,25 @@ impl Node {
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let turn = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => self.handle(Input::Tick)?,
+                _ = tick.tick() => self.handle(Input::Tick),
                 input = inputs.recv() => {
                     let Some(input) = input else { break };
-                    self.handle(input)?;
+                    let mut handled = self.handle(input);
                     for _ in 0..TURN_INPUTS_MAX {
                         match inputs.try_recv() {
-                            Ok(input) => self.handle(input)?,
-                            Err(_) => break,
+                            Ok(input) if handled.is_ok() => handled = self.handle(input),
+                            _ => break,
                         }
                     }
+                    handled
                 }
+            };
+            // A storage failure ends the process here and now (see `fatal`).
+            if let Err(e) = turn.and_then(|()| self.end_turn()) {
+                crate::fatal::stop(self.id, &format!("{e:#}"));
             }
-            self.end_turn()?;
         }
         let effects = self.replica.shut_down();
         self.release(effects);
@@ -213,6 +222,7 @@ impl Node {
     }
 
     fn end_turn(&mut self) -> anyhow::Result<()> {
+        self.check_disk()?;
         self.store.sync().context("syncing the log")?;
         let now_us = self.now_us();
         let mut io = Io {
@@ -222,6 +232,20 @@ impl Node {
         let effects = self.replica.finish_turn(now_us, &mut io)?;
         self.release(effects);
         self.events.flush_due();
+        Ok(())
+    }
+
+    /// Stops the node before its filesystem fills up: RocksDB out of space mid-write leaves a
+    /// WAL it cannot sync (and the system's build aborts on it). A statvfs per turn costs
+    /// microseconds.
+    fn check_disk(&self) -> anyhow::Result<()> {
+        let free = self.store.free_bytes().context("reading the free space")?;
+        anyhow::ensure!(
+            free >= self.disk_reserve_bytes,
+            "disk full: {free} bytes free on {}, below the reserve of {} (--disk-reserve-mb)",
+            self.store.path().display(),
+            self.disk_reserve_bytes
+        );
         Ok(())
     }
 

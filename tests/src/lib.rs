@@ -185,6 +185,14 @@ impl Cluster {
         self.nodes.keys().copied().collect()
     }
 
+    /// How node `id`'s process ended, if it has; the node is then down (a restart starts it).
+    pub fn exit_status(&mut self, id: NodeId) -> Option<std::process::ExitStatus> {
+        let node = self.nodes.get_mut(&id).unwrap();
+        let status = node.child.as_mut()?.try_wait().ok()??;
+        node.child = None;
+        Some(status)
+    }
+
     fn spawn(&mut self, id: NodeId) {
         let members: Vec<String> = self
             .nodes

@@ -26,6 +26,9 @@ pub enum StorageError {
     Codec(#[from] serde_json::Error),
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// An earlier write failed: the store takes nothing more (see [`Store::write`]).
+    #[error("storage failed earlier: {0}")]
+    Failed(String),
 }
 
 pub struct Store {
@@ -38,6 +41,10 @@ pub struct Store {
     dirty: AtomicBool,
     /// Number of fsyncs done, for status and benchmarks.
     syncs: AtomicU64,
+    /// The first write or sync error. After one, RocksDB's WAL writer holds a write it could
+    /// not complete, and syncing it would assert (the system's RocksDB aborts): the store
+    /// fails every later call instead, and the node stops (see `fatal`).
+    failed: std::sync::Mutex<Option<String>>,
 }
 
 impl Store {
@@ -45,6 +52,12 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // A column family written rarely (`meta`) would otherwise pin every WAL file since
+        // start: with this bound RocksDB flushes it once the WALs pass 256 MiB.
+        opts.set_max_total_wal_size(256 << 20);
+        // RocksDB's own text log, which Debian's build writes verbosely and never trims.
+        opts.set_max_log_file_size(16 << 20);
+        opts.set_keep_log_file_num(4);
         let cfs = [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
@@ -55,6 +68,7 @@ impl Store {
             fsync,
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
+            failed: std::sync::Mutex::new(None),
         }))
     }
 
@@ -74,11 +88,30 @@ impl Store {
 
     /// Writes a batch atomically to the WAL and memtable, without fsync.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(false);
-        self.db.write_opt(batch, &opts)?;
+        self.write_unsynced(batch)?;
         self.dirty.store(true, Ordering::Release);
         Ok(())
+    }
+
+    fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.check()?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(false);
+        self.db.write_opt(batch, &opts).map_err(|e| self.fail(e))
+    }
+
+    /// Fails if an earlier call failed.
+    fn check(&self) -> Result<(), StorageError> {
+        match &*self.failed.lock().expect("not poisoned") {
+            Some(why) => Err(StorageError::Failed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: rocksdb::Error) -> StorageError {
+        let mut failed = self.failed.lock().expect("not poisoned");
+        failed.get_or_insert_with(|| e.to_string());
+        StorageError::Rocks(e)
     }
 
     /// Writes a batch whose loss in a power failure is harmless, without asking for an fsync:
@@ -87,19 +120,23 @@ impl Store {
     /// a later durable write (a compaction, say) implies it. Keeping it off the fsync path
     /// saves the leader one fsync per decision and the follower one per Decide.
     pub fn write_deferred(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(false);
-        self.db.write_opt(batch, &opts)?;
-        Ok(())
+        self.write_unsynced(batch)
     }
 
     /// Makes every earlier write durable (one fsync), if any write happened since the last sync.
     pub fn sync(&self) -> Result<(), StorageError> {
+        self.check()?;
         if self.dirty.swap(false, Ordering::AcqRel) && self.fsync {
-            self.db.flush_wal(true)?;
+            self.db.flush_wal(true).map_err(|e| self.fail(e))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Bytes free for this process on the store's filesystem.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let stat = nix::sys::statvfs::statvfs(&self.path).map_err(std::io::Error::from)?;
+        Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
     }
 
     pub fn sync_count(&self) -> u64 {
