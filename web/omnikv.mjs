@@ -23,7 +23,8 @@ const USAGE = 'usage: omnikv.mjs [--url URL] [--token T] put KEY VALUE | get KEY
 // Per attempt: a node answers every request, with a timeout error at worst; this only guards
 // against a node that died mid-request.
 const REPLY_TIMEOUT_MS = 15000;
-const ATTEMPTS_MAX = 4;
+/** How long one request may take over all its attempts (the native client's default too). */
+const SEND_DEADLINE_MS = 10000;
 
 function parseArgs(argv) {
   const opts = { url: process.env.OMNIKV_URL || 'http://127.0.0.1:8080', local: false, count: Infinity };
@@ -66,10 +67,14 @@ function exchange(wsUrl, frame) {
  * which replies are retried is decided by the wasm (omnikv-core's one retry rule).
  */
 async function send(url, frame) {
+  // Until a node answers or the deadline passes, with a growing pause between attempts: right
+  // after a leader dies every node may say it cannot reach the leader until one is elected.
+  const deadline = Date.now() + SEND_DEADLINE_MS;
   let lastError = 'no node is up';
-  for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 500)));
     const targets = JSON.parse(viz.clientTargets(await clusterJson(url)));
-    if (targets.length === 0) { await new Promise((r) => setTimeout(r, 500)); continue; }
+    if (targets.length === 0) continue;
     const target = targets[attempt % targets.length];
     try {
       const reply = JSON.parse(viz.interpretResponse(await exchange(`${target.ws}/client`, frame)));
@@ -79,7 +84,7 @@ async function send(url, frame) {
       lastError = `node ${target.id}: ${e.message}`;
     }
   }
-  return { ok: false, retry: false, value: null, index: null, text: `gave up after ${ATTEMPTS_MAX} attempts: ${lastError}` };
+  return { ok: false, retry: false, value: null, index: null, text: `gave up after ${SEND_DEADLINE_MS} ms: ${lastError}` };
 }
 
 async function request(url, op, key, value, read) {
