@@ -82,13 +82,13 @@ async function ensureOpen() {
   if (!page.url().startsWith(demo.url)) await openWithNodes(page, demo.url, 3);
 }
 
-async function put(key, value) {
-  await page.getByLabel('Key', { exact: true }).fill(key);
-  await page.getByLabel('Value', { exact: true }).fill(value);
-  await page.getByRole('button', { name: 'Put', exact: true }).click();
+async function put(key, value, p = page) {
+  await p.getByLabel('Key', { exact: true }).fill(key);
+  await p.getByLabel('Value', { exact: true }).fill(value);
+  await p.getByRole('button', { name: 'Put', exact: true }).click();
   await until(`put ${key} answered`, async () =>
-    (await page.getAttribute('#result', 'data-status')) === 'ok'
-      && !(await page.textContent('#result')).startsWith('sending'), 30000);
+    (await p.getAttribute('#result', 'data-status')) === 'ok'
+      && !(await p.textContent('#result')).startsWith('sending'), 30000);
 }
 
 test('one screen at 1366x768 and 1440x900 with 3 nodes', async () => {
@@ -210,16 +210,21 @@ test('an imported trace opens at its first picture, says "trace" and disables li
   assert.deepEqual(problems, []);
 });
 
-test('with 5 nodes the cards go compact and everything still fits at 1440x900', async () => {
+test('with 5 nodes the cards go compact and everything still fits at 1440x900 (and 1366x768)', async () => {
   const five = await startDemo({ nodes: 5 });
   const p = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   try {
     p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     await openWithNodes(p, five.url, 5);
-    await sleep(300);
-    const bad = await offScreen(p);
-    await p.screenshot({ path: join(artifacts, 'layout-5-nodes-1440x900.png') });
-    assert.deepEqual(bad, []);
+    await put('color', 'blue', p);
+    const bad = {};
+    for (const [width, height] of [[1440, 900], [1366, 768]]) {
+      await p.setViewportSize({ width, height });
+      await sleep(300);
+      bad[`${width}x${height}`] = await offScreen(p);
+      await p.screenshot({ path: join(artifacts, `layout-5-nodes-${width}x${height}.png`) });
+    }
+    assert.deepEqual(bad, { '1440x900': [], '1366x768': [] });
     assert.deepEqual(problems, []);
   } finally {
     await p.close();
