@@ -58,6 +58,12 @@ function offScreen(p) {
         bad.push(`${name}: ${Math.round(r.left)},${Math.round(r.top)}–${Math.round(r.right)},${Math.round(r.bottom)} outside ${vw}x${vh}`);
       }
     }
+    // Fitting by shrinking to nothing does not count: a readable ring, strips and tables.
+    const ring = document.getElementById('ring')?.getBoundingClientRect();
+    if (ring && Math.min(ring.width, ring.height) < 200) bad.push(`ring under 200 px: ${Math.round(ring.width)}x${Math.round(ring.height)}`);
+    for (const s of document.querySelectorAll('#cards .log')) {
+      if (s.getBoundingClientRect().width < 150) bad.push(`a log strip under 150 px wide`);
+    }
     // A KV table must show rows, not a sliver.
     for (const t of document.querySelectorAll('#cards table.kv')) {
       if (t.getBoundingClientRect().height < 40) bad.push(`node ${t.dataset.kvNode} KV table under 40 px tall`);
