@@ -33,12 +33,13 @@ export async function until(what, check, timeoutMs = 20000) {
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
 }
 
-export async function startDemo() {
+/** `nodes`: cluster size (the demo's default, 3, when not given). */
+export async function startDemo({ nodes } = {}) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'omnikv-e2e-'));
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(omnikvBin, ['demo', '--http', `127.0.0.1:${port}`, '--data-dir', dataDir,
-    '--fresh', '--web-dir', webDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--fresh', '--web-dir', webDir, ...(nodes ? ['--nodes', String(nodes)] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (d) => { output = (output + d).slice(-20000); };
   child.stdout.on('data', keep);

@@ -370,7 +370,17 @@ impl App {
     fn on_click(&mut self, target: Element) {
         let get = |name: &str| target.get_attribute(name).unwrap_or_default();
         let node = get("data-node").parse::<NodeId>().ok();
-        match get("data-action").as_str() {
+        let action = get("data-action");
+        // A trace is a record of another time: nothing on the page may act on the live cluster
+        // while one is shown (the buttons are disabled too; the ring's links cannot be).
+        let live_only = matches!(
+            action.as_str(),
+            "put" | "get" | "delete" | "node" | "link" | "scenario"
+        );
+        if live_only && self.trace.is_some() {
+            return;
+        }
+        match action.as_str() {
             op @ ("put" | "get" | "delete") => self.submit(op),
             "node" => {
                 if let Some(n) = node {
@@ -440,10 +450,14 @@ impl App {
 
     fn import(&mut self, text: &str) {
         match Timeline::import_text(text, TRACE_BYTES_MAX, RECORDS_CAP) {
-            Ok(t) => {
+            Ok(mut t) => {
+                // Open at the first input that draws something, not on an empty ring.
+                while t.cursor() < t.end() && t.model().nodes.is_empty() {
+                    t.step(true);
+                }
                 self.trace = Some(t);
                 self.view
-                    .set_action_status(&self.doc, "trace imported: paused at its start");
+                    .set_action_status(&self.doc, "trace imported: paused at its first picture");
             }
             Err(e) => self
                 .view
@@ -582,6 +596,8 @@ pub fn install_listeners() -> Result<(), JsValue> {
         if in_form && e.key() == "Enter" {
             e.prevent_default();
             with_app(|app| app.submit("put"));
+        } else if e.key() == "Escape" {
+            with_app(|app| app.view.select_node(None));
         }
     });
     doc.add_event_listener_with_callback("keydown", keys.as_ref().unchecked_ref())?;

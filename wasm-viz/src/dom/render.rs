@@ -33,6 +33,9 @@ const KV_ROWS_SHOWN: usize = 30;
 const CLIENT_ROWS_SHOWN: usize = 25;
 /// Notices shown.
 const NOTICES_SHOWN: usize = 4;
+/// What acts on the live cluster, disabled while an imported trace is shown: fieldsets, which
+/// disable every control inside them.
+const LIVE_ONLY_FIELDSETS: [&str; 3] = ["client-fields", "scenario-fields", "cards"];
 const RING_CENTER: f64 = 200.0;
 const RING_RADIUS: f64 = 140.0;
 
@@ -86,6 +89,8 @@ pub struct View {
     dots: Vec<Slot>,
     /// Per row of the client log: the row and its five cells.
     client_rows: Vec<Vec<Slot>>,
+    /// Whether the page last showed a trace (`None` before the first frame).
+    trace_shown: Option<bool>,
 }
 
 /// Position of node `i` of `n` on the ring. Uses the browser's trigonometry: Rust's own would
@@ -122,6 +127,7 @@ impl View {
             connection: Some(String::from("connecting to the launcher…")),
             dots: Vec::new(),
             client_rows: Vec::new(),
+            trace_shown: None,
         }
     }
 
@@ -177,6 +183,10 @@ impl View {
         }
         if panels || !live {
             self.draw_timeline(doc, info);
+        }
+        if self.trace_shown != Some(info.trace) {
+            self.trace_shown = Some(info.trace);
+            draw_source(doc, info.trace);
         }
         if self.dirty || panels || model.version != self.drawn_version {
             self.dirty = false;
@@ -489,9 +499,12 @@ impl View {
         let Some(body) = el::by_id(doc, "inspector-rows") else {
             return;
         };
+        if let Some(drawer) = el::by_id(doc, "inspector") {
+            set_flag(&drawer, "hidden", self.selected == Selection::None);
+        }
         let mut rows: Vec<(String, String)> = Vec::new();
         let title = match self.selected {
-            Selection::None => "Click a node or a message".to_string(),
+            Selection::None => String::new(),
             Selection::Node(id) => {
                 if let Some(n) = model.nodes.get(&id) {
                     node_rows(n, clock_ms, &mut rows);
@@ -752,14 +765,41 @@ fn make_card(doc: &Document, container: &Element, id: NodeId) -> Card {
     }
 }
 
-fn set_disabled(e: &Element, disabled: bool) {
-    if disabled != e.has_attribute("disabled") {
-        if disabled {
-            let _ = e.set_attribute("disabled", "");
-        } else {
-            let _ = e.remove_attribute("disabled");
+/// Says whether the page shows an imported trace or the live cluster (the header's words come
+/// from `body[data-source]` in CSS), and disables what would act on the live cluster.
+fn draw_source(doc: &Document, trace: bool) {
+    if let Some(b) = doc.body() {
+        attr(&b, "data-source", if trace { "trace" } else { "live" });
+    }
+    doc.set_title(if trace {
+        "OmniKV — trace"
+    } else {
+        "OmniKV — live cluster"
+    });
+    for id in LIVE_ONLY_FIELDSETS {
+        if let Some(e) = el::by_id(doc, id) {
+            set_flag(&e, "disabled", trace);
         }
     }
+    // SVG has no disabled links: mark them, and `App` ignores their clicks.
+    if let Some(g) = el::by_id(doc, "ring-links") {
+        attr(&g, "aria-disabled", if trace { "true" } else { "false" });
+    }
+}
+
+/// Adds or removes a boolean attribute (`disabled`, `hidden`).
+fn set_flag(e: &Element, name: &str, on: bool) {
+    if on != e.has_attribute(name) {
+        if on {
+            let _ = e.set_attribute(name, "");
+        } else {
+            let _ = e.remove_attribute(name);
+        }
+    }
+}
+
+fn set_disabled(e: &Element, disabled: bool) {
+    set_flag(e, "disabled", disabled);
 }
 
 fn draw_card(doc: &Document, c: &mut Card, n: &NodeModel, is_leader: bool, panels: bool) {
