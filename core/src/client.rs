@@ -157,19 +157,21 @@ impl ClientError {
 impl From<SessionRefusal> for ClientError {
     fn from(r: SessionRefusal) -> Self {
         match r {
-            SessionRefusal::Expired { .. } | SessionRefusal::Forgotten { .. } => {
-                ClientError::SessionExpired {
-                    reason: r.to_string(),
-                }
-            }
-            SessionRefusal::BeyondWindow { .. } | SessionRefusal::SeqReused { .. } => {
-                ClientError::BadRequest {
-                    reason: r.to_string(),
-                }
-            }
+            // The session cannot take the request: a new session can.
+            SessionRefusal::Expired { .. }
+            | SessionRefusal::Forgotten { .. }
+            | SessionRefusal::BeyondWindow { .. } => ClientError::SessionExpired {
+                reason: r.to_string(),
+            },
+            SessionRefusal::SeqReused { .. } => ClientError::BadRequest {
+                reason: r.to_string(),
+            },
         }
     }
 }
+
+/// Set in the `client` of a session client's reads (see `SessionClient::new`).
+const READER_BIT: u64 = 1 << 62;
 
 /// The client's side of a session, without I/O: which id and `seq` a new write gets, and what
 /// it may let the cluster forget. The CLI, the benchmark, the page and the Node.js client all
@@ -178,9 +180,12 @@ impl From<SessionRefusal> for ClientError {
 pub struct SessionClient {
     /// The session id, once `open_session` was answered.
     pub session: Option<u64>,
-    /// The `client` of read requests made before a session is open (any number will do:
-    /// reads keep no session state).
+    /// The `client` of every read request. Reads keep no session state, so they are numbered
+    /// apart from writes: a read taking a write's `seq` would move the client's floor without
+    /// moving the session's, until the session refused every write.
     reader: u64,
+    next_read_seq: u64,
+    /// The next write's `seq` in the session.
     next_seq: u64,
     /// Writes sent and not yet answered (ok, refused, or given up as indeterminate), in
     /// increasing order (seqs are handed out in order).
@@ -192,7 +197,8 @@ impl SessionClient {
     pub fn new(session: u64) -> SessionClient {
         SessionClient {
             session: Some(session),
-            reader: session,
+            // Session ids are log indices, far below this bit: reads never share their ids.
+            reader: session | READER_BIT,
             ..SessionClient::default()
         }
     }
@@ -205,11 +211,14 @@ impl SessionClient {
         }
     }
 
-    /// The session is open (from the `open_session` reply's index).
+    /// The session is open (from the `open_session` reply's index). Writes start at `seq` 0
+    /// in it; reads go on as before.
     pub fn opened(&mut self, session: u64) {
         *self = SessionClient {
-            next_seq: self.next_seq,
-            ..SessionClient::new(session)
+            session: Some(session),
+            reader: self.reader,
+            next_read_seq: self.next_read_seq,
+            ..SessionClient::default()
         };
     }
 
@@ -256,25 +265,28 @@ impl SessionClient {
         }
     }
 
-    /// The request is settled: answered, or abandoned as indeterminate. It will not be sent
-    /// again, so the cluster may forget it.
-    pub fn settled(&mut self, seq: u64) {
-        if let Ok(i) = self.unanswered.binary_search(&seq) {
+    /// The request `id` is settled: answered, or abandoned as indeterminate. A write will not
+    /// be sent again, so the cluster may forget it (reads and other ids change nothing).
+    pub fn settled(&mut self, id: RequestId) {
+        if Some(id.client) != self.session {
+            return;
+        }
+        if let Ok(i) = self.unanswered.binary_search(&id.seq) {
             self.unanswered.remove(i);
         }
     }
 
-    /// A read: reads keep no session state, so any id pairs the reply with the request.
+    /// A read, numbered apart from writes (see `reader`).
     pub fn read_request(&mut self, key: String, read: ReadMode) -> ClientRequest {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.next_read_seq;
+        self.next_read_seq += 1;
         ClientRequest {
             id: RequestId {
-                client: self.session.unwrap_or(self.reader),
+                client: self.reader,
                 seq,
             },
             op: ClientOp::Get { key, read },
-            forget_below: self.floor(),
+            forget_below: 0,
         }
     }
 }
@@ -352,13 +364,27 @@ mod tests {
         assert_eq!(sent.len() as u64, SESSION_WINDOW);
         assert!(sent.iter().all(|r| r.forget_below == sent[0].id.seq));
         // Answers out of order: the floor moves only past what is settled.
-        c.settled(sent[1].id.seq);
+        c.settled(sent[1].id);
         assert!(!c.can_send());
-        c.settled(sent[0].id.seq);
+        c.settled(sent[0].id);
         assert!(c.can_send());
         let next = put(&mut c);
         assert_eq!(next.forget_below, sent[2].id.seq);
         assert_eq!(c.retry(&sent[5]).forget_below, sent[2].id.seq);
+    }
+
+    #[test]
+    fn reads_between_writes_do_not_move_the_floor() {
+        let mut c = SessionClient::new(5);
+        let first = c.write_request(ClientOp::Delete { key: "k".into() });
+        c.settled(first.id);
+        for _ in 0..3000 {
+            let read = c.read_request("k".into(), ReadMode::Linearizable);
+            assert_ne!(read.id.client, 5, "reads never share a write's id");
+            c.settled(read.id);
+        }
+        let next = c.write_request(ClientOp::Delete { key: "k".into() });
+        assert_eq!((next.id.seq, next.forget_below), (1, 1));
     }
 
     #[test]

@@ -37,9 +37,11 @@ use crate::command::{KVCommand, RequestId};
 /// Outcomes a session keeps above its floor; also the most a client may pipeline.
 pub const SESSION_WINDOW: u64 = 1024;
 /// How far one request may move its session's floor. A client's floor runs ahead of its
-/// session's by up to a window (the session's moves only with decided requests), so twice the
+/// session's by up to a window (the session's moves only with decided writes), so twice the
 /// window lets every request of a client that follows the protocol through, and still bounds
-/// what a stranger who learned the session id can make it forget per request.
+/// what a stranger who learned the session id can make it forget per request. A client whose
+/// floor ran further ahead (many writes given up as unknown and never decided) is told its
+/// session expired, and opens another.
 pub const FLOOR_STEP_MAX: u64 = 2 * SESSION_WINDOW;
 /// Sessions the state keeps; opening one more evicts the least recently used quarter.
 pub const SESSIONS_MAX: usize = 4096;

@@ -255,7 +255,7 @@ impl Client {
             }
         };
         let result = self.send(req.clone()).await;
-        self.session.settled(req.id.seq);
+        self.session.settled(req.id);
         if matches!(
             result,
             Err(CallError::Rejected(ClientError::SessionExpired { .. }))

@@ -184,7 +184,7 @@ impl PipelinedWriter {
                 ..
             } => {
                 if let Some(write) = self.in_flight.remove(&id.seq) {
-                    self.session.settled(id.seq);
+                    self.session.settled(id);
                     let (key, value) = match write.req.op {
                         ClientOp::Put { key, value } => (key, Some(value)),
                         ClientOp::Delete { key } => (key, None),

@@ -190,7 +190,7 @@ async fn a_stranger_cannot_silence_another_clients_session() {
             .unwrap(),
     );
     assert!(
-        matches!(refused, ClientError::BadRequest { .. }),
+        matches!(refused, ClientError::SessionExpired { .. }),
         "{refused:?}"
     );
     assert!(matches!(

@@ -104,7 +104,7 @@ impl ClientSession {
             }
             _ => {
                 let (request, _) = self.pending.take().expect("checked");
-                self.session.settled(request.id.seq);
+                self.session.settled(request.id);
                 self.waiting = None;
                 if let ClientResponse::Err {
                     error: ClientError::SessionExpired { .. },
@@ -135,10 +135,10 @@ impl ClientSession {
         };
         if *attempts >= ATTEMPTS_MAX {
             let text = format!("gave up after {attempts} attempts: {why}");
-            let seq = request.id.seq;
+            let id = request.id;
             self.pending = None;
             self.waiting = None;
-            self.session.settled(seq);
+            self.session.settled(id);
             return Step::Done { ok: false, text };
         }
         *attempts += 1;

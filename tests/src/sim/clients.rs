@@ -22,16 +22,28 @@ pub const RETRY_AFTER_STEPS: u64 = 300;
 pub const WINDOW: usize = 4;
 /// Opening nonces start here, far from session ids (log indices).
 const NONCE_BASE: u64 = 1 << 40;
+/// Clients' read ids start here, between session ids and opening nonces.
+const READER_BASE: u64 = 1 << 39;
 
-#[derive(Default)]
 pub(super) struct SimClient {
     session: SessionClient,
     /// The `open_session` in flight, and the step it was last sent.
     opening: Option<(ClientRequest, u64)>,
-    /// Requests in flight by `seq`, and the step each was last sent.
-    in_flight: BTreeMap<u64, (ClientRequest, u64)>,
+    /// Requests in flight, and the step each was last sent.
+    in_flight: BTreeMap<RequestId, (ClientRequest, u64)>,
     /// Nodes each request in flight was sent to.
-    sent_to: BTreeMap<u64, BTreeSet<NodeId>>,
+    sent_to: BTreeMap<RequestId, BTreeSet<NodeId>>,
+}
+
+impl SimClient {
+    fn new(c: usize) -> SimClient {
+        SimClient {
+            session: SessionClient::without_session(READER_BASE + c as u64),
+            opening: None,
+            in_flight: BTreeMap::new(),
+            sent_to: BTreeMap::new(),
+        }
+    }
 }
 
 impl SimClient {
@@ -60,9 +72,9 @@ pub(super) struct Clients {
 impl Clients {
     pub(super) fn new() -> Clients {
         Clients {
-            all: (0..CLIENTS).map(|_| SimClient::default()).collect(),
+            all: (0..CLIENTS as usize).map(SimClient::new).collect(),
             client_of: (0..CLIENTS as usize)
-                .map(|c| (NONCE_BASE + c as u64, c))
+                .flat_map(|c| [(NONCE_BASE + c as u64, c), (READER_BASE + c as u64, c)])
                 .collect(),
             answers: Vec::new(),
         }
@@ -105,9 +117,9 @@ impl Sim {
         let client = &mut self.clients.all[c];
         if req.op == ClientOp::OpenSession {
             client.opening = Some((req.clone(), self.step));
-        } else if let Some((_, sent)) = client.in_flight.get_mut(&req.id.seq) {
+        } else if let Some((_, sent)) = client.in_flight.get_mut(&req.id) {
             *sent = self.step;
-            client.sent_to.entry(req.id.seq).or_default().insert(target);
+            client.sent_to.entry(req.id).or_default().insert(target);
         }
         self.act(
             target,
@@ -143,7 +155,7 @@ impl Sim {
             6..=7 => client.session.write_request(ClientOp::Delete { key }),
             _ => client.session.read_request(key, ReadMode::Linearizable),
         };
-        client.in_flight.insert(req.id.seq, (req.clone(), step));
+        client.in_flight.insert(req.id, (req.clone(), step));
         Some(req)
     }
 
@@ -176,15 +188,15 @@ impl Sim {
             }
             return;
         }
-        let Some((req, _)) = client.in_flight.get(&id.seq) else {
+        let Some((req, _)) = client.in_flight.get(&id) else {
             return; // already answered through another node
         };
         let is_write = req.op != ClientOp::OpenSession && !matches!(req.op, ClientOp::Get { .. });
         match resp {
             ClientResponse::Ok { value, index, .. } => {
-                client.in_flight.remove(&id.seq);
-                client.session.settled(id.seq);
-                let retried = client.sent_to.remove(&id.seq).is_some_and(|n| n.len() > 1);
+                client.in_flight.remove(&id);
+                client.session.settled(id);
+                let retried = client.sent_to.remove(&id).is_some_and(|n| n.len() > 1);
                 let answer = Answer {
                     id,
                     is_write,
@@ -197,7 +209,7 @@ impl Sim {
             }
             ClientResponse::Err { error, .. } if error.retryable() => {
                 // Sent again at the client's next turn.
-                if let Some((_, sent)) = client.in_flight.get_mut(&id.seq) {
+                if let Some((_, sent)) = client.in_flight.get_mut(&id) {
                     *sent = 0;
                 }
             }

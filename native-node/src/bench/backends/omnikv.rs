@@ -100,7 +100,7 @@ impl OmnikvSession {
 
     async fn send(&mut self, req: ClientRequest) -> Result<(), BackendError> {
         // The benchmark does not retry: an error is counted, and its request settled.
-        self.session.settled(req.id.seq);
+        self.session.settled(req.id);
         let timeout = self.timeout;
         let conn = self.connect().await?;
         match conn.request(&req, timeout).await {
