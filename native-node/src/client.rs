@@ -201,6 +201,8 @@ pub async fn open_session(conn: &mut Connection, timeout: Duration) -> Result<u6
 pub struct Client {
     nodes: Vec<String>,
     session: SessionClient,
+    /// The id of the last write sent, for callers that keep a ledger of what was acknowledged.
+    last_write: Option<omnikv_core::RequestId>,
     current: usize,
     conn: Option<Connection>,
     /// How long one attempt on one node may take.
@@ -216,6 +218,7 @@ impl Client {
         Client {
             nodes,
             session: SessionClient::without_session(nonce()),
+            last_write: None,
             current: 0,
             conn: None,
             attempt_timeout: Duration::from_secs(3),
@@ -226,6 +229,11 @@ impl Client {
     /// The session id, once a write has opened one.
     pub fn session_id(&self) -> Option<u64> {
         self.session.session
+    }
+
+    /// The id of the last write this client sent (its session and `seq`).
+    pub fn last_write_id(&self) -> Option<omnikv_core::RequestId> {
+        self.last_write
     }
 
     /// Sends `op` until one node answers it; returns the value (for Get) and the node.
@@ -251,7 +259,9 @@ impl Client {
                     })?;
                     self.session.opened(id);
                 }
-                self.session.write_request(write)
+                let req = self.session.write_request(write);
+                self.last_write = Some(req.id);
+                req
             }
         };
         let result = self.send(req.clone()).await;

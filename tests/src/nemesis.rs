@@ -104,6 +104,8 @@ pub struct Report {
     pub anomalies: Vec<linearizability::Violation>,
     pub ledger: Vec<LedgerAnomaly>,
     pub coverage: LedgerCoverage,
+    /// How the replicas differ after healing (KV table, sessions, decided log), if they do.
+    pub replicas_differ: Option<String>,
 }
 
 impl Report {
@@ -301,7 +303,15 @@ async fn check(
     for &id in &ids {
         dumps.push(cluster.dump(id).await);
     }
-    crate::assert_identical(&dumps);
+    // Reported, not asserted here: a run with a deliberately broken rule must still get to
+    // the ledger, which names the writes it lost.
+    report.replicas_differ = std::panic::catch_unwind(|| crate::assert_identical(&dumps))
+        .err()
+        .map(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "replicas differ".into())
+        });
     let (anomalies, coverage) = ledger::check(&mut archive, &dumps, &record.acked, &record.unknown);
     report.ledger = anomalies;
     report.coverage = coverage;

@@ -11,6 +11,9 @@ const ACKED_WRITES_MIN: u64 = 500;
 const INDETERMINATE_SHARE_MAX: f64 = 0.05;
 
 fn assert_sound(report: &Report, seed: u64, nodes: u64) {
+    if let Some(how) = &report.replicas_differ {
+        panic!("seed {seed}: replicas differ after healing: {how}");
+    }
     assert!(
         report.anomalies.is_empty(),
         "seed {seed}: {} key(s) not linearizable; first:\n{}",

@@ -7,10 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omnikv_core::{
-    client::{ClientOp, ReadMode},
-    RequestId,
-};
+use omnikv_core::client::{ClientOp, ReadMode};
 use omnikv_node::client::{CallError, Client};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tokio::time::Instant;
@@ -65,9 +62,6 @@ pub struct Sequential {
     client: Client,
     /// One client per node, for local reads (served by the node asked).
     locals: Vec<Client>,
-    /// The `seq` the client gives its next request: it hands out one per request, from 0,
-    /// reads included, once its session is open.
-    next_seq: u64,
     keys: u64,
     local_read_ratio: f64,
     start: Instant,
@@ -99,7 +93,6 @@ impl Sequential {
             rng: seed_of(config, c + 1),
             client,
             locals,
-            next_seq: 0,
             keys: config.keys,
             local_read_ratio: config.local_read_ratio,
             start,
@@ -125,7 +118,6 @@ impl Sequential {
 
     /// A put (`Some`) or delete, into the history and, if acknowledged, the ledger.
     async fn write(&mut self, key: String, value: Option<String>) {
-        let had_session = self.client.session_id().is_some();
         let (op, history_op) = match &value {
             Some(v) => (
                 ClientOp::Put {
@@ -139,18 +131,12 @@ impl Sequential {
         let call = Instant::now();
         let result = self.client.execute_indexed(op).await;
         let answered = Instant::now();
-        let session = self.client.session_id();
-        let seq = self.next_seq;
-        // A write whose session could not be opened was never sent and took no seq.
-        if had_session || session.is_some() {
-            self.next_seq += 1;
-        }
         let acked = match result {
             Ok((_, _, index)) => Some(AckedWrite {
-                id: RequestId {
-                    client: session.expect("an acknowledged write has a session"),
-                    seq,
-                },
+                id: self
+                    .client
+                    .last_write_id()
+                    .expect("an acknowledged write was sent"),
                 key: key.clone(),
                 value,
                 index: index.expect("a write names its index"),
@@ -179,7 +165,6 @@ impl Sequential {
             let one = self.rng.gen_range(0..self.locals.len());
             self.locals[one].get(&key, ReadMode::Local).await
         } else {
-            self.next_seq += 1;
             self.client.get(&key, ReadMode::Linearizable).await
         };
         let ret = micros(self.start, Instant::now());
