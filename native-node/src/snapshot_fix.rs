@@ -77,14 +77,22 @@ pub fn decided_prefix<B: Storage<KVCommand>>(omni: &OmniPaxos<KVCommand, B>) -> 
     if decided_idx == 0 {
         return state;
     }
+    // The log position of the next entry read.
+    let mut pos = 0u64;
     for entry in omni.read_entries(0..decided_idx).unwrap_or_default() {
         match entry {
             LogEntry::Snapshotted(s) => {
+                pos = s.trimmed_idx as u64;
                 state = s.snapshot.resolved();
-                state.len = s.trimmed_idx as u64;
+                // A snapshot may cover more than the index OmniPaxos names for it (see the
+                // apply loop in `replica`): its own length says where it ends.
+                state.len = state.len.max(pos);
             }
+            // Already in the snapshot.
+            LogEntry::Decided(_) | LogEntry::Undecided(_) if pos < state.len => pos += 1,
             LogEntry::Decided(cmd) | LogEntry::Undecided(cmd) => {
                 state.push(&cmd);
+                pos += 1;
             }
             LogEntry::Trimmed(idx) => {
                 panic!("log trimmed to {idx} without a snapshot: the decided prefix is lost")

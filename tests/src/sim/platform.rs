@@ -69,8 +69,12 @@ impl Storage<KVCommand> for SharedStorage {
     fn get_log_len(&self) -> StorageResult<usize> {
         self.0.borrow().get_log_len()
     }
+    /// From the compacted prefix on, as the node's `PaxosLog` answers: OmniPaxos asks for a
+    /// suffix from below it when it syncs a follower that is further behind, and
+    /// `MemoryStorage` would underflow.
     fn get_suffix(&self, from: usize) -> StorageResult<Vec<KVCommand>> {
-        self.0.borrow().get_suffix(from)
+        let storage = self.0.borrow();
+        storage.get_suffix(from.max(storage.get_compacted_idx()?))
     }
     fn get_promise(&self) -> StorageResult<Option<Ballot>> {
         self.0.borrow().get_promise()
