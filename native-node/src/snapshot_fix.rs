@@ -63,6 +63,18 @@ fn rewrite<B: Storage<KVCommand>>(
             sync.decided_snapshot = Some(SnapshotType::Complete(complete.resolved()));
             true
         }
+        Some(SnapshotType::Complete(c)) => {
+            // A sender whose compacted index passed its decided index (OmniPaxos 0.2.4) sends
+            // its stored snapshot, names its decided index as the sync index, and reads the
+            // suffix from its compacted index: placed at the named index, the suffix would land
+            // too early. The snapshot knows where it ends, and the suffix starts there.
+            let ends = c.len as usize;
+            if ends > sync.sync_idx {
+                sync.sync_idx = ends;
+            }
+            sync.decided_snapshot = Some(SnapshotType::Complete(c));
+            false
+        }
         other => {
             sync.decided_snapshot = other;
             false
