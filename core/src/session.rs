@@ -271,25 +271,13 @@ pub fn apply(
         },
         KVCommand::Get { .. } => Applied::Read,
         KVCommand::Put {
-            id,
-            key,
-            value,
-            forget_below,
+            id, forget_below, ..
+        }
+        | KVCommand::Delete {
+            id, forget_below, ..
         } => match sessions.admit(*id, *forget_below, cmd.digest(), index) {
             Verdict::Apply => {
-                kv.write(key, Some(value));
-                Applied::Written
-            }
-            Verdict::Duplicate { index } => Applied::Duplicate { index },
-            Verdict::Refused(r) => Applied::Refused(r),
-        },
-        KVCommand::Delete {
-            id,
-            key,
-            forget_below,
-        } => match sessions.admit(*id, *forget_below, cmd.digest(), index) {
-            Verdict::Apply => {
-                kv.write(key, None);
+                kv.write(cmd.key(), cmd.mutation().expect("a put or a delete writes"));
                 Applied::Written
             }
             Verdict::Duplicate { index } => Applied::Duplicate { index },

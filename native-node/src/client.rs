@@ -175,19 +175,20 @@ pub fn nonce() -> u64 {
     rand::random::<u64>() >> 11
 }
 
+/// The session id an `open_session` reply names (its log index).
+fn session_id(index: Option<u64>) -> Result<u64, CallError> {
+    index.ok_or_else(|| {
+        CallError::Rejected(ClientError::BadRequest {
+            reason: "open_session answered without a session id".into(),
+        })
+    })
+}
+
 /// Opens a session on `conn`; returns its id.
 pub async fn open_session(conn: &mut Connection, timeout: Duration) -> Result<u64, CallError> {
     let req = SessionClient::open_request(nonce());
     match conn.request(&req, timeout).await {
-        Ok(ClientResponse::Ok {
-            index: Some(session),
-            ..
-        }) => Ok(session),
-        Ok(ClientResponse::Ok { index: None, .. }) => {
-            Err(CallError::Rejected(ClientError::BadRequest {
-                reason: "open_session answered without a session id".into(),
-            }))
-        }
+        Ok(ClientResponse::Ok { index, .. }) => session_id(index),
         Ok(ClientResponse::Err { error, .. }) => Err(CallError::Rejected(error)),
         Err(e) => Err(CallError::Unavailable {
             elapsed_ms: timeout.as_millis() as u64,
@@ -252,12 +253,7 @@ impl Client {
             write => {
                 if self.session.session.is_none() {
                     let (_, _, index) = self.send(SessionClient::open_request(nonce())).await?;
-                    let id = index.ok_or_else(|| {
-                        CallError::Rejected(ClientError::BadRequest {
-                            reason: "open_session answered without a session id".into(),
-                        })
-                    })?;
-                    self.session.opened(id);
+                    self.session.opened(session_id(index)?);
                 }
                 let req = self.session.write_request(write);
                 self.last_write = Some(req.id);

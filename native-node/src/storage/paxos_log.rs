@@ -237,7 +237,7 @@ impl PaxosLog {
                             Some(read) if (read.from, read.to) == (from, to) => read.keys,
                             _ => written_keys(&self.read_range(from, to)?),
                         };
-                        keys.extend(written_keys_of(old.unresolved.iter().map(|u| &u.command)));
+                        keys.extend(written_keys(old.unresolved.iter().map(|u| &u.command)));
                         snapshot_store::stage_keys(
                             &self.store,
                             batch,
@@ -344,12 +344,9 @@ mod erased {
 }
 
 /// Keys of the writes among `entries`.
-fn written_keys(entries: &[KVCommand]) -> Vec<String> {
-    written_keys_of(entries.iter())
-}
-
-fn written_keys_of<'a>(entries: impl Iterator<Item = &'a KVCommand>) -> Vec<String> {
+fn written_keys<'a>(entries: impl IntoIterator<Item = &'a KVCommand>) -> Vec<String> {
     entries
+        .into_iter()
         .filter(|c| c.mutation().is_some())
         .map(|c| c.key().to_owned())
         .collect()
