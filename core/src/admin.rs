@@ -1,5 +1,6 @@
 //! Node administration over a node's `/admin` WebSocket: used by the launcher (link control,
-//! status) and by tests (full state dumps to compare replicas).
+//! status), by the visualizer (pages of the KV table) and by tests (full state dumps to compare
+//! replicas).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,31 @@ pub enum AdminRequest {
         connected: bool,
     },
     Status,
+    /// Everything the replica holds (tests compare replicas with it). Refused for a table of
+    /// more than [`DUMP_KEYS_MAX`](crate::limits::DUMP_KEYS_MAX) keys: read it by pages.
     Dump,
+    /// Up to `limit` keys of the KV table after `after` (from the first key when absent), in
+    /// key order. Served from a RocksDB snapshot beside the event loop, so reading a large table
+    /// costs the node's consensus work nothing but disk and CPU time.
+    DumpPage {
+        #[serde(default)]
+        after: Option<String>,
+        /// Clamped to [`DUMP_PAGE_KEYS_MAX`](crate::limits::DUMP_PAGE_KEYS_MAX).
+        limit: u32,
+    },
+}
+
+/// One page of a node's KV table, read at one applied index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpPage {
+    /// The index of the last entry applied to the table this page was read from. Pages of one
+    /// walk may come from different indices: a table that changes while it is read is seen as
+    /// it was at each page.
+    pub applied_idx: u64,
+    /// Keys in increasing byte order, with their values.
+    pub entries: Vec<(String, String)>,
+    /// The key to ask the next page after; absent on the last page.
+    pub next_after: Option<String>,
 }
 
 /// Everything a replica holds, to check that replicas are identical.
@@ -42,6 +67,7 @@ pub enum AdminResponse {
     Ok,
     Status(NodeStatus),
     Dump(Box<NodeDump>),
+    DumpPage(DumpPage),
     Error { message: String },
 }
 
@@ -68,6 +94,11 @@ mod tests {
         for r in [
             AdminResponse::Ok,
             AdminResponse::Dump(Box::new(dump)),
+            AdminResponse::DumpPage(DumpPage {
+                applied_idx: 3,
+                entries: vec![("a".into(), "1".into())],
+                next_after: Some("a".into()),
+            }),
             AdminResponse::Error {
                 message: "x".into(),
             },
@@ -82,6 +113,14 @@ mod tests {
             AdminRequest::SetLink {
                 peer: 2,
                 connected: false
+            }
+        );
+        let req: AdminRequest = serde_json::from_str(r#"{"dump_page":{"limit":10}}"#).unwrap();
+        assert_eq!(
+            req,
+            AdminRequest::DumpPage {
+                after: None,
+                limit: 10
             }
         );
     }

@@ -9,12 +9,15 @@ pub const KEY_BYTES_MAX: usize = 1024;
 pub const VALUE_BYTES_MAX: usize = 256 * 1024;
 /// Largest admin request frame.
 pub const ADMIN_FRAME_BYTES_MAX: usize = 64 * 1024;
-/// Largest peer frame. Peer frames can carry a whole snapshot or log suffix (`AcceptSync`,
-/// `Promise`), so this is generous, but still a bound.
-pub const PEER_FRAME_BYTES_MAX: usize = 256 << 20;
 /// Largest body accepted by the launcher's control API.
 pub const CONTROL_BODY_BYTES_MAX: usize = 16 * 1024;
 /// Entries carried by one appended/applied event; longer runs are summarised by count.
 pub const EVENT_COMMANDS_MAX: usize = 64;
 /// Keys listed in a snapshot event.
 pub const EVENT_SNAPSHOT_KEYS_MAX: usize = 256;
+/// Keys a full dump may hold; a larger table is read by pages.
+pub const DUMP_KEYS_MAX: usize = 10_000;
+/// Keys in one dump page.
+pub const DUMP_PAGE_KEYS_MAX: u32 = 1000;
+/// Bytes of keys and values in one dump page (a page holds at least one entry).
+pub const DUMP_PAGE_BYTES_MAX: usize = 1 << 20;

@@ -1,5 +1,5 @@
 //! A node's WebSocket endpoint: `/client` (requests and replies), `/events` (the event stream)
-//! and `/admin` (link control, status, dumps), on one port.
+//! and `/admin` (link control, status, dumps, dump pages), on one port.
 //!
 //! Connections never touch node state: they decode frames, hand typed inputs to the event loop
 //! and write back what it answers. A malformed frame gets an error reply and the connection
@@ -38,6 +38,7 @@ use tokio_tungstenite::tungstenite::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::dump_pages::DumpPages;
 use crate::events::EventBus;
 use crate::handshakes::{HandshakePool, HandshakeTicket};
 use crate::input::NodeInput as Input;
@@ -83,6 +84,7 @@ struct Shared {
     slots: Arc<Semaphore>,
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
+    pages: Arc<DumpPages>,
     shutdown: CancellationToken,
 }
 
@@ -91,6 +93,7 @@ pub async fn serve(
     policy: UpgradePolicy,
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
+    pages: DumpPages,
     shutdown: CancellationToken,
 ) {
     let handshakes = HandshakePool::new(HANDSHAKES_MAX);
@@ -99,6 +102,7 @@ pub async fn serve(
         slots: Arc::new(Semaphore::new(CONNECTIONS_MAX)),
         inputs,
         bus,
+        pages: Arc::new(pages),
         shutdown,
     });
     loop {
@@ -198,7 +202,7 @@ async fn connection(
     match endpoint.expect("set by a successful handshake") {
         Endpoint::Client => client(ws, inputs, shutdown).await,
         Endpoint::Events => events(ws, shared.bus.clone(), shutdown).await,
-        Endpoint::Admin => admin(ws, rights, inputs, shutdown).await,
+        Endpoint::Admin => admin(ws, rights, inputs, shared.pages.clone(), shutdown).await,
     }
 }
 
@@ -396,6 +400,7 @@ async fn admin(
     ws: Ws,
     rights: AdminRights,
     inputs: mpsc::Sender<Input>,
+    pages: Arc<DumpPages>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
@@ -427,6 +432,7 @@ async fn admin(
                           (Authorization: Bearer SECRET on the /admin upgrade)"
                     .into(),
             },
+            Ok(AdminRequest::DumpPage { after, limit }) => pages.page(after, limit).await,
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
                 if inputs.send(Input::Admin { req, reply: tx }).await.is_err() {

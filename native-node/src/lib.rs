@@ -9,9 +9,11 @@
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
 //! - [`peer_auth`]: how a peer stream opens (Hello; challenge and proof with a secret).
+//! - [`peer_chunks`]: peer messages of any size as pieces of bounded frames.
 //! - [`handshakes`]: the bounded pool of connections still in their handshake.
 //! - [`snapshot_fix`]: completes delta snapshots before OmniPaxos sees them.
 //! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`).
+//! - [`dump_pages`]: pages of the KV table for `/admin`, read beside the event loop.
 //! - [`ws_access`]: which upgrades the endpoint accepts (origins) and `/admin` rights.
 //! - [`secret`]: the cluster secret (file, bearer check, peer proofs).
 //! - [`events`]: the bounded event bus behind `/events`.
@@ -24,6 +26,7 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod dump_pages;
 pub mod events;
 pub mod fatal;
 pub mod handshakes;
@@ -31,6 +34,7 @@ pub mod input;
 pub mod launcher;
 pub mod node;
 pub mod peer_auth;
+pub mod peer_chunks;
 pub mod replica;
 pub mod secret;
 pub mod snapshot_fix;

@@ -143,6 +143,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         policy,
         inputs_tx,
         bus,
+        crate::dump_pages::DumpPages::new(store.clone()),
         shutdown.clone(),
     ));
     info!(id, peer = %own_addr, ws = %config.ws, "node ready");

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use omnikv_core::limits::PEER_FRAME_BYTES_MAX;
 use omnikv_core::peer::PeerFrame;
 use omnikv_core::NodeId;
 use tokio::net::TcpStream;
@@ -74,11 +73,12 @@ pub fn stream(tcp: TcpStream) -> PeerStream {
     )
 }
 
-/// Lifts the handshake's frame limit to the one for OmniPaxos messages.
+/// Lifts the handshake's frame limit to the one for pieces of OmniPaxos messages (see
+/// [`peer_chunks`](crate::peer_chunks)).
 pub fn authenticated(stream: &mut PeerStream) {
     stream
         .codec_mut()
-        .set_max_frame_length(PEER_FRAME_BYTES_MAX);
+        .set_max_frame_length(crate::peer_chunks::PEER_FRAME_BYTES_MAX);
 }
 
 async fn send(stream: &mut PeerStream, frame: &PeerFrame) -> Result<(), HandshakeError> {

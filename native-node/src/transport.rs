@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,11 +27,15 @@ use tracing::{debug, info, warn};
 use crate::handshakes::{HandshakePool, HandshakeTicket};
 use crate::input::NodeInput as Input;
 use crate::peer_auth::{self, PeerIdentity, HANDSHAKE_TIMEOUT};
+use crate::peer_chunks::{self, Reassembly};
 use crate::secret::ClusterSecret;
 
-/// Frames queued per peer; beyond this, messages to a slow or dead peer are dropped (OmniPaxos
+/// Messages queued per peer; beyond this, messages to a slow or dead peer are dropped (OmniPaxos
 /// resends and resynchronises after `reconnected`).
 pub const PEER_QUEUE_LEN: usize = 4096;
+/// Bytes queued per peer, with the same policy. One message larger than this is still queued
+/// when nothing else is: a complete snapshot must be able to leave.
+pub const PEER_QUEUE_BYTES_MAX: usize = 64 << 20;
 const RECONNECT_DELAY: Duration = Duration::from_millis(50);
 /// After a refused handshake: slower, so that a misconfigured node does not flood its peer.
 const HANDSHAKE_RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -46,6 +50,8 @@ pub struct LinkState {
     pub enabled: AtomicBool,
     /// The outgoing stream is established.
     pub connected: AtomicBool,
+    /// Bytes of the messages queued for the peer and not yet written.
+    pub queued_bytes: AtomicUsize,
 }
 
 pub struct Transport {
@@ -100,15 +106,19 @@ impl Transport {
         Transport { links, dropped: 0 }
     }
 
-    /// Queues a frame for `to`. Returns false if it was dropped (link cut or queue full).
-    pub fn send(&mut self, to: NodeId, frame: Bytes) -> bool {
+    /// Queues a message for `to`. Returns false if it was dropped (link cut or queue full).
+    pub fn send(&mut self, to: NodeId, message: Bytes) -> bool {
         let Some((tx, state)) = self.links.get(&to) else {
             return false;
         };
-        if !state.enabled.load(Ordering::Acquire) || tx.try_send(frame).is_err() {
+        let len = message.len();
+        let queued = state.queued_bytes.load(Ordering::Acquire);
+        let full = queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX;
+        if full || !state.enabled.load(Ordering::Acquire) || tx.try_send(message).is_err() {
             self.dropped += 1;
             return false;
         }
+        state.queued_bytes.fetch_add(len, Ordering::AcqRel);
         true
     }
 
@@ -202,12 +212,12 @@ async fn dial(
                 _ = shutdown.cancelled() => return,
                 f = rx.recv() => f,
             };
-            let Some(frame) = frame else { return };
-            // Frames already queued go out in one write: fewer syscalls under load.
-            let mut ok = out.feed(frame).await.is_ok();
+            let Some(message) = frame else { return };
+            // Messages already queued go out in one write: fewer syscalls under load.
+            let mut ok = feed(&mut out, &state, &message).await;
             while ok {
                 match rx.try_recv() {
-                    Ok(f) => ok = out.feed(f).await.is_ok(),
+                    Ok(m) => ok = feed(&mut out, &state, &m).await,
                     Err(_) => break,
                 }
             }
@@ -225,6 +235,19 @@ async fn dial(
             return;
         }
     }
+}
+
+/// Writes one message's frames to the stream's buffer; false if the stream broke.
+async fn feed(out: &mut peer_auth::PeerStream, state: &LinkState, message: &Bytes) -> bool {
+    state
+        .queued_bytes
+        .fetch_sub(message.len(), Ordering::AcqRel);
+    for frame in peer_chunks::split(message) {
+        if out.feed(frame).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// What the listener and every inbound stream share.
@@ -304,18 +327,27 @@ async fn receive(
         info!(peer = from, "peer connected");
     }
     let state = &inb.states[&from];
+    let mut pieces = Reassembly::default();
     loop {
         let next = tokio::select! {
             _ = replaced.cancelled() => break,
             n = frames.next() => n,
         };
-        let bytes = match next {
+        let frame = match next {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 warn!(peer = from, error = %e, "peer stream error");
                 break;
             }
             None => break,
+        };
+        let bytes = match pieces.push(frame) {
+            Ok(Some(message)) => message,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!(peer = from, error = %e, "dropping peer stream");
+                break;
+            }
         };
         if !state.enabled.load(Ordering::Acquire) {
             continue;

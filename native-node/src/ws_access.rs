@@ -30,7 +30,11 @@ impl AdminRights {
     /// Whether `req` is allowed; read-only requests are listed, so that a request added later
     /// needs full rights until someone decides otherwise.
     pub fn allows(self, req: &AdminRequest) -> bool {
-        self == AdminRights::Full || matches!(req, AdminRequest::Status | AdminRequest::Dump)
+        self == AdminRights::Full
+            || matches!(
+                req,
+                AdminRequest::Status | AdminRequest::Dump | AdminRequest::DumpPage { .. }
+            )
     }
 }
 

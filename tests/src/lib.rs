@@ -309,6 +309,16 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&self.nodes[&id].data_dir);
     }
 
+    /// How many lines of node `id`'s log (kept across its restarts) contain `needle`.
+    pub fn log_lines(&self, id: NodeId, needle: &str) -> usize {
+        let path = self.nodes[&id].data_dir.with_extension("log");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     pub fn is_running(&self, id: NodeId) -> bool {
         self.nodes[&id].child.is_some()
     }

@@ -95,7 +95,7 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
     // Without this the test could pass by never taking the path it is about (e.g. if the
     // leader sent the entries themselves instead of a delta snapshot).
     assert!(
-        log_lines(&cluster, lagger, REWROTE_DELTA) > 0,
+        cluster.log_lines(lagger, REWROTE_DELTA) > 0,
         "node {lagger} was caught up without a delta snapshot"
     );
     let mut local = cluster.client_of(&[lagger]);
@@ -110,8 +110,8 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         "deleted key resurrected"
     );
     cluster.assert_replicas_identical().await;
-    let deltas_before = log_lines(&cluster, lagger, REWROTE_DELTA);
-    let installs_before = log_lines(&cluster, lagger, INSTALLED);
+    let deltas_before = cluster.log_lines(lagger, REWROTE_DELTA);
+    let installs_before = cluster.log_lines(lagger, INSTALLED);
 
     // A long partition: 3 x N entries, so the leader compacts past the lagger's log and sends a
     // complete snapshot.
@@ -127,11 +127,11 @@ async fn partitioned_follower_catches_up_by_snapshot_and_passes_it_on() {
         .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
         .await;
     assert!(
-        log_lines(&cluster, lagger, INSTALLED) > installs_before,
+        cluster.log_lines(lagger, INSTALLED) > installs_before,
         "node {lagger} was caught up without a snapshot"
     );
     assert_eq!(
-        log_lines(&cluster, lagger, REWROTE_DELTA),
+        cluster.log_lines(lagger, REWROTE_DELTA),
         deltas_before,
         "node {lagger} was caught up by a delta, not a complete snapshot"
     );
@@ -205,10 +205,10 @@ async fn without_the_fix_a_delta_snapshot_reverts_decided_writes() {
     let CaughtUp {
         cluster, lagger, ..
     } = catch_up_after_short_partition(&["--unsafe-no-snapshot-fix"]).await;
-    let deltas = log_lines(&cluster, lagger, KEPT_DELTA);
+    let deltas = cluster.log_lines(lagger, KEPT_DELTA);
     eprintln!("node {lagger} received {deltas} delta snapshot(s) with the fix off");
     assert!(deltas > 0, "node {lagger} received no delta snapshot");
-    assert_eq!(log_lines(&cluster, lagger, REWROTE_DELTA), 0, "the fix ran");
+    assert_eq!(cluster.log_lines(lagger, REWROTE_DELTA), 0, "the fix ran");
     let mut local = cluster.client_of(&[lagger]);
     let k = local.get("k", ReadMode::Local).await.unwrap();
     let a = local.get("a", ReadMode::Local).await.unwrap();
@@ -217,12 +217,34 @@ async fn without_the_fix_a_delta_snapshot_reverts_decided_writes() {
     assert_eq!(a.as_deref(), Some("1"), "deleted key a not resurrected");
 }
 
-/// How many lines of node `id`'s log (kept across its restarts) contain `needle`.
-fn log_lines(cluster: &Cluster, id: NodeId, needle: &str) -> usize {
-    let path = cluster.nodes[&id].data_dir.with_extension("log");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .lines()
-        .filter(|l| l.contains(needle))
-        .count()
+/// A follower whose data directory was wiped (a replaced disk) comes back while the leader is
+/// stable: it holds no promise, so it must ask to be synced; it is caught up by snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_follower_catches_up_from_a_stable_leader() {
+    let every = N.to_string();
+    let mut cluster = Cluster::start(3, &["--snapshot-every", every.as_str()]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let wiped = cluster.others(leader)[0];
+    let mut client = cluster.client_of(&[leader]);
+    for i in 0..2 * N {
+        client.put(&format!("k{i}"), &i.to_string()).await.unwrap();
+    }
+    cluster
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
+        .await;
+    cluster.kill(wiped);
+    cluster.wipe(wiped);
+    cluster.restart(wiped);
+    cluster
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
+        .await;
+    assert!(cluster.log_lines(wiped, INSTALLED) > 0);
+    assert_eq!(
+        cluster.current_leader().await,
+        Some(leader),
+        "caught up without an election"
+    );
+    cluster.assert_replicas_identical().await;
 }

@@ -20,7 +20,7 @@ pub mod ports;
 mod report;
 mod requests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
@@ -121,8 +121,6 @@ pub struct Replica<P: Platform> {
     observed: Observed,
     /// Admin requests of this turn, answered at its end.
     admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
-    /// Peers whose stream has been up before: a later `up` is a reconnection.
-    seen_up: BTreeMap<NodeId, bool>,
     effects: Effects<P>,
 }
 
@@ -152,7 +150,6 @@ impl<P: Platform> Replica<P> {
             outgoing: Vec::new(),
             observed,
             admin_waiting: Vec::new(),
-            seen_up: BTreeMap::new(),
             effects: Effects::default(),
         })
     }
@@ -184,11 +181,13 @@ impl<P: Platform> Replica<P> {
         match input {
             Input::Peer { from, msg_id, msg } => self.handle_peer(from, msg_id, msg, io),
             Input::PeerLink { peer, up } => {
-                let seen = self.seen_up.entry(peer).or_insert(false);
-                if up && *seen && io.links.link_enabled(peer) {
+                // Every stream that comes up asks the peer to sync us if it leads (a
+                // `PrepareReq`), the first one too: a node started on an empty data directory
+                // holds no promise, so OmniPaxos would not ask on its own, and it would wait
+                // for a leader change that a stable cluster never has.
+                if up && io.links.link_enabled(peer) {
                     self.omni.reconnected(peer);
                 }
-                *seen |= up;
                 let connected = up && io.links.link_enabled(peer);
                 io.events.emit(NodeEvent::LinkChanged { peer, connected });
             }

@@ -35,8 +35,8 @@ pub trait StateMachine {
         Self: 'a;
     fn applied_idx(&self) -> Result<u64, StorageError>;
     fn get(&self, key: &str) -> Result<Option<String>, StorageError>;
-    /// The whole table (for dumps).
-    fn entries(&self) -> Result<BTreeMap<String, String>, StorageError>;
+    /// The whole table (for dumps), or `None` if it holds more than `keys_max` keys.
+    fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError>;
     fn sessions(&self) -> &Sessions;
     /// A run of applications committed together with the new applied index.
     fn batch(&mut self) -> Self::Batch<'_>;
@@ -95,8 +95,8 @@ impl StateMachine for KvTable {
     fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
         KvTable::get(self, key)
     }
-    fn entries(&self) -> Result<BTreeMap<String, String>, StorageError> {
-        KvTable::entries(self)
+    fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+        KvTable::entries(self, keys_max)
     }
     fn sessions(&self) -> &Sessions {
         KvTable::sessions(self)

@@ -4,7 +4,7 @@
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse, NodeDump},
     event::{BallotView, NodeEvent, NodeStatus, Role},
-    limits::EVENT_COMMANDS_MAX,
+    limits::{DUMP_KEYS_MAX, EVENT_COMMANDS_MAX},
 };
 use omnipaxos::util::LogEntry;
 use tracing::info;
@@ -38,12 +38,27 @@ impl<P: Platform> Replica<P> {
                 AdminResponse::Ok
             }
             AdminRequest::Status => AdminResponse::Status(self.status(io)),
-            AdminRequest::Dump => AdminResponse::Dump(Box::new(self.dump()?)),
+            AdminRequest::Dump => match self.dump()? {
+                Some(dump) => AdminResponse::Dump(Box::new(dump)),
+                None => AdminResponse::Error {
+                    message: format!(
+                        "the table holds more than {DUMP_KEYS_MAX} keys: read it with dump_page"
+                    ),
+                },
+            },
+            // Served by the connection from a RocksDB snapshot, not by the event loop.
+            AdminRequest::DumpPage { .. } => AdminResponse::Error {
+                message: "dump pages are served by the connection".into(),
+            },
         })
     }
 
-    /// Everything this replica holds, to compare replicas.
-    pub fn dump(&self) -> Result<NodeDump, ReplicaError> {
+    /// Everything this replica holds, to compare replicas; `None` for a table too large to
+    /// copy on the event loop.
+    pub fn dump(&self) -> Result<Option<NodeDump>, ReplicaError> {
+        let Some(kv) = self.table.entries(DUMP_KEYS_MAX)? else {
+            return Ok(None);
+        };
         let compacted_idx = self.omni.get_compacted_idx();
         let decided_idx = self.omni.get_decided_idx();
         let mut snapshot = None;
@@ -57,16 +72,16 @@ impl<P: Platform> Replica<P> {
                 }
             }
         }
-        Ok(NodeDump {
+        Ok(Some(NodeDump {
             id: self.config.id,
             applied_idx: self.applied_idx,
             decided_idx: decided_idx as u64,
             compacted_idx: compacted_idx as u64,
-            kv: self.table.entries()?,
+            kv,
             sessions: self.table.sessions().clone(),
             snapshot,
             decided_suffix,
-        })
+        }))
     }
 
     pub(super) fn observe_log(&mut self, io: &mut Io<'_>) {

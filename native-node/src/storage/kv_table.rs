@@ -21,7 +21,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
 
-const KEY_APPLIED_IDX: &str = "applied_idx";
+pub(super) const KEY_APPLIED_IDX: &str = "applied_idx";
 /// Upper bound of every UTF-8 key: 0xFF never occurs in UTF-8.
 const KEY_SPACE_END: &[u8] = &[0xFF];
 
@@ -57,8 +57,12 @@ impl KvTable {
         KvTable::get_in(&self.store, key)
     }
 
-    /// The whole table, for replica comparison and the visualizer's first picture.
-    pub fn entries(&self) -> Result<BTreeMap<String, String>, StorageError> {
+    /// The whole table, for replica comparison, or `None` if it holds more than `keys_max`
+    /// keys (it is then read by pages, see `kv_pages`).
+    pub fn entries(
+        &self,
+        keys_max: usize,
+    ) -> Result<Option<BTreeMap<String, String>>, StorageError> {
         let mut out = BTreeMap::new();
         for item in self
             .store
@@ -66,12 +70,15 @@ impl KvTable {
             .iterator_cf(self.store.cf(CF_KV), IteratorMode::Start)
         {
             let (k, v) = item?;
+            if out.len() == keys_max {
+                return Ok(None);
+            }
             out.insert(
                 String::from_utf8_lossy(&k).into_owned(),
                 String::from_utf8_lossy(&v).into_owned(),
             );
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -281,7 +288,10 @@ mod tests {
             Applied::Duplicate { index: 1 }
         );
         b.commit(3).unwrap();
-        assert_eq!(table.entries().unwrap(), snap.snapshotted);
+        assert_eq!(
+            table.entries(usize::MAX).unwrap(),
+            Some(snap.snapshotted.clone())
+        );
         // The duplicate only marked the session as used.
         assert_eq!(
             table.sessions().get(0).unwrap().applied,

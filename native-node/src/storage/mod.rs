@@ -8,10 +8,12 @@
 
 mod db;
 pub mod identity;
+mod kv_pages;
 mod kv_table;
 mod paxos_log;
 mod snapshot_store;
 
 pub use db::{StorageError, Store};
+pub use kv_pages::read_page;
 pub use kv_table::{ApplyBatch, KvTable};
 pub use paxos_log::{CompactionLease, PaxosLog, SnapshotSummary};

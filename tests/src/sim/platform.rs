@@ -118,8 +118,8 @@ impl StateMachine for SimTable {
     fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
         Ok(self.kv.get(key).cloned())
     }
-    fn entries(&self) -> Result<BTreeMap<String, String>, StorageError> {
-        Ok(self.kv.clone())
+    fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+        Ok((self.kv.len() <= keys_max).then(|| self.kv.clone()))
     }
     fn sessions(&self) -> &Sessions {
         &self.sessions
