@@ -52,6 +52,14 @@ impl KVCommand {
         }
     }
 
+    /// Bytes of its key and value: what it costs to carry in an event.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            KVCommand::Put { key, value, .. } => key.len() + value.len(),
+            _ => self.key().len(),
+        }
+    }
+
     /// The key the command reads or writes (`""` for opening a session).
     pub fn key(&self) -> &str {
         match self {

@@ -24,6 +24,13 @@ use crate::{
 
 /// The encoded envelopes in an `/events` frame. JSON text never holds a raw newline, so lines
 /// are envelopes.
+/// Whether a log event that carries `count` commands holding `bytes` of keys and values may
+/// carry one more (see [`NodeEvent::EntriesAppended`]): the one rule that bounds the commands
+/// an event carries, in number and in bytes.
+pub fn event_takes_another(count: usize, bytes: usize) -> bool {
+    count < crate::limits::EVENT_COMMANDS_MAX && bytes < crate::limits::EVENT_COMMAND_BYTES_MAX
+}
+
 pub fn frame_events(frame: &str) -> impl Iterator<Item = &str> {
     frame.split('\n').filter(|line| !line.trim().is_empty())
 }
@@ -255,9 +262,9 @@ pub enum NodeEvent {
     Status(NodeStatus),
     MessageSent(MessageInfo),
     MessageReceived(MessageInfo),
-    /// Entries accepted into this node's log at `from_idx..`. `commands` is truncated to
-    /// [`crate::limits::EVENT_COMMANDS_MAX`], and empty when the node is too busy to read its
-    /// new entries back (they come again with [`NodeEvent::EntriesApplied`]); `count` is the
+    /// Entries accepted into this node's log at `from_idx..`. `commands` is a prefix of them,
+    /// cut where [`event_takes_another`] says no, and empty when the node is too busy to read
+    /// its new entries back (they come again with [`NodeEvent::EntriesApplied`]); `count` is the
     /// real number.
     EntriesAppended {
         from_idx: u64,
@@ -269,8 +276,9 @@ pub enum NodeEvent {
         from_idx: u64,
         to_idx: u64,
     },
-    /// Entries applied to the KV table at `from_idx..`; `skipped_duplicates` retried requests
-    /// were recognised and not applied again.
+    /// Entries applied to the KV table at `from_idx..`; `commands` is a prefix of them, cut as
+    /// for [`NodeEvent::EntriesAppended`]; `skipped_duplicates` retried requests were
+    /// recognised and not applied again.
     EntriesApplied {
         from_idx: u64,
         count: u64,

@@ -13,6 +13,9 @@ pub const ADMIN_FRAME_BYTES_MAX: usize = 64 * 1024;
 pub const CONTROL_BODY_BYTES_MAX: usize = 16 * 1024;
 /// Entries carried by one appended/applied event; longer runs are summarised by count.
 pub const EVENT_COMMANDS_MAX: usize = 64;
+/// Bytes of keys and values carried by one appended/applied event: no command is added once
+/// they pass this (so an event's commands take at most this plus one value).
+pub const EVENT_COMMAND_BYTES_MAX: usize = 64 * 1024;
 /// Keys listed in a snapshot event.
 pub const EVENT_SNAPSHOT_KEYS_MAX: usize = 256;
 /// Keys a full dump may hold; a larger table is read by pages.

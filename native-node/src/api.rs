@@ -10,7 +10,9 @@
 //! upgrade ([`HANDSHAKES_MAX`], the oldest dropped for a newcomer, each given
 //! [`HANDSHAKE_TIMEOUT`]), open connections ([`CONNECTIONS_MAX`]), requests in flight per
 //! client connection ([`REQUESTS_IN_FLIGHT_MAX`]: the reader stops reading beyond it, so a
-//! pipelining client is slowed by TCP instead of filling the node's pending table), a write
+//! pipelining client is slowed by TCP instead of filling the node's pending table), bytes held
+//! by requests in flight, per connection ([`CONNECTION_BYTES_IN_FLIGHT_MAX`]) and per node
+//! ([`CLIENT_BYTES_IN_FLIGHT_MAX`]), a write
 //! that makes no progress ([`WRITE_TIMEOUT`]) and a peer that has gone silent ([`IDLE_TIMEOUT`];
 //! the node pings every [`PING_EVERY`], and browsers and WebSocket libraries answer pings by
 //! themselves).
@@ -22,9 +24,9 @@ use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    client::{ClientError, ClientRequest, ClientResponse},
+    client::{ClientError, ClientOp, ClientRequest, ClientResponse},
     decode_json,
-    limits::{ADMIN_FRAME_BYTES_MAX, CLIENT_FRAME_BYTES_MAX},
+    limits::{ADMIN_FRAME_BYTES_MAX, CLIENT_FRAME_BYTES_MAX, VALUE_BYTES_MAX},
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -38,9 +40,11 @@ use tokio_tungstenite::tungstenite::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::budget::{ByteBudget, Charge};
 use crate::dump_pages::DumpPages;
 use crate::events::EventBus;
 use crate::handshakes::{HandshakePool, HandshakeTicket};
+use crate::input::ClientReplyTx;
 use crate::input::NodeInput as Input;
 use crate::ws_access::{AdminRights, UpgradePolicy};
 
@@ -64,6 +68,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Replies queued per client connection. At most [`REQUESTS_IN_FLIGHT_MAX`] are ever waiting
 /// (one per request read), so the node's `try_send` of a reply never finds it full.
 const REPLY_QUEUE_LEN: usize = 4096;
+/// Bytes one client connection's requests may hold from the frame read to the reply written
+/// (see [`request_bytes`]).
+pub const CONNECTION_BYTES_IN_FLIGHT_MAX: usize = 16 << 20;
+/// Bytes all client requests of the node may hold, the same way.
+pub const CLIENT_BYTES_IN_FLIGHT_MAX: usize = 256 << 20;
 /// Frames larger than this are refused by the WebSocket layer itself and close the
 /// connection; frames between the per-endpoint limit and this one get an error reply.
 const WS_MESSAGE_BYTES_MAX: usize = 4 * CLIENT_FRAME_BYTES_MAX;
@@ -85,6 +94,8 @@ struct Shared {
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
     pages: Arc<DumpPages>,
+    /// Bytes held by the client requests of every connection.
+    client_bytes: ByteBudget,
     shutdown: CancellationToken,
 }
 
@@ -103,6 +114,7 @@ pub async fn serve(
         inputs,
         bus,
         pages: Arc::new(pages),
+        client_bytes: ByteBudget::new(CLIENT_BYTES_IN_FLIGHT_MAX),
         shutdown,
     });
     loop {
@@ -200,7 +212,7 @@ async fn connection(
     let _slot = slot.expect("taken by a successful upgrade");
     let (inputs, shutdown) = (shared.inputs.clone(), shared.shutdown.clone());
     match endpoint.expect("set by a successful handshake") {
-        Endpoint::Client => client(ws, inputs, shutdown).await,
+        Endpoint::Client => client(ws, inputs, shared.client_bytes.clone(), shutdown).await,
         Endpoint::Events => events(ws, shared.bus.clone(), shutdown).await,
         Endpoint::Admin => admin(ws, rights, inputs, shared.pages.clone(), shutdown).await,
     }
@@ -223,13 +235,28 @@ fn ping_ticker() -> tokio::time::Interval {
     t
 }
 
+/// What a request holds while in flight: its frame, and room for its reply (a read's value may
+/// be as large as any value; other replies are small).
+fn request_bytes(frame_len: usize, req: &ClientRequest) -> usize {
+    let reply_bytes = match req.op {
+        ClientOp::Get { .. } => VALUE_BYTES_MAX,
+        _ => 0,
+    };
+    frame_len + reply_bytes + REPLY_OVERHEAD_BYTES
+}
+
+/// Room for a reply's envelope (id, outcome, index).
+const REPLY_OVERHEAD_BYTES: usize = 256;
+
 async fn client(
     ws: Ws,
     inputs: mpsc::Sender<Input>,
+    node_bytes: ByteBudget,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
-    let (reply_tx, mut reply_rx) = mpsc::channel::<ClientResponse>(REPLY_QUEUE_LEN);
+    let (reply_tx, mut reply_rx) = mpsc::channel::<(ClientResponse, Charge)>(REPLY_QUEUE_LEN);
+    let connection_bytes = ByteBudget::new(CONNECTION_BYTES_IN_FLIGHT_MAX);
     // One permit per frame read, given back when its (single) reply is taken for writing.
     let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
     // Cancelled when the writer stops (the client stopped reading): the reader stops too.
@@ -256,10 +283,11 @@ async fn client(
                 // Replies already waiting share one write.
                 let burst = async {
                     let mut next = Some(resp);
-                    while let Some(resp) = next.take() {
+                    while let Some((resp, charge)) = next.take() {
                         in_flight.add_permits(1);
                         let json = serde_json::to_string(&resp).expect("responses serialise");
                         sink.feed(WsMessage::text(json)).await?;
+                        drop(charge);
                         next = reply_rx.try_recv().ok();
                     }
                     sink.flush().await
@@ -289,7 +317,11 @@ async fn client(
         let msg = match msg {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
-                let _ = reply_tx.try_send(bad_request(format!("connection error: {e}")));
+                let reply = (
+                    bad_request(format!("connection error: {e}")),
+                    Charge::none(),
+                );
+                let _ = reply_tx.try_send(reply);
                 break;
             }
             None => break,
@@ -302,16 +334,28 @@ async fn client(
         permit.forget();
         match decode_json::<ClientRequest>(bytes, CLIENT_FRAME_BYTES_MAX) {
             Ok(req) => {
-                let input = Input::Client {
-                    req,
-                    reply: reply_tx.clone(),
+                // The connection's own budget first: a connection that spent it waits without
+                // taking bytes the node's other connections could use.
+                let held = request_bytes(bytes.len(), &req);
+                let charge = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = writer_done.cancelled() => break,
+                    c = async {
+                        let mine = connection_bytes.charge(held).await;
+                        mine.and(node_bytes.charge(held).await)
+                    } => c,
                 };
-                if inputs.send(input).await.is_err() {
+                let reply = ClientReplyTx {
+                    tx: reply_tx.clone(),
+                    charge,
+                };
+                if inputs.send(Input::Client { req, reply }).await.is_err() {
                     break;
                 }
             }
             Err(e) => {
-                if reply_tx.send(bad_request(e.to_string())).await.is_err() {
+                let reply = (bad_request(e.to_string()), Charge::none());
+                if reply_tx.send(reply).await.is_err() {
                     break;
                 }
             }

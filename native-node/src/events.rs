@@ -13,9 +13,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use omnikv_core::event::{EventEnvelope, NodeEvent, NodeStatus};
-use omnikv_core::limits::EVENT_COMMANDS_MAX;
-use omnikv_core::NodeId;
+use omnikv_core::event::{event_takes_another, EventEnvelope, NodeEvent, NodeStatus};
+use omnikv_core::{KVCommand, NodeId};
 use tokio::sync::broadcast;
 
 /// Frames buffered per subscriber before the oldest are dropped (a few seconds of a busy node).
@@ -267,6 +266,21 @@ fn is_detail(event: &NodeEvent) -> bool {
 }
 
 /// One event for two consecutive runs of the same kind, or both back if they do not continue
+/// Bytes of keys and values of `commands`.
+fn payload_bytes(commands: &[KVCommand]) -> usize {
+    commands.iter().map(KVCommand::payload_bytes).sum()
+}
+
+/// Whether an applied event carrying `held` would have taken every one of `next` too.
+fn takes_all(held: &[KVCommand], next: &[KVCommand]) -> bool {
+    let mut bytes = payload_bytes(held);
+    next.iter().enumerate().all(|(i, c)| {
+        let takes = event_takes_another(held.len() + i, bytes);
+        bytes += c.payload_bytes();
+        takes
+    })
+}
+
 /// each other. Commands stay a prefix of the run (`commands[i]` is entry `from_idx + i`), and
 /// an applied event keeps all its commands, since a watcher missing some must refetch a table.
 fn merge_log_events(held: NodeEvent, next: NodeEvent) -> Result<NodeEvent, (NodeEvent, NodeEvent)> {
@@ -284,8 +298,14 @@ fn merge_log_events(held: NodeEvent, next: NodeEvent) -> Result<NodeEvent, (Node
             },
         ) if next_from == from_idx + count => {
             if commands.len() as u64 == count {
-                let room = EVENT_COMMANDS_MAX.saturating_sub(commands.len());
-                commands.extend(next_commands.into_iter().take(room));
+                let mut bytes = payload_bytes(&commands);
+                for c in next_commands {
+                    if !event_takes_another(commands.len(), bytes) {
+                        break;
+                    }
+                    bytes += c.payload_bytes();
+                    commands.push(c);
+                }
             }
             Ok(NodeEvent::EntriesAppended {
                 from_idx,
@@ -319,7 +339,7 @@ fn merge_log_events(held: NodeEvent, next: NodeEvent) -> Result<NodeEvent, (Node
         ) if next_from == from_idx + count
             && commands.len() as u64 == count
             && next_commands.len() as u64 == next_count
-            && commands.len() + next_commands.len() <= EVENT_COMMANDS_MAX =>
+            && takes_all(&commands, &next_commands) =>
         {
             commands.extend(next_commands);
             Ok(NodeEvent::EntriesApplied {
@@ -337,6 +357,7 @@ fn merge_log_events(held: NodeEvent, next: NodeEvent) -> Result<NodeEvent, (Node
 mod tests {
     use super::*;
     use omnikv_core::event::frame_events;
+    use omnikv_core::limits::{EVENT_COMMANDS_MAX, EVENT_COMMAND_BYTES_MAX};
 
     #[test]
     fn details_beyond_the_budget_are_counted_and_reported() {
@@ -541,6 +562,47 @@ mod tests {
         assert!(
             merge_log_events(full(0, 2), full(3, 1)).is_err(),
             "not contiguous"
+        );
+    }
+
+    #[test]
+    fn events_carry_a_bounded_number_of_bytes_of_commands() {
+        let big = |seq: u64| match put(seq) {
+            KVCommand::Put { id, key, .. } => KVCommand::Put {
+                id,
+                key,
+                value: "v".repeat(EVENT_COMMAND_BYTES_MAX / 2),
+                forget_below: 0,
+            },
+            _ => unreachable!(),
+        };
+        let appended = |from: u64, n: u64| NodeEvent::EntriesAppended {
+            from_idx: from,
+            count: n,
+            commands: (from..from + n).map(big).collect(),
+        };
+        let Ok(NodeEvent::EntriesAppended {
+            count, commands, ..
+        }) = merge_log_events(appended(0, 2), appended(2, 2))
+        else {
+            panic!("contiguous appended runs merge");
+        };
+        assert_eq!(count, 4);
+        assert_eq!(
+            commands,
+            vec![big(0), big(1)],
+            "a prefix, cut at the byte bound"
+        );
+        let applied = |from: u64, n: u64| NodeEvent::EntriesApplied {
+            from_idx: from,
+            count: n,
+            commands: (from..from + n).map(big).collect(),
+            skipped_duplicates: 0,
+        };
+        assert!(merge_log_events(applied(0, 1), applied(1, 1)).is_ok());
+        assert!(
+            merge_log_events(applied(0, 2), applied(2, 1)).is_err(),
+            "an applied run is not merged past the byte bound"
         );
     }
 }

@@ -13,6 +13,8 @@ use omnikv_core::{
 use omnipaxos::messages::Message;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::budget::Charge;
+
 /// An input, generic over how replies reach their requester: a channel in the node process,
 /// a plain value in the simulation.
 // Peer messages dominate the traffic and are the large variant: boxing them would allocate once
@@ -23,6 +25,8 @@ pub enum Input<R, A> {
         from: NodeId,
         msg_id: u64,
         msg: Message<KVCommand>,
+        /// The message's bytes, held from its sender's budget until it is handled.
+        charge: Charge,
     },
     /// The outgoing stream to `peer` came up or went down.
     PeerLink {
@@ -41,8 +45,20 @@ pub enum Input<R, A> {
     Tick,
 }
 
-/// Where a client reply goes in the node process: the connection's bounded reply queue.
-pub type ClientReplyTx = mpsc::Sender<ClientResponse>;
+/// Where a client reply goes in the node process: the connection's bounded reply queue, with
+/// the bytes its request holds (given back once the reply is written).
+pub struct ClientReplyTx {
+    pub tx: mpsc::Sender<(ClientResponse, Charge)>,
+    pub charge: Charge,
+}
+
+impl ClientReplyTx {
+    /// Queues the reply. A full queue means the client stopped reading; it loses its reply,
+    /// not the node time.
+    pub fn send(self, resp: ClientResponse) {
+        let _ = self.tx.try_send((resp, self.charge));
+    }
+}
 /// Where an admin reply goes in the node process.
 pub type AdminReplyTx = oneshot::Sender<AdminResponse>;
 /// The inputs of the node process.

@@ -5,6 +5,7 @@
 //! - [`replica`]: one replica's logic without I/O (OmniPaxos, apply, client requests), driven
 //!   by `node` and by the deterministic simulation.
 //! - [`input`]: the closed set of inputs of the event loop.
+//! - [`budget`]: byte budgets that bound what queued requests and messages hold.
 //! - [`fatal`]: how a node stops when its storage fails (one line, then exit).
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
 //! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod budget;
 pub mod client;
 pub mod config;
 pub mod dump_pages;

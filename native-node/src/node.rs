@@ -261,9 +261,7 @@ impl Node {
             self.transport.send(out.to, Bytes::from(frame));
         }
         for (reply, resp) in effects.replies {
-            // A full reply queue means the client stopped reading; it loses its reply, not us
-            // time.
-            let _ = reply.try_send(resp);
+            reply.send(resp);
         }
         for (reply, resp) in effects.admin_replies {
             let _ = reply.send(resp);

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::budget::ByteBudget;
 use crate::handshakes::{HandshakePool, HandshakeTicket};
 use crate::input::NodeInput as Input;
 use crate::peer_auth::{self, PeerIdentity, HANDSHAKE_TIMEOUT};
@@ -42,6 +43,9 @@ const HANDSHAKE_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Inbound streams in their handshake at once. Authenticated streams do not count (there is at
 /// most one per member), so inbound streams are bounded by this plus the member count.
 pub const HANDSHAKES_MAX: usize = 64;
+/// Bytes of one member's messages waiting in the node's input queue; beyond it the stream is
+/// not read until the event loop catches up.
+pub const PEER_INPUT_BYTES_MAX: usize = 64 << 20;
 
 /// Per-peer flags shared by the event loop and the link tasks.
 #[derive(Default)]
@@ -328,6 +332,7 @@ async fn receive(
     }
     let state = &inb.states[&from];
     let mut pieces = Reassembly::default();
+    let budget = ByteBudget::new(PEER_INPUT_BYTES_MAX);
     loop {
         let next = tokio::select! {
             _ = replaced.cancelled() => break,
@@ -354,12 +359,17 @@ async fn receive(
         }
         match serde_json::from_slice::<PeerFrame>(&bytes) {
             Ok(PeerFrame::Paxos { msg_id, msg }) if msg.get_sender() == from => {
-                if inb
-                    .inputs
-                    .send(Input::Peer { from, msg_id, msg })
-                    .await
-                    .is_err()
-                {
+                let charge = tokio::select! {
+                    _ = replaced.cancelled() => break,
+                    c = budget.charge(bytes.len()) => c,
+                };
+                let input = Input::Peer {
+                    from,
+                    msg_id,
+                    msg,
+                    charge,
+                };
+                if inb.inputs.send(input).await.is_err() {
                     break;
                 }
             }

@@ -1002,3 +1002,67 @@ fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(payload);
     f
 }
+
+/// One connection pipelining large values to a leader that cannot commit them (its followers
+/// are paused): the node reads only as many of its bytes as the connection's budget allows and
+/// then stops reading the socket, instead of taking in everything the client sends; once the
+/// followers are back, every write read is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_pipelining_large_values_is_bounded_in_bytes() {
+    const VALUE_BYTES: usize = 200 << 10;
+    // 60 MiB offered, against a budget of 16 MiB per connection (and kernel socket buffers of a
+    // few MiB); without the byte budget the node would read all of it (1024 requests in flight).
+    const OFFERED: u64 = 300;
+    let cluster = Cluster::start(3, &["--request-timeout-ms", "60000"]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let mut conn = Connection::open(&cluster.url(leader), "client", T)
+        .await
+        .unwrap();
+    let session = omnikv_node::client::open_session(&mut conn, T)
+        .await
+        .unwrap();
+    for id in cluster.others(leader) {
+        cluster.signal(id, "STOP");
+    }
+    let value = "v".repeat(VALUE_BYTES);
+    let mut sent = 0;
+    for seq in 1..=OFFERED {
+        let req = ClientRequest {
+            id: RequestId {
+                client: session,
+                seq,
+            },
+            op: ClientOp::Put {
+                key: format!("big{}", seq % 7),
+                value: value.clone(),
+            },
+            forget_below: 0,
+        };
+        let send = conn.send_text(serde_json::to_string(&req).unwrap());
+        match tokio::time::timeout(Duration::from_secs(2), send).await {
+            Ok(r) => r.unwrap(),
+            Err(_) => break,
+        }
+        sent = seq;
+    }
+    eprintln!("the node took {sent} writes of {OFFERED} before it stopped reading");
+    assert!(
+        sent < 200,
+        "the node read {sent} writes of 200 KiB from one connection"
+    );
+    assert!(
+        sent >= 60,
+        "the node read only {sent} writes: the budget is smaller than said"
+    );
+    for id in cluster.others(leader) {
+        cluster.signal(id, "CONT");
+    }
+    // The send that timed out was cut off mid-frame; every write before it is answered.
+    for _ in 0..sent {
+        let reply = conn.recv_text(Duration::from_secs(60)).await.unwrap();
+        let reply: ClientResponse = serde_json::from_str(&reply).unwrap();
+        assert!(matches!(reply, ClientResponse::Ok { .. }), "{reply:?}");
+    }
+}

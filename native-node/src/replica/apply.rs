@@ -1,8 +1,9 @@
 //! Applying decided entries to the state machine, and local snapshots.
 
 use omnikv_core::{
-    event::NodeEvent, limits::EVENT_COMMANDS_MAX, session::Applied, KVCommand, KVSnapshot,
-    RequestId,
+    event::{event_takes_another, NodeEvent},
+    session::Applied,
+    KVCommand, KVSnapshot, RequestId,
 };
 use omnipaxos::util::LogEntry;
 use tracing::{info, warn};
@@ -21,6 +22,8 @@ struct Run {
     answers: Vec<(RequestId, Outcome)>,
     /// The first commands applied, for the event.
     commands: Vec<KVCommand>,
+    /// Bytes of keys and values in `commands`.
+    command_bytes: usize,
     skipped: u64,
     installed: Option<(u64, KVSnapshot)>,
 }
@@ -101,7 +104,8 @@ impl<P: Platform> Replica<P> {
                         run.answers.push((cmd.id(), outcome));
                     }
                     idx += 1;
-                    if run.commands.len() < EVENT_COMMANDS_MAX {
+                    if event_takes_another(run.commands.len(), run.command_bytes) {
+                        run.command_bytes += cmd.payload_bytes();
                         run.commands.push(cmd);
                     }
                 }

@@ -179,7 +179,9 @@ impl<P: Platform> Replica<P> {
         io: &mut Io<'_>,
     ) -> Result<(), ReplicaError> {
         match input {
-            Input::Peer { from, msg_id, msg } => self.handle_peer(from, msg_id, msg, io),
+            Input::Peer {
+                from, msg_id, msg, ..
+            } => self.handle_peer(from, msg_id, msg, io),
             Input::PeerLink { peer, up } => {
                 // Every stream that comes up asks the peer to sync us if it leads (a
                 // `PrepareReq`), the first one too: a node started on an empty data directory

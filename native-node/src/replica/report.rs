@@ -3,7 +3,7 @@
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse, NodeDump},
-    event::{BallotView, NodeEvent, NodeStatus, Role},
+    event::{event_takes_another, BallotView, NodeEvent, NodeStatus, Role},
     limits::{DUMP_KEYS_MAX, EVENT_COMMANDS_MAX},
 };
 use omnipaxos::util::LogEntry;
@@ -102,6 +102,12 @@ impl<P: Platform> Replica<P> {
                     .filter_map(|e| match e {
                         LogEntry::Decided(c) | LogEntry::Undecided(c) => Some(c),
                         _ => None,
+                    })
+                    .scan(0, |bytes, c| {
+                        // `count` stays within EVENT_COMMANDS_MAX by the range read.
+                        let takes = event_takes_another(0, *bytes);
+                        *bytes += c.payload_bytes();
+                        takes.then_some(c)
                     })
                     .collect()
             } else {

@@ -458,7 +458,17 @@ impl Sim {
         if self.config.snapshot_fix && carries_delta_snapshot(&msg) {
             self.stats.delta_snapshots_completed += 1;
         }
-        self.act(to, Input::Peer { from, msg_id, msg }, faults);
+        let charge = omnikv_node::budget::Charge::none();
+        self.act(
+            to,
+            Input::Peer {
+                from,
+                msg_id,
+                msg,
+                charge,
+            },
+            faults,
+        );
     }
 
     /// Whether a crash strikes at this point of a turn.
