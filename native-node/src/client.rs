@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
-    admin::{AdminRequest, AdminResponse},
+    admin::{AdminRequest, AdminResponse, DumpPage},
     client::{ClientError, ClientOp, ClientRequest, ClientResponse, SessionClient},
+    limits::DUMP_PAGE_KEYS_MAX,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::{tungstenite::Message as WsMessage, MaybeTlsStream, WebSocketStream};
@@ -167,6 +168,34 @@ pub async fn admin_as(
 ) -> Result<AdminResponse, ConnectionError> {
     let mut conn = Connection::open_as(base, "admin", timeout, secret).await?;
     conn.admin(req, timeout).await
+}
+
+/// Reads a node's whole KV table by pages on one admin connection, handing each page to
+/// `each` in key order; returns how many pages it read.
+pub async fn walk_table(
+    base: &str,
+    timeout: Duration,
+    mut each: impl FnMut(DumpPage),
+) -> Result<u64, ConnectionError> {
+    let mut conn = Connection::open(base, "admin", timeout).await?;
+    let (mut after, mut pages) = (None, 0);
+    loop {
+        let req = AdminRequest::DumpPage {
+            after: after.take(),
+            limit: DUMP_PAGE_KEYS_MAX,
+        };
+        let page = match conn.admin(&req, timeout).await? {
+            AdminResponse::DumpPage(page) => page,
+            AdminResponse::Error { message } => return Err(ConnectionError::Decode(message)),
+            other => return Err(ConnectionError::Decode(format!("not a page: {other:?}"))),
+        };
+        pages += 1;
+        after = page.next_after.clone();
+        each(page);
+        if after.is_none() {
+            return Ok(pages);
+        }
+    }
 }
 
 /// A random number that pairs a reply with its request before a session exists (53 bits,

@@ -107,4 +107,25 @@ async fn the_table_read_by_pages_is_the_table() {
         assert_eq!(pages, 5, "29 keys in pages of 7");
         assert_eq!(paged, cluster.dump(id).await.kv, "node {id}");
     }
+
+    // The CLI prints the same table, one `key<TAB>value` line per key in order.
+    let out = omnikv_tests::omnikv_command()
+        .args(["dump", "--node", &cluster.url(leader)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<(String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('\t').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let expected: Vec<_> = cluster.dump(leader).await.kv.into_iter().collect();
+    assert_eq!(printed, expected);
 }
