@@ -10,13 +10,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch,
+    WriteOptions, DB,
+};
 
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+
+/// Memory of every column family's memtables together: RocksDB flushes the largest once they
+/// pass it, so a node's write memory does not grow with the number of families or the history.
+pub const MEMTABLES_BYTES_MAX: usize = 64 << 20;
+/// Write-ahead log kept before RocksDB flushes the families that pin its oldest file: what a
+/// restart replays at most, and so what bounds the time from restart to serving.
+pub const WAL_BYTES_MAX: u64 = 64 << 20;
+/// Uncompressed blocks cached for reads, shared by every column family.
+pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -53,14 +65,22 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         // A column family written rarely (`meta`) would otherwise pin every WAL file since
-        // start: with this bound RocksDB flushes it once the WALs pass 256 MiB.
-        opts.set_max_total_wal_size(256 << 20);
+        // start: with this bound RocksDB flushes it once the WALs pass the bound.
+        opts.set_max_total_wal_size(WAL_BYTES_MAX);
+        opts.set_db_write_buffer_size(MEMTABLES_BYTES_MAX);
         // RocksDB's own text log, which Debian's build writes verbosely and never trims.
         opts.set_max_log_file_size(16 << 20);
         opts.set_keep_log_file_num(4);
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES)?;
         let cfs = [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT]
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| {
+                let mut table = BlockBasedOptions::default();
+                table.set_block_cache(&cache);
+                let mut cf = Options::default();
+                cf.set_block_based_table_factory(&table);
+                ColumnFamilyDescriptor::new(name, cf)
+            });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Arc::new(Store {
             db,
