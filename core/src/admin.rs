@@ -17,6 +17,22 @@ pub enum AdminRequest {
         connected: bool,
     },
     Status,
+    /// Hold (`held: true`) this node's messages to `peer` in a queue, to be delivered one by
+    /// one; releasing delivers what waits, in order.
+    HoldLink {
+        peer: NodeId,
+        held: bool,
+    },
+    /// Delivers the first `count` messages held for `peer`, in order.
+    DeliverHeld {
+        peer: NodeId,
+        count: u32,
+    },
+    /// Drops the first message held for `peer` and breaks the link's stream: a lost message
+    /// is a broken session to OmniPaxos, which then resynchronises the peer.
+    DropHeld {
+        peer: NodeId,
+    },
     /// Everything the replica holds (tests compare replicas with it). Refused for a table of
     /// more than [`DUMP_KEYS_MAX`](crate::limits::DUMP_KEYS_MAX) keys: read it by pages.
     Dump,
@@ -68,7 +84,13 @@ pub enum AdminResponse {
     Status(NodeStatus),
     Dump(Box<NodeDump>),
     DumpPage(DumpPage),
-    Error { message: String },
+    /// Messages delivered (or dropped) from a held link.
+    Held {
+        count: u32,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[cfg(test)]

@@ -31,6 +31,52 @@ pub struct LinkView {
     pub a: NodeId,
     pub b: NodeId,
     pub connected: bool,
+    /// Directions of this link whose messages are held by their sender.
+    #[serde(default)]
+    pub held: Vec<HeldView>,
+}
+
+/// One direction of a link held by its sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldView {
+    pub from: NodeId,
+    pub to: NodeId,
+    /// Messages waiting.
+    pub waiting: u64,
+}
+
+/// Body of `POST /api/links/hold`: hold (or release) the messages `a` sends to `b`, and those
+/// `b` sends to `a` as well when `both`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    pub a: NodeId,
+    pub b: NodeId,
+    pub held: bool,
+    #[serde(default)]
+    pub both: bool,
+}
+
+/// Body of `POST /api/links/deliver`: `count` messages `a` holds for `b` (1 when absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverRequest {
+    pub a: NodeId,
+    pub b: NodeId,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Body of `POST /api/links/drop`: the first message `a` holds for `b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPair {
+    pub a: NodeId,
+    pub b: NodeId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

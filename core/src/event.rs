@@ -80,6 +80,12 @@ pub struct PeerStatus {
     pub connected: bool,
     /// The link is not cut by the operator.
     pub link_enabled: bool,
+    /// Messages to this peer are held by this node, to be delivered one by one.
+    #[serde(default)]
+    pub held: bool,
+    /// Messages waiting on the held link.
+    #[serde(default)]
+    pub waiting: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +310,15 @@ pub enum NodeEvent {
     LinkChanged {
         peer: NodeId,
         connected: bool,
+    },
+    /// The messages this node holds for `peer` changed: the link was held or released, a
+    /// message was queued, delivered or dropped. `head` is the first of them, oldest first (at
+    /// most [`crate::limits::EVENT_HELD_HEAD_MAX`]); `waiting` is how many there are.
+    HeldMessages {
+        peer: NodeId,
+        held: bool,
+        waiting: u64,
+        head: Vec<MessageInfo>,
     },
     ClientRequest {
         id: RequestId,

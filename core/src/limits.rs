@@ -24,3 +24,7 @@ pub const DUMP_KEYS_MAX: usize = 10_000;
 pub const DUMP_PAGE_KEYS_MAX: u32 = 1000;
 /// Bytes of keys and values in one dump page (a page holds at least one entry).
 pub const DUMP_PAGE_BYTES_MAX: usize = 1 << 20;
+/// Messages a node holds on one link before it gives up holding and cuts the link.
+pub const HELD_MESSAGES_MAX: usize = 10_000;
+/// Held messages listed in one event.
+pub const EVENT_HELD_HEAD_MAX: usize = 16;

@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use omnikv_core::{peer::PeerFrame, NodeId};
+use omnikv_core::{
+    event::{MessageInfo, NodeEvent},
+    peer::PeerFrame,
+    NodeId,
+};
 use omnipaxos::{ClusterConfig, ServerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -253,12 +257,23 @@ impl Node {
     /// Sends what a synced turn produced.
     fn release(&mut self, effects: Effects<RocksPlatform>) {
         for out in effects.messages {
+            // Summarised only for a held link, where the page lists what waits.
+            let (held, _) = self.transport.held(out.to);
+            let info = held.then(|| MessageInfo::of(out.msg_id, &out.msg));
             let frame = serde_json::to_vec(&PeerFrame::Paxos {
                 msg_id: out.msg_id,
                 msg: out.msg,
             })
             .expect("peer frames serialise");
-            self.transport.send(out.to, Bytes::from(frame));
+            self.transport.send(out.to, Bytes::from(frame), info);
+        }
+        for held in self.transport.take_held_changes() {
+            self.events.emit(NodeEvent::HeldMessages {
+                peer: held.peer,
+                held: held.held,
+                waiting: held.waiting,
+                head: held.head,
+            });
         }
         for (reply, resp) in effects.replies {
             reply.send(resp);

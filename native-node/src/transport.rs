@@ -9,7 +9,7 @@
 //! it). Links can be cut by the operator: a cut link drops traffic both ways in this process,
 //! which is how the demo's partitions are real to OmniPaxos.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use omnikv_core::event::MessageInfo;
+use omnikv_core::limits::{EVENT_HELD_HEAD_MAX, HELD_MESSAGES_MAX};
 use omnikv_core::peer::PeerFrame;
 use omnikv_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
@@ -50,6 +52,8 @@ pub const PEER_INPUT_BYTES_MAX: usize = 64 << 20;
 /// Per-peer flags shared by the event loop and the link tasks.
 #[derive(Default)]
 pub struct LinkState {
+    /// Wakes the link task to break its stream (a held message was dropped).
+    pub break_stream: tokio::sync::Notify,
     /// Not cut by the operator.
     pub enabled: AtomicBool,
     /// The outgoing stream is established.
@@ -58,8 +62,27 @@ pub struct LinkState {
     pub queued_bytes: AtomicUsize,
 }
 
+/// The event loop's end of one peer link.
+struct Link {
+    tx: mpsc::Sender<Bytes>,
+    state: Arc<LinkState>,
+    /// Messages held for delivery one by one (`None`: the link is not held), oldest first,
+    /// each with its summary for the page.
+    held: Option<VecDeque<(Bytes, MessageInfo)>>,
+}
+
+/// What the messages held on one link look like now (for an event).
+pub struct HeldSummary {
+    pub peer: NodeId,
+    pub held: bool,
+    pub waiting: u64,
+    pub head: Vec<MessageInfo>,
+}
+
 pub struct Transport {
-    links: BTreeMap<NodeId, (mpsc::Sender<Bytes>, Arc<LinkState>)>,
+    links: BTreeMap<NodeId, Link>,
+    /// Links whose held messages changed since [`Transport::take_held_changes`].
+    held_changed: BTreeSet<NodeId>,
     dropped: u64,
 }
 
@@ -95,11 +118,18 @@ impl Transport {
                 inputs.clone(),
                 shutdown.clone(),
             ));
-            links.insert(peer, (tx, state));
+            links.insert(
+                peer,
+                Link {
+                    tx,
+                    state,
+                    held: None,
+                },
+            );
         }
         let inbound = Inbound {
             me,
-            states: links.iter().map(|(&p, (_, s))| (p, s.clone())).collect(),
+            states: links.iter().map(|(&p, l)| (p, l.state.clone())).collect(),
             current: Mutex::new(BTreeMap::new()),
             handshakes: HandshakePool::new(HANDSHAKES_MAX),
             next_stream: AtomicU64::new(0),
@@ -107,32 +137,138 @@ impl Transport {
             shutdown,
         };
         tokio::spawn(accept(listener, Arc::new(inbound)));
-        Transport { links, dropped: 0 }
+        Transport {
+            links,
+            held_changed: BTreeSet::new(),
+            dropped: 0,
+        }
     }
 
-    /// Queues a message for `to`. Returns false if it was dropped (link cut or queue full).
-    pub fn send(&mut self, to: NodeId, message: Bytes) -> bool {
-        let Some((tx, state)) = self.links.get(&to) else {
+    /// Queues a message for `to`, or holds it if the link is held: `info` summarises it for
+    /// the page and is needed only then (see [`Transport::held`]). Returns false if it was
+    /// dropped (link cut or queue full).
+    pub fn send(&mut self, to: NodeId, message: Bytes, info: Option<MessageInfo>) -> bool {
+        let Some(link) = self.links.get_mut(&to) else {
             return false;
         };
-        let len = message.len();
-        let queued = state.queued_bytes.load(Ordering::Acquire);
-        let full = queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX;
-        if full || !state.enabled.load(Ordering::Acquire) || tx.try_send(message).is_err() {
+        if !link.state.enabled.load(Ordering::Acquire) {
             self.dropped += 1;
             return false;
         }
-        state.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if let Some(held) = &mut link.held {
+            let Some(info) = info else {
+                debug_assert!(false, "a message for a held link comes with its summary");
+                return false;
+            };
+            held.push_back((message, info));
+            self.held_changed.insert(to);
+            if held.len() > HELD_MESSAGES_MAX {
+                // Nobody is stepping through this many: stop holding, and cut the link rather
+                // than let its queue grow (the page shows the cut).
+                warn!(
+                    peer = to,
+                    "more than {HELD_MESSAGES_MAX} messages held: link cut"
+                );
+                link.held = None;
+                link.state.enabled.store(false, Ordering::Release);
+            }
+            return true;
+        }
+        if !enqueue(link, message) {
+            self.dropped += 1;
+            return false;
+        }
         true
     }
 
-    pub fn set_link(&self, peer: NodeId, enabled: bool) -> bool {
-        match self.links.get(&peer) {
-            Some((_, state)) => {
-                state.enabled.store(enabled, Ordering::Release);
+    pub fn set_link(&mut self, peer: NodeId, enabled: bool) -> bool {
+        match self.links.get_mut(&peer) {
+            Some(link) => {
+                link.state.enabled.store(enabled, Ordering::Release);
+                // A cut loses what was waiting, as it loses what is sent.
+                if !enabled {
+                    if let Some(held) = &mut link.held {
+                        held.clear();
+                        self.held_changed.insert(peer);
+                    }
+                }
                 true
             }
             None => false,
+        }
+    }
+
+    /// Holds (or releases) the messages to `peer`; releasing sends what waits, in order.
+    /// False if `peer` is not a peer.
+    pub fn hold(&mut self, peer: NodeId, held: bool) -> bool {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return false;
+        };
+        match (held, link.held.take()) {
+            (true, waiting) => link.held = Some(waiting.unwrap_or_default()),
+            (false, Some(waiting)) => {
+                for (message, _) in waiting {
+                    enqueue(link, message);
+                }
+            }
+            (false, None) => {}
+        }
+        self.held_changed.insert(peer);
+        true
+    }
+
+    /// Sends the first `count` messages held for `peer`; returns how many there were.
+    pub fn deliver(&mut self, peer: NodeId, count: u32) -> Option<u32> {
+        let link = self.links.get_mut(&peer)?;
+        let mut waiting = link.held.take()?;
+        let n = (count as usize).min(waiting.len());
+        for (message, _) in waiting.drain(..n) {
+            enqueue(link, message);
+        }
+        link.held = Some(waiting);
+        self.held_changed.insert(peer);
+        Some(n as u32)
+    }
+
+    /// Drops the first message held for `peer` and breaks the link's stream, the one way a
+    /// message is lost on a FIFO link; returns whether there was one.
+    pub fn drop_held(&mut self, peer: NodeId) -> Option<bool> {
+        let link = self.links.get_mut(&peer)?;
+        let dropped = link.held.as_mut()?.pop_front().is_some();
+        if dropped {
+            link.state.break_stream.notify_one();
+            self.held_changed.insert(peer);
+        }
+        Some(dropped)
+    }
+
+    /// The held links that changed since the last call.
+    pub fn take_held_changes(&mut self) -> Vec<HeldSummary> {
+        std::mem::take(&mut self.held_changed)
+            .into_iter()
+            .filter_map(|peer| {
+                let link = self.links.get(&peer)?;
+                let waiting = link.held.as_ref();
+                Some(HeldSummary {
+                    peer,
+                    held: waiting.is_some(),
+                    waiting: waiting.map_or(0, |w| w.len() as u64),
+                    head: waiting
+                        .into_iter()
+                        .flatten()
+                        .take(EVENT_HELD_HEAD_MAX)
+                        .map(|(_, info)| info.clone())
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether messages to `peer` are held, and how many wait.
+    pub fn held(&self, peer: NodeId) -> (bool, u64) {
+        match self.links.get(&peer).and_then(|l| l.held.as_ref()) {
+            Some(waiting) => (true, waiting.len() as u64),
+            None => (false, 0),
         }
     }
 
@@ -143,25 +279,36 @@ impl Transport {
     pub fn link_enabled(&self, peer: NodeId) -> bool {
         self.links
             .get(&peer)
-            .is_some_and(|(_, s)| s.enabled.load(Ordering::Acquire))
+            .is_some_and(|l| l.state.enabled.load(Ordering::Acquire))
     }
 
     /// The link to `peer` is neither cut nor down.
     pub fn link_up(&self, peer: NodeId) -> bool {
-        self.links.get(&peer).is_some_and(|(_, s)| {
-            s.enabled.load(Ordering::Acquire) && s.connected.load(Ordering::Acquire)
+        self.links.get(&peer).is_some_and(|l| {
+            l.state.enabled.load(Ordering::Acquire) && l.state.connected.load(Ordering::Acquire)
         })
     }
 
     pub fn peers(&self) -> impl Iterator<Item = (NodeId, bool, bool)> + '_ {
-        self.links.iter().map(|(&p, (_, s))| {
+        self.links.iter().map(|(&p, l)| {
             (
                 p,
-                s.connected.load(Ordering::Acquire),
-                s.enabled.load(Ordering::Acquire),
+                l.state.connected.load(Ordering::Acquire),
+                l.state.enabled.load(Ordering::Acquire),
             )
         })
     }
+}
+
+/// Puts a message on the link's send queue, within its count and byte bounds.
+fn enqueue(link: &Link, message: Bytes) -> bool {
+    let len = message.len();
+    let queued = link.state.queued_bytes.load(Ordering::Acquire);
+    if queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX || link.tx.try_send(message).is_err() {
+        return false;
+    }
+    link.state.queued_bytes.fetch_add(len, Ordering::AcqRel);
+    true
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -214,6 +361,8 @@ async fn dial(
         loop {
             let frame = tokio::select! {
                 _ = shutdown.cancelled() => return,
+                // A held message was dropped: the stream ends, as a lost message ends it.
+                _ = state.break_stream.notified() => break,
                 f = rx.recv() => f,
             };
             let Some(message) = frame else { return };

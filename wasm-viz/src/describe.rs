@@ -161,6 +161,15 @@ pub fn event_line(env: &EventEnvelope) -> String {
         NodeEvent::LinkChanged { peer, connected } => {
             format!("link_changed peer={peer} connected={connected}")
         }
+        NodeEvent::HeldMessages {
+            peer,
+            held,
+            waiting,
+            head,
+        } => format!(
+            "held peer={peer} held={held} waiting={waiting} next={}",
+            head.first().map_or("-", |m| kind_name(m.kind))
+        ),
         NodeEvent::ClientRequest { id, op: o } => {
             format!("client_request {}/{} {}", id.client, id.seq, op(o))
         }

@@ -211,7 +211,21 @@ impl ClusterModel {
                         id: *peer,
                         connected: *connected,
                         link_enabled: true,
+                        held: false,
+                        waiting: 0,
                     }),
+                }
+            }
+            NodeEvent::HeldMessages {
+                peer,
+                held,
+                waiting,
+                ..
+            } => {
+                let node = self.node_mut(id);
+                if let Some(p) = node.peers.iter_mut().find(|p| p.id == *peer) {
+                    p.held = *held;
+                    p.waiting = *waiting;
                 }
             }
             NodeEvent::ClientRequest { id: req, op } => {

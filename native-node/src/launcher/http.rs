@@ -22,7 +22,7 @@ use axum::{
 };
 use omnikv_core::{
     client::ClientOp,
-    control::{ActionReply, LinkRequest, Scenario},
+    control::{ActionReply, DeliverRequest, HoldRequest, LinkPair, LinkRequest, Scenario},
     decode_json,
     limits::CONTROL_BODY_BYTES_MAX,
     NodeId,
@@ -58,6 +58,9 @@ pub fn router(
         .route("/api/cluster", get(cluster))
         .route("/api/nodes/{id}/{action}", post(node_action))
         .route("/api/links", post(set_link))
+        .route("/api/links/hold", post(hold_link))
+        .route("/api/links/deliver", post(deliver_held))
+        .route("/api/links/drop", post(drop_held))
         .route("/api/scenarios/{name}", post(scenario))
         .route("/api/{*rest}", get(not_found).post(not_found))
         .layer(DefaultBodyLimit::max(CONTROL_BODY_BYTES_MAX))
@@ -262,6 +265,78 @@ async fn set_link(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
                 req.a,
                 req.b,
                 if req.connected { "healed" } else { "cut" }
+            ),
+        ),
+        Err(e) => control_error(e),
+    }
+}
+
+/// Decodes a control body, or the 400 reply that says what was expected.
+fn body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Response> {
+    decode_json(body, CONTROL_BODY_BYTES_MAX).map_err(|e| {
+        reply(
+            StatusCode::BAD_REQUEST,
+            false,
+            format!("{e}; expected {expected}"),
+        )
+    })
+}
+
+async fn hold_link(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let req: HoldRequest = match body(&bytes, r#"{"a":1,"b":2,"held":true,"both":false}"#) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match app.supervisor.hold(req.a, req.b, req.held, req.both).await {
+        Ok(()) => {
+            let arrow = if req.both { "<->" } else { "->" };
+            let what = if req.held { "held" } else { "released" };
+            reply(
+                StatusCode::OK,
+                true,
+                format!("link {}{arrow}{} {what}", req.a, req.b),
+            )
+        }
+        Err(e) => control_error(e),
+    }
+}
+
+async fn deliver_held(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let req: DeliverRequest = match body(&bytes, r#"{"a":1,"b":2,"count":1}"#) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match app.supervisor.deliver(req.a, req.b, req.count).await {
+        Ok(n) => reply(
+            StatusCode::OK,
+            true,
+            format!("delivered {n} message(s) {}->{}", req.a, req.b),
+        ),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn drop_held(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let req: LinkPair = match body(&bytes, r#"{"a":1,"b":2}"#) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match app.supervisor.drop_held(req.a, req.b).await {
+        Ok(n) => reply(
+            StatusCode::OK,
+            true,
+            format!(
+                "dropped {n} message(s) {}->{} and broke the stream",
+                req.a, req.b
             ),
         ),
         Err(e) => control_error(e),

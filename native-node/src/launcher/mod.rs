@@ -4,6 +4,7 @@
 //! - [`supervisor`]: spawns, kills (SIGKILL), pauses (SIGSTOP), resumes and restarts nodes, and
 //!   keeps the operator's link cuts applied to them.
 //! - [`scenarios`]: which links the partial-connectivity scenarios cut.
+//! - [`held_links`]: holding a link's messages, delivering or dropping them one by one.
 //! - [`http`]: the control API and static files.
 //! - [`access`]: the `Host` allow-list and the token check of the control API.
 //! - [`data_dir`]: the layout of the demo's data directory, what `--fresh` may delete, and the
@@ -11,6 +12,7 @@
 
 pub mod access;
 pub mod data_dir;
+pub mod held_links;
 pub mod http;
 pub mod scenarios;
 pub mod supervisor;

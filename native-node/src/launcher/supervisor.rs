@@ -203,7 +203,7 @@ impl Supervisor {
     }
 
     /// One admin request to node `id`, with the cluster secret.
-    async fn admin(
+    pub(super) async fn admin(
         &self,
         id: NodeId,
         req: &AdminRequest,
@@ -471,6 +471,7 @@ impl Supervisor {
                 a,
                 b,
                 connected: !cut.contains(&(a, b)),
+                held: super::held_links::held_views(statuses.values(), a, b),
             })
             .collect();
         ClusterView {

@@ -67,6 +67,19 @@ pub trait Links {
     /// Cuts or heals the link; false if `peer` is not a peer.
     fn set_link(&mut self, peer: NodeId, enabled: bool) -> bool;
     fn peers(&self) -> Vec<PeerStatus>;
+    /// Holds or releases the messages to `peer`; false if it is not a peer or this host
+    /// cannot hold messages (the simulation's network does its own faults).
+    fn hold(&mut self, _peer: NodeId, _held: bool) -> bool {
+        false
+    }
+    /// Delivers up to `count` held messages; `None` if the link is not held.
+    fn deliver(&mut self, _peer: NodeId, _count: u32) -> Option<u32> {
+        None
+    }
+    /// Drops the first held message and breaks the stream; `None` if the link is not held.
+    fn drop_held(&mut self, _peer: NodeId) -> Option<bool> {
+        None
+    }
 }
 
 /// Where the replica's events go.
@@ -142,12 +155,26 @@ impl Links for Transport {
     }
     fn peers(&self) -> Vec<PeerStatus> {
         Transport::peers(self)
-            .map(|(id, connected, link_enabled)| PeerStatus {
-                id,
-                connected,
-                link_enabled,
+            .map(|(id, connected, link_enabled)| {
+                let (held, waiting) = Transport::held(self, id);
+                PeerStatus {
+                    id,
+                    connected,
+                    link_enabled,
+                    held,
+                    waiting,
+                }
             })
             .collect()
+    }
+    fn hold(&mut self, peer: NodeId, held: bool) -> bool {
+        Transport::hold(self, peer, held)
+    }
+    fn deliver(&mut self, peer: NodeId, count: u32) -> Option<u32> {
+        Transport::deliver(self, peer, count)
+    }
+    fn drop_held(&mut self, peer: NodeId) -> Option<bool> {
+        Transport::drop_held(self, peer)
     }
 }
 

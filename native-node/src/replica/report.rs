@@ -5,6 +5,7 @@ use omnikv_core::{
     admin::{AdminRequest, AdminResponse, NodeDump},
     event::{event_takes_another, BallotView, NodeEvent, NodeStatus, Role},
     limits::{DUMP_KEYS_MAX, EVENT_COMMANDS_MAX},
+    NodeId,
 };
 use omnipaxos::util::LogEntry;
 use tracing::info;
@@ -18,6 +19,18 @@ const STATUS_INTERVAL_US: u64 = 100_000;
 /// Longest silence between status events.
 const STATUS_HEARTBEAT_US: u64 = 1_000_000;
 
+fn not_a_peer(peer: NodeId, me: NodeId) -> AdminResponse {
+    AdminResponse::Error {
+        message: format!("node {peer} is not a peer of node {me}"),
+    }
+}
+
+fn not_held(peer: NodeId, me: NodeId) -> AdminResponse {
+    AdminResponse::Error {
+        message: format!("node {me} does not hold its messages to node {peer}"),
+    }
+}
+
 impl<P: Platform> Replica<P> {
     pub(super) fn handle_admin(
         &mut self,
@@ -27,9 +40,7 @@ impl<P: Platform> Replica<P> {
         Ok(match req {
             AdminRequest::SetLink { peer, connected } => {
                 if !io.links.set_link(peer, connected) {
-                    return Ok(AdminResponse::Error {
-                        message: format!("node {peer} is not a peer of node {}", self.config.id),
-                    });
+                    return Ok(not_a_peer(peer, self.config.id));
                 }
                 if connected {
                     self.omni.reconnected(peer);
@@ -38,6 +49,20 @@ impl<P: Platform> Replica<P> {
                 AdminResponse::Ok
             }
             AdminRequest::Status => AdminResponse::Status(self.status(io)),
+            AdminRequest::HoldLink { peer, held } => match io.links.hold(peer, held) {
+                true => AdminResponse::Ok,
+                false => not_a_peer(peer, self.config.id),
+            },
+            AdminRequest::DeliverHeld { peer, count } => match io.links.deliver(peer, count) {
+                Some(count) => AdminResponse::Held { count },
+                None => not_held(peer, self.config.id),
+            },
+            AdminRequest::DropHeld { peer } => match io.links.drop_held(peer) {
+                Some(dropped) => AdminResponse::Held {
+                    count: dropped as u32,
+                },
+                None => not_held(peer, self.config.id),
+            },
             AdminRequest::Dump => match self.dump()? {
                 Some(dump) => AdminResponse::Dump(Box::new(dump)),
                 None => AdminResponse::Error {

@@ -191,6 +191,8 @@ impl Links for SimLinks<'_> {
                 id,
                 connected: self.link_up(id),
                 link_enabled: self.link_enabled(id),
+                held: false,
+                waiting: 0,
             })
             .collect()
     }
