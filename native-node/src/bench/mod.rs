@@ -1,21 +1,27 @@
 //! `omnikv bench`: measuring OmniKV, and etcd with the same generator.
 //!
 //! - [`workload`]: the operations clients issue (keys, values, read/write mix).
-//! - [`backends`]: OmniKV over its WebSocket protocol, etcd over its v3 JSON gateway.
-//! - [`load`]: N closed-loop clients for a duration or an operation count.
+//! - [`backends`]: OmniKV over its WebSocket protocol, etcd over gRPC (feature `etcd-grpc`) and
+//!   over its v3 JSON gateway.
+//! - [`load`]: N clients for a duration or an operation count; [`pacing`]: closed loop, or an
+//!   open loop at a fixed offered rate.
 //! - [`failover`]: SIGKILL the leader, time the first acknowledged write.
 //! - [`storage_micro`]: micro-benchmarks of the storage layer alone.
 //! - [`stats`]: latency histograms and summaries; [`results`]: the JSON files runs leave.
-//! - [`report`] and [`svg`]: tables, BENCHMARKS.md and its chart.
+//! - [`report`], [`targets`], [`svg`] and [`svg_lines`]: tables, the target verdicts,
+//!   BENCHMARKS.md and its chart.
 
 pub mod backends;
 pub mod failover;
 pub mod load;
+pub mod pacing;
 pub mod report;
 pub mod results;
 pub mod stats;
 pub mod storage_micro;
 pub mod svg;
+pub mod svg_lines;
+pub mod targets;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +49,8 @@ pub struct Endpoints {
     #[arg(long, value_enum, default_value = "omnikv")]
     pub backend: BackendKind,
     /// Endpoints: OmniKV `ws://host:port`, etcd `http://host:port` (repeat, or comma-separate).
+    /// `--backend etcd` is etcd's gRPC API (a build with `--features etcd-grpc`),
+    /// `etcd-gateway` its JSON gateway.
     #[arg(long = "endpoint", value_delimiter = ',', required = true)]
     pub endpoints: Vec<String>,
 }
@@ -54,6 +62,14 @@ pub struct LoadArgs {
     /// Concurrent clients, each with one request in flight, spread over the endpoints.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
+    /// gRPC connections shared by the clients (etcd), client i on connection i mod N, as
+    /// etcd's own benchmark tool shares its `--conns`; 0: one per endpoint.
+    #[arg(long, default_value_t = 0)]
+    pub connections: usize,
+    /// Open loop: offer this many operations per second in total, spread evenly over the
+    /// clients, and count each latency from when its request was due (a closed loop without it).
+    #[arg(long)]
+    pub rate_per_s: Option<f64>,
     #[arg(long, default_value_t = 256)]
     pub value_bytes: usize,
     #[arg(long, default_value_t = 100_000)]
@@ -184,6 +200,8 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                 kind: a.target.backend,
                 endpoints: a.target.endpoints,
                 clients: a.clients.max(1),
+                connections: a.connections,
+                rate_per_s: a.rate_per_s,
                 workload: workload::Workload {
                     key_space: a.key_space,
                     value_bytes: a.value_bytes,
