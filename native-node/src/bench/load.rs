@@ -150,12 +150,17 @@ async fn client(
 ) -> Recorder {
     let mut rec = Recorder::default();
     while !shared.stop.load(Ordering::Relaxed) {
-        // Latency counts from when the request was due, which is when it is sent unless this
-        // client is behind an open-loop schedule.
-        let t0 = pacer.next_due(Instant::now());
-        if t0 > Instant::now() {
-            tokio::time::sleep_until(t0.into()).await;
-        }
+        // Latency counts from when the request was sent, or from when it was due if this
+        // client is behind its open-loop schedule (the wait for its previous answer is the
+        // system's). A client that is on time sleeps until its slot and counts from waking, so
+        // the timer's own lateness (up to a millisecond) is not charged to the system.
+        let due = pacer.next_due(Instant::now());
+        let t0 = if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+            Instant::now()
+        } else {
+            due
+        };
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }

@@ -2,10 +2,10 @@
 //! offered rate (open loop).
 //!
 //! In an open-loop run the offered rate is split over the clients: client `i` of `n` owns the
-//! slots `i, i + n, i + 2n, ...`, slot `k` being due at `origin + k / rate`. A request's latency
-//! is measured from its slot's time, not from when it was sent: a client still waiting for its
-//! previous answer sends late, and that wait is counted, so a system that queues cannot hide it
-//! (coordinated omission). Kept free of I/O so the schedule can be unit-tested.
+//! slots `i, i + n, i + 2n, ...`, slot `k` being due at `origin + k / rate`. A client still
+//! waiting for its previous answer when a slot comes sends late, and its latency is measured
+//! from the slot's time, so a system that queues cannot hide the wait (coordinated omission);
+//! the load run does that. Kept free of I/O so the schedule can be unit-tested.
 
 use std::time::{Duration, Instant};
 

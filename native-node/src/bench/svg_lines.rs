@@ -20,6 +20,20 @@ const RIGHT_PX: f64 = 30.0;
 const PLOT_PX: f64 = 220.0;
 const BOTTOM_PX: f64 = 40.0;
 
+/// Gridlines above zero on a linear axis.
+const LINEAR_TICKS: u32 = 4;
+
+/// The smallest round step (1, 2, 2.5, 3, 4 or 5 times a power of ten) at least `raw`, so
+/// that gridlines fall on numbers a reader can use.
+fn nice_step(raw: f64) -> f64 {
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
 /// The y axis: where a value is drawn (0 at the bottom of the plot, 1 at the top) and the
 /// ticks to label.
 struct Axis {
@@ -52,7 +66,7 @@ impl Axis {
             Axis {
                 log,
                 lo: 0.0,
-                hi: max * 1.1,
+                hi: LINEAR_TICKS as f64 * nice_step(max / LINEAR_TICKS as f64),
             }
         }
     }
@@ -70,7 +84,9 @@ impl Axis {
             let (a, b) = (self.lo.log10().round() as i32, self.hi.log10().round() as i32);
             (a..=b).map(|e| 10f64.powi(e)).collect()
         } else {
-            (0..=4).map(|k| self.hi * k as f64 / 4.0).collect()
+            (0..=LINEAR_TICKS)
+                .map(|k| self.hi * k as f64 / LINEAR_TICKS as f64)
+                .collect()
         }
     }
 }
@@ -184,8 +200,11 @@ mod tests {
         assert_eq!((a.lo, a.hi), (0.1, 100.0));
         assert_eq!(a.ticks(), vec![0.1, 1.0, 10.0, 100.0]);
         assert!((a.fraction(10.0) - 2.0 / 3.0).abs() < 1e-9);
-        let lin = Axis::new([50.0, 100.0].into_iter(), false);
+        let lin = Axis::new([50.0, 11_242.0].into_iter(), false);
+        assert_eq!(lin.ticks(), vec![0.0, 3_000.0, 6_000.0, 9_000.0, 12_000.0]);
         assert_eq!(lin.fraction(0.0), 0.0);
-        assert!(lin.fraction(100.0) < 1.0);
+        assert!(lin.fraction(11_242.0) < 1.0);
+        assert_eq!(nice_step(2_100.0), 2_500.0);
+        assert_eq!(nice_step(0.45), 0.5);
     }
 }
