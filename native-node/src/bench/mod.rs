@@ -7,6 +7,7 @@
 //!   open loop at a fixed offered rate.
 //! - [`failover`]: SIGKILL the leader, time the first acknowledged write.
 //! - [`storage_micro`]: micro-benchmarks of the storage layer alone.
+//! - [`memory`]: the resident memory of every node after a number of puts.
 //! - [`stats`]: latency histograms and summaries; [`results`]: the JSON files runs leave.
 //! - [`report`], [`targets`], [`svg`] and [`svg_lines`]: tables, the target verdicts,
 //!   BENCHMARKS.md and its chart.
@@ -14,6 +15,7 @@
 pub mod backends;
 pub mod failover;
 pub mod load;
+pub mod memory;
 pub mod pacing;
 pub mod report;
 pub mod results;
@@ -39,6 +41,8 @@ pub enum BenchCommand {
     Failover(FailoverArgs),
     /// Micro-benchmarks of the storage layer (append + fsync, apply, read, snapshot).
     Storage(StorageArgs),
+    /// Record the resident memory (VmRSS) of every node's process after a number of puts.
+    Memory(MemoryArgs),
     /// Rebuild BENCHMARKS.md and its chart from a results directory.
     Report(ReportArgs),
 }
@@ -145,6 +149,20 @@ pub struct StorageArgs {
 }
 
 #[derive(Args)]
+pub struct MemoryArgs {
+    #[arg(long, value_enum, default_value = "omnikv")]
+    pub backend: BackendKind,
+    /// The nodes' process ids, in node order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub pids: Vec<u32>,
+    /// Puts the cluster has acknowledged since it started empty (for the record).
+    #[arg(long)]
+    pub puts: u64,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
 pub struct ReportArgs {
     /// The results directory written by scripts/bench.
     #[arg(long)]
@@ -169,6 +187,8 @@ pub enum BenchError {
     Micro(#[from] storage_micro::MicroError),
     #[error(transparent)]
     Report(#[from] report::ReportError),
+    #[error(transparent)]
+    Memory(#[from] memory::MemoryError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -272,6 +292,23 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
             }
             if let Some(out) = &a.out {
                 write_file(out, &to_json(&results))?;
+            }
+        }
+        BenchCommand::Memory(a) => {
+            let result = memory::sample(a.backend, &a.pids, a.puts)?;
+            let mib: Vec<String> = result
+                .rss_kib
+                .iter()
+                .map(|k| format!("{:.0} MiB", *k as f64 / 1024.0))
+                .collect();
+            println!(
+                "{} after {} puts: {}",
+                a.backend.name(),
+                a.puts,
+                mib.join(", ")
+            );
+            if let Some(out) = &a.out {
+                write_file(out, &to_json(&result))?;
             }
         }
         BenchCommand::Report(a) => {

@@ -3,7 +3,8 @@
 //! RocksDB alone, the chart) rebuilt from a results directory.
 //!
 //! Layout of a results directory (written by `scripts/bench`): `load/*.json` ([`LoadResult`]),
-//! `failover/*.json` ([`FailoverResult`]), `rocksdb.json` and `storage.json` (arrays), and
+//! `failover/*.json` ([`FailoverResult`]), `memory/*.json` ([`MemoryResult`], from an opt-in
+//! run), `rocksdb.json` and `storage.json` (arrays), and
 //! `machine.md` (a description of the machine and versions, included verbatim), and
 //! `failover-failures.txt` (one line per failover trial in which no write was acknowledged).
 
@@ -11,7 +12,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::backends::BackendKind;
-use super::results::{FailoverResult, LoadResult, MicroResult, RocksdbResult};
+use super::results::{FailoverResult, LoadResult, MemoryResult, MicroResult, RocksdbResult};
 use super::stats::{median, Summary};
 use super::svg::{bar_chart, document, Group, Panel};
 use super::svg_lines::{line_chart, Series};
@@ -28,6 +29,7 @@ pub enum ReportError {
 pub struct Results {
     pub load: Vec<LoadResult>,
     pub failover: Vec<FailoverResult>,
+    pub memory: Vec<MemoryResult>,
     pub rocksdb: Vec<RocksdbResult>,
     pub storage: Vec<MicroResult>,
     pub machine: String,
@@ -64,6 +66,7 @@ impl Results {
         Ok(Results {
             load: read_dir_json(&dir.join("load"))?,
             failover: read_dir_json(&dir.join("failover"))?,
+            memory: read_dir_json(&dir.join("memory"))?,
             rocksdb: optional("rocksdb.json")
                 .map(|p| read_json(&p))
                 .transpose()?
@@ -328,6 +331,42 @@ fn other_runs_section(r: &Results) -> String {
     md
 }
 
+/// The resident memory of every node after each number of puts, and how much it grew from the
+/// first sample to the last (flat is the target).
+fn memory_section(r: &Results) -> String {
+    if r.memory.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## Memory\n\nResident memory (VmRSS) of every node's process, each cluster started empty and filled with 256 B puts over 100000 keys by 64 clients (`BENCH_MEMORY=1 scripts/bench`).\n\n| system | puts | RSS per node (MiB) | growth since the first sample |\n|---|---|---|---|\n",
+    );
+    for b in BackendKind::ALL {
+        let mut samples: Vec<&MemoryResult> = r.memory.iter().filter(|m| m.backend == b).collect();
+        samples.sort_by_key(|m| m.puts);
+        let Some(first) = samples.first() else {
+            continue;
+        };
+        let first_max = first.rss_kib.iter().copied().max().unwrap_or(0).max(1);
+        for m in &samples {
+            let nodes: Vec<String> = m
+                .rss_kib
+                .iter()
+                .map(|k| format!("{:.0}", *k as f64 / 1024.0))
+                .collect();
+            let largest = m.rss_kib.iter().copied().max().unwrap_or(0);
+            let growth = (largest as f64 / first_max as f64 - 1.0) * 100.0;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {growth:+.0}% (largest node) |",
+                b.name(),
+                m.puts,
+                nodes.join(", ")
+            );
+        }
+    }
+    md
+}
+
 /// BENCHMARKS.md. `chart` is the SVG file's name relative to the markdown file.
 pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
     let mut md = String::new();
@@ -380,6 +419,7 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
     for f in &r.failover_failures {
         let _ = writeln!(md, "\nFailed trial: {f}.");
     }
+    md.push_str(&memory_section(r));
     if !r.rocksdb.is_empty() {
         md.push_str("\n## The physical ceiling: RocksDB alone\n\nOne RocksDB, `db_bench fillrandom`, 256 B values, every write synced (`--sync=1`): concurrent writers share an fsync through RocksDB's group commit.\n\n| benchmark | threads | writes/s | µs/op |\n|---|---|---|---|\n");
         for x in &r.rocksdb {
@@ -423,6 +463,7 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
                 .take(1)
                 .map(|x| x.command.as_str()),
         )
+        .chain(r.memory.iter().take(1).map(|x| x.command.as_str()))
         .chain(r.rocksdb.iter().map(|x| x.command.as_str()))
         .chain(r.storage.iter().take(1).map(|x| x.command.as_str()))
         .collect();
@@ -620,6 +661,27 @@ mod tests {
         assert!(svg.contains("256 clients") && svg.contains("get-c64"));
         assert!(svg.contains("2000/s offered"));
         assert!(svg.contains("etcd (JSON gateway)"));
+    }
+
+    #[test]
+    fn memory_growth_is_measured_from_the_first_sample() {
+        let sample = |puts, rss_kib: Vec<u64>| MemoryResult {
+            backend: BackendKind::Omnikv,
+            puts,
+            rss_kib,
+            command: "omnikv bench memory".into(),
+        };
+        let r = Results {
+            memory: vec![
+                sample(5_000_000, vec![153_600, 102_400, 102_400]),
+                sample(1_000_000, vec![102_400, 102_400, 102_400]),
+            ],
+            ..Results::default()
+        };
+        let md = markdown(&r, "c.svg", "");
+        assert!(md.contains("| OmniKV | 1000000 | 100, 100, 100 | +0% (largest node) |"));
+        assert!(md.contains("| OmniKV | 5000000 | 150, 100, 100 | +50% (largest node) |"));
+        assert!(markdown(&Results::default(), "c.svg", "").find("## Memory").is_none());
     }
 
     #[test]

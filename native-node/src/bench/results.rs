@@ -71,6 +71,17 @@ pub struct MicroResult {
     pub command: String,
 }
 
+/// The resident memory of a cluster's nodes after a number of puts (`omnikv bench memory`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryResult {
+    pub backend: BackendKind,
+    /// Puts acknowledged by the cluster since it started empty.
+    pub puts: u64,
+    /// VmRSS of each node's process, in node order.
+    pub rss_kib: Vec<u64>,
+    pub command: String,
+}
+
 /// The command line of this process, for the record.
 pub fn this_command() -> String {
     let mut args: Vec<String> = std::env::args().collect();
