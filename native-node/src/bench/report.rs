@@ -123,14 +123,14 @@ pub fn text_table(results: &[LoadResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:<16} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "{:<20} {:<16} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}",
         "system", "workload", "clients", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors"
     );
     for r in results {
         let s = &r.summary;
         let _ = writeln!(
             out,
-            "{:<10} {:<16} {:>7} {:>11.0} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "{:<20} {:<16} {:>7} {:>11.0} {:>9} {:>9} {:>9} {:>9} {:>7}",
             r.backend.name(),
             r.label,
             r.clients,
