@@ -1,6 +1,6 @@
-//! A load run: N closed-loop clients (one request in flight each) for a duration or an
-//! operation count, a progress bar, optional `/events` subscribers, and the leader checked
-//! before and after.
+//! A load run: N clients with one request in flight each, closed-loop or at a fixed offered
+//! rate (see [`pacing`](super::pacing)), for a duration or an operation count, a progress bar,
+//! optional `/events` subscribers, and the leader checked before and after.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::backends::{self, BackendError, BackendKind, Session};
+use super::backends::{self, BackendError, BackendKind, Session, SessionPlan};
+use super::pacing::Pacer;
 use super::results::{this_command, LoadResult};
 use super::stats::Recorder;
 use super::workload::{OpStream, Workload};
@@ -19,6 +20,11 @@ pub struct LoadPlan {
     pub kind: BackendKind,
     pub endpoints: Vec<String>,
     pub clients: usize,
+    /// gRPC connections the clients share (etcd); 0: one per endpoint.
+    pub connections: usize,
+    /// Offered operations per second for all clients together (open loop); `None`: each
+    /// client sends its next request when the previous one is answered.
+    pub rate_per_s: Option<f64>,
     pub workload: Workload,
     /// Every write on a new client session (OmniKV): see `--session-per-op`.
     pub session_per_op: bool,
@@ -45,19 +51,15 @@ struct Shared {
 
 pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
     assert!(!plan.endpoints.is_empty() && plan.clients > 0);
-    let mut sessions = Vec::with_capacity(plan.clients);
-    for i in 0..plan.clients {
-        let endpoint = &plan.endpoints[i % plan.endpoints.len()];
-        sessions.push(
-            Session::open(
-                plan.kind,
-                endpoint,
-                plan.request_timeout,
-                plan.session_per_op,
-            )
-            .await?,
-        );
-    }
+    let (sessions, connections) = backends::open_sessions(&SessionPlan {
+        kind: plan.kind,
+        endpoints: &plan.endpoints,
+        clients: plan.clients,
+        connections: plan.connections,
+        timeout: plan.request_timeout,
+        session_per_op: plan.session_per_op,
+    })
+    .await?;
     let events_received = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::new();
     if plan.events && plan.kind == BackendKind::Omnikv {
@@ -73,9 +75,11 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
         ops_budget: plan.ops,
     });
     let mut clients = Vec::with_capacity(plan.clients);
+    let origin = Instant::now();
     for (i, session) in sessions.into_iter().enumerate() {
         let stream = OpStream::new(plan.workload.clone(), 0x5eed + i as u64);
-        clients.push(tokio::spawn(client(session, stream, shared.clone())));
+        let pacer = Pacer::new(plan.rate_per_s, i, plan.clients, origin);
+        clients.push(tokio::spawn(client(session, stream, pacer, shared.clone())));
     }
     tokio::time::sleep_until(shared.measure_from.into()).await;
     let leader_before = backends::leader(plan.kind, &plan.endpoints, plan.request_timeout)
@@ -124,6 +128,9 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
         label: plan.label,
         backend: plan.kind,
         clients: plan.clients,
+        endpoints: plan.endpoints.len(),
+        connections,
+        offered_per_s: plan.rate_per_s,
         key_space: plan.workload.key_space,
         value_bytes: plan.workload.value_bytes,
         write_percent: plan.workload.write_percent,
@@ -135,10 +142,29 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
     })
 }
 
-async fn client(mut session: Session, mut ops: OpStream, shared: Arc<Shared>) -> Recorder {
+async fn client(
+    mut session: Session,
+    mut ops: OpStream,
+    mut pacer: Pacer,
+    shared: Arc<Shared>,
+) -> Recorder {
     let mut rec = Recorder::default();
     while !shared.stop.load(Ordering::Relaxed) {
-        let measuring = Instant::now() >= shared.measure_from;
+        // Latency counts from when the request was sent, or from when it was due if this
+        // client is behind its open-loop schedule (the wait for its previous answer is the
+        // system's). A client that is on time sleeps until its slot and counts from waking, so
+        // the timer's own lateness (up to a millisecond) is not charged to the system.
+        let due = pacer.next_due(Instant::now());
+        let t0 = if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+            Instant::now()
+        } else {
+            due
+        };
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let measuring = t0 >= shared.measure_from;
         if measuring {
             if let Some(budget) = shared.ops_budget {
                 if shared.started.fetch_add(1, Ordering::Relaxed) >= budget {
@@ -147,7 +173,6 @@ async fn client(mut session: Session, mut ops: OpStream, shared: Arc<Shared>) ->
             }
         }
         let op = ops.next_op();
-        let t0 = Instant::now();
         let result = session.execute(&op).await;
         // Only operations that started inside the measurement and ended before the stop count.
         if !measuring || shared.stop.load(Ordering::Relaxed) {

@@ -1,21 +1,29 @@
 //! `omnikv bench`: measuring OmniKV, and etcd with the same generator.
 //!
 //! - [`workload`]: the operations clients issue (keys, values, read/write mix).
-//! - [`backends`]: OmniKV over its WebSocket protocol, etcd over its v3 JSON gateway.
-//! - [`load`]: N closed-loop clients for a duration or an operation count.
+//! - [`backends`]: OmniKV over its WebSocket protocol, etcd over gRPC (feature `etcd-grpc`) and
+//!   over its v3 JSON gateway.
+//! - [`load`]: N clients for a duration or an operation count; [`pacing`]: closed loop, or an
+//!   open loop at a fixed offered rate.
 //! - [`failover`]: SIGKILL the leader, time the first acknowledged write.
 //! - [`storage_micro`]: micro-benchmarks of the storage layer alone.
+//! - [`memory`]: the resident memory of every node after a number of puts.
 //! - [`stats`]: latency histograms and summaries; [`results`]: the JSON files runs leave.
-//! - [`report`] and [`svg`]: tables, BENCHMARKS.md and its chart.
+//! - [`report`], [`targets`], [`svg`] and [`svg_lines`]: tables, the target verdicts,
+//!   BENCHMARKS.md and its chart.
 
 pub mod backends;
 pub mod failover;
 pub mod load;
+pub mod memory;
+pub mod pacing;
 pub mod report;
 pub mod results;
 pub mod stats;
 pub mod storage_micro;
 pub mod svg;
+pub mod svg_lines;
+pub mod targets;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +41,8 @@ pub enum BenchCommand {
     Failover(FailoverArgs),
     /// Micro-benchmarks of the storage layer (append + fsync, apply, read, snapshot).
     Storage(StorageArgs),
+    /// Record the resident memory (VmRSS) of every node's process after a number of puts.
+    Memory(MemoryArgs),
     /// Rebuild BENCHMARKS.md and its chart from a results directory.
     Report(ReportArgs),
 }
@@ -43,6 +53,8 @@ pub struct Endpoints {
     #[arg(long, value_enum, default_value = "omnikv")]
     pub backend: BackendKind,
     /// Endpoints: OmniKV `ws://host:port`, etcd `http://host:port` (repeat, or comma-separate).
+    /// `--backend etcd` is etcd's gRPC API (a build with `--features etcd-grpc`),
+    /// `etcd-gateway` its JSON gateway.
     #[arg(long = "endpoint", value_delimiter = ',', required = true)]
     pub endpoints: Vec<String>,
 }
@@ -54,6 +66,14 @@ pub struct LoadArgs {
     /// Concurrent clients, each with one request in flight, spread over the endpoints.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
+    /// gRPC connections shared by the clients (etcd), client i on connection i mod N, as
+    /// etcd's own benchmark tool shares its `--conns`; 0: one per endpoint.
+    #[arg(long, default_value_t = 0)]
+    pub connections: usize,
+    /// Open loop: offer this many operations per second in total, spread evenly over the
+    /// clients, and count each latency from when its request was due (a closed loop without it).
+    #[arg(long)]
+    pub rate_per_s: Option<f64>,
     #[arg(long, default_value_t = 256)]
     pub value_bytes: usize,
     #[arg(long, default_value_t = 100_000)]
@@ -129,6 +149,20 @@ pub struct StorageArgs {
 }
 
 #[derive(Args)]
+pub struct MemoryArgs {
+    #[arg(long, value_enum, default_value = "omnikv")]
+    pub backend: BackendKind,
+    /// The nodes' process ids, in node order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub pids: Vec<u32>,
+    /// Puts the cluster has acknowledged since it started empty (for the record).
+    #[arg(long)]
+    pub puts: u64,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
 pub struct ReportArgs {
     /// The results directory written by scripts/bench.
     #[arg(long)]
@@ -153,6 +187,8 @@ pub enum BenchError {
     Micro(#[from] storage_micro::MicroError),
     #[error(transparent)]
     Report(#[from] report::ReportError),
+    #[error(transparent)]
+    Memory(#[from] memory::MemoryError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -184,6 +220,8 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                 kind: a.target.backend,
                 endpoints: a.target.endpoints,
                 clients: a.clients.max(1),
+                connections: a.connections,
+                rate_per_s: a.rate_per_s,
                 workload: workload::Workload {
                     key_space: a.key_space,
                     value_bytes: a.value_bytes,
@@ -254,6 +292,23 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
             }
             if let Some(out) = &a.out {
                 write_file(out, &to_json(&results))?;
+            }
+        }
+        BenchCommand::Memory(a) => {
+            let result = memory::sample(a.backend, &a.pids, a.puts)?;
+            let mib: Vec<String> = result
+                .rss_kib
+                .iter()
+                .map(|k| format!("{:.0} MiB", *k as f64 / 1024.0))
+                .collect();
+            println!(
+                "{} after {} puts: {}",
+                a.backend.name(),
+                a.puts,
+                mib.join(", ")
+            );
+            if let Some(out) = &a.out {
+                write_file(out, &to_json(&result))?;
             }
         }
         BenchCommand::Report(a) => {

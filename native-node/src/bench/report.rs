@@ -1,8 +1,10 @@
-//! Turning results into text: the table printed after a load run, and BENCHMARKS.md (tables,
-//! target verdicts, the SVG chart) rebuilt from a results directory.
+//! Turning results into text: the table printed after a load run, and BENCHMARKS.md (how each
+//! system was driven, the targets, the client-count curve, the open-loop run, failover,
+//! RocksDB alone, the chart) rebuilt from a results directory.
 //!
 //! Layout of a results directory (written by `scripts/bench`): `load/*.json` ([`LoadResult`]),
-//! `failover/*.json` ([`FailoverResult`]), `rocksdb.json` and `storage.json` (arrays), and
+//! `failover/*.json` ([`FailoverResult`]), `memory/*.json` ([`MemoryResult`], from an opt-in
+//! run), `rocksdb.json` and `storage.json` (arrays), and
 //! `machine.md` (a description of the machine and versions, included verbatim), and
 //! `failover-failures.txt` (one line per failover trial in which no write was acknowledged).
 
@@ -10,9 +12,11 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::backends::BackendKind;
-use super::results::{FailoverResult, LoadResult, MicroResult, RocksdbResult};
-use super::stats::median;
-use super::svg::{bar_chart, Group};
+use super::results::{FailoverResult, LoadResult, MemoryResult, MicroResult, RocksdbResult};
+use super::stats::{median, Summary};
+use super::svg::{bar_chart, document, Group, Panel};
+use super::svg_lines::{line_chart, Series};
+use super::targets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -25,6 +29,7 @@ pub enum ReportError {
 pub struct Results {
     pub load: Vec<LoadResult>,
     pub failover: Vec<FailoverResult>,
+    pub memory: Vec<MemoryResult>,
     pub rocksdb: Vec<RocksdbResult>,
     pub storage: Vec<MicroResult>,
     pub machine: String,
@@ -61,6 +66,7 @@ impl Results {
         Ok(Results {
             load: read_dir_json(&dir.join("load"))?,
             failover: read_dir_json(&dir.join("failover"))?,
+            memory: read_dir_json(&dir.join("memory"))?,
             rocksdb: optional("rocksdb.json")
                 .map(|p| read_json(&p))
                 .transpose()?
@@ -81,13 +87,25 @@ impl Results {
         })
     }
 
-    fn run(&self, backend: BackendKind, label: &str) -> Option<&LoadResult> {
+    /// The last run of `label` on `backend`.
+    pub fn run(&self, backend: BackendKind, label: &str) -> Option<&LoadResult> {
         self.load
             .iter()
             .rfind(|r| r.backend == backend && r.label == label)
     }
 
-    fn failover_ms(&self, backend: BackendKind) -> Vec<f64> {
+    /// The last open-loop run of each label and backend, OmniKV's first.
+    pub fn open_loop_runs(&self) -> Vec<&LoadResult> {
+        let mut runs: Vec<&LoadResult> = self
+            .load
+            .iter()
+            .filter(|x| x.offered_per_s.is_some() && self.run(x.backend, &x.label) == Some(*x))
+            .collect();
+        runs.sort_by_key(|x| BackendKind::ALL.iter().position(|b| *b == x.backend));
+        runs
+    }
+
+    pub fn failover_ms(&self, backend: BackendKind) -> Vec<f64> {
         self.failover
             .iter()
             .filter(|f| f.backend == backend)
@@ -96,7 +114,7 @@ impl Results {
     }
 }
 
-fn ms(us: u64) -> String {
+pub fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
@@ -105,14 +123,14 @@ pub fn text_table(results: &[LoadResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:<16} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "{:<20} {:<16} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}",
         "system", "workload", "clients", "ops/s", "p50 ms", "p99 ms", "p999 ms", "max ms", "errors"
     );
     for r in results {
         let s = &r.summary;
         let _ = writeln!(
             out,
-            "{:<10} {:<16} {:>7} {:>11.0} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "{:<20} {:<16} {:>7} {:>11.0} {:>9} {:>9} {:>9} {:>9} {:>7}",
             r.backend.name(),
             r.label,
             r.clients,
@@ -138,100 +156,215 @@ fn describe(r: &LoadResult) -> String {
     } else {
         String::new()
     };
+    let pace = match r.offered_per_s {
+        Some(rate) => format!(", open loop at {rate:.0}/s offered"),
+        None => String::new(),
+    };
     format!(
-        "{mix}, {} B values, {} keys{events}",
+        "{mix}, {} B values, {} keys{events}{pace}",
         r.value_bytes, r.key_space
     )
 }
 
-/// Workloads shown side by side, in this order.
-pub const COMPARED_LABELS: [&str; 5] = ["put-c1", "put-c16", "put-c64", "get-c64", "mix-c64"];
+/// Client counts of the put curve, run on every system as `put-c{N}`.
+pub const CURVE_CLIENTS: [usize; 5] = [1, 4, 16, 64, 256];
 
-struct Verdict {
-    target: &'static str,
-    measured: String,
-    met: Option<bool>,
+pub fn curve_label(clients: usize) -> String {
+    format!("put-c{clients}")
 }
 
-fn verdicts(r: &Results) -> Vec<Verdict> {
-    let o = BackendKind::Omnikv;
-    let e = BackendKind::Etcd;
-    let tput = |b, l| r.run(b, l).map(|x| x.summary.throughput_per_s);
-    let mut v = Vec::new();
-    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b.max(1e-9));
-    let w64 = ratio(tput(o, "put-c64"), tput(e, "put-c64"));
-    v.push(Verdict {
-        target: "writes/s at 64 clients >= 2x etcd",
-        measured: w64.map_or("not measured".into(), |x| format!("{x:.2}x")),
-        met: w64.map(|x| x >= 2.0),
-    });
-    let p50 = r
-        .run(o, "put-c1")
-        .zip(r.run(e, "put-c1"))
-        .map(|(a, b)| (a.summary.p50_us, b.summary.p50_us));
-    v.push(Verdict {
-        target: "single-client write p50 <= etcd's",
-        measured: p50.map_or("not measured".into(), |(a, b)| {
-            format!("{} ms vs {} ms", ms(a), ms(b))
-        }),
-        met: p50.map(|(a, b)| a <= b),
-    });
-    let g64 = ratio(tput(o, "get-c64"), tput(e, "get-c64"));
-    v.push(Verdict {
-        target: "linearizable gets/s at 64 clients >= etcd's",
-        measured: g64.map_or("not measured".into(), |x| format!("{x:.2}x")),
-        met: g64.map(|x| x >= 1.0),
-    });
-    let fo = median(&r.failover_ms(o));
-    let failed = r
-        .failover_failures
-        .iter()
-        .filter(|l| l.starts_with("omnikv"))
-        .count();
-    v.push(Verdict {
-        target: "failover median <= 150 ms",
-        measured: fo.map_or("not measured".into(), |x| {
-            if failed > 0 {
-                format!("{x:.0} ms; {failed} trial(s) without any acknowledged write")
-            } else {
-                format!("{x:.0} ms")
-            }
-        }),
-        met: fo.map(|x| x <= 150.0 && failed == 0),
-    });
-    let sat = r.run(o, "put-saturated");
-    v.push(Verdict {
-        target: "no leader change during a 2-minute saturated run",
-        measured: sat.map_or("not measured".into(), |s| match s.leader_changed {
-            Some(true) => format!("leader changed ({} s run)", s.summary.elapsed_ms / 1000),
-            Some(false) => format!("no change ({} s run)", s.summary.elapsed_ms / 1000),
-            None => "could not tell".into(),
-        }),
-        met: sat.and_then(|s| s.leader_changed.map(|c| !c)),
-    });
-    // Run-to-run noise on a small machine is as large as the effect, so the comparison is made
-    // over alternating pairs of runs (`events-off-N`, `events-on-N`), median against median.
-    let paired = |suffix: &str| {
-        let t: Vec<f64> = r
-            .load
+/// Closed-loop workloads compared at 64 clients besides the curve, in this order.
+pub const COMPARED_LABELS: [&str; 2] = ["get-c64", "mix-c64"];
+
+/// The systems compared side by side (OmniKV and etcd over gRPC).
+const COMPARED: [BackendKind; 2] = [BackendKind::Omnikv, BackendKind::Etcd];
+
+/// "how each system was driven": protocol, client library, connections, clients per node.
+fn driven_section(r: &Results) -> String {
+    let mut md = String::from(
+        "## How each system was driven\n\nOne load generator, `omnikv bench load`, for every system: each client has one request in flight (closed loop) unless a run is marked open loop.\n\n| system | protocol | client library | connections | clients per node |\n|---|---|---|---|---|\n",
+    );
+    for b in BackendKind::ALL {
+        let runs: Vec<&LoadResult> = r.load.iter().filter(|x| x.backend == b).collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let (protocol, library) = b.driven_by();
+        let shared = runs
             .iter()
-            .filter(|x| {
-                x.backend == o && x.label.starts_with("events-") && x.label.contains(suffix)
+            .filter(|x| x.connections > 0 && x.connections < x.clients)
+            .map(|x| x.connections)
+            .max();
+        let connections = match shared {
+            Some(n) => format!(
+                "at most {n}, shared by the clients (client i on connection i mod {n}, connection j to node j mod 3, as etcd's `tools/benchmark` shares its `--conns`)"
+            ),
+            None => "one per client".to_owned(),
+        };
+        let nodes = runs.iter().map(|x| x.endpoints).max().unwrap_or(0).max(1);
+        let mut counts: Vec<usize> = runs.iter().map(|x| x.clients).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        let counts: Vec<String> = counts.iter().map(|c| c.to_string()).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {protocol} | {library} | {connections} | {} clients over {nodes} nodes (client i on node i mod {nodes}) |",
+            b.name(),
+            counts.join(", ")
+        );
+    }
+    md
+}
+
+fn ratio_to_etcd(r: &Results, x: &LoadResult) -> String {
+    match (x.backend, r.run(BackendKind::Etcd, &x.label)) {
+        (BackendKind::Omnikv, Some(e)) => format!(
+            "{:.2}x",
+            x.summary.throughput_per_s / e.summary.throughput_per_s.max(1e-9)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The put curve: throughput and p50/p99 of both systems at every client count.
+fn curve_section(r: &Results) -> String {
+    let mut md = String::from(
+        "### Puts against the number of clients\n\n| clients | OmniKV puts/s | p50 ms | p99 ms | etcd puts/s | p50 ms | p99 ms | OmniKV/etcd |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for n in CURVE_CLIENTS {
+        let label = curve_label(n);
+        let cells: Vec<String> = COMPARED
+            .iter()
+            .map(|b| match r.run(*b, &label) {
+                Some(x) => format!(
+                    "{:.0} | {} | {}",
+                    x.summary.throughput_per_s,
+                    ms(x.summary.p50_us),
+                    ms(x.summary.p99_us)
+                ),
+                None => "| |".to_owned(),
             })
-            .map(|x| x.summary.throughput_per_s)
             .collect();
-        median(&t)
-    };
-    let ev = ratio(paired("-on-"), paired("-off-"))
-        .or_else(|| ratio(tput(o, "put-c64-events"), tput(o, "put-c64")));
-    v.push(Verdict {
-        target: "throughput drop with an /events subscriber per node <= 10%",
-        measured: ev.map_or("not measured".into(), |x| {
-            format!("{:+.1}% (median of alternating runs)", (x - 1.0) * 100.0)
-        }),
-        met: ev.map(|x| x >= 0.9),
-    });
-    v
+        let ratio = r
+            .run(BackendKind::Omnikv, &label)
+            .map(|x| ratio_to_etcd(r, x))
+            .unwrap_or_default();
+        let _ = writeln!(md, "| {n} | {} | {ratio} |", cells.join(" | "));
+    }
+    md
+}
+
+/// The first cells of a run's row: workload (label and description), system, clients.
+fn row_head(x: &LoadResult) -> String {
+    format!(
+        "| `{}` ({}) | {} | {} |",
+        x.label,
+        describe(x),
+        x.backend.name(),
+        x.clients
+    )
+}
+
+/// p50, p99, p999 (ms) and errors, as table cells.
+fn latencies(s: &Summary) -> String {
+    format!(
+        "{} | {} | {} | {}",
+        ms(s.p50_us),
+        ms(s.p99_us),
+        ms(s.p999_us),
+        s.errors
+    )
+}
+
+/// Open-loop runs side by side: offered and achieved rate, latency from each due time.
+fn open_loop_section(r: &Results) -> String {
+    let runs = r.open_loop_runs();
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "### Open loop: the same offered rate for both\n\nRequests are due at a fixed rate, spread evenly over the clients, and each latency is counted from when its request was due: a client still waiting for an answer sends late, and the wait is in the figure (no coordinated omission). Both systems carry the same load here, so the latencies compare directly.\n\n| workload | system | clients | offered/s | achieved/s | p50 ms | p99 ms | p999 ms | errors |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for x in runs {
+        let _ = writeln!(
+            md,
+            "{} {:.0} | {:.0} | {} |",
+            row_head(x),
+            x.offered_per_s.unwrap_or(0.0),
+            x.summary.throughput_per_s,
+            latencies(&x.summary)
+        );
+    }
+    md
+}
+
+/// Every other closed-loop run (gets, mix, the JSON gateway, watchers, the saturated run).
+fn other_runs_section(r: &Results) -> String {
+    let mut md = String::from(
+        "### Other workloads\n\n| workload | system | clients | ops/s | p50 ms | p99 ms | p999 ms | errors | OmniKV/etcd |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let curve: Vec<String> = CURVE_CLIENTS.iter().map(|n| curve_label(*n)).collect();
+    let in_curve = |x: &LoadResult| COMPARED.contains(&x.backend) && curve.contains(&x.label);
+    let mut shown: Vec<&LoadResult> = Vec::new();
+    for label in COMPARED_LABELS {
+        for b in BackendKind::ALL {
+            shown.extend(r.run(b, label));
+        }
+    }
+    for x in &r.load {
+        let latest = r.run(x.backend, &x.label) == Some(x);
+        let listed = shown.iter().any(|s| std::ptr::eq(*s, x));
+        if latest && !listed && !in_curve(x) && x.offered_per_s.is_none() {
+            shown.push(x);
+        }
+    }
+    for x in &shown {
+        let _ = writeln!(
+            md,
+            "{} {:.0} | {} | {} |",
+            row_head(x),
+            x.summary.throughput_per_s,
+            latencies(&x.summary),
+            ratio_to_etcd(r, x)
+        );
+    }
+    md
+}
+
+/// The resident memory of every node after each number of puts, and how much it grew from the
+/// first sample to the last (flat is the target).
+fn memory_section(r: &Results) -> String {
+    if r.memory.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## Memory\n\nResident memory (VmRSS) of every node's process, each cluster started empty and filled with 256 B puts over 100000 keys by 64 clients (`BENCH_MEMORY=1 scripts/bench`).\n\n| system | puts | RSS per node (MiB) | growth since the first sample |\n|---|---|---|---|\n",
+    );
+    for b in BackendKind::ALL {
+        let mut samples: Vec<&MemoryResult> = r.memory.iter().filter(|m| m.backend == b).collect();
+        samples.sort_by_key(|m| m.puts);
+        let Some(first) = samples.first() else {
+            continue;
+        };
+        let first_max = first.rss_kib.iter().copied().max().unwrap_or(0).max(1);
+        for m in &samples {
+            let nodes: Vec<String> = m
+                .rss_kib
+                .iter()
+                .map(|k| format!("{:.0}", *k as f64 / 1024.0))
+                .collect();
+            let largest = m.rss_kib.iter().copied().max().unwrap_or(0);
+            let growth = (largest as f64 / first_max as f64 - 1.0) * 100.0;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {growth:+.0}% (largest node) |",
+                b.name(),
+                m.puts,
+                nodes.join(", ")
+            );
+        }
+    }
+    md
 }
 
 /// BENCHMARKS.md. `chart` is the SVG file's name relative to the markdown file.
@@ -240,68 +373,33 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
     md.push_str("# Benchmarks\n\n");
     md.push_str(
         "Generated by `scripts/bench` (one run, one machine: a 3-node etcd and a 3-node OmniKV \
-         on loopback, both fsyncing; the same load generator, `omnikv bench`, drives both). \
-         Rebuild the page from the raw results with `omnikv bench report`.\n\n",
+         on loopback, both fsyncing; the same load generator, `omnikv bench`, drives both, \
+         etcd over its native gRPC API). Rebuild the page from the raw results with \
+         `omnikv bench report`.\n\n",
     );
     if !r.machine.is_empty() {
         md.push_str("## Machine and versions\n\n");
         md.push_str(r.machine.trim_end());
         md.push_str("\n\n");
     }
-    md.push_str("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n");
-    for v in verdicts(r) {
-        let verdict = match v.met {
-            Some(true) => "met",
-            Some(false) => "**missed**",
-            None => "not measured",
-        };
-        let _ = writeln!(md, "| {} | {} | {} |", v.target, v.measured, verdict);
-    }
+    md.push_str(&driven_section(r));
+    md.push('\n');
+    md.push_str(&targets::section(r));
     let _ = writeln!(
         md,
-        "\n## Throughput and latency\n\n![throughput]({chart})\n"
+        "\n## Throughput and latency\n\n![throughput and latency]({chart})\n"
     );
-    md.push_str(
-        "| workload | system | clients | ops/s | p50 ms | p99 ms | p999 ms | errors | OmniKV/etcd |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
-    );
-    let mut shown: Vec<&LoadResult> = Vec::new();
-    for label in COMPARED_LABELS {
-        shown.extend(r.run(BackendKind::Omnikv, label));
-        shown.extend(r.run(BackendKind::Etcd, label));
-    }
-    for x in &r.load {
-        if !shown.iter().any(|s| std::ptr::eq(*s, x)) && r.run(x.backend, &x.label) == Some(x) {
-            shown.push(x);
-        }
-    }
-    for x in &shown {
-        let s = &x.summary;
-        let ratio = match (x.backend, r.run(BackendKind::Etcd, &x.label)) {
-            (BackendKind::Omnikv, Some(e)) => format!(
-                "{:.2}x",
-                s.throughput_per_s / e.summary.throughput_per_s.max(1e-9)
-            ),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            md,
-            "| `{}` ({}) | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
-            x.label,
-            describe(x),
-            x.backend.name(),
-            x.clients,
-            s.throughput_per_s,
-            ms(s.p50_us),
-            ms(s.p99_us),
-            ms(s.p999_us),
-            s.errors,
-            ratio
-        );
+    md.push_str(&curve_section(r));
+    md.push('\n');
+    md.push_str(&other_runs_section(r));
+    let open = open_loop_section(r);
+    if !open.is_empty() {
+        md.push('\n');
+        md.push_str(&open);
     }
     md.push_str("\n## Leader failover\n\nSIGKILL of the leader to the first write acknowledged by a survivor.\n\n");
     md.push_str("| system | trials | min ms | median ms | max ms | all trials (ms) |\n|---|---|---|---|---|---|\n");
-    for b in [BackendKind::Omnikv, BackendKind::Etcd] {
+    for b in BackendKind::ALL {
         let v = r.failover_ms(b);
         if v.is_empty() {
             continue;
@@ -321,6 +419,7 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
     for f in &r.failover_failures {
         let _ = writeln!(md, "\nFailed trial: {f}.");
     }
+    md.push_str(&memory_section(r));
     if !r.rocksdb.is_empty() {
         md.push_str("\n## The physical ceiling: RocksDB alone\n\nOne RocksDB, `db_bench fillrandom`, 256 B values, every write synced (`--sync=1`): concurrent writers share an fsync through RocksDB's group commit.\n\n| benchmark | threads | writes/s | µs/op |\n|---|---|---|---|\n");
         for x in &r.rocksdb {
@@ -360,10 +459,11 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
         .chain(
             r.failover
                 .iter()
-                .filter(|f| f.backend == BackendKind::Etcd)
+                .filter(|f| f.backend != BackendKind::Omnikv)
                 .take(1)
                 .map(|x| x.command.as_str()),
         )
+        .chain(r.memory.iter().take(1).map(|x| x.command.as_str()))
         .chain(r.rocksdb.iter().map(|x| x.command.as_str()))
         .chain(r.storage.iter().take(1).map(|x| x.command.as_str()))
         .collect();
@@ -375,12 +475,71 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
     md
 }
 
-/// The chart of the compared workloads.
+/// The chart: the put curve (throughput, then p50 and p99 on a log scale), the 64-client
+/// workloads, and the open-loop latencies.
 pub fn chart(r: &Results) -> String {
-    let groups: Vec<Group> = COMPARED_LABELS
+    let systems: Vec<&str> = BackendKind::ALL.iter().map(|b| b.name()).collect();
+    let colour_of = |b: BackendKind| BackendKind::ALL.iter().position(|x| *x == b).unwrap_or(0);
+    let categories: Vec<String> = CURVE_CLIENTS
         .iter()
+        .map(|n| match n {
+            1 => "1 client".to_owned(),
+            n => format!("{n} clients"),
+        })
+        .collect();
+    let curve = |b: BackendKind, f: &dyn Fn(&LoadResult) -> f64| -> Vec<Option<f64>> {
+        CURVE_CLIENTS
+            .iter()
+            .map(|n| r.run(b, &curve_label(*n)).map(f))
+            .collect()
+    };
+    let measured = |b: &BackendKind| curve(*b, &|_| 0.0).iter().any(Option::is_some);
+    // The gateway's reference runs are bars, not lines: the curve compares the two systems.
+    let drawn: Vec<BackendKind> = COMPARED.into_iter().filter(measured).collect();
+    let mut panels: Vec<Panel> = Vec::new();
+    let throughput: Vec<Series> = drawn
+        .iter()
+        .map(|b| Series {
+            name: b.name().to_owned(),
+            colour: colour_of(*b),
+            dashed: false,
+            points: curve(*b, &|x| x.summary.throughput_per_s),
+        })
+        .collect();
+    if !throughput.is_empty() {
+        panels.push(line_chart(
+            "Puts/s against clients (3 nodes, fsync, same machine)",
+            "puts/s",
+            &categories,
+            &throughput,
+            false,
+        ));
+        let latency: Vec<Series> = drawn
+            .iter()
+            .flat_map(|b| {
+                [("p50", false), ("p99", true)].map(|(q, dashed)| Series {
+                    name: format!("{} {q}", b.name()),
+                    colour: colour_of(*b),
+                    dashed,
+                    points: curve(*b, &|x| {
+                        let us = if dashed { x.summary.p99_us } else { x.summary.p50_us };
+                        us as f64 / 1000.0
+                    }),
+                })
+            })
+            .collect();
+        panels.push(line_chart(
+            "Put latency against clients (p50 solid, p99 dashed)",
+            "ms (log scale)",
+            &categories,
+            &latency,
+            true,
+        ));
+    }
+    let groups: Vec<Group> = std::iter::once("put-c64")
+        .chain(COMPARED_LABELS)
         .filter_map(|label| {
-            let bars: Vec<(String, f64)> = [BackendKind::Omnikv, BackendKind::Etcd]
+            let bars: Vec<(String, f64)> = BackendKind::ALL
                 .into_iter()
                 .filter_map(|b| r.run(b, label))
                 .map(|x| (x.backend.name().to_owned(), x.summary.throughput_per_s))
@@ -391,106 +550,138 @@ pub fn chart(r: &Results) -> String {
             })
         })
         .collect();
-    bar_chart(
-        "OmniKV vs etcd, 3 nodes, fsync, same machine",
-        "operations/s",
-        &groups,
-    )
+    if !groups.is_empty() {
+        panels.push(bar_chart(
+            "64 clients, closed loop",
+            "operations/s",
+            &systems,
+            &groups,
+        ));
+    }
+    let open = r.open_loop_runs();
+    if !open.is_empty() {
+        let groups: Vec<Group> = [("p50", 0usize), ("p99", 1), ("p999", 2)]
+            .into_iter()
+            .map(|(q, k)| Group {
+                label: q.to_owned(),
+                bars: open
+                    .iter()
+                    .map(|x| {
+                        let s = &x.summary;
+                        let us = [s.p50_us, s.p99_us, s.p999_us][k];
+                        (x.backend.name().to_owned(), us as f64 / 1000.0)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let rate = open[0].offered_per_s.unwrap_or(0.0);
+        panels.push(bar_chart(
+            &format!("Put latency at {rate:.0}/s offered to each (open loop)"),
+            "ms",
+            &systems,
+            &groups,
+        ));
+    }
+    document(&panels)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::Summary;
 
     fn load(backend: BackendKind, label: &str, tput: f64, p50_us: u64) -> LoadResult {
-        LoadResult {
-            label: label.into(),
-            backend,
-            clients: 64,
-            key_space: 100_000,
-            value_bytes: 256,
-            write_percent: 100,
-            events_subscribers: 0,
-            events_received: 0,
-            summary: Summary {
-                ops: 1,
-                errors: 0,
-                elapsed_ms: 120_000,
-                throughput_per_s: tput,
-                mean_us: 1.0,
-                p50_us,
-                p99_us: p50_us * 2,
-                p999_us: p50_us * 3,
-                max_us: p50_us * 4,
-            },
-            leader_changed: Some(false),
-            command: format!("omnikv bench load --label {label}"),
+        LoadResult::sample(backend, label, tput, p50_us)
+    }
+
+    fn a_run() -> Results {
+        let (o, e, g) = (
+            BackendKind::Omnikv,
+            BackendKind::Etcd,
+            BackendKind::EtcdGateway,
+        );
+        let mut load_runs = Vec::new();
+        for n in CURVE_CLIENTS {
+            let mut x = load(o, &curve_label(n), 100.0 * n as f64, 1_000);
+            x.clients = n;
+            x.connections = n;
+            load_runs.push(x);
+            let mut y = load(e, &curve_label(n), 80.0 * n as f64, 2_000);
+            y.clients = n;
+            y.connections = n.min(3);
+            load_runs.push(y);
+        }
+        load_runs.push(load(g, "put-c64", 2_000.0, 20_000));
+        load_runs.push(load(o, "get-c64", 9_000.0, 5_000));
+        // etcd's first, as its results file sorts first: the report puts OmniKV's first.
+        for b in [e, o] {
+            let mut x = load(b, "put-open", 1_990.0, 3_000);
+            x.offered_per_s = Some(2_000.0);
+            load_runs.push(x);
+        }
+        Results {
+            load: load_runs,
+            ..Results::default()
         }
     }
 
     #[test]
-    fn verdicts_follow_the_figures() {
-        let o = BackendKind::Omnikv;
-        let e = BackendKind::Etcd;
-        let fo = |ms| FailoverResult {
-            backend: o,
-            killed_endpoint: "ws://x".into(),
-            killed_pid: 1,
-            failover_ms: ms,
-            command: "omnikv bench failover".into(),
+    fn markdown_has_the_curve_the_open_loop_and_how_each_system_was_driven() {
+        let md = markdown(&a_run(), "chart.svg", "## Notes\n\nhello");
+        // The curve: 64 clients, both systems, and the ratio to etcd over gRPC.
+        assert!(
+            md.contains("| 64 | 6400 | 1.00 | 2.00 | 5120 | 2.00 | 4.00 | 1.25x |"),
+            "{md}"
+        );
+        assert!(md.contains("| 256 | 25600 |"));
+        // The gateway is an extra, labelled row, never the ratio's denominator.
+        assert!(md.contains("| `put-c64` (put, 256 B values, 100000 keys) | etcd (JSON gateway) | 64 | 2000 |"));
+        assert!(md.contains("| OmniKV | 64 | 9000 | 5.00 | 10.00 | 15.00 | 0 |  |"));
+        assert!(md.contains("### Open loop"));
+        let open_row = |system: &str| md.find(&format!("| {system} | 64 | 2000 | 1990 | 3.00 |"));
+        assert!(open_row("OmniKV").unwrap() < open_row("etcd").unwrap(), "{md}");
+        assert!(md.contains("| etcd | gRPC (KV.Put, KV.Range"));
+        assert!(md.contains("etcd-client (tonic) | at most 3, shared by the clients"));
+        assert!(md.contains("| OmniKV | WebSocket"));
+        assert!(
+            md.contains("one per client | 1, 4, 16, 64, 256 clients over 3 nodes (client i on node i mod 3) |"),
+            "{}",
+            driven_section(&a_run())
+        );
+        assert!(md.contains("**Missed in this run"));
+        assert!(md.contains("hello") && md.contains("omnikv bench load --label put-c64"));
+        assert!(text_table(&a_run().load).contains("put-open"));
+    }
+
+    #[test]
+    fn chart_draws_the_curve_and_the_open_loop() {
+        let svg = chart(&a_run());
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Throughput: 2 lines; latency: p50 and p99 of each system.
+        assert_eq!(svg.matches("<polyline").count(), 2 + 4);
+        assert!(svg.contains("256 clients") && svg.contains("get-c64"));
+        assert!(svg.contains("2000/s offered"));
+        assert!(svg.contains("etcd (JSON gateway)"));
+    }
+
+    #[test]
+    fn memory_growth_is_measured_from_the_first_sample() {
+        let sample = |puts, rss_kib: Vec<u64>| MemoryResult {
+            backend: BackendKind::Omnikv,
+            puts,
+            rss_kib,
+            command: "omnikv bench memory".into(),
         };
         let r = Results {
-            load: vec![
-                load(o, "put-c64", 10_000.0, 5_000),
-                load(e, "put-c64", 4_000.0, 10_000),
-                load(o, "put-c1", 1_000.0, 900),
-                load(e, "put-c1", 1_000.0, 800),
-                load(o, "put-c64-events", 8_000.0, 5_000),
-                load(o, "put-saturated", 9_000.0, 5_000),
+            memory: vec![
+                sample(5_000_000, vec![153_600, 102_400, 102_400]),
+                sample(1_000_000, vec![102_400, 102_400, 102_400]),
             ],
-            failover: vec![fo(100.0), fo(120.0), fo(500.0)],
             ..Results::default()
         };
-        let v = verdicts(&r);
-        let met: Vec<Option<bool>> = v.iter().map(|v| v.met).collect();
-        assert_eq!(
-            met,
-            vec![
-                Some(true),
-                Some(false),
-                None,
-                Some(true),
-                Some(true),
-                Some(false)
-            ]
-        );
-        // Alternating pairs take precedence over the single events run: medians 8600 / 9000.
-        let mut paired = r.clone();
-        for (n, (off, on)) in [(10_000.0, 9_500.0), (8_000.0, 7_600.0), (9_000.0, 8_600.0)]
-            .into_iter()
-            .enumerate()
-        {
-            paired
-                .load
-                .push(load(o, &format!("events-off-{n}"), off, 5_000));
-            paired
-                .load
-                .push(load(o, &format!("events-on-{n}"), on, 5_000));
-        }
-        let events = verdicts(&paired).pop().unwrap();
-        assert_eq!(events.met, Some(true));
-        assert!(events.measured.starts_with("-4.4%"), "{}", events.measured);
-        let md = markdown(&r, "chart.svg", "## Notes\n\nhello");
-        assert!(md.contains("| writes/s at 64 clients >= 2x etcd | 2.50x | met |"));
-        assert!(
-            md.contains("| single-client write p50 <= etcd's | 0.90 ms vs 0.80 ms | **missed** |")
-        );
-        assert!(md.contains("| OmniKV | 3 | 100 | 120 | 500 |"));
-        assert!(md.contains("| 2.50x |"), "ratio column");
-        assert!(md.contains("hello") && md.contains("omnikv bench load --label put-c64"));
-        assert!(chart(&r).contains("put-c64"));
-        assert!(text_table(&r.load).contains("put-saturated"));
+        let md = markdown(&r, "c.svg", "");
+        assert!(md.contains("| OmniKV | 1000000 | 100, 100, 100 | +0% (largest node) |"));
+        assert!(md.contains("| OmniKV | 5000000 | 150, 100, 100 | +50% (largest node) |"));
+        assert!(markdown(&Results::default(), "c.svg", "").find("## Memory").is_none());
     }
 
     #[test]
@@ -510,5 +701,15 @@ mod tests {
         assert!(r.failover.is_empty() && r.rocksdb.is_empty());
         std::fs::write(dir.path().join("rocksdb.json"), "not json").unwrap();
         assert!(Results::load_dir(dir.path()).is_err());
+    }
+
+    #[test]
+    fn results_from_before_connections_were_recorded_still_read() {
+        let mut v = serde_json::to_value(load(BackendKind::Omnikv, "put-c1", 1.0, 1)).unwrap();
+        for field in ["endpoints", "connections", "offered_per_s"] {
+            v.as_object_mut().unwrap().remove(field);
+        }
+        let x: LoadResult = serde_json::from_value(v).unwrap();
+        assert_eq!((x.endpoints, x.connections, x.offered_per_s), (0, 0, None));
     }
 }

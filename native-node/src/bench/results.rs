@@ -13,6 +13,16 @@ pub struct LoadResult {
     pub label: String,
     pub backend: BackendKind,
     pub clients: usize,
+    /// Endpoints the clients were spread over (0 in results from before it was recorded).
+    #[serde(default)]
+    pub endpoints: usize,
+    /// Connections the clients used: one each, or fewer shared ones over gRPC.
+    #[serde(default)]
+    pub connections: usize,
+    /// The offered rate of an open-loop run (latency counted from each request's due time);
+    /// `None` for a closed loop.
+    #[serde(default)]
+    pub offered_per_s: Option<f64>,
     pub key_space: u64,
     pub value_bytes: usize,
     pub write_percent: u8,
@@ -61,6 +71,17 @@ pub struct MicroResult {
     pub command: String,
 }
 
+/// The resident memory of a cluster's nodes after a number of puts (`omnikv bench memory`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryResult {
+    pub backend: BackendKind,
+    /// Puts acknowledged by the cluster since it started empty.
+    pub puts: u64,
+    /// VmRSS of each node's process, in node order.
+    pub rss_kib: Vec<u64>,
+    pub command: String,
+}
+
 /// The command line of this process, for the record.
 pub fn this_command() -> String {
     let mut args: Vec<String> = std::env::args().collect();
@@ -70,4 +91,37 @@ pub fn this_command() -> String {
         }
     }
     args.join(" ")
+}
+
+#[cfg(test)]
+impl LoadResult {
+    /// A closed-loop put run of 64 clients over 3 nodes with these figures, for tests.
+    pub fn sample(backend: BackendKind, label: &str, tput: f64, p50_us: u64) -> LoadResult {
+        LoadResult {
+            label: label.into(),
+            backend,
+            clients: 64,
+            endpoints: 3,
+            connections: 64,
+            offered_per_s: None,
+            key_space: 100_000,
+            value_bytes: 256,
+            write_percent: 100,
+            events_subscribers: 0,
+            events_received: 0,
+            summary: Summary {
+                ops: 1,
+                errors: 0,
+                elapsed_ms: 120_000,
+                throughput_per_s: tput,
+                mean_us: 1.0,
+                p50_us,
+                p99_us: p50_us * 2,
+                p999_us: p50_us * 3,
+                max_us: p50_us * 4,
+            },
+            leader_changed: Some(false),
+            command: format!("omnikv bench load --label {label}"),
+        }
+    }
 }

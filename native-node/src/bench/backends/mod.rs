@@ -1,8 +1,15 @@
 //! The systems a benchmark can drive, behind one interface: a [`Session`] is one client's
-//! connection that executes [`Op`]s one at a time, and [`leader`] tells who leads and in which
-//! term (to detect leader changes and to pick the process to kill in a failover trial).
+//! connection that executes [`Op`]s one at a time, [`open_sessions`] opens a run's sessions
+//! (sharing connections where the system's own benchmark does), and [`leader`] tells who leads
+//! and in which term (to detect leader changes and to pick the process to kill in a failover
+//! trial).
+//!
+//! The gRPC backend is compiled only with the `etcd-grpc` feature; without it
+//! [`BackendKind::Etcd`] still names results (the report reads them) but cannot be driven.
 
-mod etcd;
+mod etcd_gateway;
+#[cfg(feature = "etcd-grpc")]
+mod etcd_grpc;
 mod omnikv;
 
 use std::time::Duration;
@@ -16,8 +23,10 @@ use crate::bench::workload::Op;
 pub enum BackendKind {
     /// OmniKV's WebSocket client protocol (`ws://host:port`).
     Omnikv,
-    /// etcd v3's JSON gateway (`http://host:port`).
+    /// etcd v3's native gRPC API (`http://host:port`; needs the `etcd-grpc` feature).
     Etcd,
+    /// etcd v3's JSON gateway (`http://host:port`), an extra comparison that understates etcd.
+    EtcdGateway,
 }
 
 impl BackendKind {
@@ -25,8 +34,34 @@ impl BackendKind {
         match self {
             BackendKind::Omnikv => "OmniKV",
             BackendKind::Etcd => "etcd",
+            BackendKind::EtcdGateway => "etcd (JSON gateway)",
         }
     }
+
+    /// How the load generator talks to the system: protocol, then client library.
+    pub fn driven_by(self) -> (&'static str, &'static str) {
+        match self {
+            BackendKind::Omnikv => (
+                "WebSocket `/client`, JSON frames, one client session per connection",
+                "tokio-tungstenite",
+            ),
+            BackendKind::Etcd => (
+                "gRPC (KV.Put, KV.Range with default linearizable consistency)",
+                "etcd-client (tonic)",
+            ),
+            BackendKind::EtcdGateway => (
+                "HTTP/1.1 JSON gateway (`/v3/kv/put`, `/v3/kv/range`)",
+                "ureq, one keep-alive connection per client",
+            ),
+        }
+    }
+
+    /// Every kind, in report order.
+    pub const ALL: [BackendKind; 3] = [
+        BackendKind::Omnikv,
+        BackendKind::Etcd,
+        BackendKind::EtcdGateway,
+    ];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,17 +76,68 @@ pub enum BackendError {
     Refused(String),
     #[error("no leader known to any of {0} endpoints")]
     NoLeader(usize),
+    #[error("etcd over gRPC is not in this build: build omnikv with `--features etcd-grpc`")]
+    NotBuilt,
 }
 
-/// One client's connection to one endpoint.
+/// One client's connection to one endpoint (or its share of one, over gRPC).
 pub enum Session {
-    Omnikv(omnikv::OmnikvSession),
-    Etcd(etcd::EtcdSession),
+    // Boxed: an OmniKV session holds its WebSocket state inline, the others a handle.
+    Omnikv(Box<omnikv::OmnikvSession>),
+    #[cfg(feature = "etcd-grpc")]
+    Etcd(etcd_grpc::GrpcSession),
+    EtcdGateway(etcd_gateway::GatewaySession),
+}
+
+/// What sessions to open for a run.
+pub struct SessionPlan<'a> {
+    pub kind: BackendKind,
+    pub endpoints: &'a [String],
+    pub clients: usize,
+    /// gRPC connections shared by the clients (etcd); 0: one per endpoint. The other
+    /// backends open one connection per client.
+    pub connections: usize,
+    pub timeout: Duration,
+    /// OmniKV opens a new client session before every write (etcd has no client sessions).
+    pub session_per_op: bool,
+}
+
+/// A run's sessions, client `i` on endpoint `i % endpoints`, and how many connections they use.
+pub async fn open_sessions(plan: &SessionPlan<'_>) -> Result<(Vec<Session>, usize), BackendError> {
+    if plan.kind == BackendKind::Etcd {
+        return open_grpc_sessions(plan).await;
+    }
+    let mut sessions = Vec::with_capacity(plan.clients);
+    for i in 0..plan.clients {
+        let endpoint = &plan.endpoints[i % plan.endpoints.len()];
+        sessions.push(Session::open(plan.kind, endpoint, plan.timeout, plan.session_per_op).await?);
+    }
+    Ok((sessions, plan.clients))
+}
+
+#[cfg(feature = "etcd-grpc")]
+async fn open_grpc_sessions(plan: &SessionPlan<'_>) -> Result<(Vec<Session>, usize), BackendError> {
+    let count = if plan.connections == 0 {
+        plan.endpoints.len()
+    } else {
+        plan.connections
+    };
+    // More connections than clients would stay idle.
+    let conns = etcd_grpc::Connections::open(plan.endpoints, count.min(plan.clients), plan.timeout)
+        .await?;
+    let sessions = (0..plan.clients)
+        .map(|i| Session::Etcd(conns.session(i)))
+        .collect();
+    Ok((sessions, conns.len()))
+}
+
+#[cfg(not(feature = "etcd-grpc"))]
+async fn open_grpc_sessions(_: &SessionPlan<'_>) -> Result<(Vec<Session>, usize), BackendError> {
+    Err(BackendError::NotBuilt)
 }
 
 impl Session {
-    /// `session_per_op`: OmniKV opens a new client session before every write (etcd has no
-    /// client sessions and ignores it).
+    /// One session on its own connection to `endpoint`.
     pub async fn open(
         kind: BackendKind,
         endpoint: &str,
@@ -59,18 +145,35 @@ impl Session {
         session_per_op: bool,
     ) -> Result<Session, BackendError> {
         Ok(match kind {
-            BackendKind::Omnikv => Session::Omnikv(
+            BackendKind::Omnikv => Session::Omnikv(Box::new(
                 omnikv::OmnikvSession::open(endpoint, timeout, session_per_op).await?,
-            ),
-            BackendKind::Etcd => Session::Etcd(etcd::EtcdSession::new(endpoint, timeout)),
+            )),
+            BackendKind::Etcd => {
+                let endpoints = [endpoint.to_owned()];
+                let plan = SessionPlan {
+                    kind,
+                    endpoints: &endpoints,
+                    clients: 1,
+                    connections: 1,
+                    timeout,
+                    session_per_op,
+                };
+                let (mut one, _) = open_grpc_sessions(&plan).await?;
+                one.pop().expect("one session asked for")
+            }
+            BackendKind::EtcdGateway => {
+                Session::EtcdGateway(etcd_gateway::GatewaySession::new(endpoint, timeout))
+            }
         })
     }
 
-    /// Executes one operation and waits for its answer. Gets are linearizable on both systems.
+    /// Executes one operation and waits for its answer. Gets are linearizable on every backend.
     pub async fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
         match self {
             Session::Omnikv(s) => s.execute(op).await,
+            #[cfg(feature = "etcd-grpc")]
             Session::Etcd(s) => s.execute(op).await,
+            Session::EtcdGateway(s) => s.execute(op).await,
         }
     }
 }
@@ -95,6 +198,9 @@ pub async fn leader(
 ) -> Result<LeaderView, BackendError> {
     match kind {
         BackendKind::Omnikv => omnikv::leader(endpoints, timeout).await,
-        BackendKind::Etcd => etcd::leader(endpoints, timeout).await,
+        // Status is read through the gateway for both etcd backends: it is not measured.
+        BackendKind::Etcd | BackendKind::EtcdGateway => {
+            etcd_gateway::leader(endpoints, timeout).await
+        }
     }
 }
