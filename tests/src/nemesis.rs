@@ -9,6 +9,7 @@
 //! run can be repeated; the exact interleaving still depends on real processes and time.
 
 mod faults;
+mod holds;
 mod ledger;
 mod workload;
 

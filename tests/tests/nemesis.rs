@@ -34,6 +34,10 @@ fn assert_sound(report: &Report, seed: u64, nodes: u64) {
         report.indeterminate_share() <= INDETERMINATE_SHARE_MAX,
         "seed {seed}: too many writes with unknown outcome: {report}"
     );
+    assert!(
+        report.faults.get("hold").is_some_and(|&n| n > 0),
+        "seed {seed}: no link was held: {report}"
+    );
     let o = &report.overlaps;
     assert!(
         o.cluster_crashes >= 1 && o.kills_during_cuts >= 1,

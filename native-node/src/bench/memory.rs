@@ -19,8 +19,8 @@ pub fn rss_kib(status: &str) -> Option<u64> {
 
 fn rss_of(pid: u32) -> Result<u64, MemoryError> {
     let err = |reason: String| MemoryError::Read { pid, reason };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| err(e.to_string()))?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| err(e.to_string()))?;
     rss_kib(&status).ok_or_else(|| err("no VmRSS line".into()))
 }
 

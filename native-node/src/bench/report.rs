@@ -522,7 +522,11 @@ pub fn chart(r: &Results) -> String {
                     colour: colour_of(*b),
                     dashed,
                     points: curve(*b, &|x| {
-                        let us = if dashed { x.summary.p99_us } else { x.summary.p50_us };
+                        let us = if dashed {
+                            x.summary.p99_us
+                        } else {
+                            x.summary.p50_us
+                        };
                         us as f64 / 1000.0
                     }),
                 })
@@ -634,11 +638,16 @@ mod tests {
         );
         assert!(md.contains("| 256 | 25600 |"));
         // The gateway is an extra, labelled row, never the ratio's denominator.
-        assert!(md.contains("| `put-c64` (put, 256 B values, 100000 keys) | etcd (JSON gateway) | 64 | 2000 |"));
+        assert!(md.contains(
+            "| `put-c64` (put, 256 B values, 100000 keys) | etcd (JSON gateway) | 64 | 2000 |"
+        ));
         assert!(md.contains("| OmniKV | 64 | 9000 | 5.00 | 10.00 | 15.00 | 0 |  |"));
         assert!(md.contains("### Open loop"));
         let open_row = |system: &str| md.find(&format!("| {system} | 64 | 2000 | 1990 | 3.00 |"));
-        assert!(open_row("OmniKV").unwrap() < open_row("etcd").unwrap(), "{md}");
+        assert!(
+            open_row("OmniKV").unwrap() < open_row("etcd").unwrap(),
+            "{md}"
+        );
         assert!(md.contains("| etcd | gRPC (KV.Put, KV.Range"));
         assert!(md.contains("etcd-client (tonic) | at most 3, shared by the clients"));
         assert!(md.contains("| OmniKV | WebSocket"));
@@ -681,7 +690,9 @@ mod tests {
         let md = markdown(&r, "c.svg", "");
         assert!(md.contains("| OmniKV | 1000000 | 100, 100, 100 | +0% (largest node) |"));
         assert!(md.contains("| OmniKV | 5000000 | 150, 100, 100 | +50% (largest node) |"));
-        assert!(markdown(&Results::default(), "c.svg", "").find("## Memory").is_none());
+        assert!(markdown(&Results::default(), "c.svg", "")
+            .find("## Memory")
+            .is_none());
     }
 
     #[test]

@@ -81,7 +81,10 @@ impl Axis {
 
     fn ticks(&self) -> Vec<f64> {
         if self.log {
-            let (a, b) = (self.lo.log10().round() as i32, self.hi.log10().round() as i32);
+            let (a, b) = (
+                self.lo.log10().round() as i32,
+                self.hi.log10().round() as i32,
+            );
             (a..=b).map(|e| 10f64.powi(e)).collect()
         } else {
             (0..=LINEAR_TICKS)
@@ -106,7 +109,12 @@ pub fn line_chart(
     series: &[Series],
     log_y: bool,
 ) -> Panel {
-    let axis = Axis::new(series.iter().flat_map(|s| s.points.iter().flatten().copied()), log_y);
+    let axis = Axis::new(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().flatten().copied()),
+        log_y,
+    );
     let legend: Vec<(String, usize, bool)> = series
         .iter()
         .map(|s| (s.name.clone(), s.colour, s.dashed))
@@ -114,9 +122,7 @@ pub fn line_chart(
     let mut svg = heading(title, unit, &legend);
     let width = WIDTH_PX - LEFT_PX - RIGHT_PX;
     let bottom = TOP_PX + PLOT_PX;
-    let x_of = |i: usize| {
-        LEFT_PX + width * (i as f64 + 0.5) / categories.len().max(1) as f64
-    };
+    let x_of = |i: usize| LEFT_PX + width * (i as f64 + 0.5) / categories.len().max(1) as f64;
     let y_of = |v: f64| bottom - PLOT_PX * axis.fraction(v);
     for t in axis.ticks() {
         let y = y_of(t);

@@ -75,9 +75,13 @@ pub fn verdicts(r: &Results) -> Vec<Verdict> {
         .iter()
         .find(|x| x.name == ROCKSDB_CEILING.0 && x.threads == ROCKSDB_CEILING.1)
         .map(|x| x.ops_per_s);
-    let of_rocks = ratio(r.run(o, "put-c64").map(|x| x.summary.throughput_per_s), ceiling);
+    let of_rocks = ratio(
+        r.run(o, "put-c64").map(|x| x.summary.throughput_per_s),
+        ceiling,
+    );
     v.push(Verdict {
-        target: "puts/s at 64 clients >= 0.5x RocksDB alone (db_bench fillrandom, sync, 16 threads)",
+        target:
+            "puts/s at 64 clients >= 0.5x RocksDB alone (db_bench fillrandom, sync, 16 threads)",
         measured: of_rocks.map_or("not measured".into(), |x| {
             format!("{x:.2}x of {:.0}/s", ceiling.unwrap_or(0.0))
         }),
@@ -146,7 +150,10 @@ pub fn section(r: &Results) -> String {
             Some(false) => "**missed**",
             None => "not measured",
         };
-        md.push_str(&format!("| {} | {} | {} |\n", v.target, v.measured, verdict));
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            v.target, v.measured, verdict
+        ));
     }
     let missed: Vec<&str> = all
         .iter()

@@ -48,22 +48,11 @@ impl Supervisor {
         self.ask(a, &AdminRequest::DropHeld { peer: b }).await
     }
 
-    fn check_pair(&self, a: NodeId, b: NodeId) -> Result<(), ControlError> {
-        self.spec(a)?;
-        self.spec(b)?;
-        if a == b {
-            return Err(ControlError::Failed(format!(
-                "node {a} has no link to itself"
-            )));
-        }
-        Ok(())
-    }
-
     async fn ask(&self, node: NodeId, req: &AdminRequest) -> Result<u32, ControlError> {
         match self.admin(node, req).await {
             Ok(AdminResponse::Ok) => Ok(0),
             Ok(AdminResponse::Held { count }) => Ok(count),
-            Ok(AdminResponse::Error { message }) => Err(ControlError::Failed(message)),
+            Ok(AdminResponse::Error { message }) => Err(ControlError::Refused(message)),
             Ok(other) => Err(ControlError::Failed(format!("unexpected answer {other:?}"))),
             Err(e) => Err(ControlError::NotConfirmed(format!(
                 "node {node} did not answer: {e}"

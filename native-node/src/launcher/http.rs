@@ -160,6 +160,8 @@ fn control_error(e: ControlError) -> Response {
         ControlError::UnknownNode(_) => StatusCode::NOT_FOUND,
         ControlError::WrongState { .. } => StatusCode::CONFLICT,
         ControlError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ControlError::Refused(_) => StatusCode::CONFLICT,
         ControlError::NotConfirmed(_) => StatusCode::GATEWAY_TIMEOUT,
     };
     reply(status, false, e.to_string())

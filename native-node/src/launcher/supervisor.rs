@@ -41,6 +41,12 @@ pub enum ControlError {
     WrongState { id: NodeId, state: ProcessState },
     #[error("{0}")]
     Failed(String),
+    /// The request names something that cannot be (a link from a node to itself).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The node refused it in its current state (delivering on a link it does not hold).
+    #[error("{0}")]
+    Refused(String),
     /// A running node did not apply a change; what others applied was taken back.
     #[error("{0}")]
     NotConfirmed(String),
@@ -135,6 +141,18 @@ impl Supervisor {
 
     pub fn spec(&self, id: NodeId) -> Result<&NodeSpec, ControlError> {
         self.specs.get(&id).ok_or(ControlError::UnknownNode(id))
+    }
+
+    /// `a`-`b` names a link: two nodes of this cluster, not the same.
+    pub fn check_pair(&self, a: NodeId, b: NodeId) -> Result<(), ControlError> {
+        self.spec(a)?;
+        self.spec(b)?;
+        if a == b {
+            return Err(ControlError::BadRequest(format!(
+                "node {a} has no link to itself"
+            )));
+        }
+        Ok(())
     }
 
     pub async fn start_all(&self) -> anyhow::Result<()> {
@@ -398,13 +416,7 @@ impl Supervisor {
         b: NodeId,
         connected: bool,
     ) -> Result<(), ControlError> {
-        self.spec(a)?;
-        self.spec(b)?;
-        if a == b {
-            return Err(ControlError::Failed(format!(
-                "node {a} has no link to itself"
-            )));
-        }
+        self.check_pair(a, b)?;
         let mut cut = self.cut.lock().await.clone();
         if connected {
             cut.remove(&link(a, b));

@@ -15,6 +15,7 @@ use omnikv_node::launcher::scenarios::{self, Link};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tokio::time::Instant;
 
+use super::holds::Holds;
 use super::NemesisConfig;
 use crate::Cluster;
 
@@ -56,6 +57,7 @@ pub struct Faults {
     planned: Vec<(Instant, Planned)>,
     next_random: Instant,
     last_leader: Option<(NodeId, BallotView)>,
+    holds: Holds,
     /// Faults begun, by kind.
     pub counts: BTreeMap<&'static str, u64>,
     pub overlaps: Overlaps,
@@ -70,10 +72,11 @@ const ALL_KINDS: &[&str] = &[
     "quorum-loss",
     "constrained",
     "chained",
+    "hold",
 ];
 /// A long run repeats the planned episodes once per this much time.
 const EPISODE_PERIOD: Duration = Duration::from_secs(35);
-const LINK_KINDS: &[&str] = &["partition", "isolate", "chained", "quorum-loss"];
+const LINK_KINDS: &[&str] = &["partition", "isolate", "chained", "quorum-loss", "hold"];
 
 impl Faults {
     pub fn new(config: &NemesisConfig, ids: Vec<NodeId>, start: Instant) -> Faults {
@@ -111,6 +114,7 @@ impl Faults {
             planned,
             next_random: start,
             last_leader: None,
+            holds: Holds::default(),
             counts: BTreeMap::new(),
             overlaps: Overlaps::default(),
             leader_changes: 0,
@@ -121,11 +125,13 @@ impl Faults {
     pub async fn step(&mut self, cluster: &mut Cluster) {
         let now = Instant::now();
         self.end_due(cluster, now).await;
+        let up = self.up();
+        self.holds.step(cluster, &mut self.rng, now, &up).await;
         self.sample_leader(cluster).await;
         if self.begin_planned(cluster, now).await {
             return;
         }
-        let active = self.nodes_not_up() + self.cuts.len();
+        let active = self.nodes_not_up() + self.cuts.len() + self.holds.active();
         if now >= self.next_random && active < self.ids.len() / 2 + 1 {
             let kind = self.kinds[self.rng.gen_range(0..self.kinds.len())];
             self.begin(cluster, kind).await;
@@ -173,6 +179,7 @@ impl Faults {
             *until = now;
         }
         self.end_due(cluster, now).await;
+        self.holds.release_all(cluster).await;
         // Cuts made on a node while another end was down or paused are undone here too.
         let ids = self.ids.clone();
         for &a in &ids {
@@ -213,6 +220,17 @@ impl Faults {
             "kill" | "pause" if self.nodes_not_up() >= self.ids.len() / 2 => {}
             "kill" => self.kill(cluster, 300..2500).await,
             "pause" => self.pause(cluster, 300..2500).await,
+            "hold" => {
+                let Some(from) = self.target() else { return };
+                let others: Vec<NodeId> = self.up().into_iter().filter(|&p| p != from).collect();
+                if others.is_empty() {
+                    return;
+                }
+                let to = others[self.rng.gen_range(0..others.len())];
+                let until = self.hold(300..2500);
+                self.holds.begin(cluster, from, to, until).await;
+                *self.counts.entry(kind).or_default() += 1;
+            }
             _ => {
                 let links = self.links_of(kind);
                 let until = self.hold(300..2500);

@@ -123,8 +123,8 @@ async fn open_grpc_sessions(plan: &SessionPlan<'_>) -> Result<(Vec<Session>, usi
         plan.connections
     };
     // More connections than clients would stay idle.
-    let conns = etcd_grpc::Connections::open(plan.endpoints, count.min(plan.clients), plan.timeout)
-        .await?;
+    let conns =
+        etcd_grpc::Connections::open(plan.endpoints, count.min(plan.clients), plan.timeout).await?;
     let sessions = (0..plan.clients)
         .map(|i| Session::Etcd(conns.session(i)))
         .collect();
