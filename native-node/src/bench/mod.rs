@@ -158,6 +158,12 @@ pub struct MemoryArgs {
     /// Puts the cluster has acknowledged since it started empty (for the record).
     #[arg(long)]
     pub puts: u64,
+    /// The nodes' data directories, in node order, to split into WAL, SST and the rest.
+    #[arg(long, value_delimiter = ',')]
+    pub data_dirs: Vec<PathBuf>,
+    /// A restart-to-serving time measured at this count (by `scripts/bench`), for the record.
+    #[arg(long)]
+    pub restart_ms: Option<u64>,
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -295,7 +301,8 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
             }
         }
         BenchCommand::Memory(a) => {
-            let result = memory::sample(a.backend, &a.pids, a.puts)?;
+            let mut result = memory::sample(a.backend, &a.pids, &a.data_dirs, a.puts)?;
+            result.restart_to_serving_ms = a.restart_ms;
             let mib: Vec<String> = result
                 .rss_kib
                 .iter()

@@ -338,7 +338,7 @@ fn memory_section(r: &Results) -> String {
         return String::new();
     }
     let mut md = String::from(
-        "\n## Memory\n\nResident memory (VmRSS) of every node's process, each cluster started empty and filled with 256 B puts over 100000 keys by 64 clients (`BENCH_MEMORY=1 scripts/bench`).\n\n| system | puts | RSS per node (MiB) | growth since the first sample |\n|---|---|---|---|\n",
+        "\n## Memory and disk\n\nResident memory (VmRSS) of every node's process and each node's data directory (write-ahead log / sorted tables / the rest), each cluster started empty and filled with 256 B puts over 100000 keys (about 25 MB of live data) by 64 clients (`BENCH_MEMORY=1 scripts/bench`); at the last count a follower is SIGKILLed and started again, and timed until its own copy serves the last write.\n\n| system | puts | RSS per node (MiB) | growth since the first sample | data dir per node, WAL / SST / other (MiB) | restart to serving |\n|---|---|---|---|---|---|\n",
     );
     for b in BackendKind::ALL {
         let mut samples: Vec<&MemoryResult> = r.memory.iter().filter(|m| m.backend == b).collect();
@@ -355,9 +355,26 @@ fn memory_section(r: &Results) -> String {
                 .collect();
             let largest = m.rss_kib.iter().copied().max().unwrap_or(0);
             let growth = (largest as f64 / first_max as f64 - 1.0) * 100.0;
+            let mib = |bytes: u64| format!("{:.0}", bytes as f64 / (1 << 20) as f64);
+            let disk: Vec<String> = m
+                .disk
+                .iter()
+                .map(|d| {
+                    let (w, s, o) = (mib(d.wal_bytes), mib(d.sst_bytes), mib(d.other_bytes));
+                    format!("{w} / {s} / {o}")
+                })
+                .collect();
+            let disk = if disk.is_empty() {
+                "-".into()
+            } else {
+                disk.join("; ")
+            };
+            let restart = m
+                .restart_to_serving_ms
+                .map_or("-".into(), |ms| format!("{ms} ms"));
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {growth:+.0}% (largest node) |",
+                "| {} | {} | {} | {growth:+.0}% (largest node) | {disk} | {restart} |",
                 b.name(),
                 m.puts,
                 nodes.join(", ")
@@ -678,6 +695,8 @@ mod tests {
             backend: BackendKind::Omnikv,
             puts,
             rss_kib,
+            disk: vec![],
+            restart_to_serving_ms: None,
             command: "omnikv bench memory".into(),
         };
         let r = Results {
@@ -688,8 +707,20 @@ mod tests {
             ..Results::default()
         };
         let md = markdown(&r, "c.svg", "");
-        assert!(md.contains("| OmniKV | 1000000 | 100, 100, 100 | +0% (largest node) |"));
-        assert!(md.contains("| OmniKV | 5000000 | 150, 100, 100 | +50% (largest node) |"));
+        assert!(md.contains("| OmniKV | 1000000 | 100, 100, 100 | +0% (largest node) | - | - |"));
+        assert!(md.contains("| OmniKV | 5000000 | 150, 100, 100 | +50% (largest node) | - | - |"));
+        let mut r = r;
+        r.memory[0].disk = vec![crate::bench::results::DiskUse {
+            wal_bytes: 64 << 20,
+            sst_bytes: 30 << 20,
+            other_bytes: 1 << 20,
+        }];
+        r.memory[0].restart_to_serving_ms = Some(812);
+        let md = markdown(&r, "c.svg", "");
+        assert!(
+            md.contains("| +50% (largest node) | 64 / 30 / 1 | 812 ms |"),
+            "{md}"
+        );
         assert!(markdown(&Results::default(), "c.svg", "")
             .find("## Memory")
             .is_none());

@@ -79,7 +79,25 @@ pub struct MemoryResult {
     pub puts: u64,
     /// VmRSS of each node's process, in node order.
     pub rss_kib: Vec<u64>,
+    /// What each node's data directory holds, in node order (when given).
+    #[serde(default)]
+    pub disk: Vec<DiskUse>,
+    /// From a follower's restart (SIGKILL, start) to its serving the last write from its own
+    /// copy, when measured at this count.
+    #[serde(default)]
+    pub restart_to_serving_ms: Option<u64>,
     pub command: String,
+}
+
+/// The bytes of one data directory, by kind of file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// Write-ahead logs (RocksDB's `*.log`, etcd's `*.wal`).
+    pub wal_bytes: u64,
+    /// RocksDB's sorted tables (`*.sst`).
+    pub sst_bytes: u64,
+    /// Everything else (manifests, info logs, etcd's bbolt database and snapshots).
+    pub other_bytes: u64,
 }
 
 /// The command line of this process, for the record.
