@@ -11,6 +11,7 @@ pub mod control;
 pub mod describe;
 pub mod model;
 pub mod reducer;
+pub mod story;
 pub mod timeline;
 
 #[cfg(target_arch = "wasm32")]

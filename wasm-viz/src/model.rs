@@ -280,6 +280,11 @@ pub struct ClusterModel {
     pub now_ms: u64,
     /// Bumped by every change, so the renderer can skip unchanged frames.
     pub version: u64,
+    /// Inputs applied since the recording began (dropped ones included): the timeline
+    /// position of this picture.
+    pub inputs: u64,
+    /// What happened, in plain words.
+    pub story: crate::story::Story,
 }
 
 impl ClusterModel {

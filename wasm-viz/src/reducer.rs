@@ -32,6 +32,8 @@ pub enum Record {
     Dump { at_ms: u64, dump: NodeDump },
     /// Something the page wants kept in the record (bad frame, failed action).
     Notice { at_ms: u64, text: String },
+    /// A control request the launcher carried out (`/api/...` path), such as a scenario.
+    Control { at_ms: u64, path: String },
 }
 
 impl Record {
@@ -41,7 +43,8 @@ impl Record {
             Record::Cluster { at_ms, .. }
             | Record::Stream { at_ms, .. }
             | Record::Dump { at_ms, .. }
-            | Record::Notice { at_ms, .. } => *at_ms,
+            | Record::Notice { at_ms, .. }
+            | Record::Control { at_ms, .. } => *at_ms,
         }
     }
 }
@@ -49,7 +52,10 @@ impl Record {
 impl ClusterModel {
     pub fn apply(&mut self, record: &Record) {
         self.version += 1;
+        self.inputs += 1;
         self.now_ms = self.now_ms.max(record.at_ms());
+        self.story
+            .observe(record, self.inputs, self.now_ms, &self.nodes);
         match record {
             Record::Event(env) => self.apply_event(env),
             Record::Cluster { view, .. } => self.apply_cluster(view),
@@ -58,7 +64,9 @@ impl ClusterModel {
             } => self.node_mut(*node).stream_connected = *connected,
             Record::Dump { dump, .. } => self.apply_dump(dump),
             Record::Notice { at_ms, text } => self.notice(*at_ms, text.clone()),
+            Record::Control { .. } => {}
         }
+        self.story.settle(self.inputs, self.now_ms, &self.nodes);
     }
 
     fn apply_cluster(&mut self, view: &ClusterView) {

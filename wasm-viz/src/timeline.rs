@@ -291,6 +291,8 @@ impl Timeline {
         let mut t = Timeline::new(cap.max(trace.records.len()));
         t.first_pos = trace.dropped;
         t.cursor = trace.dropped;
+        t.base.inputs = trace.dropped;
+        t.live.inputs = trace.dropped;
         for r in trace.records {
             t.push(r);
         }

@@ -614,14 +614,7 @@ impl View {
 }
 
 fn clock_text(ms: u64) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!(
-        " · {:02}:{:02}:{:02}.{:03} UTC",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60,
-        ms % 1000
-    )
+    format!(" · {} UTC", describe::clock(ms))
 }
 
 fn kind_class(k: MessageKind) -> &'static str {

@@ -1,0 +1,418 @@
+//! What happened: the notable moments of a recording, in plain words, with times and durations.
+//!
+//! A scrubbed or imported recording of thousands of inputs has no landmarks; this is them. The
+//! story is derived from the same inputs as the rest of the model (it is part of
+//! [`crate::ClusterModel`], so it replays and rebuilds with it) and remembers only the little it
+//! needs to tell durations: when each process changed state, when the leader was lost, where
+//! each node's snapshot ended, who is catching up. Each [`Happening`] carries the timeline
+//! position just after the input that made it, so the page can jump there.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use omnikv_core::{
+    control::{ClusterView, ProcessState},
+    event::{BallotView, EventEnvelope, MessageKind, NodeEvent, Role, SnapshotCarried},
+    NodeId,
+};
+
+use crate::{
+    describe,
+    model::{NodeModel, NodeState},
+    reducer::Record,
+};
+
+/// Happenings kept; older ones are forgotten (a long live session keeps its recent story).
+pub const HAPPENINGS_KEPT: usize = 200;
+/// Snapshots taken at the same index within this time are one happening, "on nodes 1, 2, 3".
+const SNAPSHOT_MERGE_MS: u64 = 5_000;
+/// Where the launcher's scenarios are posted (`control::scenario`).
+const SCENARIO_PATH_PREFIX: &str = "/api/scenarios/";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HappeningKind {
+    Down,
+    Paused,
+    Resumed,
+    Restarted,
+    LeaderElected,
+    SnapshotTaken,
+    SnapshotInstalled,
+    CaughtUp,
+    LinkCut,
+    LinkHealed,
+    Scenario,
+}
+
+impl HappeningKind {
+    /// The page's `data-kind`, also its CSS class for markers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HappeningKind::Down => "down",
+            HappeningKind::Paused => "paused",
+            HappeningKind::Resumed => "resumed",
+            HappeningKind::Restarted => "restarted",
+            HappeningKind::LeaderElected => "leader",
+            HappeningKind::SnapshotTaken => "snapshot",
+            HappeningKind::SnapshotInstalled => "installed",
+            HappeningKind::CaughtUp => "caught-up",
+            HappeningKind::LinkCut => "link-cut",
+            HappeningKind::LinkHealed => "link-healed",
+            HappeningKind::Scenario => "scenario",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Happening {
+    pub at_ms: u64,
+    /// Timeline position just after the input that made it: seeking there shows it.
+    pub pos: u64,
+    pub kind: HappeningKind,
+    /// The nodes it concerns (their lanes carry its marker in the space-time diagram).
+    pub nodes: Vec<NodeId>,
+    pub text: String,
+}
+
+/// A node that restarted and has not caught up yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct CatchUp {
+    since_ms: u64,
+    from_idx: u64,
+    /// The snapshot installed meanwhile (its end, and how it was carried), if any.
+    snapshot: Option<(u64, Option<SnapshotCarried>)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Story {
+    pub happenings: VecDeque<Happening>,
+    /// Each process's last state and since when, as the launcher reported it.
+    processes: BTreeMap<NodeId, (ProcessState, u64)>,
+    /// Links cut by the operator, `(a, b)` as the launcher lists them.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// The leader last told and its ballot number.
+    leader: Option<(NodeId, u32)>,
+    /// When the leader was lost (its process stopped or its stream closed), not yet replaced.
+    leader_lost: Option<(NodeId, u64)>,
+    /// Where each node's compacted prefix ended.
+    compacted: BTreeMap<NodeId, u64>,
+    catching_up: BTreeMap<NodeId, CatchUp>,
+    /// How the last log sync sent to each node carried its snapshot.
+    sync_sent: BTreeMap<NodeId, Option<SnapshotCarried>>,
+}
+
+impl Story {
+    /// Takes note of `record`, about to be applied to the model whose nodes are `nodes` (the
+    /// story compares what it says with what was). `pos` is the timeline position after it;
+    /// `now_ms` the model's clock, which never goes back even when nodes' clocks differ.
+    pub fn observe(
+        &mut self,
+        record: &Record,
+        pos: u64,
+        now_ms: u64,
+        nodes: &BTreeMap<NodeId, NodeModel>,
+    ) {
+        let mut told = Teller {
+            story: self,
+            at_ms: now_ms,
+            pos,
+        };
+        match record {
+            Record::Event(env) => told.event(env, nodes),
+            Record::Cluster { view, .. } => told.cluster(view, nodes),
+            Record::Stream {
+                node,
+                connected: false,
+                ..
+            } => told.lost(*node),
+            Record::Control { path, .. } => {
+                if let Some(name) = path.strip_prefix(SCENARIO_PATH_PREFIX) {
+                    told.tell(
+                        HappeningKind::Scenario,
+                        Vec::new(),
+                        format!("scenario {name} started"),
+                    );
+                }
+            }
+            Record::Stream { .. } | Record::Dump { .. } | Record::Notice { .. } => {}
+        }
+    }
+
+    /// After the model applied the input: tells of restarted nodes that have caught up.
+    pub fn settle(&mut self, pos: u64, now_ms: u64, nodes: &BTreeMap<NodeId, NodeModel>) {
+        if self.catching_up.is_empty() {
+            return;
+        }
+        Teller {
+            story: self,
+            at_ms: now_ms,
+            pos,
+        }
+        .caught_up(nodes);
+    }
+}
+
+/// The story and the input being told.
+struct Teller<'a> {
+    story: &'a mut Story,
+    at_ms: u64,
+    pos: u64,
+}
+
+impl Teller<'_> {
+    fn tell(&mut self, kind: HappeningKind, nodes: Vec<NodeId>, text: String) {
+        let list = &mut self.story.happenings;
+        if list.len() == HAPPENINGS_KEPT {
+            list.pop_front();
+        }
+        list.push_back(Happening {
+            at_ms: self.at_ms,
+            pos: self.pos,
+            kind,
+            nodes,
+            text,
+        });
+    }
+
+    fn event(&mut self, env: &EventEnvelope, nodes: &BTreeMap<NodeId, NodeModel>) {
+        let id = env.node;
+        match &env.event {
+            NodeEvent::LeaderChanged {
+                leader: Some(l),
+                ballot,
+            } => self.leader_seen(*l, ballot),
+            NodeEvent::Status(s) if s.role == Role::Leader => self.leader_seen(id, &s.ballot),
+            NodeEvent::SnapshotTaken { compacted_idx, .. } => self.snapshot_taken(id, *compacted_idx),
+            NodeEvent::SnapshotInstalled { compacted_idx, .. } => {
+                self.snapshot_installed(id, *compacted_idx, nodes)
+            }
+            NodeEvent::MessageSent(m) | NodeEvent::MessageReceived(m)
+                if m.kind == MessageKind::AcceptSync =>
+            {
+                self.story.sync_sent.insert(m.to, m.snapshot);
+            }
+            _ => {}
+        }
+    }
+
+    fn leader_seen(&mut self, leader: NodeId, ballot: &BallotView) {
+        let known = self.story.leader;
+        // Every node reports the same election; a stale report names an older ballot.
+        let newer = match known {
+            None => true,
+            Some((l, n)) => (l != leader && ballot.n >= n) || ballot.n > n,
+        };
+        if !newer {
+            return;
+        }
+        self.story.leader = Some((leader, ballot.n));
+        let mut text = format!("node {leader} leads, ballot {}", describe::ballot(ballot));
+        if let Some((old, lost_ms)) = self.story.leader_lost.take() {
+            let after = self.at_ms.saturating_sub(lost_ms);
+            text.push_str(&format!(
+                ", {} after node {old} was lost",
+                describe::duration(after)
+            ));
+        }
+        self.tell(HappeningKind::LeaderElected, vec![leader], text);
+    }
+
+    /// `node` stopped answering (its process stopped or its event stream closed).
+    fn lost(&mut self, node: NodeId) {
+        let leads = self.story.leader.is_some_and(|(l, _)| l == node);
+        if leads && self.story.leader_lost.is_none() {
+            self.story.leader_lost = Some((node, self.at_ms));
+        }
+    }
+
+    fn snapshot_taken(&mut self, node: NodeId, compacted_idx: u64) {
+        let before = self.story.compacted.insert(node, compacted_idx).unwrap_or(0);
+        let folded = compacted_idx.saturating_sub(before);
+        let at_ms = self.at_ms;
+        let merge = self.story.happenings.back_mut().filter(|h| {
+            h.kind == HappeningKind::SnapshotTaken
+                && h.text.starts_with(&snapshot_head(compacted_idx))
+                && at_ms.saturating_sub(h.at_ms) <= SNAPSHOT_MERGE_MS
+        });
+        if let Some(h) = merge {
+            if !h.nodes.contains(&node) {
+                h.nodes.push(node);
+                h.text = snapshot_text(compacted_idx, &h.nodes, folded);
+            }
+            return;
+        }
+        let text = snapshot_text(compacted_idx, &[node], folded);
+        self.tell(HappeningKind::SnapshotTaken, vec![node], text);
+    }
+
+    fn snapshot_installed(
+        &mut self,
+        node: NodeId,
+        compacted_idx: u64,
+        nodes: &BTreeMap<NodeId, NodeModel>,
+    ) {
+        let before = self.story.compacted.insert(node, compacted_idx).unwrap_or(0);
+        let carried = self.story.sync_sent.get(&node).copied().flatten();
+        if let Some(c) = self.story.catching_up.get_mut(&node) {
+            c.snapshot = Some((compacted_idx, carried));
+        }
+        let applied = nodes.get(&node).map_or(0, |n| n.applied_idx);
+        let skipped = compacted_idx.saturating_sub(before.max(applied.min(compacted_idx)));
+        let text = format!(
+            "node {node} installed {} snapshot ..{compacted_idx} from the leader{}",
+            carried_text(carried),
+            if skipped > 0 {
+                format!(" ({skipped} entries it did not have)")
+            } else {
+                String::new()
+            }
+        );
+        self.tell(HappeningKind::SnapshotInstalled, vec![node], text);
+    }
+
+    fn cluster(&mut self, view: &ClusterView, nodes: &BTreeMap<NodeId, NodeModel>) {
+        for n in &view.nodes {
+            let was = self.story.processes.get(&n.id).copied();
+            if was.map(|(s, _)| s) == Some(n.state) {
+                continue;
+            }
+            self.story.processes.insert(n.id, (n.state, self.at_ms));
+            if let Some((state, since_ms)) = was {
+                let applied = nodes.get(&n.id).map_or(0, |m| m.applied_idx);
+                self.process_changed(n.id, state, n.state, since_ms, applied);
+            }
+        }
+        self.links(view);
+    }
+
+    fn process_changed(
+        &mut self,
+        id: NodeId,
+        was: ProcessState,
+        now: ProcessState,
+        since_ms: u64,
+        applied_idx: u64,
+    ) {
+        let leads = self.story.leader.is_some_and(|(l, _)| l == id);
+        let who = if leads {
+            format!("node {id} (leader)")
+        } else {
+            format!("node {id}")
+        };
+        let lasted = describe::duration(self.at_ms.saturating_sub(since_ms));
+        let (kind, text) = match (was, now) {
+            (_, ProcessState::Down) => (HappeningKind::Down, format!("{who} went down")),
+            (_, ProcessState::Paused) => (HappeningKind::Paused, format!("{who} paused")),
+            (ProcessState::Paused, ProcessState::Up) => (
+                HappeningKind::Resumed,
+                format!("node {id} resumed after {lasted} paused"),
+            ),
+            (_, ProcessState::Up) => {
+                self.story.catching_up.insert(
+                    id,
+                    CatchUp {
+                        since_ms: self.at_ms,
+                        from_idx: applied_idx,
+                        snapshot: None,
+                    },
+                );
+                (
+                    HappeningKind::Restarted,
+                    format!("node {id} restarted after {lasted} down"),
+                )
+            }
+        };
+        if now != ProcessState::Up {
+            self.story.catching_up.remove(&id);
+            self.lost(id);
+        }
+        self.tell(kind, vec![id], text);
+    }
+
+    fn links(&mut self, view: &ClusterView) {
+        let now: BTreeSet<(NodeId, NodeId)> = view
+            .links
+            .iter()
+            .filter(|l| !l.connected)
+            .map(|l| (l.a, l.b))
+            .collect();
+        let cut: Vec<_> = now.difference(&self.story.cut).copied().collect();
+        let healed: Vec<_> = self.story.cut.difference(&now).copied().collect();
+        self.story.cut = now;
+        for (kind, links, verb) in [
+            (HappeningKind::LinkCut, cut, "cut"),
+            (HappeningKind::LinkHealed, healed, "healed"),
+        ] {
+            if links.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = links.iter().map(|(a, b)| format!("{a}–{b}")).collect();
+            let mut ends: Vec<NodeId> = links.iter().flat_map(|(a, b)| [*a, *b]).collect();
+            ends.sort_unstable();
+            ends.dedup();
+            let noun = if links.len() == 1 { "link" } else { "links" };
+            self.tell(kind, ends, format!("{noun} {} {verb}", names.join(", ")));
+        }
+    }
+
+    /// Tells of every restarted node that has now caught up with the decided log.
+    fn caught_up(&mut self, nodes: &BTreeMap<NodeId, NodeModel>) {
+        let done: Vec<NodeId> = self
+            .story
+            .catching_up
+            .keys()
+            .copied()
+            .filter(|id| {
+                nodes
+                    .get(id)
+                    .is_some_and(|n| n.state() == NodeState::Up && n.stream_connected)
+            })
+            .collect();
+        for id in done {
+            let Some(c) = self.story.catching_up.remove(&id) else {
+                continue;
+            };
+            let applied = nodes.get(&id).map_or(0, |n| n.applied_idx);
+            let entries = applied.saturating_sub(c.from_idx);
+            let took = describe::duration(self.at_ms.saturating_sub(c.since_ms));
+            if entries == 0 && c.snapshot.is_none() {
+                let text = format!("node {id} back in step after {took} (nothing to catch up)");
+                self.tell(HappeningKind::CaughtUp, vec![id], text);
+                continue;
+            }
+            let how = match c.snapshot {
+                Some((end, carried)) => format!(
+                    "by {} snapshot ..{end} and the log",
+                    carried_text(carried)
+                ),
+                None => "from the log".to_string(),
+            };
+            self.tell(
+                HappeningKind::CaughtUp,
+                vec![id],
+                format!("node {id} caught up {entries} entries {how} in {took}"),
+            );
+        }
+    }
+}
+
+fn snapshot_head(compacted_idx: u64) -> String {
+    format!("snapshot ..{compacted_idx} ")
+}
+
+fn snapshot_text(compacted_idx: u64, nodes: &[NodeId], folded: u64) -> String {
+    let list: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    let on = if nodes.len() == 1 { "node" } else { "nodes" };
+    format!(
+        "{}taken on {on} {} ({folded} entries folded)",
+        snapshot_head(compacted_idx),
+        list.join(", ")
+    )
+}
+
+fn carried_text(c: Option<SnapshotCarried>) -> &'static str {
+    match c {
+        Some(SnapshotCarried::Delta) => "a delta",
+        Some(SnapshotCarried::Complete) => "a complete",
+        None => "a",
+    }
+}
