@@ -9,6 +9,7 @@ pub mod api;
 pub mod client;
 pub mod control;
 pub mod describe;
+pub mod health;
 pub mod model;
 pub mod reducer;
 pub mod story;

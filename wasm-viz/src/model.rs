@@ -4,7 +4,7 @@
 //! at any point of a recording (scrubbing, replay) and compared in host tests. Every collection
 //! that grows with traffic is bounded here, by the constants below.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use omnikv_core::{
     client::ClientOp,
@@ -172,8 +172,9 @@ pub struct NodeModel {
     pub log: LogWindow,
     /// The node's table as far as the page knows it.
     pub kv: BTreeMap<String, String>,
-    /// Keys that arrived in an installed snapshot, whose values the event stream does not carry.
-    pub kv_unknown: BTreeSet<String>,
+    /// Keys that arrived in an installed snapshot, whose values the event stream does not carry;
+    /// sorted. A sorted vector rather than a set: one tree type fewer keeps the wasm smaller.
+    pub kv_unknown: Vec<String>,
     /// Client sessions, so the table applies each request once, by the node's own rule.
     pub sessions: omnikv_core::session::Sessions,
     /// Log index up to which `kv` reflects the node's table.
@@ -197,6 +198,8 @@ pub struct NodeModel {
     pub last_event_ms: u64,
     /// While recovering: the decided index the node must reach to be caught up.
     pub recovering_target_idx: Option<u64>,
+    /// The node's own digest of its table and the applied index it is for, from its status.
+    pub digest: Option<(omnikv_core::digest::TableDigest, u64)>,
 }
 
 impl NodeModel {
@@ -223,6 +226,13 @@ impl NodeModel {
             Some(ProcessState::Down) => None,
             _ => self.role,
         }
+    }
+
+    /// Whether the value of `key` is not known (it came in an installed snapshot).
+    pub fn value_unknown(&self, key: &str) -> bool {
+        self.kv_unknown
+            .binary_search_by(|k| k.as_str().cmp(key))
+            .is_ok()
     }
 
     pub fn peer(&self, id: NodeId) -> Option<&PeerStatus> {
@@ -267,15 +277,76 @@ pub struct Notice {
     pub text: String,
 }
 
+/// The nodes by id, in id order: a sorted vector with the few map methods the page uses. A
+/// cluster has a handful of nodes, and another tree type would cost the wasm about 10 KB.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeMap(Vec<NodeModel>);
+
+impl NodeMap {
+    fn slot(&self, id: NodeId) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&id, |n| n.id)
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&NodeModel> {
+        self.slot(*id).ok().map(|k| &self.0[k])
+    }
+
+    pub fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeModel> {
+        self.slot(*id).ok().map(|k| &mut self.0[k])
+    }
+
+    /// Node `id`, added if it is new.
+    pub fn get_or_insert(&mut self, id: NodeId) -> &mut NodeModel {
+        let k = match self.slot(id) {
+            Ok(k) => k,
+            Err(k) => {
+                self.0.insert(k, NodeModel::new(id));
+                k
+            }
+        };
+        &mut self.0[k]
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &NodeId> {
+        self.0.iter().map(|n| &n.id)
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, NodeModel> {
+        self.0.iter()
+    }
+
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, NodeModel> {
+        self.0.iter_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&NodeId> for NodeMap {
+    type Output = NodeModel;
+    fn index(&self, id: &NodeId) -> &NodeModel {
+        self.get(id).expect("no such node")
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterModel {
-    pub nodes: BTreeMap<NodeId, NodeModel>,
+    pub nodes: NodeMap,
     /// The leader as the launcher last reported it.
     pub leader: Option<NodeId>,
     pub links: Vec<LinkView>,
     pub messages: VecDeque<MessageView>,
-    pub client_log: VecDeque<ClientRow>,
-    pub notices: VecDeque<Notice>,
+    /// Oldest first; at most [`CLIENT_ROWS_KEPT`] (a shift of a hundred rows per request is
+    /// cheap, and a deque type fewer keeps the wasm smaller).
+    pub client_log: Vec<ClientRow>,
+    /// Oldest first; at most [`NOTICES_KEPT`], so a vector (not a deque type more in the wasm).
+    pub notices: Vec<Notice>,
     /// Time of the newest input applied.
     pub now_ms: u64,
     /// Bumped by every change, so the renderer can skip unchanged frames.
@@ -289,7 +360,7 @@ pub struct ClusterModel {
 
 impl ClusterModel {
     pub fn node_mut(&mut self, id: NodeId) -> &mut NodeModel {
-        self.nodes.entry(id).or_insert_with(|| NodeModel::new(id))
+        self.nodes.get_or_insert(id)
     }
 
     /// The leader to mark: the launcher's view, else the leader most live nodes name.
@@ -315,9 +386,9 @@ impl ClusterModel {
 
     pub fn notice(&mut self, at_ms: u64, text: String) {
         if self.notices.len() == NOTICES_KEPT {
-            self.notices.pop_front();
+            self.notices.remove(0);
         }
-        self.notices.push_back(Notice { at_ms, text });
+        self.notices.push(Notice { at_ms, text });
         self.version += 1;
     }
 }

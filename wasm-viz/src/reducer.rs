@@ -228,9 +228,9 @@ impl ClusterModel {
                     row.attempts += 1;
                 } else {
                     if self.client_log.len() == CLIENT_ROWS_KEPT {
-                        self.client_log.pop_front();
+                        self.client_log.remove(0);
                     }
-                    self.client_log.push_back(ClientRow {
+                    self.client_log.push(ClientRow {
                         id: *req,
                         op: op.clone(),
                         node: id,
@@ -284,6 +284,7 @@ impl ClusterModel {
         node.accepted_idx = s.accepted_idx;
         node.decided_idx = s.decided_idx;
         node.applied_idx = s.applied_idx;
+        node.digest = Some((s.kv_digest, s.applied_idx));
         node.log.truncate_from(s.accepted_idx);
         if s.compacted_idx > node.compacted_idx {
             node.compacted_idx = s.compacted_idx;
@@ -323,11 +324,11 @@ impl ClusterModel {
         if installed {
             // The table was replaced; the stream names the keys but not their values.
             node.kv.retain(|k, _| keys.contains(k));
-            node.kv_unknown.clear();
             for k in keys.iter().take(KV_KEYS_MAX) {
                 node.kv.entry(k.clone()).or_default();
-                node.kv_unknown.insert(k.clone());
             }
+            // Every key left is one of the snapshot's; the table's order keeps them sorted.
+            node.kv_unknown = node.kv.keys().cloned().collect();
             // Values are only known again after a dump.
             node.kv_partial = true;
             node.kv_applied_idx = node.kv_applied_idx.max(compacted_idx);
@@ -400,13 +401,15 @@ impl ClusterModel {
 /// The node's table as the page keeps it: bounded, and aware of which keys it knows.
 struct TableView<'a> {
     kv: &'a mut std::collections::BTreeMap<String, String>,
-    unknown: &'a mut std::collections::BTreeSet<String>,
+    unknown: &'a mut Vec<String>,
     truncated: &'a mut bool,
 }
 
 impl KvWrite for TableView<'_> {
     fn write(&mut self, key: &str, value: Option<&str>) {
-        self.unknown.remove(key);
+        if let Ok(k) = self.unknown.binary_search_by(|k| k.as_str().cmp(key)) {
+            self.unknown.remove(k);
+        }
         match value {
             Some(v) => {
                 if self.kv.len() >= KV_KEYS_MAX && !self.kv.contains_key(key) {

@@ -7,8 +7,6 @@
 //! each node's snapshot ended, who is catching up. Each [`Happening`] carries the timeline
 //! position just after the input that made it, so the page can jump there.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
 use omnikv_core::{
     control::{ClusterView, ProcessState},
     event::{BallotView, EventEnvelope, MessageKind, NodeEvent, Role, SnapshotCarried},
@@ -16,8 +14,9 @@ use omnikv_core::{
 };
 
 use crate::{
+    control::SCENARIO_PATH_PREFIX,
     describe,
-    model::{NodeModel, NodeState},
+    model::{NodeMap, NodeState},
     reducer::Record,
 };
 
@@ -25,8 +24,6 @@ use crate::{
 pub const HAPPENINGS_KEPT: usize = 200;
 /// Snapshots taken at the same index within this time are one happening, "on nodes 1, 2, 3".
 const SNAPSHOT_MERGE_MS: u64 = 5_000;
-/// Where the launcher's scenarios are posted (`control::scenario`).
-const SCENARIO_PATH_PREFIX: &str = "/api/scenarios/";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HappeningKind {
@@ -82,35 +79,56 @@ struct CatchUp {
     snapshot: Option<(u64, Option<SnapshotCarried>)>,
 }
 
+/// What the story remembers of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct NodeMemory {
+    id: NodeId,
+    /// The process's last state and since when, as the launcher reported it.
+    process: Option<(ProcessState, u64)>,
+    /// Where its compacted prefix ended.
+    compacted_idx: u64,
+    catching_up: Option<CatchUp>,
+    /// How the last log sync sent to it carried its snapshot.
+    sync_sent: Option<SnapshotCarried>,
+}
+
+// Plain vectors rather than maps: a handful of nodes, and every map type costs the wasm kilobytes
+// of tree code.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Story {
-    pub happenings: VecDeque<Happening>,
-    /// Each process's last state and since when, as the launcher reported it.
-    processes: BTreeMap<NodeId, (ProcessState, u64)>,
+    /// Oldest first. A vector (the oldest removed by a shift of at most [`HAPPENINGS_KEPT`]
+    /// entries) rather than a deque: one deque type fewer keeps the wasm smaller.
+    pub happenings: Vec<Happening>,
+    nodes: Vec<NodeMemory>,
     /// Links cut by the operator, `(a, b)` as the launcher lists them.
-    cut: BTreeSet<(NodeId, NodeId)>,
+    cut: Vec<(NodeId, NodeId)>,
     /// The leader last told and its ballot number.
     leader: Option<(NodeId, u32)>,
     /// When the leader was lost (its process stopped or its stream closed), not yet replaced.
     leader_lost: Option<(NodeId, u64)>,
-    /// Where each node's compacted prefix ended.
-    compacted: BTreeMap<NodeId, u64>,
-    catching_up: BTreeMap<NodeId, CatchUp>,
-    /// How the last log sync sent to each node carried its snapshot.
-    sync_sent: BTreeMap<NodeId, Option<SnapshotCarried>>,
+}
+
+impl Story {
+    fn node(&mut self, id: NodeId) -> &mut NodeMemory {
+        let k = match self.nodes.iter().position(|n| n.id == id) {
+            Some(k) => k,
+            None => {
+                self.nodes.push(NodeMemory {
+                    id,
+                    ..NodeMemory::default()
+                });
+                self.nodes.len() - 1
+            }
+        };
+        &mut self.nodes[k]
+    }
 }
 
 impl Story {
     /// Takes note of `record`, about to be applied to the model whose nodes are `nodes` (the
     /// story compares what it says with what was). `pos` is the timeline position after it;
     /// `now_ms` the model's clock, which never goes back even when nodes' clocks differ.
-    pub fn observe(
-        &mut self,
-        record: &Record,
-        pos: u64,
-        now_ms: u64,
-        nodes: &BTreeMap<NodeId, NodeModel>,
-    ) {
+    pub fn observe(&mut self, record: &Record, pos: u64, now_ms: u64, nodes: &NodeMap) {
         let mut told = Teller {
             story: self,
             at_ms: now_ms,
@@ -138,8 +156,8 @@ impl Story {
     }
 
     /// After the model applied the input: tells of restarted nodes that have caught up.
-    pub fn settle(&mut self, pos: u64, now_ms: u64, nodes: &BTreeMap<NodeId, NodeModel>) {
-        if self.catching_up.is_empty() {
+    pub fn settle(&mut self, pos: u64, now_ms: u64, nodes: &NodeMap) {
+        if self.nodes.iter().all(|n| n.catching_up.is_none()) {
             return;
         }
         Teller {
@@ -162,9 +180,9 @@ impl Teller<'_> {
     fn tell(&mut self, kind: HappeningKind, nodes: Vec<NodeId>, text: String) {
         let list = &mut self.story.happenings;
         if list.len() == HAPPENINGS_KEPT {
-            list.pop_front();
+            list.remove(0);
         }
-        list.push_back(Happening {
+        list.push(Happening {
             at_ms: self.at_ms,
             pos: self.pos,
             kind,
@@ -173,7 +191,7 @@ impl Teller<'_> {
         });
     }
 
-    fn event(&mut self, env: &EventEnvelope, nodes: &BTreeMap<NodeId, NodeModel>) {
+    fn event(&mut self, env: &EventEnvelope, nodes: &NodeMap) {
         let id = env.node;
         match &env.event {
             NodeEvent::LeaderChanged {
@@ -181,14 +199,16 @@ impl Teller<'_> {
                 ballot,
             } => self.leader_seen(*l, ballot),
             NodeEvent::Status(s) if s.role == Role::Leader => self.leader_seen(id, &s.ballot),
-            NodeEvent::SnapshotTaken { compacted_idx, .. } => self.snapshot_taken(id, *compacted_idx),
+            NodeEvent::SnapshotTaken { compacted_idx, .. } => {
+                self.snapshot_taken(id, *compacted_idx)
+            }
             NodeEvent::SnapshotInstalled { compacted_idx, .. } => {
                 self.snapshot_installed(id, *compacted_idx, nodes)
             }
             NodeEvent::MessageSent(m) | NodeEvent::MessageReceived(m)
                 if m.kind == MessageKind::AcceptSync =>
             {
-                self.story.sync_sent.insert(m.to, m.snapshot);
+                self.story.node(m.to).sync_sent = m.snapshot;
             }
             _ => {}
         }
@@ -225,10 +245,10 @@ impl Teller<'_> {
     }
 
     fn snapshot_taken(&mut self, node: NodeId, compacted_idx: u64) {
-        let before = self.story.compacted.insert(node, compacted_idx).unwrap_or(0);
+        let before = std::mem::replace(&mut self.story.node(node).compacted_idx, compacted_idx);
         let folded = compacted_idx.saturating_sub(before);
         let at_ms = self.at_ms;
-        let merge = self.story.happenings.back_mut().filter(|h| {
+        let merge = self.story.happenings.last_mut().filter(|h| {
             h.kind == HappeningKind::SnapshotTaken
                 && h.text.starts_with(&snapshot_head(compacted_idx))
                 && at_ms.saturating_sub(h.at_ms) <= SNAPSHOT_MERGE_MS
@@ -244,15 +264,11 @@ impl Teller<'_> {
         self.tell(HappeningKind::SnapshotTaken, vec![node], text);
     }
 
-    fn snapshot_installed(
-        &mut self,
-        node: NodeId,
-        compacted_idx: u64,
-        nodes: &BTreeMap<NodeId, NodeModel>,
-    ) {
-        let before = self.story.compacted.insert(node, compacted_idx).unwrap_or(0);
-        let carried = self.story.sync_sent.get(&node).copied().flatten();
-        if let Some(c) = self.story.catching_up.get_mut(&node) {
+    fn snapshot_installed(&mut self, node: NodeId, compacted_idx: u64, nodes: &NodeMap) {
+        let memory = self.story.node(node);
+        let before = std::mem::replace(&mut memory.compacted_idx, compacted_idx);
+        let carried = memory.sync_sent;
+        if let Some(c) = &mut memory.catching_up {
             c.snapshot = Some((compacted_idx, carried));
         }
         let applied = nodes.get(&node).map_or(0, |n| n.applied_idx);
@@ -269,13 +285,15 @@ impl Teller<'_> {
         self.tell(HappeningKind::SnapshotInstalled, vec![node], text);
     }
 
-    fn cluster(&mut self, view: &ClusterView, nodes: &BTreeMap<NodeId, NodeModel>) {
+    fn cluster(&mut self, view: &ClusterView, nodes: &NodeMap) {
         for n in &view.nodes {
-            let was = self.story.processes.get(&n.id).copied();
+            let at_ms = self.at_ms;
+            let memory = self.story.node(n.id);
+            let was = memory.process;
             if was.map(|(s, _)| s) == Some(n.state) {
                 continue;
             }
-            self.story.processes.insert(n.id, (n.state, self.at_ms));
+            memory.process = Some((n.state, at_ms));
             if let Some((state, since_ms)) = was {
                 let applied = nodes.get(&n.id).map_or(0, |m| m.applied_idx);
                 self.process_changed(n.id, state, n.state, since_ms, applied);
@@ -307,14 +325,11 @@ impl Teller<'_> {
                 format!("node {id} resumed after {lasted} paused"),
             ),
             (_, ProcessState::Up) => {
-                self.story.catching_up.insert(
-                    id,
-                    CatchUp {
-                        since_ms: self.at_ms,
-                        from_idx: applied_idx,
-                        snapshot: None,
-                    },
-                );
+                self.story.node(id).catching_up = Some(CatchUp {
+                    since_ms: self.at_ms,
+                    from_idx: applied_idx,
+                    snapshot: None,
+                });
                 (
                     HappeningKind::Restarted,
                     format!("node {id} restarted after {lasted} down"),
@@ -322,22 +337,22 @@ impl Teller<'_> {
             }
         };
         if now != ProcessState::Up {
-            self.story.catching_up.remove(&id);
+            self.story.node(id).catching_up = None;
             self.lost(id);
         }
         self.tell(kind, vec![id], text);
     }
 
     fn links(&mut self, view: &ClusterView) {
-        let now: BTreeSet<(NodeId, NodeId)> = view
+        let now: Vec<(NodeId, NodeId)> = view
             .links
             .iter()
             .filter(|l| !l.connected)
             .map(|l| (l.a, l.b))
             .collect();
-        let cut: Vec<_> = now.difference(&self.story.cut).copied().collect();
-        let healed: Vec<_> = self.story.cut.difference(&now).copied().collect();
-        self.story.cut = now;
+        let was = std::mem::replace(&mut self.story.cut, now.clone());
+        let cut: Vec<_> = now.iter().filter(|l| !was.contains(l)).copied().collect();
+        let healed: Vec<_> = was.iter().filter(|l| !now.contains(l)).copied().collect();
         for (kind, links, verb) in [
             (HappeningKind::LinkCut, cut, "cut"),
             (HappeningKind::LinkHealed, healed, "healed"),
@@ -346,31 +361,32 @@ impl Teller<'_> {
                 continue;
             }
             let names: Vec<String> = links.iter().map(|(a, b)| format!("{a}–{b}")).collect();
-            let mut ends: Vec<NodeId> = links.iter().flat_map(|(a, b)| [*a, *b]).collect();
-            ends.sort_unstable();
-            ends.dedup();
+            let mut ends: Vec<NodeId> = Vec::new();
+            for n in links.iter().flat_map(|(a, b)| [*a, *b]) {
+                if !ends.contains(&n) {
+                    ends.push(n);
+                }
+            }
             let noun = if links.len() == 1 { "link" } else { "links" };
             self.tell(kind, ends, format!("{noun} {} {verb}", names.join(", ")));
         }
     }
 
     /// Tells of every restarted node that has now caught up with the decided log.
-    fn caught_up(&mut self, nodes: &BTreeMap<NodeId, NodeModel>) {
-        let done: Vec<NodeId> = self
+    fn caught_up(&mut self, nodes: &NodeMap) {
+        let done = |id: NodeId| {
+            nodes
+                .get(&id)
+                .is_some_and(|n| n.state() == NodeState::Up && n.stream_connected)
+        };
+        let caught: Vec<(NodeId, CatchUp)> = self
             .story
-            .catching_up
-            .keys()
-            .copied()
-            .filter(|id| {
-                nodes
-                    .get(id)
-                    .is_some_and(|n| n.state() == NodeState::Up && n.stream_connected)
-            })
+            .nodes
+            .iter_mut()
+            .filter(|m| m.catching_up.is_some() && done(m.id))
+            .filter_map(|m| Some((m.id, m.catching_up.take()?)))
             .collect();
-        for id in done {
-            let Some(c) = self.story.catching_up.remove(&id) else {
-                continue;
-            };
+        for (id, c) in caught {
             let applied = nodes.get(&id).map_or(0, |n| n.applied_idx);
             let entries = applied.saturating_sub(c.from_idx);
             let took = describe::duration(self.at_ms.saturating_sub(c.since_ms));
@@ -380,10 +396,9 @@ impl Teller<'_> {
                 continue;
             }
             let how = match c.snapshot {
-                Some((end, carried)) => format!(
-                    "by {} snapshot ..{end} and the log",
-                    carried_text(carried)
-                ),
+                Some((end, carried)) => {
+                    format!("by {} snapshot ..{end} and the log", carried_text(carried))
+                }
                 None => "from the log".to_string(),
             };
             self.tell(

@@ -151,13 +151,17 @@ impl Timeline {
 
     /// The model to draw.
     pub fn model(&mut self) -> &ClusterModel {
-        if self.mode == Mode::Live {
-            return &self.live;
+        self.view_and_live().0
+    }
+
+    /// The model to draw and the live one (which knows the whole recording), together.
+    pub fn view_and_live(&mut self) -> (&ClusterModel, &ClusterModel) {
+        if self.mode != Mode::Live {
+            self.ensure_view();
         }
-        self.ensure_view();
-        match &self.view {
-            Some((_, m)) => m,
-            None => &self.live,
+        match (self.mode, &self.view) {
+            (Mode::Live, _) | (_, None) => (&self.live, &self.live),
+            (_, Some((_, m))) => (m, &self.live),
         }
     }
 

@@ -94,7 +94,7 @@ fn snapshots_compact_the_log_and_install_replaces_the_table() {
         "keys not in the installed snapshot are gone"
     );
     assert!(
-        n3.kv_unknown.contains("tree"),
+        n3.value_unknown("tree"),
         "values of installed keys are unknown"
     );
     assert_eq!(n3.applied_idx, 2);

@@ -14,6 +14,10 @@ fn told(m: &ClusterModel) -> Vec<(HappeningKind, String)> {
         .collect()
 }
 
+fn positions(m: &ClusterModel) -> Vec<u64> {
+    m.story.happenings.iter().map(|h| h.pos).collect()
+}
+
 fn leader_changed(node: u64, seq: u64, at_ms: u64, leader: u64, n: u32) -> Record {
     ev(&format!(
         r#"{{"node":{node},"seq":{seq},"time_ms":{at_ms},"event":{{"leader_changed":{{"leader":{leader},"ballot":{{"n":{n},"priority":0,"pid":{leader}}}}}}}}}"#
@@ -80,9 +84,9 @@ fn each_happening_jumps_to_the_picture_just_after_it() {
     for h in &story.happenings {
         t.seek(h.pos);
         let seen = &t.model().story.happenings;
-        assert_eq!(seen.back(), Some(h), "at position {}", h.pos);
+        assert_eq!(seen.last(), Some(h), "at position {}", h.pos);
         t.seek(h.pos - 1);
-        assert_ne!(t.model().story.happenings.back(), Some(h));
+        assert_ne!(t.model().story.happenings.last(), Some(h));
     }
     // The election: at its position node 2 has said it leads.
     let elected = &story.happenings[2];
@@ -97,21 +101,18 @@ fn positions_count_dropped_and_imported_inputs() {
     for r in &records {
         t.push(r.clone());
     }
-    let live: Vec<u64> = t.live_model().story.happenings.iter().map(|h| h.pos).collect();
+    let live = positions(t.live_model());
     let imported = Timeline::import(t.export(), 1_000).unwrap();
     let base = t.dropped();
     assert!(base > 0);
     // The import begins after the dropped inputs: only happenings inside it are retold, at the
     // same absolute positions.
-    let again: Vec<u64> = imported
-        .live_model()
-        .story
-        .happenings
-        .iter()
-        .map(|h| h.pos)
-        .collect();
+    let again = positions(imported.live_model());
     assert!(!again.is_empty());
-    assert!(again.iter().all(|p| *p > base && live.contains(p)), "{again:?} vs {live:?}");
+    assert!(
+        again.iter().all(|p| *p > base && live.contains(p)),
+        "{again:?} vs {live:?}"
+    );
 }
 
 #[test]
@@ -179,11 +180,12 @@ fn the_story_is_bounded() {
     let mut r = three_node_cluster_with_one_put();
     for i in 0..300u64 {
         let state = if i % 2 == 0 { "paused" } else { "up" };
-        r.push(cluster(4000 + i, Some(1), &[(1, "up"), (2, "up"), (3, state)]));
+        r.push(cluster(
+            4000 + i,
+            Some(1),
+            &[(1, "up"), (2, "up"), (3, state)],
+        ));
     }
     let m = apply_all(&r);
-    assert_eq!(
-        m.story.happenings.len(),
-        omnikv_viz::story::HAPPENINGS_KEPT
-    );
+    assert_eq!(m.story.happenings.len(), omnikv_viz::story::HAPPENINGS_KEPT);
 }
