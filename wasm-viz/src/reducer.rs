@@ -4,10 +4,11 @@
 
 use omnikv_core::{
     admin::NodeDump,
+    client::ClientOp,
     control::{ClusterView, ProcessState},
-    event::{EventEnvelope, NodeEvent, NodeStatus, Role},
+    event::{BallotView, EventEnvelope, MessageInfo, NodeEvent, NodeStatus, Role},
     session::{self, KvWrite},
-    KVCommand, NodeId,
+    KVCommand, NodeId, RequestId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -107,53 +108,17 @@ impl ClusterModel {
     }
 
     fn apply_event(&mut self, env: &EventEnvelope) {
-        let at_ms = env.time_ms;
-        let id = env.node;
-        {
-            let node = self.node_mut(id);
-            let last = node.last_seq;
-            node.last_seq = env.seq;
-            node.last_event_ms = at_ms;
-            if last != 0 && env.seq > last + 1 {
-                let missed = env.seq - last - 1;
-                self.notice(
-                    at_ms,
-                    format!("node {id}: {missed} events missed (sequence gap)"),
-                );
-                self.node_mut(id).kv_partial = true;
-            }
-        }
+        let (at_ms, id) = (env.time_ms, env.node);
+        self.check_sequence(env);
         match &env.event {
             NodeEvent::Status(s) => self.apply_status(id, s),
             NodeEvent::MessageSent(info) => self.push_message(info.clone(), at_ms, None),
-            NodeEvent::MessageReceived(info) => {
-                let found = self
-                    .messages
-                    .iter_mut()
-                    .rev()
-                    .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id);
-                match found {
-                    Some(m) => m.received_ms = Some(at_ms),
-                    None => self.push_message(info.clone(), at_ms, Some(at_ms)),
-                }
-            }
+            NodeEvent::MessageReceived(info) => self.message_received(info, at_ms),
             NodeEvent::EntriesAppended {
                 from_idx,
                 count,
                 commands,
-            } => {
-                let node = self.node_mut(id);
-                // An append at from_idx replaces whatever the log held from there on.
-                node.log.truncate_from(*from_idx);
-                // Only the newest entries are kept, so a long run skips straight to them.
-                let first = count.saturating_sub(LOG_WINDOW_ENTRIES as u64);
-                for i in first..*count {
-                    let cmd = commands.get(i as usize).cloned();
-                    node.log.push(from_idx + i, cmd, LOG_WINDOW_ENTRIES);
-                }
-                node.accepted_idx = from_idx + count;
-                node.decided_idx = node.decided_idx.min(node.accepted_idx);
-            }
+            } => self.node_mut(id).appended(*from_idx, *count, commands),
             NodeEvent::EntriesDecided { to_idx, .. } => {
                 let node = self.node_mut(id);
                 node.decided_idx = *to_idx;
@@ -165,31 +130,7 @@ impl ClusterModel {
                 count,
                 commands,
                 ..
-            } => {
-                let node = self.node_mut(id);
-                if *from_idx > node.kv_applied_idx {
-                    node.kv_partial = true;
-                }
-                if (commands.len() as u64) < *count {
-                    node.kv_partial = true;
-                }
-                for (i, cmd) in commands.iter().enumerate() {
-                    let index = from_idx + i as u64;
-                    if let Some(slot) = node.log.get_mut(index) {
-                        if slot.is_none() {
-                            *slot = Some(cmd.clone());
-                        }
-                    }
-                    if index >= node.kv_applied_idx {
-                        apply_to_table(node, cmd, index);
-                    }
-                }
-                node.kv_applied_idx = node.kv_applied_idx.max(from_idx + count);
-                node.applied_idx = node.applied_idx.max(from_idx + count);
-                node.decided_idx = node.decided_idx.max(node.applied_idx);
-                node.accepted_idx = node.accepted_idx.max(node.decided_idx);
-                check_recovered(node);
-            }
+            } => self.node_mut(id).applied(*from_idx, *count, commands),
             NodeEvent::SnapshotTaken {
                 compacted_idx,
                 keys,
@@ -201,46 +142,12 @@ impl ClusterModel {
                 key_count,
             } => self.apply_snapshot(id, at_ms, *compacted_idx, keys, *key_count, true),
             NodeEvent::LeaderChanged { leader, ballot } => {
-                let node = self.node_mut(id);
-                node.leader = *leader;
-                node.ballot = Some(*ballot);
-                if *leader != Some(id) {
-                    node.role = Some(Role::Follower);
-                } else if node.role != Some(Role::Leader) {
-                    // Elected; it leads once the prepare phase ends (a status will say so).
-                    node.role = Some(Role::Candidate);
-                }
+                self.node_mut(id).leader_changed(*leader, *ballot)
             }
             NodeEvent::LinkChanged { peer, connected } => {
-                let node = self.node_mut(id);
-                match node.peers.iter_mut().find(|p| p.id == *peer) {
-                    Some(p) => p.connected = *connected,
-                    None => node.peers.push(omnikv_core::event::PeerStatus {
-                        id: *peer,
-                        connected: *connected,
-                        link_enabled: true,
-                    }),
-                }
+                self.node_mut(id).link_changed(*peer, *connected)
             }
-            NodeEvent::ClientRequest { id: req, op } => {
-                if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == *req) {
-                    row.node = id;
-                    row.attempts += 1;
-                } else {
-                    if self.client_log.len() == CLIENT_ROWS_KEPT {
-                        self.client_log.remove(0);
-                    }
-                    self.client_log.push(ClientRow {
-                        id: *req,
-                        op: op.clone(),
-                        node: id,
-                        attempts: 1,
-                        sent_ms: at_ms,
-                        outcome: None,
-                        latency_us: None,
-                    });
-                }
-            }
+            NodeEvent::ClientRequest { id: req, op } => self.client_request(id, *req, op, at_ms),
             NodeEvent::ClientReply {
                 id: req,
                 outcome,
@@ -264,6 +171,56 @@ impl ClusterModel {
                 self.node_mut(id).kv_partial = true;
             }
         }
+    }
+
+    /// Notes the event's sequence number; a gap means events were lost, and the table may be
+    /// missing writes.
+    fn check_sequence(&mut self, env: &EventEnvelope) {
+        let id = env.node;
+        let node = self.node_mut(id);
+        let last = node.last_seq;
+        node.last_seq = env.seq;
+        node.last_event_ms = env.time_ms;
+        if last != 0 && env.seq > last + 1 {
+            let missed = env.seq - last - 1;
+            self.notice(
+                env.time_ms,
+                format!("node {id}: {missed} events missed (sequence gap)"),
+            );
+            self.node_mut(id).kv_partial = true;
+        }
+    }
+
+    fn message_received(&mut self, info: &MessageInfo, at_ms: u64) {
+        let found = self
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id);
+        match found {
+            Some(m) => m.received_ms = Some(at_ms),
+            None => self.push_message(info.clone(), at_ms, Some(at_ms)),
+        }
+    }
+
+    fn client_request(&mut self, node: NodeId, req: RequestId, op: &ClientOp, at_ms: u64) {
+        if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == req) {
+            row.node = node;
+            row.attempts += 1;
+            return;
+        }
+        if self.client_log.len() == CLIENT_ROWS_KEPT {
+            self.client_log.remove(0);
+        }
+        self.client_log.push(ClientRow {
+            id: req,
+            op: op.clone(),
+            node,
+            attempts: 1,
+            sent_ms: at_ms,
+            outcome: None,
+            latency_us: None,
+        });
     }
 
     fn apply_status(&mut self, id: NodeId, s: &NodeStatus) {
@@ -395,6 +352,67 @@ impl ClusterModel {
             sent_ms,
             received_ms,
         });
+    }
+}
+
+impl NodeModel {
+    /// Entries accepted at `from_idx..from_idx + count` (`commands` may be fewer, or none).
+    fn appended(&mut self, from_idx: u64, count: u64, commands: &[KVCommand]) {
+        // An append at from_idx replaces whatever the log held from there on.
+        self.log.truncate_from(from_idx);
+        // Only the newest entries are kept, so a long run skips straight to them.
+        let first = count.saturating_sub(LOG_WINDOW_ENTRIES as u64);
+        for i in first..count {
+            let cmd = commands.get(i as usize).cloned();
+            self.log.push(from_idx + i, cmd, LOG_WINDOW_ENTRIES);
+        }
+        self.accepted_idx = from_idx + count;
+        self.decided_idx = self.decided_idx.min(self.accepted_idx);
+    }
+
+    /// Entries applied to the node's table, applied to the page's copy by the same rule.
+    fn applied(&mut self, from_idx: u64, count: u64, commands: &[KVCommand]) {
+        if from_idx > self.kv_applied_idx || (commands.len() as u64) < count {
+            self.kv_partial = true;
+        }
+        for (i, cmd) in commands.iter().enumerate() {
+            let index = from_idx + i as u64;
+            if let Some(slot) = self.log.get_mut(index) {
+                if slot.is_none() {
+                    *slot = Some(cmd.clone());
+                }
+            }
+            if index >= self.kv_applied_idx {
+                apply_to_table(self, cmd, index);
+            }
+        }
+        self.kv_applied_idx = self.kv_applied_idx.max(from_idx + count);
+        self.applied_idx = self.applied_idx.max(from_idx + count);
+        self.decided_idx = self.decided_idx.max(self.applied_idx);
+        self.accepted_idx = self.accepted_idx.max(self.decided_idx);
+        check_recovered(self);
+    }
+
+    fn leader_changed(&mut self, leader: Option<NodeId>, ballot: BallotView) {
+        self.leader = leader;
+        self.ballot = Some(ballot);
+        if leader != Some(self.id) {
+            self.role = Some(Role::Follower);
+        } else if self.role != Some(Role::Leader) {
+            // Elected; it leads once the prepare phase ends (a status will say so).
+            self.role = Some(Role::Candidate);
+        }
+    }
+
+    fn link_changed(&mut self, peer: NodeId, connected: bool) {
+        match self.peers.iter_mut().find(|p| p.id == peer) {
+            Some(p) => p.connected = connected,
+            None => self.peers.push(omnikv_core::event::PeerStatus {
+                id: peer,
+                connected,
+                link_enabled: true,
+            }),
+        }
     }
 }
 
