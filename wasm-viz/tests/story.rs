@@ -143,6 +143,42 @@ fn snapshots_merge_across_nodes_and_installs_say_how_they_came() {
 }
 
 #[test]
+fn a_busy_cluster_s_snapshots_are_one_happening_until_something_else_happens() {
+    let mut r = three_node_cluster_with_one_put();
+    let snapshot = |node: u64, seq: u64, t: u64, idx: u64| {
+        ev(&format!(
+            r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"snapshot_taken":{{"compacted_idx":{idx},"keys":[],"key_count":0}}}}}}"#
+        ))
+    };
+    for (k, idx) in [50u64, 100, 150].into_iter().enumerate() {
+        for node in 1..=3 {
+            r.push(snapshot(
+                node,
+                10 + k as u64,
+                5000 + 300 * k as u64 + node,
+                idx,
+            ));
+        }
+    }
+    r.push(cluster(
+        6000,
+        Some(1),
+        &[(1, "up"), (2, "up"), (3, "paused")],
+    ));
+    r.push(snapshot(1, 20, 6100, 200));
+    let m = apply_all(&r);
+    let texts: Vec<String> = told(&m).into_iter().skip(1).map(|(_, t)| t).collect();
+    assert_eq!(
+        texts,
+        [
+            "3 snapshots ..50 to ..150 taken on nodes 1, 2, 3 (150 entries folded)",
+            "node 3 paused",
+            "snapshot ..200 taken on node 1 (50 entries folded)",
+        ]
+    );
+}
+
+#[test]
 fn link_cuts_scenarios_and_pauses_are_told() {
     let mut r = three_node_cluster_with_one_put();
     r.push(Record::Control {
