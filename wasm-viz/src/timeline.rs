@@ -31,8 +31,16 @@ pub fn speed_named(name: &str) -> f64 {
 }
 /// Format tag of exported traces.
 pub const TRACE_FORMAT: &str = "omnikv-trace";
-/// The trace version this build writes and reads. Raise it when a recorded type changes shape.
-pub const TRACE_VERSION: u32 = 1;
+/// The trace version this build writes. Raise it when a recorded type changes shape. Version 2
+/// added `control` records and the status's `kv_digest`; pages before it cannot read them.
+pub const TRACE_VERSION: u32 = 2;
+/// The oldest version this build reads: what it added since is optional (version 1 traces have
+/// no control records, and their statuses no digest, which reads as absent).
+pub const TRACE_VERSION_OLDEST: u32 = 1;
+
+fn readable(version: u32) -> bool {
+    (TRACE_VERSION_OLDEST..=TRACE_VERSION).contains(&version)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
@@ -283,7 +291,7 @@ impl Timeline {
         match decode_json::<Trace>(text.as_bytes(), limit) {
             Ok(trace) => Timeline::import(trace, cap),
             Err(e) => match written_version(text) {
-                Some(version) if version != TRACE_VERSION => Err(other_version(version)),
+                Some(version) if !readable(version) => Err(other_version(version)),
                 _ => Err(format!("not a readable OmniKV trace: {e}")),
             },
         }
@@ -320,21 +328,21 @@ fn check_header(format: &str, version: u32) -> Result<(), String> {
     if format != TRACE_FORMAT {
         return Err(format!("not an OmniKV trace (format {format:?})"));
     }
-    if version != TRACE_VERSION {
+    if !readable(version) {
         return Err(other_version(version));
     }
     Ok(())
 }
 
 fn other_version(version: u32) -> String {
-    let which = if version < TRACE_VERSION {
+    let which = if version < TRACE_VERSION_OLDEST {
         "an older"
     } else {
         "a newer"
     };
     format!(
         "this trace was made by {which} version of OmniKV (trace version {version}; this page \
-         reads version {TRACE_VERSION})"
+         reads versions {TRACE_VERSION_OLDEST} to {TRACE_VERSION})"
     )
 }
 

@@ -258,7 +258,7 @@ fn a_trace_exports_and_imports() {
         "{}",
         err(old)
     );
-    let new = old.replace("\"version\":0", "\"version\":2");
+    let new = old.replace("\"version\":0", "\"version\":3");
     assert!(err(&new).contains("made by a newer version of OmniKV"));
     assert!(err("[[[").starts_with("not a readable OmniKV trace"));
 }
