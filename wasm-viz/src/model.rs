@@ -79,35 +79,33 @@ impl EntryStatus {
 
 /// The newest entries of a node's log, by index, in ascending order.
 ///
-/// A sorted deque rather than a map: appends come in order and truncations cut a suffix, and
-/// one map type fewer keeps the wasm smaller.
+/// A sorted vector rather than a map or a deque: appends come in order and truncations cut a
+/// suffix; dropping the oldest shifts at most [`LOG_WINDOW_ENTRIES`] entries; and every
+/// collection type fewer keeps the wasm smaller.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogWindow {
-    entries: VecDeque<(u64, Option<KVCommand>)>,
+    entries: Vec<(u64, Option<KVCommand>)>,
 }
 
 impl LogWindow {
     /// Forgets the entries at `index` and after (a new append replaces them).
     pub fn truncate_from(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(i, _)| *i >= index) {
-            self.entries.pop_back();
-        }
+        let keep = self.entries.partition_point(|(i, _)| *i < index);
+        self.entries.truncate(keep);
     }
 
     /// Forgets the entries before `index` (compacted into a snapshot).
     pub fn drop_before(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(i, _)| *i < index) {
-            self.entries.pop_front();
-        }
+        let drop = self.entries.partition_point(|(i, _)| *i < index);
+        self.entries.drain(..drop);
     }
 
     /// Appends entry `index`, replacing it and anything after it; keeps at most `max` entries.
     pub fn push(&mut self, index: u64, command: Option<KVCommand>, max: usize) {
         self.truncate_from(index);
-        self.entries.push_back((index, command));
-        while self.entries.len() > max {
-            self.entries.pop_front();
-        }
+        self.entries.push((index, command));
+        let over = self.entries.len().saturating_sub(max);
+        self.entries.drain(..over);
     }
 
     /// The command at `index`: `None` if the entry is not kept, `Some(None)` if not carried.
@@ -120,7 +118,7 @@ impl LogWindow {
     }
 
     fn slot(&self, index: u64) -> Option<usize> {
-        let first = self.entries.front()?.0;
+        let first = self.entries.first()?.0;
         let k = index.checked_sub(first)? as usize;
         // Entries are contiguous in the common case; fall back to a search when not.
         match self.entries.get(k) {
@@ -138,7 +136,7 @@ impl LogWindow {
     }
 
     pub fn last_index(&self) -> Option<u64> {
-        self.entries.back().map(|(i, _)| *i)
+        self.entries.last().map(|(i, _)| *i)
     }
 }
 

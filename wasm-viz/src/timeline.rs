@@ -60,7 +60,9 @@ pub struct Timeline {
     base: ClusterModel,
     /// Absolute position of `records[0]`: how many inputs were folded into `base`.
     first_pos: u64,
-    checkpoints: VecDeque<(u64, ClusterModel)>,
+    /// Model copies by position, oldest first: at most `cap / CHECKPOINT_EVERY` (10 by
+    /// default), so a vector; a deque type more would cost the wasm its code.
+    checkpoints: Vec<(u64, ClusterModel)>,
     live: ClusterModel,
     mode: Mode,
     cursor: u64,
@@ -87,7 +89,7 @@ impl Timeline {
             records: VecDeque::new(),
             base: ClusterModel::default(),
             first_pos: 0,
-            checkpoints: VecDeque::new(),
+            checkpoints: Vec::new(),
             live: ClusterModel::default(),
             mode: Mode::Live,
             cursor: 0,
@@ -105,13 +107,8 @@ impl Timeline {
                 self.base.apply(&old);
                 self.first_pos += 1;
             }
-            while self
-                .checkpoints
-                .front()
-                .is_some_and(|(p, _)| *p < self.first_pos)
-            {
-                self.checkpoints.pop_front();
-            }
+            let first_pos = self.first_pos;
+            self.checkpoints.retain(|(p, _)| *p >= first_pos);
             if self.cursor < self.first_pos {
                 self.cursor = self.first_pos;
                 self.view = None;
@@ -119,7 +116,7 @@ impl Timeline {
         }
         let end = self.end();
         if end.is_multiple_of(CHECKPOINT_EVERY) {
-            self.checkpoints.push_back((end, self.live.clone()));
+            self.checkpoints.push((end, self.live.clone()));
         }
         if self.mode == Mode::Live {
             self.cursor = end;
