@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser, collectProblems } from './browser.mjs';
 import { startDemo, until, sleep, repoRoot } from './demo.mjs';
 
 const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
@@ -18,14 +18,9 @@ const problems = [];
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
   demo = await startDemo();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-  });
+  browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  collectProblems(page, problems);
   await page.goto(demo.url + '/');
   await until('every node drawn', async () => (await page.locator('.node[data-node-id]').count()) === 3);
   await until('a leader on the page', async () => (await page.locator('.node[data-leader="true"]').count()) === 1);
