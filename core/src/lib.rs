@@ -6,6 +6,7 @@
 //! build for `wasm32-unknown-unknown`.
 //!
 //! Layout:
+//! - [`digest`]: [`digest::TableDigest`], how replicas show they hold the same table.
 //! - [`command`]: [`KVCommand`], the replicated log entry, and its request identity.
 //! - [`session`]: client sessions, the one rule that applies every write exactly once.
 //! - [`snapshot`]: [`KVSnapshot`], the compacted form of a log prefix.
@@ -30,6 +31,7 @@ pub mod admin;
 pub mod client;
 pub mod command;
 pub mod control;
+pub mod digest;
 pub mod event;
 pub mod limits;
 pub mod peer;

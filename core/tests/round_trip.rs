@@ -138,14 +138,14 @@ fn status() -> impl Strategy<Value = NodeStatus> {
             }),
             0..4,
         ),
-        (text(), number(), any::<u32>()),
+        (text(), number(), any::<u32>(), any::<u64>()),
     )
         .prop_map(
             |(
                 (id, role, leader, ballot, promise),
                 (accepted_idx, decided_idx, compacted_idx, applied_idx),
                 peers,
-                (data_dir, started_at_ms, pid),
+                (data_dir, started_at_ms, pid, kv_digest),
             )| NodeStatus {
                 id,
                 role,
@@ -156,6 +156,7 @@ fn status() -> impl Strategy<Value = NodeStatus> {
                 decided_idx,
                 compacted_idx,
                 applied_idx,
+                kv_digest: omnikv_core::digest::TableDigest(kv_digest),
                 peers,
                 data_dir,
                 started_at_ms,

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser, collectProblems } from './browser.mjs';
 import { startDemo, until, sleep, repoRoot } from './demo.mjs';
 
 const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
@@ -18,14 +18,9 @@ const problems = [];
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
   demo = await startDemo();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
-  });
+  browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  collectProblems(page, problems);
 });
 
 after(async () => {
@@ -220,7 +215,7 @@ test('with 5 nodes the cards go compact and everything still fits at 1440x900 (a
   const five = await startDemo({ nodes: 5 });
   const p = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   try {
-    p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    collectProblems(p, problems);
     await openWithNodes(p, five.url, 5);
     await put('color', 'blue', p);
     const bad = {};

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { homedir, loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, chromiumPath, collectProblems, launchBrowser } from './browser.mjs';
 
 const targetDir = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/omnikv/target');
 if (!process.env.OMNIKV_BIN && existsSync(join(targetDir, 'release/omnikv'))) {
@@ -68,18 +68,16 @@ const COUNT_FRAMES = `(() => {
     }
   };
 })();`;
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic', '--window-size=1400,1100'];
+const WINDOW = ['--window-size=1400,1100'];
 
 // Playwright keeps the DevTools Network domain enabled on its pages, so the browser copies
 // every WebSocket frame into the DevTools protocol: a cost no real visitor pays. `--driver cdp`
 // drives Chromium over the bare protocol instead, with only Runtime, Performance and
 // HeapProfiler enabled; `--driver playwright` (the default) shows the page as the tests see it.
 async function playwrightDriver() {
-  const b = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const b = await launchBrowser(WINDOW);
   const page = await b.newPage({ viewport: { width: 1400, height: 1100 } });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  collectProblems(page, problems);
   await page.addInitScript(COUNT_FRAMES);
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Performance.enable');
@@ -94,7 +92,7 @@ async function playwrightDriver() {
 
 async function rawDriver() {
   const profileDir = mkdtempSync(join(tmpdir(), 'omnikv-perf-chromium-'));
-  const child = spawn(process.env.CHROMIUM || '/usr/bin/chromium', [...CHROMIUM_ARGS,
+  const child = spawn(chromiumPath, [...CHROMIUM_ARGS, ...WINDOW,
     '--remote-debugging-port=0', `--user-data-dir=${profileDir}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const endpoint = await new Promise((ok, fail) => {
     let err = '';

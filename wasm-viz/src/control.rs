@@ -14,6 +14,8 @@ pub struct ControlRequest {
 }
 
 pub const CLUSTER_PATH: &str = "/api/cluster";
+/// Where scenarios are posted; the scenario's name follows.
+pub const SCENARIO_PATH_PREFIX: &str = "/api/scenarios/";
 
 /// Node actions the launcher accepts.
 pub const NODE_ACTIONS: [&str; 4] = ["kill", "restart", "pause", "resume"];
@@ -39,7 +41,7 @@ pub fn set_link(a: NodeId, b: NodeId, connected: bool) -> ControlRequest {
 pub fn scenario(name: &str) -> Result<ControlRequest, String> {
     let s = Scenario::parse(name).ok_or_else(|| format!("unknown scenario {name:?}"))?;
     Ok(ControlRequest {
-        path: format!("/api/scenarios/{}", s.name()),
+        path: format!("{SCENARIO_PATH_PREFIX}{}", s.name()),
         body: None,
     })
 }

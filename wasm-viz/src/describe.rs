@@ -196,3 +196,25 @@ pub fn event_line(env: &EventEnvelope) -> String {
 fn commands_text(commands: &[KVCommand]) -> String {
     commands.iter().map(command).collect::<Vec<_>>().join(", ")
 }
+
+/// A span of time for people: `112 ms` below a second, `4.1 s` above (integer arithmetic: float
+/// formatting would bring its machinery into the wasm).
+pub fn duration(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else {
+        format!("{}.{} s", ms / 1_000, (ms % 1_000) / 100)
+    }
+}
+
+/// Wall-clock time of day of a Unix time in milliseconds: `13:22:05.123`.
+pub fn clock(ms: u64) -> String {
+    let s = (ms / 1000) % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
+}

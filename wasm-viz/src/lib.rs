@@ -9,8 +9,10 @@ pub mod api;
 pub mod client;
 pub mod control;
 pub mod describe;
+pub mod health;
 pub mod model;
 pub mod reducer;
+pub mod story;
 pub mod timeline;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,7 +4,7 @@
 //! at any point of a recording (scrubbing, replay) and compared in host tests. Every collection
 //! that grows with traffic is bounded here, by the constants below.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use omnikv_core::{
     client::ClientOp,
@@ -79,35 +79,33 @@ impl EntryStatus {
 
 /// The newest entries of a node's log, by index, in ascending order.
 ///
-/// A sorted deque rather than a map: appends come in order and truncations cut a suffix, and
-/// one map type fewer keeps the wasm smaller.
+/// A sorted vector rather than a map or a deque: appends come in order and truncations cut a
+/// suffix; dropping the oldest shifts at most [`LOG_WINDOW_ENTRIES`] entries; and every
+/// collection type fewer keeps the wasm smaller.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogWindow {
-    entries: VecDeque<(u64, Option<KVCommand>)>,
+    entries: Vec<(u64, Option<KVCommand>)>,
 }
 
 impl LogWindow {
     /// Forgets the entries at `index` and after (a new append replaces them).
     pub fn truncate_from(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(i, _)| *i >= index) {
-            self.entries.pop_back();
-        }
+        let keep = self.entries.partition_point(|(i, _)| *i < index);
+        self.entries.truncate(keep);
     }
 
     /// Forgets the entries before `index` (compacted into a snapshot).
     pub fn drop_before(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(i, _)| *i < index) {
-            self.entries.pop_front();
-        }
+        let drop = self.entries.partition_point(|(i, _)| *i < index);
+        self.entries.drain(..drop);
     }
 
     /// Appends entry `index`, replacing it and anything after it; keeps at most `max` entries.
     pub fn push(&mut self, index: u64, command: Option<KVCommand>, max: usize) {
         self.truncate_from(index);
-        self.entries.push_back((index, command));
-        while self.entries.len() > max {
-            self.entries.pop_front();
-        }
+        self.entries.push((index, command));
+        let over = self.entries.len().saturating_sub(max);
+        self.entries.drain(..over);
     }
 
     /// The command at `index`: `None` if the entry is not kept, `Some(None)` if not carried.
@@ -120,7 +118,7 @@ impl LogWindow {
     }
 
     fn slot(&self, index: u64) -> Option<usize> {
-        let first = self.entries.front()?.0;
+        let first = self.entries.first()?.0;
         let k = index.checked_sub(first)? as usize;
         // Entries are contiguous in the common case; fall back to a search when not.
         match self.entries.get(k) {
@@ -138,7 +136,7 @@ impl LogWindow {
     }
 
     pub fn last_index(&self) -> Option<u64> {
-        self.entries.back().map(|(i, _)| *i)
+        self.entries.last().map(|(i, _)| *i)
     }
 }
 
@@ -172,8 +170,9 @@ pub struct NodeModel {
     pub log: LogWindow,
     /// The node's table as far as the page knows it.
     pub kv: BTreeMap<String, String>,
-    /// Keys that arrived in an installed snapshot, whose values the event stream does not carry.
-    pub kv_unknown: BTreeSet<String>,
+    /// Keys that arrived in an installed snapshot, whose values the event stream does not carry;
+    /// sorted. A sorted vector rather than a set: one tree type fewer keeps the wasm smaller.
+    pub kv_unknown: Vec<String>,
     /// Client sessions, so the table applies each request once, by the node's own rule.
     pub sessions: omnikv_core::session::Sessions,
     /// Log index up to which `kv` reflects the node's table.
@@ -197,6 +196,8 @@ pub struct NodeModel {
     pub last_event_ms: u64,
     /// While recovering: the decided index the node must reach to be caught up.
     pub recovering_target_idx: Option<u64>,
+    /// The node's own digest of its table and the applied index it is for, from its status.
+    pub digest: Option<(omnikv_core::digest::TableDigest, u64)>,
 }
 
 impl NodeModel {
@@ -223,6 +224,13 @@ impl NodeModel {
             Some(ProcessState::Down) => None,
             _ => self.role,
         }
+    }
+
+    /// Whether the value of `key` is not known (it came in an installed snapshot).
+    pub fn value_unknown(&self, key: &str) -> bool {
+        self.kv_unknown
+            .binary_search_by(|k| k.as_str().cmp(key))
+            .is_ok()
     }
 
     pub fn peer(&self, id: NodeId) -> Option<&PeerStatus> {
@@ -267,24 +275,90 @@ pub struct Notice {
     pub text: String,
 }
 
+/// The nodes by id, in id order: a sorted vector with the few map methods the page uses. A
+/// cluster has a handful of nodes, and another tree type would cost the wasm about 10 KB.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeMap(Vec<NodeModel>);
+
+impl NodeMap {
+    fn slot(&self, id: NodeId) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&id, |n| n.id)
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&NodeModel> {
+        self.slot(*id).ok().map(|k| &self.0[k])
+    }
+
+    pub fn get_mut(&mut self, id: &NodeId) -> Option<&mut NodeModel> {
+        self.slot(*id).ok().map(|k| &mut self.0[k])
+    }
+
+    /// Node `id`, added if it is new.
+    pub fn get_or_insert(&mut self, id: NodeId) -> &mut NodeModel {
+        let k = match self.slot(id) {
+            Ok(k) => k,
+            Err(k) => {
+                self.0.insert(k, NodeModel::new(id));
+                k
+            }
+        };
+        &mut self.0[k]
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &NodeId> {
+        self.0.iter().map(|n| &n.id)
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, NodeModel> {
+        self.0.iter()
+    }
+
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, NodeModel> {
+        self.0.iter_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&NodeId> for NodeMap {
+    type Output = NodeModel;
+    fn index(&self, id: &NodeId) -> &NodeModel {
+        self.get(id).expect("no such node")
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterModel {
-    pub nodes: BTreeMap<NodeId, NodeModel>,
+    pub nodes: NodeMap,
     /// The leader as the launcher last reported it.
     pub leader: Option<NodeId>,
     pub links: Vec<LinkView>,
     pub messages: VecDeque<MessageView>,
-    pub client_log: VecDeque<ClientRow>,
-    pub notices: VecDeque<Notice>,
+    /// Oldest first; at most [`CLIENT_ROWS_KEPT`] (a shift of a hundred rows per request is
+    /// cheap, and a deque type fewer keeps the wasm smaller).
+    pub client_log: Vec<ClientRow>,
+    /// Oldest first; at most [`NOTICES_KEPT`], so a vector (not a deque type more in the wasm).
+    pub notices: Vec<Notice>,
     /// Time of the newest input applied.
     pub now_ms: u64,
     /// Bumped by every change, so the renderer can skip unchanged frames.
     pub version: u64,
+    /// Inputs applied since the recording began (dropped ones included): the timeline
+    /// position of this picture.
+    pub inputs: u64,
+    /// What happened, in plain words.
+    pub story: crate::story::Story,
 }
 
 impl ClusterModel {
     pub fn node_mut(&mut self, id: NodeId) -> &mut NodeModel {
-        self.nodes.entry(id).or_insert_with(|| NodeModel::new(id))
+        self.nodes.get_or_insert(id)
     }
 
     /// The leader to mark: the launcher's view, else the leader most live nodes name.
@@ -310,9 +384,9 @@ impl ClusterModel {
 
     pub fn notice(&mut self, at_ms: u64, text: String) {
         if self.notices.len() == NOTICES_KEPT {
-            self.notices.pop_front();
+            self.notices.remove(0);
         }
-        self.notices.push_back(Notice { at_ms, text });
+        self.notices.push(Notice { at_ms, text });
         self.version += 1;
     }
 }

@@ -4,10 +4,11 @@
 
 use omnikv_core::{
     admin::NodeDump,
+    client::ClientOp,
     control::{ClusterView, ProcessState},
-    event::{EventEnvelope, NodeEvent, NodeStatus, Role},
+    event::{BallotView, EventEnvelope, MessageInfo, NodeEvent, NodeStatus, Role},
     session::{self, KvWrite},
-    KVCommand, NodeId,
+    KVCommand, NodeId, RequestId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,8 @@ pub enum Record {
     Dump { at_ms: u64, dump: NodeDump },
     /// Something the page wants kept in the record (bad frame, failed action).
     Notice { at_ms: u64, text: String },
+    /// A control request the launcher carried out (`/api/...` path), such as a scenario.
+    Control { at_ms: u64, path: String },
 }
 
 impl Record {
@@ -41,7 +44,8 @@ impl Record {
             Record::Cluster { at_ms, .. }
             | Record::Stream { at_ms, .. }
             | Record::Dump { at_ms, .. }
-            | Record::Notice { at_ms, .. } => *at_ms,
+            | Record::Notice { at_ms, .. }
+            | Record::Control { at_ms, .. } => *at_ms,
         }
     }
 }
@@ -49,7 +53,10 @@ impl Record {
 impl ClusterModel {
     pub fn apply(&mut self, record: &Record) {
         self.version += 1;
+        self.inputs += 1;
         self.now_ms = self.now_ms.max(record.at_ms());
+        self.story
+            .observe(record, self.inputs, self.now_ms, &self.nodes);
         match record {
             Record::Event(env) => self.apply_event(env),
             Record::Cluster { view, .. } => self.apply_cluster(view),
@@ -58,7 +65,9 @@ impl ClusterModel {
             } => self.node_mut(*node).stream_connected = *connected,
             Record::Dump { dump, .. } => self.apply_dump(dump),
             Record::Notice { at_ms, text } => self.notice(*at_ms, text.clone()),
+            Record::Control { .. } => {}
         }
+        self.story.settle(self.inputs, self.now_ms, &self.nodes);
     }
 
     fn apply_cluster(&mut self, view: &ClusterView) {
@@ -99,53 +108,17 @@ impl ClusterModel {
     }
 
     fn apply_event(&mut self, env: &EventEnvelope) {
-        let at_ms = env.time_ms;
-        let id = env.node;
-        {
-            let node = self.node_mut(id);
-            let last = node.last_seq;
-            node.last_seq = env.seq;
-            node.last_event_ms = at_ms;
-            if last != 0 && env.seq > last + 1 {
-                let missed = env.seq - last - 1;
-                self.notice(
-                    at_ms,
-                    format!("node {id}: {missed} events missed (sequence gap)"),
-                );
-                self.node_mut(id).kv_partial = true;
-            }
-        }
+        let (at_ms, id) = (env.time_ms, env.node);
+        self.check_sequence(env);
         match &env.event {
             NodeEvent::Status(s) => self.apply_status(id, s),
             NodeEvent::MessageSent(info) => self.push_message(info.clone(), at_ms, None),
-            NodeEvent::MessageReceived(info) => {
-                let found = self
-                    .messages
-                    .iter_mut()
-                    .rev()
-                    .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id);
-                match found {
-                    Some(m) => m.received_ms = Some(at_ms),
-                    None => self.push_message(info.clone(), at_ms, Some(at_ms)),
-                }
-            }
+            NodeEvent::MessageReceived(info) => self.message_received(info, at_ms),
             NodeEvent::EntriesAppended {
                 from_idx,
                 count,
                 commands,
-            } => {
-                let node = self.node_mut(id);
-                // An append at from_idx replaces whatever the log held from there on.
-                node.log.truncate_from(*from_idx);
-                // Only the newest entries are kept, so a long run skips straight to them.
-                let first = count.saturating_sub(LOG_WINDOW_ENTRIES as u64);
-                for i in first..*count {
-                    let cmd = commands.get(i as usize).cloned();
-                    node.log.push(from_idx + i, cmd, LOG_WINDOW_ENTRIES);
-                }
-                node.accepted_idx = from_idx + count;
-                node.decided_idx = node.decided_idx.min(node.accepted_idx);
-            }
+            } => self.node_mut(id).appended(*from_idx, *count, commands),
             NodeEvent::EntriesDecided { to_idx, .. } => {
                 let node = self.node_mut(id);
                 node.decided_idx = *to_idx;
@@ -157,31 +130,7 @@ impl ClusterModel {
                 count,
                 commands,
                 ..
-            } => {
-                let node = self.node_mut(id);
-                if *from_idx > node.kv_applied_idx {
-                    node.kv_partial = true;
-                }
-                if (commands.len() as u64) < *count {
-                    node.kv_partial = true;
-                }
-                for (i, cmd) in commands.iter().enumerate() {
-                    let index = from_idx + i as u64;
-                    if let Some(slot) = node.log.get_mut(index) {
-                        if slot.is_none() {
-                            *slot = Some(cmd.clone());
-                        }
-                    }
-                    if index >= node.kv_applied_idx {
-                        apply_to_table(node, cmd, index);
-                    }
-                }
-                node.kv_applied_idx = node.kv_applied_idx.max(from_idx + count);
-                node.applied_idx = node.applied_idx.max(from_idx + count);
-                node.decided_idx = node.decided_idx.max(node.applied_idx);
-                node.accepted_idx = node.accepted_idx.max(node.decided_idx);
-                check_recovered(node);
-            }
+            } => self.node_mut(id).applied(*from_idx, *count, commands),
             NodeEvent::SnapshotTaken {
                 compacted_idx,
                 keys,
@@ -193,60 +142,18 @@ impl ClusterModel {
                 key_count,
             } => self.apply_snapshot(id, at_ms, *compacted_idx, keys, *key_count, true),
             NodeEvent::LeaderChanged { leader, ballot } => {
-                let node = self.node_mut(id);
-                node.leader = *leader;
-                node.ballot = Some(*ballot);
-                if *leader != Some(id) {
-                    node.role = Some(Role::Follower);
-                } else if node.role != Some(Role::Leader) {
-                    // Elected; it leads once the prepare phase ends (a status will say so).
-                    node.role = Some(Role::Candidate);
-                }
+                self.node_mut(id).leader_changed(*leader, *ballot)
             }
             NodeEvent::LinkChanged { peer, connected } => {
-                let node = self.node_mut(id);
-                match node.peers.iter_mut().find(|p| p.id == *peer) {
-                    Some(p) => p.connected = *connected,
-                    None => node.peers.push(omnikv_core::event::PeerStatus {
-                        id: *peer,
-                        connected: *connected,
-                        link_enabled: true,
-                        held: false,
-                        waiting: 0,
-                    }),
-                }
+                self.node_mut(id).link_changed(*peer, *connected)
             }
             NodeEvent::HeldMessages {
                 peer,
                 held,
                 waiting,
                 ..
-            } => {
-                let node = self.node_mut(id);
-                if let Some(p) = node.peers.iter_mut().find(|p| p.id == *peer) {
-                    p.held = *held;
-                    p.waiting = *waiting;
-                }
-            }
-            NodeEvent::ClientRequest { id: req, op } => {
-                if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == *req) {
-                    row.node = id;
-                    row.attempts += 1;
-                } else {
-                    if self.client_log.len() == CLIENT_ROWS_KEPT {
-                        self.client_log.pop_front();
-                    }
-                    self.client_log.push_back(ClientRow {
-                        id: *req,
-                        op: op.clone(),
-                        node: id,
-                        attempts: 1,
-                        sent_ms: at_ms,
-                        outcome: None,
-                        latency_us: None,
-                    });
-                }
-            }
+            } => self.node_mut(id).held_changed(*peer, *held, *waiting),
+            NodeEvent::ClientRequest { id: req, op } => self.client_request(id, *req, op, at_ms),
             NodeEvent::ClientReply {
                 id: req,
                 outcome,
@@ -272,6 +179,56 @@ impl ClusterModel {
         }
     }
 
+    /// Notes the event's sequence number; a gap means events were lost, and the table may be
+    /// missing writes.
+    fn check_sequence(&mut self, env: &EventEnvelope) {
+        let id = env.node;
+        let node = self.node_mut(id);
+        let last = node.last_seq;
+        node.last_seq = env.seq;
+        node.last_event_ms = env.time_ms;
+        if last != 0 && env.seq > last + 1 {
+            let missed = env.seq - last - 1;
+            self.notice(
+                env.time_ms,
+                format!("node {id}: {missed} events missed (sequence gap)"),
+            );
+            self.node_mut(id).kv_partial = true;
+        }
+    }
+
+    fn message_received(&mut self, info: &MessageInfo, at_ms: u64) {
+        let found = self
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id);
+        match found {
+            Some(m) => m.received_ms = Some(at_ms),
+            None => self.push_message(info.clone(), at_ms, Some(at_ms)),
+        }
+    }
+
+    fn client_request(&mut self, node: NodeId, req: RequestId, op: &ClientOp, at_ms: u64) {
+        if let Some(row) = self.client_log.iter_mut().rev().find(|r| r.id == req) {
+            row.node = node;
+            row.attempts += 1;
+            return;
+        }
+        if self.client_log.len() == CLIENT_ROWS_KEPT {
+            self.client_log.remove(0);
+        }
+        self.client_log.push(ClientRow {
+            id: req,
+            op: op.clone(),
+            node,
+            attempts: 1,
+            sent_ms: at_ms,
+            outcome: None,
+            latency_us: None,
+        });
+    }
+
     fn apply_status(&mut self, id: NodeId, s: &NodeStatus) {
         let node = self.node_mut(id);
         let new_process = node.started_at_ms != s.started_at_ms;
@@ -290,6 +247,7 @@ impl ClusterModel {
         node.accepted_idx = s.accepted_idx;
         node.decided_idx = s.decided_idx;
         node.applied_idx = s.applied_idx;
+        node.digest = Some((s.kv_digest, s.applied_idx));
         node.log.truncate_from(s.accepted_idx);
         if s.compacted_idx > node.compacted_idx {
             node.compacted_idx = s.compacted_idx;
@@ -329,11 +287,11 @@ impl ClusterModel {
         if installed {
             // The table was replaced; the stream names the keys but not their values.
             node.kv.retain(|k, _| keys.contains(k));
-            node.kv_unknown.clear();
             for k in keys.iter().take(KV_KEYS_MAX) {
                 node.kv.entry(k.clone()).or_default();
-                node.kv_unknown.insert(k.clone());
             }
+            // Every key left is one of the snapshot's; the table's order keeps them sorted.
+            node.kv_unknown = node.kv.keys().cloned().collect();
             // Values are only known again after a dump.
             node.kv_partial = true;
             node.kv_applied_idx = node.kv_applied_idx.max(compacted_idx);
@@ -403,16 +361,88 @@ impl ClusterModel {
     }
 }
 
+impl NodeModel {
+    /// Entries accepted at `from_idx..from_idx + count` (`commands` may be fewer, or none).
+    fn appended(&mut self, from_idx: u64, count: u64, commands: &[KVCommand]) {
+        // An append at from_idx replaces whatever the log held from there on.
+        self.log.truncate_from(from_idx);
+        // Only the newest entries are kept, so a long run skips straight to them.
+        let first = count.saturating_sub(LOG_WINDOW_ENTRIES as u64);
+        for i in first..count {
+            let cmd = commands.get(i as usize).cloned();
+            self.log.push(from_idx + i, cmd, LOG_WINDOW_ENTRIES);
+        }
+        self.accepted_idx = from_idx + count;
+        self.decided_idx = self.decided_idx.min(self.accepted_idx);
+    }
+
+    /// Entries applied to the node's table, applied to the page's copy by the same rule.
+    fn applied(&mut self, from_idx: u64, count: u64, commands: &[KVCommand]) {
+        if from_idx > self.kv_applied_idx || (commands.len() as u64) < count {
+            self.kv_partial = true;
+        }
+        for (i, cmd) in commands.iter().enumerate() {
+            let index = from_idx + i as u64;
+            if let Some(slot) = self.log.get_mut(index) {
+                if slot.is_none() {
+                    *slot = Some(cmd.clone());
+                }
+            }
+            if index >= self.kv_applied_idx {
+                apply_to_table(self, cmd, index);
+            }
+        }
+        self.kv_applied_idx = self.kv_applied_idx.max(from_idx + count);
+        self.applied_idx = self.applied_idx.max(from_idx + count);
+        self.decided_idx = self.decided_idx.max(self.applied_idx);
+        self.accepted_idx = self.accepted_idx.max(self.decided_idx);
+        check_recovered(self);
+    }
+
+    fn leader_changed(&mut self, leader: Option<NodeId>, ballot: BallotView) {
+        self.leader = leader;
+        self.ballot = Some(ballot);
+        if leader != Some(self.id) {
+            self.role = Some(Role::Follower);
+        } else if self.role != Some(Role::Leader) {
+            // Elected; it leads once the prepare phase ends (a status will say so).
+            self.role = Some(Role::Candidate);
+        }
+    }
+
+    fn link_changed(&mut self, peer: NodeId, connected: bool) {
+        match self.peers.iter_mut().find(|p| p.id == peer) {
+            Some(p) => p.connected = connected,
+            None => self.peers.push(omnikv_core::event::PeerStatus {
+                id: peer,
+                connected,
+                link_enabled: true,
+                held: false,
+                waiting: 0,
+            }),
+        }
+    }
+
+    fn held_changed(&mut self, peer: NodeId, held: bool, waiting: u64) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.held = held;
+            p.waiting = waiting;
+        }
+    }
+}
+
 /// The node's table as the page keeps it: bounded, and aware of which keys it knows.
 struct TableView<'a> {
     kv: &'a mut std::collections::BTreeMap<String, String>,
-    unknown: &'a mut std::collections::BTreeSet<String>,
+    unknown: &'a mut Vec<String>,
     truncated: &'a mut bool,
 }
 
 impl KvWrite for TableView<'_> {
     fn write(&mut self, key: &str, value: Option<&str>) {
-        self.unknown.remove(key);
+        if let Ok(k) = self.unknown.binary_search_by(|k| k.as_str().cmp(key)) {
+            self.unknown.remove(k);
+        }
         match value {
             Some(v) => {
                 if self.kv.len() >= KV_KEYS_MAX && !self.kv.contains_key(key) {

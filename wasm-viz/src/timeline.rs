@@ -31,8 +31,16 @@ pub fn speed_named(name: &str) -> f64 {
 }
 /// Format tag of exported traces.
 pub const TRACE_FORMAT: &str = "omnikv-trace";
-/// The trace version this build writes and reads. Raise it when a recorded type changes shape.
-pub const TRACE_VERSION: u32 = 1;
+/// The trace version this build writes. Raise it when a recorded type changes shape. Version 2
+/// added `control` records and the status's `kv_digest`; pages before it cannot read them.
+pub const TRACE_VERSION: u32 = 2;
+/// The oldest version this build reads: what it added since is optional (version 1 traces have
+/// no control records, and their statuses no digest, which reads as absent).
+pub const TRACE_VERSION_OLDEST: u32 = 1;
+
+fn readable(version: u32) -> bool {
+    (TRACE_VERSION_OLDEST..=TRACE_VERSION).contains(&version)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
@@ -52,7 +60,9 @@ pub struct Timeline {
     base: ClusterModel,
     /// Absolute position of `records[0]`: how many inputs were folded into `base`.
     first_pos: u64,
-    checkpoints: VecDeque<(u64, ClusterModel)>,
+    /// Model copies by position, oldest first: at most `cap / CHECKPOINT_EVERY` (10 by
+    /// default), so a vector; a deque type more would cost the wasm its code.
+    checkpoints: Vec<(u64, ClusterModel)>,
     live: ClusterModel,
     mode: Mode,
     cursor: u64,
@@ -79,7 +89,7 @@ impl Timeline {
             records: VecDeque::new(),
             base: ClusterModel::default(),
             first_pos: 0,
-            checkpoints: VecDeque::new(),
+            checkpoints: Vec::new(),
             live: ClusterModel::default(),
             mode: Mode::Live,
             cursor: 0,
@@ -97,13 +107,8 @@ impl Timeline {
                 self.base.apply(&old);
                 self.first_pos += 1;
             }
-            while self
-                .checkpoints
-                .front()
-                .is_some_and(|(p, _)| *p < self.first_pos)
-            {
-                self.checkpoints.pop_front();
-            }
+            let first_pos = self.first_pos;
+            self.checkpoints.retain(|(p, _)| *p >= first_pos);
             if self.cursor < self.first_pos {
                 self.cursor = self.first_pos;
                 self.view = None;
@@ -111,7 +116,7 @@ impl Timeline {
         }
         let end = self.end();
         if end.is_multiple_of(CHECKPOINT_EVERY) {
-            self.checkpoints.push_back((end, self.live.clone()));
+            self.checkpoints.push((end, self.live.clone()));
         }
         if self.mode == Mode::Live {
             self.cursor = end;
@@ -151,13 +156,17 @@ impl Timeline {
 
     /// The model to draw.
     pub fn model(&mut self) -> &ClusterModel {
-        if self.mode == Mode::Live {
-            return &self.live;
+        self.view_and_live().0
+    }
+
+    /// The model to draw and the live one (which knows the whole recording), together.
+    pub fn view_and_live(&mut self) -> (&ClusterModel, &ClusterModel) {
+        if self.mode != Mode::Live {
+            self.ensure_view();
         }
-        self.ensure_view();
-        match &self.view {
-            Some((_, m)) => m,
-            None => &self.live,
+        match (self.mode, &self.view) {
+            (Mode::Live, _) | (_, None) => (&self.live, &self.live),
+            (_, Some((_, m))) => (m, &self.live),
         }
     }
 
@@ -279,7 +288,7 @@ impl Timeline {
         match decode_json::<Trace>(text.as_bytes(), limit) {
             Ok(trace) => Timeline::import(trace, cap),
             Err(e) => match written_version(text) {
-                Some(version) if version != TRACE_VERSION => Err(other_version(version)),
+                Some(version) if !readable(version) => Err(other_version(version)),
                 _ => Err(format!("not a readable OmniKV trace: {e}")),
             },
         }
@@ -291,6 +300,8 @@ impl Timeline {
         let mut t = Timeline::new(cap.max(trace.records.len()));
         t.first_pos = trace.dropped;
         t.cursor = trace.dropped;
+        t.base.inputs = trace.dropped;
+        t.live.inputs = trace.dropped;
         for r in trace.records {
             t.push(r);
         }
@@ -314,21 +325,21 @@ fn check_header(format: &str, version: u32) -> Result<(), String> {
     if format != TRACE_FORMAT {
         return Err(format!("not an OmniKV trace (format {format:?})"));
     }
-    if version != TRACE_VERSION {
+    if !readable(version) {
         return Err(other_version(version));
     }
     Ok(())
 }
 
 fn other_version(version: u32) -> String {
-    let which = if version < TRACE_VERSION {
+    let which = if version < TRACE_VERSION_OLDEST {
         "an older"
     } else {
         "a newer"
     };
     format!(
         "this trace was made by {which} version of OmniKV (trace version {version}; this page \
-         reads version {TRACE_VERSION})"
+         reads versions {TRACE_VERSION_OLDEST} to {TRACE_VERSION})"
     )
 }
 

@@ -14,109 +14,8 @@ use omnikv_viz::{
     ClusterModel, Record, Timeline,
 };
 
-fn ev(json: &str) -> Record {
-    Record::Event(serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
-}
-
-fn status(
-    node: u64,
-    seq: u64,
-    role: &str,
-    leader: u64,
-    n: u32,
-    acc: u64,
-    dec: u64,
-    comp: u64,
-) -> Record {
-    ev(&format!(
-        r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"status":{{"id":{node},"role":"{role}","leader":{leader},
-        "ballot":{{"n":{n},"priority":0,"pid":{leader}}},"promise":{{"n":{n},"priority":0,"pid":{leader}}},
-        "accepted_idx":{acc},"decided_idx":{dec},"compacted_idx":{comp},"applied_idx":{dec},
-        "peers":[],"data_dir":"/tmp/n{node}","started_at_ms":{start},"pid":{pid}}}}}}}"#,
-        t = 1000 + seq,
-        start = 1,
-        pid = 100 + node
-    ))
-}
-
-fn cluster(at_ms: u64, leader: Option<u64>, states: &[(u64, &str)]) -> Record {
-    let nodes: Vec<String> = states
-        .iter()
-        .map(|(id, st)| {
-            format!(
-                r#"{{"id":{id},"state":"{st}","role":null,"ballot":null,"ws":"ws://127.0.0.1:{p}","pid":null,"data_dir":"/d/{id}","peer_addr":"127.0.0.1:{q}"}}"#,
-                p = 9000 + id,
-                q = 9100 + id
-            )
-        })
-        .collect();
-    let leader = leader.map(|l| l.to_string()).unwrap_or("null".into());
-    Record::Cluster {
-        at_ms,
-        view: serde_json::from_str(&format!(
-            r#"{{"leader":{leader},"nodes":[{}],"links":[{{"a":1,"b":2,"connected":true}}]}}"#,
-            nodes.join(",")
-        ))
-        .unwrap(),
-    }
-}
-
-fn put_on(node: u64, seq: u64, idx: u64, client_seq: u64, key: &str, value: &str) -> Vec<Record> {
-    let cmd = format!(
-        r#"{{"put":{{"id":{{"client":7,"seq":{client_seq}}},"key":"{key}","value":"{value}","forget_below":{client_seq}}}}}"#
-    );
-    vec![
-        ev(&format!(
-            r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"entries_appended":{{"from_idx":{idx},"count":1,"commands":[{cmd}]}}}}}}"#,
-            t = 2000 + seq
-        )),
-        ev(&format!(
-            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"entries_decided":{{"from_idx":{idx},"to_idx":{to}}}}}}}"#,
-            s = seq + 1,
-            t = 2001 + seq,
-            to = idx + 1
-        )),
-        ev(&format!(
-            r#"{{"node":{node},"seq":{s},"time_ms":{t},"event":{{"entries_applied":{{"from_idx":{idx},"count":1,"commands":[{cmd}],"skipped_duplicates":0}}}}}}"#,
-            s = seq + 2,
-            t = 2002 + seq
-        )),
-    ]
-}
-
-fn three_node_cluster_with_one_put() -> Vec<Record> {
-    let mut r = vec![cluster(900, Some(1), &[(1, "up"), (2, "up"), (3, "up")])];
-    r.extend((1..=3).map(sessions_known));
-    r.push(status(1, 1, "leader", 1, 1, 0, 0, 0));
-    r.push(status(2, 1, "follower", 1, 1, 0, 0, 0));
-    r.push(status(3, 1, "follower", 1, 1, 0, 0, 0));
-    for n in 1..=3 {
-        r.extend(put_on(n, 2, 0, 1, "color", "blue"));
-    }
-    r
-}
-
-/// A dump of a fresh node whose log opened the sessions the fixtures write under (1, 7 and
-/// 8): the page applies writes by the node's session rule, which refuses unknown sessions.
-fn sessions_known(node: u64) -> Record {
-    let s = r#"{"floor":0,"last_index":0,"applied":[]}"#;
-    Record::Dump {
-        at_ms: 0,
-        dump: serde_json::from_str(&format!(
-            r#"{{"id":{node},"applied_idx":0,"decided_idx":0,"compacted_idx":0,"kv":{{}},
-            "sessions":{{"1":{s},"7":{s},"8":{s}}},"snapshot":null,"decided_suffix":[]}}"#
-        ))
-        .unwrap(),
-    }
-}
-
-fn apply_all(records: &[Record]) -> ClusterModel {
-    let mut m = ClusterModel::default();
-    for r in records {
-        m.apply(r);
-    }
-    m
-}
+mod fixtures;
+use fixtures::*;
 
 #[test]
 fn a_put_reaches_every_table_and_the_leader_is_marked() {
@@ -195,7 +94,7 @@ fn snapshots_compact_the_log_and_install_replaces_the_table() {
         "keys not in the installed snapshot are gone"
     );
     assert!(
-        n3.kv_unknown.contains("tree"),
+        n3.value_unknown("tree"),
         "values of installed keys are unknown"
     );
     assert_eq!(n3.applied_idx, 2);
@@ -359,7 +258,7 @@ fn a_trace_exports_and_imports() {
         "{}",
         err(old)
     );
-    let new = old.replace("\"version\":0", "\"version\":2");
+    let new = old.replace("\"version\":0", "\"version\":3");
     assert!(err(&new).contains("made by a newer version of OmniKV"));
     assert!(err("[[[").starts_with("not a readable OmniKV trace"));
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use omnikv_core::{
+    digest::TableDigest,
     event::{NodeEvent, NodeStatus, PeerStatus},
     session::{Applied, Sessions},
     KVCommand, KVSnapshot, NodeId,
@@ -38,6 +39,8 @@ pub trait StateMachine {
     /// The whole table (for dumps), or `None` if it holds more than `keys_max` keys.
     fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError>;
     fn sessions(&self) -> &Sessions;
+    /// The digest of the table at its applied index (`omnikv_core::digest`).
+    fn digest(&self) -> TableDigest;
     /// A run of applications committed together with the new applied index.
     fn batch(&mut self) -> Self::Batch<'_>;
 }
@@ -113,6 +116,9 @@ impl StateMachine for KvTable {
     }
     fn sessions(&self) -> &Sessions {
         KvTable::sessions(self)
+    }
+    fn digest(&self) -> TableDigest {
+        KvTable::digest(self)
     }
     fn batch(&mut self) -> ApplyBatch<'_> {
         KvTable::batch(self)

@@ -174,6 +174,7 @@ impl<P: Platform> Replica<P> {
             decided_idx: self.omni.get_decided_idx() as u64,
             compacted_idx: self.omni.get_compacted_idx() as u64,
             applied_idx: self.applied_idx,
+            kv_digest: self.table.digest(),
             peers: io.links.peers(),
             data_dir: self.config.data_dir.clone(),
             started_at_ms: self.config.started_at_ms,

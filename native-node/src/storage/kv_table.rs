@@ -9,11 +9,19 @@
 //!
 //! The sessions (at most `SESSIONS_MAX`, each bounded by its window) live in memory as well as
 //! in column family `sessions`: eviction needs all of them, and each write consults one.
+//!
+//! The table's digest (`omnikv_core::digest`, shown by the visualizer so that replicas can be
+//! seen to converge) is kept the same way: in memory, updated by each write from the key's old
+//! value (which the write reads anyway to know it), and committed in the batch with the applied
+//! index, so it is always the digest of the table at that index. A snapshot install recomputes
+//! it from the snapshot it writes; only a data directory written before digests were kept is
+//! read whole, once, when opened.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use omnikv_core::{
+    digest::TableDigest,
     session::{self, Applied, KvWrite, Session, Sessions},
     KVCommand, KVSnapshot,
 };
@@ -22,6 +30,7 @@ use rocksdb::{IteratorMode, WriteBatch};
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
 
 pub(super) const KEY_APPLIED_IDX: &str = "applied_idx";
+const KEY_DIGEST: &str = "kv_digest";
 /// Upper bound of every UTF-8 key: 0xFF never occurs in UTF-8.
 const KEY_SPACE_END: &[u8] = &[0xFF];
 
@@ -29,6 +38,8 @@ pub struct KvTable {
     store: Arc<Store>,
     /// The committed sessions, mirrored from column family `sessions`.
     sessions: Sessions,
+    /// The digest of the table at its applied index, mirrored from `meta`.
+    digest: TableDigest,
 }
 
 impl KvTable {
@@ -46,7 +57,37 @@ impl KvTable {
             })?;
             sessions.insert(decode_index_key(&k)?, session);
         }
-        Ok(KvTable { store, sessions })
+        let mut table = KvTable {
+            store,
+            sessions,
+            digest: TableDigest::default(),
+        };
+        table.digest = match table.store.get_meta(KEY_DIGEST)? {
+            Some(d) => TableDigest(d),
+            None => table.digest_from_scratch()?,
+        };
+        Ok(table)
+    }
+
+    /// The digest of a table that has none stored (written by an older version), folded over
+    /// RocksDB's iterator so the table is never copied into memory.
+    fn digest_from_scratch(&self) -> Result<TableDigest, StorageError> {
+        let mut digest = TableDigest::default();
+        for item in self
+            .store
+            .db()
+            .iterator_cf(self.store.cf(CF_KV), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            digest.write(&text(&k), None, Some(&text(&v)));
+        }
+        Ok(digest)
+    }
+
+    /// The digest of the table at its applied index.
+    pub fn digest(&self) -> TableDigest {
+        self.digest
     }
 
     pub fn applied_idx(&self) -> Result<u64, StorageError> {
@@ -94,9 +135,11 @@ impl KvTable {
                 batch: WriteBatch::default(),
                 values: HashMap::new(),
                 cleared: false,
+                digest: self.digest,
             },
             sessions: &mut self.sessions,
             dirty: BTreeSet::new(),
+            digest: &mut self.digest,
         }
     }
 }
@@ -109,10 +152,28 @@ struct KvWrites<'a> {
     values: HashMap<String, Option<String>>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
+    /// The table's digest as of the writes so far.
+    digest: TableDigest,
+}
+
+impl KvWrites<'_> {
+    /// The value of `key` as of the writes so far.
+    fn current(&self, key: &str) -> Result<Option<String>, StorageError> {
+        match self.values.get(key) {
+            Some(v) => Ok(v.clone()),
+            None if self.cleared => Ok(None),
+            None => KvTable::get_in(self.store, key),
+        }
+    }
 }
 
 impl KvWrite for KvWrites<'_> {
     fn write(&mut self, key: &str, value: Option<&str>) {
+        // A failed read leaves the digest wrong but the table right: say so, keep applying.
+        match self.current(key) {
+            Ok(old) => self.digest.write(key, old.as_deref(), value),
+            Err(e) => tracing::warn!(key, error = %e, "kv digest: old value unreadable"),
+        }
         let kv = self.store.cf(CF_KV);
         match value {
             Some(v) => self.batch.put_cf(kv, key, v),
@@ -128,16 +189,14 @@ pub struct ApplyBatch<'a> {
     sessions: &'a mut Sessions,
     /// Sessions changed (or evicted) by this batch, written at commit.
     dirty: BTreeSet<u64>,
+    /// The table's digest, given the batch's at commit.
+    digest: &'a mut TableDigest,
 }
 
 impl ApplyBatch<'_> {
     /// The value of `key` as of the entries applied so far.
     pub fn read(&self, key: &str) -> Result<Option<String>, StorageError> {
-        match self.writes.values.get(key) {
-            Some(v) => Ok(v.clone()),
-            None if self.writes.cleared => Ok(None),
-            None => KvTable::get_in(self.writes.store, key),
-        }
+        self.writes.current(key)
     }
 
     /// Applies the command decided at `index`.
@@ -175,6 +234,7 @@ impl ApplyBatch<'_> {
         }
         *self.sessions = snapshot.sessions.clone();
         self.dirty = self.sessions.iter().map(|(c, _)| c).collect();
+        self.writes.digest = TableDigest::of(&snapshot.snapshotted);
     }
 
     /// Writes the batch and the new applied index atomically.
@@ -192,6 +252,12 @@ impl ApplyBatch<'_> {
             store.cf(CF_META),
             KEY_APPLIED_IDX,
             serde_json::to_vec(&applied_idx)?,
+        );
+        *self.digest = self.writes.digest;
+        batch.put_cf(
+            store.cf(CF_META),
+            KEY_DIGEST,
+            serde_json::to_vec(&self.digest.0)?,
         );
         // Applied state is rebuilt from the log if a power failure loses it.
         store.write_deferred(batch)
@@ -298,5 +364,52 @@ mod tests {
             snap.sessions.get(0).unwrap().applied
         );
         assert_eq!(table.sessions().get(0).unwrap().last_index, 2);
+    }
+
+    #[test]
+    fn the_digest_follows_every_write_survives_reopen_and_follows_an_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        assert_eq!(table.digest(), TableDigest::default());
+        let mut b = table.batch();
+        b.apply(&open(1), 0);
+        b.apply(&put(0, 1, "a", "1"), 1);
+        b.apply(&put(0, 2, "b", "2"), 2);
+        b.apply(&put(0, 3, "a", "3"), 3);
+        b.commit(4).unwrap();
+        let mut b = table.batch();
+        b.apply(
+            &KVCommand::Delete {
+                id: RequestId { client: 0, seq: 4 },
+                key: "b".into(),
+                forget_below: 0,
+            },
+            4,
+        );
+        b.apply(&put(0, 5, "c", "5"), 5);
+        b.commit(6).unwrap();
+        let entries = table.entries(usize::MAX).unwrap().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(table.digest(), TableDigest::of(&entries));
+        drop(table);
+        let mut table = KvTable::open(store).unwrap();
+        assert_eq!(
+            table.digest(),
+            TableDigest::of(&entries),
+            "kept with the index"
+        );
+
+        let mut snap = KVSnapshot::default();
+        snap.push(&open(2));
+        snap.push(&put(0, 3, "new", "y"));
+        let mut b = table.batch();
+        b.install(&snap);
+        b.apply(&put(0, 4, "new", "z"), 2);
+        b.commit(3).unwrap();
+        assert_eq!(
+            table.digest(),
+            TableDigest::of(&table.entries(usize::MAX).unwrap().unwrap())
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use omnikv_core::{
+    digest::TableDigest,
     event::PeerStatus,
     session::{self, Applied, Sessions},
     KVCommand, KVSnapshot, NodeId,
@@ -123,6 +124,10 @@ impl StateMachine for SimTable {
     }
     fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+    /// Computed whole: simulated tables are small.
+    fn digest(&self) -> TableDigest {
+        TableDigest::of(&self.kv)
     }
     fn batch(&mut self) -> &mut SimTable {
         self

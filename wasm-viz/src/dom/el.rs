@@ -139,3 +139,9 @@ pub fn ensure_slots<T>(
         }
     }
 }
+
+/// Whether a checkbox is ticked (false for any other element).
+pub fn checked(e: &Element) -> bool {
+    e.dyn_ref::<web_sys::HtmlInputElement>()
+        .is_some_and(|i| i.checked())
+}

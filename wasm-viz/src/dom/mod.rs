@@ -1,32 +1,30 @@
 //! The browser side: owns the sockets, the recording and the drawing, on wasm32 only.
 //!
-//! Network callbacks only record inputs (through [`App`]); drawing happens once per animation
-//! frame from the model at the timeline's cursor, so a burst of events costs one redraw. Socket
-//! objects are replaced outside their own callbacks (in the frame or the poll loop), because a
-//! callback must not free the closure that is running it.
+//! Network callbacks only record inputs (through [`app::App`]); drawing happens once per
+//! animation frame from the model at the timeline's cursor, so a burst of events costs one
+//! redraw. Socket objects are replaced outside their own callbacks (in the frame or the poll
+//! loop), because a callback must not free the closure that is running it.
+//!
+//! Layout: `app` wires everything and is the only module that knows the [`app::App`];
+//! `listeners` (DOM events, frames), `net` (HTTP, sockets), `streams` (node event streams and
+//! dumps), `client_form`, `controls` and `trace_io` each do one job and are handed callbacks;
+//! `render` draws, one module per panel; `el` holds the DOM helpers.
 
 mod app;
+mod client_form;
+mod controls;
 mod el;
+mod listeners;
 mod net;
 mod render;
-
-use std::cell::RefCell;
+mod streams;
+mod trace_io;
 
 use wasm_bindgen::prelude::*;
 
-use app::App;
-
-thread_local! {
-    static APP: RefCell<Option<App>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` on the app if it is started and not already borrowed (a nested call is dropped
-/// rather than panicking).
-pub(crate) fn with_app<R>(f: impl FnOnce(&mut App) -> R) -> Option<R> {
-    APP.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut guard) => guard.as_mut().map(f),
-        Err(_) => None,
-    })
+/// The page's clock, in Unix milliseconds (the nodes' event times are on the same clock).
+pub(crate) fn now_ms() -> f64 {
+    js_sys::Date::now()
 }
 
 /// Starts the visualizer in the current page (called by the bootstrap script).
@@ -35,10 +33,14 @@ pub fn start_visualizer() -> Result<(), JsValue> {
     std::panic::set_hook(Box::new(|info| {
         web_sys::console::error_1(&format!("omnikv-viz panicked: {info}").into());
     }));
-    let app = App::new()?;
-    APP.with(|cell| *cell.borrow_mut() = Some(app));
-    app::install_listeners()?;
-    net::start_poll_loop();
-    app::start_frames();
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    app::install(app::App::new(doc.clone()));
+    listeners::install(&doc)?;
+    net::start_poll_loop(|view| {
+        app::with_app(|app| app.on_cluster(view));
+    });
+    listeners::start_frames();
     Ok(())
 }

@@ -1,13 +1,15 @@
-//! Network plumbing: HTTP to the launcher, and WebSockets to the nodes. Each socket's handlers
-//! only hand frames to the app; the socket object lives in a [`Socket`] that detaches its
-//! handlers when dropped.
+//! Network plumbing: HTTP to the launcher, and WebSockets to the nodes.
+//!
+//! It knows nothing of the app: a [`Socket`] hands what happens to the callback it was opened
+//! with, and the poll loop hands each cluster view to its own. The app builds those callbacks,
+//! so the dependency points one way (app -> net).
+
+use std::rc::Rc;
 
 use js_sys::Promise;
 use wasm_bindgen::{prelude::*, JsCast};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{CloseEvent, Event, MessageEvent, Request, RequestInit, Response, WebSocket};
-
-use super::with_app;
 
 /// Frames longer than this (in UTF-16 units, never more than their UTF-8 bytes) are not copied
 /// into the wasm at all: the largest frame any socket accepts is an admin dump.
@@ -15,6 +17,9 @@ pub const FRAME_CHARS_MAX: u32 = 16 << 20;
 
 /// How often the launcher's cluster view is polled.
 pub const POLL_INTERVAL_MS: i32 = 1_000;
+
+/// An HTTP answer: status and body, or a description of what failed.
+pub type HttpResult = Result<(u16, String), String>;
 
 pub async fn sleep_ms(ms: i32) {
     let p = Promise::new(&mut |resolve, _| {
@@ -26,7 +31,7 @@ pub async fn sleep_ms(ms: i32) {
 }
 
 /// `fetch` returning the status and body text, or a description of what failed.
-pub async fn http(method: &str, path: &str, body: Option<String>) -> Result<(u16, String), String> {
+pub async fn http(method: &str, path: &str, body: Option<String>) -> HttpResult {
     let window = web_sys::window().ok_or("no window")?;
     let init = RequestInit::new();
     init.set_method(method);
@@ -47,35 +52,34 @@ pub async fn http(method: &str, path: &str, body: Option<String>) -> Result<(u16
     Ok((resp.status(), text.as_string().unwrap_or_default()))
 }
 
+/// A thrown JavaScript value as text. Not `{:?}`: `JsValue`'s Debug formats numbers as Rust
+/// floats, which brings the float formatting machinery (about 15 KB) into the wasm.
 pub fn js_text(v: JsValue) -> String {
     v.as_string()
         .or_else(|| {
             v.dyn_ref::<js_sys::Error>()
                 .map(|e| String::from(e.message()))
         })
-        .unwrap_or_else(|| format!("{v:?}"))
+        .or_else(|| js_sys::JSON::stringify(&v).ok().map(String::from))
+        .unwrap_or_else(|| "an undescribed JavaScript error".into())
 }
 
-pub fn now_ms() -> f64 {
-    js_sys::Date::now()
+/// The launcher's cluster view, once.
+pub async fn fetch_cluster() -> HttpResult {
+    http("GET", crate::control::CLUSTER_PATH, None).await
 }
 
-/// Polls the cluster view forever; the app opens and closes streams from it.
-pub fn start_poll_loop() {
-    spawn_local(async {
+/// Polls the cluster view forever, handing each answer to `on_view`.
+pub fn start_poll_loop(on_view: fn(HttpResult)) {
+    spawn_local(async move {
         loop {
-            poll_once().await;
+            on_view(fetch_cluster().await);
             sleep_ms(POLL_INTERVAL_MS).await;
         }
     });
 }
 
-pub async fn poll_once() {
-    let result = http("GET", crate::control::CLUSTER_PATH, None).await;
-    with_app(|app| app.on_cluster(result));
-}
-
-/// What a socket reports to the app.
+/// What a socket reports.
 pub enum SocketEvent {
     Open,
     Frame(String),
@@ -91,19 +95,16 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Opens `url`; `deliver` is called (through the app) with everything that happens.
-    pub fn open(
-        url: &str,
-        deliver: fn(&mut super::app::App, u64, SocketEvent),
-        tag: u64,
-    ) -> Result<Socket, String> {
+    /// Opens `url`; `deliver` is called with everything that happens to it.
+    pub fn open(url: &str, deliver: impl Fn(SocketEvent) + 'static) -> Result<Socket, String> {
         let ws = WebSocket::new(url).map_err(js_text)?;
-        let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-            with_app(|app| deliver(app, tag, SocketEvent::Open));
-        });
+        let deliver = Rc::new(deliver);
+        let d = deliver.clone();
+        let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| d(SocketEvent::Open));
+        let d = deliver.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let data = e.data();
-            let ev = match data.dyn_ref::<js_sys::JsString>() {
+            d(match data.dyn_ref::<js_sys::JsString>() {
                 // Checked before the copy: a huge frame must not grow the wasm's memory, which
                 // never shrinks.
                 Some(s) if s.length() > FRAME_CHARS_MAX => {
@@ -111,12 +112,10 @@ impl Socket {
                 }
                 Some(s) => SocketEvent::Frame(String::from(s)),
                 None => SocketEvent::Frame(String::from("<binary frame>")),
-            };
-            with_app(|app| deliver(app, tag, ev));
+            });
         });
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
-            let why = format!("closed (code {})", e.code());
-            with_app(|app| deliver(app, tag, SocketEvent::Closed(why)));
+            deliver(SocketEvent::Closed(format!("closed (code {})", e.code())));
         });
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

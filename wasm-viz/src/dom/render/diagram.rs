@@ -1,0 +1,311 @@
+//! The space-time diagram: one lane per node, time flowing left to right over the last few
+//! seconds, one arrow per drawn message from its send to its receive, coloured by kind, and
+//! ticks on the lanes for what happened (elections, kills, pauses, link cuts, snapshots).
+//!
+//! Arrows and ticks are placed in absolute time (milliseconds since the diagram's origin) inside
+//! one group whose transform maps the window onto the plot. So while live, scrolling rewrites one
+//! attribute per frame, and an arrow's own attributes are written when it appears or is
+//! received, not every frame. The scale is uniform (lanes are placed at their screen height
+//! divided by it), so arrowheads keep their shape; strokes keep their width (`vector-effect`,
+//! CSS). On loopback a message takes about a millisecond, so most arrows stand almost upright:
+//! the head says which way it went.
+
+use omnikv_core::NodeId;
+use web_sys::{Document, Element};
+
+use super::{bool_str, f, kind_class, Selection, TimelineInfo};
+use crate::{
+    describe,
+    dom::el::{self, attr, text, Slot},
+    model::{ClusterModel, MessageView},
+    story::Happening,
+    timeline::Mode,
+};
+
+/// The time the diagram spans.
+const WINDOW_MS: f64 = 4_000.0;
+/// Arrows drawn at most (the newest).
+const ARROWS_MAX: usize = 150;
+/// A message not (yet) seen received is drawn this long, dashed.
+const UNSEEN_SPAN_MS: u64 = 300;
+/// Plot area, in the SVG's units: lanes' labels left of `PLOT_X0`.
+const PLOT_X0: f64 = 34.0;
+const PLOT_W: f64 = 560.0;
+const LANE_H: f64 = 22.0;
+const TOP: f64 = 8.0;
+/// Screen units per millisecond inside the plot.
+const SCALE: f64 = PLOT_W / WINDOW_MS;
+/// Arrowheads' size on screen.
+const HEAD: f64 = 6.0;
+
+/// What an arrow was last drawn with, so an unchanged one is not touched.
+#[derive(PartialEq)]
+struct Drawn {
+    received_ms: Option<u64>,
+    end_ms: u64,
+    selected: bool,
+}
+
+#[derive(Default)]
+pub struct Diagram {
+    /// Heartbeats drawn too (the toggle; off by default: they would hide everything else).
+    pub heartbeats: bool,
+    ids: Vec<NodeId>,
+    /// Absolute times are drawn relative to this (the first frame's window start).
+    origin_ms: Option<f64>,
+    /// The arrows on screen, by `(from, msg_id)`: a short vector (a map type would cost the
+    /// wasm kilobytes of tree code).
+    arrows: Vec<((NodeId, u64), Slot, Drawn)>,
+    ticks: Vec<Slot>,
+}
+
+fn lane_y(i: usize) -> f64 {
+    TOP + LANE_H * i as f64 + LANE_H / 2.0
+}
+
+/// A positive number with six decimals, from integers (no float formatting in the wasm).
+fn fixed6(v: f64) -> String {
+    let micro = (v * 1e6).round() as u64;
+    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
+impl Diagram {
+    /// Lays out one lane per node.
+    pub fn build(&mut self, doc: &Document, ids: &[NodeId]) {
+        self.ids = ids.to_vec();
+        let height = TOP * 2.0 + LANE_H * ids.len() as f64;
+        if let Some(svg) = el::by_id(doc, "diagram") {
+            attr(&svg, "viewBox", &format!("0 0 600 {}", f(height)));
+        }
+        if let Some(head) = el::by_id(doc, "arrowhead") {
+            attr(&head, "markerWidth", &f(HEAD / SCALE));
+            attr(&head, "markerHeight", &f(HEAD / SCALE));
+        }
+        if let Some(clip) = el::by_id(doc, "diagram-clip-rect") {
+            attr(&clip, "x", &f(PLOT_X0));
+            attr(&clip, "width", &f(PLOT_W));
+            attr(&clip, "height", &f(height));
+        }
+        let Some(g) = el::by_id(doc, "diagram-lanes") else {
+            return;
+        };
+        el::ensure_children(&g, 0, || el::svg(doc, "g", ""));
+        for (i, id) in ids.iter().enumerate() {
+            let lane = el::svg(doc, "g", "lane");
+            attr(&lane, "data-node-id", &id.to_string());
+            let line = el::svg(doc, "line", "");
+            let y = f(lane_y(i));
+            for (k, v) in [
+                ("x1", f(PLOT_X0)),
+                ("x2", f(PLOT_X0 + PLOT_W)),
+                ("y1", y.clone()),
+                ("y2", y.clone()),
+            ] {
+                attr(&line, k, &v);
+            }
+            let label = el::svg(doc, "text", "");
+            attr(&label, "x", "4");
+            attr(&label, "y", &f(lane_y(i) + 4.0));
+            text(&label, &format!("N{id}"));
+            el::child(&lane, &line);
+            el::child(&lane, &label);
+            el::child(&g, &lane);
+        }
+    }
+
+    /// Draws the window ending at the view's clock (live), or around the cursor.
+    pub fn draw(
+        &mut self,
+        doc: &Document,
+        model: &ClusterModel,
+        live: &ClusterModel,
+        clock_ms: f64,
+        info: &TimelineInfo,
+        selected: Selection,
+    ) {
+        // Looking back, the cursor sits at three quarters, and what followed it (still in the
+        // live model) is drawn after it.
+        let end_ms = match info.mode {
+            Mode::Live => clock_ms,
+            _ => clock_ms + WINDOW_MS / 4.0,
+        };
+        let start_ms = end_ms - WINDOW_MS;
+        let covers = |m: &ClusterModel| {
+            m.messages
+                .front()
+                .is_some_and(|x| (x.sent_ms as f64) <= start_ms)
+        };
+        let source = if info.mode == Mode::Live || covers(live) || !covers(model) {
+            live
+        } else {
+            model
+        };
+        let origin = *self.origin_ms.get_or_insert(start_ms);
+        if let Some(g) = el::by_id(doc, "diagram-plot") {
+            let transform = format!(
+                "translate({}) scale({}) translate({})",
+                f(PLOT_X0),
+                fixed6(SCALE),
+                f(origin - start_ms)
+            );
+            attr(&g, "transform", &transform);
+        }
+        if let Some(c) = el::by_id(doc, "diagram-cursor") {
+            let x = f(PLOT_X0 + (clock_ms - start_ms) / WINDOW_MS * PLOT_W);
+            attr(&c, "x1", &x);
+            attr(&c, "x2", &x);
+            attr(&c, "data-time-ms", &f(clock_ms));
+        }
+        self.draw_lanes(doc, model);
+        self.draw_arrows(doc, source, start_ms, clock_ms, origin, selected);
+        self.draw_ticks(doc, source, start_ms, end_ms, origin);
+    }
+
+    fn draw_lanes(&self, doc: &Document, model: &ClusterModel) {
+        let Some(g) = el::by_id(doc, "diagram-lanes") else {
+            return;
+        };
+        for (i, id) in self.ids.iter().enumerate() {
+            if let (Some(lane), Some(n)) = (el::nth(&g, i), model.nodes.get(id)) {
+                attr(&lane, "data-state", n.state().as_str());
+            }
+        }
+    }
+
+    /// The newest messages whose arrows reach into the window, at most [`ARROWS_MAX`].
+    fn wanted<'m>(&self, source: &'m ClusterModel, start_ms: f64) -> Vec<&'m MessageView> {
+        source
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| self.heartbeats || !m.info.kind.is_heartbeat())
+            .filter(|m| {
+                let end = m.received_ms.unwrap_or(m.sent_ms + UNSEEN_SPAN_MS);
+                end as f64 >= start_ms
+            })
+            .take(ARROWS_MAX)
+            .collect()
+    }
+
+    fn draw_arrows(
+        &mut self,
+        doc: &Document,
+        source: &ClusterModel,
+        start_ms: f64,
+        clock_ms: f64,
+        origin: f64,
+        selected: Selection,
+    ) {
+        let Some(g) = el::by_id(doc, "diagram-arrows") else {
+            return;
+        };
+        let wanted = self.wanted(source, start_ms);
+        let keep: Vec<(NodeId, u64)> = wanted
+            .iter()
+            .map(|m| (m.info.from, m.info.msg_id))
+            .collect();
+        self.arrows.retain(|(k, slot, _)| {
+            let stays = keep.contains(k);
+            if !stays {
+                slot.el.remove();
+            }
+            stays
+        });
+        let lane = |id: NodeId| self.ids.iter().position(|x| *x == id);
+        for m in wanted {
+            let (Some(a), Some(b)) = (lane(m.info.from), lane(m.info.to)) else {
+                continue;
+            };
+            let unseen_end = (m.sent_ms + UNSEEN_SPAN_MS).min(clock_ms.max(0.0) as u64);
+            let drawn = Drawn {
+                received_ms: m.received_ms,
+                end_ms: m.received_ms.unwrap_or(unseen_end.max(m.sent_ms)),
+                selected: selected == Selection::Message(m.info.from, m.info.msg_id),
+            };
+            let key = (m.info.from, m.info.msg_id);
+            let k = match self.arrows.iter().position(|(x, _, _)| *x == key) {
+                Some(k) => k,
+                None => {
+                    let never = Drawn {
+                        received_ms: None,
+                        end_ms: u64::MAX,
+                        selected: false,
+                    };
+                    self.arrows.push((key, new_arrow(doc, &g, m), never));
+                    self.arrows.len() - 1
+                }
+            };
+            let (_, slot, last) = &mut self.arrows[k];
+            if *last == drawn {
+                continue;
+            }
+            let x = |t: u64| f(t as f64 - origin);
+            slot.attr("x1", &x(m.sent_ms));
+            slot.attr("y1", &f(lane_y(a) / SCALE));
+            slot.attr("x2", &x(drawn.end_ms));
+            slot.attr("y2", &f(lane_y(b) / SCALE));
+            slot.attr("data-received", bool_str(drawn.received_ms.is_some()));
+            slot.attr("data-selected", bool_str(drawn.selected));
+            *last = drawn;
+        }
+    }
+
+    /// A tick on each concerned lane for every happening in the window; a scenario (no node)
+    /// crosses every lane.
+    fn draw_ticks(
+        &mut self,
+        doc: &Document,
+        source: &ClusterModel,
+        start_ms: f64,
+        end_ms: f64,
+        origin: f64,
+    ) {
+        let Some(g) = el::by_id(doc, "diagram-marks") else {
+            return;
+        };
+        let inside = |h: &&Happening| (start_ms..=end_ms).contains(&(h.at_ms as f64));
+        let lanes = self.ids.len();
+        let mut ticks: Vec<(&Happening, f64, f64)> = Vec::new();
+        for h in source.story.happenings.iter().filter(inside) {
+            if h.nodes.is_empty() {
+                ticks.push((h, TOP, TOP + LANE_H * lanes as f64));
+            }
+            for n in &h.nodes {
+                if let Some(i) = self.ids.iter().position(|x| x == n) {
+                    ticks.push((h, lane_y(i) - 8.0, lane_y(i) + 8.0));
+                }
+            }
+        }
+        el::ensure_slots(
+            &g,
+            &mut self.ticks,
+            ticks.len(),
+            |s| &s.el,
+            || Slot::new(el::svg(doc, "line", "tick")),
+        );
+        for (slot, (h, y1, y2)) in self.ticks.iter_mut().zip(&ticks) {
+            let x = f(h.at_ms as f64 - origin);
+            slot.attr("x1", &x);
+            slot.attr("x2", &x);
+            slot.attr("y1", &f(*y1 / SCALE));
+            slot.attr("y2", &f(*y2 / SCALE));
+            slot.attr("data-kind", h.kind.as_str());
+            slot.attr(
+                "aria-label",
+                &format!("{}: {}", describe::clock(h.at_ms), h.text),
+            );
+        }
+    }
+}
+
+fn new_arrow(doc: &Document, g: &Element, m: &MessageView) -> Slot {
+    let line = el::svg(doc, "line", "arrow");
+    attr(&line, "data-action", "select-msg");
+    attr(&line, "data-from", &m.info.from.to_string());
+    attr(&line, "data-to", &m.info.to.to_string());
+    attr(&line, "data-msg-id", &m.info.msg_id.to_string());
+    attr(&line, "data-kind", describe::kind_name(m.info.kind));
+    attr(&line, "data-class", kind_class(m.info.kind));
+    el::child(g, &line);
+    Slot::new(line)
+}

@@ -1,0 +1,277 @@
+//! Drawing the model, one module per panel: the ring (`ring`), one card per node (`cards`),
+//! the space-time diagram (`diagram`), "What happened" and the scrub bar's landmarks
+//! (`story`), the client log (`client_log`), the inspector (`inspector`), the header's health
+//! line (`health`) and the timeline bar (`timeline_bar`).
+//!
+//! Elements are created once and then only their changed attributes and texts are written.
+//! Everything carries data attributes (`data-node-id`, `data-role`, `data-state`,
+//! `data-index`, `data-status`, `data-key`) so tests can check meaning rather than pixels.
+
+mod cards;
+mod client_log;
+mod diagram;
+mod health;
+mod inspector;
+mod ring;
+mod story;
+mod timeline_bar;
+
+use omnikv_core::NodeId;
+use web_sys::{Document, Element};
+
+use super::{
+    el::{self, attr, text},
+    now_ms,
+};
+use crate::{model::ClusterModel, timeline::Mode, timeline::Timeline};
+
+/// While live, the text panels (tables, client log, inspector, notices, story, timeline line)
+/// are refreshed at most this often; the ring, the messages, the diagram and the log strips move
+/// every frame. Text changing sixty times a second cannot be read, and re-laying it out costs
+/// the frame.
+const PANELS_EVERY_MS: f64 = 100.0;
+
+/// Where the timeline is, for the bar and the diagram's cursor.
+pub struct TimelineInfo {
+    pub mode: Mode,
+    pub start: u64,
+    pub end: u64,
+    pub cursor: u64,
+    pub dropped: u64,
+    pub cursor_ms: Option<u64>,
+    pub trace: bool,
+}
+
+impl TimelineInfo {
+    pub fn of(tl: &Timeline, trace: bool) -> TimelineInfo {
+        TimelineInfo {
+            mode: tl.mode(),
+            start: tl.start(),
+            end: tl.end(),
+            cursor: tl.cursor(),
+            dropped: tl.dropped(),
+            cursor_ms: tl.time_at(tl.cursor()),
+            trace,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Selection {
+    None,
+    Node(NodeId),
+    Message(NodeId, u64),
+}
+
+pub struct View {
+    drawn_version: u64,
+    /// Model version and wall time of the last refresh of the text panels.
+    panels_version: u64,
+    panels_ms: f64,
+    dirty: bool,
+    ids: Vec<NodeId>,
+    cards: Vec<cards::Card>,
+    selected: Selection,
+    connection: Option<String>,
+    ring: ring::Ring,
+    client_log: client_log::ClientLog,
+    story: story::StoryPanel,
+    diagram: diagram::Diagram,
+    /// Whether the page last showed a trace (`None` before the first frame).
+    trace_shown: Option<bool>,
+}
+
+impl View {
+    pub fn new() -> View {
+        View {
+            drawn_version: u64::MAX,
+            panels_version: u64::MAX,
+            panels_ms: 0.0,
+            dirty: true,
+            ids: Vec::new(),
+            cards: Vec::new(),
+            selected: Selection::None,
+            connection: Some(String::from("connecting to the launcher…")),
+            ring: ring::Ring::default(),
+            client_log: client_log::ClientLog::default(),
+            story: story::StoryPanel::default(),
+            diagram: diagram::Diagram::default(),
+            trace_shown: None,
+        }
+    }
+
+    pub fn invalidate(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn select_node(&mut self, id: Option<NodeId>) {
+        self.selected = id.map(Selection::Node).unwrap_or(Selection::None);
+        self.dirty = true;
+    }
+
+    pub fn select_message(&mut self, from: NodeId, msg_id: u64) {
+        self.selected = Selection::Message(from, msg_id);
+        self.dirty = true;
+    }
+
+    pub fn show_heartbeats(&mut self, shown: bool) {
+        self.diagram.heartbeats = shown;
+    }
+
+    pub fn set_connection(&mut self, c: Option<String>) {
+        if self.connection != c {
+            self.connection = c;
+            self.dirty = true;
+        }
+    }
+
+    /// Draws `model` (the picture at the cursor); `live` is the whole recording's model, whose
+    /// story gives the landmarks.
+    pub fn draw(
+        &mut self,
+        doc: &Document,
+        model: &ClusterModel,
+        live: &ClusterModel,
+        clock_ms: f64,
+        info: &TimelineInfo,
+    ) {
+        let panels = self.panels_due(model.version, info.mode == Mode::Live);
+        if panels || info.mode != Mode::Live {
+            timeline_bar::draw(doc, info);
+            self.story.draw(doc, &live.story, info);
+        }
+        if self.trace_shown != Some(info.trace) {
+            self.trace_shown = Some(info.trace);
+            timeline_bar::draw_source(doc, info.trace);
+        }
+        if self.dirty || panels || model.version != self.drawn_version {
+            self.dirty = false;
+            self.drawn_version = model.version;
+            self.draw_model(doc, model, live, clock_ms, panels);
+        }
+        self.ring
+            .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
+        self.diagram
+            .draw(doc, model, live, clock_ms, info, self.selected);
+    }
+
+    /// Whether the text panels are redrawn this frame (and if so, notes it).
+    fn panels_due(&mut self, version: u64, live: bool) -> bool {
+        let now = now_ms();
+        let due = self.dirty
+            || (version != self.panels_version
+                && (!live || now - self.panels_ms >= PANELS_EVERY_MS));
+        if due {
+            self.panels_version = version;
+            self.panels_ms = now;
+        }
+        due
+    }
+
+    fn draw_model(
+        &mut self,
+        doc: &Document,
+        model: &ClusterModel,
+        live: &ClusterModel,
+        clock_ms: f64,
+        panels: bool,
+    ) {
+        let ids: Vec<NodeId> = model.nodes.keys().copied().collect();
+        if ids != self.ids {
+            self.ids = ids;
+            self.build_structure(doc);
+        }
+        self.ring.draw(doc, &self.ids, model, self.selected);
+        let leader = model.shown_leader();
+        for card in &mut self.cards {
+            if let Some(n) = model.nodes.get(&card.id) {
+                card.draw(doc, n, model, leader == Some(n.id), panels);
+            }
+        }
+        if panels {
+            self.client_log.draw(doc, model);
+            inspector::draw(doc, [model, live], clock_ms, self.selected);
+            draw_notices(doc, model);
+            health::draw(doc, model);
+        }
+        if let Some(c) = el::by_id(doc, "connection") {
+            text(&c, self.connection.as_deref().unwrap_or(""));
+            let state = if self.connection.is_some() {
+                "problem"
+            } else {
+                "ok"
+            };
+            attr(&c, "data-state", state);
+        }
+    }
+
+    fn build_structure(&mut self, doc: &Document) {
+        self.ring.build(doc, &self.ids);
+        self.diagram.build(doc, &self.ids);
+        if let Some(sel) = el::by_id(doc, "target-node") {
+            el::ensure_children(&sel, 1 + self.ids.len(), || el::html(doc, "option", ""));
+            for (i, id) in self.ids.iter().enumerate() {
+                if let Some(o) = el::nth(&sel, i + 1) {
+                    attr(&o, "value", &id.to_string());
+                    text(&o, &format!("node {id}"));
+                }
+            }
+        }
+        self.cards = cards::build(doc, &self.ids);
+    }
+}
+
+/// Notices shown.
+const NOTICES_SHOWN: usize = 4;
+
+fn draw_notices(doc: &Document, model: &ClusterModel) {
+    let Some(ul) = el::by_id(doc, "notices") else {
+        return;
+    };
+    let items: Vec<_> = model.notices.iter().rev().take(NOTICES_SHOWN).collect();
+    el::ensure_children(&ul, items.len(), || el::html(doc, "li", ""));
+    for (i, n) in items.iter().enumerate() {
+        if let Some(li) = el::nth(&ul, i) {
+            text(&li, &n.text);
+        }
+    }
+}
+
+/// SVG coordinates in whole units: precise enough, and integer formatting keeps the float
+/// printing machinery out of the wasm.
+fn f(v: f64) -> String {
+    (v.round() as i64).to_string()
+}
+
+/// Adds or removes a boolean attribute (`disabled`, `hidden`).
+fn set_flag(e: &Element, name: &str, on: bool) {
+    if on != e.has_attribute(name) {
+        if on {
+            let _ = e.set_attribute(name, "");
+        } else {
+            let _ = e.remove_attribute(name);
+        }
+    }
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+/// The colour class of a message kind (`data-class`), shared by the ring and the diagram.
+fn kind_class(k: omnikv_core::event::MessageKind) -> &'static str {
+    use omnikv_core::event::MessageKind;
+    match k {
+        MessageKind::HeartbeatRequest | MessageKind::HeartbeatReply => "heartbeat",
+        MessageKind::PrepareReq | MessageKind::Prepare | MessageKind::Promise => "election",
+        MessageKind::AcceptSync => "sync",
+        MessageKind::AcceptDecide | MessageKind::Accepted | MessageKind::NotAccepted => "replicate",
+        MessageKind::Decide => "decide",
+        MessageKind::ProposalForward => "forward",
+        _ => "other",
+    }
+}

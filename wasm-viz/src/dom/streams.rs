@@ -1,0 +1,158 @@
+//! The page's sockets to the nodes' `/events` and `/admin`: which to open and when, and what
+//! their frames become on the recording.
+//!
+//! A node's stream is opened once the launcher reports it ready and dropped when it goes down;
+//! a node whose table the page only partly knows is asked for a dump, at most every
+//! [`DUMP_RETRY_MS`]. Sockets report through the callbacks given to [`Streams::new`].
+
+use omnikv_core::{
+    admin::{AdminRequest, AdminResponse},
+    control::ProcessState,
+    decode_json,
+    event::frame_events,
+    NodeId,
+};
+
+use super::net::{Socket, SocketEvent};
+use crate::{api, model::KV_KEYS_MAX, reducer::Record};
+
+/// Largest admin dump accepted (it carries a whole table).
+const DUMP_BYTES_MAX: usize = 16 << 20;
+/// A node's table is re-fetched at most this often while it is incomplete.
+const DUMP_RETRY_MS: f64 = 10_000.0;
+
+/// Where a socket's events go: its node and what happened.
+pub type Deliver = fn(NodeId, SocketEvent);
+
+pub struct Streams {
+    /// Open `/events` sockets by node. Short vectors rather than maps: one tree type fewer
+    /// keeps the wasm smaller.
+    streams: Vec<(NodeId, Socket)>,
+    /// Open `/admin` sockets (a dump asked for) by node.
+    dumps: Vec<(NodeId, Socket)>,
+    /// When a dump was last asked of each node (a short list: one entry per node).
+    dump_tried_ms: Vec<(NodeId, f64)>,
+    on_stream: Deliver,
+    on_dump: Deliver,
+}
+
+/// What the launcher says of a node: its process state, and whether it is ready to be dialled.
+pub struct NodeReadiness {
+    pub id: NodeId,
+    pub state: ProcessState,
+    pub ready: bool,
+    /// The node's WebSocket base URL (no trailing slash); empty if not known.
+    pub ws: String,
+}
+
+impl Streams {
+    pub fn new(on_stream: Deliver, on_dump: Deliver) -> Streams {
+        Streams {
+            streams: Vec::new(),
+            dumps: Vec::new(),
+            dump_tried_ms: Vec::new(),
+            on_stream,
+            on_dump,
+        }
+    }
+
+    /// Opens the streams of ready nodes and drops those of nodes that went down or closed.
+    /// Called from the poll loop, never from a socket callback: sockets may be replaced.
+    /// Returns what could not be opened, for the record.
+    pub fn refresh(&mut self, nodes: &[NodeReadiness]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for n in nodes {
+            let gone = |(id, s): &(NodeId, Socket)| {
+                *id == n.id && (s.is_closed() || n.state == ProcessState::Down)
+            };
+            self.streams.retain(|x| !gone(x));
+            if n.ready && !n.ws.is_empty() && get(&self.streams, n.id).is_none() {
+                let url = format!("{}/events", n.ws);
+                let (id, deliver) = (n.id, self.on_stream);
+                match Socket::open(&url, move |ev| deliver(id, ev)) {
+                    Ok(s) => self.streams.push((n.id, s)),
+                    Err(e) => failed.push(format!("node {id}: cannot open {url}: {e}")),
+                }
+            }
+        }
+        self.dumps.retain(|(_, s)| !s.is_closed());
+        failed
+    }
+
+    /// Asks node `id` (at `ws`) for its whole state, unless asked recently.
+    pub fn request_dump(&mut self, id: NodeId, ws: &str, now_ms: f64) {
+        let tried = self.dump_tried_ms.iter_mut().find(|(n, _)| *n == id);
+        let recent = tried
+            .as_ref()
+            .is_some_and(|(_, t)| now_ms - *t < DUMP_RETRY_MS);
+        if recent || get(&self.dumps, id).is_some() || ws.is_empty() {
+            return;
+        }
+        match tried {
+            Some((_, t)) => *t = now_ms,
+            None => self.dump_tried_ms.push((id, now_ms)),
+        }
+        let deliver = self.on_dump;
+        if let Ok(s) = Socket::open(&format!("{ws}/admin"), move |ev| deliver(id, ev)) {
+            self.dumps.push((id, s));
+        }
+    }
+
+    /// Sends the dump request once node `id`'s admin socket is open.
+    pub fn send_dump_request(&self, id: NodeId) {
+        if let (Some(s), Ok(req)) = (
+            get(&self.dumps, id),
+            serde_json::to_string(&AdminRequest::Dump),
+        ) {
+            let _ = s.ws.send_with_str(&req);
+        }
+    }
+
+    /// Closes node `id`'s admin socket (its one answer came). Safe inside its own callback: the
+    /// socket object is dropped later, by [`Streams::refresh`].
+    pub fn dump_done(&self, id: NodeId) {
+        if let Some(s) = get(&self.dumps, id) {
+            let _ = s.ws.close();
+        }
+    }
+}
+
+fn get(sockets: &[(NodeId, Socket)], id: NodeId) -> Option<&Socket> {
+    sockets.iter().find(|(n, _)| *n == id).map(|(_, s)| s)
+}
+
+/// The records an `/events` frame of node `node` makes: one per event, and a notice per line
+/// that does not decode.
+pub fn frame_records(node: NodeId, text: &str, at_ms: u64) -> Vec<Record> {
+    frame_events(text)
+        .map(|line| match api::decode_event(line) {
+            Ok(env) => Record::Event(env),
+            Err(e) => Record::Notice {
+                at_ms,
+                text: format!("node {node}: bad event ignored: {e}"),
+            },
+        })
+        .collect()
+}
+
+/// The record an admin answer makes: a dump (trimmed to what the reducer reads), a notice for
+/// an answer that does not decode, or nothing.
+pub fn dump_record(node: NodeId, text: &str, at_ms: u64) -> Option<Record> {
+    match decode_json::<AdminResponse>(text.as_bytes(), DUMP_BYTES_MAX) {
+        Ok(AdminResponse::Dump(mut dump)) => {
+            // The recording keeps the kept keys, and one more to show that the table is larger.
+            if dump.kv.len() > KV_KEYS_MAX + 1 {
+                dump.kv = std::mem::take(&mut dump.kv)
+                    .into_iter()
+                    .take(KV_KEYS_MAX + 1)
+                    .collect();
+            }
+            Some(Record::Dump { at_ms, dump: *dump })
+        }
+        Ok(_) => None,
+        Err(e) => Some(Record::Notice {
+            at_ms,
+            text: format!("node {node}: bad dump: {e}"),
+        }),
+    }
+}
