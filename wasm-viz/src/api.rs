@@ -13,7 +13,8 @@ use omnikv_core::{
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::{client, describe};
+use crate::{client, describe, reducer::Record};
+use omnikv_core::NodeId;
 
 /// Largest event frame the page and the CLI accept (events carry at most a few hundred keys).
 pub const EVENT_FRAME_BYTES_MAX: usize = 1 << 20;
@@ -137,4 +138,18 @@ pub fn events_url(cluster_json: &str, node_id: f64) -> Result<String, JsError> {
         .find(|n| n.id == node_id)
         .map(|n| format!("{}/events", n.ws.trim_end_matches('/')))
         .ok_or_else(|| JsError::new(&format!("no node {node_id} in the cluster")))
+}
+
+/// The records an `/events` frame of node `node` makes: one per event, and a notice per line
+/// that does not decode.
+pub fn frame_records(node: NodeId, text: &str, at_ms: u64) -> Vec<Record> {
+    frame_events(text)
+        .map(|line| match decode_event(line) {
+            Ok(env) => Record::Event(env),
+            Err(e) => Record::Notice {
+                at_ms,
+                text: format!("node {node}: bad event ignored: {e}"),
+            },
+        })
+        .collect()
 }

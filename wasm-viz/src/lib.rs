@@ -11,6 +11,7 @@ pub mod control;
 pub mod describe;
 pub mod health;
 pub mod model;
+pub mod observer;
 pub mod reducer;
 pub mod story;
 pub mod timeline;

@@ -158,7 +158,7 @@ impl App {
                 connected: matches!(ev, SocketEvent::Open),
             }),
             SocketEvent::Frame(text) => {
-                for r in streams::frame_records(node, &text, at_ms) {
+                for r in crate::api::frame_records(node, &text, at_ms) {
                     self.record(r);
                 }
                 let partial = self.timeline.live_model().nodes.get(&node);

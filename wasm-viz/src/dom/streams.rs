@@ -8,13 +8,11 @@
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     control::ProcessState,
-    decode_json,
-    event::frame_events,
-    NodeId,
+    decode_json, NodeId,
 };
 
 use super::net::{Socket, SocketEvent};
-use crate::{api, model::KV_KEYS_MAX, reducer::Record};
+use crate::{model::KV_KEYS_MAX, reducer::Record};
 
 /// Largest admin dump accepted (it carries a whole table).
 const DUMP_BYTES_MAX: usize = 16 << 20;
@@ -119,20 +117,6 @@ impl Streams {
 
 fn get(sockets: &[(NodeId, Socket)], id: NodeId) -> Option<&Socket> {
     sockets.iter().find(|(n, _)| *n == id).map(|(_, s)| s)
-}
-
-/// The records an `/events` frame of node `node` makes: one per event, and a notice per line
-/// that does not decode.
-pub fn frame_records(node: NodeId, text: &str, at_ms: u64) -> Vec<Record> {
-    frame_events(text)
-        .map(|line| match api::decode_event(line) {
-            Ok(env) => Record::Event(env),
-            Err(e) => Record::Notice {
-                at_ms,
-                text: format!("node {node}: bad event ignored: {e}"),
-            },
-        })
-        .collect()
 }
 
 /// The record an admin answer makes: a dump (trimmed to what the reducer reads), a notice for
