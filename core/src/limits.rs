@@ -24,3 +24,5 @@ pub const DUMP_KEYS_MAX: usize = 10_000;
 pub const DUMP_PAGE_KEYS_MAX: u32 = 1000;
 /// Bytes of keys and values in one dump page (a page holds at least one entry).
 pub const DUMP_PAGE_BYTES_MAX: usize = 1 << 20;
+/// Guards and writes in one transaction: one log entry, applied in one step on every replica.
+pub const TXN_PARTS_MAX: usize = 128;

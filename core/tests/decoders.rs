@@ -49,6 +49,8 @@ fn accepts<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
 const VALID: &[&str] = &[
     r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b"}}}"#,
     r#"{"id":{"client":7,"seq":2},"op":{"get":{"key":"a","read":"local"}}}"#,
+    r#"{"id":{"client":7,"seq":3},"op":{"txn":{"guards":[{"value":{"key":"a","value":"b"}},{"absent":{"key":"c"}},{"mod_index":{"key":"d","mod_index":4}}],"ops":[{"put":{"key":"a","value":"c"}},{"delete":{"key":"d"}}]}},"forget_below":3}"#,
+    r#"{"id":{"client":7,"seq":4},"op":{"scan":{"range":{"prefix":"a","after":"ab","limit":10},"read":"local"}}}"#,
     r#"{"set_link":{"peer":2,"connected":false}}"#,
     r#"{"a":1,"b":2,"connected":false}"#,
     r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#,

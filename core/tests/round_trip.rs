@@ -16,8 +16,10 @@ use omnikv_core::{
         BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, NodeStatus, PeerStatus,
         RequestOutcome, Role, SnapshotCarried,
     },
-    session::{AppliedWrite, Session, Sessions},
+    scan::{ScanEntry, ScanPage, ScanRange},
+    session::{AppliedWrite, Session, Sessions, Versioned},
     snapshot::Unresolved,
+    txn::{Found, Guard, TxnOp, TxnResult},
     KVCommand, KVSnapshot, RequestId,
 };
 use proptest::prelude::*;
@@ -44,8 +46,56 @@ fn request_id() -> impl Strategy<Value = RequestId> {
     (number(), number()).prop_map(|(client, seq)| RequestId { client, seq })
 }
 
+fn guard() -> impl Strategy<Value = Guard> {
+    prop_oneof![
+        (text(), text()).prop_map(|(key, value)| Guard::Value { key, value }),
+        text().prop_map(|key| Guard::Absent { key }),
+        (text(), number()).prop_map(|(key, mod_index)| Guard::ModIndex { key, mod_index }),
+    ]
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    prop_oneof![
+        (text(), text()).prop_map(|(key, value)| TxnOp::Put { key, value }),
+        text().prop_map(|key| TxnOp::Delete { key }),
+    ]
+}
+
+fn scan_range() -> impl Strategy<Value = ScanRange> {
+    let bound = || proptest::option::of(text());
+    (bound(), bound(), bound(), bound(), any::<u32>()).prop_map(
+        |(prefix, start, end, after, limit)| ScanRange {
+            prefix,
+            start,
+            end,
+            after,
+            limit,
+        },
+    )
+}
+
+fn versioned() -> impl Strategy<Value = Versioned> {
+    (text(), number()).prop_map(|(value, mod_index)| Versioned { value, mod_index })
+}
+
 fn command() -> impl Strategy<Value = KVCommand> {
     prop_oneof![
+        (
+            request_id(),
+            proptest::collection::vec(guard(), 0..3),
+            proptest::collection::vec(txn_op(), 0..3),
+            number()
+        )
+            .prop_map(|(id, guards, ops, forget_below)| KVCommand::Txn {
+                id,
+                guards,
+                ops,
+                forget_below
+            }),
+        (request_id(), scan_range()).prop_map(|(id, range)| KVCommand::Scan {
+            id,
+            range: Box::new(range)
+        }),
         (request_id(), text(), text(), number()).prop_map(|(id, key, value, forget_below)| {
             KVCommand::Put {
                 id,
@@ -73,6 +123,16 @@ fn client_op() -> impl Strategy<Value = ClientOp> {
         )
             .prop_map(|(key, read)| ClientOp::Get { key, read }),
         text().prop_map(|key| ClientOp::Delete { key }),
+        (
+            proptest::collection::vec(guard(), 0..3),
+            proptest::collection::vec(txn_op(), 0..3)
+        )
+            .prop_map(|(guards, ops)| ClientOp::Txn { guards, ops }),
+        (
+            scan_range(),
+            select(vec![ReadMode::Linearizable, ReadMode::Local])
+        )
+            .prop_map(|(range, read)| ClientOp::Scan { range, read }),
         Just(ClientOp::OpenSession),
     ]
 }
@@ -99,11 +159,52 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
                 id,
                 value,
                 node,
-                index
+                index,
+                mod_index: None,
+                txn: None,
+                scan: None,
+            }),
+        (
+            request_id(),
+            proptest::option::of(number()),
+            proptest::option::of(txn_result()),
+            proptest::option::of(scan_page())
+        )
+            .prop_map(|(id, mod_index, txn, scan)| ClientResponse::Ok {
+                id,
+                value: None,
+                node: 1,
+                index: Some(2),
+                mod_index,
+                txn,
+                scan,
             }),
         (proptest::option::of(request_id()), client_error())
             .prop_map(|(id, error)| ClientResponse::Err { id, error }),
     ]
+}
+
+fn txn_result() -> impl Strategy<Value = TxnResult> {
+    let found = (text(), proptest::option::of(versioned()))
+        .prop_map(|(key, current)| Found { key, current });
+    (any::<bool>(), proptest::collection::vec(found, 0..3))
+        .prop_map(|(succeeded, found)| TxnResult { succeeded, found })
+}
+
+fn scan_page() -> impl Strategy<Value = ScanPage> {
+    let entry = (text(), text(), number()).prop_map(|(key, value, mod_index)| ScanEntry {
+        key,
+        value,
+        mod_index,
+    });
+    (
+        proptest::collection::vec(entry, 0..3),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(entries, next_after)| ScanPage {
+            entries,
+            next_after,
+        })
 }
 
 fn ballot() -> impl Strategy<Value = BallotView> {
@@ -293,11 +394,14 @@ fn envelope() -> impl Strategy<Value = EventEnvelope> {
 }
 
 fn sessions() -> impl Strategy<Value = Sessions> {
-    let applied = (number(), number(), number()).prop_map(|(seq, index, digest)| AppliedWrite {
-        seq,
-        index,
-        digest,
-    });
+    let applied = (number(), number(), number(), any::<bool>()).prop_map(
+        |(seq, index, digest, guards_failed)| AppliedWrite {
+            seq,
+            index,
+            digest,
+            guards_failed,
+        },
+    );
     let session = (number(), number(), proptest::collection::vec(applied, 0..3)).prop_map(
         |(floor, last_index, applied)| Session {
             floor,
@@ -316,7 +420,7 @@ fn sessions() -> impl Strategy<Value = Sessions> {
 
 fn snapshot() -> impl Strategy<Value = KVSnapshot> {
     (
-        proptest::collection::btree_map(text(), text(), 0..3),
+        proptest::collection::btree_map(text(), versioned(), 0..3),
         sessions(),
         number(),
         proptest::collection::vec(
@@ -335,7 +439,7 @@ fn snapshot() -> impl Strategy<Value = KVSnapshot> {
 fn admin_response() -> impl Strategy<Value = AdminResponse> {
     let dump = (
         (number(), number(), number(), number()),
-        proptest::collection::btree_map(text(), text(), 0..3),
+        proptest::collection::btree_map(text(), versioned(), 0..3),
         sessions(),
         proptest::option::of(snapshot()),
         proptest::collection::vec(command(), 0..3),

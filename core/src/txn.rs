@@ -1,0 +1,120 @@
+//! Transactions: guarded batches of puts and deletes, applied atomically in one log entry.
+//!
+//! Compare-and-swap is a transaction with one guard and one write; a batch is one without
+//! guards. Every guard is checked against the state the entry is applied to, and either all the
+//! writes apply or none does. A failed guard is an outcome, not an error: the reply says what
+//! each failed guard found, so the caller can decide what to do without another round trip.
+//!
+//! Guards compare what the state machine replicates: the value and the key's `mod_index` (the
+//! log index of its last write), which every replica holds identically.
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::Versioned;
+
+/// A condition on one key, checked when the transaction is applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Guard {
+    /// The key holds exactly this value.
+    Value { key: String, value: String },
+    /// The key does not exist.
+    Absent { key: String },
+    /// The key exists and its last write was applied at this log index.
+    ModIndex { key: String, mod_index: u64 },
+}
+
+impl Guard {
+    pub fn key(&self) -> &str {
+        match self {
+            Guard::Value { key, .. } | Guard::Absent { key } | Guard::ModIndex { key, .. } => key,
+        }
+    }
+
+    /// Whether the guard holds for what the key holds now (`None`: absent).
+    pub fn holds(&self, found: Option<&Versioned>) -> bool {
+        match (self, found) {
+            (Guard::Value { value, .. }, Some(f)) => f.value == *value,
+            (Guard::Absent { .. }, None) => true,
+            (Guard::ModIndex { mod_index, .. }, Some(f)) => f.mod_index == *mod_index,
+            _ => false,
+        }
+    }
+}
+
+/// One write of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TxnOp {
+    Put { key: String, value: String },
+    Delete { key: String },
+}
+
+impl TxnOp {
+    pub fn key(&self) -> &str {
+        match self {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } => key,
+        }
+    }
+
+    /// `Some(value)` sets, `None` deletes.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            TxnOp::Put { value, .. } => Some(value),
+            TxnOp::Delete { .. } => None,
+        }
+    }
+}
+
+/// What a failed guard's key held when the transaction was applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Found {
+    pub key: String,
+    /// `None`: the key was absent.
+    pub current: Option<Versioned>,
+}
+
+/// The outcome of a transaction, in its reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnResult {
+    /// Every guard held and every write was applied.
+    pub succeeded: bool,
+    /// For a failed transaction, what each failed guard found, in guard order. Empty when the
+    /// reply answers a copy of a transaction that failed earlier: what it found then is not
+    /// kept (it could be a whole value per guard), and the table may have moved on since.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<Found>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(value: &str, mod_index: u64) -> Versioned {
+        Versioned {
+            value: value.into(),
+            mod_index,
+        }
+    }
+
+    #[test]
+    fn guards_compare_value_absence_and_mod_index() {
+        let key = String::from("k");
+        let value = Guard::Value {
+            key: key.clone(),
+            value: "a".into(),
+        };
+        assert!(value.holds(Some(&v("a", 3))));
+        assert!(!value.holds(Some(&v("b", 3))));
+        assert!(!value.holds(None));
+        let absent = Guard::Absent { key: key.clone() };
+        assert!(absent.holds(None));
+        assert!(!absent.holds(Some(&v("", 1))));
+        let index = Guard::ModIndex { key, mod_index: 3 };
+        assert!(index.holds(Some(&v("x", 3))));
+        assert!(!index.holds(Some(&v("x", 4))));
+        assert!(!index.holds(None), "an absent key has no mod_index");
+    }
+}
