@@ -8,12 +8,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::KEY_BYTES_MAX;
+use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 
 /// Keys in one scan page.
 pub const SCAN_KEYS_MAX: u32 = 1000;
 /// Bytes of keys and values in one scan page (a page holds at least one entry).
 pub const SCAN_PAGE_BYTES_MAX: usize = 512 * 1024;
+/// The largest scan reply: a full page (its first entry, at most a key and a value, always
+/// fits in it) and each entry's JSON and `mod_index`.
+pub const SCAN_REPLY_BYTES_MAX: usize = SCAN_PAGE_BYTES_MAX + SCAN_KEYS_MAX as usize * 64;
+const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX <= SCAN_PAGE_BYTES_MAX);
 
 /// The keys a scan visits, and where this page starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

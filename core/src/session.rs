@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{KVCommand, RequestId};
-use crate::txn::Found;
+use crate::txn::{Found, FOUND_VALUE_BYTES_MAX};
 
 /// Outcomes a session keeps above its floor; also the most a client may pipeline.
 pub const SESSION_WINDOW: u64 = 1024;
@@ -358,14 +358,12 @@ fn failed_guards(kv: &impl KvState, cmd: &KVCommand) -> Vec<Found> {
     let KVCommand::Txn { guards, .. } = cmd else {
         return Vec::new();
     };
+    let mut room = FOUND_VALUE_BYTES_MAX;
     guards
         .iter()
         .filter_map(|g| {
             let current = kv.read(g.key());
-            (!g.holds(current.as_ref())).then(|| Found {
-                key: g.key().to_owned(),
-                current,
-            })
+            (!g.holds(current.as_ref())).then(|| Found::of(g.key(), current, &mut room))
         })
         .collect()
 }
@@ -557,10 +555,8 @@ mod tests {
         let failed = apply(&mut s, &mut kv, &cas(1, "a", "c"), 3);
         let found = Found {
             key: "k".into(),
-            current: Some(Versioned {
-                value: "b".into(),
-                mod_index: 2,
-            }),
+            mod_index: Some(2),
+            value: Some("b".into()),
         };
         assert_eq!(failed, Applied::GuardsFailed { found: vec![found] });
         assert_eq!(kv["k"].value, "b", "a failed guard writes nothing");

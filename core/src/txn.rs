@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::VALUE_BYTES_MAX;
 use crate::session::Versioned;
 
 /// A condition on one key, checked when the transaction is applied.
@@ -66,13 +67,37 @@ impl TxnOp {
     }
 }
 
+/// Bytes of values the failed guards of one reply carry, so that the reply is bounded like a
+/// get's (a client request reserves room for its reply while it is in flight).
+pub const FOUND_VALUE_BYTES_MAX: usize = VALUE_BYTES_MAX;
+
 /// What a failed guard's key held when the transaction was applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Found {
     pub key: String,
-    /// `None`: the key was absent.
-    pub current: Option<Versioned>,
+    /// The index of the key's last write; `None`: the key was absent.
+    pub mod_index: Option<u64>,
+    /// Its value; `None` when absent, or left out once the values of earlier failed guards
+    /// in the reply reach [`FOUND_VALUE_BYTES_MAX`].
+    pub value: Option<String>,
+}
+
+impl Found {
+    /// What `key` holds, with its value while `room` (bytes of values still allowed in the
+    /// reply) lasts; `room` shrinks by the value kept.
+    pub fn of(key: &str, current: Option<Versioned>, room: &mut usize) -> Found {
+        let mod_index = current.as_ref().map(|v| v.mod_index);
+        let value = current
+            .map(|v| v.value)
+            .filter(|v| v.len() <= *room)
+            .inspect(|v| *room -= v.len());
+        Found {
+            key: key.to_owned(),
+            mod_index,
+            value,
+        }
+    }
 }
 
 /// The outcome of a transaction, in its reply.
@@ -116,5 +141,24 @@ mod tests {
         assert!(index.holds(Some(&v("x", 3))));
         assert!(!index.holds(Some(&v("x", 4))));
         assert!(!index.holds(None), "an absent key has no mod_index");
+    }
+
+    #[test]
+    fn what_failed_guards_found_is_bounded_in_value_bytes() {
+        let mut room = 5;
+        let first = Found::of("a", Some(v("abc", 1)), &mut room);
+        assert_eq!(
+            (first.value.as_deref(), first.mod_index),
+            (Some("abc"), Some(1))
+        );
+        let second = Found::of("b", Some(v("def", 2)), &mut room);
+        assert_eq!(
+            (second.value, second.mod_index),
+            (None, Some(2)),
+            "past the room"
+        );
+        let absent = Found::of("c", None, &mut room);
+        assert_eq!((absent.value, absent.mod_index), (None, None));
+        assert_eq!(room, 2);
     }
 }

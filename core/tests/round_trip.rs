@@ -185,8 +185,16 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
 }
 
 fn txn_result() -> impl Strategy<Value = TxnResult> {
-    let found = (text(), proptest::option::of(versioned()))
-        .prop_map(|(key, current)| Found { key, current });
+    let found = (
+        text(),
+        proptest::option::of(number()),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(key, mod_index, value)| Found {
+            key,
+            mod_index,
+            value,
+        });
     (any::<bool>(), proptest::collection::vec(found, 0..3))
         .prop_map(|(succeeded, found)| TxnResult { succeeded, found })
 }

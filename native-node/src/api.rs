@@ -27,6 +27,8 @@ use omnikv_core::{
     client::{ClientError, ClientOp, ClientRequest, ClientResponse},
     decode_json,
     limits::{ADMIN_FRAME_BYTES_MAX, CLIENT_FRAME_BYTES_MAX, VALUE_BYTES_MAX},
+    scan::SCAN_REPLY_BYTES_MAX,
+    txn::FOUND_VALUE_BYTES_MAX,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -236,10 +238,13 @@ fn ping_ticker() -> tokio::time::Interval {
 }
 
 /// What a request holds while in flight: its frame, and room for its reply (a read's value may
-/// be as large as any value; other replies are small).
+/// be as large as any value, a transaction's failed guards carry as much, a scan page its
+/// bytes; other replies are small).
 fn request_bytes(frame_len: usize, req: &ClientRequest) -> usize {
     let reply_bytes = match req.op {
         ClientOp::Get { .. } => VALUE_BYTES_MAX,
+        ClientOp::Txn { .. } => FOUND_VALUE_BYTES_MAX,
+        ClientOp::Scan { .. } => SCAN_REPLY_BYTES_MAX,
         _ => 0,
     };
     frame_len + reply_bytes + REPLY_OVERHEAD_BYTES

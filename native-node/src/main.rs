@@ -319,9 +319,10 @@ fn report_txn(result: &TxnResult, index: Option<u64>) -> ExitCode {
     let at = index.map(|i| format!(" at index {i}")).unwrap_or_default();
     eprintln!("comparison failed{at}");
     for f in &result.found {
-        match &f.current {
-            Some(v) => eprintln!("{}\t{}\t(mod_index {})", f.key, v.value, v.mod_index),
-            None => eprintln!("{}\tabsent", f.key),
+        match (&f.value, f.mod_index) {
+            (Some(v), Some(i)) => eprintln!("{}\t{v}\t(mod_index {i})", f.key),
+            (None, Some(i)) => eprintln!("{}\t(value left out)\t(mod_index {i})", f.key),
+            _ => eprintln!("{}\tabsent", f.key),
         }
     }
     ExitCode::from(1)

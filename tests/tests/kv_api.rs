@@ -116,9 +116,10 @@ async fn compare_and_swap_writes_only_when_its_guard_holds_and_says_what_it_foun
         .unwrap();
     assert!(!stale.succeeded);
     assert_eq!(stale.found.len(), 1);
-    let current = stale.found[0].current.clone().expect("k exists");
-    assert_eq!(current.value, "b");
-    assert!(current.mod_index > created_at);
+    let found = &stale.found[0];
+    assert_eq!(found.value.as_deref(), Some("b"));
+    let found_index = found.mod_index.expect("k exists");
+    assert!(found_index > created_at);
     // The index it found is a guard that holds now; the old one does not.
     let by_old_index = Guard::ModIndex {
         key: "k".into(),
@@ -131,7 +132,7 @@ async fn compare_and_swap_writes_only_when_its_guard_holds_and_says_what_it_foun
     assert!(!old.succeeded);
     let by_index = Guard::ModIndex {
         key: "k".into(),
-        mod_index: current.mod_index,
+        mod_index: found_index,
     };
     let (fresh, _) = c.txn(vec![by_index], vec![put("k", "d")]).await.unwrap();
     assert!(fresh.succeeded);

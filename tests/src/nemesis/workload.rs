@@ -202,7 +202,7 @@ impl Sequential {
                 });
                 // What it found is what the key holds now, as far as this client knows.
                 let now = match outcome.found.first() {
-                    Some(f) => f.current.as_ref().map(|v| v.value.clone()),
+                    Some(f) => f.value.clone(),
                     None => Some(new.clone()),
                 };
                 self.seen.insert(key.clone(), now);
