@@ -11,6 +11,7 @@
 //! - [`txn`]: transactions (compare-and-swap, batches): guards and writes in one entry.
 //! - [`snapshot`]: [`KVSnapshot`], the compacted form of a log prefix.
 //! - [`scan`]: ordered scans: the range a scan names and one page of its answer.
+//! - [`watch`]: the change stream of a range of keys from a log index.
 //! - [`client`]: the client protocol (requests, responses, errors).
 //! - [`admin`]: node administration (link control, state dumps) used by the launcher and tests.
 //! - [`event`]: the event stream a node publishes for the visualizer.
@@ -39,6 +40,7 @@ pub mod scan;
 pub mod session;
 pub mod snapshot;
 pub mod txn;
+pub mod watch;
 
 pub use command::{KVCommand, RequestId};
 pub use snapshot::KVSnapshot;

@@ -20,6 +20,7 @@ use omnikv_core::{
     session::{AppliedWrite, Session, Sessions, Versioned},
     snapshot::Unresolved,
     txn::{Found, Guard, TxnOp, TxnResult},
+    watch::{Change, WatchFrame, WatchRequest},
     KVCommand, KVSnapshot, RequestId,
 };
 use proptest::prelude::*;
@@ -625,6 +626,31 @@ proptest! {
     fn snapshots_round_trip(v in snapshot(), e in edits()) {
         round_trips(&v, &e)?;
     }
+
+    #[test]
+    fn watch_requests_round_trip(
+        range in scan_range(),
+        from_index in proptest::option::of(number()),
+        e in edits()
+    ) {
+        round_trips(&WatchRequest { range, from_index }, &e)?;
+    }
+
+    #[test]
+    fn watch_frames_round_trip(v in watch_frame(), e in edits()) {
+        round_trips(&v, &e)?;
+    }
+}
+
+fn watch_frame() -> impl Strategy<Value = WatchFrame> {
+    let change = (number(), text(), proptest::option::of(text()))
+        .prop_map(|(index, key, value)| Change { index, key, value });
+    prop_oneof![
+        (proptest::collection::vec(change, 0..3), number())
+            .prop_map(|(changes, up_to)| WatchFrame::Changes { changes, up_to }),
+        number().prop_map(|oldest_index| WatchFrame::Compacted { oldest_index }),
+        text().prop_map(|message| WatchFrame::Error { message }),
+    ]
 }
 
 #[test]

@@ -428,3 +428,65 @@ impl Client {
         Ok(reply.answer.scan.unwrap_or_default())
     }
 }
+
+/// How a watch ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// The caller stopped it.
+    Stopped,
+    /// The nodes no longer keep changes from the watch's index; they keep `oldest_index` on.
+    Compacted { oldest_index: u64 },
+}
+
+/// Watches `request` through `nodes`: calls `each` with every change in log order until it
+/// returns false. When a node fails, the watch moves on to the next with `from_index` set to
+/// where the last frame left it, so no change is seen twice or missed. Gives up when no node
+/// has answered for `give_up_after`.
+pub async fn watch(
+    nodes: &[String],
+    mut request: omnikv_core::watch::WatchRequest,
+    give_up_after: Duration,
+    mut each: impl FnMut(&omnikv_core::watch::Change) -> bool,
+) -> Result<WatchEnd, ConnectionError> {
+    use omnikv_core::watch::WatchFrame;
+    let mut heard_at = tokio::time::Instant::now();
+    let mut last_error = ConnectionError::Lost("no node tried".into());
+    for base in nodes.iter().cycle() {
+        if heard_at.elapsed() > give_up_after {
+            return Err(last_error);
+        }
+        let attempt = async {
+            let mut conn = Connection::open(base, "watch", give_up_after).await?;
+            conn.send_text(serde_json::to_string(&request).expect("requests serialise"))
+                .await?;
+            loop {
+                // The node sends progress at least every second while it lives.
+                let text = conn.recv_text(give_up_after).await?;
+                heard_at = tokio::time::Instant::now();
+                let frame: WatchFrame = serde_json::from_str(&text)
+                    .map_err(|e| ConnectionError::Decode(e.to_string()))?;
+                match frame {
+                    WatchFrame::Changes { changes, up_to } => {
+                        for c in &changes {
+                            if !each(c) {
+                                return Ok(WatchEnd::Stopped);
+                            }
+                        }
+                        request.from_index = Some(up_to);
+                    }
+                    WatchFrame::Compacted { oldest_index } => {
+                        return Ok(WatchEnd::Compacted { oldest_index })
+                    }
+                    WatchFrame::Error { message } => return Err(ConnectionError::Decode(message)),
+                }
+            }
+        };
+        match attempt.await {
+            Ok(end) => return Ok(end),
+            Err(e @ ConnectionError::Decode(_)) => return Err(e),
+            Err(e) => last_error = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unreachable!("a watch needs at least one node")
+}

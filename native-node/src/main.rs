@@ -5,13 +5,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use omnikv_core::watch::WatchRequest;
 use omnikv_core::{
     client::ReadMode,
     control::ClusterView,
     scan::{ScanRange, SCAN_KEYS_MAX},
     txn::{Guard, TxnOp, TxnResult},
 };
-use omnikv_node::{client::Client, config::NodeConfig, launcher::DemoConfig};
+use omnikv_node::{
+    client::{Client, WatchEnd},
+    config::NodeConfig,
+    launcher::DemoConfig,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -76,15 +81,8 @@ enum Command {
     /// Print keys in key order, `key<TAB>value` per line: by prefix or over [--from, --to).
     /// Exits 1 when no key matched.
     Scan {
-        /// Keys starting with this.
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        prefix: Option<String>,
-        /// First key (inclusive).
-        #[arg(long)]
-        from: Option<String>,
-        /// End key (exclusive).
-        #[arg(long)]
-        to: Option<String>,
+        #[command(flatten)]
+        keys: Keys,
         /// Print at most this many keys (default: all, read a page at a time).
         #[arg(long)]
         limit: Option<u64>,
@@ -117,6 +115,22 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Print the changes to keys under --prefix (or in [--from, --to)), one line each:
+    /// `INDEX<TAB>put<TAB>KEY<TAB>VALUE` or `INDEX<TAB>delete<TAB>KEY`, in log order, from
+    /// --from-index (default: now) on, moving to another node if one fails. Exits 1 when the
+    /// nodes no longer keep changes that old (scan, then watch from the scan's index + 1).
+    Watch {
+        #[command(flatten)]
+        keys: Keys,
+        /// The first log index whose changes to print.
+        #[arg(long)]
+        from_index: Option<u64>,
+        /// Stop after this many changes.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Print one node's whole KV table, `key<TAB>value` per line in key order (the leader's,
     /// unless --node names another). Read by pages from the node's local copy: a table that
     /// changes meanwhile is seen as it was at each page.
@@ -124,6 +138,31 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// The keys a scan or a watch covers.
+#[derive(clap::Args, Clone)]
+struct Keys {
+    /// Keys starting with this.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    prefix: Option<String>,
+    /// First key (inclusive).
+    #[arg(long)]
+    from: Option<String>,
+    /// End key (exclusive).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl Keys {
+    fn range(self) -> ScanRange {
+        ScanRange {
+            prefix: self.prefix,
+            start: self.from,
+            end: self.to,
+            ..ScanRange::default()
+        }
+    }
 }
 
 /// What a compare-and-swap expects of its key: exactly one of these.
@@ -328,6 +367,40 @@ fn report_txn(result: &TxnResult, index: Option<u64>) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// `omnikv watch`: one line per change until `count` (or forever).
+async fn watch(
+    range: ScanRange,
+    from_index: Option<u64>,
+    count: Option<u64>,
+    target: &Target,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let nodes = resolve(target).await?;
+    let request = WatchRequest { range, from_index };
+    let mut left = count.unwrap_or(u64::MAX);
+    let mut out = std::io::stdout().lock();
+    let mut written = Ok(());
+    let give_up = Duration::from_millis(target.timeout_ms);
+    let end = omnikv_node::client::watch(&nodes, request, give_up, |c| {
+        written = match &c.value {
+            Some(v) => writeln!(out, "{}\tput\t{}\t{v}", c.index, c.key),
+            None => writeln!(out, "{}\tdelete\t{}", c.index, c.key),
+        }
+        .and_then(|()| out.flush());
+        left -= 1;
+        written.is_ok() && left > 0
+    })
+    .await?;
+    written.context("writing the changes")?;
+    match end {
+        WatchEnd::Stopped => Ok(ExitCode::SUCCESS),
+        WatchEnd::Compacted { oldest_index } => {
+            eprintln!("the nodes keep changes from index {oldest_index} on: scan, then watch from the scan's index + 1");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -373,21 +446,13 @@ async fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Scan {
-                prefix,
-                from,
-                to,
+                keys,
                 limit,
                 local,
                 target,
             } => {
                 init_tracing("warn");
-                let range = ScanRange {
-                    prefix,
-                    start: from,
-                    end: to,
-                    ..ScanRange::default()
-                };
-                let found = scan(range, limit, read_mode(local), &target).await?;
+                let found = scan(keys.range(), limit, read_mode(local), &target).await?;
                 Ok(if found {
                     ExitCode::SUCCESS
                 } else {
@@ -418,6 +483,15 @@ async fn main() -> ExitCode {
                 let (guards, ops) = batch_lines(std::io::stdin().lock())?;
                 let (result, index) = client_for(&target).await?.txn(guards, ops).await?;
                 Ok(report_txn(&result, index))
+            }
+            Command::Watch {
+                keys,
+                from_index,
+                count,
+                target,
+            } => {
+                init_tracing("warn");
+                watch(keys.range(), from_index, count, &target).await
             }
             Command::Dump { target } => {
                 init_tracing("warn");

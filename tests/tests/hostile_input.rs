@@ -303,6 +303,16 @@ async fn random_frames_to_every_endpoint_change_nothing() {
             "seed {seed}: {r:?}"
         );
     }
+    for _ in 0..50 {
+        let mut watch = Connection::open(&url, "watch", T).await.unwrap();
+        watch.send_text(random_frame(&mut rng)).await.unwrap();
+        let frame: omnikv_core::watch::WatchFrame =
+            serde_json::from_str(&watch.recv_text(T).await.unwrap()).unwrap();
+        assert!(
+            matches!(frame, omnikv_core::watch::WatchFrame::Error { .. }),
+            "seed {seed}: {frame:?}"
+        );
+    }
     let peer = cluster.nodes[&2].peer;
     for i in 0..50 {
         let mut s = tokio::net::TcpStream::connect(peer).await.unwrap();

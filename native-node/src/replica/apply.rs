@@ -6,6 +6,7 @@ use omnikv_core::{
     scan::ScanRange,
     session::Applied,
     txn::TxnResult,
+    watch::Change,
     KVCommand, KVSnapshot, RequestId,
 };
 use omnipaxos::util::LogEntry;
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 use super::ports::{ApplyWrites, Compaction, Platform, StateMachine};
 use super::requests::Outcome;
 use super::{Io, Replica, ReplicaError};
+use crate::changes::AppliedChanges;
 use crate::storage::SnapshotSummary;
 
 /// Entries applied per write batch.
@@ -25,6 +27,8 @@ struct Run {
     answers: Vec<(RequestId, Outcome)>,
     /// Linearizable scans applied in this run, answered once it is committed.
     scans: Vec<(RequestId, ScanRange)>,
+    /// What the run's writes changed, for watchers.
+    changes: Vec<Change>,
     /// The first commands applied, for the event.
     commands: Vec<KVCommand>,
     /// Bytes of keys and values in `commands`.
@@ -104,6 +108,12 @@ impl<P: Platform> Replica<P> {
             let (mut run, applied_to) = self.apply_run(from, entries)?;
             self.publish_run(from, applied_to, &run, io);
             self.applied_idx = applied_to;
+            self.effects.changes.push(AppliedChanges {
+                from,
+                to: applied_to,
+                installed: run.installed.is_some(),
+                changes: std::mem::take(&mut run.changes),
+            });
             for (id, outcome) in std::mem::take(&mut run.answers) {
                 self.answer_pending(id, outcome, now_us, io);
             }
@@ -157,6 +167,14 @@ impl<P: Platform> Replica<P> {
                     let applied = batch.apply(&cmd, idx);
                     if matches!(applied, Applied::Duplicate { .. } | Applied::Refused(_)) {
                         run.skipped += 1;
+                    }
+                    if applied == Applied::Written {
+                        run.changes
+                            .extend(cmd.writes().into_iter().map(|(k, v)| Change {
+                                index: idx,
+                                key: k.to_owned(),
+                                value: v.map(str::to_owned),
+                            }));
                     }
                     // Only a copy of the waiting command answers it: someone else may have used
                     // its id for another command, which must not pass for its outcome.
