@@ -100,6 +100,42 @@ impl Found {
     }
 }
 
+impl Found {
+    /// How the CLIs print it: `KEY<TAB>VALUE<TAB>(mod_index N)`, or `KEY<TAB>absent`.
+    pub fn line(&self) -> String {
+        match (&self.value, self.mod_index) {
+            (Some(v), Some(i)) => format!("{}\t{v}\t(mod_index {i})", self.key),
+            (None, Some(i)) => format!("{}\t(value left out)\t(mod_index {i})", self.key),
+            _ => format!("{}\tabsent", self.key),
+        }
+    }
+}
+
+/// Reads a batch as the CLIs take it, one JSON object a line: writes (`{"put":{...}}`,
+/// `{"delete":{...}}`) and guards (`{"value":{...}}`, `{"absent":{...}}`,
+/// `{"mod_index":{...}}`); blank lines are skipped.
+pub fn parse_batch(text: &str) -> Result<(Vec<Guard>, Vec<TxnOp>), String> {
+    let (mut guards, mut ops) = (Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // from_slice, like `decode_json`: one decoder per type in the wasm, not two.
+        if let Ok(op) = serde_json::from_slice::<TxnOp>(line.as_bytes()) {
+            ops.push(op);
+        } else {
+            let guard = serde_json::from_slice::<Guard>(line.as_bytes()).map_err(|e| {
+                format!(
+                    "line {}: neither a write (put, delete) nor a guard (value, absent, mod_index): {e}",
+                    n + 1
+                )
+            })?;
+            guards.push(guard);
+        }
+    }
+    Ok((guards, ops))
+}
+
 /// The outcome of a transaction, in its reply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +177,16 @@ mod tests {
         assert!(index.holds(Some(&v("x", 3))));
         assert!(!index.holds(Some(&v("x", 4))));
         assert!(!index.holds(None), "an absent key has no mod_index");
+    }
+
+    #[test]
+    fn a_batch_is_read_line_by_line_into_guards_and_writes() {
+        let text = "{\"absent\":{\"key\":\"a\"}}\n\n{\"put\":{\"key\":\"a\",\"value\":\"1\"}}\n";
+        let (guards, ops) = parse_batch(text).unwrap();
+        assert_eq!(guards, [Guard::Absent { key: "a".into() }]);
+        assert_eq!(ops.len(), 1);
+        let err = parse_batch("{\"put\":{}}\n{\"x\":1}").unwrap_err();
+        assert!(err.starts_with("line 1:"), "{err}");
     }
 
     #[test]

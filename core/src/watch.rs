@@ -39,6 +39,14 @@ pub struct Change {
 }
 
 impl Change {
+    /// How the CLIs print it: `INDEX<TAB>put<TAB>KEY<TAB>VALUE` or `INDEX<TAB>delete<TAB>KEY`.
+    pub fn line(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{}\tput\t{}\t{v}", self.index, self.key),
+            None => format!("{}\tdelete\t{}", self.index, self.key),
+        }
+    }
+
     /// Bytes of key and value: what it costs to keep and to send.
     pub fn bytes(&self) -> usize {
         self.key.len() + self.value.as_ref().map_or(0, String::len)

@@ -10,7 +10,7 @@ use omnikv_core::{
     client::ReadMode,
     control::ClusterView,
     scan::{ScanRange, SCAN_KEYS_MAX},
-    txn::{Guard, TxnOp, TxnResult},
+    txn::{parse_batch, Guard, TxnOp, TxnResult},
 };
 use omnikv_node::{
     client::{Client, WatchEnd},
@@ -326,29 +326,6 @@ async fn scan(
     Ok(printed)
 }
 
-/// Reads `omnikv batch`'s JSON lines: each a write or a guard.
-fn batch_lines(input: impl std::io::BufRead) -> anyhow::Result<(Vec<Guard>, Vec<TxnOp>)> {
-    let (mut guards, mut ops) = (Vec::new(), Vec::new());
-    for (n, line) in input.lines().enumerate() {
-        let line = line.context("reading stdin")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Ok(op) = serde_json::from_str::<TxnOp>(&line) {
-            ops.push(op);
-        } else {
-            let guard = serde_json::from_str::<Guard>(&line).with_context(|| {
-                format!(
-                    "line {}: neither a write (put, delete) nor a guard (value, absent, mod_index)",
-                    n + 1
-                )
-            })?;
-            guards.push(guard);
-        }
-    }
-    Ok((guards, ops))
-}
-
 /// Prints a transaction's outcome: `ok` on stdout, or what each failed guard found on stderr.
 fn report_txn(result: &TxnResult, index: Option<u64>) -> ExitCode {
     if result.succeeded {
@@ -358,11 +335,7 @@ fn report_txn(result: &TxnResult, index: Option<u64>) -> ExitCode {
     let at = index.map(|i| format!(" at index {i}")).unwrap_or_default();
     eprintln!("comparison failed{at}");
     for f in &result.found {
-        match (&f.value, f.mod_index) {
-            (Some(v), Some(i)) => eprintln!("{}\t{v}\t(mod_index {i})", f.key),
-            (None, Some(i)) => eprintln!("{}\t(value left out)\t(mod_index {i})", f.key),
-            _ => eprintln!("{}\tabsent", f.key),
-        }
+        eprintln!("{}", f.line());
     }
     ExitCode::from(1)
 }
@@ -382,11 +355,7 @@ async fn watch(
     let mut written = Ok(());
     let give_up = Duration::from_millis(target.timeout_ms);
     let end = omnikv_node::client::watch(&nodes, request, give_up, |c| {
-        written = match &c.value {
-            Some(v) => writeln!(out, "{}\tput\t{}\t{v}", c.index, c.key),
-            None => writeln!(out, "{}\tdelete\t{}", c.index, c.key),
-        }
-        .and_then(|()| out.flush());
+        written = writeln!(out, "{}", c.line()).and_then(|()| out.flush());
         left -= 1;
         written.is_ok() && left > 0
     })
@@ -480,7 +449,8 @@ async fn main() -> ExitCode {
             }
             Command::Batch { target } => {
                 init_tracing("warn");
-                let (guards, ops) = batch_lines(std::io::stdin().lock())?;
+                let text = std::io::read_to_string(std::io::stdin()).context("reading stdin")?;
+                let (guards, ops) = parse_batch(&text).map_err(anyhow::Error::msg)?;
                 let (result, index) = client_for(&target).await?.txn(guards, ops).await?;
                 Ok(report_txn(&result, index))
             }
