@@ -25,6 +25,12 @@
 //!   quarter, by the log index of their last write: a rule of log positions, never of clocks.
 //!   A write to a session that does not exist is refused with "session expired".
 //!
+//! A transaction ([`KVCommand::Txn`]) is a write like a put: admitted by the same rule, then
+//! applied all or nothing by its guards, checked against the state it is applied to. Its
+//! outcome records whether the guards failed, so a copy answers as the first did even when
+//! the guards would hold by the time the copy is decided. Every write sets its keys'
+//! `mod_index` to its entry's index ([`Versioned`]).
+//!
 //! Reads are not recorded: a copy of a linearizable read reads again at its own log position,
 //! which lies between the request's invocation and its reply, so every answer is linearizable.
 
