@@ -100,6 +100,15 @@ impl ClientRequest {
                 for op in ops {
                     check_key_value(op.key(), op.value())?;
                 }
+                // No larger than the largest put: every bound that holds for a put's command
+                // (events, log entries, replies) then holds for a transaction's too.
+                let bytes = self.to_command().map_or(0, |c| c.payload_bytes());
+                if bytes > KEY_BYTES_MAX + VALUE_BYTES_MAX {
+                    let most = KEY_BYTES_MAX + VALUE_BYTES_MAX;
+                    return bad(format!(
+                        "a transaction of {bytes} bytes of keys and values exceeds {most}"
+                    ));
+                }
                 Ok(())
             }
         }
@@ -551,6 +560,22 @@ mod tests {
         assert!(req("k".into(), "v".repeat(VALUE_BYTES_MAX + 1))
             .validate()
             .is_err());
+        // A transaction carries no more than the largest put.
+        let txn = |values: usize| ClientRequest {
+            id: RequestId { client: 1, seq: 1 },
+            op: ClientOp::Txn {
+                guards: vec![],
+                ops: (0..values)
+                    .map(|i| TxnOp::Put {
+                        key: format!("k{i}"),
+                        value: "v".repeat(VALUE_BYTES_MAX / 2),
+                    })
+                    .collect(),
+            },
+            forget_below: 0,
+        };
+        assert!(txn(2).validate().is_ok());
+        assert!(txn(3).validate().is_err());
     }
 
     #[test]
