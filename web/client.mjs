@@ -89,19 +89,25 @@ export async function send(demo, frame, targets) {
 }
 
 /**
- * One request: a write first opens a session (its id is the reply's index) and is then the
- * session's request 0; retries keep the id, so the cluster applies it exactly once. Reads need
- * no session: a random id pairs the reply with the request.
+ * One request: `build(client, seq)` makes its frame. A write first opens a session (its id is
+ * the reply's index) and is then the session's request 0; retries keep the id, so the cluster
+ * applies it exactly once. Reads need no session: a random id pairs the reply with the request.
  */
-export async function request(demo, op, key, value, read, targets) {
+export async function call(demo, targets, isWrite, build) {
   const nonce = Math.floor(Math.random() * 2 ** 52) + 1;
   let client = nonce;
-  if (op !== 'get') {
+  if (isWrite) {
     const opened = await send(demo, viz.openSessionRequest(nonce), targets);
     if (!opened.ok) return opened;
     client = opened.index;
   }
-  return send(demo, viz.clientRequest(client, 0, op, key, value ?? '', read ?? 'linearizable'), targets);
+  return send(demo, build(client, 0), targets);
+}
+
+/** A put, get or delete (see `call`). */
+export function request(demo, op, key, value, read, targets) {
+  return call(demo, targets, op !== 'get', (c, s) =>
+    viz.clientRequest(c, s, op, key, value ?? '', read ?? 'linearizable'));
 }
 
 /**

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{event::NodeStatus, session::Sessions, KVCommand, KVSnapshot, NodeId};
+use crate::{
+    event::NodeStatus,
+    session::{Sessions, Versioned},
+    KVCommand, KVSnapshot, NodeId,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -67,8 +71,8 @@ pub struct NodeDump {
     pub applied_idx: u64,
     pub decided_idx: u64,
     pub compacted_idx: u64,
-    /// The KV table as stored in RocksDB.
-    pub kv: BTreeMap<String, String>,
+    /// The KV table as stored in RocksDB, with each key's `mod_index`.
+    pub kv: BTreeMap<String, Versioned>,
     /// Client sessions as stored next to the KV table.
     pub sessions: Sessions,
     /// The stored snapshot of the compacted prefix, resolved.
@@ -104,7 +108,13 @@ mod tests {
             applied_idx: 2,
             decided_idx: 2,
             compacted_idx: 0,
-            kv: BTreeMap::from([("k".into(), "v".into())]),
+            kv: BTreeMap::from([(
+                "k".into(),
+                Versioned {
+                    value: "v".into(),
+                    mod_index: 1,
+                },
+            )]),
             sessions: {
                 let mut s = Sessions::default();
                 s.open(u64::MAX);

@@ -12,8 +12,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::{KVCommand, RequestId};
-use crate::limits::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use crate::limits::{KEY_BYTES_MAX, TXN_PARTS_MAX, VALUE_BYTES_MAX};
+use crate::scan::{ScanPage, ScanRange};
 use crate::session::{SessionRefusal, SESSION_WINDOW};
+use crate::txn::{Guard, TxnOp, TxnResult};
 
 /// How a Get is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +43,19 @@ pub enum ClientOp {
     Delete {
         key: String,
     },
+    /// Compare-and-swap and batches: `ops` apply together, in one log entry, if every guard
+    /// holds (see [`crate::txn`]). A write: it needs a session.
+    Txn {
+        #[serde(default)]
+        guards: Vec<Guard>,
+        ops: Vec<TxnOp>,
+    },
+    /// One page of an ordered scan (see [`crate::scan`]). A read: it needs no session.
+    Scan {
+        range: ScanRange,
+        #[serde(default)]
+        read: ReadMode,
+    },
     /// Opens a session; `id.client` is any number that pairs the reply with the request.
     OpenSession,
 }
@@ -59,29 +74,44 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// Checks limits a decoder cannot express.
     pub fn validate(&self) -> Result<(), ClientError> {
-        let (key, value) = match &self.op {
-            ClientOp::Put { key, value } => (key, Some(value)),
-            ClientOp::Get { key, .. } | ClientOp::Delete { key } => (key, None),
-            ClientOp::OpenSession => return Ok(()),
-        };
-        if key.is_empty() {
-            return Err(ClientError::BadRequest {
-                reason: "key must not be empty".into(),
-            });
-        }
-        if key.len() > KEY_BYTES_MAX {
-            return Err(ClientError::BadRequest {
-                reason: format!("key of {} bytes exceeds {KEY_BYTES_MAX}", key.len()),
-            });
-        }
-        if let Some(v) = value {
-            if v.len() > VALUE_BYTES_MAX {
-                return Err(ClientError::BadRequest {
-                    reason: format!("value of {} bytes exceeds {VALUE_BYTES_MAX}", v.len()),
-                });
+        let bad = |reason: String| Err(ClientError::BadRequest { reason });
+        match &self.op {
+            ClientOp::Put { key, value } => check_key_value(key, Some(value)),
+            ClientOp::Get { key, .. } | ClientOp::Delete { key } => check_key_value(key, None),
+            ClientOp::OpenSession => Ok(()),
+            ClientOp::Scan { range, .. } => range.problem().map_or(Ok(()), bad),
+            ClientOp::Txn { guards, ops } => {
+                if ops.is_empty() && guards.is_empty() {
+                    return bad("a transaction needs a guard or a write".into());
+                }
+                if guards.len() + ops.len() > TXN_PARTS_MAX {
+                    let parts = guards.len() + ops.len();
+                    return bad(format!(
+                        "a transaction of {parts} guards and writes exceeds {TXN_PARTS_MAX}"
+                    ));
+                }
+                for g in guards {
+                    let value = match g {
+                        Guard::Value { value, .. } => Some(value.as_str()),
+                        _ => None,
+                    };
+                    check_key_value(g.key(), value)?;
+                }
+                for op in ops {
+                    check_key_value(op.key(), op.value())?;
+                }
+                // No larger than the largest put: every bound that holds for a put's command
+                // (events, log entries, replies) then holds for a transaction's too.
+                let bytes = self.to_command().map_or(0, |c| c.payload_bytes());
+                if bytes > KEY_BYTES_MAX + VALUE_BYTES_MAX {
+                    let most = KEY_BYTES_MAX + VALUE_BYTES_MAX;
+                    return bad(format!(
+                        "a transaction of {bytes} bytes of keys and values exceeds {most}"
+                    ));
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// The log entry for this request, or `None` for a local read.
@@ -99,6 +129,23 @@ impl ClientRequest {
                 key: key.clone(),
                 forget_below,
             }),
+            ClientOp::Txn { guards, ops } => Some(KVCommand::Txn {
+                id,
+                guards: guards.clone(),
+                ops: ops.clone(),
+                forget_below,
+            }),
+            ClientOp::Scan {
+                range,
+                read: ReadMode::Linearizable,
+            } => Some(KVCommand::Scan {
+                id,
+                range: Box::new(range.clone()),
+            }),
+            ClientOp::Scan {
+                read: ReadMode::Local,
+                ..
+            } => None,
             ClientOp::OpenSession => Some(KVCommand::OpenSession { id }),
             ClientOp::Get {
                 key,
@@ -112,6 +159,26 @@ impl ClientRequest {
                 ..
             } => None,
         }
+    }
+}
+
+fn check_key_value(key: &str, value: Option<&str>) -> Result<(), ClientError> {
+    let bad = |reason: String| Err(ClientError::BadRequest { reason });
+    if key.is_empty() {
+        return bad("key must not be empty".into());
+    }
+    if key.len() > KEY_BYTES_MAX {
+        return bad(format!(
+            "key of {} bytes exceeds {KEY_BYTES_MAX}",
+            key.len()
+        ));
+    }
+    match value {
+        Some(v) if v.len() > VALUE_BYTES_MAX => bad(format!(
+            "value of {} bytes exceeds {VALUE_BYTES_MAX}",
+            v.len()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -278,6 +345,12 @@ impl SessionClient {
 
     /// A read, numbered apart from writes (see `reader`).
     pub fn read_request(&mut self, key: String, read: ReadMode) -> ClientRequest {
+        self.read_op_request(ClientOp::Get { key, read })
+    }
+
+    /// A read (a get or a scan), numbered apart from writes (see `reader`).
+    pub fn read_op_request(&mut self, op: ClientOp) -> ClientRequest {
+        debug_assert!(!op.is_write(), "a write needs write_request");
         let seq = self.next_read_seq;
         self.next_read_seq += 1;
         ClientRequest {
@@ -285,30 +358,104 @@ impl SessionClient {
                 client: self.reader,
                 seq,
             },
-            op: ClientOp::Get { key, read },
+            op,
             forget_below: 0,
         }
+    }
+}
+
+impl ClientOp {
+    /// Whether it changes the table (and so needs a session).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            ClientOp::Put { .. } | ClientOp::Delete { .. } | ClientOp::Txn { .. }
+        )
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientResponse {
-    /// The request took effect (or, for a Get, was served). `value` is the value read by a Get
-    /// (`None`: absent) and `None` for writes.
+    /// The request took effect (or, for a read, was served). `value` is the value read by a
+    /// Get (`None`: absent) and `None` otherwise.
     Ok {
         id: RequestId,
         value: Option<String>,
         /// The node that answered.
         node: u64,
-        /// Log index at which it was applied (`None` for a local read).
+        /// Log index at which it was applied (`None` for a local read). For a copy of a write
+        /// applied earlier, the first copy's index.
         index: Option<u64>,
+        /// For a Get of a live key: the log index of the key's last write.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mod_index: Option<u64>,
+        /// For a transaction: whether its guards held, and what failed ones found.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        txn: Option<TxnResult>,
+        /// For a scan: the page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scan: Option<ScanPage>,
     },
     /// The request failed. `id` is absent when the frame could not be decoded.
     Err {
         id: Option<RequestId>,
         error: ClientError,
     },
+}
+
+/// What an ok reply carries besides its id, node and index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub value: Option<String>,
+    pub mod_index: Option<u64>,
+    pub txn: Option<TxnResult>,
+    pub scan: Option<ScanPage>,
+}
+
+impl ClientResponse {
+    /// The ok reply to `id`, sent by `node`, carrying `answer`.
+    pub fn ok(id: RequestId, node: u64, index: Option<u64>, answer: Answer) -> ClientResponse {
+        let Answer {
+            value,
+            mod_index,
+            txn,
+            scan,
+        } = answer;
+        ClientResponse::Ok {
+            id,
+            value,
+            node,
+            index,
+            mod_index,
+            txn,
+            scan,
+        }
+    }
+
+    /// An ok reply's node, index and answer; an error reply's error.
+    pub fn into_result(self) -> Result<(u64, Option<u64>, Answer), ClientError> {
+        match self {
+            ClientResponse::Ok {
+                value,
+                node,
+                index,
+                mod_index,
+                txn,
+                scan,
+                ..
+            } => {
+                let answer = Answer {
+                    value,
+                    mod_index,
+                    txn,
+                    scan,
+                };
+                Ok((node, index, answer))
+            }
+            ClientResponse::Err { error, .. } => Err(error),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +488,7 @@ mod tests {
         for bad in [
             r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b","x":1}}}"#,
             r#"{"id":{"client":7,"seq":1},"op":{"scan":{"key":"a"}}}"#,
+            r#"{"id":{"client":7,"seq":1},"op":{"txn":{"ops":[],"x":1}}}"#,
             r#"{"id":{"client":7,"seq":1},"op":{"get":{"key":"a"}},"extra":true}"#,
             r#"{"id":{"client":7},"op":{"get":{"key":"a"}}}"#,
         ] {
@@ -412,6 +560,22 @@ mod tests {
         assert!(req("k".into(), "v".repeat(VALUE_BYTES_MAX + 1))
             .validate()
             .is_err());
+        // A transaction carries no more than the largest put.
+        let txn = |values: usize| ClientRequest {
+            id: RequestId { client: 1, seq: 1 },
+            op: ClientOp::Txn {
+                guards: vec![],
+                ops: (0..values)
+                    .map(|i| TxnOp::Put {
+                        key: format!("k{i}"),
+                        value: "v".repeat(VALUE_BYTES_MAX / 2),
+                    })
+                    .collect(),
+            },
+            forget_below: 0,
+        };
+        assert!(txn(2).validate().is_ok());
+        assert!(txn(3).validate().is_err());
     }
 
     #[test]
@@ -423,6 +587,9 @@ mod tests {
                 value: Some("v".into()),
                 node: 1,
                 index: Some(3),
+                mod_index: Some(2),
+                txn: None,
+                scan: None,
             },
             ClientResponse::Err {
                 id: None,

@@ -20,10 +20,14 @@ pub struct TableDigest(pub u64);
 impl TableDigest {
     /// The digest of a whole table (a snapshot being installed, or a table written before
     /// digests were kept).
-    pub fn of<'a>(entries: impl IntoIterator<Item = (&'a String, &'a String)>) -> TableDigest {
+    /// Values are anything that reads as a string: a table's plain values, or its versioned
+    /// ones (the digest covers values, not the indices they were written at).
+    pub fn of<'a, V: AsRef<str> + 'a>(
+        entries: impl IntoIterator<Item = (&'a String, &'a V)>,
+    ) -> TableDigest {
         let mut d = TableDigest::default();
         for (k, v) in entries {
-            d.0 ^= pair_hash(k, v);
+            d.0 ^= pair_hash(k, v.as_ref());
         }
         d
     }

@@ -377,6 +377,8 @@ mod tests {
                 id: 2,
                 connected: true,
                 link_enabled: true,
+                held: true,
+                waiting: 3,
             }],
             data_dir: "/tmp/x".into(),
             started_at_ms: 1,

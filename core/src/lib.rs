@@ -9,7 +9,10 @@
 //! - [`digest`]: [`digest::TableDigest`], how replicas show they hold the same table.
 //! - [`command`]: [`KVCommand`], the replicated log entry, and its request identity.
 //! - [`session`]: client sessions, the one rule that applies every write exactly once.
+//! - [`txn`]: transactions (compare-and-swap, batches): guards and writes in one entry.
 //! - [`snapshot`]: [`KVSnapshot`], the compacted form of a log prefix.
+//! - [`scan`]: ordered scans: the range a scan names and one page of its answer.
+//! - [`watch`]: the change stream of a range of keys from a log index.
 //! - [`client`]: the client protocol (requests, responses, errors).
 //! - [`admin`]: node administration (link control, state dumps) used by the launcher and tests.
 //! - [`event`]: the event stream a node publishes for the visualizer.
@@ -35,8 +38,11 @@ pub mod digest;
 pub mod event;
 pub mod limits;
 pub mod peer;
+pub mod scan;
 pub mod session;
 pub mod snapshot;
+pub mod txn;
+pub mod watch;
 
 pub use command::{KVCommand, RequestId};
 pub use snapshot::KVSnapshot;

@@ -28,3 +28,5 @@ pub const DUMP_PAGE_BYTES_MAX: usize = 1 << 20;
 pub const HELD_MESSAGES_MAX: usize = 10_000;
 /// Held messages listed in one event.
 pub const EVENT_HELD_HEAD_MAX: usize = 16;
+/// Guards and writes in one transaction: one log entry, applied in one step on every replica.
+pub const TXN_PARTS_MAX: usize = 128;

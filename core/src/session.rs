@@ -25,6 +25,12 @@
 //!   quarter, by the log index of their last write: a rule of log positions, never of clocks.
 //!   A write to a session that does not exist is refused with "session expired".
 //!
+//! A transaction ([`KVCommand::Txn`]) is a write like a put: admitted by the same rule, then
+//! applied all or nothing by its guards, checked against the state it is applied to. Its
+//! outcome records whether the guards failed, so a copy answers as the first did even when
+//! the guards would hold by the time the copy is decided. Every write sets its keys'
+//! `mod_index` to its entry's index ([`Versioned`]).
+//!
 //! Reads are not recorded: a copy of a linearizable read reads again at its own log position,
 //! which lies between the request's invocation and its reply, so every answer is linearizable.
 
@@ -33,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{KVCommand, RequestId};
+use crate::txn::{Found, FOUND_VALUE_BYTES_MAX};
 
 /// Outcomes a session keeps above its floor; also the most a client may pipeline.
 pub const SESSION_WINDOW: u64 = 1024;
@@ -66,6 +73,9 @@ pub struct AppliedWrite {
     pub index: u64,
     /// [`KVCommand::digest`] of the command, to refuse a different command under the same id.
     pub digest: u64,
+    /// A transaction whose guards failed: it changed nothing, and its copies say so too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guards_failed: bool,
 }
 
 /// One client's session.
@@ -124,6 +134,7 @@ pub enum Verdict {
     /// A copy of a write first applied at `index`: skip it, answer as the first copy was.
     Duplicate {
         index: u64,
+        guards_failed: bool,
     },
     Refused(SessionRefusal),
 }
@@ -208,9 +219,13 @@ impl Sessions {
             _ if UNSAFE_HIGHEST_SEQ_RULE.load(Ordering::Relaxed) && below_highest.is_some() => {
                 Verdict::Duplicate {
                     index: below_highest.expect("checked"),
+                    guards_failed: false,
                 }
             }
-            Some(first) if first.digest == digest => Verdict::Duplicate { index: first.index },
+            Some(first) if first.digest == digest => Verdict::Duplicate {
+                index: first.index,
+                guards_failed: first.guards_failed,
+            },
             Some(first) => {
                 let index = first.index;
                 return Verdict::Refused(SessionRefusal::SeqReused { client, seq, index });
@@ -220,7 +235,14 @@ impl Sessions {
             }
             None => {
                 let at = s.position(seq).expect_err("not applied");
-                s.applied.insert(at, AppliedWrite { seq, index, digest });
+                let guards_failed = false;
+                let write = AppliedWrite {
+                    seq,
+                    index,
+                    digest,
+                    guards_failed,
+                };
+                s.applied.insert(at, write);
                 Verdict::Apply
             }
         };
@@ -232,15 +254,35 @@ impl Sessions {
         }
         verdict
     }
+
+    /// Records that the write `id`, just admitted, was a transaction whose guards failed, so
+    /// that its copies are answered the same way.
+    fn guards_failed(&mut self, id: RequestId) {
+        let write = self.get_mut(id.client).and_then(|s| {
+            let i = s.position(id.seq).ok()?;
+            Some(&mut s.applied[i])
+        });
+        if let Some(w) = write {
+            w.guards_failed = true;
+        }
+    }
 }
 
 /// What applying one decided command did to the state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
-    /// A write took effect (`value` `None` deleted the key).
+    /// A write took effect (a transaction: all its writes).
     Written,
+    /// A transaction whose guards did not all hold: nothing was written. `found` is what each
+    /// failed guard's key held.
+    GuardsFailed {
+        found: Vec<Found>,
+    },
+    /// A copy of a write first applied at `index` (a transaction that failed there if
+    /// `guards_failed`).
     Duplicate {
         index: u64,
+        guards_failed: bool,
     },
     Refused(SessionRefusal),
     /// A linearizable read, to be answered with the key's value at this point of the log.
@@ -251,39 +293,91 @@ pub enum Applied {
     },
 }
 
+/// A live key's value and the log index of the write that set it. Replicated state: every
+/// replica holds the same `mod_index` for a key, because it is the index of a decided entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Versioned {
+    pub value: String,
+    pub mod_index: u64,
+}
+
+impl AsRef<str> for Versioned {
+    fn as_ref(&self) -> &str {
+        &self.value
+    }
+}
+
 /// The key-value side of a state machine, as [`apply`] needs it.
-pub trait KvWrite {
-    /// Sets (`Some`) or deletes (`None`) a key.
-    fn write(&mut self, key: &str, value: Option<&str>);
+pub trait KvState {
+    /// What `key` holds as of the commands applied so far (`None`: absent).
+    fn read(&self, key: &str) -> Option<Versioned>;
+    /// Sets (`Some`) or deletes (`None`) a key, by the command applied at `index`.
+    fn write(&mut self, key: &str, value: Option<&str>, index: u64);
 }
 
 /// Applies the command decided at `index`: the state machine every replica, snapshot and view
 /// runs, so there is one copy of the rule.
 pub fn apply(
     sessions: &mut Sessions,
-    kv: &mut impl KvWrite,
+    kv: &mut impl KvState,
     cmd: &KVCommand,
     index: u64,
 ) -> Applied {
-    match cmd {
-        KVCommand::OpenSession { .. } => Applied::Opened {
-            evicted: sessions.open(index),
-        },
-        KVCommand::Get { .. } => Applied::Read,
+    let (id, forget_below) = match cmd {
+        KVCommand::OpenSession { .. } => {
+            return Applied::Opened {
+                evicted: sessions.open(index),
+            }
+        }
+        KVCommand::Get { .. } | KVCommand::Scan { .. } => return Applied::Read,
         KVCommand::Put {
             id, forget_below, ..
         }
         | KVCommand::Delete {
             id, forget_below, ..
-        } => match sessions.admit(*id, *forget_below, cmd.digest(), index) {
-            Verdict::Apply => {
-                kv.write(cmd.key(), cmd.mutation().expect("a put or a delete writes"));
-                Applied::Written
+        }
+        | KVCommand::Txn {
+            id, forget_below, ..
+        } => (*id, *forget_below),
+    };
+    match sessions.admit(id, forget_below, cmd.digest(), index) {
+        Verdict::Apply => {
+            // Guards are checked against the state before any of the entry's writes.
+            let found = failed_guards(kv, cmd);
+            if !found.is_empty() {
+                sessions.guards_failed(id);
+                return Applied::GuardsFailed { found };
             }
-            Verdict::Duplicate { index } => Applied::Duplicate { index },
-            Verdict::Refused(r) => Applied::Refused(r),
+            for (key, value) in cmd.writes() {
+                kv.write(key, value, index);
+            }
+            Applied::Written
+        }
+        Verdict::Duplicate {
+            index,
+            guards_failed,
+        } => Applied::Duplicate {
+            index,
+            guards_failed,
         },
+        Verdict::Refused(r) => Applied::Refused(r),
     }
+}
+
+/// What the keys of `cmd`'s failing guards hold, in guard order (empty: every guard holds).
+fn failed_guards(kv: &impl KvState, cmd: &KVCommand) -> Vec<Found> {
+    let KVCommand::Txn { guards, .. } = cmd else {
+        return Vec::new();
+    };
+    let mut room = FOUND_VALUE_BYTES_MAX;
+    guards
+        .iter()
+        .filter_map(|g| {
+            let current = kv.read(g.key());
+            (!g.holds(current.as_ref())).then(|| Found::of(g.key(), current, &mut room))
+        })
+        .collect()
 }
 
 const SESSIONS_OUT_OF_ORDER: &str = "session ids in increasing order";
@@ -345,11 +439,17 @@ mod tests {
         );
         assert_eq!(
             s.admit(id(7, 2), 0, 22, 12),
-            Verdict::Duplicate { index: 10 }
+            Verdict::Duplicate {
+                index: 10,
+                guards_failed: false
+            }
         );
         assert_eq!(
             s.admit(id(7, 1), 0, 11, 13),
-            Verdict::Duplicate { index: 11 }
+            Verdict::Duplicate {
+                index: 11,
+                guards_failed: false
+            }
         );
     }
 
@@ -436,5 +536,58 @@ mod tests {
             s.admit(id(1, 1), 0, 1, 100_002),
             Verdict::Refused(SessionRefusal::Expired { .. })
         ));
+    }
+
+    fn cas(seq: u64, expect: &str, new: &str) -> KVCommand {
+        KVCommand::Txn {
+            id: id(0, seq),
+            guards: vec![crate::txn::Guard::Value {
+                key: "k".into(),
+                value: expect.into(),
+            }],
+            ops: vec![crate::txn::TxnOp::Put {
+                key: "k".into(),
+                value: new.into(),
+            }],
+            forget_below: 0,
+        }
+    }
+
+    #[test]
+    fn a_transaction_writes_all_or_nothing_and_its_copies_answer_like_it() {
+        let mut s = Sessions::default();
+        let mut kv = std::collections::BTreeMap::<String, Versioned>::new();
+        apply(&mut s, &mut kv, &KVCommand::OpenSession { id: id(9, 0) }, 0);
+        kv.write("k", Some("a"), 1);
+        assert_eq!(
+            apply(&mut s, &mut kv, &cas(0, "a", "b"), 2),
+            Applied::Written
+        );
+        assert_eq!(kv["k"].mod_index, 2, "the write carries its entry's index");
+        let failed = apply(&mut s, &mut kv, &cas(1, "a", "c"), 3);
+        let found = Found {
+            key: "k".into(),
+            mod_index: Some(2),
+            value: Some("b".into()),
+        };
+        assert_eq!(failed, Applied::GuardsFailed { found: vec![found] });
+        assert_eq!(kv["k"].value, "b", "a failed guard writes nothing");
+        // Copies, even once the value would make the guard hold, answer as the first did.
+        kv.write("k", Some("a"), 4);
+        assert_eq!(
+            apply(&mut s, &mut kv, &cas(1, "a", "c"), 5),
+            Applied::Duplicate {
+                index: 3,
+                guards_failed: true
+            }
+        );
+        assert_eq!(
+            apply(&mut s, &mut kv, &cas(0, "a", "b"), 6),
+            Applied::Duplicate {
+                index: 2,
+                guards_failed: false
+            }
+        );
+        assert_eq!(kv["k"].value, "a");
     }
 }

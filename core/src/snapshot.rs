@@ -21,7 +21,7 @@ use omnipaxos::storage::Snapshot;
 use serde::{Deserialize, Serialize};
 
 use crate::command::KVCommand;
-use crate::session::{self, Applied, KvWrite, Sessions};
+use crate::session::{self, Applied, KvState, Sessions, Versioned};
 
 /// A state-changing command kept unresolved inside a delta snapshot until it is merged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +35,8 @@ pub struct Unresolved {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KVSnapshot {
-    /// Latest value of every live key.
-    pub snapshotted: BTreeMap<String, String>,
+    /// Latest value of every live key, with the index of its last write.
+    pub snapshotted: BTreeMap<String, Versioned>,
     /// Client sessions after the prefix.
     pub sessions: Sessions,
     /// Log entries the snapshot covers: the prefix's length, or the delta's.
@@ -47,11 +47,19 @@ pub struct KVSnapshot {
     pub unresolved: Vec<Unresolved>,
 }
 
-impl KvWrite for BTreeMap<String, String> {
-    fn write(&mut self, key: &str, value: Option<&str>) {
+impl KvState for BTreeMap<String, Versioned> {
+    fn read(&self, key: &str) -> Option<Versioned> {
+        self.get(key).cloned()
+    }
+
+    fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
         match value {
             Some(v) => {
-                self.insert(key.to_owned(), v.to_owned());
+                let versioned = Versioned {
+                    value: v.to_owned(),
+                    mod_index: index,
+                };
+                self.insert(key.to_owned(), versioned);
             }
             None => {
                 self.remove(key);
@@ -106,7 +114,7 @@ impl Snapshot<KVCommand> for KVSnapshot {
         let unresolved = entries
             .iter()
             .enumerate()
-            .filter(|(_, cmd)| !matches!(cmd, KVCommand::Get { .. }))
+            .filter(|(_, cmd)| !matches!(cmd, KVCommand::Get { .. } | KVCommand::Scan { .. }))
             .map(|(at, cmd)| Unresolved {
                 at: at as u64,
                 command: cmd.clone(),
@@ -199,7 +207,14 @@ mod tests {
         let log = log();
         let s = fold(&log);
         assert_eq!(KVSnapshot::create(&log).resolved(), s);
-        assert_eq!(s.snapshotted.get("k").map(String::as_str), Some("2"));
+        assert_eq!(
+            s.snapshotted.get("k"),
+            Some(&Versioned {
+                value: "2".into(),
+                mod_index: 4
+            }),
+            "the value and the index of the write that set it"
+        );
         assert!(
             !s.snapshotted.contains_key("a"),
             "a late copy of a put must not undo a delete"

@@ -9,6 +9,7 @@ use omnikv_core::{
     event::EventEnvelope,
     limits::CLIENT_FRAME_BYTES_MAX,
     peer::PeerFrame,
+    watch::{WatchFrame, WatchRequest},
     DecodeError, RequestId,
 };
 use proptest::prelude::*;
@@ -31,6 +32,8 @@ fn decoders_accepting(bytes: &[u8]) -> Vec<&'static str> {
         ("AdminResponse", accepts::<AdminResponse>(bytes)),
         ("LinkRequest", accepts::<LinkRequest>(bytes)),
         ("ClusterView", accepts::<ClusterView>(bytes)),
+        ("WatchRequest", accepts::<WatchRequest>(bytes)),
+        ("WatchFrame", accepts::<WatchFrame>(bytes)),
     ];
     verdicts
         .into_iter()
@@ -49,6 +52,10 @@ fn accepts<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
 const VALID: &[&str] = &[
     r#"{"id":{"client":7,"seq":1},"op":{"put":{"key":"a","value":"b"}}}"#,
     r#"{"id":{"client":7,"seq":2},"op":{"get":{"key":"a","read":"local"}}}"#,
+    r#"{"id":{"client":7,"seq":3},"op":{"txn":{"guards":[{"value":{"key":"a","value":"b"}},{"absent":{"key":"c"}},{"mod_index":{"key":"d","mod_index":4}}],"ops":[{"put":{"key":"a","value":"c"}},{"delete":{"key":"d"}}]}},"forget_below":3}"#,
+    r#"{"id":{"client":7,"seq":4},"op":{"scan":{"range":{"prefix":"a","after":"ab","limit":10},"read":"local"}}}"#,
+    r#"{"range":{"prefix":"a/"},"from_index":12}"#,
+    r#"{"changes":{"changes":[{"index":3,"key":"a/1","value":null}],"up_to":4}}"#,
     r#"{"set_link":{"peer":2,"connected":false}}"#,
     r#"{"a":1,"b":2,"connected":false}"#,
     r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#,

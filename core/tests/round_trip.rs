@@ -8,16 +8,22 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use omnikv_core::{
-    admin::{AdminResponse, NodeDump},
+    admin::{AdminRequest, AdminResponse, DumpPage, NodeDump},
     client::{ClientError, ClientOp, ClientResponse, ReadMode},
-    control::{ActionReply, ClusterView, LinkView, NodeView, ProcessState},
+    control::{
+        ActionReply, ClusterView, DeliverRequest, HeldView, HoldRequest, LinkPair, LinkView,
+        NodeView, ProcessState,
+    },
     decode_json,
     event::{
         BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, NodeStatus, PeerStatus,
         RequestOutcome, Role, SnapshotCarried,
     },
-    session::{AppliedWrite, Session, Sessions},
+    scan::{ScanEntry, ScanPage, ScanRange},
+    session::{AppliedWrite, Session, Sessions, Versioned},
     snapshot::Unresolved,
+    txn::{Found, Guard, TxnOp, TxnResult},
+    watch::{Change, WatchFrame, WatchRequest},
     KVCommand, KVSnapshot, RequestId,
 };
 use proptest::prelude::*;
@@ -44,8 +50,56 @@ fn request_id() -> impl Strategy<Value = RequestId> {
     (number(), number()).prop_map(|(client, seq)| RequestId { client, seq })
 }
 
+fn guard() -> impl Strategy<Value = Guard> {
+    prop_oneof![
+        (text(), text()).prop_map(|(key, value)| Guard::Value { key, value }),
+        text().prop_map(|key| Guard::Absent { key }),
+        (text(), number()).prop_map(|(key, mod_index)| Guard::ModIndex { key, mod_index }),
+    ]
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    prop_oneof![
+        (text(), text()).prop_map(|(key, value)| TxnOp::Put { key, value }),
+        text().prop_map(|key| TxnOp::Delete { key }),
+    ]
+}
+
+fn scan_range() -> impl Strategy<Value = ScanRange> {
+    let bound = || proptest::option::of(text());
+    (bound(), bound(), bound(), bound(), any::<u32>()).prop_map(
+        |(prefix, start, end, after, limit)| ScanRange {
+            prefix,
+            start,
+            end,
+            after,
+            limit,
+        },
+    )
+}
+
+fn versioned() -> impl Strategy<Value = Versioned> {
+    (text(), number()).prop_map(|(value, mod_index)| Versioned { value, mod_index })
+}
+
 fn command() -> impl Strategy<Value = KVCommand> {
     prop_oneof![
+        (
+            request_id(),
+            proptest::collection::vec(guard(), 0..3),
+            proptest::collection::vec(txn_op(), 0..3),
+            number()
+        )
+            .prop_map(|(id, guards, ops, forget_below)| KVCommand::Txn {
+                id,
+                guards,
+                ops,
+                forget_below
+            }),
+        (request_id(), scan_range()).prop_map(|(id, range)| KVCommand::Scan {
+            id,
+            range: Box::new(range)
+        }),
         (request_id(), text(), text(), number()).prop_map(|(id, key, value, forget_below)| {
             KVCommand::Put {
                 id,
@@ -73,6 +127,16 @@ fn client_op() -> impl Strategy<Value = ClientOp> {
         )
             .prop_map(|(key, read)| ClientOp::Get { key, read }),
         text().prop_map(|key| ClientOp::Delete { key }),
+        (
+            proptest::collection::vec(guard(), 0..3),
+            proptest::collection::vec(txn_op(), 0..3)
+        )
+            .prop_map(|(guards, ops)| ClientOp::Txn { guards, ops }),
+        (
+            scan_range(),
+            select(vec![ReadMode::Linearizable, ReadMode::Local])
+        )
+            .prop_map(|(range, read)| ClientOp::Scan { range, read }),
         Just(ClientOp::OpenSession),
     ]
 }
@@ -99,11 +163,60 @@ fn client_response() -> impl Strategy<Value = ClientResponse> {
                 id,
                 value,
                 node,
-                index
+                index,
+                mod_index: None,
+                txn: None,
+                scan: None,
+            }),
+        (
+            request_id(),
+            proptest::option::of(number()),
+            proptest::option::of(txn_result()),
+            proptest::option::of(scan_page())
+        )
+            .prop_map(|(id, mod_index, txn, scan)| ClientResponse::Ok {
+                id,
+                value: None,
+                node: 1,
+                index: Some(2),
+                mod_index,
+                txn,
+                scan,
             }),
         (proptest::option::of(request_id()), client_error())
             .prop_map(|(id, error)| ClientResponse::Err { id, error }),
     ]
+}
+
+fn txn_result() -> impl Strategy<Value = TxnResult> {
+    let found = (
+        text(),
+        proptest::option::of(number()),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(key, mod_index, value)| Found {
+            key,
+            mod_index,
+            value,
+        });
+    (any::<bool>(), proptest::collection::vec(found, 0..3))
+        .prop_map(|(succeeded, found)| TxnResult { succeeded, found })
+}
+
+fn scan_page() -> impl Strategy<Value = ScanPage> {
+    let entry = (text(), text(), number()).prop_map(|(key, value, mod_index)| ScanEntry {
+        key,
+        value,
+        mod_index,
+    });
+    (
+        proptest::collection::vec(entry, 0..3),
+        proptest::option::of(text()),
+    )
+        .prop_map(|(entries, next_after)| ScanPage {
+            entries,
+            next_after,
+        })
 }
 
 fn ballot() -> impl Strategy<Value = BallotView> {
@@ -129,13 +242,15 @@ fn status() -> impl Strategy<Value = NodeStatus> {
         ),
         (number(), number(), number(), number()),
         proptest::collection::vec(
-            (number(), any::<bool>(), any::<bool>()).prop_map(|(id, connected, link_enabled)| {
-                PeerStatus {
+            (number(), any::<bool>(), any::<bool>(), any::<bool>(), number()).prop_map(
+                |(id, connected, link_enabled, held, waiting)| PeerStatus {
                     id,
                     connected,
                     link_enabled,
-                }
-            }),
+                    held,
+                    waiting,
+                },
+            ),
             0..4,
         ),
         (text(), number(), any::<u32>(), any::<u64>()),
@@ -279,6 +394,18 @@ fn node_event() -> impl Strategy<Value = NodeEvent> {
             client_events
         }),
         number().prop_map(|dropped| NodeEvent::Lagged { dropped }),
+        (
+            number(),
+            any::<bool>(),
+            number(),
+            proptest::collection::vec(message(), 0..3)
+        )
+            .prop_map(|(peer, held, waiting, head)| NodeEvent::HeldMessages {
+                peer,
+                held,
+                waiting,
+                head
+            }),
     ]
 }
 
@@ -294,11 +421,14 @@ fn envelope() -> impl Strategy<Value = EventEnvelope> {
 }
 
 fn sessions() -> impl Strategy<Value = Sessions> {
-    let applied = (number(), number(), number()).prop_map(|(seq, index, digest)| AppliedWrite {
-        seq,
-        index,
-        digest,
-    });
+    let applied = (number(), number(), number(), any::<bool>()).prop_map(
+        |(seq, index, digest, guards_failed)| AppliedWrite {
+            seq,
+            index,
+            digest,
+            guards_failed,
+        },
+    );
     let session = (number(), number(), proptest::collection::vec(applied, 0..3)).prop_map(
         |(floor, last_index, applied)| Session {
             floor,
@@ -317,7 +447,7 @@ fn sessions() -> impl Strategy<Value = Sessions> {
 
 fn snapshot() -> impl Strategy<Value = KVSnapshot> {
     (
-        proptest::collection::btree_map(text(), text(), 0..3),
+        proptest::collection::btree_map(text(), versioned(), 0..3),
         sessions(),
         number(),
         proptest::collection::vec(
@@ -336,7 +466,7 @@ fn snapshot() -> impl Strategy<Value = KVSnapshot> {
 fn admin_response() -> impl Strategy<Value = AdminResponse> {
     let dump = (
         (number(), number(), number(), number()),
-        proptest::collection::btree_map(text(), text(), 0..3),
+        proptest::collection::btree_map(text(), versioned(), 0..3),
         sessions(),
         proptest::option::of(snapshot()),
         proptest::collection::vec(command(), 0..3),
@@ -364,6 +494,34 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
         status().prop_map(AdminResponse::Status),
         dump.prop_map(|d| AdminResponse::Dump(Box::new(d))),
         text().prop_map(|message| AdminResponse::Error { message }),
+        (
+            number(),
+            proptest::collection::vec((text(), text()), 0..3),
+            proptest::option::of(text())
+        )
+            .prop_map(|(applied_idx, entries, next_after)| {
+                AdminResponse::DumpPage(DumpPage {
+                    applied_idx,
+                    entries,
+                    next_after,
+                })
+            }),
+        any::<u32>().prop_map(|count| AdminResponse::Held { count }),
+    ]
+}
+
+fn admin_request() -> impl Strategy<Value = AdminRequest> {
+    prop_oneof![
+        (number(), any::<bool>())
+            .prop_map(|(peer, connected)| AdminRequest::SetLink { peer, connected }),
+        Just(AdminRequest::Status),
+        Just(AdminRequest::Dump),
+        (proptest::option::of(text()), any::<u32>())
+            .prop_map(|(after, limit)| AdminRequest::DumpPage { after, limit }),
+        (number(), any::<bool>()).prop_map(|(peer, held)| AdminRequest::HoldLink { peer, held }),
+        (number(), any::<u32>())
+            .prop_map(|(peer, count)| AdminRequest::DeliverHeld { peer, count }),
+        number().prop_map(|peer| AdminRequest::DropHeld { peer }),
     ]
 }
 
@@ -393,11 +551,23 @@ fn cluster_view() -> impl Strategy<Value = ClusterView> {
                 peer_addr,
             },
         );
-    let link = (number(), number(), any::<bool>()).prop_map(|(a, b, connected)| LinkView {
-        a,
-        b,
-        connected,
+    let held = (number(), number(), number()).prop_map(|(from, to, waiting)| HeldView {
+        from,
+        to,
+        waiting,
     });
+    let link = (
+        number(),
+        number(),
+        any::<bool>(),
+        proptest::collection::vec(held, 0..2),
+    )
+        .prop_map(|(a, b, connected, held)| LinkView {
+            a,
+            b,
+            connected,
+            held,
+        });
     (
         proptest::option::of(number()),
         proptest::collection::vec(node, 0..4),
@@ -501,6 +671,21 @@ proptest! {
     }
 
     #[test]
+    fn admin_requests_round_trip(v in admin_request(), e in edits()) {
+        round_trips(&v, &e)?;
+    }
+
+    #[test]
+    fn held_link_bodies_round_trip(
+        (a, b, held, both, count) in (number(), number(), any::<bool>(), any::<bool>(), any::<u32>()),
+        e in edits(),
+    ) {
+        round_trips(&HoldRequest { a, b, held, both }, &e)?;
+        round_trips(&DeliverRequest { a, b, count }, &e)?;
+        round_trips(&LinkPair { a, b }, &e)?;
+    }
+
+    #[test]
     fn cluster_views_round_trip(v in cluster_view(), e in edits()) {
         round_trips(&v, &e)?;
     }
@@ -514,6 +699,31 @@ proptest! {
     fn snapshots_round_trip(v in snapshot(), e in edits()) {
         round_trips(&v, &e)?;
     }
+
+    #[test]
+    fn watch_requests_round_trip(
+        range in scan_range(),
+        from_index in proptest::option::of(number()),
+        e in edits()
+    ) {
+        round_trips(&WatchRequest { range, from_index }, &e)?;
+    }
+
+    #[test]
+    fn watch_frames_round_trip(v in watch_frame(), e in edits()) {
+        round_trips(&v, &e)?;
+    }
+}
+
+fn watch_frame() -> impl Strategy<Value = WatchFrame> {
+    let change = (number(), text(), proptest::option::of(text()))
+        .prop_map(|(index, key, value)| Change { index, key, value });
+    prop_oneof![
+        (proptest::collection::vec(change, 0..3), number())
+            .prop_map(|(changes, up_to)| WatchFrame::Changes { changes, up_to }),
+        number().prop_map(|oldest_index| WatchFrame::Compacted { oldest_index }),
+        text().prop_map(|message| WatchFrame::Error { message }),
+    ]
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! A node's WebSocket endpoint: `/client` (requests and replies), `/events` (the event stream)
-//! and `/admin` (link control, status, dumps, dump pages), on one port.
+//! A node's WebSocket endpoint: `/client` (requests and replies), `/events` (the event stream),
+//! `/admin` (link control, status, dumps, dump pages) and `/watch` (changes to a range of keys,
+//! see `watchers`), on one port.
 //!
 //! Connections never touch node state: they decode frames, hand typed inputs to the event loop
 //! and write back what it answers. A malformed frame gets an error reply and the connection
@@ -27,6 +28,8 @@ use omnikv_core::{
     client::{ClientError, ClientOp, ClientRequest, ClientResponse},
     decode_json,
     limits::{ADMIN_FRAME_BYTES_MAX, CLIENT_FRAME_BYTES_MAX, VALUE_BYTES_MAX},
+    scan::SCAN_REPLY_BYTES_MAX,
+    txn::FOUND_VALUE_BYTES_MAX,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -41,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::budget::{ByteBudget, Charge};
+use crate::changes::ChangeFeed;
 use crate::dump_pages::DumpPages;
 use crate::events::EventBus;
 use crate::handshakes::{HandshakePool, HandshakeTicket};
@@ -84,6 +88,7 @@ enum Endpoint {
     Client,
     Events,
     Admin,
+    Watch,
 }
 
 /// What every connection task of one node shares.
@@ -94,6 +99,8 @@ struct Shared {
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
     pages: Arc<DumpPages>,
+    /// The window of recent changes that watchers read.
+    changes: ChangeFeed,
     /// Bytes held by the client requests of every connection.
     client_bytes: ByteBudget,
     shutdown: CancellationToken,
@@ -105,6 +112,7 @@ pub async fn serve(
     inputs: mpsc::Sender<Input>,
     bus: EventBus,
     pages: DumpPages,
+    changes: ChangeFeed,
     shutdown: CancellationToken,
 ) {
     let handshakes = HandshakePool::new(HANDSHAKES_MAX);
@@ -114,6 +122,7 @@ pub async fn serve(
         inputs,
         bus,
         pages: Arc::new(pages),
+        changes,
         client_bytes: ByteBudget::new(CLIENT_BYTES_IN_FLIGHT_MAX),
         shutdown,
     });
@@ -169,13 +178,14 @@ async fn connection(
             "/client" => Some(Endpoint::Client),
             "/events" => Some(Endpoint::Events),
             "/admin" => Some(Endpoint::Admin),
+            "/watch" => Some(Endpoint::Watch),
             _ => None,
         };
         match endpoint {
             None => {
                 return Err(refuse(
                     StatusCode::NOT_FOUND,
-                    "unknown endpoint: use /client, /events or /admin".into(),
+                    "unknown endpoint: use /client, /events, /admin or /watch".into(),
                 ))
             }
             Some(Endpoint::Admin) => {
@@ -215,10 +225,11 @@ async fn connection(
         Endpoint::Client => client(ws, inputs, shared.client_bytes.clone(), shutdown).await,
         Endpoint::Events => events(ws, shared.bus.clone(), shutdown).await,
         Endpoint::Admin => admin(ws, rights, inputs, shared.pages.clone(), shutdown).await,
+        Endpoint::Watch => crate::watchers::serve(ws, shared.changes.clone(), shutdown).await,
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 fn text_of(msg: &WsMessage) -> Option<&[u8]> {
     match msg {
@@ -229,17 +240,38 @@ fn text_of(msg: &WsMessage) -> Option<&[u8]> {
 }
 
 /// A ticker for pings, first firing one period from now.
-fn ping_ticker() -> tokio::time::Interval {
+pub(crate) fn ping_ticker() -> tokio::time::Interval {
     let mut t = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     t
 }
 
+/// At a ping tick: false if the other side has been silent past [`IDLE_TIMEOUT`] (close it),
+/// else pings it; an error if the ping cannot be written within [`WRITE_TIMEOUT`].
+pub(crate) async fn ping_unless_idle(
+    sink: &mut futures_util::stream::SplitSink<Ws, WsMessage>,
+    heard_at: Instant,
+) -> anyhow::Result<bool> {
+    if heard_at.elapsed() > IDLE_TIMEOUT {
+        return Ok(false);
+    }
+    timeout(
+        WRITE_TIMEOUT,
+        sink.send(WsMessage::Ping(Default::default())),
+    )
+    .await
+    .context("no progress")??;
+    Ok(true)
+}
+
 /// What a request holds while in flight: its frame, and room for its reply (a read's value may
-/// be as large as any value; other replies are small).
+/// be as large as any value, a transaction's failed guards carry as much, a scan page its
+/// bytes; other replies are small).
 fn request_bytes(frame_len: usize, req: &ClientRequest) -> usize {
     let reply_bytes = match req.op {
         ClientOp::Get { .. } => VALUE_BYTES_MAX,
+        ClientOp::Txn { .. } => FOUND_VALUE_BYTES_MAX,
+        ClientOp::Scan { .. } => SCAN_REPLY_BYTES_MAX,
         _ => 0,
     };
     frame_len + reply_bytes + REPLY_OVERHEAD_BYTES
@@ -396,12 +428,9 @@ async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::R
                 _ => break,
             },
             _ = ping.tick() => {
-                if heard_at.elapsed() > IDLE_TIMEOUT {
+                if !ping_unless_idle(&mut sink, heard_at).await.context("subscriber not reading")? {
                     break;
                 }
-                timeout(WRITE_TIMEOUT, sink.send(WsMessage::Ping(Default::default())))
-                    .await
-                    .context("subscriber not reading")??;
             }
             event = rx.recv() => {
                 // Everything already queued goes out in one write: one syscall per burst,
@@ -454,12 +483,9 @@ async fn admin(
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ping.tick() => {
-                if heard_at.elapsed() > IDLE_TIMEOUT {
+                if !ping_unless_idle(&mut sink, heard_at).await.context("admin client not reading")? {
                     break;
                 }
-                timeout(WRITE_TIMEOUT, sink.send(WsMessage::Ping(Default::default())))
-                    .await
-                    .context("admin client not reading")??;
                 continue;
             }
             m = stream.next() => m,

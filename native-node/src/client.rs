@@ -9,8 +9,10 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse, DumpPage},
-    client::{ClientError, ClientOp, ClientRequest, ClientResponse, SessionClient},
+    client::{Answer, ClientError, ClientOp, ClientRequest, ClientResponse, SessionClient},
     limits::DUMP_PAGE_KEYS_MAX,
+    scan::{ScanPage, ScanRange},
+    txn::{Guard, TxnOp, TxnResult},
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::{tungstenite::Message as WsMessage, MaybeTlsStream, WebSocketStream};
@@ -226,6 +228,14 @@ pub async fn open_session(conn: &mut Connection, timeout: Duration) -> Result<u6
     }
 }
 
+/// An ok reply: who answered, the log index it names, and what it carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub node: u64,
+    pub index: Option<u64>,
+    pub answer: Answer,
+}
+
 /// A client of the cluster with exactly-once retries. One request at a time; writes open a
 /// session first (once), reads need none.
 pub struct Client {
@@ -276,13 +286,19 @@ impl Client {
         &mut self,
         op: ClientOp,
     ) -> Result<(Option<String>, u64, Option<u64>), CallError> {
+        let reply = self.call(op).await?;
+        Ok((reply.answer.value, reply.node, reply.index))
+    }
+
+    /// Sends `op` until one node answers it; returns the whole reply.
+    pub async fn call(&mut self, op: ClientOp) -> Result<Reply, CallError> {
         let req = match op {
-            ClientOp::Get { key, read } => self.session.read_request(key, read),
             ClientOp::OpenSession => SessionClient::open_request(nonce()),
+            read if !read.is_write() => self.session.read_op_request(read),
             write => {
                 if self.session.session.is_none() {
-                    let (_, _, index) = self.send(SessionClient::open_request(nonce())).await?;
-                    self.session.opened(session_id(index)?);
+                    let opened = self.send(SessionClient::open_request(nonce())).await?;
+                    self.session.opened(session_id(opened.index)?);
                 }
                 let req = self.session.write_request(write);
                 self.last_write = Some(req.id);
@@ -302,24 +318,29 @@ impl Client {
     }
 
     /// Sends `req` (again, with the current floor, on each retry) until a node answers it.
-    async fn send(
-        &mut self,
-        req: ClientRequest,
-    ) -> Result<(Option<String>, u64, Option<u64>), CallError> {
+    async fn send(&mut self, req: ClientRequest) -> Result<Reply, CallError> {
         let started = tokio::time::Instant::now();
         let mut last = String::from("no attempt");
         let mut maybe_applied = false;
         while started.elapsed() < self.total_timeout {
             let attempt = self.session.retry(&req);
-            match self.attempt(&attempt).await {
-                Ok(ClientResponse::Ok {
-                    value, node, index, ..
-                }) => return Ok((value, node, index)),
-                Ok(ClientResponse::Err { error, .. }) if error.retryable() => {
+            match self
+                .attempt(&attempt)
+                .await
+                .map(ClientResponse::into_result)
+            {
+                Ok(Ok((node, index, answer))) => {
+                    return Ok(Reply {
+                        node,
+                        index,
+                        answer,
+                    })
+                }
+                Ok(Err(error)) if error.retryable() => {
                     maybe_applied |= error.outcome_unknown();
                     last = error.to_string();
                 }
-                Ok(ClientResponse::Err { error, .. }) => {
+                Ok(Err(error)) => {
                     // An earlier attempt may have been applied: the outcome is unknown.
                     if maybe_applied && matches!(error, ClientError::SessionExpired { .. }) {
                         return Err(CallError::Unavailable {
@@ -380,4 +401,92 @@ impl Client {
             .await
             .map(|_| ())
     }
+
+    /// Applies `ops` atomically if every guard holds; returns the outcome (a failed guard is
+    /// an outcome, with what it found) and the log index it was applied at.
+    pub async fn txn(
+        &mut self,
+        guards: Vec<Guard>,
+        ops: Vec<TxnOp>,
+    ) -> Result<(TxnResult, Option<u64>), CallError> {
+        let reply = self.call(ClientOp::Txn { guards, ops }).await?;
+        let result = reply.answer.txn.ok_or_else(|| {
+            CallError::Rejected(ClientError::BadRequest {
+                reason: "a transaction was answered without its outcome".into(),
+            })
+        })?;
+        Ok((result, reply.index))
+    }
+
+    /// One page of a scan.
+    pub async fn scan(
+        &mut self,
+        range: ScanRange,
+        read: omnikv_core::client::ReadMode,
+    ) -> Result<ScanPage, CallError> {
+        let reply = self.call(ClientOp::Scan { range, read }).await?;
+        Ok(reply.answer.scan.unwrap_or_default())
+    }
+}
+
+/// How a watch ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// The caller stopped it.
+    Stopped,
+    /// The nodes no longer keep changes from the watch's index; they keep `oldest_index` on.
+    Compacted { oldest_index: u64 },
+}
+
+/// Watches `request` through `nodes`: calls `each` with every change in log order until it
+/// returns false. When a node fails, the watch moves on to the next with `from_index` set to
+/// where the last frame left it, so no change is seen twice or missed. Gives up when no node
+/// has answered for `give_up_after`.
+pub async fn watch(
+    nodes: &[String],
+    mut request: omnikv_core::watch::WatchRequest,
+    give_up_after: Duration,
+    mut each: impl FnMut(&omnikv_core::watch::Change) -> bool,
+) -> Result<WatchEnd, ConnectionError> {
+    use omnikv_core::watch::WatchFrame;
+    let mut heard_at = tokio::time::Instant::now();
+    let mut last_error = ConnectionError::Lost("no node tried".into());
+    for base in nodes.iter().cycle() {
+        if heard_at.elapsed() > give_up_after {
+            return Err(last_error);
+        }
+        let attempt = async {
+            let mut conn = Connection::open(base, "watch", give_up_after).await?;
+            conn.send_text(serde_json::to_string(&request).expect("requests serialise"))
+                .await?;
+            loop {
+                // The node sends progress at least every second while it lives.
+                let text = conn.recv_text(give_up_after).await?;
+                heard_at = tokio::time::Instant::now();
+                let frame: WatchFrame = serde_json::from_str(&text)
+                    .map_err(|e| ConnectionError::Decode(e.to_string()))?;
+                match frame {
+                    WatchFrame::Changes { changes, up_to } => {
+                        for c in &changes {
+                            if !each(c) {
+                                return Ok(WatchEnd::Stopped);
+                            }
+                        }
+                        request.from_index = Some(up_to);
+                    }
+                    WatchFrame::Compacted { oldest_index } => {
+                        return Ok(WatchEnd::Compacted { oldest_index })
+                    }
+                    WatchFrame::Error { message } => return Err(ConnectionError::Decode(message)),
+                }
+            }
+        };
+        match attempt.await {
+            Ok(end) => return Ok(end),
+            Err(e @ ConnectionError::Decode(_)) => return Err(e),
+            Err(e) => last_error = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unreachable!("a watch needs at least one node")
 }

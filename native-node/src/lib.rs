@@ -13,7 +13,9 @@
 //! - [`peer_chunks`]: peer messages of any size as pieces of bounded frames.
 //! - [`handshakes`]: the bounded pool of connections still in their handshake.
 //! - [`snapshot_fix`]: completes delta snapshots before OmniPaxos sees them.
-//! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`).
+//! - [`api`]: the node's WebSocket endpoint (`/client`, `/events`, `/admin`, `/watch`).
+//! - [`changes`]: the window of recent changes that `/watch` serves.
+//! - [`watchers`]: one `/watch` connection.
 //! - [`dump_pages`]: pages of the KV table for `/admin`, read beside the event loop.
 //! - [`ws_access`]: which upgrades the endpoint accepts (origins) and `/admin` rights.
 //! - [`secret`]: the cluster secret (file, bearer check, peer proofs).
@@ -26,6 +28,7 @@
 pub mod api;
 pub mod bench;
 pub mod budget;
+pub mod changes;
 pub mod client;
 pub mod config;
 pub mod dump_pages;
@@ -42,4 +45,5 @@ pub mod secret;
 pub mod snapshot_fix;
 pub mod storage;
 pub mod transport;
+pub mod watchers;
 pub mod ws_access;

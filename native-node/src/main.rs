@@ -5,8 +5,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use omnikv_core::{client::ReadMode, control::ClusterView};
-use omnikv_node::{client::Client, config::NodeConfig, launcher::DemoConfig};
+use omnikv_core::watch::WatchRequest;
+use omnikv_core::{
+    client::ReadMode,
+    control::ClusterView,
+    scan::{ScanRange, SCAN_KEYS_MAX},
+    txn::{parse_batch, Guard, TxnOp, TxnResult},
+};
+use omnikv_node::{
+    client::{Client, WatchEnd},
+    config::NodeConfig,
+    launcher::DemoConfig,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -68,6 +78,59 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Print keys in key order, `key<TAB>value` per line: by prefix or over [--from, --to).
+    /// Exits 1 when no key matched.
+    Scan {
+        #[command(flatten)]
+        keys: Keys,
+        /// Print at most this many keys (default: all, read a page at a time).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Read the node's local copy (fast, possibly stale) instead of linearizable pages.
+        #[arg(long)]
+        local: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Compare-and-swap: write KEY (NEW, or --delete) only if it holds --expect VALUE, is
+    /// absent (--expect-absent) or was last written at --expect-index N. Exits 1, saying what
+    /// KEY holds, when the comparison fails.
+    Cas {
+        key: String,
+        #[arg(required_unless_present = "delete")]
+        new: Option<String>,
+        /// Delete KEY instead of writing NEW.
+        #[arg(long, conflicts_with = "new")]
+        delete: bool,
+        #[command(flatten)]
+        expect: Expect,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Apply JSON lines from stdin atomically, in one log entry: writes
+    /// (`{"put":{"key":"k","value":"v"}}`, `{"delete":{"key":"k"}}`) and guards
+    /// (`{"value":{"key":"k","value":"v"}}`, `{"absent":{"key":"k"}}`,
+    /// `{"mod_index":{"key":"k","mod_index":7}}`). Exits 1 when a guard fails.
+    Batch {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the changes to keys under --prefix (or in [--from, --to)), one line each:
+    /// `INDEX<TAB>put<TAB>KEY<TAB>VALUE` or `INDEX<TAB>delete<TAB>KEY`, in log order, from
+    /// --from-index (default: now) on, moving to another node if one fails. Exits 1 when the
+    /// nodes no longer keep changes that old (scan, then watch from the scan's index + 1).
+    Watch {
+        #[command(flatten)]
+        keys: Keys,
+        /// The first log index whose changes to print.
+        #[arg(long)]
+        from_index: Option<u64>,
+        /// Stop after this many changes.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Print one node's whole KV table, `key<TAB>value` per line in key order (the leader's,
     /// unless --node names another). Read by pages from the node's local copy: a table that
     /// changes meanwhile is seen as it was at each page.
@@ -75,6 +138,56 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// The keys a scan or a watch covers.
+#[derive(clap::Args, Clone)]
+struct Keys {
+    /// Keys starting with this.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    prefix: Option<String>,
+    /// First key (inclusive).
+    #[arg(long)]
+    from: Option<String>,
+    /// End key (exclusive).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl Keys {
+    fn range(self) -> ScanRange {
+        ScanRange {
+            prefix: self.prefix,
+            start: self.from,
+            end: self.to,
+            ..ScanRange::default()
+        }
+    }
+}
+
+/// What a compare-and-swap expects of its key: exactly one of these.
+#[derive(clap::Args, Clone)]
+#[group(required = true, multiple = false)]
+struct Expect {
+    /// KEY holds this value.
+    #[arg(long)]
+    expect: Option<String>,
+    /// KEY does not exist.
+    #[arg(long)]
+    expect_absent: bool,
+    /// KEY's last write was applied at this log index (its `mod_index`).
+    #[arg(long)]
+    expect_index: Option<u64>,
+}
+
+impl Expect {
+    fn guard(self, key: String) -> Guard {
+        match (self.expect, self.expect_index) {
+            (Some(value), _) => Guard::Value { key, value },
+            (None, Some(mod_index)) => Guard::ModIndex { key, mod_index },
+            (None, None) => Guard::Absent { key },
+        }
+    }
 }
 
 fn init_tracing(default: &str) {
@@ -176,6 +289,87 @@ async fn dump(target: &Target) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_mode(local: bool) -> ReadMode {
+    if local {
+        ReadMode::Local
+    } else {
+        ReadMode::Linearizable
+    }
+}
+
+/// `omnikv scan`: pages until the range or the limit ends; whether any key was printed.
+async fn scan(
+    mut range: ScanRange,
+    limit: Option<u64>,
+    read: ReadMode,
+    target: &Target,
+) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut client = client_for(target).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut left = limit.unwrap_or(u64::MAX);
+    let mut printed = false;
+    while left > 0 {
+        range.limit = left.min(u64::from(SCAN_KEYS_MAX)) as u32;
+        let page = client.scan(range.clone(), read).await?;
+        for e in &page.entries {
+            writeln!(out, "{}\t{}", e.key, e.value).context("writing the keys")?;
+            printed = true;
+        }
+        left -= page.entries.len() as u64;
+        match page.next_after {
+            Some(after) => range.after = Some(after),
+            None => break,
+        }
+    }
+    out.flush().context("writing the keys")?;
+    Ok(printed)
+}
+
+/// Prints a transaction's outcome: `ok` on stdout, or what each failed guard found on stderr.
+fn report_txn(result: &TxnResult, index: Option<u64>) -> ExitCode {
+    if result.succeeded {
+        println!("ok");
+        return ExitCode::SUCCESS;
+    }
+    let at = index.map(|i| format!(" at index {i}")).unwrap_or_default();
+    eprintln!("comparison failed{at}");
+    for f in &result.found {
+        eprintln!("{}", f.line());
+    }
+    ExitCode::from(1)
+}
+
+/// `omnikv watch`: one line per change until `count` (or forever).
+async fn watch(
+    range: ScanRange,
+    from_index: Option<u64>,
+    count: Option<u64>,
+    target: &Target,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let nodes = resolve(target).await?;
+    let request = WatchRequest { range, from_index };
+    let mut left = count.unwrap_or(u64::MAX);
+    let mut out = std::io::stdout().lock();
+    let mut written = Ok(());
+    let give_up = Duration::from_millis(target.timeout_ms);
+    let end = omnikv_node::client::watch(&nodes, request, give_up, |c| {
+        written = writeln!(out, "{}", c.line()).and_then(|()| out.flush());
+        left -= 1;
+        written.is_ok() && left > 0
+    })
+    .await?;
+    written.context("writing the changes")?;
+    match end {
+        WatchEnd::Stopped => Ok(ExitCode::SUCCESS),
+        WatchEnd::Compacted { oldest_index } => {
+            eprintln!("the nodes keep changes from index {oldest_index} on: scan, then watch from the scan's index + 1");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -200,12 +394,11 @@ async fn main() -> ExitCode {
             }
             Command::Get { key, local, target } => {
                 init_tracing("warn");
-                let read = if local {
-                    ReadMode::Local
-                } else {
-                    ReadMode::Linearizable
-                };
-                match client_for(&target).await?.get(&key, read).await? {
+                match client_for(&target)
+                    .await?
+                    .get(&key, read_mode(local))
+                    .await?
+                {
                     Some(v) => {
                         println!("{v}");
                         Ok(ExitCode::SUCCESS)
@@ -220,6 +413,55 @@ async fn main() -> ExitCode {
                 init_tracing("warn");
                 omnikv_node::bench::run(cmd).await?;
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Scan {
+                keys,
+                limit,
+                local,
+                target,
+            } => {
+                init_tracing("warn");
+                let found = scan(keys.range(), limit, read_mode(local), &target).await?;
+                Ok(if found {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            }
+            Command::Cas {
+                key,
+                new,
+                delete: _,
+                expect,
+                target,
+            } => {
+                init_tracing("warn");
+                let op = match new {
+                    Some(value) => TxnOp::Put {
+                        key: key.clone(),
+                        value,
+                    },
+                    None => TxnOp::Delete { key: key.clone() },
+                };
+                let guards = vec![expect.guard(key)];
+                let (result, index) = client_for(&target).await?.txn(guards, vec![op]).await?;
+                Ok(report_txn(&result, index))
+            }
+            Command::Batch { target } => {
+                init_tracing("warn");
+                let text = std::io::read_to_string(std::io::stdin()).context("reading stdin")?;
+                let (guards, ops) = parse_batch(&text).map_err(anyhow::Error::msg)?;
+                let (result, index) = client_for(&target).await?.txn(guards, ops).await?;
+                Ok(report_txn(&result, index))
+            }
+            Command::Watch {
+                keys,
+                from_index,
+                count,
+                target,
+            } => {
+                init_tracing("warn");
+                watch(keys.range(), from_index, count, &target).await
             }
             Command::Dump { target } => {
                 init_tracing("warn");

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api;
+use crate::changes::ChangeFeed;
 use crate::config::NodeConfig;
 use crate::events::{now_ms, EventBus, EventPublisher};
 use crate::input::{AdminReplyTx, ClientReplyTx, Input, NodeInput};
@@ -62,6 +63,8 @@ struct Node {
     store: Arc<Store>,
     transport: Transport,
     events: EventPublisher,
+    /// Where applied changes go for watchers (after the turn's sync, like replies).
+    changes: ChangeFeed,
     /// The clock the replica's deadlines are measured on.
     started: Instant,
 }
@@ -100,6 +103,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     let log = PaxosLog::open(store.clone())?;
     let compaction = log.compaction_lease();
     let kv = KvTable::open(store.clone())?;
+    let changes = ChangeFeed::new(kv.applied_idx()?);
     let server = ServerConfig {
         pid: id,
         election_tick_timeout: config.election_ticks,
@@ -148,6 +152,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         inputs_tx,
         bus,
         crate::dump_pages::DumpPages::new(store.clone()),
+        changes.clone(),
         shutdown.clone(),
     ));
     info!(id, peer = %own_addr, ws = %config.ws, "node ready");
@@ -169,6 +174,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         store,
         transport,
         events: publisher,
+        changes,
         started: Instant::now(),
     };
     node.run(inputs_rx, Duration::from_millis(config.tick_ms), shutdown)
@@ -281,5 +287,6 @@ impl Node {
         for (reply, resp) in effects.admin_replies {
             let _ = reply.send(resp);
         }
+        self.changes.record(effects.changes);
     }
 }

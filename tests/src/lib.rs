@@ -343,8 +343,18 @@ impl Cluster {
         }
     }
 
-    /// Dumps every node and asserts they hold identical data (see [`assert_identical`]).
+    /// Dumps every node and asserts they hold identical data (see [`assert_identical`]), once
+    /// each has applied what the most advanced one has decided: a follower learns that an
+    /// entry is decided with the leader's next message, so a dump taken right after a reply
+    /// may be one entry behind without anything being wrong.
     pub async fn assert_replicas_identical(&self) {
+        let mut decided = 0;
+        for id in self.ids() {
+            let status = self.status(id).await;
+            decided = decided.max(status.map_or(0, |s| s.decided_idx));
+        }
+        self.wait_applied(&self.ids(), decided, Duration::from_secs(10))
+            .await;
         let mut dumps = Vec::new();
         for id in self.ids() {
             dumps.push(self.dump(id).await);

@@ -4,7 +4,8 @@
 //!
 //! The history is split by key (a KV store is linearizable iff every key is, since operations
 //! touch one key each), and each key is a register: `Put` sets it, `Delete` clears it, `Get`
-//! must observe it. An operation whose outcome is unknown (a write that timed out) is given an
+//! must observe it, and `Cas` sets it only if it holds what the CAS expected, and must have
+//! answered whether it did. An operation whose outcome is unknown (a write that timed out) is given an
 //! infinite completion time: it may take effect at any point after its invocation, or never
 //! (placed after everything else, it affects nothing). Reads with unknown outcome constrain
 //! nothing and should be left out by the caller.
@@ -17,6 +18,13 @@ pub enum Op {
     Delete,
     /// A read and the value it returned.
     Get(Option<String>),
+    /// A compare-and-swap: if the register holds `expect` (`None`: absent), it becomes `new`
+    /// (`None`: deleted). `succeeded` is what the reply said (`None` when there was none).
+    Cas {
+        expect: Option<String>,
+        new: Option<String>,
+        succeeded: Option<bool>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +174,15 @@ pub fn check_register(ops: &[Operation]) -> bool {
                 Op::Put(v) => Some(Some(v.clone())),
                 Op::Delete => Some(None),
                 Op::Get(seen) => (*seen == state).then(|| state.clone()),
+                Op::Cas {
+                    expect,
+                    new,
+                    succeeded,
+                } => {
+                    let holds = *expect == state;
+                    let answer_fits = succeeded.is_none_or(|s| s == holds);
+                    answer_fits.then(|| if holds { new.clone() } else { state.clone() })
+                }
             };
             if let Some(next_state) = next_state {
                 let mut lin = linearized.clone();
@@ -281,6 +298,54 @@ mod tests {
             op(4, get(Some("b")), 13, Some(14)),
         ];
         assert!(!check_register(&h));
+    }
+
+    fn cas(expect: Option<&str>, new: &str, succeeded: Option<bool>) -> Op {
+        Op::Cas {
+            expect: expect.map(str::to_string),
+            new: Some(new.into()),
+            succeeded,
+        }
+    }
+
+    #[test]
+    fn a_compare_and_swap_must_answer_what_the_register_held() {
+        let ok = [
+            op(1, put("a"), 0, Some(1)),
+            op(1, cas(Some("a"), "b", Some(true)), 2, Some(3)),
+            op(2, cas(Some("a"), "c", Some(false)), 4, Some(5)),
+            op(2, get(Some("b")), 6, Some(7)),
+        ];
+        assert!(check_register(&ok));
+        let succeeded_on_a_stale_value = [
+            op(1, put("a"), 0, Some(1)),
+            op(1, put("x"), 2, Some(3)),
+            op(2, cas(Some("a"), "b", Some(true)), 4, Some(5)),
+        ];
+        assert!(!check_register(&succeeded_on_a_stale_value));
+        let failed_although_it_held = [
+            op(1, put("a"), 0, Some(1)),
+            op(2, cas(Some("a"), "b", Some(false)), 4, Some(5)),
+        ];
+        assert!(!check_register(&failed_although_it_held));
+    }
+
+    #[test]
+    fn two_concurrent_swaps_from_one_value_cannot_both_succeed() {
+        let h = [
+            op(1, put("a"), 0, Some(1)),
+            op(2, cas(Some("a"), "b", Some(true)), 2, Some(10)),
+            op(3, cas(Some("a"), "c", Some(true)), 2, Some(10)),
+        ];
+        assert!(!check_register(&h));
+        // With one of them unanswered, it may have failed (or happened after the other).
+        let unknown = [
+            op(1, put("a"), 0, Some(1)),
+            op(2, cas(Some("a"), "b", Some(true)), 2, Some(10)),
+            op(3, cas(Some("a"), "c", None), 2, None),
+            op(4, get(Some("b")), 11, Some(12)),
+        ];
+        assert!(check_register(&unknown));
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct Report {
     /// Reads answered (linearizable or local, as configured).
     pub ok_reads: u64,
     pub failed_reads: u64,
+    /// Compare-and-swaps answered: that wrote, and whose comparison failed.
+    pub cas_swapped: u64,
+    pub cas_failed: u64,
     /// Writes acknowledged, by all clients; of which by pipelined ones.
     pub acked_writes: u64,
     pub acked_pipelined: u64,
@@ -123,7 +126,7 @@ impl std::fmt::Display for Report {
         let o = &self.overlaps;
         write!(
             f,
-            "writes: {} acknowledged ({} pipelined, windows {:?}, {} node switches), {} indeterminate ({:.2}%); reads: {} ok, {} failed; \
+            "writes: {} acknowledged ({} pipelined, windows {:?}, {} node switches), {} indeterminate ({:.2}%); compare-and-swaps: {} swapped, {} failed; reads: {} ok, {} failed; \
              faults: {} {:?}; overlaps: {} kills during cuts, at most {} nodes down at once, {} whole-cluster crashes; leader changes: {}; \
              ledger: {} acknowledged writes found at their index in a log ({} in every replica's; {} entries archived); anomalies: {} linearizability, {} ledger",
             self.acked_writes,
@@ -132,6 +135,8 @@ impl std::fmt::Display for Report {
             self.switches,
             self.indeterminate_writes,
             100.0 * self.indeterminate_share(),
+            self.cas_swapped,
+            self.cas_failed,
             self.ok_reads,
             self.failed_reads,
             faults,
@@ -264,6 +269,8 @@ async fn stop_clients(workload: Workload, report: &mut Report, start: Instant) -
     report.indeterminate_writes = record.unknown.len() as u64;
     report.ok_reads = record.ok_reads;
     report.failed_reads = record.failed_reads;
+    report.cas_swapped = record.cas_swapped;
+    report.cas_failed = record.cas_failed;
     record
 }
 

@@ -61,6 +61,34 @@ async fn client_endpoint_rejects_bad_frames_and_keeps_the_connection() {
             r#"{"id":{"client":1,"seq":1},"op":{"get":{"key":"k","read":"stale"}}}"#.into(),
         ),
         ("oversized frame", oversized),
+        (
+            "scan without its range",
+            r#"{"id":{"client":1,"seq":1},"op":{"scan":{"prefix":"k"}}}"#.into(),
+        ),
+        (
+            "scan by prefix and range at once",
+            r#"{"id":{"client":1,"seq":1},"op":{"scan":{"range":{"prefix":"k","end":"z"}}}}"#
+                .into(),
+        ),
+        (
+            "transaction with nothing in it",
+            r#"{"id":{"client":1,"seq":1},"op":{"txn":{"ops":[]}}}"#.into(),
+        ),
+        (
+            "transaction with an unknown guard",
+            r#"{"id":{"client":1,"seq":1},"op":{"txn":{"guards":[{"newer":{"key":"k"}}],"ops":[]}}}"#.into(),
+        ),
+        (
+            "transaction writing an empty key",
+            r#"{"id":{"client":1,"seq":1},"op":{"txn":{"ops":[{"put":{"key":"","value":"v"}}]}}}"#.into(),
+        ),
+        (
+            "transaction of too many parts",
+            format!(
+                r#"{{"id":{{"client":1,"seq":1}},"op":{{"txn":{{"ops":[{}]}}}}}}"#,
+                vec![r#"{"delete":{"key":"k"}}"#; 129].join(",")
+            ),
+        ),
     ];
     for (what, frame) in bad {
         conn.send_text(frame).await.unwrap();
@@ -273,6 +301,16 @@ async fn random_frames_to_every_endpoint_change_nothing() {
         assert!(
             matches!(r, AdminResponse::Error { .. }),
             "seed {seed}: {r:?}"
+        );
+    }
+    for _ in 0..50 {
+        let mut watch = Connection::open(&url, "watch", T).await.unwrap();
+        watch.send_text(random_frame(&mut rng)).await.unwrap();
+        let frame: omnikv_core::watch::WatchFrame =
+            serde_json::from_str(&watch.recv_text(T).await.unwrap()).unwrap();
+        assert!(
+            matches!(frame, omnikv_core::watch::WatchFrame::Error { .. }),
+            "seed {seed}: {frame:?}"
         );
     }
     let peer = cluster.nodes[&2].peer;

@@ -30,6 +30,11 @@ fn assert_sound(report: &Report, seed: u64, nodes: u64) {
         report.acked_writes >= ACKED_WRITES_MIN && report.acked_pipelined > 0,
         "seed {seed}: too few acknowledged writes: {report}"
     );
+    // The history must hold compare-and-swaps of both outcomes for the checker to judge them.
+    assert!(
+        report.cas_swapped > 0 && report.cas_failed > 0,
+        "seed {seed}: compare-and-swaps did not both swap and fail: {report}"
+    );
     assert!(
         report.indeterminate_share() <= INDETERMINATE_SHARE_MAX,
         "seed {seed}: too many writes with unknown outcome: {report}"

@@ -89,8 +89,9 @@ async fn pipelined_writes_through_a_follower_survive_repeated_leader_kills() {
     for d in &dumps {
         let mut missing = BTreeMap::new();
         for w in &report.acked {
-            if d.kv.get(&w.key) != w.value.as_ref() {
-                missing.insert(w.key.clone(), d.kv.get(&w.key).cloned());
+            let stored = d.kv.get(&w.key).map(|v| &v.value);
+            if stored != w.value.as_ref() {
+                missing.insert(w.key.clone(), stored.cloned());
             }
             // Where the log still holds it, the entry at the answered index is this write.
             if let Some(i) = w.index.checked_sub(d.compacted_idx) {
@@ -128,7 +129,7 @@ async fn the_highest_seq_rule_loses_acknowledged_pipelined_writes() {
         let lost = report
             .acked
             .iter()
-            .filter(|w| dump.kv.get(&w.key) != w.value.as_ref())
+            .filter(|w| dump.kv.get(&w.key).map(|v| &v.value) != w.value.as_ref())
             .count();
         println!(
             "run {run}, with the highest-seq rule: {lost} of {} acknowledged writes lost",

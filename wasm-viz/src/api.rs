@@ -4,11 +4,14 @@
 //! Numbers cross as `f64` (exact below 2^53) so JavaScript needs no BigInt.
 
 use omnikv_core::{
-    client::ClientResponse,
+    client::{ClientOp, ClientResponse, ReadMode},
     control::ClusterView,
     decode_json,
     event::{frame_events, EventEnvelope},
     limits::CLIENT_FRAME_BYTES_MAX,
+    scan::ScanRange,
+    txn::{parse_batch, Found, Guard, TxnOp},
+    watch::{Change, WatchFrame, WatchRequest, WATCH_FRAME_BYTES_MAX},
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -53,6 +56,11 @@ pub fn client_request(
     read: &str,
 ) -> Result<String, JsError> {
     let op = client::op_from_parts(op, key, value, read).map_err(|e| JsError::new(&e))?;
+    request_frame(client_id, seq, op)
+}
+
+/// The validated `/client` frame of `op` as request `seq` of `client_id`.
+fn request_frame(client_id: f64, seq: f64, op: ClientOp) -> Result<String, JsError> {
     let request = omnikv_core::client::ClientRequest {
         id: omnikv_core::RequestId {
             client: client_id as u64,
@@ -65,6 +73,135 @@ pub fn client_request(
         .validate()
         .map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&request).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// The keys named by `prefix`, or `[from, to)` (empty strings: not given).
+fn keys(prefix: &str, from: &str, to: &str) -> ScanRange {
+    let given = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    ScanRange {
+        prefix: given(prefix),
+        start: given(from),
+        end: given(to),
+        ..ScanRange::default()
+    }
+}
+
+/// A scan page request (a read: `client_id` is any number that pairs the reply), continuing
+/// after `after` (empty: from the first key).
+#[wasm_bindgen(js_name = scanRequest)]
+#[allow(clippy::too_many_arguments)]
+pub fn scan_request(
+    client_id: f64,
+    seq: f64,
+    prefix: &str,
+    from: &str,
+    to: &str,
+    after: &str,
+    limit: f64,
+    local: bool,
+) -> Result<String, JsError> {
+    let range = ScanRange {
+        after: (!after.is_empty()).then(|| after.to_owned()),
+        limit: limit as u32,
+        ..keys(prefix, from, to)
+    };
+    let read = if local {
+        ReadMode::Local
+    } else {
+        ReadMode::Linearizable
+    };
+    request_frame(client_id, seq, ClientOp::Scan { range, read })
+}
+
+/// A compare-and-swap of `key` to `value` (`None`: delete it) if it holds `expect` (`expect_kind`
+/// "value"), is absent ("absent") or was last written at index `expect` ("index").
+#[wasm_bindgen(js_name = casRequest)]
+pub fn cas_request(
+    client_id: f64,
+    seq: f64,
+    key: &str,
+    value: Option<String>,
+    expect_kind: &str,
+    expect: &str,
+) -> Result<String, JsError> {
+    let key = key.to_owned();
+    let guard = match expect_kind {
+        "value" => Guard::Value {
+            key: key.clone(),
+            value: expect.to_owned(),
+        },
+        "absent" => Guard::Absent { key: key.clone() },
+        "index" => Guard::ModIndex {
+            key: key.clone(),
+            mod_index: expect
+                .parse()
+                .map_err(|_| JsError::new("--expect-index takes a log index"))?,
+        },
+        other => return Err(JsError::new(&format!("unknown expectation {other:?}"))),
+    };
+    let op = match value {
+        Some(value) => TxnOp::Put { key, value },
+        None => TxnOp::Delete { key },
+    };
+    let guards = vec![guard];
+    request_frame(
+        client_id,
+        seq,
+        ClientOp::Txn {
+            guards,
+            ops: vec![op],
+        },
+    )
+}
+
+/// A batch from JSON lines, as `omnikv batch` reads them (`omnikv_core::txn::parse_batch`).
+#[wasm_bindgen(js_name = batchRequest)]
+pub fn batch_request(client_id: f64, seq: f64, lines: &str) -> Result<String, JsError> {
+    let (guards, ops) = parse_batch(lines).map_err(|e| JsError::new(&e))?;
+    request_frame(client_id, seq, ClientOp::Txn { guards, ops })
+}
+
+/// The `/watch` request for the keys named, from `from_index` (`None`: from now).
+#[wasm_bindgen(js_name = watchRequest)]
+pub fn watch_request(prefix: &str, from: &str, to: &str, from_index: Option<f64>) -> String {
+    let request = WatchRequest {
+        range: keys(prefix, from, to),
+        from_index: from_index.map(|i| i as u64),
+    };
+    serde_json::to_string(&request).expect("requests serialise")
+}
+
+#[derive(Serialize)]
+struct WatchStep {
+    /// One line per change (`Change::line`).
+    lines: Vec<String>,
+    /// Where to resume.
+    up_to: Option<u64>,
+    /// The node keeps changes from this index only; the watch is over.
+    compacted: Option<u64>,
+    error: Option<String>,
+}
+
+/// A `/watch` frame as JSON `{lines, up_to, compacted, error}`.
+#[wasm_bindgen(js_name = interpretWatchFrame)]
+pub fn interpret_watch_frame(frame: &str) -> Result<String, JsError> {
+    let frame: WatchFrame = decode_json(frame.as_bytes(), 2 * WATCH_FRAME_BYTES_MAX)
+        .map_err(|e| JsError::new(&format!("bad watch frame: {e}")))?;
+    let mut step = WatchStep {
+        lines: Vec::new(),
+        up_to: None,
+        compacted: None,
+        error: None,
+    };
+    match frame {
+        WatchFrame::Changes { changes, up_to } => {
+            step.lines = changes.iter().map(Change::line).collect();
+            step.up_to = Some(up_to);
+        }
+        WatchFrame::Compacted { oldest_index } => step.compacted = Some(oldest_index),
+        WatchFrame::Error { message } => step.error = Some(message),
+    }
+    serde_json::to_string(&step).map_err(|e| JsError::new(&e.to_string()))
 }
 
 /// The `/client` frame that opens a session; `nonce` pairs the reply with it.
@@ -84,6 +221,12 @@ struct Interpreted {
     /// The log index the request was applied at: for `open_session`, the session's id.
     index: Option<u64>,
     text: String,
+    /// A transaction's outcome (`null` for other requests).
+    succeeded: Option<bool>,
+    /// A scan page's `KEY<TAB>VALUE` lines, or a failed transaction's lines of what it found.
+    lines: Vec<String>,
+    /// Where the next scan page starts (`null`: the last page).
+    next_after: Option<String>,
 }
 
 /// Interprets a `/client` reply frame as JSON `{ok, retry, value, text}`.
@@ -91,17 +234,42 @@ struct Interpreted {
 pub fn interpret_response(frame: &str) -> Result<String, JsError> {
     let response: ClientResponse = decode_json(frame.as_bytes(), CLIENT_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
-    let (ok, retry, value, index) = match &response {
-        ClientResponse::Ok { value, index, .. } => (true, false, value.clone(), *index),
+    let text = client::describe_response(&response);
+    let out = match response {
+        ClientResponse::Ok {
+            value,
+            index,
+            txn,
+            scan,
+            ..
+        } => {
+            let scan = scan.unwrap_or_default();
+            let mut lines: Vec<String> = (scan.entries.iter())
+                .map(|e| format!("{}\t{}", e.key, e.value))
+                .collect();
+            lines.extend(txn.iter().flat_map(|t| t.found.iter().map(Found::line)));
+            Interpreted {
+                ok: true,
+                retry: false,
+                value,
+                index,
+                text,
+                succeeded: txn.map(|t| t.succeeded),
+                lines,
+                next_after: scan.next_after,
+            }
+        }
         // The one retry rule: the same request again, through another node.
-        ClientResponse::Err { error, .. } => (false, error.retryable(), None, None),
-    };
-    let out = Interpreted {
-        ok,
-        retry,
-        value,
-        index,
-        text: client::describe_response(&response),
+        ClientResponse::Err { error, .. } => Interpreted {
+            ok: false,
+            retry: error.retryable(),
+            value: None,
+            index: None,
+            text,
+            succeeded: None,
+            lines: Vec::new(),
+            next_after: None,
+        },
     };
     serde_json::to_string(&out).map_err(|e| JsError::new(&e.to_string()))
 }

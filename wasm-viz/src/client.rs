@@ -64,6 +64,7 @@ impl ClientSession {
         probe.validate().map_err(|e| e.to_string())?;
         let request = match op {
             ClientOp::Get { key, read } => self.session.read_request(key, read),
+            scan @ ClientOp::Scan { .. } => self.session.read_op_request(scan),
             ClientOp::OpenSession => SessionClient::open_request(self.nonce),
             write if self.session.session.is_none() => {
                 self.waiting = Some(write);

@@ -35,7 +35,16 @@ pub fn command(c: &KVCommand) -> String {
         KVCommand::Put { key, value, .. } => format!("put {key}={value}"),
         KVCommand::Delete { key, .. } => format!("delete {key}"),
         KVCommand::Get { key, .. } => format!("get {key}"),
+        KVCommand::Txn { guards, ops, .. } => txn(guards.len(), ops.len(), c.key()),
+        KVCommand::Scan { .. } => format!("scan {}", c.key()),
         KVCommand::OpenSession { .. } => "open session".into(),
+    }
+}
+
+fn txn(guards: usize, ops: usize, key: &str) -> String {
+    match guards {
+        0 => format!("batch of {ops} ({key}...)"),
+        _ => format!("txn {guards} guards, {ops} writes ({key}...)"),
     }
 }
 
@@ -51,6 +60,17 @@ pub fn op(o: &ClientOp) -> String {
             read: ReadMode::Local,
         } => format!("get {key} (local)"),
         ClientOp::Delete { key } => format!("delete {key}"),
+        ClientOp::Txn { guards, ops } => {
+            let key = ops
+                .first()
+                .map(|o| o.key())
+                .or(guards.first().map(|g| g.key()));
+            txn(guards.len(), ops.len(), key.unwrap_or(""))
+        }
+        ClientOp::Scan { range, .. } => {
+            let from = range.prefix.as_deref().or(range.start.as_deref());
+            format!("scan {}", from.unwrap_or(""))
+        }
         ClientOp::OpenSession => "open session".into(),
     }
 }

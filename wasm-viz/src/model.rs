@@ -170,6 +170,9 @@ pub struct NodeModel {
     pub log: LogWindow,
     /// The node's table as far as the page knows it.
     pub kv: BTreeMap<String, String>,
+    /// The log index of each kept key's last write, so the table checks a transaction's
+    /// guards by the node's rule (keys in `kv_unknown` have none).
+    pub kv_mod_index: BTreeMap<String, u64>,
     /// Keys that arrived in an installed snapshot, whose values the event stream does not carry;
     /// sorted. A sorted vector rather than a set: one tree type fewer keeps the wasm smaller.
     pub kv_unknown: Vec<String>,

@@ -7,7 +7,7 @@ use omnikv_core::{
     client::ClientOp,
     control::{ClusterView, ProcessState},
     event::{BallotView, EventEnvelope, MessageInfo, NodeEvent, NodeStatus, Role},
-    session::{self, KvWrite},
+    session::{self, KvState, Versioned},
     KVCommand, NodeId, RequestId,
 };
 use serde::{Deserialize, Serialize};
@@ -287,6 +287,7 @@ impl ClusterModel {
         if installed {
             // The table was replaced; the stream names the keys but not their values.
             node.kv.retain(|k, _| keys.contains(k));
+            node.kv_mod_index.clear();
             for k in keys.iter().take(KV_KEYS_MAX) {
                 node.kv.entry(k.clone()).or_default();
             }
@@ -308,7 +309,13 @@ impl ClusterModel {
             .kv
             .iter()
             .take(KV_KEYS_MAX)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        node.kv_mod_index = dump
+            .kv
+            .iter()
+            .take(KV_KEYS_MAX)
+            .map(|(k, v)| (k.clone(), v.mod_index))
             .collect();
         node.kv_unknown.clear();
         node.sessions = dump.sessions.clone();
@@ -434,12 +441,22 @@ impl NodeModel {
 /// The node's table as the page keeps it: bounded, and aware of which keys it knows.
 struct TableView<'a> {
     kv: &'a mut std::collections::BTreeMap<String, String>,
+    mod_index: &'a mut std::collections::BTreeMap<String, u64>,
     unknown: &'a mut Vec<String>,
     truncated: &'a mut bool,
 }
 
-impl KvWrite for TableView<'_> {
-    fn write(&mut self, key: &str, value: Option<&str>) {
+impl KvState for TableView<'_> {
+    /// A key whose value the page does not know (from an installed snapshot, or beyond the
+    /// keys it keeps) reads as absent: the view may then differ from the node until a dump.
+    fn read(&self, key: &str) -> Option<Versioned> {
+        Some(Versioned {
+            value: self.kv.get(key)?.clone(),
+            mod_index: *self.mod_index.get(key)?,
+        })
+    }
+
+    fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
         if let Ok(k) = self.unknown.binary_search_by(|k| k.as_str().cmp(key)) {
             self.unknown.remove(k);
         }
@@ -450,9 +467,11 @@ impl KvWrite for TableView<'_> {
                     return;
                 }
                 self.kv.insert(key.to_owned(), v.to_owned());
+                self.mod_index.insert(key.to_owned(), index);
             }
             None => {
                 self.kv.remove(key);
+                self.mod_index.remove(key);
             }
         }
     }
@@ -462,6 +481,7 @@ impl KvWrite for TableView<'_> {
 fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand, index: u64) {
     let mut view = TableView {
         kv: &mut node.kv,
+        mod_index: &mut node.kv_mod_index,
         unknown: &mut node.kv_unknown,
         truncated: &mut node.kv_truncated,
     };

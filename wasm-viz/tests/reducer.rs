@@ -229,7 +229,7 @@ fn a_trace_exports_and_imports() {
         at_ms: 7002,
         dump: serde_json::from_value(serde_json::json!({
             "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
-            "kv":{"color":"blue"},"sessions":{"7":{"floor":0,"last_index":0,"applied":[{"seq":2,"index":0,"digest":1}]}},"snapshot":null,"decided_suffix":[]}))
+            "kv":{"color":{"value":"blue","mod_index":2}},"sessions":{"7":{"floor":0,"last_index":0,"applied":[{"seq":2,"index":0,"digest":1}]}},"snapshot":null,"decided_suffix":[]}))
         .unwrap(),
     });
     let mut t = Timeline::new(100);
@@ -280,6 +280,9 @@ fn the_client_session_opens_a_session_retries_with_the_same_id_and_numbers_new_r
         value: None,
         node: 1,
         index: Some(9),
+        mod_index: None,
+        txn: None,
+        scan: None,
     };
     let Step::Send(r1) = s.on_response(&opened) else {
         panic!("the write follows its session")
@@ -297,6 +300,9 @@ fn the_client_session_opens_a_session_retries_with_the_same_id_and_numbers_new_r
         value: None,
         node: 1,
         index: None,
+        mod_index: None,
+        txn: None,
+        scan: None,
     };
     assert_eq!(s.on_response(&other), Step::Ignore);
     let ok = ClientResponse::Ok {
@@ -304,6 +310,9 @@ fn the_client_session_opens_a_session_retries_with_the_same_id_and_numbers_new_r
         value: None,
         node: 2,
         index: Some(14),
+        mod_index: None,
+        txn: None,
+        scan: None,
     };
     assert!(matches!(s.on_response(&ok), Step::Done { ok: true, .. }));
     let r2 = s.begin(put.clone()).unwrap();
@@ -361,7 +370,7 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
     assert!(apply_all(&r).nodes[&3].kv_partial);
     r.push(Record::Dump { at_ms: 6001, dump: serde_json::from_value(serde_json::json!({
         "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
-        "kv":{"color":"blue","size":"large"},"sessions":{"7":{"floor":0,"last_index":0,"applied":[{"seq":2,"index":0,"digest":1}]}},"snapshot":null,"decided_suffix":[]})).unwrap() });
+        "kv":{"color":{"value":"blue","mod_index":2},"size":{"value":"large","mod_index":3}},"sessions":{"7":{"floor":0,"last_index":0,"applied":[{"seq":2,"index":0,"digest":1}]}},"snapshot":null,"decided_suffix":[]})).unwrap() });
     let m = apply_all(&r);
     let n3 = &m.nodes[&3];
     assert!(!n3.kv_partial);
@@ -395,4 +404,40 @@ fn a_table_larger_than_kept_is_truncated_not_partial() {
     assert_eq!(n.kv.len(), omnikv_viz::model::KV_KEYS_MAX);
     assert!(n.kv_truncated);
     assert!(!n.kv_partial, "every applied entry was seen");
+}
+
+fn applied_on(node: u64, seq: u64, idx: u64, cmd: &str) -> Record {
+    ev(&format!(
+        r#"{{"node":{node},"seq":{seq},"time_ms":{t},"event":{{"entries_applied":{{"from_idx":{idx},"count":1,"commands":[{cmd}],"skipped_duplicates":0}}}}}}"#,
+        t = 3000 + seq
+    ))
+}
+
+#[test]
+fn a_transaction_applies_only_when_its_guards_hold_by_the_nodes_rule() {
+    let mut records = three_node_cluster_with_one_put();
+    // color = blue was written at index 0. A compare-and-swap on its value holds; one on its
+    // old mod_index (0, now 1) then fails and changes nothing.
+    let cas = |seq: u64, guard: &str, value: &str| {
+        format!(
+            r#"{{"txn":{{"id":{{"client":7,"seq":{seq}}},"guards":[{guard}],"ops":[{{"put":{{"key":"color","value":"{value}"}}}},{{"put":{{"key":"size","value":"{value}"}}}}],"forget_below":{seq}}}}}"#
+        )
+    };
+    records.push(applied_on(
+        1,
+        10,
+        1,
+        &cas(2, r#"{"value":{"key":"color","value":"blue"}}"#, "green"),
+    ));
+    records.push(applied_on(
+        1,
+        11,
+        2,
+        &cas(3, r#"{"mod_index":{"key":"color","mod_index":0}}"#, "red"),
+    ));
+    let m = apply_all(&records);
+    let n = &m.nodes[&1];
+    assert_eq!(n.kv["color"], "green");
+    assert_eq!(n.kv["size"], "green", "both writes of the batch");
+    assert_eq!(n.kv_mod_index["color"], 1);
 }

@@ -1,8 +1,12 @@
 //! Applying decided entries to the state machine, and local snapshots.
 
 use omnikv_core::{
+    client::Answer,
     event::{event_takes_another, NodeEvent},
+    scan::ScanRange,
     session::Applied,
+    txn::TxnResult,
+    watch::Change,
     KVCommand, KVSnapshot, RequestId,
 };
 use omnipaxos::util::LogEntry;
@@ -11,6 +15,7 @@ use tracing::{info, warn};
 use super::ports::{ApplyWrites, Compaction, Platform, StateMachine};
 use super::requests::Outcome;
 use super::{Io, Replica, ReplicaError};
+use crate::changes::AppliedChanges;
 use crate::storage::SnapshotSummary;
 
 /// Entries applied per write batch.
@@ -20,12 +25,67 @@ const APPLY_BATCH_MAX: u64 = 1024;
 #[derive(Default)]
 struct Run {
     answers: Vec<(RequestId, Outcome)>,
+    /// Linearizable scans applied in this run, answered once it is committed.
+    scans: Vec<(RequestId, ScanRange)>,
+    /// What the run's writes changed, for watchers.
+    changes: Vec<Change>,
     /// The first commands applied, for the event.
     commands: Vec<KVCommand>,
     /// Bytes of keys and values in `commands`.
     command_bytes: usize,
     skipped: u64,
     installed: Option<(u64, KVSnapshot)>,
+}
+
+/// The answer to the waiting request whose command `cmd`, decided at `idx`, did `applied`.
+fn answer(
+    cmd: &KVCommand,
+    applied: Applied,
+    idx: u64,
+    batch: &impl ApplyWrites,
+) -> Result<Outcome, ReplicaError> {
+    let txn = |succeeded, found| {
+        matches!(cmd, KVCommand::Txn { .. }).then_some(TxnResult { succeeded, found })
+    };
+    let (answer, index) = match applied {
+        Applied::Read => {
+            let current = batch.read(cmd.key())?;
+            let answer = Answer {
+                mod_index: current.as_ref().map(|v| v.mod_index),
+                value: current.map(|v| v.value),
+                ..Answer::default()
+            };
+            (answer, idx)
+        }
+        Applied::Written | Applied::Opened { .. } => (
+            Answer {
+                txn: txn(true, Vec::new()),
+                ..Answer::default()
+            },
+            idx,
+        ),
+        // A failed comparison is an answer, not an error: it says what was found.
+        Applied::GuardsFailed { found } => (
+            Answer {
+                txn: txn(false, found),
+                ..Answer::default()
+            },
+            idx,
+        ),
+        // Answered as the first copy was: with its index, and whether its guards held.
+        Applied::Duplicate {
+            index,
+            guards_failed,
+        } => (
+            Answer {
+                txn: txn(!guards_failed, Vec::new()),
+                ..Answer::default()
+            },
+            index,
+        ),
+        Applied::Refused(r) => return Ok((Err(r.into()), Some(idx))),
+    };
+    Ok((Ok(answer), Some(index)))
 }
 
 impl<P: Platform> Replica<P> {
@@ -45,10 +105,31 @@ impl<P: Platform> Replica<P> {
             if entries.is_empty() {
                 return Err(ReplicaError::Unreadable { from, to });
             }
-            let (run, applied_to) = self.apply_run(from, entries)?;
+            let (mut run, applied_to) = self.apply_run(from, entries)?;
             self.publish_run(from, applied_to, &run, io);
             self.applied_idx = applied_to;
-            for (id, outcome) in run.answers {
+            self.effects.changes.push(AppliedChanges {
+                from,
+                to: applied_to,
+                installed: run.installed.is_some(),
+                changes: std::mem::take(&mut run.changes),
+            });
+            for (id, outcome) in std::mem::take(&mut run.answers) {
+                self.answer_pending(id, outcome, now_us, io);
+            }
+            // A scan is answered from the table as the run left it, not at its own position:
+            // the run is applied in one batch, and reading a range through the batch's
+            // uncommitted writes would take a merge of two ordered sources. This is still a
+            // linearizable answer. Every entry between the scan's and the run's end was decided
+            // after the scan was proposed (it is later in the log), so it was invoked before
+            // the scan's reply and none of them completed before the scan was invoked: they are
+            // all concurrent with the scan, which may take effect after them, at the run's end.
+            for (id, range) in run.scans {
+                let answer = Answer {
+                    scan: Some(self.table.scan(&range)?),
+                    ..Answer::default()
+                };
+                let outcome = (Ok(answer), Some(applied_to - 1));
                 self.answer_pending(id, outcome, now_us, io);
             }
         }
@@ -87,6 +168,14 @@ impl<P: Platform> Replica<P> {
                     if matches!(applied, Applied::Duplicate { .. } | Applied::Refused(_)) {
                         run.skipped += 1;
                     }
+                    if applied == Applied::Written {
+                        run.changes
+                            .extend(cmd.writes().into_iter().map(|(k, v)| Change {
+                                index: idx,
+                                key: k.to_owned(),
+                                value: v.map(str::to_owned),
+                            }));
+                    }
                     // Only a copy of the waiting command answers it: someone else may have used
                     // its id for another command, which must not pass for its outcome.
                     let waiting = self
@@ -94,14 +183,12 @@ impl<P: Platform> Replica<P> {
                         .get(&cmd.id())
                         .is_some_and(|p| p.cmd.digest() == cmd.digest());
                     if waiting {
-                        let outcome = match applied {
-                            Applied::Read => (Ok(batch.read(cmd.key())?), Some(idx)),
-                            Applied::Written | Applied::Opened { .. } => (Ok(None), Some(idx)),
-                            // Answered as the first copy was: with its index.
-                            Applied::Duplicate { index } => (Ok(None), Some(index)),
-                            Applied::Refused(r) => (Err(r.into()), Some(idx)),
-                        };
-                        run.answers.push((cmd.id(), outcome));
+                        if let KVCommand::Scan { id, range } = &cmd {
+                            run.scans.push((*id, (**range).clone()));
+                        } else {
+                            let outcome = answer(&cmd, applied, idx, &batch)?;
+                            run.answers.push((cmd.id(), outcome));
+                        }
                     }
                     idx += 1;
                     if event_takes_another(run.commands.len(), run.command_bytes) {

@@ -20,6 +20,7 @@ pub mod ports;
 mod report;
 mod requests;
 
+use crate::changes::AppliedChanges;
 use std::collections::{HashMap, VecDeque};
 
 use omnikv_core::{
@@ -82,6 +83,8 @@ pub struct Effects<P: Platform> {
     pub messages: Vec<Outgoing>,
     pub replies: Vec<(P::Reply, ClientResponse)>,
     pub admin_replies: Vec<(P::AdminReply, AdminResponse)>,
+    /// What the turn's applied entries changed, run by run in log order (for watchers).
+    pub changes: Vec<AppliedChanges>,
 }
 
 impl<P: Platform> Default for Effects<P> {
@@ -90,6 +93,7 @@ impl<P: Platform> Default for Effects<P> {
             messages: Vec::new(),
             replies: Vec::new(),
             admin_replies: Vec::new(),
+            changes: Vec::new(),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use omnikv_core::{
     digest::TableDigest,
     event::{NodeEvent, NodeStatus, PeerStatus},
-    session::{Applied, Sessions},
+    scan::{ScanPage, ScanRange},
+    session::{Applied, Sessions, Versioned},
     KVCommand, KVSnapshot, NodeId,
 };
 use omnipaxos::storage::Storage;
@@ -35,9 +36,12 @@ pub trait StateMachine {
     where
         Self: 'a;
     fn applied_idx(&self) -> Result<u64, StorageError>;
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError>;
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError>;
+    /// One page of a scan, in key order (see `omnikv_core::scan`).
+    fn scan(&self, range: &ScanRange) -> Result<ScanPage, StorageError>;
     /// The whole table (for dumps), or `None` if it holds more than `keys_max` keys.
-    fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError>;
+    fn entries(&self, keys_max: usize)
+        -> Result<Option<BTreeMap<String, Versioned>>, StorageError>;
     fn sessions(&self) -> &Sessions;
     /// The digest of the table at its applied index (`omnikv_core::digest`).
     fn digest(&self) -> TableDigest;
@@ -48,7 +52,7 @@ pub trait StateMachine {
 /// One atomic run of applications.
 pub trait ApplyWrites {
     fn apply(&mut self, cmd: &KVCommand, index: u64) -> Applied;
-    fn read(&self, key: &str) -> Result<Option<String>, StorageError>;
+    fn read(&self, key: &str) -> Result<Option<Versioned>, StorageError>;
     /// Replaces the whole state by a complete (resolved) snapshot.
     fn install(&mut self, snapshot: &KVSnapshot);
     fn commit(self, applied_idx: u64) -> Result<(), StorageError>;
@@ -108,10 +112,16 @@ impl StateMachine for KvTable {
     fn applied_idx(&self) -> Result<u64, StorageError> {
         KvTable::applied_idx(self)
     }
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         KvTable::get(self, key)
     }
-    fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+    fn scan(&self, range: &ScanRange) -> Result<ScanPage, StorageError> {
+        KvTable::scan(self, range)
+    }
+    fn entries(
+        &self,
+        keys_max: usize,
+    ) -> Result<Option<BTreeMap<String, Versioned>>, StorageError> {
         KvTable::entries(self, keys_max)
     }
     fn sessions(&self) -> &Sessions {
@@ -129,7 +139,7 @@ impl ApplyWrites for ApplyBatch<'_> {
     fn apply(&mut self, cmd: &KVCommand, index: u64) -> Applied {
         ApplyBatch::apply(self, cmd, index)
     }
-    fn read(&self, key: &str) -> Result<Option<String>, StorageError> {
+    fn read(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         ApplyBatch::read(self, key)
     }
     fn install(&mut self, snapshot: &KVSnapshot) {

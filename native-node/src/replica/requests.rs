@@ -2,7 +2,7 @@
 //! again after a leader change.
 
 use omnikv_core::{
-    client::{ClientError, ClientOp, ClientRequest, ClientResponse},
+    client::{Answer, ClientError, ClientOp, ClientRequest, ClientResponse},
     event::{NodeEvent, RequestOutcome},
     KVCommand, RequestId,
 };
@@ -23,7 +23,7 @@ pub(super) struct Pending<R> {
 }
 
 /// The outcome of a request, and the log index it names.
-pub(super) type Outcome = (Result<Option<String>, ClientError>, Option<u64>);
+pub(super) type Outcome = (Result<Answer, ClientError>, Option<u64>);
 
 impl<P: Platform> Replica<P> {
     pub(super) fn handle_client(
@@ -47,8 +47,8 @@ impl<P: Platform> Replica<P> {
         }
         let Some(cmd) = req.to_command() else {
             // A local read: served from this node's table, possibly stale.
-            let value = self.table.get(op_key(&req.op))?;
-            self.answer(reply, id, now_us, now_us, traced, (Ok(value), None), io);
+            let answer = self.local_read(&req.op)?;
+            self.answer(reply, id, now_us, now_us, traced, (Ok(answer), None), io);
             return Ok(());
         };
         if let Some(old) = self.pending.remove(&id) {
@@ -124,8 +124,8 @@ impl<P: Platform> Replica<P> {
     ) {
         if traced {
             let outcome = match &result {
-                Ok(value) => RequestOutcome::Ok {
-                    value: value.clone(),
+                Ok(answer) => RequestOutcome::Ok {
+                    value: answer.value.clone(),
                 },
                 Err(error) => RequestOutcome::Err {
                     error: error.clone(),
@@ -140,12 +140,7 @@ impl<P: Platform> Replica<P> {
             io.events.skip_detail(Detail::Client);
         }
         let resp = match result {
-            Ok(value) => ClientResponse::Ok {
-                id,
-                value,
-                node: self.config.id,
-                index,
-            },
+            Ok(answer) => ClientResponse::ok(id, self.config.id, index, answer),
             Err(error) => ClientResponse::Err {
                 id: Some(id),
                 error,
@@ -212,9 +207,24 @@ impl<P: Platform> Replica<P> {
     }
 }
 
-fn op_key(op: &ClientOp) -> &str {
-    match op {
-        ClientOp::Put { key, .. } | ClientOp::Get { key, .. } | ClientOp::Delete { key } => key,
-        ClientOp::OpenSession => "",
+impl<P: Platform> Replica<P> {
+    /// A read served from this node's table, outside the log.
+    fn local_read(&self, op: &ClientOp) -> Result<Answer, ReplicaError> {
+        Ok(match op {
+            ClientOp::Scan { range, .. } => Answer {
+                scan: Some(self.table.scan(range)?),
+                ..Answer::default()
+            },
+            ClientOp::Get { key, .. } => {
+                let current = self.table.get(key)?;
+                Answer {
+                    mod_index: current.as_ref().map(|v| v.mod_index),
+                    value: current.map(|v| v.value),
+                    ..Answer::default()
+                }
+            }
+            // Only reads have no log entry.
+            _ => Answer::default(),
+        })
     }
 }

@@ -29,6 +29,11 @@ pub const MEMTABLES_BYTES_MAX: usize = 64 << 20;
 pub const WAL_BYTES_MAX: u64 = 64 << 20;
 /// Uncompressed blocks cached for reads, shared by every column family.
 pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+/// The layout of the data this version writes, recorded in `meta` when a store is created.
+/// 2: live values carry their `mod_index` (see `versioned`). A directory without it that holds
+/// anything was written by version 1, whose values would be misread, so it is refused.
+const FORMAT: u64 = 2;
+const KEY_FORMAT: &str = "format";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -38,6 +43,8 @@ pub enum StorageError {
     Codec(#[from] serde_json::Error),
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    #[error("{path} holds data of format {found}, this version reads format {FORMAT} (values now carry the index of their last write); start this node on an empty data directory and let its peers catch it up")]
+    OldFormat { path: String, found: u64 },
     /// An earlier write failed: the store takes nothing more (see [`Store::write`]).
     #[error("storage failed earlier: {0}")]
     Failed(String),
@@ -82,14 +89,47 @@ impl Store {
                 ColumnFamilyDescriptor::new(name, cf)
             });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Arc::new(Store {
+        let store = Store {
             db,
             path: path.to_owned(),
             fsync,
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
             failed: std::sync::Mutex::new(None),
-        }))
+        };
+        store.check_format()?;
+        Ok(Arc::new(store))
+    }
+
+    /// Records [`FORMAT`] in a new store; refuses a store of another format.
+    fn check_format(&self) -> Result<(), StorageError> {
+        let found = match self.get_meta::<u64>(KEY_FORMAT)? {
+            Some(FORMAT) => return Ok(()),
+            Some(other) => other,
+            None if self.is_empty()? => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(self.cf(CF_META), KEY_FORMAT, serde_json::to_vec(&FORMAT)?);
+                self.write(batch)?;
+                return self.sync();
+            }
+            None => 1,
+        };
+        Err(StorageError::OldFormat {
+            path: self.path.display().to_string(),
+            found,
+        })
+    }
+
+    fn is_empty(&self) -> Result<bool, StorageError> {
+        for cf in [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT] {
+            let mut it = self.db.raw_iterator_cf(self.cf(cf));
+            it.seek_to_first();
+            it.status()?;
+            if it.valid() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub fn path(&self) -> &Path {
@@ -184,4 +224,29 @@ pub(crate) fn decode_index_key(key: &[u8]) -> Result<u64, StorageError> {
         .try_into()
         .map_err(|_| StorageError::Corrupt(format!("index key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_the_previous_format_is_refused_and_a_new_one_accepted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), false).unwrap());
+        drop(Store::open(dir.path(), false).unwrap());
+        // What version 1 left: a value without its index, and no format record.
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(store.cf(CF_META), KEY_FORMAT);
+        batch.put_cf(store.cf(CF_KV), "k", "v");
+        store.write(batch).unwrap();
+        drop(store);
+        let err = Store::open(dir.path(), false).err().expect("refused");
+        assert!(
+            matches!(err, StorageError::OldFormat { found: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("empty data directory"), "{err}");
+    }
 }

@@ -13,6 +13,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use super::db::{StorageError, Store, CF_KV, CF_META};
 use super::kv_table::KEY_APPLIED_IDX;
+use super::versioned;
 
 /// Reads up to `limit` entries (at most [`DUMP_PAGE_KEYS_MAX`], and about
 /// [`DUMP_PAGE_BYTES_MAX`] bytes) after the key `after`.
@@ -45,10 +46,8 @@ pub fn read_page(store: &Store, after: Option<&str>, limit: u32) -> Result<DumpP
             break;
         }
         bytes += k.len() + v.len();
-        entries.push((
-            String::from_utf8_lossy(&k).into_owned(),
-            String::from_utf8_lossy(&v).into_owned(),
-        ));
+        let value = versioned::decode(&k, &v)?.value;
+        entries.push((String::from_utf8_lossy(&k).into_owned(), value));
     }
     let next_after = if full {
         entries.last().map(|(k, _)| k.clone())

@@ -22,12 +22,14 @@ use std::sync::Arc;
 
 use omnikv_core::{
     digest::TableDigest,
-    session::{self, Applied, KvWrite, Session, Sessions},
+    scan::{self, ScanEntry, ScanPage, ScanRange},
+    session::{self, Applied, KvState, Session, Sessions, Versioned},
     KVCommand, KVSnapshot,
 };
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
+use super::versioned;
 
 pub(super) const KEY_APPLIED_IDX: &str = "applied_idx";
 const KEY_DIGEST: &str = "kv_digest";
@@ -69,8 +71,8 @@ impl KvTable {
         Ok(table)
     }
 
-    /// The digest of a table that has none stored (written by an older version), folded over
-    /// RocksDB's iterator so the table is never copied into memory.
+    /// The digest of a table that has none stored (a new store, or one written before digests
+    /// were kept), folded over RocksDB's iterator so the table is never copied into memory.
     fn digest_from_scratch(&self) -> Result<TableDigest, StorageError> {
         let mut digest = TableDigest::default();
         for item in self
@@ -79,8 +81,8 @@ impl KvTable {
             .iterator_cf(self.store.cf(CF_KV), IteratorMode::Start)
         {
             let (k, v) = item?;
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            digest.write(&text(&k), None, Some(&text(&v)));
+            let value = versioned::decode(&k, &v)?;
+            digest.write(&String::from_utf8_lossy(&k), None, Some(&value.value));
         }
         Ok(digest)
     }
@@ -94,7 +96,7 @@ impl KvTable {
         Ok(self.store.get_meta(KEY_APPLIED_IDX)?.unwrap_or(0))
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+    pub fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         KvTable::get_in(&self.store, key)
     }
 
@@ -103,7 +105,7 @@ impl KvTable {
     pub fn entries(
         &self,
         keys_max: usize,
-    ) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+    ) -> Result<Option<BTreeMap<String, Versioned>>, StorageError> {
         let mut out = BTreeMap::new();
         for item in self
             .store
@@ -116,10 +118,33 @@ impl KvTable {
             }
             out.insert(
                 String::from_utf8_lossy(&k).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
+                versioned::decode(&k, &v)?,
             );
         }
         Ok(Some(out))
+    }
+
+    /// One page of a scan, in key order, from RocksDB's ordered key space. The iterator reads
+    /// one consistent state of the table and stops at the page's bounds (keys and bytes), so
+    /// the work is that of the page, not of the table.
+    pub fn scan(&self, range: &ScanRange) -> Result<ScanPage, StorageError> {
+        let mode = IteratorMode::From(range.seek(), Direction::Forward);
+        let entries = self
+            .store
+            .db()
+            .iterator_cf(self.store.cf(CF_KV), mode)
+            .map(|item| {
+                let (k, v) = item?;
+                let Versioned { value, mod_index } = versioned::decode(&k, &v)?;
+                let key = String::from_utf8(k.to_vec())
+                    .map_err(|_| StorageError::Corrupt("a stored key is not UTF-8".into()))?;
+                Ok(ScanEntry {
+                    key,
+                    value,
+                    mod_index,
+                })
+            });
+        scan::page(range, entries)
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -136,6 +161,7 @@ impl KvTable {
                 values: HashMap::new(),
                 cleared: false,
                 digest: self.digest,
+                read_error: std::cell::RefCell::new(None),
             },
             sessions: &mut self.sessions,
             dirty: BTreeSet::new(),
@@ -149,16 +175,18 @@ struct KvWrites<'a> {
     store: &'a Store,
     batch: WriteBatch,
     /// Keys written in this batch (`None`: deleted).
-    values: HashMap<String, Option<String>>,
+    values: HashMap<String, Option<Versioned>>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
     /// The table's digest as of the writes so far.
     digest: TableDigest,
+    /// The first failed read of a guard's key. The rule reads infallibly; a batch that could
+    /// not read what it compared must not commit (the node stops on a storage error).
+    read_error: std::cell::RefCell<Option<StorageError>>,
 }
 
 impl KvWrites<'_> {
-    /// The value of `key` as of the writes so far.
-    fn current(&self, key: &str) -> Result<Option<String>, StorageError> {
+    fn lookup(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         match self.values.get(key) {
             Some(v) => Ok(v.clone()),
             None if self.cleared => Ok(None),
@@ -167,19 +195,32 @@ impl KvWrites<'_> {
     }
 }
 
-impl KvWrite for KvWrites<'_> {
-    fn write(&mut self, key: &str, value: Option<&str>) {
+impl KvState for KvWrites<'_> {
+    fn read(&self, key: &str) -> Option<Versioned> {
+        self.lookup(key).unwrap_or_else(|e| {
+            self.read_error.borrow_mut().get_or_insert(e);
+            None
+        })
+    }
+
+    fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
         // A failed read leaves the digest wrong but the table right: say so, keep applying.
-        match self.current(key) {
-            Ok(old) => self.digest.write(key, old.as_deref(), value),
+        match self.lookup(key) {
+            Ok(old) => self
+                .digest
+                .write(key, old.as_ref().map(|v| v.value.as_str()), value),
             Err(e) => tracing::warn!(key, error = %e, "kv digest: old value unreadable"),
         }
         let kv = self.store.cf(CF_KV);
         match value {
-            Some(v) => self.batch.put_cf(kv, key, v),
+            Some(v) => self.batch.put_cf(kv, key, versioned::encode(index, v)),
             None => self.batch.delete_cf(kv, key),
         }
-        self.values.insert(key.to_owned(), value.map(str::to_owned));
+        let stored = value.map(|v| Versioned {
+            value: v.to_owned(),
+            mod_index: index,
+        });
+        self.values.insert(key.to_owned(), stored);
     }
 }
 
@@ -195,8 +236,8 @@ pub struct ApplyBatch<'a> {
 
 impl ApplyBatch<'_> {
     /// The value of `key` as of the entries applied so far.
-    pub fn read(&self, key: &str) -> Result<Option<String>, StorageError> {
-        self.writes.current(key)
+    pub fn read(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
+        self.writes.lookup(key)
     }
 
     /// Applies the command decided at `index`.
@@ -207,7 +248,10 @@ impl ApplyBatch<'_> {
                 self.dirty.insert(index);
                 self.dirty.extend(evicted);
             }
-            Applied::Written | Applied::Duplicate { .. } | Applied::Refused(_) => {
+            Applied::Written
+            | Applied::GuardsFailed { .. }
+            | Applied::Duplicate { .. }
+            | Applied::Refused(_) => {
                 self.dirty.insert(cmd.id().client);
             }
             Applied::Read => {}
@@ -229,7 +273,7 @@ impl ApplyBatch<'_> {
         self.writes.values.clear();
         self.writes.cleared = true;
         for (k, v) in &snapshot.snapshotted {
-            batch.put_cf(store.cf(CF_KV), k, v);
+            batch.put_cf(store.cf(CF_KV), k, versioned::encode(v.mod_index, &v.value));
             self.writes.values.insert(k.clone(), Some(v.clone()));
         }
         *self.sessions = snapshot.sessions.clone();
@@ -239,6 +283,9 @@ impl ApplyBatch<'_> {
 
     /// Writes the batch and the new applied index atomically.
     pub fn commit(self, applied_idx: u64) -> Result<(), StorageError> {
+        if let Some(e) = self.writes.read_error.take() {
+            return Err(e);
+        }
         let store = self.writes.store;
         let mut batch = self.writes.batch;
         for client in self.dirty {
@@ -265,11 +312,9 @@ impl ApplyBatch<'_> {
 }
 
 impl KvTable {
-    fn get_in(store: &Store, key: &str) -> Result<Option<String>, StorageError> {
+    fn get_in(store: &Store, key: &str) -> Result<Option<Versioned>, StorageError> {
         match store.db().get_pinned_cf(store.cf(CF_KV), key)? {
-            Some(bytes) => Ok(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                StorageError::Corrupt(format!("value of {key:?} is not UTF-8"))
-            })?)),
+            Some(bytes) => Ok(Some(versioned::decode(key.as_bytes(), &bytes)?)),
             None => Ok(None),
         }
     }
@@ -315,16 +360,24 @@ mod tests {
         );
         assert_eq!(
             b.apply(&put(0, 2, "k", "a"), 5),
-            Applied::Duplicate { index: 2 }
+            Applied::Duplicate {
+                index: 2,
+                guards_failed: false
+            }
         );
-        assert_eq!(b.read("k").unwrap().as_deref(), Some("b"));
+        let read = b.read("k").unwrap().unwrap();
+        assert_eq!((read.value.as_str(), read.mod_index), ("b", 3));
         assert!(matches!(
             b.apply(&put(9, 1, "k", "x"), 6),
             Applied::Refused(SessionRefusal::Expired { client: 9 })
         ));
         b.commit(7).unwrap();
         assert_eq!(table.applied_idx().unwrap(), 7);
-        assert_eq!(table.get("k").unwrap().as_deref(), Some("b"));
+        assert_eq!(
+            table.get("k").unwrap().unwrap().mod_index,
+            3,
+            "durable with its index"
+        );
         let sessions = table.sessions().clone();
         drop(table);
         let mut table = KvTable::open(store).unwrap();
@@ -332,7 +385,10 @@ mod tests {
         let mut b = table.batch();
         assert_eq!(
             b.apply(&put(1, 1, "k", "b"), 7),
-            Applied::Duplicate { index: 3 }
+            Applied::Duplicate {
+                index: 3,
+                guards_failed: false
+            }
         );
     }
 
@@ -351,7 +407,10 @@ mod tests {
         b.install(&snap);
         assert_eq!(
             b.apply(&put(0, 3, "new", "y"), 2),
-            Applied::Duplicate { index: 1 }
+            Applied::Duplicate {
+                index: 1,
+                guards_failed: false
+            }
         );
         b.commit(3).unwrap();
         assert_eq!(

@@ -12,6 +12,7 @@ mod kv_pages;
 mod kv_table;
 mod paxos_log;
 mod snapshot_store;
+mod versioned;
 
 pub use db::{StorageError, Store};
 pub use kv_pages::read_page;

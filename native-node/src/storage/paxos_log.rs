@@ -347,8 +347,8 @@ mod erased {
 fn written_keys<'a>(entries: impl IntoIterator<Item = &'a KVCommand>) -> Vec<String> {
     entries
         .into_iter()
-        .filter(|c| c.mutation().is_some())
-        .map(|c| c.key().to_owned())
+        .flat_map(|c| c.writes())
+        .map(|(key, _)| key.to_owned())
         .collect()
 }
 
@@ -647,8 +647,8 @@ mod tests {
         }
         assert_eq!(results[0], results[1]);
         let table = &results[1].snapshotted;
-        assert_eq!(table.get("a").map(String::as_str), Some("2"));
-        assert_eq!(table.get("b").map(String::as_str), Some("3"));
+        assert_eq!(table.get("a").map(|v| v.value.as_str()), Some("2"));
+        assert_eq!(table.get("b").map(|v| v.value.as_str()), Some("3"));
         assert_eq!(results[1].sessions.get(0).unwrap().applied.len(), 3);
         assert_eq!(results[1].len, 12);
     }

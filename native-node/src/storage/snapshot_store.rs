@@ -8,7 +8,8 @@
 //! served from memory and a write is a diff of the two snapshots (compared in memory, in key
 //! order), so the disk sees the changed keys only.
 //!
-//! Layout: `p` marks that a snapshot exists; `k`+key: live value; `S`: the client sessions
+//! Layout: `p` marks that a snapshot exists; `k`+key: live value, encoded as in the KV table
+//! (`versioned`: its `mod_index`, then its bytes); `S`: the client sessions
 //! (JSON, one document: they are bounded, and eviction can change any of them); `n`: the number
 //! of log entries covered; `u`: unresolved commands (JSON, only in a delta).
 
@@ -19,6 +20,7 @@ use omnikv_core::{snapshot::Unresolved, KVSnapshot};
 use rocksdb::{IteratorMode, WriteBatch};
 
 use super::db::{StorageError, Store, CF_SNAPSHOT};
+use super::versioned;
 
 const PRESENT: &[u8] = b"p";
 const LIVE: u8 = b'k';
@@ -48,7 +50,8 @@ pub(crate) fn load(store: &Store) -> Result<Option<KVSnapshot>, StorageError> {
         };
         match key.split_first() {
             Some((&LIVE, k)) => {
-                snap.snapshotted.insert(text(k)?, text(&value)?);
+                snap.snapshotted
+                    .insert(text(k)?, versioned::decode(k, &value)?);
             }
             _ if &*key == PRESENT => present = true,
             _ if &*key == SESSIONS => snap.sessions = serde_json::from_slice(&value)?,
@@ -86,7 +89,7 @@ pub(crate) fn stage(
     diff_maps(&old.snapshotted, &new.snapshotted, |k, v| {
         let key = prefixed(LIVE, k.as_bytes());
         match v {
-            Some(v) => batch.put_cf(cf, key, v),
+            Some(v) => batch.put_cf(cf, key, versioned::encode(v.mod_index, &v.value)),
             None => batch.delete_cf(cf, key),
         }
     });
@@ -137,7 +140,7 @@ pub(crate) fn stage_keys(
     for key in keys {
         let live = prefixed(LIVE, key.as_bytes());
         match new.snapshotted.get(*key) {
-            Some(v) => batch.put_cf(cf, live, v),
+            Some(v) => batch.put_cf(cf, live, versioned::encode(v.mod_index, &v.value)),
             None => batch.delete_cf(cf, live),
         }
     }
@@ -189,13 +192,19 @@ fn diff_maps<K: Ord, V: PartialEq>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omnikv_core::{KVCommand, RequestId};
+    use omnikv_core::{session::Versioned, KVCommand, RequestId};
 
     fn snap(live: &[(&str, &str)], sessions: &[u64], len: u64) -> KVSnapshot {
         let mut s = KVSnapshot {
             snapshotted: live
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| {
+                    let versioned = Versioned {
+                        value: v.to_string(),
+                        mod_index: len + v.len() as u64,
+                    };
+                    (k.to_string(), versioned)
+                })
                 .collect(),
             len,
             ..KVSnapshot::default()

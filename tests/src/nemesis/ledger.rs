@@ -302,7 +302,10 @@ type FirstCopies = BTreeMap<(u64, u64), u64>;
 fn first_copies(log: &BTreeMap<u64, KVCommand>) -> FirstCopies {
     let mut first = BTreeMap::new();
     for (&index, cmd) in log {
-        if let KVCommand::Put { id, .. } | KVCommand::Delete { id, .. } = cmd {
+        if let KVCommand::Put { id, .. }
+        | KVCommand::Delete { id, .. }
+        | KVCommand::Txn { id, .. } = cmd
+        {
             first.entry((id.client, id.seq)).or_insert(index);
         }
     }
@@ -315,6 +318,11 @@ fn is_the_write(cmd: &KVCommand, w: &AckedWrite) -> bool {
             *id == w.id && *key == w.key && Some(value) == w.value.as_ref()
         }
         KVCommand::Delete { id, key, .. } => *id == w.id && *key == w.key && w.value.is_none(),
+        // A compare-and-swap that succeeded: its one write is this one.
+        KVCommand::Txn { id, ops, .. } => {
+            let writes: Vec<_> = ops.iter().map(|o| (o.key(), o.value())).collect();
+            *id == w.id && writes == [(w.key.as_str(), w.value.as_deref())]
+        }
         _ => false,
     }
 }
@@ -341,7 +349,7 @@ fn final_values(
     let mut out = Vec::new();
     for d in dumps {
         for &key in &keys {
-            let value = d.kv.get(key);
+            let value = d.kv.get(key).map(|v| &v.value);
             let last_acked = last.get(key).copied();
             let expected = last_acked.and_then(|w| w.value.as_ref());
             let unknown_match = || unknown.iter().any(|(k, v)| k == key && v.as_ref() == value);

@@ -1,5 +1,5 @@
 //! The nemesis's clients: sequential ones (the product's [`Client`], one request at a time,
-//! puts, deletes and reads) and pipelined ones ([`PipelinedWriter`], many writes in flight under
+//! puts, deletes, compare-and-swaps and reads) and pipelined ones ([`PipelinedWriter`], many writes in flight under
 //! one session). Everything they see goes into one [`Record`]: the history for the
 //! linearizability checker and the ledger of acknowledged writes.
 
@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omnikv_core::client::{ClientOp, ReadMode};
+use omnikv_core::{
+    client::{ClientOp, ReadMode},
+    txn::{Guard, TxnOp},
+};
 use omnikv_node::client::{CallError, Client};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tokio::time::Instant;
@@ -25,6 +28,8 @@ pub struct Record {
     pub unknown: Vec<UnknownWrite>,
     pub ok_reads: u64,
     pub failed_reads: u64,
+    pub cas_swapped: u64,
+    pub cas_failed: u64,
 }
 
 pub type Shared = Arc<Mutex<Record>>;
@@ -46,6 +51,7 @@ impl Record {
             None => {
                 let value = match &op.op {
                     Op::Put(v) => Some(v.clone()),
+                    Op::Cas { new, .. } => new.clone(),
                     _ => None,
                 };
                 self.unknown.push((op.key.clone(), value));
@@ -55,11 +61,15 @@ impl Record {
     }
 }
 
-/// One sequential client: random puts (45%), deletes (10%) and reads until `stop`.
+/// One sequential client: random puts (35%), deletes (10%), compare-and-swaps (15%) and reads
+/// until `stop`.
 pub struct Sequential {
     c: u64,
     rng: StdRng,
     client: Client,
+    /// The value this client last saw for each key (`None`: absent): what its next
+    /// compare-and-swap on the key expects, so that many of them succeed and many race.
+    seen: std::collections::HashMap<String, Option<String>>,
     /// One client per node, for local reads (served by the node asked).
     locals: Vec<Client>,
     keys: u64,
@@ -92,6 +102,7 @@ impl Sequential {
             c,
             rng: seed_of(config, c + 1),
             client,
+            seen: std::collections::HashMap::new(),
             locals,
             keys: config.keys,
             local_read_ratio: config.local_read_ratio,
@@ -106,10 +117,12 @@ impl Sequential {
             n += 1;
             let key = format!("k{}", self.rng.gen_range(0..self.keys));
             let roll: f64 = self.rng.gen();
-            if roll < 0.45 {
+            if roll < 0.35 {
                 self.write(key, Some(format!("c{}-{n}", self.c))).await;
-            } else if roll < 0.55 {
+            } else if roll < 0.45 {
                 self.write(key, None).await;
+            } else if roll < 0.60 {
+                self.cas(key, format!("x{}-{n}", self.c)).await;
             } else {
                 self.read(key).await;
             }
@@ -131,6 +144,9 @@ impl Sequential {
         let call = Instant::now();
         let result = self.client.execute_indexed(op).await;
         let answered = Instant::now();
+        if result.is_ok() {
+            self.seen.insert(key.clone(), value.clone());
+        }
         let acked = match result {
             Ok((_, _, index)) => Some(AckedWrite {
                 id: self
@@ -156,6 +172,66 @@ impl Sequential {
         self.record.lock().unwrap().write(op, acked);
     }
 
+    /// A compare-and-swap from the value this client last saw to `new`. Into the history
+    /// whatever it answered; into the ledger only if it wrote.
+    async fn cas(&mut self, key: String, new: String) {
+        let expect = self.seen.get(&key).cloned().flatten();
+        let guard = match &expect {
+            Some(value) => Guard::Value {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            None => Guard::Absent { key: key.clone() },
+        };
+        let op = TxnOp::Put {
+            key: key.clone(),
+            value: new.clone(),
+        };
+        let call = Instant::now();
+        let result = self.client.txn(vec![guard], vec![op]).await;
+        let answered = Instant::now();
+        let (succeeded, acked) = match result {
+            Ok((outcome, index)) => {
+                let acked = outcome.succeeded.then(|| AckedWrite {
+                    id: self.client.last_write_id().expect("a transaction was sent"),
+                    key: key.clone(),
+                    value: Some(new.clone()),
+                    index: index.expect("a write names its index"),
+                    sent: call,
+                    answered,
+                });
+                // What it found is what the key holds now, as far as this client knows.
+                let now = match outcome.found.first() {
+                    Some(f) => f.value.clone(),
+                    None => Some(new.clone()),
+                };
+                self.seen.insert(key.clone(), now);
+                (Some(outcome.succeeded), acked)
+            }
+            Err(CallError::Unavailable { .. }) => (None, None),
+            Err(e @ CallError::Rejected(_)) => panic!("request rejected: {e}"),
+        };
+        let op = Operation {
+            client: self.c,
+            key,
+            op: Op::Cas {
+                expect,
+                new: Some(new),
+                succeeded,
+            },
+            call: micros(self.start, call),
+            ret: succeeded.map(|_| micros(self.start, answered)),
+        };
+        let mut record = self.record.lock().unwrap();
+        record.cas_swapped += u64::from(succeeded == Some(true));
+        record.cas_failed += u64::from(succeeded == Some(false));
+        match (succeeded, acked) {
+            // A comparison that failed wrote nothing: in the history, not in the ledger.
+            (Some(false), _) => record.history.push(op),
+            (_, acked) => record.write(op, acked),
+        }
+    }
+
     /// A read: linearizable, or (at `local_read_ratio`) local from a random node. Reads that
     /// fail constrain nothing and stay out of the history.
     async fn read(&mut self, key: String) {
@@ -171,6 +247,7 @@ impl Sequential {
         let mut record = self.record.lock().unwrap();
         match result {
             Ok(v) => {
+                self.seen.insert(key.clone(), v.clone());
                 record.ok_reads += 1;
                 record.history.push(Operation {
                     client: self.c,

@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omnikv_core::{
     client::{ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient},
+    scan::{ScanPage, ScanRange},
+    txn::{Guard, TxnOp},
     NodeId, RequestId,
 };
 use rand::Rng;
 
 use super::Sim;
-use crate::model::ModelOutcome;
+use crate::model::{Model, ModelOutcome};
 
 pub const CLIENTS: u64 = 4;
 const KEYS: u64 = 3;
@@ -58,6 +60,10 @@ pub(super) struct Answer {
     is_write: bool,
     index: u64,
     value: Option<String>,
+    mod_index: Option<u64>,
+    /// A transaction's answer: whether its guards held.
+    succeeded: Option<bool>,
+    scan: Option<ScanPage>,
     pub(super) retried: bool,
 }
 
@@ -147,12 +153,24 @@ impl Sim {
             return None;
         }
         let key = format!("k{}", self.rng.gen_range(0..KEYS));
-        let req = match self.rng.gen_range(0..10) {
+        let req = match self.rng.gen_range(0..14) {
             0..=5 => client.session.write_request(ClientOp::Put {
                 value: format!("{c}-{}", self.rng.gen::<u32>()),
                 key,
             }),
             6..=7 => client.session.write_request(ClientOp::Delete { key }),
+            8..=10 => {
+                let op = random_txn(&mut self.rng, key, self.decided.len() as u64);
+                client.session.write_request(op)
+            }
+            11 => client.session.read_op_request(ClientOp::Scan {
+                range: ScanRange {
+                    prefix: Some("k".into()),
+                    limit: 2,
+                    ..ScanRange::default()
+                },
+                read: ReadMode::Linearizable,
+            }),
             _ => client.session.read_request(key, ReadMode::Linearizable),
         };
         client.in_flight.insert(req.id, (req.clone(), step));
@@ -191,9 +209,16 @@ impl Sim {
         let Some((req, _)) = client.in_flight.get(&id) else {
             return; // already answered through another node
         };
-        let is_write = req.op != ClientOp::OpenSession && !matches!(req.op, ClientOp::Get { .. });
+        let is_write = req.op.is_write();
         match resp {
-            ClientResponse::Ok { value, index, .. } => {
+            ClientResponse::Ok {
+                value,
+                index,
+                mod_index,
+                txn,
+                scan,
+                ..
+            } => {
                 client.in_flight.remove(&id);
                 client.session.settled(id);
                 let retried = client.sent_to.remove(&id).is_some_and(|n| n.len() > 1);
@@ -202,6 +227,9 @@ impl Sim {
                     is_write,
                     index: index.expect("a logged request names its index"),
                     value,
+                    mod_index,
+                    succeeded: txn.map(|t| t.succeeded),
+                    scan,
                     retried,
                 };
                 self.check_answer(&answer);
@@ -230,26 +258,104 @@ impl Sim {
 
     fn check_answer(&self, a: &Answer) {
         let seed = self.config.seed;
-        {
-            if a.is_write {
+        if a.is_write {
+            assert_eq!(
+                self.model.first_applied(a.id),
+                Some(a.index),
+                "seed {seed}: write {:?} was answered ok at index {} but the model applied it first at {:?}",
+                a.id,
+                a.index,
+                self.model.first_applied(a.id)
+            );
+            if let Some(succeeded) = a.succeeded {
                 assert_eq!(
-                    self.model.first_applied(a.id),
-                    Some(a.index),
-                    "seed {seed}: write {:?} was answered ok at index {} but the model applied it first at {:?}",
+                    self.model.succeeded(a.id),
+                    Some(succeeded),
+                    "seed {seed}: transaction {:?} at index {} answered succeeded = {succeeded}",
                     a.id,
-                    a.index,
-                    self.model.first_applied(a.id)
-                );
-            } else {
-                assert_eq!(
-                    self.model.outcomes.get(a.index as usize),
-                    Some(&ModelOutcome::Read(a.value.clone())),
-                    "seed {seed}: read {:?} at index {} answered {:?}",
-                    a.id,
-                    a.index,
-                    a.value
+                    a.index
                 );
             }
+        } else if let Some(page) = &a.scan {
+            // A scan sees every entry up to and including the index it names, and no later one.
+            let table = Model::table_after(&self.decided, a.index + 1);
+            let expected: Vec<_> = table
+                .iter()
+                .filter(|(k, _)| k.starts_with('k'))
+                .take(page.entries.len())
+                .map(|(k, v)| (k.clone(), v.value.clone(), v.mod_index))
+                .collect();
+            let got: Vec<_> = page
+                .entries
+                .iter()
+                .map(|e| (e.key.clone(), e.value.clone(), e.mod_index))
+                .collect();
+            assert_eq!(
+                got, expected,
+                "seed {seed}: scan {:?} answered at index {} differs from the model's table",
+                a.id, a.index
+            );
+            let more = table.keys().filter(|k| k.starts_with('k')).count() > got.len();
+            assert_eq!(
+                page.next_after.is_some(),
+                more,
+                "seed {seed}: scan {:?}",
+                a.id
+            );
+        } else {
+            let read = a
+                .value
+                .clone()
+                .zip(a.mod_index)
+                .map(|(value, mod_index)| omnikv_core::session::Versioned { value, mod_index });
+            assert_eq!(
+                self.model.outcomes.get(a.index as usize),
+                Some(&ModelOutcome::Read(read)),
+                "seed {seed}: read {:?} at index {} answered {:?} (mod_index {:?})",
+                a.id,
+                a.index,
+                a.value,
+                a.mod_index
+            );
         }
+    }
+}
+
+/// A compare-and-swap or a batch on the simulation's few keys and values: guards on the value
+/// (from a small set, so that they sometimes hold), on absence, or on a recent `mod_index`.
+fn random_txn(rng: &mut impl Rng, key: String, decided: u64) -> ClientOp {
+    let value = |rng: &mut dyn rand::RngCore| format!("c{}", rng.gen_range(0..3));
+    let guard = match rng.gen_range(0..4) {
+        0 => Guard::Value {
+            key: key.clone(),
+            value: value(rng),
+        },
+        1 => Guard::Absent { key: key.clone() },
+        2 => Guard::ModIndex {
+            key: key.clone(),
+            mod_index: decided.saturating_sub(rng.gen_range(1..6)),
+        },
+        // A batch: no guard, and a second key.
+        _ => {
+            let other = format!("k{}", rng.gen_range(0..KEYS));
+            let ops = vec![
+                TxnOp::Put {
+                    key,
+                    value: value(rng),
+                },
+                TxnOp::Delete { key: other },
+            ];
+            return ClientOp::Txn {
+                guards: Vec::new(),
+                ops,
+            };
+        }
+    };
+    ClientOp::Txn {
+        guards: vec![guard],
+        ops: vec![TxnOp::Put {
+            key,
+            value: value(rng),
+        }],
     }
 }

@@ -9,7 +9,8 @@ use std::rc::Rc;
 use omnikv_core::{
     digest::TableDigest,
     event::PeerStatus,
-    session::{self, Applied, Sessions},
+    scan::{self, ScanEntry, ScanPage, ScanRange},
+    session::{self, Applied, Sessions, Versioned},
     KVCommand, KVSnapshot, NodeId,
 };
 use omnikv_node::replica::ports::{ApplyWrites, Compaction, Links, Platform, StateMachine};
@@ -106,7 +107,7 @@ impl Storage<KVCommand> for SharedStorage {
 /// The applied state in memory. A batch applies in place: nothing here can fail half-way.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimTable {
-    pub kv: BTreeMap<String, String>,
+    pub kv: BTreeMap<String, Versioned>,
     pub sessions: Sessions,
     pub applied_idx: u64,
 }
@@ -116,10 +117,25 @@ impl StateMachine for SimTable {
     fn applied_idx(&self) -> Result<u64, StorageError> {
         Ok(self.applied_idx)
     }
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         Ok(self.kv.get(key).cloned())
     }
-    fn entries(&self, keys_max: usize) -> Result<Option<BTreeMap<String, String>>, StorageError> {
+    fn scan(&self, range: &ScanRange) -> Result<ScanPage, StorageError> {
+        // The node's page rule over the ordered map, as RocksDB's iterator feeds it.
+        let from = String::from_utf8_lossy(range.seek()).into_owned();
+        let entries = self.kv.range(from..).map(|(k, v)| {
+            Ok(ScanEntry {
+                key: k.clone(),
+                value: v.value.clone(),
+                mod_index: v.mod_index,
+            })
+        });
+        scan::page(range, entries)
+    }
+    fn entries(
+        &self,
+        keys_max: usize,
+    ) -> Result<Option<BTreeMap<String, Versioned>>, StorageError> {
         Ok((self.kv.len() <= keys_max).then(|| self.kv.clone()))
     }
     fn sessions(&self) -> &Sessions {
@@ -138,7 +154,7 @@ impl ApplyWrites for &mut SimTable {
     fn apply(&mut self, cmd: &KVCommand, index: u64) -> Applied {
         session::apply(&mut self.sessions, &mut self.kv, cmd, index)
     }
-    fn read(&self, key: &str) -> Result<Option<String>, StorageError> {
+    fn read(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         Ok(self.kv.get(key).cloned())
     }
     fn install(&mut self, snapshot: &KVSnapshot) {
