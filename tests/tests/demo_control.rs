@@ -148,7 +148,7 @@ async fn bad_control_requests_get_json_errors_and_change_nothing() {
             400,
         ),
         ("/api/links", r#"{"a":1,"b":7,"connected":false}"#, 404),
-        ("/api/links", r#"{"a":2,"b":2,"connected":false}"#, 500),
+        ("/api/links", r#"{"a":2,"b":2,"connected":false}"#, 400),
         ("/api/nope", "", 404),
     ];
     for &(path, body, want) in cases {

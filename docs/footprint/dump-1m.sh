@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# docs/performance-notes.md, section 11: ~1M keys in a 3-node release cluster, then a full
+# paged dump of every node while 64 clients keep writing (IDLE=1: with the cluster idle);
+# leader changes counted from the nodes' logs. Needs `cargo build --release -p omnikv-node`.
+set -uo pipefail
+bin=${CARGO_TARGET_DIR:-$HOME/.cache/omnikv/target}/release/omnikv
+work=$HOME/.cache/omnikv/dump1m; rm -rf $work; mkdir -p $work
+eps=ws://127.0.0.1:29201,ws://127.0.0.1:29202,ws://127.0.0.1:29203
+pids=()
+for i in 1 2 3; do
+  RUST_LOG=info $bin node --id $i --member 1=127.0.0.1:27201 --member 2=127.0.0.1:27202 --member 3=127.0.0.1:27203 \
+    --ws 127.0.0.1:2920$i --data-dir $work/n$i >> $work/n$i.log 2>&1 &
+  pids+=($!)
+done
+trap 'kill -9 ${pids[@]} 2>/dev/null' EXIT
+for _ in $(seq 100); do $bin put ready x --node ws://127.0.0.1:29201 --timeout-ms 1000 >/dev/null 2>&1 && break; sleep 0.2; done
+( while sleep 30; do echo "probe $(date +%T): $($bin dump --node ws://127.0.0.1:29201 2>&1 >/dev/null | tail -1)"; done ) &
+probe=$!
+$bin bench load --backend omnikv --endpoint $eps --clients 64 --key-space 1000000 --ops 3000000 --label fill-1m 2>&1 | tail -1
+kill $probe
+leaders() { grep -h "leader changed" $work/n*.log | wc -l; }
+echo "leader-changed log lines before the dumps: $(leaders)"
+load=""
+if [ -z "${IDLE:-}" ]; then
+  $bin bench load --backend omnikv --endpoint $eps --clients 64 --key-space 1000000 --duration-s 75 --label during-dumps 2>&1 | tail -1 &
+  load=$!
+  sleep 3
+fi
+for i in 1 2 3; do
+  /usr/bin/time -f "%e s elapsed, %M KB max RSS of the CLI" $bin dump --node ws://127.0.0.1:2920$i --timeout-ms 60000 > $work/dump$i.tsv
+done
+[ -n "$load" ] && wait $load
+echo "leader-changed log lines after the dumps: $(leaders)"
