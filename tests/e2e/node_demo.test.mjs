@@ -1,13 +1,15 @@
 // The Node.js half of the demo against a real cluster: the narrated tour (which passes on a
 // healthy cluster and fails, naming its step, on one that is not whole), the terminal dashboard
-// in plain mode, and a trace recorded from Node.js that the page imports and shows.
+// in plain mode through a leader kill, the npm package installed into a fresh prefix, and a
+// trace recorded from Node.js that the page imports and shows.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startDemo, until, repoRoot } from './demo.mjs';
+import { startDemo, until, sleep, repoRoot } from './demo.mjs';
 import { launchBrowser, collectProblems } from './browser.mjs';
 
 const run = promisify(execFile);
@@ -41,13 +43,41 @@ test('the tour walks a healthy cluster through a failover and ends with equal di
   assert.match(res.stdout, /The tour is over/);
 });
 
-test('top in plain mode appends status lines and what happened', async () => {
-  const res = await omnikv('top', '--seconds', '5');
+test('top in plain mode shows the new leader after the leader is killed', async () => {
+  const { leader } = await demo.cluster();
+  const running = omnikv('top', '--seconds', '8');
+  await sleep(2500);
+  const kill = await fetch(`${demo.url}/api/nodes/${leader}/kill`, { method: 'POST' });
+  assert.equal((await kill.json()).ok, true);
+  const res = await running;
+  await fetch(`${demo.url}/api/nodes/${leader}/restart`, { method: 'POST' });
   assert.equal(res.code, 0, res.stderr);
   const status = res.stdout.split('\n').filter((l) => l.startsWith('status leader='));
-  assert.ok(status.length >= 2, res.stdout);
-  assert.match(status.at(-1), /^status leader=\d+ (\d+:up\/\w+\/app=\d+ ?){3}$/);
-  assert.match(res.stdout, /\d\d:\d\d:\d\d\.\d{3} node \d+ leads/);
+  assert.ok(status.length >= 3, res.stdout);
+  assert.match(status[0], new RegExp(`^status leader=${leader} `));
+  const last = status.at(-1).match(/^status leader=(\d+) /);
+  assert.ok(last && Number(last[1]) !== leader, `still led by ${leader}:\n${res.stdout}`);
+  assert.match(status.at(-1), new RegExp(`${leader}:down/`));
+  assert.match(res.stdout, new RegExp(`\\d\\d:\\d\\d:\\d\\d\\.\\d{3} node ${leader} went down`));
+  assert.match(res.stdout, new RegExp(`\\d\\d:\\d\\d:\\d\\d\\.\\d{3} node ${last[1]} leads`));
+  await until('every node up again', async () => (await demo.cluster()).nodes.every((n) => n.state === 'up'));
+});
+
+test('npm pack makes a package that works after a global install', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'omnikv-pack-'));
+  try {
+    await run('npm', ['pack', '--pack-destination', dir], { cwd: join(repoRoot, 'web') });
+    const tarball = join(dir, 'omnikv-web-0.1.0.tgz');
+    // ws is bundled in the tarball: the install needs no network.
+    await run('npm', ['install', '-g', '--offline', '--prefix', join(dir, 'prefix'), tarball]);
+    const bin = join(dir, 'prefix/bin/omnikv-js');
+    const installed = (...args) => run(bin, ['--demo', demo.url, ...args], { timeout: 60000 });
+    assert.match((await installed('put', 'packaged', 'yes')).stdout, /^ok/);
+    assert.equal((await installed('get', 'packaged')).stdout.trim(), 'yes');
+    await assert.rejects(installed('get', 'never-written'), (e) => e.code === 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a trace recorded from Node.js opens in the page', async () => {
