@@ -163,3 +163,20 @@ export function observe(demo, observer) {
     onStream: (id, connected) => observer.stream(id, connected, Date.now()),
   });
 }
+
+/**
+ * A demo watched through a wasm `Observer`: `view()` is its dashboard now, `act(path)` carries
+ * out a control action and puts it on the record (the story tells scenarios from them), and
+ * `stop()` ends the watching.
+ */
+export function watchDemo(demo) {
+  const observer = new viz.Observer();
+  const stop = observe(demo, observer);
+  const act = async (path) => {
+    const reply = await control(demo, path);
+    observer.control(path, Date.now());
+    return reply;
+  };
+  const view = () => JSON.parse(observer.dashboard(Date.now()));
+  return { observer, act, view, stop };
+}

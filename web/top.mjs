@@ -3,7 +3,7 @@
 // per second by kind, the last client requests and what happened. Fits 80x24 and redraws in
 // place a few times a second; when stdout is not a terminal it appends plain lines instead.
 // Keys: k N kill, r N restart, p N pause, u N resume, q quit.
-import { viz, control, observe } from './client.mjs';
+import { watchDemo } from './client.mjs';
 
 /** Redraws per second at most. */
 const REDRAW_PER_S = 4;
@@ -38,15 +38,7 @@ export function frame(v, note) {
 
 /** Runs until `q` (or for `seconds`, when given). */
 export async function top({ demo, seconds, stdout = process.stdout, stdin = process.stdin }) {
-  const observer = new viz.Observer();
-  const stop = observe(demo, observer);
-  // Control actions go on the record too: the story tells scenarios from them.
-  const act = async (path) => {
-    const reply = await control(demo, path);
-    observer.control(path, Date.now());
-    return reply;
-  };
-  const view = () => JSON.parse(observer.dashboard(Date.now()));
+  const { act, view, stop } = watchDemo(demo);
   let note = '';
   let done;
   const finished = new Promise((r) => { done = r; });

@@ -3,7 +3,7 @@
 // what the cluster did, with measured times, from the same wasm model the page draws. A step
 // whose expectation fails ends the tour with its name and exit code 1, so the tour is also a
 // smoke test of a running demo.
-import { viz, control, request, observe } from './client.mjs';
+import { request, watchDemo } from './client.mjs';
 
 /** Every step must finish within this long. */
 const STEP_TIMEOUT_MS = 30000;
@@ -27,15 +27,7 @@ async function until(what, check, timeoutMs = STEP_TIMEOUT_MS) {
 }
 
 export async function tour({ demo, slow, out = console.log }) {
-  const observer = new viz.Observer();
-  const stop = observe(demo, observer);
-  // Control actions go on the record too: the story tells scenarios from them.
-  const act = async (path) => {
-    const reply = await control(demo, path);
-    observer.control(path, Date.now());
-    return reply;
-  };
-  const view = () => JSON.parse(observer.dashboard(Date.now()));
+  const { act, view, stop } = watchDemo(demo);
   const happenedSince = (ms) => view().happened.filter((h) => h.at_ms >= ms);
   let n = 0;
   const step = async (title, body) => {
