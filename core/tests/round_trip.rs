@@ -242,15 +242,20 @@ fn status() -> impl Strategy<Value = NodeStatus> {
         ),
         (number(), number(), number(), number()),
         proptest::collection::vec(
-            (number(), any::<bool>(), any::<bool>(), any::<bool>(), number()).prop_map(
-                |(id, connected, link_enabled, held, waiting)| PeerStatus {
+            (
+                number(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                number(),
+            )
+                .prop_map(|(id, connected, link_enabled, held, waiting)| PeerStatus {
                     id,
                     connected,
                     link_enabled,
                     held,
                     waiting,
-                },
-            ),
+                }),
             0..4,
         ),
         (text(), number(), any::<u32>(), any::<u64>()),
