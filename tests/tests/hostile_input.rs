@@ -16,6 +16,18 @@ use tokio::io::AsyncWriteExt;
 
 const T: Duration = Duration::from_secs(5);
 
+/// Request `seq` of session `session`: a put that forgets nothing.
+fn put_request(session: u64, seq: u64, key: String, value: String) -> ClientRequest {
+    ClientRequest {
+        id: RequestId {
+            client: session,
+            seq,
+        },
+        op: ClientOp::Put { key, value },
+        forget_below: 0,
+    }
+}
+
 fn expect_bad_request(reply: &str, what: &str) {
     let resp: ClientResponse =
         serde_json::from_str(reply).unwrap_or_else(|e| panic!("{what}: {e}: {reply}"));
@@ -98,17 +110,7 @@ async fn client_endpoint_rejects_bad_frames_and_keeps_the_connection() {
     let session = omnikv_node::client::open_session(&mut conn, T)
         .await
         .unwrap();
-    let put = ClientRequest {
-        id: RequestId {
-            client: session,
-            seq: 1,
-        },
-        op: ClientOp::Put {
-            key: "k".into(),
-            value: "v".into(),
-        },
-        forget_below: 0,
-    };
+    let put = put_request(session, 1, "k".into(), "v".into());
     assert!(matches!(
         conn.request(&put, T).await.unwrap(),
         ClientResponse::Ok { .. }
@@ -879,17 +881,7 @@ async fn a_pipelining_connection_is_bounded_not_overloaded() {
     }
     for seq in 1..=PER_SESSION {
         for &session in &sessions {
-            let req = ClientRequest {
-                id: RequestId {
-                    client: session,
-                    seq,
-                },
-                op: ClientOp::Put {
-                    key: format!("k{}", seq % 10),
-                    value: seq.to_string(),
-                },
-                forget_below: 0,
-            };
+            let req = put_request(session, seq, format!("k{}", seq % 10), seq.to_string());
             conn.send_text(serde_json::to_string(&req).unwrap())
                 .await
                 .unwrap();
@@ -1067,17 +1059,7 @@ async fn a_connection_pipelining_large_values_is_bounded_in_bytes() {
     let value = "v".repeat(VALUE_BYTES);
     let mut sent = 0;
     for seq in 1..=OFFERED {
-        let req = ClientRequest {
-            id: RequestId {
-                client: session,
-                seq,
-            },
-            op: ClientOp::Put {
-                key: format!("big{}", seq % 7),
-                value: value.clone(),
-            },
-            forget_below: 0,
-        };
+        let req = put_request(session, seq, format!("big{}", seq % 7), value.clone());
         let send = conn.send_text(serde_json::to_string(&req).unwrap());
         match tokio::time::timeout(Duration::from_secs(2), send).await {
             Ok(r) => r.unwrap(),
