@@ -115,6 +115,15 @@ pub fn page<I, E>(range: &ScanRange, entries: I) -> Result<ScanPage, E>
 where
     I: IntoIterator<Item = Result<ScanEntry, E>>,
 {
+    page_within(range, SCAN_PAGE_BYTES_MAX, entries)
+}
+
+/// As [`page`], with pages of about `bytes_max` bytes instead (an admin dump's pages are
+/// larger than a client's).
+pub fn page_within<I, E>(range: &ScanRange, bytes_max: usize, entries: I) -> Result<ScanPage, E>
+where
+    I: IntoIterator<Item = Result<ScanEntry, E>>,
+{
     let keys_max = range.keys_max();
     let mut page = ScanPage::default();
     let mut bytes = 0;
@@ -126,8 +135,7 @@ where
             Some(true) => {}
         }
         let size = entry.key.len() + entry.value.len();
-        if page.entries.len() == keys_max
-            || (!page.entries.is_empty() && bytes + size > SCAN_PAGE_BYTES_MAX)
+        if page.entries.len() == keys_max || (!page.entries.is_empty() && bytes + size > bytes_max)
         {
             page.next_after = page.entries.last().map(|e| e.key.clone());
             break;

@@ -8,6 +8,8 @@
 use omnikv_core::{
     admin::DumpPage,
     limits::{DUMP_PAGE_BYTES_MAX, DUMP_PAGE_KEYS_MAX},
+    scan::{self, ScanEntry, ScanRange},
+    session::Versioned,
 };
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
@@ -15,49 +17,46 @@ use super::db::{StorageError, Store, CF_KV, CF_META};
 use super::kv_table::KEY_APPLIED_IDX;
 use super::versioned;
 
+// The scan's rule caps a page at its own key count: a dump page must not ask for more.
+const _: () = assert!(DUMP_PAGE_KEYS_MAX <= scan::SCAN_KEYS_MAX);
+
 /// Reads up to `limit` entries (at most [`DUMP_PAGE_KEYS_MAX`], and about
-/// [`DUMP_PAGE_BYTES_MAX`] bytes) after the key `after`.
+/// [`DUMP_PAGE_BYTES_MAX`] bytes) after the key `after`, cut by the scan's one page rule.
 pub fn read_page(store: &Store, after: Option<&str>, limit: u32) -> Result<DumpPage, StorageError> {
-    let limit = limit.clamp(1, DUMP_PAGE_KEYS_MAX) as usize;
+    let limit = limit.clamp(1, DUMP_PAGE_KEYS_MAX);
     let snapshot = store.db().snapshot();
     let applied_idx = match snapshot.get_cf(store.cf(CF_META), KEY_APPLIED_IDX)? {
         Some(bytes) => serde_json::from_slice(&bytes)?,
         None => 0,
     };
-    let mode = match after {
-        Some(key) => IteratorMode::From(key.as_bytes(), Direction::Forward),
-        None => IteratorMode::Start,
+    // The scan's page rule over the whole key space; a limit of 0 is one key here (a scan
+    // reads 0 as the most), and pages may be as large as a dump page.
+    let range = ScanRange {
+        after: after.map(str::to_owned),
+        limit,
+        ..ScanRange::default()
     };
     // Pages walk the table once: keep their blocks out of the cache the hot keys live in.
     let mut read = ReadOptions::default();
     read.fill_cache(false);
-    let mut entries = Vec::new();
-    let mut bytes = 0;
-    let mut full = false;
-    for item in snapshot.iterator_cf_opt(store.cf(CF_KV), read, mode) {
-        let (k, v) = item?;
-        if after.is_some_and(|a| a.as_bytes() == &*k) {
-            continue;
-        }
-        if entries.len() == limit
-            || (!entries.is_empty() && bytes + k.len() + v.len() > DUMP_PAGE_BYTES_MAX)
-        {
-            full = true;
-            break;
-        }
-        bytes += k.len() + v.len();
-        let value = versioned::decode(&k, &v)?.value;
-        entries.push((String::from_utf8_lossy(&k).into_owned(), value));
-    }
-    let next_after = if full {
-        entries.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
+    let mode = IteratorMode::From(range.seek(), Direction::Forward);
+    let entries = snapshot
+        .iterator_cf_opt(store.cf(CF_KV), read, mode)
+        .map(|item| {
+            let (k, v) = item?;
+            let Versioned { value, mod_index } = versioned::decode(&k, &v)?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            Ok::<_, StorageError>(ScanEntry {
+                key,
+                value,
+                mod_index,
+            })
+        });
+    let page = scan::page_within(&range, DUMP_PAGE_BYTES_MAX, entries)?;
     Ok(DumpPage {
         applied_idx,
-        entries,
-        next_after,
+        entries: page.entries.into_iter().map(|e| (e.key, e.value)).collect(),
+        next_after: page.next_after,
     })
 }
 
