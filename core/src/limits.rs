@@ -24,6 +24,14 @@ pub const DUMP_KEYS_MAX: usize = 10_000;
 pub const DUMP_PAGE_KEYS_MAX: u32 = 1000;
 /// Bytes of keys and values in one dump page (a page holds at least one entry).
 pub const DUMP_PAGE_BYTES_MAX: usize = 1 << 20;
+/// Keys in a dump head: what a viewer shows of a table, and one more to tell it is larger.
+pub const DUMP_HEAD_KEYS_MAX: u32 = 2_001;
+/// Bytes of keys and values in a dump head's keys (it holds at least one entry).
+pub const DUMP_HEAD_BYTES_MAX: usize = 2 << 20;
+/// Decided entries at the end of a dump head.
+pub const DUMP_HEAD_LOG_MAX: u32 = 256;
+/// Keys of the stored snapshot named in a dump head.
+pub const DUMP_HEAD_SNAPSHOT_KEYS_MAX: usize = EVENT_SNAPSHOT_KEYS_MAX;
 /// Messages a node holds on one link before it gives up holding and cuts the link.
 pub const HELD_MESSAGES_MAX: usize = 10_000;
 /// Held messages listed in one event.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use omnikv_core::{
-    admin::{AdminRequest, AdminResponse, DumpPage, NodeDump},
+    admin::{AdminRequest, AdminResponse, DumpPage, NodeDump, NodeHead},
     client::{ClientError, ClientOp, ClientResponse, ReadMode},
     control::{
         ActionReply, ClusterView, DeliverRequest, HeldView, HoldRequest, LinkPair, LinkView,
@@ -493,11 +493,22 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 snapshot,
                 decided_suffix,
             },
-        );
+        )
+        .boxed();
+    let head = (
+        dump.clone(),
+        (0usize..4, 0usize..4, 0usize..4),
+        any::<bool>(),
+    )
+        .prop_map(|(d, (keys, log, snapshot_keys), complete)| NodeHead {
+            kv_complete: complete,
+            ..NodeHead::of_dump(&d, keys, log, snapshot_keys)
+        });
     prop_oneof![
         Just(AdminResponse::Ok),
         status().prop_map(AdminResponse::Status),
         dump.prop_map(|d| AdminResponse::Dump(Box::new(d))),
+        head.prop_map(|h| AdminResponse::DumpHead(Box::new(h))),
         text().prop_map(|message| AdminResponse::Error { message }),
         (
             number(),
@@ -523,6 +534,8 @@ fn admin_request() -> impl Strategy<Value = AdminRequest> {
         Just(AdminRequest::Dump),
         (proptest::option::of(text()), any::<u32>())
             .prop_map(|(after, limit)| AdminRequest::DumpPage { after, limit }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(keys, log_entries)| AdminRequest::DumpHead { keys, log_entries }),
         (number(), any::<bool>()).prop_map(|(peer, held)| AdminRequest::HoldLink { peer, held }),
         (number(), any::<u32>())
             .prop_map(|(peer, count)| AdminRequest::DeliverHeld { peer, count }),

@@ -72,6 +72,10 @@ pub struct NodeConfig {
     /// acknowledged pipelined writes. Tests use it to show that they catch that loss.
     #[arg(long, hide = true)]
     pub unsafe_highest_seq_dedup: bool,
+    /// Test only: answer every repeat of a follower's promise, as OmniPaxos does, each with a
+    /// new snapshot (see `replica::promise_repeats`). Tests use it to show the copies it saves.
+    #[arg(long, hide = true)]
+    pub unsafe_answer_repeated_promises: bool,
 }
 
 impl NodeConfig {

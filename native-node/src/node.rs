@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use omnikv_core::{
     event::{MessageInfo, NodeEvent},
     peer::PeerFrame,
@@ -34,9 +33,10 @@ use crate::config::NodeConfig;
 use crate::events::{now_ms, EventBus, EventPublisher};
 use crate::input::{AdminReplyTx, ClientReplyTx, Input, NodeInput};
 use crate::replica::{Effects, Io, Platform, Replica, ReplicaConfig};
+use crate::snapshot_fix::carries_snapshot;
 use crate::storage::identity::{self, Identity};
 use crate::storage::{CompactionLease, KvTable, PaxosLog, Store};
-use crate::transport::Transport;
+use crate::transport::{self, Transport};
 
 /// Inputs queued before producers wait: the back-pressure point of the node.
 pub const INPUT_QUEUE_LEN: usize = 4096;
@@ -163,6 +163,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         pending_max: config.pending_max,
         snapshot_every: config.snapshot_every,
         snapshot_fix: !config.unsafe_no_snapshot_fix,
+        drop_promise_repeats: !config.unsafe_answer_repeated_promises,
         data_dir: store.path().display().to_string(),
         pid: std::process::id(),
         started_at_ms: now_ms(),
@@ -265,13 +266,17 @@ impl Node {
         for out in effects.messages {
             // Summarised only for a held link, where the page lists what waits.
             let (held, _) = self.transport.held(out.to);
-            let info = held.then(|| MessageInfo::of(out.msg_id, &out.msg));
-            let frame = serde_json::to_vec(&PeerFrame::Paxos {
+            // A snapshot can take longer to encode than an election timeout: off the loop.
+            let later = carries_snapshot(&out.msg);
+            let info = (held || later).then(|| MessageInfo::of(out.msg_id, &out.msg));
+            let frame = PeerFrame::Paxos {
                 msg_id: out.msg_id,
                 msg: out.msg,
-            })
-            .expect("peer frames serialise");
-            self.transport.send(out.to, Bytes::from(frame), info);
+            };
+            match (later, info) {
+                (true, Some(info)) => self.transport.send_encoded_later(out.to, frame, info),
+                (_, info) => self.transport.send(out.to, transport::encode(&frame), info),
+            };
         }
         for held in self.transport.take_held_changes() {
             self.events.emit(NodeEvent::HeldMessages {

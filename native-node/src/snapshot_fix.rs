@@ -29,15 +29,29 @@ pub fn complete_delta_snapshot<B: Storage<KVCommand>>(
 /// Whether `msg` carries a delta snapshot, i.e. whether [`complete_delta_snapshot`] would
 /// rewrite it. Lets a node run with the fix off still say when the fix would have acted.
 pub fn carries_delta_snapshot(msg: &Message<KVCommand>) -> bool {
+    log_sync(msg).is_some_and(|s| matches!(s.decided_snapshot, Some(SnapshotType::Delta(_))))
+}
+
+/// Whether `msg` carries a snapshot of either kind (costly to encode and to send).
+pub fn carries_snapshot(msg: &Message<KVCommand>) -> bool {
+    log_sync(msg).is_some_and(|s| s.decided_snapshot.is_some())
+}
+
+/// The log synchronisation of `msg` if it carries a complete snapshot (the costly way a
+/// follower is caught up, worth a line in the log).
+pub fn complete_snapshot_sync(msg: &Message<KVCommand>) -> Option<&LogSync<KVCommand>> {
+    log_sync(msg).filter(|s| matches!(s.decided_snapshot, Some(SnapshotType::Complete(_))))
+}
+
+fn log_sync(msg: &Message<KVCommand>) -> Option<&LogSync<KVCommand>> {
     let Message::SequencePaxos(p) = msg else {
-        return false;
+        return None;
     };
-    let sync = match &p.msg {
+    match &p.msg {
         PaxosMsg::AcceptSync(a) => Some(&a.log_sync),
         PaxosMsg::Promise(pr) => pr.log_sync.as_ref(),
         _ => None,
-    };
-    sync.is_some_and(|s| matches!(s.decided_snapshot, Some(SnapshotType::Delta(_))))
+    }
 }
 
 /// The log synchronisation part of the only messages that carry a snapshot.

@@ -8,6 +8,12 @@
 //! is dropped for a newcomer) and one authenticated stream per member (a newer one replaces
 //! it). Links can be cut by the operator: a cut link drops traffic both ways in this process,
 //! which is how the demo's partitions are real to OmniPaxos.
+//!
+//! A message that carries a snapshot can take the event loop longer to encode than an election
+//! timeout (40 MB of JSON is most of a second in a debug build), and a leader that stalls that
+//! long is replaced, whereupon the new leader sends the snapshot again and stalls in turn.
+//! Such messages are encoded on the blocking pool instead ([`Transport::send_encoded_later`]);
+//! the link's queue keeps their place, so the peer still receives in the order sent.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -22,7 +28,7 @@ use omnikv_core::limits::{EVENT_HELD_HEAD_MAX, HELD_MESSAGES_MAX};
 use omnikv_core::peer::PeerFrame;
 use omnikv_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -62,9 +68,16 @@ pub struct LinkState {
     pub queued_bytes: AtomicUsize,
 }
 
+/// One message on a link's send queue.
+enum Outbound {
+    Encoded(Bytes),
+    /// Being encoded on the blocking pool; its bytes count as queued once encoded.
+    Encoding(oneshot::Receiver<Bytes>),
+}
+
 /// The event loop's end of one peer link.
 struct Link {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Outbound>,
     state: Arc<LinkState>,
     /// Messages held for delivery one by one (`None`: the link is not held), oldest first,
     /// each with its summary for the page.
@@ -178,6 +191,30 @@ impl Transport {
             self.dropped += 1;
             return false;
         }
+        true
+    }
+
+    /// As [`Transport::send`] for a message costly to encode (one carrying a snapshot): it is
+    /// encoded on the blocking pool, behind whatever is queued before it and ahead of whatever
+    /// is queued after. A held link holds it encoded, as any other message.
+    pub fn send_encoded_later(&mut self, to: NodeId, frame: PeerFrame, info: MessageInfo) -> bool {
+        let Some(link) = self.links.get(&to) else {
+            return false;
+        };
+        if link.held.is_some() || !link.state.enabled.load(Ordering::Acquire) {
+            return self.send(to, encode(&frame), Some(info));
+        }
+        let (done, encoding) = oneshot::channel();
+        if link.tx.try_send(Outbound::Encoding(encoding)).is_err() {
+            self.dropped += 1;
+            return false;
+        }
+        let state = link.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = encode(&frame);
+            state.queued_bytes.fetch_add(bytes.len(), Ordering::AcqRel);
+            let _ = done.send(bytes);
+        });
         true
     }
 
@@ -300,15 +337,31 @@ impl Transport {
     }
 }
 
+/// Encodes a peer frame as it goes on the wire (before chunking).
+pub fn encode(frame: &PeerFrame) -> Bytes {
+    Bytes::from(serde_json::to_vec(frame).expect("peer frames serialise"))
+}
+
 /// Puts a message on the link's send queue, within its count and byte bounds.
 fn enqueue(link: &Link, message: Bytes) -> bool {
     let len = message.len();
     let queued = link.state.queued_bytes.load(Ordering::Acquire);
-    if queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX || link.tx.try_send(message).is_err() {
+    if queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX
+        || link.tx.try_send(Outbound::Encoded(message)).is_err()
+    {
         return false;
     }
     link.state.queued_bytes.fetch_add(len, Ordering::AcqRel);
     true
+}
+
+/// The bytes of a queued message, waiting for its encoding if need be; `None` if the encoding
+/// was lost (its task panicked), which the link treats as a lost message.
+async fn ready(message: Outbound) -> Option<Bytes> {
+    match message {
+        Outbound::Encoded(bytes) => Some(bytes),
+        Outbound::Encoding(encoding) => encoding.await.ok(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -316,7 +369,7 @@ async fn dial(
     me: PeerIdentity,
     peer: NodeId,
     addr: SocketAddr,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Outbound>,
     state: Arc<LinkState>,
     inputs: mpsc::Sender<Input>,
     shutdown: CancellationToken,
@@ -367,10 +420,10 @@ async fn dial(
             };
             let Some(message) = frame else { return };
             // Messages already queued go out in one write: fewer syscalls under load.
-            let mut ok = feed(&mut out, &state, &message).await;
+            let mut ok = feed(&mut out, &state, message).await;
             while ok {
                 match rx.try_recv() {
-                    Ok(m) => ok = feed(&mut out, &state, &m).await,
+                    Ok(m) => ok = feed(&mut out, &state, m).await,
                     Err(_) => break,
                 }
             }
@@ -390,12 +443,16 @@ async fn dial(
     }
 }
 
-/// Writes one message's frames to the stream's buffer; false if the stream broke.
-async fn feed(out: &mut peer_auth::PeerStream, state: &LinkState, message: &Bytes) -> bool {
+/// Writes one message's frames to the stream's buffer; false if the stream broke or the
+/// message was lost (the stream then ends, the one way a message is lost on a link).
+async fn feed(out: &mut peer_auth::PeerStream, state: &LinkState, message: Outbound) -> bool {
+    let Some(message) = ready(message).await else {
+        return false;
+    };
     state
         .queued_bytes
         .fetch_sub(message.len(), Ordering::AcqRel);
-    for frame in peer_chunks::split(message) {
+    for frame in peer_chunks::split(&message) {
         if out.feed(frame).await.is_err() {
             return false;
         }

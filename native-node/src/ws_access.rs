@@ -33,7 +33,10 @@ impl AdminRights {
         self == AdminRights::Full
             || matches!(
                 req,
-                AdminRequest::Status | AdminRequest::Dump | AdminRequest::DumpPage { .. }
+                AdminRequest::Status
+                    | AdminRequest::Dump
+                    | AdminRequest::DumpPage { .. }
+                    | AdminRequest::DumpHead { .. }
             )
     }
 }

@@ -3,7 +3,7 @@
 //! sequences and assert on leaders, logs, tables and snapshots.
 
 use omnikv_core::{
-    admin::NodeDump,
+    admin::{NodeDump, NodeHead},
     client::ClientOp,
     control::{ClusterView, ProcessState},
     event::{BallotView, EventEnvelope, MessageInfo, NodeEvent, NodeStatus, Role},
@@ -29,8 +29,11 @@ pub enum Record {
         node: NodeId,
         connected: bool,
     },
-    /// A node's full state (`/admin` dump), used to seed its table when the page joins late.
+    /// A node's full state (`/admin` dump): what pages recorded before heads existed asked for.
     Dump { at_ms: u64, dump: NodeDump },
+    /// The head of a node's state (`/admin` dump head), used to seed its table when the page
+    /// joins late.
+    Head { at_ms: u64, head: NodeHead },
     /// Something the page wants kept in the record (bad frame, failed action).
     Notice { at_ms: u64, text: String },
     /// A control request the launcher carried out (`/api/...` path), such as a scenario.
@@ -44,6 +47,7 @@ impl Record {
             Record::Cluster { at_ms, .. }
             | Record::Stream { at_ms, .. }
             | Record::Dump { at_ms, .. }
+            | Record::Head { at_ms, .. }
             | Record::Notice { at_ms, .. }
             | Record::Control { at_ms, .. } => *at_ms,
         }
@@ -63,7 +67,13 @@ impl ClusterModel {
             Record::Stream {
                 node, connected, ..
             } => self.node_mut(*node).stream_connected = *connected,
-            Record::Dump { dump, .. } => self.apply_dump(dump),
+            Record::Dump { dump, .. } => self.apply_head(&NodeHead::of_dump(
+                dump,
+                KV_KEYS_MAX + 1,
+                LOG_WINDOW_ENTRIES,
+                SNAPSHOT_KEYS_KEPT,
+            )),
+            Record::Head { head, .. } => self.apply_head(head),
             Record::Notice { at_ms, text } => self.notice(*at_ms, text.clone()),
             Record::Control { .. } => {}
         }
@@ -303,47 +313,36 @@ impl ClusterModel {
         }
     }
 
-    fn apply_dump(&mut self, dump: &NodeDump) {
-        let node = self.node_mut(dump.id);
-        node.kv = dump
-            .kv
-            .iter()
-            .take(KV_KEYS_MAX)
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect();
-        node.kv_mod_index = dump
-            .kv
-            .iter()
-            .take(KV_KEYS_MAX)
-            .map(|(k, v)| (k.clone(), v.mod_index))
-            .collect();
+    fn apply_head(&mut self, head: &NodeHead) {
+        let node = self.node_mut(head.id);
+        let kept = || head.kv.iter().take(KV_KEYS_MAX);
+        node.kv = kept().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+        node.kv_mod_index = kept().map(|(k, v)| (k.clone(), v.mod_index)).collect();
         node.kv_unknown.clear();
-        node.sessions = dump.sessions.clone();
+        node.sessions = head.sessions.clone();
         node.kv_partial = false;
-        node.kv_truncated = dump.kv.len() > KV_KEYS_MAX;
-        node.kv_applied_idx = dump.applied_idx;
-        node.applied_idx = dump.applied_idx;
-        node.decided_idx = dump.decided_idx;
-        node.accepted_idx = node.accepted_idx.max(dump.decided_idx);
-        node.compacted_idx = dump.compacted_idx;
-        if dump.compacted_idx > 0 {
+        node.kv_truncated = !head.kv_complete || head.kv.len() > KV_KEYS_MAX;
+        node.kv_applied_idx = head.applied_idx;
+        node.applied_idx = head.applied_idx;
+        node.decided_idx = head.decided_idx;
+        node.accepted_idx = node.accepted_idx.max(head.decided_idx);
+        node.compacted_idx = head.compacted_idx;
+        if head.compacted_idx > 0 {
             let block = node.snapshot.get_or_insert_with(SnapshotBlock::default);
-            block.compacted_idx = dump.compacted_idx;
-            if let Some(s) = &dump.snapshot {
-                block.key_count = s.snapshotted.len() as u64;
-                block.keys = s
-                    .snapshotted
-                    .keys()
-                    .take(SNAPSHOT_KEYS_KEPT)
-                    .cloned()
-                    .collect();
-            }
+            block.compacted_idx = head.compacted_idx;
+            block.key_count = head.snapshot_key_count;
+            block.keys = head
+                .snapshot_keys
+                .iter()
+                .take(SNAPSHOT_KEYS_KEPT)
+                .cloned()
+                .collect();
         }
         node.log = LogWindow::default();
-        let skip = dump.decided_suffix.len().saturating_sub(LOG_WINDOW_ENTRIES);
-        for (i, cmd) in dump.decided_suffix.iter().enumerate().skip(skip) {
+        let skip = head.decided_tail.len().saturating_sub(LOG_WINDOW_ENTRIES);
+        for (i, cmd) in head.decided_tail.iter().enumerate().skip(skip) {
             node.log.push(
-                dump.compacted_idx + i as u64,
+                head.tail_from_idx + i as u64,
                 Some(cmd.clone()),
                 LOG_WINDOW_ENTRIES,
             );

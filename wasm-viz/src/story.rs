@@ -187,7 +187,10 @@ impl Story {
                     );
                 }
             }
-            Record::Stream { .. } | Record::Dump { .. } | Record::Notice { .. } => {}
+            Record::Stream { .. }
+            | Record::Dump { .. }
+            | Record::Head { .. }
+            | Record::Notice { .. } => {}
         }
     }
 

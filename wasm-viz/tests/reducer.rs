@@ -5,7 +5,7 @@ use omnikv_core::{
     client::{ClientError, ClientOp, ClientResponse},
     control::ProcessState,
     event::Role,
-    RequestId,
+    KVCommand, RequestId,
 };
 use omnikv_viz::{
     client::{ClientSession, Step},
@@ -376,6 +376,48 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
     assert!(!n3.kv_partial);
     assert_eq!(n3.kv["size"], "large");
     assert!(n3.kv_unknown.is_empty());
+}
+
+#[test]
+fn a_table_head_seeds_the_table_the_log_tail_and_the_snapshot() {
+    let mut r = three_node_cluster_with_one_put();
+    r.push(ev(&serde_json::to_string(
+        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{"status":{
+        "id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
+        "promise":{"n":2,"priority":0,"pid":2},"accepted_idx":12,"decided_idx":12,"compacted_idx":10,
+        "applied_idx":12,"peers":[],"data_dir":"/d/3","started_at_ms":5999,"pid":9}}}),
+    )
+    .unwrap()));
+    assert!(apply_all(&r).nodes[&3].kv_partial);
+    // The head of a table much larger than the page keeps: its first key, not all of them.
+    r.push(Record::Head {
+        at_ms: 6001,
+        head: serde_json::from_value(serde_json::json!({
+        "id":3,"applied_idx":12,"decided_idx":12,"compacted_idx":10,
+        "kv":{"a":{"value":"1","mod_index":11}},"kv_complete":false,
+        "sessions":{},"snapshot_key_count":1000000,"snapshot_keys":["a","b"],
+        "tail_from_idx":10,"decided_tail":[
+            {"put":{"id":{"client":7,"seq":3},"key":"a","value":"1"}},
+            {"delete":{"id":{"client":7,"seq":4},"key":"zz"}}]}))
+        .unwrap(),
+    });
+    let m = apply_all(&r);
+    let n3 = &m.nodes[&3];
+    assert!(!n3.kv_partial);
+    assert!(
+        n3.kv_truncated,
+        "a head that is not the whole table marks it truncated"
+    );
+    assert_eq!(n3.kv["a"], "1");
+    assert_eq!(n3.kv_mod_index["a"], 11);
+    let block = n3.snapshot.as_ref().expect("a snapshot block");
+    assert_eq!((block.compacted_idx, block.key_count), (10, 1_000_000));
+    assert!(n3.log.get(9).is_none());
+    assert!(matches!(n3.log.get(10), Some(Some(KVCommand::Put { .. }))));
+    assert!(matches!(
+        n3.log.get(11),
+        Some(Some(KVCommand::Delete { .. }))
+    ));
 }
 
 #[test]

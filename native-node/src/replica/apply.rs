@@ -207,7 +207,7 @@ impl<P: Platform> Replica<P> {
         Ok((run, applied_to))
     }
 
-    fn publish_run(&self, from: u64, applied_to: u64, run: &Run, io: &mut Io<'_>) {
+    fn publish_run(&mut self, from: u64, applied_to: u64, run: &Run, io: &mut Io<'_>) {
         let first_applied = from.max(run.installed.as_ref().map_or(0, |(i, _)| *i));
         if let Some((compacted_idx, snapshot)) = &run.installed {
             info!(
@@ -218,9 +218,10 @@ impl<P: Platform> Replica<P> {
             let summary = SnapshotSummary::of(snapshot);
             io.events.emit(NodeEvent::SnapshotInstalled {
                 compacted_idx: *compacted_idx,
-                keys: summary.keys,
+                keys: summary.keys.clone(),
                 key_count: summary.key_count,
             });
+            self.snapshot_summary = Some(summary);
         }
         if applied_to > first_applied {
             io.events.emit(NodeEvent::EntriesApplied {
@@ -250,9 +251,10 @@ impl<P: Platform> Replica<P> {
                 if let Some(stored) = self.compaction.take_stored() {
                     io.events.emit(NodeEvent::SnapshotTaken {
                         compacted_idx: self.omni.get_compacted_idx() as u64,
-                        keys: stored.keys,
+                        keys: stored.keys.clone(),
                         key_count: stored.key_count,
                     });
+                    self.snapshot_summary = Some(stored);
                 }
             }
             Err(e) => warn!(target, error = ?e, "snapshot failed"),

@@ -17,6 +17,7 @@
 
 mod apply;
 pub mod ports;
+mod promise_repeats;
 mod report;
 mod requests;
 
@@ -30,14 +31,17 @@ use omnikv_core::{
     KVCommand, NodeId, RequestId,
 };
 use omnipaxos::{messages::Message, OmniPaxos};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::events::Detail;
 use crate::input::Input;
-use crate::snapshot_fix::{carries_delta_snapshot, complete_delta_snapshot};
-use crate::storage::StorageError;
-use ports::StateMachine;
+use crate::snapshot_fix::{
+    carries_delta_snapshot, complete_delta_snapshot, complete_snapshot_sync,
+};
+use crate::storage::{SnapshotSummary, StorageError};
+use ports::{Compaction, StateMachine};
 pub use ports::{Io, Platform};
+use promise_repeats::PromiseRepeats;
 use requests::Pending;
 
 /// What a replica is told at start, besides its storage.
@@ -52,6 +56,9 @@ pub struct ReplicaConfig {
     pub snapshot_every: u64,
     /// Replace incoming delta snapshots by complete ones (off only to show the upstream bug).
     pub snapshot_fix: bool,
+    /// Whether repeated promises whose answer is on its way are dropped (see
+    /// `promise_repeats`); off only to show what they cost.
+    pub drop_promise_repeats: bool,
     /// For status reports.
     pub data_dir: String,
     pub pid: u32,
@@ -123,6 +130,10 @@ pub struct Replica<P: Platform> {
     next_msg_id: u64,
     outgoing: Vec<Message<KVCommand>>,
     observed: Observed,
+    /// Promises answered, so that their repeats are not answered with another snapshot.
+    promise_repeats: PromiseRepeats,
+    /// The stored snapshot in brief, as last stored or installed (for dump heads).
+    snapshot_summary: Option<SnapshotSummary>,
     /// Admin requests of this turn, answered at its end.
     admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
     effects: Effects<P>,
@@ -142,11 +153,15 @@ impl<P: Platform> Replica<P> {
             decided: omni.get_decided_idx() as u64,
             ..Observed::default()
         };
+        // The log reports the snapshot it recovered as stored (see `PaxosLog::open`).
+        let snapshot_summary = compaction.take_stored();
         Ok(Replica {
             config,
             omni,
             table,
             compaction,
+            promise_repeats: PromiseRepeats::default(),
+            snapshot_summary,
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
             applied_idx,
@@ -185,8 +200,9 @@ impl<P: Platform> Replica<P> {
         match input {
             Input::Peer {
                 from, msg_id, msg, ..
-            } => self.handle_peer(from, msg_id, msg, io),
+            } => self.handle_peer(from, msg_id, msg, now_us, io),
             Input::PeerLink { peer, up } => {
+                self.promise_repeats.link_changed(peer);
                 // Every stream that comes up asks the peer to sync us if it leads (a
                 // `PrepareReq`), the first one too: a node started on an empty data directory
                 // holds no promise, so OmniPaxos would not ask on its own, and it would wait
@@ -214,9 +230,14 @@ impl<P: Platform> Replica<P> {
         from: NodeId,
         msg_id: u64,
         mut msg: Message<KVCommand>,
+        now_us: u64,
         io: &mut Io<'_>,
     ) {
         if !io.links.link_enabled(from) {
+            return;
+        }
+        if !self.promise_repeats.admit(from, &msg, now_us) && self.config.drop_promise_repeats {
+            debug!(from, "a repeated promise: its answer is on its way");
             return;
         }
         if io.events.wants_detail(Detail::Message) {
@@ -272,8 +293,12 @@ impl<P: Platform> Replica<P> {
             self.next_msg_id += 1;
             let msg_id = self.next_msg_id;
             let to = msg.get_receiver();
+            self.promise_repeats.sent(&msg);
             if !io.links.link_enabled(to) {
                 continue;
+            }
+            if let Some(sync) = complete_snapshot_sync(&msg) {
+                info!(to, sync_idx = sync.sync_idx, "sending a complete snapshot");
             }
             if io.events.wants_detail(Detail::Message) {
                 io.events

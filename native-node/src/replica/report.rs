@@ -1,13 +1,19 @@
 //! What a replica tells about itself: log and status events, and the admin requests (link
-//! control, status, full dumps).
+//! control, status, dump heads, full dumps).
 
 use omnikv_core::{
-    admin::{AdminRequest, AdminResponse, NodeDump},
+    admin::{AdminRequest, AdminResponse, NodeDump, NodeHead},
     event::{event_takes_another, BallotView, NodeEvent, NodeStatus, Role},
-    limits::{DUMP_KEYS_MAX, EVENT_COMMANDS_MAX},
+    limits::{
+        DUMP_HEAD_BYTES_MAX, DUMP_HEAD_KEYS_MAX, DUMP_HEAD_LOG_MAX, DUMP_HEAD_SNAPSHOT_KEYS_MAX,
+        DUMP_KEYS_MAX, EVENT_COMMANDS_MAX,
+    },
+    scan::ScanRange,
+    session::Versioned,
     NodeId,
 };
 use omnipaxos::util::LogEntry;
+use std::collections::BTreeMap;
 use tracing::info;
 
 use super::ports::{Platform, StateMachine};
@@ -42,6 +48,7 @@ impl<P: Platform> Replica<P> {
                 if !io.links.set_link(peer, connected) {
                     return Ok(not_a_peer(peer, self.config.id));
                 }
+                self.promise_repeats.link_changed(peer);
                 if connected {
                     self.omni.reconnected(peer);
                 }
@@ -71,6 +78,9 @@ impl<P: Platform> Replica<P> {
                     ),
                 },
             },
+            AdminRequest::DumpHead { keys, log_entries } => {
+                AdminResponse::DumpHead(Box::new(self.head(keys, log_entries)?))
+            }
             // Served by the connection from a RocksDB snapshot, not by the event loop.
             AdminRequest::DumpPage { .. } => AdminResponse::Error {
                 message: "dump pages are served by the connection".into(),
@@ -107,6 +117,89 @@ impl<P: Platform> Replica<P> {
             snapshot,
             decided_suffix,
         }))
+    }
+
+    /// The head of this replica's state: bounded work on the event loop whatever the table
+    /// holds (at most `keys` keys read, the sessions the session rule bounds, a summary of the
+    /// stored snapshot kept in memory, and `log_entries` entries read from the log).
+    pub fn head(&self, keys: u32, log_entries: u32) -> Result<NodeHead, ReplicaError> {
+        let keys = keys.clamp(1, DUMP_HEAD_KEYS_MAX) as usize;
+        let log_entries = log_entries.min(DUMP_HEAD_LOG_MAX) as usize;
+        let (kv, kv_complete) = self.first_keys(keys, DUMP_HEAD_BYTES_MAX)?;
+        let compacted_idx = self.omni.get_compacted_idx();
+        let decided_idx = self.omni.get_decided_idx();
+        let tail_from_idx = decided_idx.saturating_sub(log_entries).max(compacted_idx);
+        // An empty range would be read as the compacted entry: a copy of the whole snapshot.
+        let tail = match tail_from_idx < decided_idx {
+            true => self.omni.read_entries(tail_from_idx..decided_idx),
+            false => None,
+        };
+        let decided_tail = tail
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|entry| match entry {
+                LogEntry::Decided(cmd) => Some(cmd),
+                _ => None,
+            })
+            .collect();
+        let summary = self.snapshot_summary.as_ref().filter(|_| compacted_idx > 0);
+        Ok(NodeHead {
+            id: self.config.id,
+            applied_idx: self.applied_idx,
+            decided_idx: decided_idx as u64,
+            compacted_idx: compacted_idx as u64,
+            kv,
+            kv_complete,
+            sessions: self.table.sessions().clone(),
+            snapshot_key_count: summary.map_or(0, |s| s.key_count),
+            snapshot_keys: summary
+                .map(|s| {
+                    s.keys
+                        .iter()
+                        .take(DUMP_HEAD_SNAPSHOT_KEYS_MAX)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            tail_from_idx: tail_from_idx as u64,
+            decided_tail,
+        })
+    }
+
+    /// The table's first keys, stopping before `keys_max` keys or `bytes_max` bytes of keys and
+    /// values (one entry at least), and whether that is all of it. Read by scan pages, so the
+    /// work is that of the keys returned.
+    fn first_keys(
+        &self,
+        keys_max: usize,
+        bytes_max: usize,
+    ) -> Result<(BTreeMap<String, Versioned>, bool), ReplicaError> {
+        let mut kv = BTreeMap::new();
+        let mut bytes = 0;
+        let mut after = None;
+        loop {
+            let range = ScanRange {
+                after: after.take(),
+                ..ScanRange::default()
+            };
+            let page = self.table.scan(&range)?;
+            for e in page.entries {
+                let size = e.key.len() + e.value.len();
+                if kv.len() == keys_max || (!kv.is_empty() && bytes + size > bytes_max) {
+                    return Ok((kv, false));
+                }
+                bytes += size;
+                let versioned = Versioned {
+                    value: e.value,
+                    mod_index: e.mod_index,
+                };
+                kv.insert(e.key, versioned);
+            }
+            match page.next_after {
+                Some(last) => after = Some(last),
+                None => return Ok((kv, true)),
+            }
+        }
     }
 
     pub(super) fn observe_log(&mut self, io: &mut Io<'_>) {

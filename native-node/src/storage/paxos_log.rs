@@ -154,6 +154,11 @@ impl PaxosLog {
         }
         .max(trimmed_idx);
         let snapshot = snapshot_store::load(&store)?;
+        // Reported as if just stored, so the node knows what it recovered without a copy.
+        let lease = CompactionLease::default();
+        if let Some(s) = &snapshot {
+            lease.stored(SnapshotSummary::of(s));
+        }
         Ok(PaxosLog {
             store,
             bounds: Bounds {
@@ -161,7 +166,7 @@ impl PaxosLog {
                 end_idx,
             },
             snapshot: RefCell::new(snapshot),
-            lease: CompactionLease::default(),
+            lease,
             lent: RefCell::new(None),
             leased_read: RefCell::new(None),
         })

@@ -419,6 +419,7 @@ impl Sim {
             pending_max: 1024,
             snapshot_every: self.config.snapshot_every,
             snapshot_fix: self.config.snapshot_fix,
+            drop_promise_repeats: true,
             data_dir: format!("sim/{id}"),
             pid: id as u32,
             started_at_ms: 0,

@@ -2,8 +2,9 @@
 //! their frames become on the recording.
 //!
 //! A node's stream is opened once the launcher reports it ready and dropped when it goes down;
-//! a node whose table the page only partly knows is asked for a dump, at most every
-//! [`DUMP_RETRY_MS`]. Sockets report through the callbacks given to [`Streams::new`].
+//! a node whose table the page only partly knows is asked for the head of its state (as much
+//! of the table as the page keeps, bounded on the node whatever the table holds), at most
+//! every [`DUMP_RETRY_MS`]. Sockets report through the callbacks given to [`Streams::new`].
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
@@ -12,9 +13,13 @@ use omnikv_core::{
 };
 
 use super::net::{Socket, SocketEvent};
-use crate::{model::KV_KEYS_MAX, reducer::Record};
+use crate::{
+    model::{KV_KEYS_MAX, LOG_WINDOW_ENTRIES},
+    reducer::Record,
+};
 
-/// Largest admin dump accepted (it carries a whole table).
+/// Largest dump head accepted: its keys are bounded by the node (2 MiB), its sessions by the
+/// session rule.
 const DUMP_BYTES_MAX: usize = 16 << 20;
 /// A node's table is re-fetched at most this often while it is incomplete.
 const DUMP_RETRY_MS: f64 = 10_000.0;
@@ -26,9 +31,9 @@ pub struct Streams {
     /// Open `/events` sockets by node. Short vectors rather than maps: one tree type fewer
     /// keeps the wasm smaller.
     streams: Vec<(NodeId, Socket)>,
-    /// Open `/admin` sockets (a dump asked for) by node.
+    /// Open `/admin` sockets (a dump head asked for) by node.
     dumps: Vec<(NodeId, Socket)>,
-    /// When a dump was last asked of each node (a short list: one entry per node).
+    /// When a head was last asked of each node (a short list: one entry per node).
     dump_tried_ms: Vec<(NodeId, f64)>,
     on_stream: Deliver,
     on_dump: Deliver,
@@ -77,7 +82,7 @@ impl Streams {
         failed
     }
 
-    /// Asks node `id` (at `ws`) for its whole state, unless asked recently.
+    /// Asks node `id` (at `ws`) for the head of its state, unless asked recently.
     pub fn request_dump(&mut self, id: NodeId, ws: &str, now_ms: f64) {
         let tried = self.dump_tried_ms.iter_mut().find(|(n, _)| *n == id);
         let recent = tried
@@ -96,12 +101,14 @@ impl Streams {
         }
     }
 
-    /// Sends the dump request once node `id`'s admin socket is open.
+    /// Sends the head request once node `id`'s admin socket is open: one key more than the
+    /// page keeps tells it the table is larger.
     pub fn send_dump_request(&self, id: NodeId) {
-        if let (Some(s), Ok(req)) = (
-            get(&self.dumps, id),
-            serde_json::to_string(&AdminRequest::Dump),
-        ) {
+        let head = AdminRequest::DumpHead {
+            keys: KV_KEYS_MAX as u32 + 1,
+            log_entries: LOG_WINDOW_ENTRIES as u32,
+        };
+        if let (Some(s), Ok(req)) = (get(&self.dumps, id), serde_json::to_string(&head)) {
             let _ = s.ws.send_with_str(&req);
         }
     }
@@ -119,24 +126,19 @@ fn get(sockets: &[(NodeId, Socket)], id: NodeId) -> Option<&Socket> {
     sockets.iter().find(|(n, _)| *n == id).map(|(_, s)| s)
 }
 
-/// The record an admin answer makes: a dump (trimmed to what the reducer reads), a notice for
-/// an answer that does not decode, or nothing.
+/// The record an admin answer makes: a dump head, a notice for an answer that does not decode
+/// or is an error, or nothing.
 pub fn dump_record(node: NodeId, text: &str, at_ms: u64) -> Option<Record> {
     match decode_json::<AdminResponse>(text.as_bytes(), DUMP_BYTES_MAX) {
-        Ok(AdminResponse::Dump(mut dump)) => {
-            // The recording keeps the kept keys, and one more to show that the table is larger.
-            if dump.kv.len() > KV_KEYS_MAX + 1 {
-                dump.kv = std::mem::take(&mut dump.kv)
-                    .into_iter()
-                    .take(KV_KEYS_MAX + 1)
-                    .collect();
-            }
-            Some(Record::Dump { at_ms, dump: *dump })
-        }
+        Ok(AdminResponse::DumpHead(head)) => Some(Record::Head { at_ms, head: *head }),
+        Ok(AdminResponse::Error { message }) => Some(Record::Notice {
+            at_ms,
+            text: format!("node {node}: no table head: {message}"),
+        }),
         Ok(_) => None,
         Err(e) => Some(Record::Notice {
             at_ms,
-            text: format!("node {node}: bad dump: {e}"),
+            text: format!("node {node}: bad table head: {e}"),
         }),
     }
 }

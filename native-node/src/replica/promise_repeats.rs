@@ -1,0 +1,143 @@
+//! Repeated promises a leader need not answer again.
+//!
+//! A follower that has promised a ballot resends its `Promise` every resend timeout until the
+//! leader's `AcceptSync` reaches it, and OmniPaxos answers every copy with a new `AcceptSync`.
+//! For a follower behind the leader's compacted index each answer carries a complete snapshot
+//! of the table, built anew: while one large snapshot is serialised and sent (seconds, for a
+//! million keys), every repeat builds another, and a node once grew past 13 GB this way.
+//!
+//! On our links a repeat carries nothing new. A link is FIFO and loses messages only by ending
+//! its stream, and every stream that ends or starts reaches the replica as a link event; so
+//! while the link the answer left on has not changed, the answer is on its way. A repeat is
+//! therefore dropped when the same ballot's promise from the same follower was answered, and
+//! answered again once anything could have lost the answer: a link event for that follower, an
+//! operator's cut or heal, or a new `Prepare` to it (a new round needs its promise). A repeat
+//! older than [`PROMISE_ANSWER_FRESH_US`] is answered all the same, so a loss this reasoning
+//! misses costs one snapshot per period, never liveness.
+
+use std::collections::HashMap;
+
+use omnikv_core::{KVCommand, NodeId};
+use omnipaxos::{
+    ballot_leader_election::Ballot,
+    messages::{sequence_paxos::PaxosMsg, Message},
+};
+
+/// How long an answered promise keeps its repeats from being answered.
+pub const PROMISE_ANSWER_FRESH_US: u64 = 30_000_000;
+
+/// Promises passed to OmniPaxos, by follower: the ballot and when.
+#[derive(Default)]
+pub struct PromiseRepeats {
+    answered: HashMap<NodeId, (Ballot, u64)>,
+}
+
+impl PromiseRepeats {
+    /// Whether an incoming message should reach OmniPaxos: false for a repeated promise whose
+    /// answer is still on its way.
+    pub fn admit(&mut self, from: NodeId, msg: &Message<KVCommand>, now_us: u64) -> bool {
+        let Message::SequencePaxos(p) = msg else {
+            return true;
+        };
+        let PaxosMsg::Promise(promise) = &p.msg else {
+            return true;
+        };
+        if let Some((n, at_us)) = self.answered.get(&from) {
+            if *n == promise.n && now_us.saturating_sub(*at_us) < PROMISE_ANSWER_FRESH_US {
+                return false;
+            }
+        }
+        self.answered.insert(from, (promise.n, now_us));
+        true
+    }
+
+    /// Notes an outgoing message: a `Prepare` to a follower opens a round that needs its
+    /// promise again.
+    pub fn sent(&mut self, msg: &Message<KVCommand>) {
+        if let Message::SequencePaxos(p) = msg {
+            if matches!(p.msg, PaxosMsg::Prepare(_)) {
+                self.answered.remove(&p.to);
+            }
+        }
+    }
+
+    /// Something on the link to `peer` changed (stream up or down, cut or healed): whatever
+    /// was sent on it may be lost, so its next promise is answered.
+    pub fn link_changed(&mut self, peer: NodeId) {
+        self.answered.remove(&peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omnipaxos::messages::sequence_paxos::{PaxosMessage, Prepare, Promise};
+
+    use super::*;
+
+    fn ballot(n: u32) -> Ballot {
+        Ballot {
+            config_id: 1,
+            n,
+            priority: 0,
+            pid: 1,
+        }
+    }
+
+    fn promise(from: NodeId, n: u32) -> Message<KVCommand> {
+        Message::SequencePaxos(PaxosMessage {
+            from,
+            to: 1,
+            msg: PaxosMsg::Promise(Promise {
+                n: ballot(n),
+                n_accepted: ballot(0),
+                decided_idx: 0,
+                accepted_idx: 0,
+                log_sync: None,
+            }),
+        })
+    }
+
+    fn prepare(to: NodeId, n: u32) -> Message<KVCommand> {
+        Message::SequencePaxos(PaxosMessage {
+            from: 1,
+            to,
+            msg: PaxosMsg::Prepare(Prepare {
+                n: ballot(n),
+                decided_idx: 0,
+                n_accepted: ballot(0),
+                accepted_idx: 0,
+            }),
+        })
+    }
+
+    #[test]
+    fn a_repeat_is_dropped_until_the_link_changes() {
+        let mut r = PromiseRepeats::default();
+        assert!(r.admit(2, &promise(2, 5), 0));
+        assert!(
+            !r.admit(2, &promise(2, 5), 200_000),
+            "the answer is on its way"
+        );
+        assert!(r.admit(3, &promise(3, 5), 200_000), "another follower");
+        r.link_changed(2);
+        assert!(
+            r.admit(2, &promise(2, 5), 400_000),
+            "the answer may be lost"
+        );
+        assert!(!r.admit(2, &promise(2, 5), 600_000));
+    }
+
+    #[test]
+    fn a_new_ballot_a_new_prepare_or_an_old_answer_is_answered() {
+        let mut r = PromiseRepeats::default();
+        assert!(r.admit(2, &promise(2, 5), 0));
+        assert!(r.admit(2, &promise(2, 6), 1), "a new ballot");
+        r.sent(&prepare(2, 6));
+        assert!(r.admit(2, &promise(2, 6), 2), "a new round");
+        assert!(!r.admit(2, &promise(2, 6), 3));
+        assert!(
+            r.admit(2, &promise(2, 6), 2 + PROMISE_ANSWER_FRESH_US),
+            "an answer this old is sent again"
+        );
+    }
+}
