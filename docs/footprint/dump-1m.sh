@@ -2,7 +2,7 @@
 # docs/performance-notes.md, section 11: ~1M keys in a 3-node release cluster, then a full
 # paged dump of every node while 64 clients keep writing, after the same load alone for 60 s
 # (IDLE=1: dumps of the idle cluster);
-# leader changes counted from the nodes' logs. Needs `cargo build --release -p omnikv-node`.
+# leader changes and complete snapshots counted from the nodes' logs, and each node's peak RSS. Needs `cargo build --release -p omnikv-node`.
 set -uo pipefail
 bin=${CARGO_TARGET_DIR:-$HOME/.cache/omnikv/target}/release/omnikv
 work=$HOME/.cache/omnikv/dump1m; rm -rf $work; mkdir -p $work
@@ -32,3 +32,7 @@ for i in 1 2 3; do
 done
 [ -z "${IDLE:-}" ] && wait $load
 echo "leader-changed log lines after the dumps: $(leaders)"
+echo "complete snapshots sent: $(grep -h 'sending a complete snapshot' $work/n*.log | wc -l)"
+for i in 1 2 3; do
+  echo "node $i peak RSS: $(grep VmHWM /proc/${pids[$((i-1))]}/status 2>/dev/null | awk '{print $2, $3}' || echo 'gone')"
+done

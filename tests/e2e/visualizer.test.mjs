@@ -201,3 +201,62 @@ test('a snapshot appears at the head of every log strip', async () => {
   }
   assert.deepEqual(problems, []);
 });
+
+test('scan a prefix, compare-and-swap and watch changes from the client panel', async () => {
+  const result = async () => {
+    await until('an answer', async () => !(await page.textContent('#result')).startsWith('sending'), 30000);
+    return [await page.getAttribute('#result', 'data-status'), await page.textContent('#result')];
+  };
+  const fill = async (fields) => {
+    for (const [label, value] of Object.entries(fields)) await page.getByLabel(label, { exact: true }).fill(value);
+  };
+  const click = (name) => page.getByRole('button', { name, exact: true }).click();
+
+  // Watch the prefix before writing under it: the feed shows the writes, newest first.
+  await fill({ Key: 'fruit/' });
+  await page.getByLabel('Watch', { exact: true }).check();
+  await until('the watch opened', async () => /watching through node \d/.test(await page.textContent('#watch-status')));
+  await put('fruit/apple', 'red');
+  await put('fruit/pear', 'green');
+
+  await fill({ Key: 'fruit/' });
+  await click('Scan');
+  const [scanStatus, scanned] = await result();
+  assert.equal(scanStatus, 'ok');
+  assert.match(scanned, /^2 keys: fruit\/apple=red, fruit\/pear=green \(node \d, index \d+\)/);
+
+  // A CAS that expects what the key holds swaps it; the same CAS again finds the new value.
+  await page.getByLabel('CAS expects', { exact: true }).selectOption('value');
+  await fill({ Key: 'fruit/apple', Value: 'yellow', Expected: 'red' });
+  await click('CAS');
+  const [okStatus, swapped] = await result();
+  assert.equal(okStatus, 'ok');
+  assert.match(swapped, /^swapped \(node \d, index \d+\)/);
+  await click('CAS');
+  const [failStatus, failed] = await result();
+  assert.equal(failStatus, 'err', 'a failed comparison is shown as not done');
+  assert.match(failed, /^comparison failed: found fruit\/apple=yellow \(index \d+\)/);
+  await page.getByLabel('CAS expects', { exact: true }).selectOption('absent');
+  await fill({ Key: 'fruit/kiwi', Value: 'brown' });
+  await click('CAS');
+  assert.match((await result())[1], /^swapped/);
+
+  // The requests are in the client log like puts, and the table shows the swap.
+  await until('the CAS in the client log', async () =>
+    (await page.locator('.client-log').textContent()).includes('cas fruit/apple=yellow if red'));
+  await until('fruit/apple=yellow in every table', kvHas('fruit/apple', 'yellow'));
+
+  const feed = async () => page.locator('#watch-feed li').allTextContents();
+  await until('the watch feed shows every change', async () => (await feed()).length === 4, 15000);
+  const lines = await feed();
+  assert.match(lines[0], /^\d+ put fruit\/kiwi=brown$/);
+  assert.match(lines[1], /^\d+ put fruit\/apple=yellow$/);
+  assert.match(lines[3], /^\d+ put fruit\/apple=red$/);
+  const indices = lines.map((l) => Number(l.split(' ')[0]));
+  assert.deepEqual([...indices].sort((a, b) => b - a), indices, 'newest first, in log order');
+  // Writes outside the prefix are not in the feed.
+  await put('vegetable/leek', 'white');
+  await page.getByLabel('Watch', { exact: true }).uncheck();
+  assert.equal(await page.locator('#watch-feed').isVisible(), false);
+  assert.deepEqual(problems, []);
+});

@@ -10,7 +10,7 @@ use omnikv_core::{
     event::{frame_events, EventEnvelope},
     limits::CLIENT_FRAME_BYTES_MAX,
     scan::ScanRange,
-    txn::{parse_batch, Found, Guard, TxnOp},
+    txn::{parse_batch, Found},
     watch::{Change, WatchFrame, WatchRequest, WATCH_FRAME_BYTES_MAX},
 };
 use serde::Serialize;
@@ -124,34 +124,8 @@ pub fn cas_request(
     expect_kind: &str,
     expect: &str,
 ) -> Result<String, JsError> {
-    let key = key.to_owned();
-    let guard = match expect_kind {
-        "value" => Guard::Value {
-            key: key.clone(),
-            value: expect.to_owned(),
-        },
-        "absent" => Guard::Absent { key: key.clone() },
-        "index" => Guard::ModIndex {
-            key: key.clone(),
-            mod_index: expect
-                .parse()
-                .map_err(|_| JsError::new("--expect-index takes a log index"))?,
-        },
-        other => return Err(JsError::new(&format!("unknown expectation {other:?}"))),
-    };
-    let op = match value {
-        Some(value) => TxnOp::Put { key, value },
-        None => TxnOp::Delete { key },
-    };
-    let guards = vec![guard];
-    request_frame(
-        client_id,
-        seq,
-        ClientOp::Txn {
-            guards,
-            ops: vec![op],
-        },
-    )
+    let op = client::cas_op(key, value, expect_kind, expect).map_err(|e| JsError::new(&e))?;
+    request_frame(client_id, seq, op)
 }
 
 /// A batch from JSON lines, as `omnikv batch` reads them (`omnikv_core::txn::parse_batch`).

@@ -3,12 +3,18 @@
 //! id). A write first opens a session (once per page); a session that expired is reopened by
 //! the next write.
 
-use omnikv_core::client::{
-    ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient,
+use omnikv_core::{
+    client::{ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient},
+    scan::{ScanPage, ScanRange},
+    txn::{Found, Guard, TxnOp, TxnResult},
 };
 
 /// Attempts per request (the first try included) before the page gives up.
 pub const ATTEMPTS_MAX: u32 = 4;
+/// Keys in one scan from the page's form: a glance at a prefix, not an export.
+pub const FORM_SCAN_KEYS: u32 = 20;
+/// Entries of a scan spelled out in its one-line description.
+const SCAN_ENTRIES_SHOWN: usize = 5;
 
 /// What to do after a reply or a dropped connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +121,7 @@ impl ClientSession {
                     self.session = SessionClient::without_session(self.nonce);
                 }
                 Step::Done {
-                    ok: matches!(response, ClientResponse::Ok { .. }),
+                    ok: reply_succeeded(response),
                     text: describe_response(response),
                 }
             }
@@ -147,43 +153,140 @@ impl ClientSession {
     }
 }
 
-/// Builds a client operation from form or command-line words.
+/// Builds a client operation from form or command-line words: put, get, delete, or a scan of
+/// the first [`FORM_SCAN_KEYS`] keys with the prefix `key`.
 pub fn op_from_parts(op: &str, key: &str, value: &str, read: &str) -> Result<ClientOp, String> {
     let key = key.to_owned();
+    let read = match read {
+        "" | "linearizable" => ReadMode::Linearizable,
+        "local" => ReadMode::Local,
+        other => return Err(format!("unknown read mode {other:?}")),
+    };
     match op {
         "put" => Ok(ClientOp::Put {
             key,
             value: value.to_owned(),
         }),
-        "get" => Ok(ClientOp::Get {
-            key,
-            read: match read {
-                "" | "linearizable" => ReadMode::Linearizable,
-                "local" => ReadMode::Local,
-                other => return Err(format!("unknown read mode {other:?}")),
-            },
-        }),
+        "get" => Ok(ClientOp::Get { key, read }),
         "delete" => Ok(ClientOp::Delete { key }),
-        other => Err(format!("unknown operation {other:?} (put, get or delete)")),
+        "scan" => Ok(ClientOp::Scan {
+            range: ScanRange {
+                prefix: Some(key),
+                limit: FORM_SCAN_KEYS,
+                ..ScanRange::default()
+            },
+            read,
+        }),
+        other => Err(format!(
+            "unknown operation {other:?} (put, get, delete or scan)"
+        )),
     }
+}
+
+/// A compare-and-swap of `key` to `value` (`None`: delete it) if it holds `expect`
+/// (`expect_kind` "value"), is absent ("absent") or was last written at index `expect`
+/// ("index"): one guard and one write, applied together or not at all.
+pub fn cas_op(
+    key: &str,
+    value: Option<String>,
+    expect_kind: &str,
+    expect: &str,
+) -> Result<ClientOp, String> {
+    let key = key.to_owned();
+    let guard = match expect_kind {
+        "value" => Guard::Value {
+            key: key.clone(),
+            value: expect.to_owned(),
+        },
+        "absent" => Guard::Absent { key: key.clone() },
+        "index" => Guard::ModIndex {
+            key: key.clone(),
+            mod_index: expect
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected index {expect:?} is not a log index"))?,
+        },
+        other => {
+            return Err(format!(
+                "unknown expectation {other:?} (value, absent or index)"
+            ))
+        }
+    };
+    let op = match value {
+        Some(value) => TxnOp::Put { key, value },
+        None => TxnOp::Delete { key },
+    };
+    Ok(ClientOp::Txn {
+        guards: vec![guard],
+        ops: vec![op],
+    })
 }
 
 /// One line for a reply, as the page and the CLI print it.
 pub fn describe_response(response: &ClientResponse) -> String {
     match response {
         ClientResponse::Ok {
-            value: Some(v),
+            value,
             node,
             index,
+            txn,
+            scan,
             ..
-        } => format!("{v} (node {node}{})", index_suffix(*index)),
-        ClientResponse::Ok {
-            value: None,
-            node,
-            index,
-            ..
-        } => format!("ok (node {node}{})", index_suffix(*index)),
+        } => {
+            let at = format!("(node {node}{})", index_suffix(*index));
+            match (txn, scan, value) {
+                (Some(t), _, _) => format!("{} {at}", describe_txn(t)),
+                (_, Some(page), _) => format!("{} {at}", describe_scan(page)),
+                (_, _, Some(v)) => format!("{v} {at}"),
+                _ => format!("ok {at}"),
+            }
+        }
         ClientResponse::Err { error, .. } => format!("error: {error}"),
+    }
+}
+
+/// Whether a reply is a success to show as one: a transaction whose guard failed is a normal
+/// reply, but not the outcome its sender hoped for.
+pub fn reply_succeeded(response: &ClientResponse) -> bool {
+    match response {
+        ClientResponse::Ok { txn, .. } => txn.as_ref().is_none_or(|t| t.succeeded),
+        ClientResponse::Err { .. } => false,
+    }
+}
+
+fn describe_txn(t: &TxnResult) -> String {
+    if t.succeeded {
+        return "swapped".into();
+    }
+    let found: Vec<String> = t.found.iter().map(describe_found).collect();
+    match found.is_empty() {
+        true => "comparison failed".into(),
+        false => format!("comparison failed: found {}", found.join(", ")),
+    }
+}
+
+fn describe_found(f: &Found) -> String {
+    match (&f.value, f.mod_index) {
+        (Some(v), Some(i)) => format!("{}={v} (index {i})", f.key),
+        (None, Some(i)) => format!("{} at index {i}", f.key),
+        _ => format!("{} absent", f.key),
+    }
+}
+
+fn describe_scan(page: &ScanPage) -> String {
+    let shown: Vec<String> = (page.entries.iter().take(SCAN_ENTRIES_SHOWN))
+        .map(|e| format!("{}={}", e.key, e.value))
+        .collect();
+    let more = page.entries.len() > SCAN_ENTRIES_SHOWN || page.next_after.is_some();
+    let count = match (page.entries.len(), page.next_after.is_some()) {
+        (1, false) => "1 key".to_string(),
+        (n, false) => format!("{n} keys"),
+        (n, true) => format!("first {n} keys"),
+    };
+    match (shown.is_empty(), more) {
+        (true, _) => "no keys".into(),
+        (false, false) => format!("{count}: {}", shown.join(", ")),
+        (false, true) => format!("{count}: {}, …", shown.join(", ")),
     }
 }
 

@@ -4,6 +4,7 @@
 use omnikv_core::{
     client::{ClientOp, ReadMode},
     event::{BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, RequestOutcome},
+    txn::{Guard, TxnOp},
     KVCommand,
 };
 
@@ -48,6 +49,19 @@ fn txn(guards: usize, ops: usize, key: &str) -> String {
     }
 }
 
+/// A compare-and-swap: one guard and one write of the same key.
+fn cas(guard: &Guard, write: &TxnOp) -> String {
+    let expected = match guard {
+        Guard::Value { value, .. } => value.clone(),
+        Guard::Absent { .. } => "absent".into(),
+        Guard::ModIndex { mod_index, .. } => format!("index {mod_index}"),
+    };
+    match write {
+        TxnOp::Put { key, value } => format!("cas {key}={value} if {expected}"),
+        TxnOp::Delete { key } => format!("cas delete {key} if {expected}"),
+    }
+}
+
 pub fn op(o: &ClientOp) -> String {
     match o {
         ClientOp::Put { key, value } => format!("put {key}={value}"),
@@ -60,13 +74,16 @@ pub fn op(o: &ClientOp) -> String {
             read: ReadMode::Local,
         } => format!("get {key} (local)"),
         ClientOp::Delete { key } => format!("delete {key}"),
-        ClientOp::Txn { guards, ops } => {
-            let key = ops
-                .first()
-                .map(|o| o.key())
-                .or(guards.first().map(|g| g.key()));
-            txn(guards.len(), ops.len(), key.unwrap_or(""))
-        }
+        ClientOp::Txn { guards, ops } => match (guards.as_slice(), ops.as_slice()) {
+            ([guard], [write]) if guard.key() == write.key() => cas(guard, write),
+            _ => {
+                let key = ops
+                    .first()
+                    .map(|o| o.key())
+                    .or(guards.first().map(|g| g.key()));
+                txn(guards.len(), ops.len(), key.unwrap_or(""))
+            }
+        },
         ClientOp::Scan { range, .. } => {
             let from = range.prefix.as_deref().or(range.start.as_deref());
             format!("scan {}", from.unwrap_or(""))

@@ -21,6 +21,7 @@ use super::{
     render::{TimelineInfo, View},
     streams::{self, NodeReadiness, Streams},
     trace_io,
+    watch_feed::WatchFeed,
 };
 use crate::{
     api,
@@ -54,6 +55,7 @@ pub struct App {
     pub trace: Option<Timeline>,
     streams: Streams,
     client: ClientForm,
+    watch: WatchFeed,
     pub view: View,
     last_frame_ms: f64,
 }
@@ -79,6 +81,9 @@ impl App {
                         app.notice(n);
                     }
                 });
+            }),
+            watch: WatchFeed::new(|id, ev| {
+                with_app(|app| app.watch.on_socket(id, ev));
             }),
             last_frame_ms: now_ms(),
         }
@@ -121,13 +126,14 @@ impl App {
             Ok(v) => v,
             Err(e) => return self.notice(format!("bad cluster view: {e}")),
         };
-        self.client.set_targets(
-            view.client_targets()
-                .into_iter()
-                .filter(|n| ready(n))
-                .map(|n| n.id)
-                .collect(),
-        );
+        let targets: Vec<NodeId> = (view.client_targets().into_iter())
+            .filter(|n| ready(n))
+            .map(|n| n.id)
+            .collect();
+        let timeline = &self.timeline;
+        self.watch
+            .refresh(&targets, &|id| App::ws_base(timeline, id));
+        self.client.set_targets(targets);
         let nodes: Vec<NodeReadiness> = view
             .nodes
             .iter()
@@ -191,6 +197,7 @@ impl App {
         let timeline = &self.timeline;
         self.client
             .frame(&self.doc, &|id| App::ws_base(timeline, id));
+        self.watch.draw(&self.doc);
         let trace = self.trace.is_some();
         let tl = match self.trace.as_mut() {
             Some(t) => t,
@@ -212,13 +219,17 @@ impl App {
         // while one is shown (the buttons are disabled too; the ring's links cannot be).
         let live_only = matches!(
             action.as_str(),
-            "put" | "get" | "delete" | "node" | "link" | "scenario"
+            "put" | "get" | "delete" | "scan" | "cas" | "watch" | "node" | "link" | "scenario"
         );
         if live_only && self.trace.is_some() {
             return;
         }
         match action.as_str() {
-            op @ ("put" | "get" | "delete") => self.submit(op),
+            op @ ("put" | "get" | "delete" | "scan" | "cas") => self.submit(op),
+            "watch" => {
+                let prefix = el::checked(&target).then(|| el::input_value(&self.doc, "key"));
+                self.watch.set(prefix);
+            }
             "node" => {
                 if let Some(n) = node {
                     self.control(control::node_action(n, &get("data-op")));

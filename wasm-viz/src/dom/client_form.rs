@@ -1,5 +1,5 @@
-//! The client form: put, get and delete from the page, through one node at a time, with the
-//! session and retry rules of [`crate::client::ClientSession`].
+//! The client form: put, get, delete, scan a prefix and compare-and-swap from the page, through
+//! one node at a time, with the session and retry rules of [`crate::client::ClientSession`].
 //!
 //! Socket callbacks only note what happened (`lost`, `next`); a step that may replace the
 //! socket runs from the next animation frame ([`ClientForm::frame`]), because a callback must
@@ -18,7 +18,7 @@ use super::{
     net::{Socket, SocketEvent},
     now_ms,
 };
-use crate::client::{describe_response, op_from_parts, ClientSession, Step};
+use crate::client::{cas_op, describe_response, op_from_parts, ClientSession, Step};
 
 /// How long the page waits for a client reply before treating the outcome as unknown.
 const CLIENT_REPLY_TIMEOUT_MS: f64 = 12_000.0;
@@ -67,12 +67,18 @@ impl ClientForm {
         }
     }
 
-    /// Starts `op` ("put", "get", "delete") with the form's fields.
+    /// Starts `op` ("put", "get", "delete", "scan", "cas") with the form's fields.
     pub fn submit(&mut self, doc: &Document, op: &str, ws: &dyn Fn(NodeId) -> Option<String>) {
         let key = el::input_value(doc, "key");
         let value = el::input_value(doc, "value");
-        let read = el::input_value(doc, "read-mode");
-        let op = match op_from_parts(op, &key, &value, &read) {
+        let op = match op {
+            "cas" => {
+                let kind = el::input_value(doc, "expect-kind");
+                cas_op(&key, Some(value), &kind, &el::input_value(doc, "expect"))
+            }
+            _ => op_from_parts(op, &key, &value, &el::input_value(doc, "read-mode")),
+        };
+        let op = match op {
             Ok(o) => o,
             Err(e) => return show_result(doc, false, &e),
         };

@@ -7,7 +7,8 @@
 //!
 //! Layout: `app` wires everything and is the only module that knows the [`app::App`];
 //! `listeners` (DOM events, frames), `net` (HTTP, sockets), `streams` (node event streams and
-//! dumps), `client_form`, `controls` and `trace_io` each do one job and are handed callbacks;
+//! table heads), `client_form`, `watch_feed`, `controls` and `trace_io` each do one job and are
+//! handed callbacks;
 //! `render` draws, one module per panel; `el` holds the DOM helpers.
 
 mod app;
@@ -19,6 +20,7 @@ mod net;
 mod render;
 mod streams;
 mod trace_io;
+mod watch_feed;
 
 use wasm_bindgen::prelude::*;
 
