@@ -46,11 +46,11 @@ impl BackendKind {
                 "tokio-tungstenite",
             ),
             BackendKind::Etcd => (
-                "gRPC (KV.Put, KV.Range with default linearizable consistency)",
+                "gRPC, default (linearizable) consistency",
                 "etcd-client (tonic)",
             ),
             BackendKind::EtcdGateway => (
-                "HTTP/1.1 JSON gateway (`/v3/kv/put`, `/v3/kv/range`)",
+                "HTTP/1.1 JSON gateway",
                 "ureq, one keep-alive connection per client",
             ),
         }
