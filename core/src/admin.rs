@@ -207,32 +207,35 @@ mod tests {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<AdminResponse>(&json).unwrap(), r);
         }
-        let req: AdminRequest =
-            serde_json::from_str(r#"{"set_link":{"peer":2,"connected":false}}"#).unwrap();
-        assert_eq!(
-            req,
-            AdminRequest::SetLink {
-                peer: 2,
-                connected: false
-            }
-        );
-        let req: AdminRequest = serde_json::from_str(r#"{"dump_page":{"limit":10}}"#).unwrap();
-        assert_eq!(
-            req,
-            AdminRequest::DumpPage {
-                after: None,
-                limit: 10
-            }
-        );
-        let req: AdminRequest =
-            serde_json::from_str(r#"{"dump_head":{"keys":2001,"log_entries":40}}"#).unwrap();
-        assert_eq!(
-            req,
-            AdminRequest::DumpHead {
-                keys: 2001,
-                log_entries: 40
-            }
-        );
+        let requests = [
+            (
+                r#"{"set_link":{"peer":2,"connected":false}}"#,
+                AdminRequest::SetLink {
+                    peer: 2,
+                    connected: false,
+                },
+            ),
+            (
+                r#"{"dump_page":{"limit":10}}"#,
+                AdminRequest::DumpPage {
+                    after: None,
+                    limit: 10,
+                },
+            ),
+            (
+                r#"{"dump_head":{"keys":2001,"log_entries":40}}"#,
+                AdminRequest::DumpHead {
+                    keys: 2001,
+                    log_entries: 40,
+                },
+            ),
+        ];
+        for (json, expected) in requests {
+            assert_eq!(
+                serde_json::from_str::<AdminRequest>(json).unwrap(),
+                expected
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::time::Duration;
 use omnikv_core::admin::{AdminRequest, AdminResponse, NodeHead};
 use omnikv_core::client::ReadMode;
 use omnikv_core::limits::{DUMP_HEAD_BYTES_MAX, DUMP_HEAD_SNAPSHOT_KEYS_MAX, VALUE_BYTES_MAX};
+use omnikv_core::NodeId;
+use omnikv_node::client::Client;
 use omnikv_node::peer_chunks::PEER_CHUNK_BYTES;
 use omnikv_tests::Cluster;
 
@@ -65,9 +67,10 @@ async fn a_lagging_follower_catches_up_from_a_snapshot_of_many_frames() {
     cluster.assert_replicas_identical().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_table_read_by_pages_is_the_table() {
-    let cluster = Cluster::start(3, &[]);
+/// A 3-node cluster holding `k00`..`k29` but `k07`, caught up on every node: its leader and a
+/// client of it.
+async fn cluster_with_29_keys(args: &[&str]) -> (Cluster, NodeId, Client) {
+    let cluster = Cluster::start(3, args);
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
@@ -82,6 +85,12 @@ async fn the_table_read_by_pages_is_the_table() {
     cluster
         .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
         .await;
+    (cluster, leader, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_read_by_pages_is_the_table() {
+    let (cluster, leader, _) = cluster_with_29_keys(&[]).await;
     for id in cluster.ids() {
         let mut paged = BTreeMap::new();
         let (mut after, mut pages) = (None, 0);
@@ -138,21 +147,7 @@ async fn the_table_read_by_pages_is_the_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_head_is_the_state_cut_to_its_bounds() {
     // Snapshots every 8 entries, so the head names a stored snapshot and a log tail after it.
-    let cluster = Cluster::start(3, &["--snapshot-every", "8"]);
-    let leader = cluster
-        .wait_leader(&cluster.ids(), Duration::from_secs(10))
-        .await;
-    let mut client = cluster.client_of(&[leader]);
-    for i in 0..30 {
-        client
-            .put(&format!("k{i:02}"), &i.to_string())
-            .await
-            .unwrap();
-    }
-    client.delete("k07").await.unwrap();
-    cluster
-        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
-        .await;
+    let (cluster, leader, mut client) = cluster_with_29_keys(&["--snapshot-every", "8"]).await;
     let head_of = |keys, log_entries| AdminRequest::DumpHead { keys, log_entries };
     for id in cluster.ids() {
         let dump = cluster.dump(id).await;

@@ -356,17 +356,24 @@ fn event_lines_describe_every_frame() {
     assert!(omnikv_viz::api::decode_event("{\"node\":1}").is_err());
 }
 
+/// Node 3's first status as a new process, already at `applied` (accepted and decided too)
+/// with a snapshot up to `compacted` it never announced.
+fn node3_restarted_at(applied: u64, compacted: u64) -> Record {
+    ev(&serde_json::to_string(
+        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{"status":{
+        "id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
+        "promise":{"n":2,"priority":0,"pid":2},"accepted_idx":applied,"decided_idx":applied,
+        "compacted_idx":compacted,"applied_idx":applied,"peers":[],"data_dir":"/d/3",
+        "started_at_ms":5999,"pid":9}}}),
+    )
+    .unwrap())
+}
+
 #[test]
 fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() {
     let mut r = three_node_cluster_with_one_put();
     // Node 3 comes back as a new process already at index 2 via a snapshot it never announced.
-    r.push(ev(&serde_json::to_string(
-        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{"status":{
-        "id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
-        "promise":{"n":2,"priority":0,"pid":2},"accepted_idx":2,"decided_idx":2,"compacted_idx":2,
-        "applied_idx":2,"peers":[],"data_dir":"/d/3","started_at_ms":5999,"pid":9}}}),
-    )
-    .unwrap()));
+    r.push(node3_restarted_at(2, 2));
     assert!(apply_all(&r).nodes[&3].kv_partial);
     r.push(Record::Dump { at_ms: 6001, dump: serde_json::from_value(serde_json::json!({
         "id":3,"applied_idx":2,"decided_idx":2,"compacted_idx":2,
@@ -381,13 +388,7 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
 #[test]
 fn a_table_head_seeds_the_table_the_log_tail_and_the_snapshot() {
     let mut r = three_node_cluster_with_one_put();
-    r.push(ev(&serde_json::to_string(
-        &serde_json::json!({"node":3,"seq":1,"time_ms":6000,"event":{"status":{
-        "id":3,"role":"follower","leader":2,"ballot":{"n":2,"priority":0,"pid":2},
-        "promise":{"n":2,"priority":0,"pid":2},"accepted_idx":12,"decided_idx":12,"compacted_idx":10,
-        "applied_idx":12,"peers":[],"data_dir":"/d/3","started_at_ms":5999,"pid":9}}}),
-    )
-    .unwrap()));
+    r.push(node3_restarted_at(12, 10));
     assert!(apply_all(&r).nodes[&3].kv_partial);
     // The head of a table much larger than the page keeps: its first key, not all of them.
     r.push(Record::Head {

@@ -625,7 +625,78 @@ pub fn chart(r: &Results) -> String {
             &groups,
         ));
     }
+    if let Some(panel) = footprint_panel(r) {
+        panels.push(panel);
+    }
     document(&panels)
+}
+
+/// `5M puts`, `250k puts`, `900 puts`.
+fn puts_label(puts: u64) -> String {
+    match puts {
+        p if p >= 1_000_000 && p % 100_000 == 0 => format!("{}M puts", p as f64 / 1e6),
+        p if p >= 1_000 && p % 1_000 == 0 => format!("{}k puts", p / 1_000),
+        p => format!("{p} puts"),
+    }
+}
+
+/// The footprint against the puts made so far (the memory phase's samples): per system, the
+/// largest node's resident memory (solid) and data directory (dashed), in MiB. Flat lines are
+/// the goal: the footprint follows the live data, not the history.
+fn footprint_panel(r: &Results) -> Option<Panel> {
+    let mut counts: Vec<u64> = r.memory.iter().map(|m| m.puts).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.is_empty() {
+        return None;
+    }
+    let colour_of = |b: BackendKind| BackendKind::ALL.iter().position(|x| *x == b).unwrap_or(0);
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    let sample =
+        |b: BackendKind, puts: u64| r.memory.iter().find(|m| m.backend == b && m.puts == puts);
+    let series: Vec<Series> = (BackendKind::ALL.into_iter())
+        .filter(|b| r.memory.iter().any(|m| m.backend == *b))
+        .flat_map(|b| {
+            let rss = (counts.iter())
+                .map(|p| {
+                    sample(b, *p)
+                        .and_then(|m| m.rss_kib.iter().max())
+                        .map(|k| *k as f64 / 1024.0)
+                })
+                .collect();
+            let disk = (counts.iter())
+                .map(|p| {
+                    let m = sample(b, *p).filter(|m| !m.disk.is_empty())?;
+                    let total = |d: &crate::bench::results::DiskUse| {
+                        d.wal_bytes + d.sst_bytes + d.other_bytes
+                    };
+                    m.disk.iter().map(total).max().map(mib)
+                })
+                .collect();
+            [
+                Series {
+                    name: format!("{} RSS", b.name()),
+                    colour: colour_of(b),
+                    dashed: false,
+                    points: rss,
+                },
+                Series {
+                    name: format!("{} data dir", b.name()),
+                    colour: colour_of(b),
+                    dashed: true,
+                    points: disk,
+                },
+            ]
+        })
+        .collect();
+    let categories: Vec<String> = counts.iter().map(|p| puts_label(*p)).collect();
+    Some(line_chart(
+        "Footprint against puts made (largest node; RSS solid, data directory dashed)",
+        "MiB",
+        &categories,
+        &series,
+        false,
+    ))
 }
 
 #[cfg(test)]
@@ -790,6 +861,42 @@ mod tests {
         assert!(markdown(&Results::default(), "c.svg", "")
             .find("## Memory")
             .is_none());
+    }
+
+    #[test]
+    fn the_chart_draws_the_footprint_when_it_was_measured() {
+        assert!(!chart(&Results::default()).contains("Footprint"));
+        let sample = |puts, rss_kib: Vec<u64>, dir_mib: u64| MemoryResult {
+            backend: BackendKind::Omnikv,
+            puts,
+            rss_kib,
+            disk: vec![crate::bench::results::DiskUse {
+                wal_bytes: dir_mib << 20,
+                sst_bytes: 0,
+                other_bytes: 0,
+            }],
+            restart_to_serving_ms: None,
+            command: "omnikv bench memory".into(),
+        };
+        let r = Results {
+            memory: vec![
+                sample(5_000_000, vec![130 << 10, 120 << 10], 180),
+                sample(1_000_000, vec![125 << 10, 100 << 10], 140),
+            ],
+            ..Results::default()
+        };
+        let panel = footprint_panel(&r).expect("a footprint panel");
+        let svg = document(&[panel]);
+        for words in [
+            "Footprint",
+            "1M puts",
+            "5M puts",
+            "OmniKV RSS",
+            "OmniKV data dir",
+        ] {
+            assert!(svg.contains(words), "{words} missing from {svg}");
+        }
+        assert!(chart(&r).contains("Footprint"));
     }
 
     #[test]
