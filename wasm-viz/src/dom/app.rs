@@ -234,6 +234,7 @@ impl App {
                 | "deliver"
                 | "deliver-all"
                 | "drop-held"
+                | "release-held"
         );
         if live_only && self.trace.is_some() {
             return;
@@ -258,7 +259,7 @@ impl App {
             "scenario" => self.control(control::scenario(&get("data-scenario"))),
             "step-mode" => self.step_mode(el::checked(&target), false),
             "step-walk" => self.step_mode(true, true),
-            "deliver" | "deliver-all" | "drop-held" => {
+            "deliver" | "deliver-all" | "drop-held" | "release-held" => {
                 let end = |name: &str| get(name).parse::<NodeId>().unwrap_or(0);
                 self.held_action(&action, end("data-a"), end("data-b"));
             }
@@ -380,6 +381,10 @@ impl App {
         let (req, line) = match action {
             "deliver" => (control::deliver(a, b, 1), stepping::delivered(model, a, b)),
             "drop-held" => (control::drop_held(a, b), stepping::dropped(model, a, b)),
+            "release-held" => (
+                control::hold_link(a, b, false),
+                format!("released link {a}-{b}: what waited is delivered, in order"),
+            ),
             _ => (
                 control::deliver(a, b, u32::MAX),
                 format!("delivered everything {a}->{b} held"),

@@ -1,5 +1,6 @@
 //! The held messages panel: one row per held direction of a link with messages waiting, and
-//! the buttons that deliver the next one (named after it), all of them, or drop the first.
+//! the buttons that deliver the next one (named after it), all of them, drop the first, or
+//! release the link (both directions deliver what waits and stop holding).
 
 use omnikv_core::NodeId;
 use web_sys::Document;
@@ -31,6 +32,7 @@ fn make_row(doc: &Document) -> web_sys::Element {
         ("deliver", ""),
         ("deliver-all", "All"),
         ("drop-held", "Drop"),
+        ("release-held", "Release"),
     ] {
         let b = el::html(doc, "button", action);
         attr(&b, "type", "button");
@@ -98,6 +100,13 @@ pub fn draw(doc: &Document, model: &ClusterModel, selected: Option<(NodeId, Node
                 }
                 "drop-held" => {
                     attr(&c, "aria-label", &format!("Drop next {}->{}", d.from, d.to));
+                }
+                "release-held" => {
+                    attr(
+                        &c,
+                        "aria-label",
+                        &format!("Release link {}-{}", d.from, d.to),
+                    );
                 }
                 _ => {}
             }
