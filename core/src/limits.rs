@@ -30,6 +30,8 @@ pub const DUMP_HEAD_KEYS_MAX: u32 = 2_001;
 pub const DUMP_HEAD_BYTES_MAX: usize = 2 << 20;
 /// Decided entries at the end of a dump head.
 pub const DUMP_HEAD_LOG_MAX: u32 = 256;
+/// Bytes of keys and values of a dump head's decided entries (it holds one entry at least).
+pub const DUMP_HEAD_LOG_BYTES_MAX: usize = 1 << 20;
 /// Keys of the stored snapshot named in a dump head.
 pub const DUMP_HEAD_SNAPSHOT_KEYS_MAX: usize = EVENT_SNAPSHOT_KEYS_MAX;
 /// Messages a node holds on one link before it gives up holding and cuts the link.

@@ -66,6 +66,9 @@ pub struct LinkState {
     pub connected: AtomicBool,
     /// Bytes of the messages queued for the peer and not yet written.
     pub queued_bytes: AtomicUsize,
+    /// A message carrying a snapshot is queued or being encoded: one at a time per link, since
+    /// each holds a copy of the table until it is written.
+    pub snapshot_queued: AtomicBool,
 }
 
 /// One message on a link's send queue.
@@ -204,19 +207,34 @@ impl Transport {
     /// As [`Transport::send`] for a message costly to encode (one carrying a snapshot): it is
     /// encoded on the blocking pool, behind whatever is queued before it and ahead of whatever
     /// is queued after. A held link holds it encoded, as any other message.
+    ///
+    /// One such message per link at a time: each holds a copy of the table until written, so a
+    /// second one while the first waits is lost (and the stream ends, as for any lost message;
+    /// the follower asks again and is answered once the first has gone).
     pub fn send_encoded_later(&mut self, to: NodeId, frame: PeerFrame, info: MessageInfo) -> bool {
         let Some(link) = self.links.get(&to) else {
             return false;
         };
-        if link.held.is_some() || !link.state.enabled.load(Ordering::Acquire) {
-            return self.send(to, encode(&frame), Some(info));
-        }
-        let (done, encoding) = oneshot::channel();
-        if link.tx.try_send(Outbound::Encoding(encoding)).is_err() {
+        if !link.state.enabled.load(Ordering::Acquire) {
             self.dropped += 1;
             return false;
         }
+        if link.held.is_some() {
+            return self.send(to, encode(&frame), Some(info));
+        }
         let state = link.state.clone();
+        if state.snapshot_queued.swap(true, Ordering::AcqRel) {
+            state.break_stream.notify_one();
+            self.dropped += 1;
+            return false;
+        }
+        let (done, encoding) = oneshot::channel();
+        if link.tx.try_send(Outbound::Encoding(encoding)).is_err() {
+            state.snapshot_queued.store(false, Ordering::Release);
+            state.break_stream.notify_one();
+            self.dropped += 1;
+            return false;
+        }
         tokio::task::spawn_blocking(move || {
             let bytes = encode(&frame);
             state.queued_bytes.fetch_add(bytes.len(), Ordering::AcqRel);
@@ -361,25 +379,47 @@ pub fn encode(frame: &PeerFrame) -> Bytes {
     Bytes::from(serde_json::to_vec(frame).expect("peer frames serialise"))
 }
 
-/// Puts a message on the link's send queue, within its count and byte bounds.
+/// Puts a message on the link's send queue, within its count and byte bounds. A message that
+/// does not fit is lost, and a lost message ends the link's stream: the one way a link loses
+/// messages, which OmniPaxos recovers from (`reconnected`) and the replica hears of.
 fn enqueue(link: &Link, message: Bytes) -> bool {
     let len = message.len();
     let queued = link.state.queued_bytes.load(Ordering::Acquire);
     if queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX
         || link.tx.try_send(Outbound::Encoded(message)).is_err()
     {
+        link.state.break_stream.notify_one();
         return false;
     }
     link.state.queued_bytes.fetch_add(len, Ordering::AcqRel);
     true
 }
 
-/// The bytes of a queued message, waiting for its encoding if need be; `None` if the encoding
-/// was lost (its task panicked), which the link treats as a lost message.
-async fn ready(message: Outbound) -> Option<Bytes> {
+/// The bytes of a queued message, waiting for its encoding if need be (what is already
+/// buffered for the stream is flushed first, so that it does not wait on the encoding); `None`
+/// if the stream broke or the encoding was lost (its task panicked), which the link treats as a
+/// lost message.
+async fn ready(
+    out: &mut peer_auth::PeerStream,
+    state: &LinkState,
+    message: Outbound,
+) -> Option<Bytes> {
     match message {
         Outbound::Encoded(bytes) => Some(bytes),
-        Outbound::Encoding(encoding) => encoding.await.ok(),
+        Outbound::Encoding(encoding) => {
+            let flushed = SinkExt::<Bytes>::flush(out).await.is_ok();
+            let bytes = encoding.await.ok();
+            state.snapshot_queued.store(false, Ordering::Release);
+            match (flushed, bytes) {
+                (true, bytes) => bytes,
+                (false, Some(lost)) => {
+                    // Counted as queued by its encoder, and never to be written.
+                    state.queued_bytes.fetch_sub(lost.len(), Ordering::AcqRel);
+                    None
+                }
+                (false, None) => None,
+            }
+        }
     }
 }
 
@@ -465,7 +505,7 @@ async fn dial(
 /// Writes one message's frames to the stream's buffer; false if the stream broke or the
 /// message was lost (the stream then ends, the one way a message is lost on a link).
 async fn feed(out: &mut peer_auth::PeerStream, state: &LinkState, message: Outbound) -> bool {
-    let Some(message) = ready(message).await else {
+    let Some(message) = ready(out, state, message).await else {
         return false;
     };
     state

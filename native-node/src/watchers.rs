@@ -56,6 +56,9 @@ pub async fn serve(ws: Ws, feed: ChangeFeed, shutdown: CancellationToken) -> any
     };
     let mut cursor = request.from_index.unwrap_or_else(|| feed.end());
     let mut last_sent = Instant::now();
+    // The first frame goes at once, changes or not: it tells the watcher the index it is
+    // served from, so a watcher that must reconnect before any change resumes without a gap.
+    let mut first = true;
     let mut heard_at = Instant::now();
     let mut ping = ping_ticker();
     loop {
@@ -71,7 +74,7 @@ pub async fn serve(ws: Ws, feed: ChangeFeed, shutdown: CancellationToken) -> any
             }
             Read::Changes { changes, up_to } => {
                 cursor = up_to;
-                let progress = last_sent.elapsed() >= PROGRESS_EVERY;
+                let progress = std::mem::take(&mut first) || last_sent.elapsed() >= PROGRESS_EVERY;
                 (!changes.is_empty() || progress).then_some(WatchFrame::Changes { changes, up_to })
             }
         };

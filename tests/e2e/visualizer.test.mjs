@@ -346,8 +346,6 @@ test('step through a write message by message, then recover from a dropped messa
   await deliverAll(leader, f);
   await deliverAll(f, leader);
   await until('the second put answered', async () => (await page.textContent('#result')).startsWith('ok'), 15000);
-  assert.notEqual(await page.getAttribute(`table[data-kv-node="${g}"] tr[data-key="dropped"]`, 'data-value', { timeout: 200 }).catch(() => null),
-    'recovered', `node ${g} lost the message that carried the write`);
 
   await page.getByLabel('Step mode', { exact: true }).uncheck();
   await until('no link held', async () => (await demo.cluster()).links.every((l) => l.held.length === 0), 15000);

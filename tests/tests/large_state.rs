@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use omnikv_core::admin::{AdminRequest, AdminResponse, NodeHead};
 use omnikv_core::client::ReadMode;
-use omnikv_core::limits::{DUMP_HEAD_BYTES_MAX, DUMP_HEAD_SNAPSHOT_KEYS_MAX, VALUE_BYTES_MAX};
+use omnikv_core::limits::{
+    DUMP_HEAD_BYTES_MAX, DUMP_HEAD_LOG_BYTES_MAX, DUMP_HEAD_SNAPSHOT_KEYS_MAX, VALUE_BYTES_MAX,
+};
 use omnikv_core::NodeId;
 use omnikv_node::client::Client;
 use omnikv_node::peer_chunks::PEER_CHUNK_BYTES;
@@ -173,14 +175,26 @@ async fn a_table_head_is_the_state_cut_to_its_bounds() {
     for i in 0..12 {
         client.put(&format!("big{i:02}"), &big).await.unwrap();
     }
-    let Some(AdminResponse::DumpHead(head)) = cluster.admin(leader, head_of(2001, 0)).await else {
+    // And so is its log tail: the 12 large entries are more than it carries.
+    let Some(AdminResponse::DumpHead(head)) = cluster.admin(leader, head_of(2001, 256)).await
+    else {
         panic!("no head");
     };
     let bytes: usize = head.kv.iter().map(|(k, v)| k.len() + v.value.len()).sum();
     assert!(!head.kv_complete);
     assert!(bytes <= DUMP_HEAD_BYTES_MAX, "{bytes} bytes");
     assert!(head.kv.len() >= 2, "{} keys", head.kv.len());
-    assert!(head.decided_tail.is_empty());
+    let tail_bytes: usize = head.decided_tail.iter().map(|c| c.payload_bytes()).sum();
+    assert!(
+        (1..12).contains(&head.decided_tail.len()) && tail_bytes <= DUMP_HEAD_LOG_BYTES_MAX,
+        "{} entries, {tail_bytes} bytes",
+        head.decided_tail.len()
+    );
+    assert_eq!(
+        head.tail_from_idx + head.decided_tail.len() as u64,
+        head.decided_idx,
+        "the tail ends at the decided index"
+    );
 }
 
 /// What a leader logs each time it builds a complete snapshot for a follower.

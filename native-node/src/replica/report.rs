@@ -5,12 +5,12 @@ use omnikv_core::{
     admin::{AdminRequest, AdminResponse, NodeDump, NodeHead},
     event::{event_takes_another, BallotView, NodeEvent, NodeStatus, Role},
     limits::{
-        DUMP_HEAD_BYTES_MAX, DUMP_HEAD_KEYS_MAX, DUMP_HEAD_LOG_MAX, DUMP_HEAD_SNAPSHOT_KEYS_MAX,
-        DUMP_KEYS_MAX, EVENT_COMMANDS_MAX,
+        DUMP_HEAD_BYTES_MAX, DUMP_HEAD_KEYS_MAX, DUMP_HEAD_LOG_BYTES_MAX, DUMP_HEAD_LOG_MAX,
+        DUMP_HEAD_SNAPSHOT_KEYS_MAX, DUMP_KEYS_MAX, EVENT_COMMANDS_MAX,
     },
     scan::ScanRange,
     session::Versioned,
-    NodeId,
+    KVCommand, NodeId,
 };
 use omnipaxos::util::LogEntry;
 use std::collections::BTreeMap;
@@ -121,27 +121,15 @@ impl<P: Platform> Replica<P> {
 
     /// The head of this replica's state: bounded work on the event loop whatever the table
     /// holds (at most `keys` keys read, the sessions the session rule bounds, a summary of the
-    /// stored snapshot kept in memory, and `log_entries` entries read from the log).
+    /// stored snapshot kept in memory, and at most `log_entries` entries and about 1 MiB read
+    /// from the log).
     pub fn head(&self, keys: u32, log_entries: u32) -> Result<NodeHead, ReplicaError> {
         let keys = keys.clamp(1, DUMP_HEAD_KEYS_MAX) as usize;
         let log_entries = log_entries.min(DUMP_HEAD_LOG_MAX) as usize;
         let (kv, kv_complete) = self.first_keys(keys, DUMP_HEAD_BYTES_MAX)?;
         let compacted_idx = self.omni.get_compacted_idx();
         let decided_idx = self.omni.get_decided_idx();
-        let tail_from_idx = decided_idx.saturating_sub(log_entries).max(compacted_idx);
-        // An empty range would be read as the compacted entry: a copy of the whole snapshot.
-        let tail = match tail_from_idx < decided_idx {
-            true => self.omni.read_entries(tail_from_idx..decided_idx),
-            false => None,
-        };
-        let decided_tail = tail
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|entry| match entry {
-                LogEntry::Decided(cmd) => Some(cmd),
-                _ => None,
-            })
-            .collect();
+        let (tail_from_idx, decided_tail) = self.decided_tail(log_entries);
         let summary = self.snapshot_summary.as_ref().filter(|_| compacted_idx > 0);
         Ok(NodeHead {
             id: self.config.id,
@@ -161,9 +149,37 @@ impl<P: Platform> Replica<P> {
                         .collect()
                 })
                 .unwrap_or_default(),
-            tail_from_idx: tail_from_idx as u64,
+            tail_from_idx,
             decided_tail,
         })
+    }
+
+    /// The last decided entries, at most `entries_max` of them and about
+    /// [`DUMP_HEAD_LOG_BYTES_MAX`] bytes of keys and values (one entry at least), newest last,
+    /// with the index of the first. Read one at a time from the newest, so the work is that of
+    /// the entries returned.
+    fn decided_tail(&self, entries_max: usize) -> (u64, Vec<KVCommand>) {
+        let compacted_idx = self.omni.get_compacted_idx();
+        let decided_idx = self.omni.get_decided_idx();
+        let mut tail = Vec::new();
+        let mut bytes = 0;
+        let mut from_idx = decided_idx;
+        while from_idx > compacted_idx && tail.len() < entries_max {
+            // A range reaching into the compacted prefix would be read as the compacted entry:
+            // a copy of the whole snapshot. This one never does.
+            let entry = self.omni.read_entries(from_idx - 1..from_idx);
+            let Some(LogEntry::Decided(cmd)) = entry.and_then(|mut e| e.pop()) else {
+                break;
+            };
+            bytes += cmd.payload_bytes();
+            if !tail.is_empty() && bytes > DUMP_HEAD_LOG_BYTES_MAX {
+                break;
+            }
+            tail.push(cmd);
+            from_idx -= 1;
+        }
+        tail.reverse();
+        (from_idx as u64, tail)
     }
 
     /// The table's first keys, stopping before `keys_max` keys or `bytes_max` bytes of keys and

@@ -27,6 +27,7 @@ use super::{
 use crate::{
     api,
     control::{self, ControlRequest},
+    model::NodeState,
     reducer::Record,
     timeline::{self, Timeline, RECORDS_CAP},
 };
@@ -352,7 +353,14 @@ impl App {
     /// Holds (or releases) every link; with `walk`, then puts a value to step through.
     fn step_mode(&mut self, on: bool, walk: bool) {
         el::set_input(&self.doc, "step-mode", "", Some(on));
-        let ids: Vec<NodeId> = self.timeline.live_model().nodes.keys().copied().collect();
+        // A node that is down holds nothing (a restarted node sends freely again).
+        let running = |n: &&crate::model::NodeModel| {
+            matches!(n.state(), NodeState::Up | NodeState::Recovering)
+        };
+        let ids: Vec<NodeId> = (self.timeline.live_model().nodes.values())
+            .filter(running)
+            .map(|n| n.id)
+            .collect();
         let explain = if on {
             stepping::started(walk)
         } else {

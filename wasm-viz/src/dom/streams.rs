@@ -18,9 +18,9 @@ use crate::{
     reducer::Record,
 };
 
-/// Largest dump head accepted: its keys are bounded by the node (2 MiB), its sessions by the
-/// session rule.
-const DUMP_BYTES_MAX: usize = 16 << 20;
+/// Largest dump head accepted: its keys (2 MiB) and log tail (1 MiB) are bounded by the node,
+/// its sessions by the session rule, and JSON may escape a byte into six.
+const DUMP_BYTES_MAX: usize = 32 << 20;
 /// A node's table is re-fetched at most this often while it is incomplete.
 const DUMP_RETRY_MS: f64 = 10_000.0;
 

@@ -26,6 +26,8 @@ pub struct WatchFeed {
     /// The prefix watched; `None`: the toggle is off.
     prefix: Option<String>,
     sock: Option<(NodeId, Socket)>,
+    /// The node whose stream has answered the current request (it then serves from `up_to`).
+    serving: Option<NodeId>,
     /// Every change below this index has been shown: where a reconnection resumes.
     up_to: Option<u64>,
     /// Oldest first (a vector, not a deque: one collection type fewer in the wasm).
@@ -43,6 +45,7 @@ impl WatchFeed {
         WatchFeed {
             prefix: None,
             sock: None,
+            serving: None,
             up_to: None,
             lines: Vec::new(),
             status: String::new(),
@@ -106,11 +109,7 @@ impl WatchFeed {
                 if let Ok(frame) = serde_json::to_string(&request) {
                     let _ = sock.ws.send_with_str(&frame);
                 }
-                let from = self
-                    .up_to
-                    .map(|i| format!(" from index {i}"))
-                    .unwrap_or_default();
-                self.set_status(format!("watching through node {node}{from}"));
+                self.serving = None;
             }
             SocketEvent::Frame(frame) => self.on_frame(node, &frame),
             // Reopened to another node by the next refresh, from `up_to`.
@@ -124,6 +123,11 @@ impl WatchFeed {
     fn on_frame(&mut self, node: NodeId, frame: &str) {
         match decode_json::<WatchFrame>(frame.as_bytes(), 2 * WATCH_FRAME_BYTES_MAX) {
             Ok(WatchFrame::Changes { changes, up_to }) => {
+                // A node answers at once with where it serves from: nothing is missed after.
+                if self.serving != Some(node) {
+                    self.serving = Some(node);
+                    self.set_status(format!("watching through node {node} from index {up_to}"));
+                }
                 for c in changes {
                     let line = match &c.value {
                         Some(v) => format!("{} put {}={v}", c.index, c.key),

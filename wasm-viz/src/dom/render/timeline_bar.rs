@@ -13,7 +13,13 @@ use crate::{
 
 /// What acts on the live cluster, disabled while an imported trace is shown: fieldsets, which
 /// disable every control inside them, and controls outside any.
-const LIVE_ONLY_CONTROLS: [&str; 4] = ["client-fields", "scenario-fields", "cards", "step-mode"];
+const LIVE_ONLY_CONTROLS: [&str; 5] = [
+    "client-fields",
+    "scenario-fields",
+    "cards",
+    "step-mode",
+    "step-walk",
+];
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
