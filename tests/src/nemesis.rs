@@ -26,11 +26,11 @@ use tokio::time::Instant;
 pub use faults::Overlaps;
 pub use ledger::{LedgerAnomaly, LedgerCoverage};
 
-use crate::linearizability::{self, Op, Operation};
 use crate::pipeline::PipelineReport;
 use crate::Cluster;
 use faults::Faults;
 use ledger::LogArchive;
+use omnikv_core::linearizability::{self, Op, Operation};
 use workload::{Record, Sequential, Shared};
 
 #[derive(Clone, Debug)]
@@ -300,8 +300,8 @@ async fn check(
             client: 999,
             key,
             op: Op::Get(v),
-            call,
-            ret: Some(ret),
+            call_us: call,
+            ret_us: Some(ret),
         });
     }
     cluster
