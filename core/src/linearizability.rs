@@ -96,7 +96,7 @@ pub fn illegal_fragment(ops: &[Operation]) -> Option<Vec<usize>> {
         return None;
     }
     let mut kept: Vec<usize> = (0..ops.len()).collect();
-    kept.sort_by_key(|&i| ops[i].call_us);
+    kept.sort_unstable_by_key(|&i| (ops[i].call_us, i));
     // Latest first: what follows a violation is what usually falls away.
     for at in (0..kept.len()).rev() {
         let candidate = kept[at];
@@ -165,7 +165,8 @@ pub fn check_register(ops: &[Operation]) -> bool {
         events.push((o.call_us, 0, i));
         events.push((o.ret_us.unwrap_or(u64::MAX), 1, i));
     }
-    events.sort();
+    // Unstable is exact here (every event is distinct) and keeps a second sort's code out of the wasm.
+    events.sort_unstable();
     // Entry 0 is a sentinel head.
     let mut entries: Vec<Entry> = vec![Entry {
         kind: Kind::Call,

@@ -51,15 +51,19 @@ impl History {
         }
         history.faults = faults.finish();
         for key in &mut history.keys {
-            key.ops.sort_by_key(|o| o.call_us);
             key.fragment = check_key(&key.ops);
         }
         history
     }
 
+    /// Adds an operation in invocation order (records come in completion order). Inserting
+    /// keeps a sort's code out of the wasm.
     fn add(&mut self, operation: Operation) {
         match self.keys.iter_mut().find(|k| k.key == operation.key) {
-            Some(k) => k.ops.push(operation),
+            Some(k) => {
+                let at = (k.ops).partition_point(|o| o.call_us <= operation.call_us);
+                k.ops.insert(at, operation);
+            }
             None => self.keys.push(KeyHistory {
                 key: operation.key.clone(),
                 ops: vec![operation],
@@ -75,6 +79,28 @@ impl History {
 
     pub fn operations(&self) -> usize {
         self.keys.iter().map(|k| k.ops.len()).sum()
+    }
+}
+
+/// A bar's short text: what the operation did and what it answered.
+pub fn label(op: &Op) -> String {
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "absent".into());
+    match op {
+        Op::Put(v) => format!("put {v}"),
+        Op::Delete => "delete".into(),
+        Op::Get(seen) => format!("get → {}", shown(seen)),
+        Op::Cas {
+            expect,
+            new,
+            succeeded,
+        } => {
+            let answer = match succeeded {
+                Some(true) => " ✓",
+                Some(false) => " ✗",
+                None => " ?",
+            };
+            format!("cas {} → {}{answer}", shown(expect), shown(new))
+        }
     }
 }
 
@@ -215,13 +241,20 @@ impl FaultTracker {
         self.open = open;
         for mut b in ended {
             b.to_ms = Some(at_ms);
-            self.closed.push(b);
+            self.keep(b);
         }
     }
 
+    /// Keeps a band in order of its start.
+    fn keep(&mut self, band: FaultBand) {
+        let at = (self.closed).partition_point(|b| b.from_ms <= band.from_ms);
+        self.closed.insert(at, band);
+    }
+
     fn finish(mut self) -> Vec<FaultBand> {
-        self.closed.append(&mut self.open);
-        self.closed.sort_by_key(|b| b.from_ms);
+        for band in std::mem::take(&mut self.open) {
+            self.keep(band);
+        }
         self.closed
     }
 }
