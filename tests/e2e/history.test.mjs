@@ -2,13 +2,14 @@
 // are checked for linearizability in the page. An ordinary run is linearizable; a local read
 // through a follower whose links are cut, after a newer value was written through the leader,
 // is a stale read: the panel says "not linearizable" and highlights the fragment (the two writes
-// and the read), with the cut drawn as bands on the same axis.
+// and the read), with the cut drawn as bands on the same axis. An exported trace carries the
+// history: imported, it shows the same verdict.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchBrowser, collectProblems } from './browser.mjs';
-import { startDemo, until, repoRoot } from './demo.mjs';
+import { startDemo, until, sleep, repoRoot } from './demo.mjs';
 
 const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
 let demo, browser, page;
@@ -73,6 +74,12 @@ test('an ordinary run is linearizable', async () => {
   assert.match(await verdict.textContent(), /^linearizable: 4 operations on 1 keys/);
   assert.equal(await page.locator('#history-plot .op[data-key="plain"]').count(), 4);
   assert.equal(await page.locator('#history-plot .op[data-illegal="true"]').count(), 0);
+  // The drawer opens over the page: the one-screen layout still scrolls nothing.
+  const fits = await page.evaluate(() => {
+    const r = document.getElementById('history').getBoundingClientRect();
+    return document.scrollingElement.scrollHeight <= innerHeight && r.top >= 0 && r.bottom <= innerHeight;
+  });
+  assert.ok(fits, 'the History drawer fits the screen without scrolling');
   await page.screenshot({ path: join(artifacts, 'history-linearizable.png') });
   await closeHistory();
 });
@@ -105,5 +112,26 @@ test('a stale local read through a cut follower is marked not linearizable', asy
   } finally {
     for (const other of others) await setLink(follower, other, true);
   }
+  assert.deepEqual(problems, []);
+});
+
+test('an exported trace carries the history: imported, it shows the same verdict', async () => {
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export trace', exact: true }).click(),
+  ]);
+  const file = join(artifacts, 'history-trace.json');
+  await download.saveAs(file);
+  await closeHistory();
+  await page.setInputFiles('#import', file);
+  await until('trace shown', async () => / trace$/.test(await page.textContent('#timeline-info')));
+  await sleep(300);
+  await openHistory();
+  const verdict = page.locator('#history-verdict');
+  await until('a verdict', async () => (await verdict.getAttribute('data-verdict')) === 'not-linearizable');
+  assert.match(await verdict.textContent(), /key stale .*put old, put new, get → old/);
+  assert.equal(await page.locator('#history-plot .op[data-illegal="true"]').count(), 3);
+  assert.ok(await page.locator('#history-plot rect.fault[data-fault$=" cut"]').count() >= 2);
+  await page.getByRole('button', { name: 'Live', exact: true }).click();
   assert.deepEqual(problems, []);
 });

@@ -80,6 +80,40 @@ impl History {
     pub fn operations(&self) -> usize {
         self.keys.iter().map(|k| k.ops.len()).sum()
     }
+
+    /// The span of time worth drawing, in microseconds (inclusive): the first illegal
+    /// fragment's, or that of the latest `ops_max` invocations; `None` for everything. A run
+    /// of thousands of operations drawn whole is neither readable nor quick to draw.
+    pub fn focus(&self, ops_max: usize) -> Option<(u64, u64)> {
+        let all = || self.keys.iter().flat_map(|k| k.ops.iter());
+        if let Some(k) = self.violation() {
+            let fragment = k.fragment.as_deref().unwrap_or_default();
+            let ops = || fragment.iter().map(|&i| &k.ops[i]);
+            let from = ops().map(|o| o.call_us).min()?;
+            let to = ops().map(|o| o.ret_us.unwrap_or(o.call_us)).max()?;
+            return Some((from, to));
+        }
+        if self.operations() <= ops_max {
+            return None;
+        }
+        // The latest start that still leaves `ops_max` invocations at or after it, by
+        // bisection over time (no sort of every operation).
+        let (mut early, mut late) = (0u64, all().map(|o| o.call_us).max()?);
+        while early < late {
+            let mid = early + (late - early).div_ceil(2);
+            if all().filter(|o| o.call_us >= mid).count() >= ops_max {
+                early = mid;
+            } else {
+                late = mid - 1;
+            }
+        }
+        Some((early, u64::MAX))
+    }
+}
+
+/// Whether an operation overlaps the span `(from, to)` in microseconds.
+pub fn overlaps(o: &Operation, (from, to): (u64, u64)) -> bool {
+    o.call_us <= to && o.ret_us.is_none_or(|r| r >= from)
 }
 
 /// A bar's short text: what the operation did and what it answered.
@@ -380,6 +414,8 @@ mod tests {
         ];
         let h = History::of(&records);
         assert_eq!(h.operations(), 4);
+        // Drawn: the span of the fragment, from the first write's call to the read's return.
+        assert_eq!(h.focus(100), Some((10_000, 61_000)));
         let bad = h.violation().expect("the stale read is found");
         assert_eq!(bad.key, "k");
         assert_eq!(bad.fragment, Some(vec![0, 1, 2]));
@@ -422,6 +458,8 @@ mod tests {
         ];
         let h = History::of(&records);
         assert_eq!(h.violation(), None);
+        assert_eq!(h.focus(3), None);
+        assert_eq!(h.focus(2), Some((3_000, u64::MAX)));
         let faults: Vec<_> = h
             .faults
             .iter()

@@ -15,12 +15,14 @@ use web_sys::{Document, Element};
 use super::{f, set_flag};
 use crate::{
     dom::el::{self, attr, text},
-    history::{self, History, KeyHistory},
+    history::{self, FaultBand, History, KeyHistory},
     timeline::Timeline,
 };
 
 /// Keys drawn at most: a failing one first, then the most recently used.
 const KEYS_SHOWN: usize = 8;
+/// Operations drawn at most when the history is linearizable (the latest).
+const OPS_SHOWN: usize = 60;
 /// Plot area in the SVG's units; key names left of `PLOT_X0`.
 const WIDTH: f64 = 1200.0;
 const PLOT_X0: f64 = 90.0;
@@ -51,16 +53,13 @@ impl HistoryPanel {
         self.drawn = shown;
         let history = History::of(timeline.records());
         draw_verdict(doc, &history);
+        let focus = history.focus(OPS_SHOWN).unwrap_or((0, u64::MAX));
+        let shown = match el::by_id(doc, "history-plot") {
+            Some(svg) => draw_plot(doc, &svg, &history, focus),
+            None => 0,
+        };
         if let Some(p) = el::by_id(doc, "history-faults") {
-            let names: Vec<&str> = history.faults.iter().map(|b| b.what.as_str()).collect();
-            let line = match names.is_empty() {
-                true => String::new(),
-                false => format!("Faults (shaded): {}", names.join(", ")),
-            };
-            text(&p, &line);
-        }
-        if let Some(svg) = el::by_id(doc, "history-plot") {
-            draw_plot(doc, &svg, &history);
+            text(&p, &legend(&history, focus, shown));
         }
     }
 
@@ -68,6 +67,31 @@ impl HistoryPanel {
     pub fn invalidate(&mut self) {
         self.drawn = None;
     }
+}
+
+/// What the plot leaves out, and the faults it shades.
+fn legend(history: &History, focus: (u64, u64), shown: usize) -> String {
+    let mut line = String::new();
+    let all = history.operations();
+    if shown < all {
+        let around = match history.violation() {
+            Some(_) => "the illegal fragment's span",
+            None => "the latest",
+        };
+        line = format!("Shown: {shown} of {all} operations, {around}. ");
+    }
+    let names: Vec<&str> = (history.faults.iter())
+        .filter(|b| band_overlaps(b, focus))
+        .map(|b| b.what.as_str())
+        .collect();
+    if !names.is_empty() {
+        line += &format!("Faults (shaded): {}", names.join(", "));
+    }
+    line
+}
+
+fn band_overlaps(b: &FaultBand, (from, to): (u64, u64)) -> bool {
+    b.from_ms * 1000 <= to && b.to_ms.is_none_or(|ms| ms * 1000 >= from)
 }
 
 fn draw_verdict(doc: &Document, history: &History) {
@@ -89,8 +113,13 @@ fn draw_verdict(doc: &Document, history: &History) {
             let ops: Vec<String> = (fragment.iter())
                 .map(|&i| history::label(&k.ops[i].op))
                 .collect();
+            let failing = history.keys.iter().filter(|k| k.fragment.is_some()).count();
+            let more = match failing {
+                1 => String::new(),
+                n => format!(" (and {} more keys)", n - 1),
+            };
             let line = format!(
-                "not linearizable: key {} — smallest illegal fragment (highlighted): {}",
+                "not linearizable: key {}{more} — smallest illegal fragment (highlighted): {}",
                 k.key,
                 ops.join(", ")
             );
@@ -101,28 +130,47 @@ fn draw_verdict(doc: &Document, history: &History) {
     text(&p, &line);
 }
 
-/// The keys drawn: the failing ones first, then the latest used, at most [`KEYS_SHOWN`].
-fn shown_keys(history: &History) -> Vec<&KeyHistory> {
+/// One key as drawn: the indices of its operations in the focus.
+struct Lane<'a> {
+    key: &'a KeyHistory,
+    shown: Vec<usize>,
+}
+
+/// The keys drawn: those with operations in the focus, the key the verdict names first, then
+/// the other failing ones, then the latest used, at most [`KEYS_SHOWN`].
+fn lanes(history: &History, focus: (u64, u64)) -> Vec<Lane<'_>> {
+    let named = history.violation().map(|k| k.key.as_str());
     // Placed by insertion: a sort would add its code to the wasm for a handful of keys.
     let rank = |k: &KeyHistory| {
         let latest = k.ops.last().map_or(0, |o| o.call_us);
-        (k.fragment.is_none(), u64::MAX - latest)
+        (
+            Some(k.key.as_str()) != named,
+            k.fragment.is_none(),
+            u64::MAX - latest,
+        )
     };
-    let mut keys: Vec<&KeyHistory> = Vec::new();
-    for k in &history.keys {
-        let at = keys.partition_point(|o| rank(o) <= rank(k));
-        keys.insert(at, k);
+    let mut lanes: Vec<Lane> = Vec::new();
+    for key in &history.keys {
+        let shown: Vec<usize> = (0..key.ops.len())
+            .filter(|&i| history::overlaps(&key.ops[i], focus))
+            .collect();
+        if shown.is_empty() {
+            continue;
+        }
+        let at = lanes.partition_point(|l| rank(l.key) <= rank(key));
+        lanes.insert(at, Lane { key, shown });
     }
-    keys.truncate(KEYS_SHOWN);
-    keys
+    lanes.truncate(KEYS_SHOWN);
+    lanes
 }
 
-/// Rows of one key: each operation on the first row free at its invocation, so overlapping
+/// Rows of one lane: each operation on the first row free at its invocation, so overlapping
 /// operations stack instead of hiding each other.
-fn rows_of(key: &KeyHistory, end_us: u64) -> (Vec<usize>, usize) {
+fn rows_of(lane: &Lane, end_us: u64) -> (Vec<usize>, usize) {
     let mut row_ends: Vec<u64> = Vec::new();
-    let rows = (key.ops.iter())
-        .map(|o| {
+    let rows = (lane.shown.iter())
+        .map(|&i| {
+            let o = &lane.key.ops[i];
             let end = o.ret_us.unwrap_or(end_us);
             match row_ends.iter().position(|&e| e < o.call_us) {
                 Some(r) => {
@@ -145,17 +193,19 @@ struct Axis {
 }
 
 impl Axis {
-    fn of(keys: &[&KeyHistory], history: &History) -> Axis {
+    fn of(lanes: &[Lane], bands: &[&FaultBand]) -> Axis {
         let mut axis = Axis {
             instants_us: Vec::new(),
         };
-        for o in keys.iter().flat_map(|k| k.ops.iter()) {
-            axis.add(o.call_us);
-            if let Some(us) = o.ret_us {
-                axis.add(us);
+        for lane in lanes {
+            for o in lane.shown.iter().map(|&i| &lane.key.ops[i]) {
+                axis.add(o.call_us);
+                if let Some(us) = o.ret_us {
+                    axis.add(us);
+                }
             }
         }
-        for b in &history.faults {
+        for b in bands {
             axis.add(b.from_ms * 1000);
             if let Some(ms) = b.to_ms {
                 axis.add(ms * 1000);
@@ -172,79 +222,37 @@ impl Axis {
         }
     }
 
-    /// One step past the last instant: where what never ended ends.
-    fn end(&self) -> f64 {
-        self.x_of_step(self.instants_us.len() as f64)
-    }
-
+    /// Where an instant is drawn; `u64::MAX` (never ended) one step past the last instant.
     fn x(&self, us: u64) -> f64 {
-        self.x_of_step(self.instants_us.partition_point(|&t| t < us) as f64)
-    }
-
-    fn x_of_step(&self, step: f64) -> f64 {
-        PLOT_X0 + step * PLOT_W / (self.instants_us.len() as f64).max(1.0)
+        let step = match us {
+            u64::MAX => self.instants_us.len(),
+            _ => self.instants_us.partition_point(|&t| t < us),
+        };
+        PLOT_X0 + step as f64 * PLOT_W / (self.instants_us.len() as f64).max(1.0)
     }
 }
 
-fn draw_plot(doc: &Document, svg: &Element, history: &History) {
+/// Draws the lanes and bands in `focus`; returns how many operations it drew.
+fn draw_plot(doc: &Document, svg: &Element, history: &History, focus: (u64, u64)) -> usize {
     svg.set_inner_html("");
-    let keys = shown_keys(history);
-    let axis = Axis::of(&keys, history);
-    let end_us = u64::MAX;
-    let x = |us: u64| if us == end_us { axis.end() } else { axis.x(us) };
-    let bands = el::svg(doc, "g", "faults");
-    el::child(svg, &bands);
+    let lanes = lanes(history, focus);
+    let bands: Vec<&FaultBand> = (history.faults.iter())
+        .filter(|b| band_overlaps(b, focus))
+        .collect();
+    let axis = Axis::of(&lanes, &bands);
+    let group = el::svg(doc, "g", "faults");
+    el::child(svg, &group);
     let mut y = TOP;
-    for key in keys {
-        let (rows, count) = rows_of(key, end_us);
-        let lane_h = count as f64 * BAR_H;
-        let name = el::svg(doc, "text", "key");
-        attr(&name, "x", "2");
-        attr(&name, "y", &f(y + BAR_H * 0.75));
-        text(&name, &key.key);
-        el::child(svg, &name);
-        let illegal = key.fragment.as_deref().unwrap_or_default();
-        for (i, o) in key.ops.iter().enumerate() {
-            let x0 = x(o.call_us);
-            let x1 = x(o.ret_us.unwrap_or(end_us)).max(x0 + 3.0);
-            let bar = el::svg(doc, "g", "op");
-            attr(&bar, "data-key", &key.key);
-            attr(&bar, "data-illegal", super::bool_str(illegal.contains(&i)));
-            attr(&bar, "data-known", super::bool_str(o.ret_us.is_some()));
-            let rect = el::svg(doc, "rect", "");
-            let top = y + rows[i] as f64 * BAR_H;
-            for (k, v) in [
-                ("x", x0),
-                ("y", top + 1.0),
-                ("width", x1 - x0),
-                ("height", BAR_H - 2.0),
-            ] {
-                attr(&rect, k, &f(v));
-            }
-            let label = el::svg(doc, "text", "");
-            attr(&label, "x", &f(x0 + 2.0));
-            attr(&label, "y", &f(top + BAR_H * 0.72));
-            let what = history::label(&o.op);
-            text(&label, &what);
-            let tip = el::svg(doc, "title", "");
-            let answered = if o.ret_us.is_some() {
-                ""
-            } else {
-                ", outcome unknown"
-            };
-            text(&tip, &format!("client {}: {what}{answered}", o.client));
-            for part in [&rect, &label, &tip] {
-                el::child(&bar, part);
-            }
-            el::child(svg, &bar);
-        }
-        y += lane_h + LANE_GAP;
+    for lane in &lanes {
+        y += draw_lane(doc, svg, lane, &axis, y) + LANE_GAP;
     }
     let height = y.max(BAR_H + TOP);
     attr(svg, "viewBox", &format!("0 0 {} {}", f(WIDTH), f(height)));
-    for band in &history.faults {
-        let x0 = x(band.from_ms * 1000);
-        let x1 = x(band.to_ms.map_or(end_us, |ms| ms * 1000)).max(x0 + 2.0);
+    for band in bands {
+        let x0 = axis.x(band.from_ms * 1000);
+        let x1 = axis
+            .x(band.to_ms.map_or(u64::MAX, |ms| ms * 1000))
+            .max(x0 + 2.0);
         let rect = el::svg(doc, "rect", "fault");
         attr(&rect, "data-fault", &band.what);
         for (k, v) in [
@@ -258,6 +266,50 @@ fn draw_plot(doc: &Document, svg: &Element, history: &History) {
         let tip = el::svg(doc, "title", "");
         text(&tip, &band.what);
         el::child(&rect, &tip);
-        el::child(&bands, &rect);
+        el::child(&group, &rect);
     }
+    lanes.iter().map(|l| l.shown.len()).sum()
+}
+
+/// Draws one key's lane at `y`; returns its height.
+fn draw_lane(doc: &Document, svg: &Element, lane: &Lane, axis: &Axis, y: f64) -> f64 {
+    let key = lane.key;
+    let (rows, count) = rows_of(lane, u64::MAX);
+    let name = el::svg(doc, "text", "key");
+    attr(&name, "x", "2");
+    attr(&name, "y", &f(y + BAR_H * 0.75));
+    text(&name, &key.key);
+    el::child(svg, &name);
+    let illegal = key.fragment.as_deref().unwrap_or_default();
+    for (&i, &row) in lane.shown.iter().zip(&rows) {
+        let o = &key.ops[i];
+        let x0 = axis.x(o.call_us);
+        let x1 = axis.x(o.ret_us.unwrap_or(u64::MAX)).max(x0 + 3.0);
+        let bar = el::svg(doc, "g", "op");
+        attr(&bar, "data-key", &key.key);
+        attr(&bar, "data-illegal", super::bool_str(illegal.contains(&i)));
+        attr(&bar, "data-known", super::bool_str(o.ret_us.is_some()));
+        let rect = el::svg(doc, "rect", "");
+        let top = y + row as f64 * BAR_H;
+        let (w, h) = (x1 - x0, BAR_H - 2.0);
+        for (k, v) in [("x", x0), ("y", top + 1.0), ("width", w), ("height", h)] {
+            attr(&rect, k, &f(v));
+        }
+        let label = el::svg(doc, "text", "");
+        attr(&label, "x", &f(x0 + 2.0));
+        attr(&label, "y", &f(top + BAR_H * 0.72));
+        let what = history::label(&o.op);
+        text(&label, &what);
+        let tip = el::svg(doc, "title", "");
+        let answered = match o.ret_us {
+            Some(_) => "",
+            None => ", outcome unknown",
+        };
+        text(&tip, &format!("client {}: {what}{answered}", o.client));
+        for part in [&rect, &label, &tip] {
+            el::child(&bar, part);
+        }
+        el::child(svg, &bar);
+    }
+    count as f64 * BAR_H
 }
