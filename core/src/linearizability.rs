@@ -99,8 +99,12 @@ pub fn illegal_fragment(ops: &[Operation]) -> Option<Vec<usize>> {
     if check_register(ops) {
         return None;
     }
-    let mut order: Vec<usize> = (0..ops.len()).collect();
-    order.sort_unstable_by_key(|&i| (ops[i].call_us, i));
+    // Sorted as the events of `check_register` are: one sort's code in the wasm, not two.
+    let mut calls: Vec<(u64, u8, usize)> = (ops.iter().enumerate())
+        .map(|(i, o)| (o.call_us, 0, i))
+        .collect();
+    calls.sort_unstable();
+    let order: Vec<usize> = calls.into_iter().map(|(_, _, i)| i).collect();
     let legal = |kept: &[usize]| check_register(&picked(ops, kept, usize::MAX));
     let (mut legal_len, mut illegal_len) = (0, order.len());
     while legal_len + 1 < illegal_len {

@@ -297,7 +297,7 @@ impl FaultTracker {
 mod tests {
     use omnikv_core::{
         client::ReadMode,
-        control::{LinkView, NodeView},
+        control::{HeldView, LinkView, NodeView},
         txn::TxnResult,
         RequestId,
     };
@@ -364,6 +364,16 @@ mod tests {
             nodes: (1..=3).map(node).collect(),
             links: vec![link(1, 2), link(1, 3), link(2, 3)],
         }
+    }
+
+    fn held(mut view: ClusterView, from: u64, to: u64) -> ClusterView {
+        let link = (view.links.iter_mut()).find(|l| (l.a, l.b) == (from.min(to), from.max(to)));
+        link.unwrap().held.push(HeldView {
+            from,
+            to,
+            waiting: 2,
+        });
+        view
     }
 
     #[test]
@@ -451,6 +461,14 @@ mod tests {
                 at_ms: 8,
                 view: view(&[2], &[]),
             },
+            Record::Cluster {
+                at_ms: 8,
+                view: held(view(&[2], &[]), 1, 3),
+            },
+            Record::Cluster {
+                at_ms: 9,
+                view: view(&[2], &[]),
+            },
             Record::Control {
                 at_ms: 9,
                 path: format!("{SCENARIO_PATH_PREFIX}heal"),
@@ -465,9 +483,11 @@ mod tests {
             .iter()
             .map(|b| (b.what.as_str(), b.to_ms))
             .collect();
-        assert_eq!(
-            faults,
-            [("scenario quorum-loss", Some(9)), ("node 2 down", None)]
-        );
+        let expected = [
+            ("scenario quorum-loss", Some(9)),
+            ("link 1→3 held", Some(9)),
+            ("node 2 down", None),
+        ];
+        assert_eq!(faults, expected);
     }
 }
