@@ -34,7 +34,7 @@ pub fn install(doc: &Document) -> Result<(), JsValue> {
             e.prevent_default();
             with_app(|app| app.submit("put"));
         } else if e.key() == "Escape" {
-            with_app(|app| app.view.select_node(None));
+            with_app(|app| app.view.close_drawers());
         }
     });
     doc.add_event_listener_with_callback("keydown", keys.as_ref().unchecked_ref())?;

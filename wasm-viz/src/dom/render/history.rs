@@ -13,6 +13,7 @@
 use web_sys::{Document, Element};
 
 use super::{f, set_flag};
+use crate::dom::now_ms;
 use crate::{
     dom::el::{self, attr, text},
     history::{self, FaultBand, History, KeyHistory},
@@ -31,11 +32,18 @@ const BAR_H: f64 = 18.0;
 const LANE_GAP: f64 = 6.0;
 const TOP: f64 = 4.0;
 
+/// While live, the history is derived again at most this often: the recording grows with
+/// every event, its history rarely.
+const LIVE_EVERY_MS: f64 = 250.0;
+
 #[derive(Default)]
 pub struct HistoryPanel {
     pub open: bool,
-    /// The recording drawn: its first and last positions, and whether it was a trace.
-    drawn: Option<(u64, u64, bool)>,
+    /// The recording read: its first and last positions, and whether it was a trace.
+    read: Option<(u64, u64, bool)>,
+    read_ms: f64,
+    /// What is drawn, so an unchanged history is not drawn again.
+    drawn: Option<History>,
 }
 
 impl HistoryPanel {
@@ -46,12 +54,17 @@ impl HistoryPanel {
         if let Some(button) = el::by_id(doc, "history-toggle") {
             attr(&button, "aria-pressed", super::bool_str(self.open));
         }
-        let shown = Some((timeline.start(), timeline.end(), trace));
-        if !self.open || self.drawn == shown {
+        let read = Some((timeline.start(), timeline.end(), trace));
+        let now = now_ms();
+        let due = self.read.is_none() || now - self.read_ms >= LIVE_EVERY_MS;
+        if !self.open || self.read == read || !due {
             return;
         }
-        self.drawn = shown;
+        (self.read, self.read_ms) = (read, now);
         let history = History::of(timeline.records());
+        if self.drawn.as_ref() == Some(&history) {
+            return;
+        }
         draw_verdict(doc, &history);
         let focus = history.focus(OPS_SHOWN).unwrap_or((0, u64::MAX));
         let shown = match el::by_id(doc, "history-plot") {
@@ -61,10 +74,12 @@ impl HistoryPanel {
         if let Some(p) = el::by_id(doc, "history-faults") {
             text(&p, &legend(&history, focus, shown));
         }
+        self.drawn = Some(history);
     }
 
-    /// Draws again at the next frame (the drawer opened, or a trace was swapped).
+    /// Reads and draws again at the next frame (the drawer opened, or a trace was swapped).
     pub fn invalidate(&mut self) {
+        self.read = None;
         self.drawn = None;
     }
 }

@@ -117,6 +117,12 @@ impl View {
         self.dirty = true;
     }
 
+    /// Closes the inspector and the History drawer (Esc).
+    pub fn close_drawers(&mut self) {
+        self.select_node(None);
+        self.history.open = false;
+    }
+
     /// Opens or closes the History drawer.
     pub fn toggle_history(&mut self) {
         self.history.open = !self.history.open;
