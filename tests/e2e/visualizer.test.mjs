@@ -254,9 +254,103 @@ test('scan a prefix, compare-and-swap and watch changes from the client panel', 
   assert.match(lines[3], /^\d+ put fruit\/apple=red$/);
   const indices = lines.map((l) => Number(l.split(' ')[0]));
   assert.deepEqual([...indices].sort((a, b) => b - a), indices, 'newest first, in log order');
-  // Writes outside the prefix are not in the feed.
+  // A write outside the prefix is not in the feed: the next write under it comes after it in
+  // the log, so once that one shows, the other would have too.
   await put('vegetable/leek', 'white');
+  await put('fruit/fig', 'purple');
+  await until('the feed shows the next write under the prefix', async () => (await feed())[0]?.endsWith('put fruit/fig=purple'), 15000);
+  assert.ok(!(await feed()).some((l) => l.includes('vegetable')), `${await feed()}`);
   await page.getByLabel('Watch', { exact: true }).uncheck();
-  assert.equal(await page.locator('#watch-feed').isVisible(), false);
+  await until('the feed is hidden', async () => !(await page.locator('#watch-feed').isVisible()));
+  assert.deepEqual(problems, []);
+});
+
+test('step through a write message by message, then recover from a dropped message', async () => {
+  const leader = await until('a leader', async () => (await demo.cluster()).leader);
+  const ids = (await demo.cluster()).nodes.map((n) => n.id);
+  const [f, g] = ids.filter((id) => id !== leader);
+  const entry = (id, idx) => page.locator(`.card[data-node-id="${id}"] .entry[data-index="${idx}"]`);
+  const status = async (id, idx) => (await entry(id, idx).count()) ? entry(id, idx).getAttribute('data-status') : null;
+  const explained = () => page.textContent('#step-explain');
+  const heldEverywhere = async () => (await demo.cluster()).links.every((l) => l.held.length === 2);
+
+  await page.getByRole('button', { name: 'Step through a write', exact: true }).click();
+  await until('every link held in both directions', heldEverywhere, 15000);
+  assert.equal(await page.locator('#step-mode').isChecked(), true);
+  await until('the ring draws held links', async () =>
+    (await page.locator('#ring-links .link[data-held="true"]').count()) === ids.length * (ids.length - 1) / 2);
+
+  // The put reached the leader, which accepted it; its AcceptDecide to each follower waits.
+  const toF = page.getByRole('button', { name: `Deliver AcceptDecide ${leader}->${f}`, exact: true });
+  await until('the AcceptDecide to a follower waits, named on its button', async () => (await toF.count()) === 1, 15000);
+  const idx = await until('the put in the leader\'s log strip', async () => {
+    const titles = await page.locator(`.card[data-node-id="${leader}"] .entry`).evaluateAll(
+      (es) => es.filter((e) => e.title.includes('walk')).map((e) => Number(e.dataset.index)));
+    return titles.length ? titles[0] : undefined;
+  });
+  assert.equal(await status(leader, idx), 'accepted');
+  assert.equal(await status(f, idx), null, 'the follower has not seen the entry');
+  assert.ok((await page.textContent('#result')).startsWith('sending'), 'the put is not answered yet');
+  assert.match(await page.textContent(`#ring-links .link text.queue[data-from="${leader}"][data-to="${f}"]`), /AcceptDecide/);
+
+  // 1. AcceptDecide leader->f: f accepts the entry.
+  await toF.click();
+  await until(`node ${f} accepted entry ${idx}`, async () => (await status(f, idx)) === 'accepted', 15000);
+  assert.match(await explained(), new RegExp(`AcceptDecide ${leader}->${f}: leader ${leader} asks node ${f} to accept`));
+  assert.equal(await status(leader, idx), 'accepted', 'no majority yet');
+
+  // 2. Accepted f->leader, with the deliver key on the selected direction: a majority, the
+  // leader decides, applies and answers the put.
+  await until(`node ${f}'s Accepted waits`, async () =>
+    (await page.getByRole('button', { name: `Deliver Accepted ${f}->${leader}`, exact: true }).count()) === 1, 15000);
+  await page.locator(`#held-list li[data-from="${f}"][data-to="${leader}"] .summary`).click();
+  await page.keyboard.press('n');
+  await until(`the leader applied entry ${idx}`, async () => (await status(leader, idx)) === 'applied', 15000);
+  await until('the put answered', async () => (await page.getAttribute('#result', 'data-status')) === 'ok'
+    && !(await page.textContent('#result')).startsWith('sending'), 15000);
+  assert.match(await explained(), /Accepted .*accepted up to index/);
+  assert.notEqual(await status(f, idx), 'applied', 'the follower has not heard the decision');
+
+  // 3. What tells f the entry is decided (Decide, or the next AcceptDecide): f applies it.
+  const decided = await until(`the decision for node ${f} waits`, async () => {
+    for (const kind of ['Decide', 'AcceptDecide']) {
+      const b = page.getByRole('button', { name: `Deliver ${kind} ${leader}->${f}`, exact: true });
+      if (await b.count()) return b;
+    }
+  }, 15000);
+  await decided.click();
+  await until(`node ${f} applied entry ${idx}`, async () => (await status(f, idx)) === 'applied', 15000);
+  assert.notEqual(await status(g, idx), 'applied', `node ${g}'s messages still wait`);
+
+  // Released, every link delivers what it held: g catches up with the walked write.
+  await page.getByLabel('Step mode', { exact: true }).uncheck();
+  await until('no link held', async () => (await demo.cluster()).links.every((l) => l.held.length === 0), 15000);
+  await until(`node ${g} applied the walked write`, async () => (await status(g, idx)) === 'applied', 30000);
+
+  // A dropped message: the AcceptDecide of a second put to g is dropped, which breaks the
+  // link's stream; the write still succeeds through f, and g catches up once released.
+  await page.getByLabel('Step mode', { exact: true }).check();
+  await until('every link held again', heldEverywhere, 15000);
+  await page.getByLabel('Key', { exact: true }).fill('dropped');
+  await page.getByLabel('Value', { exact: true }).fill('recovered');
+  await page.getByRole('button', { name: 'Put', exact: true }).click();
+  await until(`the second put's AcceptDecide to node ${g} waits`, async () =>
+    (await page.getByRole('button', { name: `Deliver AcceptDecide ${leader}->${g}`, exact: true }).count()) === 1, 15000);
+  await page.getByRole('button', { name: `Drop next ${leader}->${g}`, exact: true }).click();
+  await until('the drop explained', async () => new RegExp(`dropped AcceptDecide ${leader}->${g}`).test(await explained()));
+  const deliverAll = async (a, b) => {
+    const button = page.getByRole('button', { name: `Deliver all ${a}->${b}`, exact: true });
+    await until(`messages wait ${a}->${b}`, async () => (await button.count()) === 1, 15000);
+    await button.click();
+  };
+  await deliverAll(leader, f);
+  await deliverAll(f, leader);
+  await until('the second put answered', async () => (await page.textContent('#result')).startsWith('ok'), 15000);
+  assert.notEqual(await page.getAttribute(`table[data-kv-node="${g}"] tr[data-key="dropped"]`, 'data-value', { timeout: 200 }).catch(() => null),
+    'recovered', `node ${g} lost the message that carried the write`);
+
+  await page.getByLabel('Step mode', { exact: true }).uncheck();
+  await until('no link held', async () => (await demo.cluster()).links.every((l) => l.held.length === 0), 15000);
+  await until('the dropped write reached every node', kvHas('dropped', 'recovered'), 30000);
   assert.deepEqual(problems, []);
 });

@@ -33,7 +33,7 @@ pub fn decode_cluster(text: &str) -> Result<ClusterView, String> {
 }
 
 /// One line per event of an event frame (`watch`).
-#[wasm_bindgen(js_name = describeEvents)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = describeEvents))]
 pub fn describe_events(frame: &str) -> Result<String, JsError> {
     let mut lines = Vec::new();
     for event in frame_events(frame) {
@@ -46,7 +46,7 @@ pub fn describe_events(frame: &str) -> Result<String, JsError> {
 /// The `/client` request frame for `op` ("put", "get", "delete"), validated against the limits.
 /// A write needs the id of an open session as `client_id` (see `openSessionRequest`); `seq`
 /// is the session's first, so nothing below it needs remembering.
-#[wasm_bindgen(js_name = clientRequest)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = clientRequest))]
 pub fn client_request(
     client_id: f64,
     seq: f64,
@@ -88,7 +88,7 @@ fn keys(prefix: &str, from: &str, to: &str) -> ScanRange {
 
 /// A scan page request (a read: `client_id` is any number that pairs the reply), continuing
 /// after `after` (empty: from the first key).
-#[wasm_bindgen(js_name = scanRequest)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = scanRequest))]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_request(
     client_id: f64,
@@ -115,7 +115,7 @@ pub fn scan_request(
 
 /// A compare-and-swap of `key` to `value` (`None`: delete it) if it holds `expect` (`expect_kind`
 /// "value"), is absent ("absent") or was last written at index `expect` ("index").
-#[wasm_bindgen(js_name = casRequest)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = casRequest))]
 pub fn cas_request(
     client_id: f64,
     seq: f64,
@@ -129,14 +129,14 @@ pub fn cas_request(
 }
 
 /// A batch from JSON lines, as `omnikv batch` reads them (`omnikv_core::txn::parse_batch`).
-#[wasm_bindgen(js_name = batchRequest)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = batchRequest))]
 pub fn batch_request(client_id: f64, seq: f64, lines: &str) -> Result<String, JsError> {
     let (guards, ops) = parse_batch(lines).map_err(|e| JsError::new(&e))?;
     request_frame(client_id, seq, ClientOp::Txn { guards, ops })
 }
 
 /// The `/watch` request for the keys named, from `from_index` (`None`: from now).
-#[wasm_bindgen(js_name = watchRequest)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = watchRequest))]
 pub fn watch_request(prefix: &str, from: &str, to: &str, from_index: Option<f64>) -> String {
     let request = WatchRequest {
         range: keys(prefix, from, to),
@@ -157,7 +157,7 @@ struct WatchStep {
 }
 
 /// A `/watch` frame as JSON `{lines, up_to, compacted, error}`.
-#[wasm_bindgen(js_name = interpretWatchFrame)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = interpretWatchFrame))]
 pub fn interpret_watch_frame(frame: &str) -> Result<String, JsError> {
     let frame: WatchFrame = decode_json(frame.as_bytes(), 2 * WATCH_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad watch frame: {e}")))?;
@@ -179,7 +179,7 @@ pub fn interpret_watch_frame(frame: &str) -> Result<String, JsError> {
 }
 
 /// The `/client` frame that opens a session; `nonce` pairs the reply with it.
-#[wasm_bindgen(js_name = openSessionRequest)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = openSessionRequest))]
 pub fn open_session_request(nonce: f64) -> String {
     let request = omnikv_core::client::SessionClient::open_request(nonce as u64);
     serde_json::to_string(&request).expect("requests serialise")
@@ -204,7 +204,7 @@ struct Interpreted {
 }
 
 /// Interprets a `/client` reply frame as JSON `{ok, retry, value, text}`.
-#[wasm_bindgen(js_name = interpretResponse)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = interpretResponse))]
 pub fn interpret_response(frame: &str) -> Result<String, JsError> {
     let response: ClientResponse = decode_json(frame.as_bytes(), CLIENT_FRAME_BYTES_MAX)
         .map_err(|e| JsError::new(&format!("bad reply frame: {e}")))?;
@@ -255,7 +255,7 @@ struct Target {
 }
 
 /// The nodes to send client requests to, as JSON `[{id, ws}]`: up nodes, leader first.
-#[wasm_bindgen(js_name = clientTargets)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = clientTargets))]
 pub fn client_targets(cluster_json: &str) -> Result<String, JsError> {
     let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
     let targets: Vec<Target> = view
@@ -270,7 +270,7 @@ pub fn client_targets(cluster_json: &str) -> Result<String, JsError> {
 }
 
 /// The event stream URL of node `node_id`.
-#[wasm_bindgen(js_name = eventsUrl)]
+#[cfg_attr(feature = "node-api", wasm_bindgen(js_name = eventsUrl))]
 pub fn events_url(cluster_json: &str, node_id: f64) -> Result<String, JsError> {
     let view = decode_cluster(cluster_json).map_err(|e| JsError::new(&e))?;
     // Formatting the id as an integer keeps float printing (14 KB) out of the wasm.

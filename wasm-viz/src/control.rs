@@ -2,7 +2,7 @@
 //! match what the launcher decodes.
 
 use omnikv_core::{
-    control::{LinkRequest, Scenario},
+    control::{DeliverRequest, HoldRequest, LinkPair, LinkRequest, Scenario},
     NodeId,
 };
 
@@ -35,6 +35,46 @@ pub fn set_link(a: NodeId, b: NodeId, connected: bool) -> ControlRequest {
     ControlRequest {
         path: "/api/links".into(),
         body: serde_json::to_string(&body).ok(),
+    }
+}
+
+/// Holds (or releases) link `a`-`b` in both directions.
+pub fn hold_link(a: NodeId, b: NodeId, held: bool) -> ControlRequest {
+    let body = HoldRequest {
+        a,
+        b,
+        held,
+        both: true,
+    };
+    ControlRequest {
+        path: "/api/links/hold".into(),
+        body: serde_json::to_string(&body).ok(),
+    }
+}
+
+/// Holds (or releases) every link between `ids`: step mode.
+pub fn hold_all(ids: &[NodeId], held: bool) -> Vec<ControlRequest> {
+    let pairs = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| ids[i + 1..].iter().map(move |b| (*a, *b)));
+    pairs.map(|(a, b)| hold_link(a, b, held)).collect()
+}
+
+/// Delivers the next `count` messages `a` holds for `b`.
+pub fn deliver(a: NodeId, b: NodeId, count: u32) -> ControlRequest {
+    let body = DeliverRequest { a, b, count };
+    ControlRequest {
+        path: "/api/links/deliver".into(),
+        body: serde_json::to_string(&body).ok(),
+    }
+}
+
+/// Drops the first message `a` holds for `b`, breaking that link's stream.
+pub fn drop_held(a: NodeId, b: NodeId) -> ControlRequest {
+    ControlRequest {
+        path: "/api/links/drop".into(),
+        body: serde_json::to_string(&LinkPair { a, b }).ok(),
     }
 }
 

@@ -3,7 +3,10 @@
 
 use omnikv_core::{
     client::{ClientOp, ReadMode},
-    event::{BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, RequestOutcome},
+    event::{
+        BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, RequestOutcome,
+        SnapshotCarried,
+    },
     txn::{Guard, TxnOp},
     KVCommand,
 };
@@ -24,6 +27,60 @@ pub fn kind_name(kind: MessageKind) -> &'static str {
         MessageKind::ForwardStopSign => "ForwardStopSign",
         MessageKind::HeartbeatRequest => "HeartbeatRequest",
         MessageKind::HeartbeatReply => "HeartbeatReply",
+    }
+}
+
+/// What a message does, in plain words, for a person stepping through the protocol.
+pub fn message_purpose(m: &MessageInfo) -> String {
+    let (from, to) = (m.from, m.to);
+    let b = m.ballot.as_ref().map(ballot).unwrap_or_default();
+    let idx = |i: Option<u64>| i.map_or("?".to_string(), |i| i.to_string());
+    let snapshot = match m.snapshot {
+        Some(SnapshotCarried::Complete) => " with a complete snapshot",
+        Some(SnapshotCarried::Delta) => " with a delta snapshot",
+        None => "",
+    };
+    match m.kind {
+        MessageKind::PrepareReq => format!("node {from} asks node {to} to bring it up to date"),
+        MessageKind::Prepare => format!(
+            "node {from}, elected, asks node {to} to promise ballot {b} and say what it accepted"
+        ),
+        MessageKind::Promise => format!(
+            "node {from} promises ballot {b} to node {to}: it accepted up to index {}",
+            idx(m.accepted_idx)
+        ),
+        MessageKind::AcceptSync => format!(
+            "leader {from} makes node {to}'s log its own from index {}{snapshot}",
+            idx(m.sync_idx)
+        ),
+        MessageKind::AcceptDecide => format!(
+            "leader {from} asks node {to} to accept {} entr{} (decided up to index {})",
+            m.entry_count,
+            if m.entry_count == 1 { "y" } else { "ies" },
+            idx(m.decided_idx)
+        ),
+        MessageKind::Accepted => format!(
+            "node {from} tells leader {to} it has accepted up to index {}; with a majority the \
+             entries are decided",
+            idx(m.accepted_idx)
+        ),
+        MessageKind::NotAccepted => {
+            format!("node {from} refuses node {to}: it promised a higher ballot")
+        }
+        MessageKind::Decide => format!(
+            "leader {from} tells node {to} that entries up to index {} are decided: apply them",
+            idx(m.decided_idx)
+        ),
+        MessageKind::ProposalForward => {
+            format!("node {from} forwards a client's command to leader {to}")
+        }
+        MessageKind::Compaction => format!("node {from} asks node {to} to compact its log"),
+        MessageKind::AcceptStopSign | MessageKind::ForwardStopSign => {
+            format!("node {from} passes a reconfiguration to node {to}")
+        }
+        MessageKind::HeartbeatRequest | MessageKind::HeartbeatReply => {
+            format!("leader election's heartbeat from node {from} to node {to}")
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub mod reducer;
 pub mod story;
 pub mod timeline;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "page"))]
 mod dom;
 
 pub use model::ClusterModel;

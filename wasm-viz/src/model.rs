@@ -188,6 +188,9 @@ pub struct NodeModel {
     pub kv_truncated: bool,
     pub snapshot: Option<SnapshotBlock>,
     pub peers: Vec<PeerStatus>,
+    /// The first messages this node holds for each held peer, oldest first, as its last
+    /// held-messages event listed them.
+    pub held_heads: Vec<(NodeId, Vec<omnikv_core::event::MessageInfo>)>,
     pub data_dir: String,
     pub pid: Option<u32>,
     pub started_at_ms: u64,
@@ -234,6 +237,13 @@ impl NodeModel {
         self.kv_unknown
             .binary_search_by(|k| k.as_str().cmp(key))
             .is_ok()
+    }
+
+    /// The messages held for `peer` that the page knows of, oldest first.
+    pub fn held_head(&self, peer: NodeId) -> &[omnikv_core::event::MessageInfo] {
+        (self.held_heads.iter())
+            .find(|(p, _)| *p == peer)
+            .map_or(&[], |(_, head)| head.as_slice())
     }
 
     pub fn peer(&self, id: NodeId) -> Option<&PeerStatus> {
@@ -391,5 +401,30 @@ impl ClusterModel {
         }
         self.notices.push(Notice { at_ms, text });
         self.version += 1;
+    }
+}
+
+/// One held direction of a link: `from` holds `waiting` messages for `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldDirection {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub waiting: u64,
+}
+
+impl ClusterModel {
+    /// Every held direction the nodes report, in node order.
+    pub fn held_directions(&self) -> Vec<HeldDirection> {
+        (self.nodes.values())
+            .flat_map(|n| {
+                (n.peers.iter())
+                    .filter(|p| p.held)
+                    .map(move |p| HeldDirection {
+                        from: n.id,
+                        to: p.id,
+                        waiting: p.waiting,
+                    })
+            })
+            .collect()
     }
 }

@@ -19,7 +19,7 @@ const REQUESTS_SHOWN: usize = 4;
 /// The window messages per second are counted over.
 const RATE_WINDOW_MS: u64 = 1000;
 
-#[wasm_bindgen]
+#[cfg_attr(feature = "node-api", wasm_bindgen)]
 pub struct Observer {
     timeline: Timeline,
 }
@@ -58,9 +58,9 @@ struct Happened {
     text: String,
 }
 
-#[wasm_bindgen]
+#[cfg_attr(feature = "node-api", wasm_bindgen)]
 impl Observer {
-    #[wasm_bindgen(constructor)]
+    #[cfg_attr(feature = "node-api", wasm_bindgen(constructor))]
     pub fn new() -> Observer {
         Observer {
             timeline: Timeline::new(RECORDS_CAP),

@@ -166,8 +166,8 @@ impl ClusterModel {
                 peer,
                 held,
                 waiting,
-                ..
-            } => self.node_mut(id).held_changed(*peer, *held, *waiting),
+                head,
+            } => self.node_mut(id).held_changed(*peer, *held, *waiting, head),
             NodeEvent::ClientRequest { id: req, op } => self.client_request(id, *req, op, at_ms),
             NodeEvent::ClientReply {
                 id: req,
@@ -271,6 +271,8 @@ impl ClusterModel {
             node.log.drop_before(s.compacted_idx);
         }
         node.peers = s.peers.clone();
+        let peers = &node.peers;
+        (node.held_heads).retain(|(p, _)| peers.iter().any(|x| x.id == *p && x.held));
         node.data_dir = s.data_dir.clone();
         node.started_at_ms = s.started_at_ms;
         node.pid = Some(s.pid);
@@ -434,10 +436,14 @@ impl NodeModel {
         }
     }
 
-    fn held_changed(&mut self, peer: NodeId, held: bool, waiting: u64) {
+    fn held_changed(&mut self, peer: NodeId, held: bool, waiting: u64, head: &[MessageInfo]) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
             p.held = held;
             p.waiting = waiting;
+        }
+        self.held_heads.retain(|(p, _)| *p != peer);
+        if held && !head.is_empty() {
+            self.held_heads.push((peer, head.to_vec()));
         }
     }
 }

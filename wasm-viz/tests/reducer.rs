@@ -486,3 +486,37 @@ fn a_transaction_applies_only_when_its_guards_hold_by_the_nodes_rule() {
     assert_eq!(n.kv["size"], "green", "both writes of the batch");
     assert_eq!(n.kv_mod_index["color"], 1);
 }
+
+#[test]
+fn held_messages_are_kept_per_direction_until_released() {
+    let mut r = three_node_cluster_with_one_put();
+    let msg = |id: u64, kind: &str| {
+        format!(
+            r#"{{"msg_id":{id},"from":2,"to":1,"kind":"{kind}","ballot":null,"decided_idx":null,
+            "accepted_idx":null,"sync_idx":null,"entry_count":1,"snapshot":null}}"#
+        )
+    };
+    r.push(ev(
+        r#"{"node":2,"seq":50,"time_ms":7000,"event":{"link_changed":{"peer":1,"connected":true}}}"#,
+    ));
+    r.push(ev(&format!(
+        r#"{{"node":2,"seq":51,"time_ms":7001,"event":{{"held_messages":{{"peer":1,"held":true,"waiting":2,"head":[{},{}]}}}}}}"#,
+        msg(7, "AcceptDecide"),
+        msg(8, "Decide")
+    )));
+    let m = apply_all(&r);
+    let held = m.held_directions();
+    assert_eq!(held.len(), 1);
+    assert_eq!((held[0].from, held[0].to, held[0].waiting), (2, 1, 2));
+    let head = m.nodes[&2].held_head(1);
+    assert_eq!(head.len(), 2);
+    assert_eq!(head[0].kind, omnikv_core::event::MessageKind::AcceptDecide);
+    assert!(m.nodes[&2].held_head(3).is_empty());
+
+    r.push(ev(
+        r#"{"node":2,"seq":52,"time_ms":7002,"event":{"held_messages":{"peer":1,"held":false,"waiting":0,"head":[]}}}"#,
+    ));
+    let m = apply_all(&r);
+    assert!(m.held_directions().is_empty());
+    assert!(m.nodes[&2].held_head(1).is_empty());
+}

@@ -1,6 +1,7 @@
 //! A load run: N clients with one request in flight each, closed-loop or at a fixed offered
 //! rate (see [`pacing`](super::pacing)), for a duration or an operation count, a progress bar,
-//! optional `/events` subscribers, and the leader checked before and after.
+//! optional `/events` subscribers, and the leader checked before and after. Scans and CAS are
+//! preceded by the [`preload`](super::preload) of every key.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,10 +11,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::backends::{self, BackendError, BackendKind, Session, SessionPlan};
 use super::pacing::Pacer;
+use super::preload::{preload, PreloadError};
 use super::results::{this_command, LoadResult};
 use super::stats::Recorder;
-use super::workload::{OpStream, Workload};
+use super::workload::{OpStream, Workload, WorkloadError};
 use crate::client::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    #[error(transparent)]
+    Preload(#[from] PreloadError),
+}
 
 pub struct LoadPlan {
     pub label: String,
@@ -49,9 +61,14 @@ struct Shared {
     ops_budget: Option<u64>,
 }
 
-pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
+pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
     assert!(!plan.endpoints.is_empty() && plan.clients > 0);
-    let (sessions, connections) = backends::open_sessions(&SessionPlan {
+    plan.workload.check()?;
+    let kind = plan.workload.kind;
+    if plan.kind.requests(kind).is_none() {
+        return Err(BackendError::unsupported(plan.kind, kind).into());
+    }
+    let (mut sessions, connections) = backends::open_sessions(&SessionPlan {
         kind: plan.kind,
         endpoints: &plan.endpoints,
         clients: plan.clients,
@@ -60,6 +77,17 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
         session_per_op: plan.session_per_op,
     })
     .await?;
+    if plan.workload.needs_preload() {
+        if plan.progress {
+            eprintln!(
+                "{} {}: preloading {} keys (untimed)",
+                plan.kind.name(),
+                plan.label,
+                plan.workload.key_space
+            );
+        }
+        sessions = preload(sessions, &plan.workload).await?;
+    }
     let events_received = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::new();
     if plan.events && plan.kind == BackendKind::Omnikv {
@@ -131,6 +159,7 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, BackendError> {
         endpoints: plan.endpoints.len(),
         connections,
         offered_per_s: plan.rate_per_s,
+        workload: kind,
         key_space: plan.workload.key_space,
         value_bytes: plan.workload.value_bytes,
         write_percent: plan.workload.write_percent,

@@ -1,6 +1,7 @@
 //! `omnikv bench`: measuring OmniKV, and etcd with the same generator.
 //!
-//! - [`workload`]: the operations clients issue (keys, values, read/write mix).
+//! - [`workload`]: the operations clients issue (keys, values, read/write mix, scans, CAS);
+//!   [`preload`]: the keys scans and CAS expect, put before their runs.
 //! - [`backends`]: OmniKV over its WebSocket protocol, etcd over gRPC (feature `etcd-grpc`) and
 //!   over its v3 JSON gateway.
 //! - [`load`]: N clients for a duration or an operation count; [`pacing`]: closed loop, or an
@@ -17,6 +18,7 @@ pub mod failover;
 pub mod load;
 pub mod memory;
 pub mod pacing;
+pub mod preload;
 pub mod report;
 pub mod results;
 pub mod stats;
@@ -32,6 +34,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use backends::BackendKind;
+use workload::WorkloadKind;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -74,11 +77,22 @@ pub struct LoadArgs {
     /// clients, and count each latency from when its request was due (a closed loop without it).
     #[arg(long)]
     pub rate_per_s: Option<f64>,
+    /// What the clients issue: puts and linearizable gets (see --write-percent), linearizable
+    /// scans of a prefix that names 100 keys, or compare-and-puts that expect the value they
+    /// put. Scans and CAS first put every key of the key space with one known value (untimed),
+    /// and count a scan that misses keys or a CAS whose comparison fails as an error.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "put-get",
+        conflicts_with = "distinct_deletes"
+    )]
+    pub workload: WorkloadKind,
     #[arg(long, default_value_t = 256)]
     pub value_bytes: usize,
     #[arg(long, default_value_t = 100_000)]
     pub key_space: u64,
-    /// Share of puts (the rest are linearizable gets).
+    /// Share of puts (the rest are linearizable gets) in the put-get workload.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub write_percent: u8,
     /// Measure for this long (default 10 s unless --ops is given).
@@ -188,6 +202,8 @@ pub enum BenchError {
     #[error(transparent)]
     Backend(#[from] backends::BackendError),
     #[error(transparent)]
+    Load(#[from] load::LoadError),
+    #[error(transparent)]
     Failover(#[from] failover::FailoverError),
     #[error(transparent)]
     Micro(#[from] storage_micro::MicroError),
@@ -229,6 +245,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                 connections: a.connections,
                 rate_per_s: a.rate_per_s,
                 workload: workload::Workload {
+                    kind: a.workload,
                     key_space: a.key_space,
                     value_bytes: a.value_bytes,
                     write_percent: a.write_percent,

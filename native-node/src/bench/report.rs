@@ -17,6 +17,7 @@ use super::stats::{median, Summary};
 use super::svg::{bar_chart, document, Group, Panel};
 use super::svg_lines::{line_chart, Series};
 use super::targets;
+use super::workload::{WorkloadKind, SCAN_LIMIT_KEYS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -146,10 +147,14 @@ pub fn text_table(results: &[LoadResult]) -> String {
 }
 
 fn describe(r: &LoadResult) -> String {
-    let mix = match r.write_percent {
-        100 => "put".to_owned(),
-        0 => "linearizable get".to_owned(),
-        w => format!("{w}% put / {}% get", 100 - w),
+    let mix = match (r.workload, r.write_percent) {
+        (WorkloadKind::PutGet, 100) => "put".to_owned(),
+        (WorkloadKind::PutGet, 0) => "linearizable get".to_owned(),
+        (WorkloadKind::PutGet, w) => format!("{w}% put / {}% get", 100 - w),
+        (WorkloadKind::Scan, _) => {
+            format!("linearizable scan of a {SCAN_LIMIT_KEYS}-key prefix")
+        }
+        (WorkloadKind::Cas, _) => "compare-and-put of the preloaded value".to_owned(),
     };
     let events = if r.events_subscribers > 0 {
         format!(", {} /events subscribers", r.events_subscribers)
@@ -174,7 +179,7 @@ pub fn curve_label(clients: usize) -> String {
 }
 
 /// Closed-loop workloads compared at 64 clients besides the curve, in this order.
-pub const COMPARED_LABELS: [&str; 2] = ["get-c64", "mix-c64"];
+pub const COMPARED_LABELS: [&str; 4] = ["get-c64", "mix-c64", "scan-c64", "cas-c64"];
 
 /// The systems compared side by side (OmniKV and etcd over gRPC).
 const COMPARED: [BackendKind; 2] = [BackendKind::Omnikv, BackendKind::Etcd];
@@ -182,7 +187,7 @@ const COMPARED: [BackendKind; 2] = [BackendKind::Omnikv, BackendKind::Etcd];
 /// "how each system was driven": protocol, client library, connections, clients per node.
 fn driven_section(r: &Results) -> String {
     let mut md = String::from(
-        "## How each system was driven\n\nOne load generator, `omnikv bench load`, for every system: each client has one request in flight (closed loop) unless a run is marked open loop.\n\n| system | protocol | client library | connections | clients per node |\n|---|---|---|---|---|\n",
+        "## How each system was driven\n\nOne load generator, `omnikv bench load`, for every system: each client has one request in flight (closed loop) unless a run is marked open loop.\n\n| system | protocol | requests | client library | connections | clients per node |\n|---|---|---|---|---|---|\n",
     );
     for b in BackendKind::ALL {
         let runs: Vec<&LoadResult> = r.load.iter().filter(|x| x.backend == b).collect();
@@ -208,12 +213,29 @@ fn driven_section(r: &Results) -> String {
         let counts: Vec<String> = counts.iter().map(|c| c.to_string()).collect();
         let _ = writeln!(
             md,
-            "| {} | {protocol} | {library} | {connections} | {} clients over {nodes} nodes (client i on node i mod {nodes}) |",
+            "| {} | {protocol} | {} | {library} | {connections} | {} clients over {nodes} nodes (client i on node i mod {nodes}) |",
             b.name(),
+            requests_cell(b, &runs),
             counts.join(", ")
         );
     }
+    if r.load.iter().any(|x| x.workload.needs_preload()) {
+        let _ = writeln!(
+            md,
+            "\nScans and CAS run after every key of the key space was put with one known value (not timed). A scan asks for the {SCAN_LIMIT_KEYS} keys of a prefix drawn uniformly and counts as an error unless it gets all {SCAN_LIMIT_KEYS}. A CAS compares a key drawn uniformly with that value and puts the same value back, so every CAS succeeds on both systems and neither pays for retries; one whose comparison fails counts as an error."
+        );
+    }
     md
+}
+
+/// The requests each kind of workload among `runs` sent to `b`, in [`WorkloadKind`] order.
+fn requests_cell(b: BackendKind, runs: &[&LoadResult]) -> String {
+    let cells: Vec<String> = WorkloadKind::ALL
+        .into_iter()
+        .filter(|k| runs.iter().any(|x| x.workload == *k))
+        .filter_map(|k| Some(format!("{}: {}", k.name(), b.requests(k)?)))
+        .collect();
+    cells.join("; ")
 }
 
 fn ratio_to_etcd(r: &Results, x: &LoadResult) -> String {
@@ -633,6 +655,17 @@ mod tests {
         }
         load_runs.push(load(g, "put-c64", 2_000.0, 20_000));
         load_runs.push(load(o, "get-c64", 9_000.0, 5_000));
+        for (label, kind) in [
+            ("scan-c64", WorkloadKind::Scan),
+            ("cas-c64", WorkloadKind::Cas),
+        ] {
+            // etcd's first, as its results file sorts first: the report puts OmniKV's first.
+            for (b, tput) in [(e, 2_000.0), (o, 3_000.0)] {
+                let mut x = load(b, label, tput, 4_000);
+                x.workload = kind;
+                load_runs.push(x);
+            }
+        }
         // etcd's first, as its results file sorts first: the report puts OmniKV's first.
         for b in [e, o] {
             let mut x = load(b, "put-open", 1_990.0, 3_000);
@@ -665,7 +698,13 @@ mod tests {
             open_row("OmniKV").unwrap() < open_row("etcd").unwrap(),
             "{md}"
         );
-        assert!(md.contains("| etcd | gRPC (KV.Put, KV.Range"));
+        assert!(md.contains(
+            "| etcd | gRPC, default (linearizable) consistency | puts and gets: KV.Put, KV.Range of one key; scans: KV.Range of a prefix"
+        ));
+        // The gateway ran puts only: its requests name nothing else.
+        assert!(md.contains(
+            "| etcd (JSON gateway) | HTTP/1.1 JSON gateway | puts and gets: `/v3/kv/put`, `/v3/kv/range` of one key | ureq"
+        ));
         assert!(md.contains("etcd-client (tonic) | at most 3, shared by the clients"));
         assert!(md.contains("| OmniKV | WebSocket"));
         assert!(
@@ -676,6 +715,33 @@ mod tests {
         assert!(md.contains("**Missed in this run"));
         assert!(md.contains("hello") && md.contains("omnikv bench load --label put-c64"));
         assert!(text_table(&a_run().load).contains("put-open"));
+    }
+
+    #[test]
+    fn scans_and_cas_are_compared_side_by_side_and_say_how_they_were_driven() {
+        let md = markdown(&a_run(), "chart.svg", "");
+        let row = |label: &str, what: &str, system: &str| {
+            md.find(&format!(
+                "| `{label}` ({what}, 256 B values, 100000 keys) | {system} | 64 |"
+            ))
+            .unwrap_or_else(|| panic!("{label} {system}: {md}"))
+        };
+        let scan = "linearizable scan of a 100-key prefix";
+        let cas = "compare-and-put of the preloaded value";
+        assert!(row("scan-c64", scan, "OmniKV") < row("scan-c64", scan, "etcd"));
+        assert!(row("scan-c64", scan, "etcd") < row("cas-c64", cas, "OmniKV"));
+        assert!(md.contains(&format!(
+            "| `cas-c64` ({cas}, 256 B values, 100000 keys) | OmniKV | 64 | 3000 | 4.00 | 8.00 | 12.00 | 0 | 1.50x |"
+        )));
+        assert!(md.contains(
+            "scans: linearizable `scan` of a prefix, limit 100; CAS: `txn` of one `value` guard and one `put` |"
+        ));
+        assert!(md.contains(
+            "scans: KV.Range of a prefix (range_end = prefix + 1), limit 100; CAS: KV.Txn: compare value EQUAL, then put |"
+        ));
+        assert!(md.contains("Scans and CAS run after every key of the key space was put"));
+        let svg = chart(&a_run());
+        assert!(svg.contains("scan-c64") && svg.contains("cas-c64"));
     }
 
     #[test]

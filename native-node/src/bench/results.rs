@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backends::BackendKind;
 use super::stats::Summary;
+use super::workload::WorkloadKind;
 
 /// One load run (`omnikv bench load`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,10 @@ pub struct LoadResult {
     /// `None` for a closed loop.
     #[serde(default)]
     pub offered_per_s: Option<f64>,
+    /// Which operations: puts and gets (`write_percent` puts), scans or CAS (put-get in
+    /// results from before it was recorded).
+    #[serde(default)]
+    pub workload: WorkloadKind,
     pub key_space: u64,
     pub value_bytes: usize,
     pub write_percent: u8,
@@ -122,6 +127,7 @@ impl LoadResult {
             endpoints: 3,
             connections: 64,
             offered_per_s: None,
+            workload: WorkloadKind::PutGet,
             key_space: 100_000,
             value_bytes: 256,
             write_percent: 100,

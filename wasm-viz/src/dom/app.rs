@@ -19,6 +19,7 @@ use super::{
     net::{self, HttpResult, SocketEvent},
     now_ms,
     render::{TimelineInfo, View},
+    stepping,
     streams::{self, NodeReadiness, Streams},
     trace_io,
     watch_feed::WatchFeed,
@@ -230,7 +231,20 @@ impl App {
         // while one is shown (the buttons are disabled too; the ring's links cannot be).
         let live_only = matches!(
             action.as_str(),
-            "put" | "get" | "delete" | "scan" | "cas" | "watch" | "node" | "link" | "scenario"
+            "put"
+                | "get"
+                | "delete"
+                | "scan"
+                | "cas"
+                | "watch"
+                | "node"
+                | "link"
+                | "scenario"
+                | "step-mode"
+                | "step-walk"
+                | "deliver"
+                | "deliver-all"
+                | "drop-held"
         );
         if live_only && self.trace.is_some() {
             return;
@@ -253,6 +267,16 @@ impl App {
                 self.control(Ok(control::set_link(a, b, connected)));
             }
             "scenario" => self.control(control::scenario(&get("data-scenario"))),
+            "step-mode" => self.step_mode(el::checked(&target), false),
+            "step-walk" => self.step_mode(true, true),
+            "deliver" | "deliver-all" | "drop-held" => {
+                let end = |name: &str| get(name).parse::<NodeId>().unwrap_or(0);
+                self.held_action(&action, end("data-a"), end("data-b"));
+            }
+            "select-held" => {
+                let end = |name: &str| get(name).parse::<NodeId>().ok();
+                self.view.held_selected = end("data-from").zip(end("data-to"));
+            }
             "select-node" => self.view.select_node(node),
             "select-msg" => {
                 let from = get("data-from").parse().unwrap_or(0);
@@ -300,25 +324,99 @@ impl App {
     }
 
     fn control(&mut self, req: Result<ControlRequest, String>) {
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => return self.notice(e),
-        };
-        controls::show_status(&self.doc, &format!("{} …", req.path));
+        match req {
+            Ok(r) => self.controls(vec![r], None),
+            Err(e) => self.notice(e),
+        }
+    }
+
+    /// Posts `reqs` in order, then runs `then` if every one was carried out.
+    fn controls(&mut self, reqs: Vec<ControlRequest>, then: Option<fn(&mut App)>) {
+        if let Some(first) = reqs.first() {
+            controls::show_status(&self.doc, &format!("{} …", first.path));
+        }
         spawn_local(async move {
-            let (line, ok) = controls::post(&req).await;
+            let mut all_ok = true;
+            for req in reqs {
+                let (line, ok) = controls::post(&req).await;
+                all_ok &= ok;
+                with_app(|app| {
+                    controls::show_status(&app.doc, &line);
+                    if ok {
+                        app.record(Record::Control {
+                            at_ms: now_ms() as u64,
+                            path: req.path.clone(),
+                        });
+                    }
+                });
+            }
+            let view = net::fetch_cluster().await;
             with_app(|app| {
-                controls::show_status(&app.doc, &line);
-                if ok {
-                    app.record(Record::Control {
-                        at_ms: now_ms() as u64,
-                        path: req.path.clone(),
-                    });
+                app.on_cluster(view);
+                if let (true, Some(then)) = (all_ok, then) {
+                    then(app);
                 }
             });
-            let view = net::fetch_cluster().await;
-            with_app(|app| app.on_cluster(view));
         });
+    }
+
+    /// Holds (or releases) every link; with `walk`, then puts a value to step through.
+    fn step_mode(&mut self, on: bool, walk: bool) {
+        el::set_input(&self.doc, "step-mode", "", Some(on));
+        let ids: Vec<NodeId> = self.timeline.live_model().nodes.keys().copied().collect();
+        let explain = if on {
+            stepping::started(walk)
+        } else {
+            "step mode off: every link delivers again"
+        };
+        self.explain(explain.to_string());
+        let then: Option<fn(&mut App)> = match walk {
+            true => Some(|app| {
+                el::set_input(&app.doc, "key", "walk", None);
+                el::set_input(
+                    &app.doc,
+                    "value",
+                    &format!("step-{}", now_ms() as u64 % 1000),
+                    None,
+                );
+                app.submit("put");
+            }),
+            false => None,
+        };
+        self.controls(control::hold_all(&ids, on), then);
+    }
+
+    /// Delivers the next message, all of them, or drops the next, of what `a` holds for `b`.
+    fn held_action(&mut self, action: &str, a: NodeId, b: NodeId) {
+        let model = self.timeline.live_model();
+        let (req, line) = match action {
+            "deliver" => (control::deliver(a, b, 1), stepping::delivered(model, a, b)),
+            "drop-held" => (control::drop_held(a, b), stepping::dropped(model, a, b)),
+            _ => (
+                control::deliver(a, b, u32::MAX),
+                format!("delivered everything {a}->{b} held"),
+            ),
+        };
+        self.view.held_selected = Some((a, b));
+        self.explain(line);
+        self.controls(vec![req], None);
+    }
+
+    /// The deliver key: the next message of the selected held direction.
+    pub fn deliver_next(&mut self) {
+        if self.trace.is_some() {
+            return;
+        }
+        let model = self.timeline.live_model();
+        if let Some((a, b)) = stepping::next_target(model, self.view.held_selected) {
+            self.held_action("deliver", a, b);
+        }
+    }
+
+    fn explain(&self, line: String) {
+        if let Some(e) = el::by_id(&self.doc, "step-explain") {
+            el::text(&e, &line);
+        }
     }
 
     pub fn import(&mut self, text: &str) {

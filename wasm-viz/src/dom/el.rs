@@ -79,6 +79,16 @@ pub fn input_value(doc: &Document, id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Sets a text input's value (or a checkbox's state, for `checked`).
+pub fn set_input(doc: &Document, id: &str, value: &str, checked: Option<bool>) {
+    if let Some(i) = by_id(doc, id).and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+        match checked {
+            Some(c) => i.set_checked(c),
+            None => i.set_value(value),
+        }
+    }
+}
+
 /// An element with the attribute values and text last written to it through this slot, so a
 /// frame compares in Rust and crosses into the DOM only to write what changed (reading the DOM
 /// back costs as much as writing it). Only for elements nothing else writes to.

@@ -33,6 +33,8 @@ pub fn install(doc: &Document) -> Result<(), JsValue> {
         if in_form && e.key() == "Enter" {
             e.prevent_default();
             with_app(|app| app.submit("put"));
+        } else if e.key() == super::stepping::DELIVER_KEY && !in_form && !typing(&e) {
+            with_app(|app| app.deliver_next());
         } else if e.key() == "Escape" {
             with_app(|app| app.view.close_drawers());
         }
@@ -82,6 +84,12 @@ pub fn install(doc: &Document) -> Result<(), JsValue> {
         on_change.forget();
     }
     Ok(())
+}
+
+/// Whether a key press goes to a text field or a select (where letters are typed, not commands).
+fn typing(e: &KeyboardEvent) -> bool {
+    (e.target().and_then(|t| t.dyn_into::<Element>().ok()))
+        .is_some_and(|t| matches!(t.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"))
 }
 
 /// The frame callback, shared with itself so that it can ask for the next frame.

@@ -7,8 +7,8 @@
 //!
 //! Layout: `app` wires everything and is the only module that knows the [`app::App`];
 //! `listeners` (DOM events, frames), `net` (HTTP, sockets), `streams` (node event streams and
-//! table heads), `client_form`, `watch_feed`, `controls` and `trace_io` each do one job and are
-//! handed callbacks;
+//! table heads), `client_form`, `watch_feed`, `controls`, `stepping` (step mode's words and
+//! targets) and `trace_io` each do one job and are handed callbacks;
 //! `render` draws, one module per panel; `el` holds the DOM helpers.
 
 mod app;
@@ -18,6 +18,7 @@ mod el;
 mod listeners;
 mod net;
 mod render;
+mod stepping;
 mod streams;
 mod trace_io;
 mod watch_feed;

@@ -4,16 +4,19 @@
 //!
 //! Kept as an extra, labelled comparison: the gateway translates every request to gRPC inside
 //! the server, work etcd's own users do not pay for, so etcd's own figures come from
-//! `etcd_grpc`. The HTTP client is blocking (`ureq`), so each request runs on tokio's blocking
-//! pool; one agent per session keeps one keep-alive connection.
+//! `etcd_grpc`; scans and CAS, compared over gRPC only, are refused here. The HTTP client is
+//! blocking (`ureq`), so each request runs on tokio's blocking pool; one agent per session
+//! keeps one keep-alive connection.
 
 use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde_json::{json, Value};
 
-use super::{BackendError, LeaderView};
-use crate::bench::workload::Op;
+use super::{BackendError, BackendKind, LeaderView};
+use crate::bench::workload::{Op, WorkloadKind};
+
+const KIND: BackendKind = BackendKind::EtcdGateway;
 
 pub struct GatewaySession {
     base: String,
@@ -43,6 +46,8 @@ impl GatewaySession {
                 let body = json!({"key": B64.encode(key)});
                 self.call("/v3/kv/deleterange", body).await
             }
+            Op::Scan { .. } => Err(BackendError::unsupported(KIND, WorkloadKind::Scan)),
+            Op::Cas { .. } => Err(BackendError::unsupported(KIND, WorkloadKind::Cas)),
         }
     }
 

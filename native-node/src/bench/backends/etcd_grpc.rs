@@ -2,7 +2,9 @@
 //! and its benchmark tool drive it, so this is the etcd every comparison is made against.
 //!
 //! A put is a `Put`; a get is a `Range` of one key with default options, which etcd serves
-//! linearizably (a read index through the leader), like OmniKV's linearizable get.
+//! linearizably (a read index through the leader), like OmniKV's linearizable get. A scan is a
+//! `Range` of a prefix (`range_end` = the prefix with its last byte plus one) with a limit,
+//! also linearizable; a CAS is a `Txn` comparing the key's value, then putting.
 //! Connections are shared as `etcd/tools/benchmark` shares them (see [`Connections`]).
 //!
 //! Built only with the `etcd-grpc` feature: the crate needs `protoc` at build time and
@@ -10,10 +12,10 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, KvClient};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, Txn, TxnOp};
 
-use super::BackendError;
-use crate::bench::workload::Op;
+use super::{cas_answer, scan_answer, BackendError};
+use crate::bench::workload::{Op, SCAN_LIMIT_KEYS};
 
 /// How long opening one gRPC connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -84,6 +86,28 @@ impl GrpcSession {
                     .await
                     .map(|_| ())
                     .map_err(refused)
+            }
+            Op::Scan { prefix } => {
+                let options = GetOptions::new()
+                    .with_prefix()
+                    .with_limit(i64::from(SCAN_LIMIT_KEYS));
+                let found = self
+                    .kv
+                    .get(prefix.as_str(), Some(options))
+                    .await
+                    .map_err(refused)?;
+                scan_answer(prefix, found.kvs().len())
+            }
+            Op::Cas { key, expect, value } => {
+                let txn = Txn::new()
+                    .when([Compare::value(
+                        key.as_str(),
+                        CompareOp::Equal,
+                        expect.as_str(),
+                    )])
+                    .and_then([TxnOp::put(key.as_str(), value.as_str(), None)]);
+                let outcome = self.kv.txn(txn).await.map_err(refused)?;
+                cas_answer(key, outcome.succeeded())
             }
         }
     }

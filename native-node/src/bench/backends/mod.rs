@@ -14,7 +14,7 @@ mod omnikv;
 
 use std::time::Duration;
 
-use crate::bench::workload::Op;
+use crate::bench::workload::{Op, WorkloadKind, SCAN_LIMIT_KEYS};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -46,14 +46,40 @@ impl BackendKind {
                 "tokio-tungstenite",
             ),
             BackendKind::Etcd => (
-                "gRPC (KV.Put, KV.Range with default linearizable consistency)",
+                "gRPC, default (linearizable) consistency",
                 "etcd-client (tonic)",
             ),
             BackendKind::EtcdGateway => (
-                "HTTP/1.1 JSON gateway (`/v3/kv/put`, `/v3/kv/range`)",
+                "HTTP/1.1 JSON gateway",
                 "ureq, one keep-alive connection per client",
             ),
         }
+    }
+
+    /// The requests the system is sent for a kind of workload, or `None` when this backend
+    /// does not run it.
+    pub fn requests(self, kind: WorkloadKind) -> Option<String> {
+        let limit = SCAN_LIMIT_KEYS;
+        Some(match (self, kind) {
+            (BackendKind::Omnikv, WorkloadKind::PutGet) => "`put`, linearizable `get`".into(),
+            (BackendKind::Omnikv, WorkloadKind::Scan) => {
+                format!("linearizable `scan` of a prefix, limit {limit}")
+            }
+            (BackendKind::Omnikv, WorkloadKind::Cas) => {
+                "`txn` of one `value` guard and one `put`".into()
+            }
+            (BackendKind::Etcd, WorkloadKind::PutGet) => "KV.Put, KV.Range of one key".into(),
+            (BackendKind::Etcd, WorkloadKind::Scan) => {
+                format!("KV.Range of a prefix (range_end = prefix + 1), limit {limit}")
+            }
+            (BackendKind::Etcd, WorkloadKind::Cas) => {
+                "KV.Txn: compare value EQUAL, then put".into()
+            }
+            (BackendKind::EtcdGateway, WorkloadKind::PutGet) => {
+                "`/v3/kv/put`, `/v3/kv/range` of one key".into()
+            }
+            (BackendKind::EtcdGateway, WorkloadKind::Scan | WorkloadKind::Cas) => return None,
+        })
     }
 
     /// Every kind, in report order.
@@ -74,10 +100,29 @@ pub enum BackendError {
     /// The system answered with an error.
     #[error("refused: {0}")]
     Refused(String),
+    /// The system answered, but not what the operation expects (a scan that misses keys, a
+    /// CAS whose comparison failed): counted as an error, so a wrong answer cannot look fast.
+    #[error("wrong answer: {0}")]
+    WrongAnswer(String),
+    #[error("the benchmark does not run {workload} on {backend}")]
+    Unsupported {
+        backend: &'static str,
+        workload: &'static str,
+    },
     #[error("no leader known to any of {0} endpoints")]
     NoLeader(usize),
     #[error("etcd over gRPC is not in this build: build omnikv with `--features etcd-grpc`")]
     NotBuilt,
+}
+
+impl BackendError {
+    /// `backend` does not run workloads of `kind` (see [`BackendKind::requests`]).
+    pub fn unsupported(backend: BackendKind, kind: WorkloadKind) -> BackendError {
+        BackendError::Unsupported {
+            backend: backend.name(),
+            workload: kind.name(),
+        }
+    }
 }
 
 /// One client's connection to one endpoint (or its share of one, over gRPC).
@@ -167,7 +212,8 @@ impl Session {
         })
     }
 
-    /// Executes one operation and waits for its answer. Gets are linearizable on every backend.
+    /// Executes one operation and waits for its answer. Gets and scans are linearizable on
+    /// every backend; a scan or a CAS whose answer is not the expected one is an error.
     pub async fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
         match self {
             Session::Omnikv(s) => s.execute(op).await,
@@ -175,6 +221,28 @@ impl Session {
             Session::Etcd(s) => s.execute(op).await,
             Session::EtcdGateway(s) => s.execute(op).await,
         }
+    }
+}
+
+/// A scan's answer: every key of its prefix (all were preloaded).
+fn scan_answer(prefix: &str, keys: usize) -> Result<(), BackendError> {
+    if keys == SCAN_LIMIT_KEYS as usize {
+        Ok(())
+    } else {
+        Err(BackendError::WrongAnswer(format!(
+            "a scan of {prefix} found {keys} keys, not {SCAN_LIMIT_KEYS}"
+        )))
+    }
+}
+
+/// A CAS's answer: its comparison held (it expects the preloaded value).
+fn cas_answer(key: &str, succeeded: bool) -> Result<(), BackendError> {
+    if succeeded {
+        Ok(())
+    } else {
+        Err(BackendError::WrongAnswer(format!(
+            "the comparison of a CAS on {key} failed"
+        )))
     }
 }
 

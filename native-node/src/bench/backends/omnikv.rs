@@ -1,17 +1,22 @@
 //! OmniKV backend: the node's `/client` WebSocket protocol, one request in flight per session
 //! (each benchmark client opens a client session when it connects, or before every write with
 //! `session_per_op`), and `/admin` status for the leader.
+//!
+//! A scan is one linearizable `scan` page of the prefix; a CAS is a `txn` of one `value` guard
+//! and one `put`, the request `omnikv cas` sends.
 
 use std::time::Duration;
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    client::{ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient},
+    client::{Answer, ClientOp, ClientRequest, ReadMode, SessionClient},
     event::Role,
+    scan::ScanRange,
+    txn::{Guard, TxnOp},
 };
 
-use super::{BackendError, LeaderView};
-use crate::bench::workload::Op;
+use super::{cas_answer, scan_answer, BackendError, LeaderView};
+use crate::bench::workload::{Op, SCAN_LIMIT_KEYS};
 use crate::client::{self, CallError, Connection};
 
 pub struct OmnikvSession {
@@ -94,18 +99,45 @@ impl OmnikvSession {
                 self.session
                     .write_request(ClientOp::Delete { key: key.clone() })
             }
+            Op::Scan { prefix } => self.session.read_op_request(ClientOp::Scan {
+                range: ScanRange {
+                    prefix: Some(prefix.clone()),
+                    limit: SCAN_LIMIT_KEYS,
+                    ..ScanRange::default()
+                },
+                read: ReadMode::Linearizable,
+            }),
+            Op::Cas { key, expect, value } => self.session.write_request(ClientOp::Txn {
+                guards: vec![Guard::Value {
+                    key: key.clone(),
+                    value: expect.clone(),
+                }],
+                ops: vec![TxnOp::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                }],
+            }),
         };
-        self.send(req).await
+        let answer = self.send(req).await?;
+        match op {
+            Op::Scan { prefix } => {
+                scan_answer(prefix, answer.scan.map_or(0, |page| page.entries.len()))
+            }
+            Op::Cas { key, .. } => cas_answer(key, answer.txn.is_some_and(|t| t.succeeded)),
+            _ => Ok(()),
+        }
     }
 
-    async fn send(&mut self, req: ClientRequest) -> Result<(), BackendError> {
+    async fn send(&mut self, req: ClientRequest) -> Result<Answer, BackendError> {
         // The benchmark does not retry: an error is counted, and its request settled.
         self.session.settled(req.id);
         let timeout = self.timeout;
         let conn = self.connect().await?;
         match conn.request(&req, timeout).await {
-            Ok(ClientResponse::Ok { .. }) => Ok(()),
-            Ok(ClientResponse::Err { error, .. }) => Err(BackendError::Refused(error.to_string())),
+            Ok(resp) => resp
+                .into_result()
+                .map(|(_, _, answer)| answer)
+                .map_err(|error| BackendError::Refused(error.to_string())),
             Err(e) => {
                 self.conn = None;
                 Err(BackendError::Transport(e.to_string()))

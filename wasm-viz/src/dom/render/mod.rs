@@ -1,7 +1,8 @@
 //! Drawing the model, one module per panel: the ring (`ring`), one card per node (`cards`),
 //! the space-time diagram (`diagram`), "What happened" and the scrub bar's landmarks
-//! (`story`), the client log (`client_log`), the inspector (`inspector`), the History drawer
-//! (`history`), the header's health line (`health`) and the timeline bar (`timeline_bar`).
+//! (`story`), the client log (`client_log`), the held messages (`held`), the inspector
+//! (`inspector`), the History drawer (`history`), the header's health line (`health`) and the
+//! timeline bar (`timeline_bar`).
 //!
 //! Elements are created once and then only their changed attributes and texts are written.
 //! Everything carries data attributes (`data-node-id`, `data-role`, `data-state`,
@@ -11,6 +12,7 @@ mod cards;
 mod client_log;
 mod diagram;
 mod health;
+mod held;
 mod history;
 mod inspector;
 mod ring;
@@ -81,6 +83,8 @@ pub struct View {
     history: history::HistoryPanel,
     /// Whether the page last showed a trace (`None` before the first frame).
     trace_shown: Option<bool>,
+    /// The held direction the keyboard's deliver key acts on.
+    pub held_selected: Option<(NodeId, NodeId)>,
 }
 
 impl View {
@@ -100,6 +104,7 @@ impl View {
             diagram: diagram::Diagram::default(),
             history: history::HistoryPanel::default(),
             trace_shown: None,
+            held_selected: None,
         }
     }
 
@@ -209,6 +214,7 @@ impl View {
             }
         }
         if panels {
+            held::draw(doc, model, self.held_selected);
             self.client_log.draw(doc, model);
             inspector::draw(doc, [model, live], clock_ms, self.selected);
             draw_notices(doc, model);

@@ -1,7 +1,9 @@
 //! The ring: one circle per node, one line per link (click to cut or heal), and messages as
-//! dots flying from sender to receiver.
+//! dots flying from sender to receiver. A held link is drawn dashed, with the messages waiting
+//! in each direction written next to their sender.
 
 use omnikv_core::NodeId;
+use wasm_bindgen::JsCast;
 use web_sys::Document;
 
 use super::{bool_str, f, kind_class, Selection};
@@ -184,7 +186,33 @@ fn make_link(
         attr(&l, "y2", &f(y2));
         el::child(&link, &l);
     }
+    // The queue of each direction, a third of the way from its sender, beside the line.
+    let (dx, dy) = (x2 - x1, y2 - y1);
+    let len = (dx * dx + dy * dy).max(1.0);
+    let norm = 12.0 / js_sys::Math::sqrt(len);
+    for (from, to, t, side) in [(a, b, 0.3, 1.0), (b, a, 0.7, -1.0)] {
+        let q = el::svg(doc, "text", "queue");
+        attr(&q, "data-from", &from.to_string());
+        attr(&q, "data-to", &to.to_string());
+        attr(&q, "x", &f(x1 + dx * t - dy * norm * side));
+        attr(&q, "y", &f(y1 + dy * t + dx * norm * side));
+        el::child(&link, &q);
+    }
     link
+}
+
+/// What a held direction's queue label says: how many wait, and the first one's kind.
+fn queue_label(model: &ClusterModel, from: NodeId, to: NodeId) -> String {
+    let Some(node) = model.nodes.get(&from) else {
+        return String::new();
+    };
+    match node.peer(to) {
+        Some(p) if p.held => match node.held_head(to).first() {
+            Some(m) => format!("{} · {}", p.waiting, describe::kind_name(m.kind)),
+            None => format!("{} held", p.waiting),
+        },
+        _ => String::new(),
+    }
 }
 
 fn draw_node(
@@ -222,13 +250,14 @@ fn draw_node(
     attr(e, "aria-label", &label);
 }
 
+fn end_of(e: &web_sys::Element, name: &str) -> NodeId {
+    e.get_attribute(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn draw_link(l: &web_sys::Element, model: &ClusterModel) {
-    let end = |name: &str| -> NodeId {
-        l.get_attribute(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let (a, b) = (end("data-a"), end("data-b"));
+    let (a, b) = (end_of(l, "data-a"), end_of(l, "data-b"));
     let enabled = model.link_connected(a, b).unwrap_or(true);
     let stream_up = |x: NodeId, y: NodeId| {
         model
@@ -253,6 +282,23 @@ fn draw_link(l: &web_sys::Element, model: &ClusterModel) {
     };
     attr(l, "data-connected", bool_str(enabled));
     attr(l, "data-transport", transport);
+    let held = |x: NodeId, y: NodeId| {
+        (model.nodes.get(&x))
+            .and_then(|n| n.peer(y))
+            .is_some_and(|p| p.held)
+    };
+    attr(l, "data-held", bool_str(held(a, b) || held(b, a)));
+    let queues = l.query_selector_all("text.queue");
+    for k in 0..queues.as_ref().map_or(0, |q| q.length()) {
+        let Some(q) = queues.as_ref().ok().and_then(|q| q.item(k)) else {
+            continue;
+        };
+        let Some(q) = q.dyn_ref::<web_sys::Element>() else {
+            continue;
+        };
+        let (from, to) = (end_of(q, "data-from"), end_of(q, "data-to"));
+        text(q, &queue_label(model, from, to));
+    }
     let label = if enabled {
         format!("Cut link {a}–{b}")
     } else {

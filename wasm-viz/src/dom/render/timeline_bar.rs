@@ -12,8 +12,8 @@ use crate::{
 };
 
 /// What acts on the live cluster, disabled while an imported trace is shown: fieldsets, which
-/// disable every control inside them.
-const LIVE_ONLY_FIELDSETS: [&str; 3] = ["client-fields", "scenario-fields", "cards"];
+/// disable every control inside them, and controls outside any.
+const LIVE_ONLY_CONTROLS: [&str; 4] = ["client-fields", "scenario-fields", "cards", "step-mode"];
 
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
@@ -77,7 +77,7 @@ pub fn draw_source(doc: &Document, trace: bool) {
     } else {
         "OmniKV — live cluster"
     });
-    for id in LIVE_ONLY_FIELDSETS {
+    for id in LIVE_ONLY_CONTROLS {
         if let Some(e) = el::by_id(doc, id) {
             set_flag(&e, "disabled", trace);
         }
