@@ -4,6 +4,9 @@
 //! Socket callbacks only note what happened (`lost`, `next`); a step that may replace the
 //! socket runs from the next animation frame ([`ClientForm::frame`]), because a callback must
 //! not free the closure that is running it.
+//!
+//! Each finished operation, with its invocation and response times, is kept for the app to
+//! record ([`ClientForm::take_operations`]): the history the History drawer checks.
 
 use omnikv_core::{
     client::{ClientOp, ClientRequest, ClientResponse},
