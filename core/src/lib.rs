@@ -19,6 +19,7 @@
 //! - [`peer`]: frames exchanged between nodes.
 //! - [`control`]: the launcher's HTTP control API.
 //! - [`limits`]: size limits every decoder enforces.
+//! - [`linearizability`]: the checker of KV histories the nemesis tests and the page share.
 //!
 //! Every enum on a wire is externally tagged (`{"put":{"key":"k",...}}`, `"status"` for a unit
 //! variant). serde's internally tagged form (`{"type":"put",...}`) buffers each value before
@@ -37,6 +38,7 @@ pub mod control;
 pub mod digest;
 pub mod event;
 pub mod limits;
+pub mod linearizability;
 pub mod peer;
 pub mod scan;
 pub mod session;

@@ -19,6 +19,7 @@ use omnikv_core::{
         BallotView, EventEnvelope, MessageInfo, MessageKind, NodeEvent, NodeStatus, PeerStatus,
         RequestOutcome, Role, SnapshotCarried,
     },
+    linearizability::{Op, Operation},
     scan::{ScanEntry, ScanPage, ScanRange},
     session::{AppliedWrite, Session, Sessions, Versioned},
     snapshot::Unresolved,
@@ -731,6 +732,41 @@ proptest! {
     fn watch_frames_round_trip(v in watch_frame(), e in edits()) {
         round_trips(&v, &e)?;
     }
+
+    #[test]
+    fn history_operations_round_trip(v in history_operation(), e in edits()) {
+        round_trips(&v, &e)?;
+    }
+}
+
+fn history_operation() -> impl Strategy<Value = Operation> {
+    let maybe = || proptest::option::of(text());
+    let op = prop_oneof![
+        text().prop_map(Op::Put),
+        Just(Op::Delete),
+        maybe().prop_map(Op::Get),
+        (maybe(), maybe(), proptest::option::of(any::<bool>())).prop_map(
+            |(expect, new, succeeded)| Op::Cas {
+                expect,
+                new,
+                succeeded
+            }
+        ),
+    ];
+    (
+        number(),
+        text(),
+        op,
+        number(),
+        proptest::option::of(number()),
+    )
+        .prop_map(|(client, key, op, call_us, ret_us)| Operation {
+            client,
+            key,
+            op,
+            call_us,
+            ret_us,
+        })
 }
 
 fn watch_frame() -> impl Strategy<Value = WatchFrame> {

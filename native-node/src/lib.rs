@@ -24,6 +24,7 @@
 //! - [`launcher`]: `omnikv demo`, a supervised local cluster with an HTTP control API.
 //! - [`config`]: command-line configuration of a node.
 //! - [`bench`]: `omnikv bench`, the load generator (OmniKV and etcd) and storage benchmarks.
+//! - [`porcupine`]: a client history in Porcupine's JSON (`omnikv history --porcupine`).
 
 pub mod api;
 pub mod bench;
@@ -40,6 +41,7 @@ pub mod launcher;
 pub mod node;
 pub mod peer_auth;
 pub mod peer_chunks;
+pub mod porcupine;
 pub mod replica;
 pub mod secret;
 pub mod snapshot_fix;

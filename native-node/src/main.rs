@@ -131,6 +131,15 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Print the client history a trace holds (one the page exported, or a nemesis run's) in
+    /// Porcupine's JSON: an array of `{ClientId, Input, Call, Output, Return}`.
+    History {
+        /// Porcupine's format (the one offered).
+        #[arg(long, required = true)]
+        porcupine: bool,
+        /// The trace file.
+        trace: std::path::PathBuf,
+    },
     /// Print one node's whole KV table, `key<TAB>value` per line in key order (the leader's,
     /// unless --node names another). Read by pages from the node's local copy: a table that
     /// changes meanwhile is seen as it was at each page.
@@ -370,6 +379,24 @@ async fn watch(
     }
 }
 
+/// Prints the trace's history in Porcupine's JSON.
+fn history(path: &std::path::Path) -> anyhow::Result<()> {
+    use omnikv_core::linearizability::Operation;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
+    let timeline = omnikv_viz::Timeline::import_text(&text, text.len(), 1)
+        .map_err(|e| anyhow::anyhow!("{path:?}: {e}"))?;
+    let history: Vec<&Operation> = (timeline.records())
+        .filter_map(|r| match r {
+            omnikv_viz::Record::Operation { operation, .. } => Some(operation),
+            _ => None,
+        })
+        .collect();
+    let out = std::io::stdout().lock();
+    serde_json::to_writer(out, &omnikv_node::porcupine::operations(&history))?;
+    println!();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -462,6 +489,10 @@ async fn main() -> ExitCode {
             } => {
                 init_tracing("warn");
                 watch(keys.range(), from_index, count, &target).await
+            }
+            Command::History { trace, .. } => {
+                history(&trace)?;
+                Ok(ExitCode::SUCCESS)
             }
             Command::Dump { target } => {
                 init_tracing("warn");

@@ -659,7 +659,6 @@ impl Drop for Demo {
     }
 }
 
-pub mod linearizability;
 pub mod model;
 pub mod nemesis;
 pub mod pipeline;

@@ -6,11 +6,13 @@
 //! against each other.
 //!
 //! The fault schedule and the clients' choices come from one seed, printed at the start, so a
-//! run can be repeated; the exact interleaving still depends on real processes and time.
+//! run can be repeated; the exact interleaving still depends on real processes and time. Each
+//! run is written as a trace (history and faults) that the page opens.
 
 mod faults;
 mod holds;
 mod ledger;
+mod trace;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -26,11 +28,12 @@ use tokio::time::Instant;
 pub use faults::Overlaps;
 pub use ledger::{LedgerAnomaly, LedgerCoverage};
 
-use crate::linearizability::{self, Op, Operation};
 use crate::pipeline::PipelineReport;
 use crate::Cluster;
 use faults::Faults;
 use ledger::LogArchive;
+use omnikv_core::linearizability::{self, Op, Operation};
+use trace::TraceWriter;
 use workload::{Record, Sequential, Shared};
 
 #[derive(Clone, Debug)]
@@ -110,6 +113,8 @@ pub struct Report {
     pub coverage: LedgerCoverage,
     /// How the replicas differ after healing (KV table, sessions, decided log), if they do.
     pub replicas_differ: Option<String>,
+    /// The run's trace (history and faults), for the page.
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Report {
@@ -188,12 +193,15 @@ pub async fn run(config: NemesisConfig) -> Report {
     let workload = start_clients(&cluster, &config, start);
     let mut faults = Faults::new(&config, cluster.ids(), start);
     let mut archive = LogArchive::default();
+    let mut trace = TraceWriter::new(start, cluster.ids());
     while start.elapsed() < config.duration {
         faults.step(&mut cluster).await;
+        trace.faults(&faults.state_now());
         archive.poll(&cluster, &up_nodes(&cluster)).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     faults.heal_all(&mut cluster).await;
+    trace.faults(&faults.state_now());
     println!("nemesis: faults healed at {:?}", start.elapsed());
     let mut report = Report {
         faults: faults.counts.clone(),
@@ -203,7 +211,14 @@ pub async fn run(config: NemesisConfig) -> Report {
     };
     let record = stop_clients(workload, &mut report, start).await;
     println!("nemesis: clients stopped at {:?}", start.elapsed());
-    check(&mut cluster, &config, record, archive, start, &mut report).await;
+    let history = check(&mut cluster, &config, record, archive, start, &mut report).await;
+    match trace.write(&history, config.seed) {
+        Ok(path) => {
+            println!("nemesis: trace {}", path.display());
+            report.trace = Some(path);
+        }
+        Err(e) => println!("nemesis: trace not written: {e}"),
+    }
     println!("nemesis: seed {}: {report}", config.seed);
     for v in report.anomalies.iter().take(3) {
         println!("{v}");
@@ -276,7 +291,7 @@ async fn stop_clients(workload: Workload, report: &mut Report, start: Instant) -
 
 /// With every fault healed: final linearizable reads of every key join the history (so a
 /// write lost at the very end is caught too), the replicas catch up and are compared, and
-/// the history and the ledger are checked.
+/// the history and the ledger are checked. Returns the history.
 async fn check(
     cluster: &mut Cluster,
     config: &NemesisConfig,
@@ -284,7 +299,7 @@ async fn check(
     mut archive: LogArchive,
     start: Instant,
     report: &mut Report,
-) {
+) -> Vec<Operation> {
     let ids = cluster.ids();
     let leader = cluster.wait_leader(&ids, Duration::from_secs(20)).await;
     let mut reader = cluster.client_of(&ids);
@@ -300,8 +315,8 @@ async fn check(
             client: 999,
             key,
             op: Op::Get(v),
-            call,
-            ret: Some(ret),
+            call_us: call,
+            ret_us: Some(ret),
         });
     }
     cluster
@@ -331,4 +346,5 @@ async fn check(
     );
     report.anomalies = linearizability::check(&record.history);
     println!("nemesis: history checked at {:?}", start.elapsed());
+    record.history
 }

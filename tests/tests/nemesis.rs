@@ -3,6 +3,7 @@
 //! `OMNIKV_NEMESIS_SECONDS=N`, and `OMNIKV_NEMESIS_SEED=S` to repeat a run's schedule.
 
 use omnikv_tests::nemesis::{run, LedgerAnomaly, NemesisConfig, Report};
+use omnikv_viz::{history::History, Timeline};
 
 /// Acknowledged writes a short run must reach (reads do not count): a cluster that stalls
 /// under the faults fails here. Runs here acknowledged several thousand; see README.
@@ -72,7 +73,9 @@ async fn five_nodes_stay_linearizable_under_faults() {
     assert_sound(&report, seed, 5);
 }
 
-/// The checker bites: local reads are allowed to be stale, and under partitions they are.
+/// The checker bites: local reads are allowed to be stale, and under partitions they are. The
+/// run's trace shows it too: the page's reading of it finds a key not linearizable, with the
+/// partitions as fault bands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_reads_under_partitions_are_caught_stale() {
     let mut config = NemesisConfig::from_env(3, 25);
@@ -86,6 +89,17 @@ async fn local_reads_under_partitions_are_caught_stale() {
     assert!(
         !report.anomalies.is_empty(),
         "seed {seed}: no stale read found: {report}"
+    );
+    let path = report.trace.as_ref().expect("the run's trace is written");
+    let text = std::fs::read_to_string(path).unwrap();
+    let timeline = Timeline::import_text(&text, usize::MAX, 1).expect("the page reads the trace");
+    let history = History::of(timeline.records());
+    assert!(history.operations() > 100, "seed {seed}: {path:?}");
+    let bad = history.violation().expect("the page finds the stale read");
+    assert!(bad.fragment.as_ref().is_some_and(|f| !f.is_empty()));
+    assert!(
+        history.faults.iter().any(|b| b.what.ends_with(" cut")),
+        "seed {seed}: no cut in {path:?}"
     );
 }
 

@@ -10,6 +10,7 @@ pub mod client;
 pub mod control;
 pub mod describe;
 pub mod health;
+pub mod history;
 pub mod model;
 pub mod observer;
 pub mod reducer;

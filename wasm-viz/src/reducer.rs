@@ -7,6 +7,7 @@ use omnikv_core::{
     client::ClientOp,
     control::{ClusterView, ProcessState},
     event::{BallotView, EventEnvelope, MessageInfo, NodeEvent, NodeStatus, Role},
+    linearizability::Operation,
     session::{self, KvState, Versioned},
     KVCommand, NodeId, RequestId,
 };
@@ -38,6 +39,9 @@ pub enum Record {
     Notice { at_ms: u64, text: String },
     /// A control request the launcher carried out (`/api/...` path), such as a scenario.
     Control { at_ms: u64, path: String },
+    /// A client operation and its outcome, recorded when it completed (or when its client gave
+    /// up: then its outcome is unknown): the history the History panel checks.
+    Operation { at_ms: u64, operation: Operation },
 }
 
 impl Record {
@@ -49,7 +53,8 @@ impl Record {
             | Record::Dump { at_ms, .. }
             | Record::Head { at_ms, .. }
             | Record::Notice { at_ms, .. }
-            | Record::Control { at_ms, .. } => *at_ms,
+            | Record::Control { at_ms, .. }
+            | Record::Operation { at_ms, .. } => *at_ms,
         }
     }
 }
@@ -75,7 +80,7 @@ impl ClusterModel {
             )),
             Record::Head { head, .. } => self.apply_head(head),
             Record::Notice { at_ms, text } => self.notice(*at_ms, text.clone()),
-            Record::Control { .. } => {}
+            Record::Control { .. } | Record::Operation { .. } => {}
         }
         self.story.settle(self.inputs, self.now_ms, &self.nodes);
     }

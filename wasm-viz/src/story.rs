@@ -190,7 +190,8 @@ impl Story {
             Record::Stream { .. }
             | Record::Dump { .. }
             | Record::Head { .. }
-            | Record::Notice { .. } => {}
+            | Record::Notice { .. }
+            | Record::Operation { .. } => {}
         }
     }
 

@@ -32,10 +32,12 @@ pub fn speed_named(name: &str) -> f64 {
 /// Format tag of exported traces.
 pub const TRACE_FORMAT: &str = "omnikv-trace";
 /// The trace version this build writes. Raise it when a recorded type changes shape. Version 2
-/// added `control` records and the status's `kv_digest`; pages before it cannot read them.
-pub const TRACE_VERSION: u32 = 2;
+/// added `control` records and the status's `kv_digest`; version 3 added `operation` records
+/// (the client history); pages before them cannot read them.
+pub const TRACE_VERSION: u32 = 3;
 /// The oldest version this build reads: what it added since is optional (version 1 traces have
-/// no control records, and their statuses no digest, which reads as absent).
+/// no control records, and their statuses no digest, which reads as absent; versions before 3
+/// no client history, which reads as empty).
 pub const TRACE_VERSION_OLDEST: u32 = 1;
 
 fn readable(version: u32) -> bool {
@@ -271,6 +273,11 @@ impl Timeline {
             pos += 1;
         }
         self.view = Some((cursor, model));
+    }
+
+    /// The recorded inputs still held, oldest first.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter()
     }
 
     pub fn export(&self) -> Trace {

@@ -16,6 +16,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::holds::Holds;
+use super::trace::FaultState;
 use super::NemesisConfig;
 use crate::Cluster;
 
@@ -188,6 +189,25 @@ impl Faults {
                     set_link_side(cluster, a, b, true).await;
                 }
             }
+        }
+    }
+
+    /// The faults in force, for the run's trace.
+    pub fn state_now(&self) -> FaultState {
+        let with = |want: fn(&NodeState) -> bool| {
+            (self.state.iter())
+                .filter(|(_, s)| want(s))
+                .map(|(&id, _)| id)
+                .collect()
+        };
+        FaultState {
+            down: with(|s| matches!(s, NodeState::Down { .. })),
+            paused: with(|s| matches!(s, NodeState::Paused { .. })),
+            cut: (self.cut_count.iter())
+                .filter(|(_, &n)| n > 0)
+                .map(|(&link, _)| link)
+                .collect(),
+            held: self.holds.held(),
         }
     }
 

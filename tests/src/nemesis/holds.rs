@@ -28,6 +28,11 @@ impl Holds {
         self.active.len()
     }
 
+    /// The held directions, (from, to).
+    pub fn held(&self) -> Vec<(NodeId, NodeId)> {
+        self.active.iter().map(|h| (h.from, h.to)).collect()
+    }
+
     /// Holds what `from` sends to `to` until `until`.
     pub async fn begin(&mut self, cluster: &Cluster, from: NodeId, to: NodeId, until: Instant) {
         let req = AdminRequest::HoldLink {

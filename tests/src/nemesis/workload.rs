@@ -16,8 +16,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::{ledger::UnknownWrite, NemesisConfig};
-use crate::linearizability::{Op, Operation};
 use crate::pipeline::{AckedWrite, PipelineReport, PipelinedWriter};
+use omnikv_core::linearizability::{Op, Operation};
 
 /// What the clients saw.
 #[derive(Debug, Default)]
@@ -166,8 +166,8 @@ impl Sequential {
             client: self.c,
             key,
             op: history_op,
-            call: micros(self.start, call),
-            ret: acked.as_ref().map(|_| micros(self.start, answered)),
+            call_us: micros(self.start, call),
+            ret_us: acked.as_ref().map(|_| micros(self.start, answered)),
         };
         self.record.lock().unwrap().write(op, acked);
     }
@@ -219,8 +219,8 @@ impl Sequential {
                 new: Some(new),
                 succeeded,
             },
-            call: micros(self.start, call),
-            ret: succeeded.map(|_| micros(self.start, answered)),
+            call_us: micros(self.start, call),
+            ret_us: succeeded.map(|_| micros(self.start, answered)),
         };
         let mut record = self.record.lock().unwrap();
         record.cas_swapped += u64::from(succeeded == Some(true));
@@ -253,8 +253,8 @@ impl Sequential {
                     client: self.c,
                     key,
                     op: Op::Get(v),
-                    call: micros(self.start, call),
-                    ret: Some(ret),
+                    call_us: micros(self.start, call),
+                    ret_us: Some(ret),
                 });
             }
             Err(_) => record.failed_reads += 1,
@@ -312,8 +312,8 @@ pub fn add_pipelined(record: &mut Record, w: u64, report: PipelineReport, start:
             client,
             key: a.key.clone(),
             op: op_of(&a.value),
-            call: micros(start, a.sent),
-            ret: Some(micros(start, a.answered)),
+            call_us: micros(start, a.sent),
+            ret_us: Some(micros(start, a.answered)),
         };
         record.write(op, Some(a));
     }
@@ -327,8 +327,8 @@ pub fn add_pipelined(record: &mut Record, w: u64, report: PipelineReport, start:
             client,
             key,
             op: op_of(&value),
-            call: micros(start, u.sent),
-            ret: None,
+            call_us: micros(start, u.sent),
+            ret_us: None,
         };
         record.write(op, None);
     }

@@ -82,6 +82,7 @@ impl App {
                     if let Some(n) = app.client.on_socket(&app.doc, id, ev) {
                         app.notice(n);
                     }
+                    app.record_operations();
                 });
             }),
             watch: WatchFeed::new(|id, ev| {
@@ -93,6 +94,14 @@ impl App {
 
     fn record(&mut self, r: Record) {
         self.timeline.push(r);
+    }
+
+    /// Records the client operations finished since the last call.
+    fn record_operations(&mut self) {
+        for operation in self.client.take_operations() {
+            let at_ms = operation.ret_us.map_or(now_ms() as u64, |us| us / 1000);
+            self.record(Record::Operation { at_ms, operation });
+        }
     }
 
     pub fn notice(&mut self, text: String) {
@@ -199,6 +208,7 @@ impl App {
         let timeline = &self.timeline;
         self.client
             .frame(&self.doc, &|id| App::ws_base(timeline, id));
+        self.record_operations();
         self.watch.draw(&self.doc);
         let trace = self.trace.is_some();
         let tl = match self.trace.as_mut() {
@@ -211,6 +221,7 @@ impl App {
         // The picture at the cursor, and the whole recording (its story: markers, the list).
         let (model, live) = tl.view_and_live();
         self.view.draw(&self.doc, model, live, clock, &info);
+        self.view.draw_history(&self.doc, tl, trace);
     }
 
     pub fn on_click(&mut self, target: Element) {
@@ -279,6 +290,7 @@ impl App {
                 self.active().seek(pos);
             }
             "heartbeats" => self.view.show_heartbeats(el::checked(&target)),
+            "history" => self.view.toggle_history(),
             _ => self.on_timeline_click(&action),
         }
         self.view.invalidate();

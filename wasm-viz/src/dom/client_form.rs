@@ -4,11 +4,15 @@
 //! Socket callbacks only note what happened (`lost`, `next`); a step that may replace the
 //! socket runs from the next animation frame ([`ClientForm::frame`]), because a callback must
 //! not free the closure that is running it.
+//!
+//! Each finished operation, with its invocation and response times, is kept for the app to
+//! record ([`ClientForm::take_operations`]): the history the History drawer checks.
 
 use omnikv_core::{
-    client::{ClientRequest, ClientResponse},
+    client::{ClientOp, ClientRequest, ClientResponse},
     decode_json,
     limits::CLIENT_FRAME_BYTES_MAX,
+    linearizability::Operation,
     NodeId,
 };
 use web_sys::Document;
@@ -18,13 +22,21 @@ use super::{
     net::{Socket, SocketEvent},
     now_ms,
 };
-use crate::client::{cas_op, describe_response, op_from_parts, ClientSession, Step};
+use crate::{
+    client::{cas_op, describe_response, op_from_parts, ClientSession, Step},
+    history,
+};
 
 /// How long the page waits for a client reply before treating the outcome as unknown.
 const CLIENT_REPLY_TIMEOUT_MS: f64 = 12_000.0;
 
 pub struct ClientForm {
+    client_id: u64,
     session: ClientSession,
+    /// The operation in flight as the user asked for it, and when (µs since the epoch).
+    invoked: Option<(ClientOp, u64)>,
+    /// Finished operations for the history, taken by the app to record.
+    finished: Vec<Operation>,
     sock: Option<(NodeId, Socket)>,
     /// A frame waiting for its socket to open.
     queued: Option<String>,
@@ -46,7 +58,10 @@ impl ClientForm {
         // A random client id: two open pages must not share request sessions.
         let client_id = (js_sys::Math::random() * 9.0e15) as u64 + 1;
         ClientForm {
+            client_id,
             session: ClientSession::new(client_id),
+            invoked: None,
+            finished: Vec::new(),
             sock: None,
             queued: None,
             sent_ms: 0.0,
@@ -82,9 +97,10 @@ impl ClientForm {
             Ok(o) => o,
             Err(e) => return show_result(doc, false, &e),
         };
-        match self.session.begin(op) {
+        match self.session.begin(op.clone()) {
             Ok(req) => {
                 self.began_ms = now_ms();
+                self.invoked = Some((op, micros(self.began_ms)));
                 self.last_node = None;
                 let line = format!("sending {}…", crate::describe::op(&req.op));
                 show_result(doc, true, &line);
@@ -165,13 +181,25 @@ impl ClientForm {
                 self.sock = None;
                 self.send(doc, req, ws);
             }
-            Step::Done { ok, text } => self.finish(doc, ok, &text),
+            Step::Done { ok, text } => self.finish(doc, ok, &text, None),
         }
     }
 
-    fn finish(&self, doc: &Document, ok: bool, text: &str) {
-        let ms = now_ms() - self.began_ms;
+    /// Shows the outcome and keeps the operation for the history (`reply`: `None` when the
+    /// client gave up, so the outcome is unknown).
+    fn finish(&mut self, doc: &Document, ok: bool, text: &str, reply: Option<&ClientResponse>) {
+        let now = now_ms();
+        if let Some((op, call_us)) = self.invoked.take() {
+            let done = history::operation_of(self.client_id, &op, reply, call_us, micros(now));
+            self.finished.extend(done);
+        }
+        let ms = now - self.began_ms;
         show_result(doc, ok, &format!("{text} — {} ms", ms as u64));
+    }
+
+    /// The operations finished since the last call.
+    pub fn take_operations(&mut self) -> Vec<Operation> {
+        std::mem::take(&mut self.finished)
     }
 
     /// What the client socket to `node` reports. Returns a notice for the record, if any.
@@ -194,7 +222,7 @@ impl ClientForm {
                         // Retrying or sending may replace this socket: from the next frame.
                         Step::Retry(_) => self.lost = Some(describe_response(&resp)),
                         step @ Step::Send(_) => self.next = Some(step),
-                        Step::Done { ok, text } => self.finish(doc, ok, &text),
+                        Step::Done { ok, text } => self.finish(doc, ok, &text, Some(&resp)),
                         Step::Ignore => {}
                     },
                     Err(e) => return Some(format!("node {node}: bad client reply: {e}")),
@@ -208,6 +236,10 @@ impl ClientForm {
         }
         None
     }
+}
+
+fn micros(ms: f64) -> u64 {
+    (ms * 1000.0) as u64
 }
 
 /// The form's one-line answer.

@@ -36,7 +36,7 @@ pub fn install(doc: &Document) -> Result<(), JsValue> {
         } else if e.key() == super::stepping::DELIVER_KEY && !in_form && !typing(&e) {
             with_app(|app| app.deliver_next());
         } else if e.key() == "Escape" {
-            with_app(|app| app.view.select_node(None));
+            with_app(|app| app.view.close_drawers());
         }
     });
     doc.add_event_listener_with_callback("keydown", keys.as_ref().unchecked_ref())?;

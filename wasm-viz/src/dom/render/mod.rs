@@ -1,7 +1,8 @@
 //! Drawing the model, one module per panel: the ring (`ring`), one card per node (`cards`),
 //! the space-time diagram (`diagram`), "What happened" and the scrub bar's landmarks
 //! (`story`), the client log (`client_log`), the held messages (`held`), the inspector
-//! (`inspector`), the header's health line (`health`) and the timeline bar (`timeline_bar`).
+//! (`inspector`), the History drawer (`history`), the header's health line (`health`) and the
+//! timeline bar (`timeline_bar`).
 //!
 //! Elements are created once and then only their changed attributes and texts are written.
 //! Everything carries data attributes (`data-node-id`, `data-role`, `data-state`,
@@ -12,6 +13,7 @@ mod client_log;
 mod diagram;
 mod health;
 mod held;
+mod history;
 mod inspector;
 mod ring;
 mod story;
@@ -78,6 +80,7 @@ pub struct View {
     client_log: client_log::ClientLog,
     story: story::StoryPanel,
     diagram: diagram::Diagram,
+    history: history::HistoryPanel,
     /// Whether the page last showed a trace (`None` before the first frame).
     trace_shown: Option<bool>,
     /// The held direction the keyboard's deliver key acts on.
@@ -99,6 +102,7 @@ impl View {
             client_log: client_log::ClientLog::default(),
             story: story::StoryPanel::default(),
             diagram: diagram::Diagram::default(),
+            history: history::HistoryPanel::default(),
             trace_shown: None,
             held_selected: None,
         }
@@ -116,6 +120,23 @@ impl View {
     pub fn select_message(&mut self, from: NodeId, msg_id: u64) {
         self.selected = Selection::Message(from, msg_id);
         self.dirty = true;
+    }
+
+    /// Closes the inspector and the History drawer (Esc).
+    pub fn close_drawers(&mut self) {
+        self.select_node(None);
+        self.history.open = false;
+    }
+
+    /// Opens or closes the History drawer.
+    pub fn toggle_history(&mut self) {
+        self.history.open = !self.history.open;
+        self.history.invalidate();
+    }
+
+    /// The History drawer reads the whole recording on screen (`trace`: an imported one).
+    pub fn draw_history(&mut self, doc: &Document, timeline: &Timeline, trace: bool) {
+        self.history.draw(doc, timeline, trace);
     }
 
     pub fn show_heartbeats(&mut self, shown: bool) {

@@ -1,6 +1,7 @@
 //! A linearizability checker for a key-value history, in the style of Porcupine (Wing & Gong's
-//! search with Lowe's memoisation), written here so that its own tests show it rejects the
-//! anomalies we look for.
+//! search with Lowe's memoisation). It lives in `core` so that the nemesis tests and the page
+//! check histories with one copy of the rule, and its own tests show it rejects the anomalies
+//! we look for.
 //!
 //! The history is split by key (a KV store is linearizable iff every key is, since operations
 //! touch one key each), and each key is a register: `Put` sets it, `Delete` clears it, `Get`
@@ -9,10 +10,15 @@
 //! infinite completion time: it may take effect at any point after its invocation, or never
 //! (placed after everything else, it affects nothing). Reads with unknown outcome constrain
 //! nothing and should be left out by the caller.
+//!
+//! An operation is a wire type: traces carry histories (the page's client, the nemesis runs).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     Put(String),
     Delete,
@@ -27,15 +33,16 @@ pub enum Op {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
     pub client: u64,
     pub key: String,
     pub op: Op,
-    /// Invocation time (any monotonic unit).
-    pub call: u64,
-    /// Completion time; `None` when the outcome is unknown.
-    pub ret: Option<u64>,
+    /// Invocation time, in microseconds on one clock for the whole history (traces use the
+    /// Unix epoch).
+    pub call_us: u64,
+    /// Completion time on the same clock; `None` when the outcome is unknown.
+    pub ret_us: Option<u64>,
 }
 
 /// The first key found not linearizable, with its operations in invocation order.
@@ -49,11 +56,11 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "key {:?} is not linearizable; its history:", self.key)?;
         for o in &self.operations {
-            let ret = o.ret.map_or("unknown".to_string(), |r| r.to_string());
+            let ret = o.ret_us.map_or("unknown".to_string(), |r| r.to_string());
             writeln!(
                 f,
                 "  client {:>3} [{:>10} .. {:>10}] {:?}",
-                o.client, o.call, ret, o.op
+                o.client, o.call_us, ret, o.op
             )?;
         }
         Ok(())
@@ -69,7 +76,7 @@ pub fn check(history: &[Operation]) -> Vec<Violation> {
     let mut out = Vec::new();
     for (key, mut ops) in by_key {
         if !check_register(&ops) {
-            ops.sort_by_key(|o| o.call);
+            ops.sort_by_key(|o| o.call_us);
             out.push(Violation {
                 key: key.to_string(),
                 operations: ops,
@@ -77,6 +84,91 @@ pub fn check(history: &[Operation]) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// The smallest illegal fragment of one key's history: the indices into `ops`, in invocation
+/// order, of operations that are already not linearizable together and from which no single
+/// operation can be left out without making them linearizable; `None` when the history is
+/// linearizable. A write whose value a remaining operation observed is never left out: without
+/// it that read would be illegal on its own, which shows nothing.
+///
+/// The search first finds the shortest illegal prefix in invocation order (by bisection, each
+/// prefix with the writes of the values it observed), then leaves out one operation at a time:
+/// so a long history with an early anomaly costs a few checks of it and many of a short one.
+pub fn illegal_fragment(ops: &[Operation]) -> Option<Vec<usize>> {
+    if check_register(ops) {
+        return None;
+    }
+    // Sorted as the events of `check_register` are: one sort's code in the wasm, not two.
+    let mut calls: Vec<(u64, u8, usize)> = (ops.iter().enumerate())
+        .map(|(i, o)| (o.call_us, 0, i))
+        .collect();
+    calls.sort_unstable();
+    let order: Vec<usize> = calls.into_iter().map(|(_, _, i)| i).collect();
+    let legal = |kept: &[usize]| check_register(&picked(ops, kept, usize::MAX));
+    let (mut legal_len, mut illegal_len) = (0, order.len());
+    while legal_len + 1 < illegal_len {
+        let mid = (legal_len + illegal_len) / 2;
+        if legal(&with_writers(ops, &order, mid)) {
+            legal_len = mid;
+        } else {
+            illegal_len = mid;
+        }
+    }
+    let mut kept = with_writers(ops, &order, illegal_len);
+    // Latest first: what follows a violation is what usually falls away.
+    for at in (0..kept.len()).rev() {
+        let candidate = kept[at];
+        let observed = written(&ops[candidate].op).is_some_and(|v| {
+            (kept.iter()).any(|&i| i != candidate && observed(&ops[i].op) == Some(v))
+        });
+        if !observed && !check_register(&picked(ops, &kept, candidate)) {
+            kept.remove(at);
+        }
+    }
+    Some(kept)
+}
+
+/// The first `len` operations in `order`, and the later ones that wrote a value they observed,
+/// in invocation order.
+fn with_writers(ops: &[Operation], order: &[usize], len: usize) -> Vec<usize> {
+    let (prefix, rest) = order.split_at(len);
+    let seen = |i: usize| {
+        written(&ops[i].op).is_some_and(|v| prefix.iter().any(|&p| observed(&ops[p].op) == Some(v)))
+    };
+    let mut kept = prefix.to_vec();
+    kept.extend(rest.iter().copied().filter(|&i| seen(i)));
+    kept
+}
+
+/// The operations at `kept`, except `left_out`.
+fn picked(ops: &[Operation], kept: &[usize], left_out: usize) -> Vec<Operation> {
+    (kept.iter())
+        .filter(|&&i| i != left_out)
+        .map(|&i| ops[i].clone())
+        .collect()
+}
+
+/// The value an operation may leave in the register.
+fn written(op: &Op) -> Option<&String> {
+    match op {
+        Op::Put(v) => Some(v),
+        Op::Cas { new, .. } => new.as_ref(),
+        Op::Delete | Op::Get(_) => None,
+    }
+}
+
+/// The value an operation says the register held.
+fn observed(op: &Op) -> Option<&String> {
+    match op {
+        Op::Get(seen) => seen.as_ref(),
+        Op::Cas {
+            expect,
+            succeeded: Some(true),
+            ..
+        } => expect.as_ref(),
+        _ => None,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -102,10 +194,11 @@ pub fn check_register(ops: &[Operation]) -> bool {
     // operations as concurrent (the lenient reading).
     let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(ops.len() * 2);
     for (i, o) in ops.iter().enumerate() {
-        events.push((o.call, 0, i));
-        events.push((o.ret.unwrap_or(u64::MAX), 1, i));
+        events.push((o.call_us, 0, i));
+        events.push((o.ret_us.unwrap_or(u64::MAX), 1, i));
     }
-    events.sort();
+    // Unstable is exact here (every event is distinct) and keeps a second sort's code out of the wasm.
+    events.sort_unstable();
     // Entry 0 is a sentinel head.
     let mut entries: Vec<Entry> = vec![Entry {
         kind: Kind::Call,
@@ -163,7 +256,7 @@ pub fn check_register(ops: &[Operation]) -> bool {
 
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
-    let mut cache: HashSet<(Vec<u64>, Option<String>)> = HashSet::new();
+    let mut cache: BTreeSet<(Vec<u64>, Option<String>)> = BTreeSet::new();
     let mut state: Option<String> = None;
     let mut stack: Vec<(usize, Option<String>)> = Vec::new();
     let mut entry = entries[0].next;
@@ -215,13 +308,13 @@ pub fn check_register(ops: &[Operation]) -> bool {
 mod tests {
     use super::*;
 
-    fn op(client: u64, o: Op, call: u64, ret: Option<u64>) -> Operation {
+    fn op(client: u64, o: Op, call_us: u64, ret_us: Option<u64>) -> Operation {
         Operation {
             client,
             key: "k".into(),
             op: o,
-            call,
-            ret,
+            call_us,
+            ret_us,
         }
     }
     fn put(v: &str) -> Op {
@@ -355,8 +448,8 @@ mod tests {
             client: 3,
             key: "other".into(),
             op: put("x"),
-            call: 0,
-            ret: Some(1),
+            call_us: 0,
+            ret_us: Some(1),
         });
         let v = check(&h);
         assert_eq!(v.len(), 1);
@@ -384,5 +477,46 @@ mod tests {
             t += 102;
         }
         assert!(check_register(&h));
+    }
+
+    #[test]
+    fn the_illegal_fragment_keeps_what_explains_a_stale_read() {
+        let h = [
+            op(1, put("1"), 0, Some(1)),
+            op(3, put("x"), 0, None),
+            op(1, put("2"), 2, Some(3)),
+            op(2, get(Some("1")), 4, Some(5)),
+            op(2, get(Some("2")), 6, Some(7)),
+        ];
+        // The later read and the write nobody saw are not part of the anomaly.
+        assert_eq!(illegal_fragment(&h), Some(vec![0, 2, 3]));
+        assert_eq!(illegal_fragment(&h[..3]), None);
+    }
+
+    #[test]
+    fn the_illegal_fragment_of_an_early_anomaly_in_a_long_history_is_found_quickly() {
+        let mut h = vec![
+            op(1, put("1"), 0, Some(1)),
+            op(1, put("2"), 2, Some(3)),
+            op(2, get(Some("1")), 4, Some(5)),
+        ];
+        for n in 0..3000u64 {
+            let t = 10 + n * 4;
+            h.push(op(3, put(&format!("v{n}")), t, Some(t + 1)));
+            h.push(op(4, get(Some(&format!("v{n}"))), t + 2, Some(t + 3)));
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(illegal_fragment(&h), Some(vec![0, 1, 2]));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_illegal_fragment_of_a_lost_write_is_the_write_and_the_read() {
+        let h = [
+            op(1, put("a"), 0, Some(1)),
+            op(2, get(Some("a")), 2, Some(3)),
+            op(2, get(None), 4, Some(5)),
+        ];
+        assert_eq!(illegal_fragment(&h), Some(vec![0, 2]));
     }
 }
