@@ -352,3 +352,19 @@ test('step through a write message by message, then recover from a dropped messa
   await until('the dropped write reached every node', kvHas('dropped', 'recovered'), 30000);
   assert.deepEqual(problems, []);
 });
+
+test('shift-click holds one link and releases it', async () => {
+  const link = page.locator('#ring-links .link').first();
+  const [a, b] = [Number(await link.getAttribute('data-a')), Number(await link.getAttribute('data-b'))];
+  const heldDirections = async () => (await demo.cluster()).links.find((l) => l.a === Math.min(a, b) && l.b === Math.max(a, b))?.held.length;
+  await link.click({ modifiers: ['Shift'] });
+  await until(`link ${a}-${b} held both ways`, async () => (await heldDirections()) === 2, 15000);
+  await until('the ring draws it held', async () => (await link.getAttribute('data-held')) === 'true');
+  assert.equal((await demo.cluster()).links.filter((l) => l.held.length > 0).length, 1, 'only that link');
+  assert.equal(await link.getAttribute('data-connected'), 'true', 'a hold is not a cut');
+  await link.click({ modifiers: ['Shift'] });
+  await until(`link ${a}-${b} released`, async () => (await heldDirections()) === 0, 15000);
+  await put('after-hold', 'ok');
+  await until('a write after the release reached every node', kvHas('after-hold', 'ok'), 30000);
+  assert.deepEqual(problems, []);
+});

@@ -224,7 +224,9 @@ impl App {
         self.view.draw_history(&self.doc, tl, trace);
     }
 
-    pub fn on_click(&mut self, target: Element) {
+    /// A click on an element with a `data-action`; `shift` held changes what a link does (hold
+    /// or release it instead of cutting or healing it).
+    pub fn on_click(&mut self, target: Element, shift: bool) {
         let get = |name: &str| target.get_attribute(name).unwrap_or_default();
         let node = get("data-node").parse::<NodeId>().ok();
         let action = get("data-action");
@@ -265,8 +267,19 @@ impl App {
             "link" => {
                 let a = get("data-a").parse().unwrap_or(0);
                 let b = get("data-b").parse().unwrap_or(0);
-                let connected = get("data-connected") != "true";
-                self.control(Ok(control::set_link(a, b, connected)));
+                if shift {
+                    let held = get("data-held") == "true";
+                    self.explain(match held {
+                        true => {
+                            format!("released link {a}-{b}: what waited is delivered, in order")
+                        }
+                        false => format!("link {a}-{b} holds its replication messages both ways"),
+                    });
+                    self.control(Ok(control::hold_link(a, b, !held)));
+                } else {
+                    let connected = get("data-connected") != "true";
+                    self.control(Ok(control::set_link(a, b, connected)));
+                }
             }
             "scenario" => self.control(control::scenario(&get("data-scenario"))),
             "step-mode" => self.step_mode(el::checked(&target), false),

@@ -8,7 +8,7 @@ use std::{cell::RefCell, rc::Rc};
 
 use wasm_bindgen::{prelude::*, JsCast};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{Document, Element, Event, HtmlInputElement, KeyboardEvent};
+use web_sys::{Document, Element, Event, HtmlInputElement, KeyboardEvent, MouseEvent};
 
 use super::{app::with_app, el, net};
 
@@ -18,8 +18,9 @@ pub fn install(doc: &Document) -> Result<(), JsValue> {
             .target()
             .and_then(|t| t.dyn_into::<Element>().ok())
             .and_then(|t| t.closest("[data-action]").ok().flatten());
+        let shift = e.dyn_ref::<MouseEvent>().is_some_and(|m| m.shift_key());
         if let Some(t) = target {
-            with_app(|app| app.on_click(t));
+            with_app(|app| app.on_click(t, shift));
         }
     });
     doc.add_event_listener_with_callback("click", click.as_ref().unchecked_ref())?;

@@ -178,6 +178,9 @@ fn make_link(
     attr(&link, "data-b", &b.to_string());
     attr(&link, "role", "button");
     attr(&link, "tabindex", "0");
+    let tip = el::svg(doc, "title", "");
+    text(&tip, "click: cut or heal · shift-click: hold or release");
+    el::child(&link, &tip);
     for class in ["hit", "wire"] {
         let l = el::svg(doc, "line", class);
         attr(&l, "x1", &f(x1));
