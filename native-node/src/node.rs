@@ -273,10 +273,13 @@ impl Node {
                 msg_id: out.msg_id,
                 msg: out.msg,
             };
-            match (later, info) {
+            let sent = match (later, info) {
                 (true, Some(info)) => self.transport.send_encoded_later(out.to, frame, info),
                 (_, info) => self.transport.send(out.to, transport::encode(&frame), info),
             };
+            if !sent {
+                self.replica.message_lost(out.to);
+            }
         }
         for held in self.transport.take_held_changes() {
             self.events.emit(NodeEvent::HeldMessages {

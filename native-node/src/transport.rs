@@ -209,8 +209,8 @@ impl Transport {
     /// is queued after. A held link holds it encoded, as any other message.
     ///
     /// One such message per link at a time: each holds a copy of the table until written, so a
-    /// second one while the first waits is lost (and the stream ends, as for any lost message;
-    /// the follower asks again and is answered once the first has gone).
+    /// second one while the first waits is lost, as a message that does not fit the queue is
+    /// (the caller tells the replica, which answers the follower's next request again).
     pub fn send_encoded_later(&mut self, to: NodeId, frame: PeerFrame, info: MessageInfo) -> bool {
         let Some(link) = self.links.get(&to) else {
             return false;
@@ -224,14 +224,12 @@ impl Transport {
         }
         let state = link.state.clone();
         if state.snapshot_queued.swap(true, Ordering::AcqRel) {
-            state.break_stream.notify_one();
             self.dropped += 1;
             return false;
         }
         let (done, encoding) = oneshot::channel();
         if link.tx.try_send(Outbound::Encoding(encoding)).is_err() {
             state.snapshot_queued.store(false, Ordering::Release);
-            state.break_stream.notify_one();
             self.dropped += 1;
             return false;
         }
@@ -380,15 +378,15 @@ pub fn encode(frame: &PeerFrame) -> Bytes {
 }
 
 /// Puts a message on the link's send queue, within its count and byte bounds. A message that
-/// does not fit is lost, and a lost message ends the link's stream: the one way a link loses
-/// messages, which OmniPaxos recovers from (`reconnected`) and the replica hears of.
+/// does not fit is lost without ending the stream: a new stream could deliver later messages
+/// before the old one's last, which OmniPaxos does not expect; its sequence numbers find the
+/// gap instead, and the sender's replica is told (`Replica::message_lost`).
 fn enqueue(link: &Link, message: Bytes) -> bool {
     let len = message.len();
     let queued = link.state.queued_bytes.load(Ordering::Acquire);
     if queued > 0 && queued + len > PEER_QUEUE_BYTES_MAX
         || link.tx.try_send(Outbound::Encoded(message)).is_err()
     {
-        link.state.break_stream.notify_one();
         return false;
     }
     link.state.queued_bytes.fetch_add(len, Ordering::AcqRel);

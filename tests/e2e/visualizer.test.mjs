@@ -353,18 +353,33 @@ test('step through a write message by message, then recover from a dropped messa
   assert.deepEqual(problems, []);
 });
 
-test('shift-click holds one link and releases it', async () => {
-  const link = page.locator('#ring-links .link').first();
-  const [a, b] = [Number(await link.getAttribute('data-a')), Number(await link.getAttribute('data-b'))];
-  const heldDirections = async () => (await demo.cluster()).links.find((l) => l.a === Math.min(a, b) && l.b === Math.max(a, b))?.held.length;
+test('shift-click holds one link, its messages are delivered five at a time, and it is released', async () => {
+  const leader = await until('a leader', async () => (await demo.cluster()).leader);
+  const f = (await demo.cluster()).nodes.map((n) => n.id).find((id) => id !== leader);
+  const [a, b] = [Math.min(leader, f), Math.max(leader, f)];
+  const link = page.locator(`#ring-links .link[data-a="${a}"][data-b="${b}"]`);
+  const heldDirections = async () => (await demo.cluster()).links.find((l) => l.a === a && l.b === b)?.held.length;
   await link.click({ modifiers: ['Shift'] });
   await until(`link ${a}-${b} held both ways`, async () => (await heldDirections()) === 2, 15000);
   await until('the ring draws it held', async () => (await link.getAttribute('data-held')) === 'true');
   assert.equal((await demo.cluster()).links.filter((l) => l.held.length > 0).length, 1, 'only that link');
   assert.equal(await link.getAttribute('data-connected'), 'true', 'a hold is not a cut');
+
+  // Writes go on through the other follower; what the leader sends f waits, and five at a
+  // time is delivered.
+  await put('during-hold', 'ok');
+  const five = page.getByRole('button', { name: `Deliver next 5 ${leader}->${f}`, exact: true });
+  await until(`messages wait ${leader}->${f}`, async () => (await five.count()) === 1, 15000);
+  const waiting = async () => (await demo.cluster()).links.find((l) => l.a === a && l.b === b)
+    ?.held.find((h) => h.from === leader)?.waiting ?? 0;
+  const before = await waiting();
+  await five.click();
+  await until('five (or all, if fewer) delivered', async () => (await waiting()) === Math.max(0, before - 5), 15000);
+
   await link.click({ modifiers: ['Shift'] });
   await until(`link ${a}-${b} released`, async () => (await heldDirections()) === 0, 15000);
   await put('after-hold', 'ok');
-  await until('a write after the release reached every node', kvHas('after-hold', 'ok'), 30000);
+  await until('the writes reached every node', kvHas('after-hold', 'ok'), 30000);
+  await until('the write made during the hold too', kvHas('during-hold', 'ok'), 30000);
   assert.deepEqual(problems, []);
 });

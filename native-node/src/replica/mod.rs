@@ -254,6 +254,12 @@ impl<P: Platform> Replica<P> {
         self.omni.handle_incoming(msg);
     }
 
+    /// The host could not send a message to `peer` (its queue was full, or a snapshot was
+    /// already on its way there): whatever answer it carried may be lost.
+    pub fn message_lost(&mut self, peer: NodeId) {
+        self.promise_repeats.link_changed(peer);
+    }
+
     /// Ends a turn whose writes the host has synced: see the module comment.
     pub fn finish_turn(
         &mut self,

@@ -6,14 +6,15 @@
 //! of the table, built anew: while one large snapshot is serialised and sent (seconds, for a
 //! million keys), every repeat builds another, and a node once grew past 13 GB this way.
 //!
-//! On our links a repeat carries nothing new. A link is FIFO and loses messages only by ending
-//! its stream, and every stream that ends or starts reaches the replica as a link event; so
-//! while the link the answer left on has not changed, the answer is on its way. A repeat is
-//! therefore dropped when the same ballot's promise from the same follower was answered, and
-//! answered again once anything could have lost the answer: a link event for that follower, an
-//! operator's cut or heal, or a new `Prepare` to it (a new round needs its promise). A repeat
-//! older than [`PROMISE_ANSWER_FRESH_US`] is answered all the same, so a loss this reasoning
-//! misses costs one snapshot per period, never liveness.
+//! On our links a repeat carries nothing new. A link delivers in order and loses messages in
+//! two ways, each of which the replica hears of: its stream ends (a link event), or the sender
+//! could not queue a message (`Replica::message_lost`). So while neither has happened since,
+//! the answer is on its way. A repeat is therefore dropped when the same ballot's promise from
+//! the same follower was answered, and answered again once anything could have lost the answer:
+//! a link event for that follower, a message to it lost, an operator's cut or heal, or a new
+//! `Prepare` to it (a new round needs its promise). A repeat older than
+//! [`PROMISE_ANSWER_FRESH_US`] is answered all the same, so a loss this reasoning misses costs
+//! one snapshot per period, never liveness.
 
 use std::collections::HashMap;
 

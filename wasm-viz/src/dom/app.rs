@@ -246,6 +246,7 @@ impl App {
                 | "step-mode"
                 | "step-walk"
                 | "deliver"
+                | "deliver-five"
                 | "deliver-all"
                 | "drop-held"
                 | "release-held"
@@ -284,7 +285,7 @@ impl App {
             "scenario" => self.control(control::scenario(&get("data-scenario"))),
             "step-mode" => self.step_mode(el::checked(&target), false),
             "step-walk" => self.step_mode(true, true),
-            "deliver" | "deliver-all" | "drop-held" | "release-held" => {
+            "deliver" | "deliver-five" | "deliver-all" | "drop-held" | "release-held" => {
                 let end = |name: &str| get(name).parse::<NodeId>().unwrap_or(0);
                 self.held_action(&action, end("data-a"), end("data-b"));
             }
@@ -413,6 +414,10 @@ impl App {
         let model = self.timeline.live_model();
         let (req, line) = match action {
             "deliver" => (control::deliver(a, b, 1), stepping::delivered(model, a, b)),
+            "deliver-five" => (
+                control::deliver(a, b, 5),
+                format!("delivered the next 5 messages {a}->{b} held (fewer if fewer waited)"),
+            ),
             "drop-held" => (control::drop_held(a, b), stepping::dropped(model, a, b)),
             "release-held" => (
                 control::hold_link(a, b, false),

@@ -1,6 +1,6 @@
 //! The held messages panel: one row per held direction of a link with messages waiting, and
-//! the buttons that deliver the next one (named after it), all of them, drop the first, or
-//! release the link (both directions deliver what waits and stop holding).
+//! the buttons that deliver the next one (named after it), the next five, all of them, drop
+//! the first, or release the link (both directions deliver what waits and stop holding).
 
 use omnikv_core::NodeId;
 use web_sys::Document;
@@ -30,6 +30,7 @@ fn make_row(doc: &Document) -> web_sys::Element {
     el::child(&li, &el::html(doc, "span", "summary"));
     for (action, words) in [
         ("deliver", ""),
+        ("deliver-five", "5"),
         ("deliver-all", "All"),
         ("drop-held", "Drop"),
         ("release-held", "Release"),
@@ -96,6 +97,13 @@ pub fn draw(doc: &Document, model: &ClusterModel, selected: Option<(NodeId, Node
                         &c,
                         "aria-label",
                         &format!("Deliver all {}->{}", d.from, d.to),
+                    );
+                }
+                "deliver-five" => {
+                    attr(
+                        &c,
+                        "aria-label",
+                        &format!("Deliver next 5 {}->{}", d.from, d.to),
                     );
                 }
                 "drop-held" => {
