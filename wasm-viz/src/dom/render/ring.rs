@@ -261,15 +261,7 @@ fn end_of(e: &web_sys::Element, name: &str) -> NodeId {
 
 fn draw_link(l: &web_sys::Element, model: &ClusterModel) {
     let (a, b) = (end_of(l, "data-a"), end_of(l, "data-b"));
-    // Cut by the operator (the launcher's view), or by a node itself: one that held more
-    // messages than it may hold cuts the link, and says so in its status.
-    let cut_by_node = |x: NodeId, y: NodeId| {
-        (model.nodes.get(&x))
-            .and_then(|n| n.peer(y))
-            .is_some_and(|p| !p.link_enabled)
-    };
-    let enabled =
-        model.link_connected(a, b).unwrap_or(true) && !cut_by_node(a, b) && !cut_by_node(b, a);
+    let enabled = model.link_connected(a, b).unwrap_or(true);
     let stream_up = |x: NodeId, y: NodeId| {
         model
             .nodes
