@@ -30,11 +30,7 @@ use omnikv_core::{
     event::{BallotView, MessageInfo, NodeEvent, NodeStatus},
     KVCommand, NodeId, RequestId,
 };
-use omnipaxos::{
-    messages::{sequence_paxos::PaxosMsg, Message},
-    storage::Storage,
-    OmniPaxos,
-};
+use omnipaxos::{messages::Message, OmniPaxos};
 use tracing::{debug, info, warn};
 
 use crate::events::Detail;
@@ -136,8 +132,6 @@ pub struct Replica<P: Platform> {
     observed: Observed,
     /// Promises answered, so that their repeats are not answered with another snapshot.
     promise_repeats: PromiseRepeats,
-    /// The leader to which the next `PrepareReq` is not sent (see `repeated_prepare`).
-    quiet_prepare_req: Option<NodeId>,
     /// The stored snapshot in brief, as last stored or installed (for dump heads).
     snapshot_summary: Option<SnapshotSummary>,
     /// Admin requests of this turn, answered at its end.
@@ -167,7 +161,6 @@ impl<P: Platform> Replica<P> {
             table,
             compaction,
             promise_repeats: PromiseRepeats::default(),
-            quiet_prepare_req: None,
             snapshot_summary,
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
@@ -243,16 +236,6 @@ impl<P: Platform> Replica<P> {
         if !io.links.link_enabled(from) {
             return;
         }
-        if repeated_prepare(&self.omni, self.config.id, from, &msg) {
-            // The leader asks again for a promise this node already made, so it lost track of
-            // it (a `PrepareReq` of ours reached it after our `Promise`). OmniPaxos 0.2.4 answers
-            // an equal ballot only while recovering and would ignore this forever. Recovering
-            // (what a link that comes back up does) makes it answer; the `PrepareReq` that
-            // recovering sends is held back, or each answer would start another round.
-            debug!(from, "the leader asks again for our promise: answering it");
-            self.omni.reconnected(from);
-            self.quiet_prepare_req = Some(from);
-        }
         if !self.promise_repeats.admit(from, &msg, now_us) && self.config.drop_promise_repeats {
             debug!(from, "a repeated promise: its answer is on its way");
             return;
@@ -316,10 +299,6 @@ impl<P: Platform> Replica<P> {
             self.next_msg_id += 1;
             let msg_id = self.next_msg_id;
             let to = msg.get_receiver();
-            if self.quiet_prepare_req == Some(to) && is_prepare_req_to(&msg, to) {
-                self.quiet_prepare_req = None;
-                continue;
-            }
             self.promise_repeats.sent(&msg);
             if !io.links.link_enabled(to) {
                 continue;
@@ -334,27 +313,4 @@ impl<P: Platform> Replica<P> {
             self.effects.messages.push(Outgoing { to, msg_id, msg });
         }
     }
-}
-
-/// Whether `msg` is a `Prepare` from `from` (another node) for the very ballot this node has
-/// promised it.
-fn repeated_prepare<S: Storage<KVCommand>>(
-    omni: &OmniPaxos<KVCommand, S>,
-    me: NodeId,
-    from: NodeId,
-    msg: &Message<KVCommand>,
-) -> bool {
-    let Message::SequencePaxos(p) = msg else {
-        return false;
-    };
-    let PaxosMsg::Prepare(prep) = &p.msg else {
-        return false;
-    };
-    let promise = omni.get_promise();
-    from != me && promise.pid == from && prep.n == promise
-}
-
-/// Whether `msg` is a `PrepareReq` to `to`.
-fn is_prepare_req_to(msg: &Message<KVCommand>, to: NodeId) -> bool {
-    matches!(msg, Message::SequencePaxos(p) if p.to == to && matches!(p.msg, PaxosMsg::PrepareReq(_)))
 }
