@@ -17,9 +17,12 @@ use omnikv_tests::Cluster;
 /// What a node logs when it applies a snapshot received from a peer.
 const INSTALLED: &str = "installed a snapshot";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lagging_follower_catches_up_from_a_snapshot_of_many_frames() {
-    let cluster = Cluster::start(3, &["--snapshot-every", "8"]);
+/// A 3-node cluster snapshotting every 8 entries, with one write on every node: the cluster,
+/// its leader, the follower a test will leave behind, the other follower, and a client.
+async fn snapshotting_cluster(args: &[&str]) -> (Cluster, NodeId, NodeId, NodeId, Client) {
+    let mut all_args = vec!["--snapshot-every", "8"];
+    all_args.extend_from_slice(args);
+    let cluster = Cluster::start(3, &all_args);
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;
@@ -29,6 +32,12 @@ async fn a_lagging_follower_catches_up_from_a_snapshot_of_many_frames() {
     cluster
         .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
         .await;
+    (cluster, leader, lagger, other, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_follower_catches_up_from_a_snapshot_of_many_frames() {
+    let (cluster, leader, lagger, other, mut client) = snapshotting_cluster(&[]).await;
 
     // While the lagger is cut off, 16 values of 256 KiB are written and compacted: the leader
     // can only catch it up with a complete snapshot of about 4 MiB, four peer frames or more.
@@ -205,18 +214,7 @@ const SENDING_COMPLETE: &str = "sending a complete snapshot";
 /// built. A follower resends its promise every 200 ms until the leader's answer arrives, and a
 /// snapshot this large takes longer than that to encode, send and read.
 async fn catch_up_from_a_large_snapshot(args: &[&str]) -> Vec<usize> {
-    let mut all_args = vec!["--snapshot-every", "8"];
-    all_args.extend_from_slice(args);
-    let cluster = Cluster::start(3, &all_args);
-    let leader = cluster
-        .wait_leader(&cluster.ids(), Duration::from_secs(10))
-        .await;
-    let (lagger, other) = (cluster.others(leader)[0], cluster.others(leader)[1]);
-    let mut client = cluster.client_of(&[leader]);
-    client.put("first", "1").await.unwrap();
-    cluster
-        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
-        .await;
+    let (cluster, leader, lagger, other, mut client) = snapshotting_cluster(args).await;
     for peer in [leader, other] {
         cluster.set_link(lagger, peer, false).await;
     }
