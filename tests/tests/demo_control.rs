@@ -197,8 +197,17 @@ async fn bad_control_requests_get_json_errors_and_change_nothing() {
             );
         }
     }
-    let (code, _) = demo.post("/api/links", &"x".repeat(64 * 1024));
-    assert_eq!(code, 413, "oversized body");
+    // The reply reaches a client that writes its whole body before reading (as ureq and most
+    // scripts do), instead of a reset connection.
+    for body_bytes in [64 * 1024, 512 * 1024] {
+        let (code, reply) = demo.post("/api/links", &"x".repeat(body_bytes));
+        assert_eq!(code, 413, "oversized body of {body_bytes} bytes: {reply}");
+    }
+    assert_eq!(
+        post_body_after_pause(&demo.http, "/api/links", 64 * 1024),
+        413,
+        "a slow sender of an oversized body"
+    );
     // Nothing changed: every node up, every link connected, and the cluster serves.
     let view = demo.cluster();
     assert!(view.nodes.iter().all(|n| n.state == ProcessState::Up));
@@ -349,4 +358,33 @@ fn control_api_token_is_enforced_and_required_off_loopback() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without --token"));
+}
+
+/// Sends a request's headers, pauses, then sends its body, and returns the reply's status: a
+/// server that answers before reading the body resets the connection under such a client.
+fn post_body_after_pause(http: &str, path: &str, body_bytes: usize) -> u16 {
+    use std::io::{Read, Write};
+    let host = http.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {body_bytes}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    stream
+        .write_all(&vec![b'x'; body_bytes])
+        .expect("the server closed the connection before reading the body");
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .expect("the server reset the connection instead of replying");
+    let status = reply.split(' ').nth(1).unwrap_or("");
+    status
+        .parse()
+        .unwrap_or_else(|_| panic!("no status in {reply:?}"))
 }

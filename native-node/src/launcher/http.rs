@@ -65,6 +65,7 @@ pub fn router(
         .route("/api/{*rest}", get(not_found).post(not_found))
         .layer(DefaultBodyLimit::max(CONTROL_BODY_BYTES_MAX))
         .fallback_service(ServeDir::new(web_dir).append_index_html_on_directories(true))
+        .layer(middleware::from_fn(bound_body))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -92,6 +93,44 @@ async fn require_known_host(State(app): State<App>, req: Request, next: Next) ->
             host.unwrap_or(""),
             known.join(", ")
         ),
+    )
+}
+
+/// The most an oversized body is read before the 413 reply: reading it (up to this bound)
+/// lets the client, which writes its whole body before it reads, see the reply instead of a
+/// reset connection.
+const OVERSIZED_BODY_DRAIN_BYTES_MAX: usize = 1024 * 1024;
+/// How long a client may take to send its body: a stalled sender does not hold a task forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads every request body whole, within [`BODY_READ_TIMEOUT`]; a body over
+/// [`CONTROL_BODY_BYTES_MAX`] gets a JSON 413 and reaches no handler.
+async fn bound_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, OVERSIZED_BODY_DRAIN_BYTES_MAX);
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return body_too_large(),
+        Err(_) => {
+            return reply(
+                StatusCode::REQUEST_TIMEOUT,
+                false,
+                format!("request body not received within {BODY_READ_TIMEOUT:?}"),
+            )
+        }
+    };
+    if bytes.len() > CONTROL_BODY_BYTES_MAX {
+        return body_too_large();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn body_too_large() -> Response {
+    reply(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        false,
+        format!("request body larger than {CONTROL_BODY_BYTES_MAX} bytes"),
     )
 }
 
