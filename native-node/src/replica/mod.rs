@@ -30,7 +30,10 @@ use omnikv_core::{
     event::{BallotView, MessageInfo, NodeEvent, NodeStatus},
     KVCommand, NodeId, RequestId,
 };
-use omnipaxos::{messages::Message, OmniPaxos};
+use omnipaxos::{
+    messages::{sequence_paxos::PaxosMsg, Message},
+    OmniPaxos,
+};
 use tracing::{debug, info, warn};
 
 use crate::events::Detail;
@@ -202,6 +205,7 @@ impl<P: Platform> Replica<P> {
                 from, msg_id, msg, ..
             } => self.handle_peer(from, msg_id, msg, now_us, io),
             Input::PeerLink { peer, up } => {
+                debug!(peer, up, "peer link event");
                 self.promise_repeats.link_changed(peer);
                 // Every stream that comes up asks the peer to sync us if it leads (a
                 // `PrepareReq`), the first one too: a node started on an empty data directory
@@ -240,6 +244,7 @@ impl<P: Platform> Replica<P> {
             debug!(from, "a repeated promise: its answer is on its way");
             return;
         }
+        trace_round_message("received", &msg);
         if io.events.wants_detail(Detail::Message) {
             io.events
                 .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
@@ -257,6 +262,7 @@ impl<P: Platform> Replica<P> {
     /// The host could not send a message to `peer` (its queue was full, or a snapshot was
     /// already on its way there): whatever answer it carried may be lost.
     pub fn message_lost(&mut self, peer: NodeId) {
+        debug!(peer, "a message to the peer was lost");
         self.promise_repeats.link_changed(peer);
     }
 
@@ -300,6 +306,7 @@ impl<P: Platform> Replica<P> {
             let msg_id = self.next_msg_id;
             let to = msg.get_receiver();
             self.promise_repeats.sent(&msg);
+            trace_round_message("sent", &msg);
             if !io.links.link_enabled(to) {
                 continue;
             }
@@ -313,4 +320,28 @@ impl<P: Platform> Replica<P> {
             self.effects.messages.push(Outgoing { to, msg_id, msg });
         }
     }
+}
+
+/// Logs, at debug level, the messages that form a round (rare, unlike the accepts that
+/// follow): enough to follow an election or a catch-up from the log alone.
+fn trace_round_message(direction: &str, msg: &Message<KVCommand>) {
+    let Message::SequencePaxos(p) = msg else {
+        return;
+    };
+    let (kind, n) = match &p.msg {
+        PaxosMsg::PrepareReq(r) => ("PrepareReq", r.n),
+        PaxosMsg::Prepare(r) => ("Prepare", r.n),
+        PaxosMsg::Promise(r) => ("Promise", r.n),
+        PaxosMsg::AcceptSync(r) => ("AcceptSync", r.n),
+        _ => return,
+    };
+    debug!(
+        direction,
+        kind,
+        from = p.from,
+        to = p.to,
+        ballot = n.n,
+        ballot_pid = n.pid,
+        "round message"
+    );
 }

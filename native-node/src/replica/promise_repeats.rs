@@ -10,11 +10,19 @@
 //! two ways, each of which the replica hears of: its stream ends (a link event), or the sender
 //! could not queue a message (`Replica::message_lost`). So while neither has happened since,
 //! the answer is on its way. A repeat is therefore dropped when the same ballot's promise from
-//! the same follower was answered, and answered again once anything could have lost the answer:
-//! a link event for that follower, a message to it lost, an operator's cut or heal, or a new
-//! `Prepare` to it (a new round needs its promise). A repeat older than
-//! [`PROMISE_ANSWER_FRESH_US`] is answered all the same, so a loss this reasoning misses costs
-//! one snapshot per period, never liveness.
+//! the same follower was answered, and answered again once anything could have lost the answer
+//! or made the leader forget the promise: a link event for that follower, a message to it
+//! lost, an operator's cut or heal, a `PrepareReq` from it (OmniPaxos then forgets its promise
+//! and asks for a new one), or a new `Prepare` to it.
+//!
+//! The `PrepareReq` rule must act when the request arrives, not when the `Prepare` it causes
+//! leaves: a node's turn handles several messages before it sends anything, and a follower
+//! that restarts sends a `PrepareReq` and a `Promise` back to back. Without it, the promise
+//! after the request was dropped, the leader held the follower as unpromised, and the follower,
+//! already accepting, ignored every later `Prepare` of that ballot: it never caught up, and
+//! writes through it timed out. A repeat older than [`PROMISE_ANSWER_FRESH_US`] is answered
+//! all the same, which bounds the cost of a loss this reasoning misses to one snapshot per
+//! period; it does not restore liveness, because an accepting follower sends no repeats.
 
 use std::collections::HashMap;
 
@@ -40,8 +48,16 @@ impl PromiseRepeats {
         let Message::SequencePaxos(p) = msg else {
             return true;
         };
-        let PaxosMsg::Promise(promise) = &p.msg else {
-            return true;
+        let promise = match &p.msg {
+            PaxosMsg::Promise(promise) => promise,
+            // OmniPaxos answers it by forgetting the follower's promise and sending a new
+            // `Prepare`, and the follower's next promise must count. That `Prepare` leaves only
+            // when the turn ends, too late for a promise handled in the same turn.
+            PaxosMsg::PrepareReq(_) => {
+                self.answered.remove(&from);
+                return true;
+            }
+            _ => return true,
         };
         if let Some((n, at_us)) = self.answered.get(&from) {
             if *n == promise.n && now_us.saturating_sub(*at_us) < PROMISE_ANSWER_FRESH_US {
@@ -71,7 +87,7 @@ impl PromiseRepeats {
 
 #[cfg(test)]
 mod tests {
-    use omnipaxos::messages::sequence_paxos::{PaxosMessage, Prepare, Promise};
+    use omnipaxos::messages::sequence_paxos::{PaxosMessage, Prepare, PrepareReq, Promise};
 
     use super::*;
 
@@ -126,6 +142,29 @@ mod tests {
             "the answer may be lost"
         );
         assert!(!r.admit(2, &promise(2, 5), 600_000));
+    }
+
+    fn prepare_req(from: NodeId, n: u32) -> Message<KVCommand> {
+        Message::SequencePaxos(PaxosMessage {
+            from,
+            to: 1,
+            msg: PaxosMsg::PrepareReq(PrepareReq { n: ballot(n) }),
+        })
+    }
+
+    /// A restarted follower's `PrepareReq` and its next `Promise` arrive in one turn, before
+    /// the leader's new `Prepare` leaves: that promise must reach OmniPaxos.
+    #[test]
+    fn a_promise_after_a_prepare_request_is_answered() {
+        let mut r = PromiseRepeats::default();
+        assert!(r.admit(2, &promise(2, 5), 0));
+        assert!(r.admit(2, &prepare_req(2, 5), 1));
+        assert!(
+            r.admit(2, &promise(2, 5), 2),
+            "the leader forgot the promise when it took the request"
+        );
+        assert!(!r.admit(2, &promise(2, 5), 3), "a repeat of that one");
+        assert!(r.admit(3, &prepare_req(3, 4), 4), "requests always pass");
     }
 
     #[test]

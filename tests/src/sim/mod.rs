@@ -155,6 +155,9 @@ pub struct Sim {
 
 /// Messages in flight per link beyond which the network delivers before anyone ticks again.
 const BACKLOG_MAX_PER_LINK: usize = 4;
+/// The most messages of one link a turn takes in: bursts of a few, as a node's turn sees under
+/// load, without letting one turn swallow a whole exchange.
+const BURST_PER_LINK_MAX: usize = 4;
 /// Ticks per heartbeat round, as the node's default.
 const ELECTION_TICKS: u64 = 5;
 /// Simulated time per step.
@@ -439,6 +442,9 @@ impl Sim {
         }
     }
 
+    /// Delivers a burst to one node in one turn: the node's turn drains every input waiting
+    /// (up to a bound), so a reply can meet the messages that arrived just after it, each link's
+    /// messages in order.
     fn deliver(&mut self, faults: bool) {
         let ready: Vec<(NodeId, NodeId)> = self
             .links
@@ -449,27 +455,35 @@ impl Sim {
         if ready.is_empty() {
             return;
         }
-        let (from, to) = ready[self.rng.gen_range(0..ready.len())];
-        let (msg_id, msg) = self
-            .links
-            .get_mut(&(from, to))
-            .unwrap()
-            .pop_front()
-            .unwrap();
-        if self.config.snapshot_fix && carries_delta_snapshot(&msg) {
-            self.stats.delta_snapshots_completed += 1;
+        let (_, to) = ready[self.rng.gen_range(0..ready.len())];
+        let mut inputs = Vec::new();
+        for &(from, _) in ready.iter().filter(|(_, t)| *t == to) {
+            let take = if inputs.is_empty() || self.rng.gen_bool(0.5) {
+                self.rng.gen_range(1..=BURST_PER_LINK_MAX)
+            } else {
+                0
+            };
+            let queue = self.links.get_mut(&(from, to)).unwrap();
+            for _ in 0..take.min(queue.len()) {
+                let (msg_id, msg) = queue.pop_front().unwrap();
+                inputs.push((from, msg_id, msg));
+            }
         }
-        let charge = omnikv_node::budget::Charge::none();
-        self.act(
-            to,
-            Input::Peer {
-                from,
-                msg_id,
-                msg,
-                charge,
-            },
-            faults,
-        );
+        let inputs = inputs
+            .into_iter()
+            .map(|(from, msg_id, msg)| {
+                if self.config.snapshot_fix && carries_delta_snapshot(&msg) {
+                    self.stats.delta_snapshots_completed += 1;
+                }
+                Input::Peer {
+                    from,
+                    msg_id,
+                    msg,
+                    charge: omnikv_node::budget::Charge::none(),
+                }
+            })
+            .collect();
+        self.act_on(to, inputs, faults);
     }
 
     /// Whether a crash strikes at this point of a turn.
@@ -477,9 +491,14 @@ impl Sim {
         faults && self.rng.gen_bool(self.config.crash_point_chance)
     }
 
-    /// One turn of node `id` with one input: handle, sync, finish, release. A crash may strike
-    /// at any point.
+    /// One turn of node `id` with one input.
     fn act(&mut self, id: NodeId, input: Input<(), ()>, faults: bool) {
+        self.act_on(id, vec![input], faults);
+    }
+
+    /// One turn of node `id` with `inputs`: handle each, sync, finish, release. A crash may
+    /// strike at any point.
+    fn act_on(&mut self, id: NodeId, inputs: Vec<Input<(), ()>>, faults: bool) {
         let now_us = self.step * STEP_US;
         if self.nodes[&id].replica.is_none() {
             return;
@@ -488,9 +507,11 @@ impl Sim {
         let alive: BTreeSet<NodeId> = self.live().into_iter().collect();
         let seed = self.config.seed;
         let handled = self.with_replica(id, &peers, &alive, |replica, io| {
-            replica
-                .handle(input, now_us, io)
-                .expect("memory storage does not fail")
+            for input in inputs {
+                replica
+                    .handle(input, now_us, io)
+                    .expect("memory storage does not fail");
+            }
         });
         if handled.is_none() {
             return;
