@@ -63,6 +63,9 @@ function offScreen(p) {
     for (const t of document.querySelectorAll('#cards table.kv')) {
       if (t.getBoundingClientRect().height < 40) bad.push(`node ${t.dataset.kvNode} KV table under 40 px tall`);
     }
+    // Every column of the client requests is in view, not behind a sideways scroll.
+    const log = document.querySelector('.client-log');
+    if (log && log.scrollWidth > log.clientWidth + 1) bad.push(`client requests scroll sideways: ${log.scrollWidth} > ${log.clientWidth}`);
     const { scrollHeight } = document.scrollingElement;
     if (scrollHeight > vh) bad.push(`page scrolls: scrollHeight ${scrollHeight} > innerHeight ${vh}`);
     const main = document.querySelector('main');

@@ -41,7 +41,7 @@ impl ClientLog {
             || {
                 let tr = el::html(doc, "tr", "");
                 let mut row = vec![Slot::new(tr.clone())];
-                for _ in 0..5 {
+                for _ in 0..4 {
                     let td = el::html(doc, "td", "");
                     el::child(&tr, &td);
                     row.push(Slot::new(td));
@@ -69,8 +69,9 @@ impl ClientLog {
                     .map(describe::outcome)
                     .unwrap_or_else(|| "…".into()),
                 r.latency_us.map(ms_text).unwrap_or_default(),
-                format!("{}/{}", r.id.client % 10_000, r.id.seq),
             ];
+            let id = format!("request {}/{}", r.id.client % 10_000, r.id.seq);
+            slots[0].attr("title", &format!("{}  ({id})", cells.join("  ")));
             for (td, c) in slots[1..].iter_mut().zip(&cells) {
                 td.text(c);
             }
