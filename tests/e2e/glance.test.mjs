@@ -6,30 +6,22 @@
 // ARTIFACTS_DIR for review.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, collectProblems } from './browser.mjs';
-import { startDemo, until, sleep, repoRoot } from './demo.mjs';
+import { until, sleep } from './demo.mjs';
+import { demoSession, artifacts } from './session.mjs';
 
-const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
-let demo, browser, page;
-const problems = [];
+const session = demoSession();
+const { problems } = session;
+let demo, page;
 
 before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  demo = await startDemo();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  collectProblems(page, problems);
+  await session.start();
+  ({ demo, page } = session);
   await page.goto(demo.url + '/');
   await until('every node drawn', async () => (await page.locator('.node[data-node-id]').count()) === 3);
   await until('a leader on the page', async () => (await page.locator('.node[data-leader="true"]').count()) === 1);
 });
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-});
+after(() => session.stop());
 
 const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
 const state = (id) => page.getAttribute(`.node[data-node-id="${id}"]`, 'data-state');

@@ -6,27 +6,20 @@
 // Screenshots go to ARTIFACTS_DIR for review.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, collectProblems } from './browser.mjs';
-import { startDemo, until, sleep, repoRoot } from './demo.mjs';
+import { collectProblems } from './browser.mjs';
+import { startDemo, until, sleep } from './demo.mjs';
+import { demoSession, artifacts } from './session.mjs';
 
-const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
+const session = demoSession();
+const { problems } = session;
 let demo, browser, page;
-const problems = [];
 
 before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  demo = await startDemo();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  collectProblems(page, problems);
+  await session.start();
+  ({ demo, browser, page } = session);
 });
-
-after(async () => {
-  await browser?.close();
-  await demo?.stop();
-});
+after(() => session.stop());
 
 const shot = (name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
 

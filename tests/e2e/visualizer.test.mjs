@@ -4,31 +4,23 @@
 // a snapshot taking the place of the oldest entries in every node's log strip.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchBrowser, collectProblems } from './browser.mjs';
 import WebSocket from 'ws';
-import { startDemo, until, repoRoot } from './demo.mjs';
+import { until } from './demo.mjs';
+import { demoSession, artifacts } from './session.mjs';
 
-const artifacts = process.env.ARTIFACTS_DIR || join(repoRoot, 'tmp/artifacts');
-let demo, browser, page;
-const problems = [];
+const session = demoSession({
+  viewport: { width: 1400, height: 1100 },
+  beforeClose: (p) => p.screenshot({ path: join(artifacts, 'visualizer.png'), fullPage: true }),
+});
+const { problems } = session;
+let demo, page;
 
 before(async () => {
-  demo = await startDemo();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
-  collectProblems(page, problems);
+  await session.start();
+  ({ demo, page } = session);
 });
-
-after(async () => {
-  if (page) {
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: join(artifacts, 'visualizer.png'), fullPage: true }).catch(() => {});
-  }
-  await browser?.close();
-  await demo?.stop();
-});
+after(() => session.stop());
 
 const role = (id) => page.getAttribute(`.node[data-node-id="${id}"]`, 'data-role');
 const kvHas = (key, value) => async () => {
