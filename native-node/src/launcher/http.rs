@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, Request, State},
+    extract::{Path, Request, State},
     http::{header, HeaderMap, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -63,7 +63,6 @@ pub fn router(
         .route("/api/links/drop", post(drop_held))
         .route("/api/scenarios/{name}", post(scenario))
         .route("/api/{*rest}", get(not_found).post(not_found))
-        .layer(DefaultBodyLimit::max(CONTROL_BODY_BYTES_MAX))
         .fallback_service(ServeDir::new(web_dir).append_index_html_on_directories(true))
         .layer(middleware::from_fn(bound_body))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))

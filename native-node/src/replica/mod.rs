@@ -27,13 +27,10 @@ use std::collections::{HashMap, VecDeque};
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::ClientResponse,
-    event::{BallotView, MessageInfo, NodeEvent, NodeStatus},
+    event::{BallotView, MessageInfo, MessageKind, NodeEvent, NodeStatus},
     KVCommand, NodeId, RequestId,
 };
-use omnipaxos::{
-    messages::{sequence_paxos::PaxosMsg, Message},
-    OmniPaxos,
-};
+use omnipaxos::{messages::Message, OmniPaxos};
 use tracing::{debug, info, warn};
 
 use crate::events::Detail;
@@ -244,7 +241,7 @@ impl<P: Platform> Replica<P> {
             debug!(from, "a repeated promise: its answer is on its way");
             return;
         }
-        trace_round_message("received", &msg);
+        trace_round_message("received", msg_id, &msg);
         if io.events.wants_detail(Detail::Message) {
             io.events
                 .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
@@ -306,7 +303,7 @@ impl<P: Platform> Replica<P> {
             let msg_id = self.next_msg_id;
             let to = msg.get_receiver();
             self.promise_repeats.sent(&msg);
-            trace_round_message("sent", &msg);
+            trace_round_message("sent", msg_id, &msg);
             if !io.links.link_enabled(to) {
                 continue;
             }
@@ -324,24 +321,25 @@ impl<P: Platform> Replica<P> {
 
 /// Logs, at debug level, the messages that form a round (rare, unlike the accepts that
 /// follow): enough to follow an election or a catch-up from the log alone.
-fn trace_round_message(direction: &str, msg: &Message<KVCommand>) {
-    let Message::SequencePaxos(p) = msg else {
+fn trace_round_message(direction: &str, msg_id: u64, msg: &Message<KVCommand>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
-    };
-    let (kind, n) = match &p.msg {
-        PaxosMsg::PrepareReq(r) => ("PrepareReq", r.n),
-        PaxosMsg::Prepare(r) => ("Prepare", r.n),
-        PaxosMsg::Promise(r) => ("Promise", r.n),
-        PaxosMsg::AcceptSync(r) => ("AcceptSync", r.n),
-        _ => return,
-    };
-    debug!(
-        direction,
-        kind,
-        from = p.from,
-        to = p.to,
-        ballot = n.n,
-        ballot_pid = n.pid,
-        "round message"
-    );
+    }
+    let info = MessageInfo::of(msg_id, msg);
+    if matches!(
+        info.kind,
+        MessageKind::PrepareReq
+            | MessageKind::Prepare
+            | MessageKind::Promise
+            | MessageKind::AcceptSync
+    ) {
+        debug!(
+            direction,
+            kind = ?info.kind,
+            from = info.from,
+            to = info.to,
+            ballot = ?info.ballot,
+            "round message"
+        );
+    }
 }
