@@ -129,6 +129,62 @@ impl Slot {
     }
 }
 
+/// Elements that each show one item (a message) from its arrival to its departure, keyed by
+/// the item, with what they were last drawn with (`D`). An element whose item left is taken off
+/// the page and kept for the next item, so a busy view rewrites a few attributes instead of
+/// making elements.
+pub struct KeyedSlots<K, D> {
+    pub shown: Vec<(K, D, Slot)>,
+    spare: Vec<Slot>,
+}
+
+impl<K, D> Default for KeyedSlots<K, D> {
+    fn default() -> Self {
+        KeyedSlots {
+            shown: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq, D> KeyedSlots<K, D> {
+    pub fn position(&self, key: &K) -> Option<usize> {
+        self.shown.iter().position(|(k, _, _)| k == key)
+    }
+
+    /// Takes off the page every element whose item `keep` refuses.
+    pub fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+        let mut i = 0;
+        while i < self.shown.len() {
+            if keep(&self.shown[i].0) {
+                i += 1;
+            } else {
+                let (_, _, slot) = self.shown.swap_remove(i);
+                slot.el.remove();
+                self.spare.push(slot);
+            }
+        }
+    }
+
+    /// The index of `key`'s element, putting one under `parent` first if it has none (a spare
+    /// one, else one from `make`).
+    pub fn show(
+        &mut self,
+        parent: &Element,
+        key: K,
+        drawn: D,
+        make: impl FnOnce() -> Slot,
+    ) -> usize {
+        if let Some(i) = self.position(&key) {
+            return i;
+        }
+        let slot = self.spare.pop().unwrap_or_else(make);
+        child(parent, &slot.el);
+        self.shown.push((key, drawn, slot));
+        self.shown.len() - 1
+    }
+}
+
 /// The children of `parent` as `T`s (each holding its element), created with `make` or removed
 /// from the end so that there are exactly `n`.
 pub fn ensure_slots<T>(

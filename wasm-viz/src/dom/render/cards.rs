@@ -14,6 +14,10 @@ use crate::{
 
 /// KV rows shown per node.
 const KV_ROWS_SHOWN: usize = 30;
+/// New entries a strip takes in one animation frame. A strip that grew by more since it was
+/// last drawn is a busy log nobody can follow entry by entry; it is redrawn with the text
+/// panels instead (10 times a second), which saves the page most of its layout under load.
+const STRIP_STEP_ENTRIES_MAX: u64 = 4;
 
 pub struct Card {
     pub id: NodeId,
@@ -139,8 +143,11 @@ impl Card {
     ) {
         self.draw_head(n, is_leader);
         self.draw_snapshot(n);
-        self.draw_strip(doc, n);
+        if panels || !self.strip_is_busy(n) {
+            self.draw_strip(doc, n);
+        }
         if panels {
+            self.draw_meta(n);
             self.draw_health(n, model);
             self.draw_table(doc, n);
         }
@@ -156,6 +163,14 @@ impl Card {
         attr(&self.role, "data-role", role);
         text(&self.state, state.as_str());
         attr(&self.state, "data-state", state.as_str());
+        set_flag(&self.kill, "disabled", state == NodeState::Down);
+        let runs = matches!(state, NodeState::Up | NodeState::Recovering);
+        set_flag(&self.pause, "disabled", !runs);
+        set_flag(&self.resume, "disabled", state != NodeState::Paused);
+    }
+
+    /// Ballot and log indices: text that changes with every entry, so drawn with the panels.
+    fn draw_meta(&self, n: &NodeModel) {
         let ballot = n.ballot.map(|b| describe::ballot(&b)).unwrap_or("-".into());
         text(
             &self.meta,
@@ -164,10 +179,6 @@ impl Card {
                 n.accepted_idx, n.decided_idx, n.applied_idx
             ),
         );
-        set_flag(&self.kill, "disabled", state == NodeState::Down);
-        let runs = matches!(state, NodeState::Up | NodeState::Recovering);
-        set_flag(&self.pause, "disabled", !runs);
-        set_flag(&self.resume, "disabled", state != NodeState::Paused);
     }
 
     /// How far behind the leader the node is, and the digest of its table as the node reports.
@@ -215,6 +226,11 @@ impl Card {
         let title = format!("entries 0..{} compacted into a snapshot", n.compacted_idx);
         attr(&self.snap, "title", &title);
         set_flag(&self.snap, "hidden", false);
+    }
+
+    fn strip_is_busy(&self, n: &NodeModel) -> bool {
+        let drawn_end = self.entries.last().map_or(0, |(i, _)| i + 1);
+        n.accepted_idx.saturating_sub(drawn_end) > STRIP_STEP_ENTRIES_MAX
     }
 
     /// The newest entries after the compacted prefix. The strip slides as the log grows:

@@ -11,12 +11,12 @@
 //! the head says which way it went.
 
 use omnikv_core::NodeId;
-use web_sys::{Document, Element};
+use web_sys::Document;
 
 use super::{bool_str, f, kind_class, Selection, TimelineInfo};
 use crate::{
     describe,
-    dom::el::{self, attr, text, Slot},
+    dom::el::{self, attr, text, KeyedSlots, Slot},
     model::{ClusterModel, MessageView},
     story::Happening,
     timeline::Mode,
@@ -28,6 +28,8 @@ const WINDOW_MS: f64 = 4_000.0;
 const ARROWS_MAX: usize = 150;
 /// A message not (yet) seen received is drawn this long, dashed.
 const UNSEEN_SPAN_MS: u64 = 300;
+/// ... growing by this much at a time.
+const UNSEEN_STEP_MS: u64 = 50;
 /// Plot area, in the SVG's units: lanes' labels left of `PLOT_X0`.
 const PLOT_X0: f64 = 34.0;
 const PLOT_W: f64 = 560.0;
@@ -35,6 +37,10 @@ const LANE_H: f64 = 22.0;
 const TOP: f64 = 8.0;
 /// Screen units per millisecond inside the plot.
 const SCALE: f64 = PLOT_W / WINDOW_MS;
+/// While live, the diagram scrolls at most this often (30 times a second). It is the page's
+/// costliest panel to paint: every frame repaints all its arrows (README, "Visualizer
+/// performance").
+const LIVE_EVERY_MS: f64 = 33.0;
 /// Arrowheads' size on screen.
 const HEAD: f64 = 6.0;
 
@@ -55,8 +61,11 @@ pub struct Diagram {
     origin_ms: Option<f64>,
     /// The arrows on screen, by `(from, msg_id)`: a short vector (a map type would cost the
     /// wasm kilobytes of tree code).
-    arrows: Vec<((NodeId, u64), Slot, Drawn)>,
+    arrows: KeyedSlots<(NodeId, u64), Drawn>,
     ticks: Vec<Slot>,
+    /// When the live diagram was last drawn (page clock), and with which selection.
+    drawn_ms: f64,
+    drawn_selected: Selection,
 }
 
 fn lane_y(i: usize) -> f64 {
@@ -125,6 +134,15 @@ impl Diagram {
     ) {
         // Looking back, the cursor sits at three quarters, and what followed it (still in the
         // live model) is drawn after it.
+        let now = crate::dom::now_ms();
+        if info.mode == Mode::Live
+            && selected == self.drawn_selected
+            && now - self.drawn_ms < LIVE_EVERY_MS
+        {
+            return;
+        }
+        self.drawn_ms = now;
+        self.drawn_selected = selected;
         let end_ms = match info.mode {
             Mode::Live => clock_ms,
             _ => clock_ms + WINDOW_MS / 4.0,
@@ -204,40 +222,37 @@ impl Diagram {
             .iter()
             .map(|m| (m.info.from, m.info.msg_id))
             .collect();
-        self.arrows.retain(|(k, slot, _)| {
-            let stays = keep.contains(k);
-            if !stays {
-                slot.el.remove();
-            }
-            stays
-        });
+        self.arrows.retain(|k| keep.contains(k));
         let lane = |id: NodeId| self.ids.iter().position(|x| *x == id);
         for m in wanted {
             let (Some(a), Some(b)) = (lane(m.info.from), lane(m.info.to)) else {
                 continue;
             };
-            let unseen_end = (m.sent_ms + UNSEEN_SPAN_MS).min(clock_ms.max(0.0) as u64);
+            // Grows in steps, not every frame: under load most arrows are of messages whose
+            // receipt the node did not send.
+            let flown_ms = (clock_ms.max(0.0) as u64).saturating_sub(m.sent_ms);
+            let unseen_end = m.sent_ms
+                + flown_ms
+                    .next_multiple_of(UNSEEN_STEP_MS)
+                    .min(UNSEEN_SPAN_MS);
             let drawn = Drawn {
                 received_ms: m.received_ms,
                 end_ms: m.received_ms.unwrap_or(unseen_end.max(m.sent_ms)),
                 selected: selected == Selection::Message(m.info.from, m.info.msg_id),
             };
             let key = (m.info.from, m.info.msg_id);
-            let k = match self.arrows.iter().position(|(x, _, _)| *x == key) {
-                Some(k) => k,
-                None => {
-                    let never = Drawn {
-                        received_ms: None,
-                        end_ms: u64::MAX,
-                        selected: false,
-                    };
-                    self.arrows.push((key, new_arrow(doc, &g, m), never));
-                    self.arrows.len() - 1
-                }
+            let never = Drawn {
+                received_ms: None,
+                end_ms: u64::MAX,
+                selected: false,
             };
-            let (_, slot, last) = &mut self.arrows[k];
+            let k = self.arrows.show(&g, key, never, || new_arrow(doc));
+            let (_, last, slot) = &mut self.arrows.shown[k];
             if *last == drawn {
                 continue;
+            }
+            if last.end_ms == u64::MAX {
+                show_message(slot, m);
             }
             let x = |t: u64| f(t as f64 - origin);
             slot.attr("x1", &x(m.sent_ms));
@@ -298,14 +313,17 @@ impl Diagram {
     }
 }
 
-fn new_arrow(doc: &Document, g: &Element, m: &MessageView) -> Slot {
+fn new_arrow(doc: &Document) -> Slot {
     let line = el::svg(doc, "line", "arrow");
     attr(&line, "data-action", "select-msg");
-    attr(&line, "data-from", &m.info.from.to_string());
-    attr(&line, "data-to", &m.info.to.to_string());
-    attr(&line, "data-msg-id", &m.info.msg_id.to_string());
-    attr(&line, "data-kind", describe::kind_name(m.info.kind));
-    attr(&line, "data-class", kind_class(m.info.kind));
-    el::child(g, &line);
     Slot::new(line)
+}
+
+/// Makes an arrow (new, or taken off for an older message) name message `m`.
+fn show_message(slot: &mut Slot, m: &MessageView) {
+    slot.attr("data-from", &m.info.from.to_string());
+    slot.attr("data-to", &m.info.to.to_string());
+    slot.attr("data-msg-id", &m.info.msg_id.to_string());
+    slot.attr("data-kind", describe::kind_name(m.info.kind));
+    slot.attr("data-class", kind_class(m.info.kind));
 }

@@ -59,8 +59,9 @@ impl TimelineInfo {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Default)]
 pub(super) enum Selection {
+    #[default]
     None,
     Node(NodeId),
     Message(NodeId, u64),

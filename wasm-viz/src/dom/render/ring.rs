@@ -7,14 +7,18 @@ use wasm_bindgen::JsCast;
 use web_sys::Document;
 
 use super::{bool_str, f, kind_class, Selection};
+use crate::model::MessageView;
 use crate::{
     describe,
-    dom::el::{self, attr, text, Slot},
+    dom::el::{self, attr, text, KeyedSlots, Slot},
     model::{role_str, ClusterModel, NodeState},
 };
 
-/// Messages drawn at once; older ones in flight are not drawn.
+/// Messages drawn at once; one that takes off while they fly is not drawn.
 const MSG_DOTS_MAX: usize = 80;
+/// Of those, heartbeats at most: an idle cluster's heartbeats must leave room for a write's
+/// messages.
+const HEARTBEAT_DOTS_MAX: usize = 30;
 /// How long a message takes to cross the ring on screen, in view time.
 const MSG_FLIGHT_MS: f64 = 900.0;
 const HEARTBEAT_FLIGHT_MS: f64 = 450.0;
@@ -23,8 +27,8 @@ const RING_RADIUS: f64 = 140.0;
 
 #[derive(Default)]
 pub struct Ring {
-    /// The message circles, reused from frame to frame.
-    dots: Vec<Slot>,
+    /// The message circles on screen, by `(from, msg_id)`, and whether each is a heartbeat.
+    dots: KeyedSlots<(NodeId, u64), bool>,
 }
 
 /// Position of node `i` of `n` on the ring. Uses the browser's trigonometry: Rust's own would
@@ -77,6 +81,10 @@ impl Ring {
         }
     }
 
+    /// Moves each drawn message along its link. A circle keeps its message from take-off to
+    /// landing, and a message takes off on screen only while fewer than [`MSG_DOTS_MAX`] fly:
+    /// under load the ring shows a steady sample of whole flights (newest first) instead of
+    /// circles that change message every frame, and a frame writes positions, not identities.
     pub fn draw_messages(
         &mut self,
         doc: &Document,
@@ -90,11 +98,14 @@ impl Ring {
         };
         let n = ids.len();
         let index = |id: NodeId| ids.iter().position(|x| *x == id);
-        let mut dots = Vec::with_capacity(MSG_DOTS_MAX);
+        let mut flying: Vec<Flight> = Vec::with_capacity(MSG_DOTS_MAX);
+        // Circles per class (heartbeats, the rest) after this frame's take-offs.
+        let mut room = [HEARTBEAT_DOTS_MAX, MSG_DOTS_MAX - HEARTBEAT_DOTS_MAX];
+        for (_, hb, _) in &self.dots.shown {
+            let class = usize::from(!hb);
+            room[class] = room[class].saturating_sub(1);
+        }
         for m in model.messages.iter().rev() {
-            if dots.len() == MSG_DOTS_MAX {
-                break;
-            }
             let hb = m.info.kind.is_heartbeat();
             let flight = if hb {
                 HEARTBEAT_FLIGHT_MS
@@ -102,35 +113,45 @@ impl Ring {
                 MSG_FLIGHT_MS
             };
             let p = (clock_ms - m.sent_ms as f64) / flight;
+            // Landed, or (replaying) not yet sent.
             if !(0.0..1.0).contains(&p) {
                 continue;
             }
             let (Some(i), Some(j)) = (index(m.info.from), index(m.info.to)) else {
                 continue;
             };
+            let key = (m.info.from, m.info.msg_id);
+            if self.dots.position(&key).is_none() {
+                let class = usize::from(!hb);
+                if room[class] == 0 {
+                    continue;
+                }
+                room[class] -= 1;
+            }
             let ((x1, y1), (x2, y2)) = (pos(i, n), pos(j, n));
-            dots.push((m, x1 + (x2 - x1) * p, y1 + (y2 - y1) * p, hb));
+            flying.push(Flight {
+                m,
+                x: x1 + (x2 - x1) * p,
+                y: y1 + (y2 - y1) * p,
+            });
         }
-        if dots.is_empty() && self.dots.is_empty() {
-            return;
-        }
-        el::ensure_slots(
-            &g,
-            &mut self.dots,
-            dots.len(),
-            |s| &s.el,
-            || {
+        self.dots.retain(|key| {
+            flying
+                .iter()
+                .any(|f| (f.m.info.from, f.m.info.msg_id) == *key)
+        });
+        for f in flying {
+            let key = (f.m.info.from, f.m.info.msg_id);
+            let k = self.dots.show(&g, key, f.m.info.kind.is_heartbeat(), || {
                 let c = el::svg(doc, "circle", "msg");
                 attr(&c, "data-action", "select-msg");
                 Slot::new(c)
-            },
-        );
-        // Written only when they change: positions every frame, the rest when a circle starts
-        // showing another message.
-        for (c, (m, x, y, hb)) in self.dots.iter_mut().zip(&dots) {
-            c.attr("cx", &f(*x));
-            c.attr("cy", &f(*y));
-            c.attr("r", if *hb { "3" } else { "7" });
+            });
+            let c = &mut self.dots.shown[k].2;
+            let m = f.m;
+            c.attr("cx", &super::f(f.x));
+            c.attr("cy", &super::f(f.y));
+            c.attr("r", if m.info.kind.is_heartbeat() { "3" } else { "7" });
             c.attr("data-kind", describe::kind_name(m.info.kind));
             c.attr("data-class", kind_class(m.info.kind));
             c.attr("data-from", &m.info.from.to_string());
@@ -139,6 +160,13 @@ impl Ring {
             c.attr("data-selected", bool_str(sel));
         }
     }
+}
+
+/// A message in the air this frame, and where.
+struct Flight<'m> {
+    m: &'m MessageView,
+    x: f64,
+    y: f64,
 }
 
 fn make_node(doc: &Document, id: NodeId, (x, y): (f64, f64)) -> web_sys::Element {
