@@ -101,10 +101,11 @@ pub struct NodeStatus {
     pub decided_idx: u64,
     pub compacted_idx: u64,
     pub applied_idx: u64,
-    /// The digest of the applied table at `applied_idx` (`crate::digest`); absent from the
-    /// statuses of older nodes and traces.
+    /// The digest of the applied table at `applied_idx` (`crate::digest`). A node keeps it
+    /// only while someone watches its events, so it is absent (`null`) until the first fold of
+    /// the table is done, and from the statuses of older nodes and traces.
     #[serde(default)]
-    pub kv_digest: crate::digest::TableDigest,
+    pub kv_digest: Option<crate::digest::TableDigest>,
     pub peers: Vec<PeerStatus>,
     pub data_dir: String,
     pub started_at_ms: u64,
@@ -371,7 +372,7 @@ mod tests {
             accepted_idx: 5,
             decided_idx: 4,
             compacted_idx: 0,
-            kv_digest: crate::digest::TableDigest(7),
+            kv_digest: Some(crate::digest::TableDigest(7)),
             applied_idx: 4,
             peers: vec![PeerStatus {
                 id: 2,

@@ -259,7 +259,7 @@ fn status() -> impl Strategy<Value = NodeStatus> {
                 }),
             0..4,
         ),
-        (text(), number(), any::<u32>(), any::<u64>()),
+        (text(), number(), any::<u32>(), any::<Option<u64>>()),
     )
         .prop_map(
             |(
@@ -277,7 +277,7 @@ fn status() -> impl Strategy<Value = NodeStatus> {
                 decided_idx,
                 compacted_idx,
                 applied_idx,
-                kv_digest: omnikv_core::digest::TableDigest(kv_digest),
+                kv_digest: kv_digest.map(omnikv_core::digest::TableDigest),
                 peers,
                 data_dir,
                 started_at_ms,

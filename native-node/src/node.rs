@@ -207,8 +207,12 @@ impl Node {
                     handled
                 }
             };
+            let turn = match turn {
+                Ok(()) => self.end_turn().await,
+                Err(e) => Err(e),
+            };
             // A storage failure ends the process here and now (see `fatal`).
-            if let Err(e) = turn.and_then(|()| self.end_turn()) {
+            if let Err(e) = turn {
                 crate::fatal::stop(self.id, &format!("{e:#}"));
             }
         }
@@ -233,9 +237,9 @@ impl Node {
         Ok(())
     }
 
-    fn end_turn(&mut self) -> anyhow::Result<()> {
+    async fn end_turn(&mut self) -> anyhow::Result<()> {
         self.check_disk()?;
-        self.store.sync().context("syncing the log")?;
+        self.sync().await?;
         let now_us = self.now_us();
         let mut io = Io {
             links: &mut self.transport,
@@ -245,6 +249,20 @@ impl Node {
         self.release(effects);
         self.events.flush_due();
         Ok(())
+    }
+
+    /// Makes the turn's writes durable. The fsync runs on the blocking pool so that this
+    /// thread, which the node's sockets share, reads what arrives meanwhile: the next turn
+    /// starts with it. No input is handled before the fsync ends.
+    async fn sync(&self) -> anyhow::Result<()> {
+        if !self.store.needs_fsync() {
+            return Ok(self.store.sync()?);
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .context("the fsync task")?
+            .context("syncing the log")
     }
 
     /// Stops the node before its filesystem fills up: RocksDB out of space mid-write leaves a

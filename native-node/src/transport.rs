@@ -550,6 +550,20 @@ async fn accept(listener: TcpListener, inbound: Arc<Inbound>) {
     }
 }
 
+/// Frames from this size on (snapshots) are decoded on the blocking pool: a node runs on one
+/// thread, and decoding tens of megabytes there would hold its event loop past an election
+/// timeout.
+const DECODE_ASIDE_BYTES: usize = 256 << 10;
+
+async fn decode_frame(bytes: Bytes) -> Result<PeerFrame, String> {
+    if bytes.len() < DECODE_ASIDE_BYTES {
+        return serde_json::from_slice(&bytes).map_err(|e| e.to_string());
+    }
+    tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
 async fn receive(
     stream: TcpStream,
     remote: SocketAddr,
@@ -620,11 +634,12 @@ async fn receive(
         if !state.enabled.load(Ordering::Acquire) {
             continue;
         }
-        match serde_json::from_slice::<PeerFrame>(&bytes) {
+        let len = bytes.len();
+        match decode_frame(bytes).await {
             Ok(PeerFrame::Paxos { msg_id, msg }) if msg.get_sender() == from => {
                 let charge = tokio::select! {
                     _ = replaced.cancelled() => break,
-                    c = budget.charge(bytes.len()) => c,
+                    c = budget.charge(len) => c,
                 };
                 let input = Input::Peer {
                     from,

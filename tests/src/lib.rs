@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse, NodeDump},
+    digest::TableDigest,
     event::{NodeStatus, Role},
     KVSnapshot, NodeId,
 };
@@ -334,6 +335,37 @@ impl Cluster {
             Some(AdminResponse::Status(s)) => Some(s),
             _ => None,
         }
+    }
+
+    /// Watches node `id`'s `/events` (and reads them) until the task is aborted: a node keeps
+    /// its table's digest only while someone watches.
+    pub async fn watch_events(&self, id: NodeId) -> tokio::task::JoinHandle<()> {
+        let mut conn = client::Connection::open(&self.url(id), "events", Duration::from_secs(5))
+            .await
+            .expect("subscribing to /events");
+        tokio::spawn(
+            async move { while conn.recv_text(Duration::from_secs(3600)).await.is_ok() {} },
+        )
+    }
+
+    /// Every node's table digest, once each is known and all are at one applied index.
+    pub async fn wait_equal_digests(&self, timeout: Duration) -> TableDigest {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            seen.clear();
+            for id in self.ids() {
+                let status = self.status(id).await;
+                seen.push(status.map(|s| (s.applied_idx, s.kv_digest)));
+            }
+            if let Some(Some((_, Some(d)))) = seen.first() {
+                if seen.iter().all(|s| s == &seen[0]) {
+                    return *d;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("digests never known and equal: {seen:?}");
     }
 
     pub async fn dump(&self, id: NodeId) -> NodeDump {

@@ -262,7 +262,7 @@ impl ClusterModel {
         node.accepted_idx = s.accepted_idx;
         node.decided_idx = s.decided_idx;
         node.applied_idx = s.applied_idx;
-        node.digest = Some((s.kv_digest, s.applied_idx));
+        node.digest = s.kv_digest.map(|d| (d, s.applied_idx));
         node.log.truncate_from(s.accepted_idx);
         if s.compacted_idx > node.compacted_idx {
             node.compacted_idx = s.compacted_idx;

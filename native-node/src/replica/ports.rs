@@ -43,8 +43,10 @@ pub trait StateMachine {
     fn entries(&self, keys_max: usize)
         -> Result<Option<BTreeMap<String, Versioned>>, StorageError>;
     fn sessions(&self) -> &Sessions;
-    /// The digest of the table at its applied index (`omnikv_core::digest`).
-    fn digest(&self) -> TableDigest;
+    /// The digest of the table at its applied index (`omnikv_core::digest`), if kept.
+    fn digest(&self) -> Option<TableDigest>;
+    /// Keeps the digest while someone watches the node; called before each turn's writes.
+    fn watch_digest(&mut self, watched: bool) -> Result<(), StorageError>;
     /// A run of applications committed together with the new applied index.
     fn batch(&mut self) -> Self::Batch<'_>;
 }
@@ -127,8 +129,11 @@ impl StateMachine for KvTable {
     fn sessions(&self) -> &Sessions {
         KvTable::sessions(self)
     }
-    fn digest(&self) -> TableDigest {
+    fn digest(&self) -> Option<TableDigest> {
         KvTable::digest(self)
+    }
+    fn watch_digest(&mut self, watched: bool) -> Result<(), StorageError> {
+        KvTable::watch_digest(self, watched)
     }
     fn batch(&mut self) -> ApplyBatch<'_> {
         KvTable::batch(self)

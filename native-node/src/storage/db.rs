@@ -183,6 +183,12 @@ impl Store {
         self.write_unsynced(batch)
     }
 
+    /// Whether [`Store::sync`] would fsync: something was written since the last one, and
+    /// fsync is on.
+    pub fn needs_fsync(&self) -> bool {
+        self.fsync && self.dirty.load(Ordering::Acquire)
+    }
+
     /// Makes every earlier write durable (one fsync), if any write happened since the last sync.
     pub fn sync(&self) -> Result<(), StorageError> {
         self.check()?;

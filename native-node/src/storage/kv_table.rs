@@ -11,11 +11,10 @@
 //! in column family `sessions`: eviction needs all of them, and each write consults one.
 //!
 //! The table's digest (`omnikv_core::digest`, shown by the visualizer so that replicas can be
-//! seen to converge) is kept the same way: in memory, updated by each write from the key's old
-//! value (which the write reads anyway to know it), and committed in the batch with the applied
-//! index, so it is always the digest of the table at that index. A snapshot install recomputes
-//! it from the snapshot it writes; only a data directory written before digests were kept is
-//! read whole, once, when opened.
+//! seen to converge) is kept while someone watches (see `table_digest`): in memory, updated by
+//! each write from the key's old value, and committed in the batch with the applied index, so a
+//! stored digest is always the digest of the table at that index. A snapshot install recomputes
+//! it from the snapshot it writes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use omnikv_core::{
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
+use super::table_digest::DigestState;
 use super::versioned;
 
 pub(super) const KEY_APPLIED_IDX: &str = "applied_idx";
@@ -40,8 +40,8 @@ pub struct KvTable {
     store: Arc<Store>,
     /// The committed sessions, mirrored from column family `sessions`.
     sessions: Sessions,
-    /// The digest of the table at its applied index, mirrored from `meta`.
-    digest: TableDigest,
+    /// The digest of the table at its applied index, mirrored from `meta` while it is kept.
+    digest: DigestState,
 }
 
 impl KvTable {
@@ -59,37 +59,30 @@ impl KvTable {
             })?;
             sessions.insert(decode_index_key(&k)?, session);
         }
-        let mut table = KvTable {
+        let digest = match store.get_meta(KEY_DIGEST)? {
+            Some(d) => DigestState::Known(TableDigest(d)),
+            None => DigestState::Off,
+        };
+        Ok(KvTable {
             store,
             sessions,
-            digest: TableDigest::default(),
-        };
-        table.digest = match table.store.get_meta(KEY_DIGEST)? {
-            Some(d) => TableDigest(d),
-            None => table.digest_from_scratch()?,
-        };
-        Ok(table)
+            digest,
+        })
     }
 
-    /// The digest of a table that has none stored (a new store, or one written before digests
-    /// were kept), folded over RocksDB's iterator so the table is never copied into memory.
-    fn digest_from_scratch(&self) -> Result<TableDigest, StorageError> {
-        let mut digest = TableDigest::default();
-        for item in self
-            .store
-            .db()
-            .iterator_cf(self.store.cf(CF_KV), IteratorMode::Start)
-        {
-            let (k, v) = item?;
-            let value = versioned::decode(&k, &v)?;
-            digest.write(&String::from_utf8_lossy(&k), None, Some(&value.value));
+    /// The digest of the table at its applied index, if it is kept and known.
+    pub fn digest(&self) -> Option<TableDigest> {
+        self.digest.known()
+    }
+
+    /// Keeps the digest while `watched`, and stops paying for it otherwise (called once a turn).
+    pub fn watch_digest(&mut self, watched: bool) -> Result<(), StorageError> {
+        if self.digest.watch(&self.store, watched) {
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(self.store.cf(CF_META), KEY_DIGEST);
+            self.store.write_deferred(batch)?;
         }
-        Ok(digest)
-    }
-
-    /// The digest of the table at its applied index.
-    pub fn digest(&self) -> TableDigest {
-        self.digest
+        Ok(())
     }
 
     pub fn applied_idx(&self) -> Result<u64, StorageError> {
@@ -160,7 +153,7 @@ impl KvTable {
                 batch: WriteBatch::default(),
                 values: HashMap::new(),
                 cleared: false,
-                digest: self.digest,
+                digest: self.digest.counting(),
                 read_error: std::cell::RefCell::new(None),
             },
             sessions: &mut self.sessions,
@@ -178,8 +171,8 @@ struct KvWrites<'a> {
     values: HashMap<String, Option<Versioned>>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
-    /// The table's digest as of the writes so far.
-    digest: TableDigest,
+    /// The table's digest as of the writes so far, if writes are counted.
+    digest: Option<TableDigest>,
     /// The first failed read of a guard's key. The rule reads infallibly; a batch that could
     /// not read what it compared must not commit (the node stops on a storage error).
     read_error: std::cell::RefCell<Option<StorageError>>,
@@ -205,11 +198,12 @@ impl KvState for KvWrites<'_> {
 
     fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
         // A failed read leaves the digest wrong but the table right: say so, keep applying.
-        match self.lookup(key) {
-            Ok(old) => self
-                .digest
-                .write(key, old.as_ref().map(|v| v.value.as_str()), value),
-            Err(e) => tracing::warn!(key, error = %e, "kv digest: old value unreadable"),
+        if let Some(mut digest) = self.digest {
+            match self.lookup(key) {
+                Ok(old) => digest.write(key, old.as_ref().map(|v| v.value.as_str()), value),
+                Err(e) => tracing::warn!(key, error = %e, "kv digest: old value unreadable"),
+            }
+            self.digest = Some(digest);
         }
         let kv = self.store.cf(CF_KV);
         match value {
@@ -231,7 +225,7 @@ pub struct ApplyBatch<'a> {
     /// Sessions changed (or evicted) by this batch, written at commit.
     dirty: BTreeSet<u64>,
     /// The table's digest, given the batch's at commit.
-    digest: &'a mut TableDigest,
+    digest: &'a mut DigestState,
 }
 
 impl ApplyBatch<'_> {
@@ -278,7 +272,9 @@ impl ApplyBatch<'_> {
         }
         *self.sessions = snapshot.sessions.clone();
         self.dirty = self.sessions.iter().map(|(c, _)| c).collect();
-        self.writes.digest = TableDigest::of(&snapshot.snapshotted);
+        if self.writes.digest.is_some() {
+            self.writes.digest = Some(TableDigest::of(&snapshot.snapshotted));
+        }
     }
 
     /// Writes the batch and the new applied index atomically.
@@ -300,12 +296,19 @@ impl ApplyBatch<'_> {
             KEY_APPLIED_IDX,
             serde_json::to_vec(&applied_idx)?,
         );
-        *self.digest = self.writes.digest;
-        batch.put_cf(
-            store.cf(CF_META),
-            KEY_DIGEST,
-            serde_json::to_vec(&self.digest.0)?,
-        );
+        if let Some(digest) = self.writes.digest {
+            if self.writes.cleared {
+                // A fold running for the table before the install is moot.
+                *self.digest = DigestState::Known(digest);
+            }
+            if self.digest.counted(digest) {
+                batch.put_cf(
+                    store.cf(CF_META),
+                    KEY_DIGEST,
+                    serde_json::to_vec(&digest.0)?,
+                );
+            }
+        }
         // Applied state is rebuilt from the log if a power failure loses it.
         store.write_deferred(batch)
     }
@@ -425,12 +428,33 @@ mod tests {
         assert_eq!(table.sessions().get(0).unwrap().last_index, 2);
     }
 
+    /// Watches until the fold of the table is in; a fold of a few keys takes microseconds.
+    fn watch_until_known(table: &mut KvTable) -> TableDigest {
+        for _ in 0..1000 {
+            table.watch_digest(true).unwrap();
+            if let Some(d) = table.digest() {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("the digest fold never finished");
+    }
+
+    fn delete(client: u64, seq: u64, key: &str) -> KVCommand {
+        KVCommand::Delete {
+            id: RequestId { client, seq },
+            key: key.into(),
+            forget_below: 0,
+        }
+    }
+
     #[test]
     fn the_digest_follows_every_write_survives_reopen_and_follows_an_install() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();
         let mut table = KvTable::open(store.clone()).unwrap();
-        assert_eq!(table.digest(), TableDigest::default());
+        assert_eq!(table.digest(), None, "not kept before anyone watches");
+        assert_eq!(watch_until_known(&mut table), TableDigest::default());
         let mut b = table.batch();
         b.apply(&open(1), 0);
         b.apply(&put(0, 1, "a", "1"), 1);
@@ -438,24 +462,17 @@ mod tests {
         b.apply(&put(0, 3, "a", "3"), 3);
         b.commit(4).unwrap();
         let mut b = table.batch();
-        b.apply(
-            &KVCommand::Delete {
-                id: RequestId { client: 0, seq: 4 },
-                key: "b".into(),
-                forget_below: 0,
-            },
-            4,
-        );
+        b.apply(&delete(0, 4, "b"), 4);
         b.apply(&put(0, 5, "c", "5"), 5);
         b.commit(6).unwrap();
         let entries = table.entries(usize::MAX).unwrap().unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(table.digest(), TableDigest::of(&entries));
+        assert_eq!(table.digest(), Some(TableDigest::of(&entries)));
         drop(table);
         let mut table = KvTable::open(store).unwrap();
         assert_eq!(
             table.digest(),
-            TableDigest::of(&entries),
+            Some(TableDigest::of(&entries)),
             "kept with the index"
         );
 
@@ -468,6 +485,50 @@ mod tests {
         b.commit(3).unwrap();
         assert_eq!(
             table.digest(),
+            Some(TableDigest::of(
+                &table.entries(usize::MAX).unwrap().unwrap()
+            ))
+        );
+    }
+
+    #[test]
+    fn writes_during_the_fold_are_counted_and_an_unwatched_table_stores_no_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        let mut b = table.batch();
+        b.apply(&open(1), 0);
+        for i in 0..300u64 {
+            b.apply(&put(0, i + 1, &format!("k{i}"), &format!("v{i}")), i + 1);
+        }
+        b.commit(301).unwrap();
+        assert_eq!(table.digest(), None);
+
+        // The fold starts from the table as it stands; the writes after it, overwrites and
+        // deletes of keys the fold also reads, are counted beside it.
+        table.watch_digest(true).unwrap();
+        let mut b = table.batch();
+        b.apply(&put(0, 301, "k0", "changed"), 301);
+        b.apply(&delete(0, 302, "k1"), 302);
+        b.apply(&put(0, 303, "fresh", "x"), 303);
+        b.commit(304).unwrap();
+        let entries = table.entries(usize::MAX).unwrap().unwrap();
+        assert_eq!(entries.len(), 300);
+        assert_eq!(entries["fresh"].value, "x");
+        assert_eq!(entries["k0"].value, "changed");
+        assert_eq!(watch_until_known(&mut table), TableDigest::of(&entries));
+
+        // Nobody watches: the stored digest goes, and later writes cannot leave a stale one.
+        table.watch_digest(false).unwrap();
+        assert_eq!(table.digest(), None);
+        let mut b = table.batch();
+        b.apply(&put(0, 304, "k2", "unwatched"), 304);
+        b.commit(305).unwrap();
+        drop(table);
+        let mut table = KvTable::open(store).unwrap();
+        assert_eq!(table.digest(), None, "no digest of an older table survives");
+        assert_eq!(
+            watch_until_known(&mut table),
             TableDigest::of(&table.entries(usize::MAX).unwrap().unwrap())
         );
     }

@@ -12,6 +12,7 @@ mod kv_pages;
 mod kv_table;
 mod paxos_log;
 mod snapshot_store;
+mod table_digest;
 mod versioned;
 
 pub use db::{StorageError, Store};

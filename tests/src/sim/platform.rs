@@ -142,8 +142,11 @@ impl StateMachine for SimTable {
         &self.sessions
     }
     /// Computed whole: simulated tables are small.
-    fn digest(&self) -> TableDigest {
-        TableDigest::of(&self.kv)
+    fn digest(&self) -> Option<TableDigest> {
+        Some(TableDigest::of(&self.kv))
+    }
+    fn watch_digest(&mut self, _watched: bool) -> Result<(), StorageError> {
+        Ok(())
     }
     fn batch(&mut self) -> &mut SimTable {
         self
