@@ -110,7 +110,8 @@ export async function tour({ demo, slow, out = console.log }) {
         const nodes = upNodes();
         const first = nodes[0];
         const equal = nodes.length === view().nodes.length
-          && nodes.every((x) => x.digest && x.digest === first.digest && x.applied === first.applied);
+          && nodes.every((x) => x.digest && x.digest === first.digest && x.applied === first.applied
+            && x.digest_at === x.applied);
         return equal ? nodes : null;
       });
       for (const node of same) say(`node ${node.id}: applied ${node.applied}, digest ${node.digest}`);

@@ -101,11 +101,15 @@ pub struct NodeStatus {
     pub decided_idx: u64,
     pub compacted_idx: u64,
     pub applied_idx: u64,
-    /// The digest of the applied table at `applied_idx` (`crate::digest`). A node keeps it
-    /// only while someone watches its events, so it is absent (`null`) until the first fold of
-    /// the table is done, and from the statuses of older nodes and traces.
+    /// The digest of the applied table (`crate::digest`) at `kv_digest_idx`. A node computes
+    /// it beside its event loop while someone watches its events, so it trails `applied_idx`
+    /// under load, and is absent (`null`) until the first such fold is done.
     #[serde(default)]
     pub kv_digest: Option<crate::digest::TableDigest>,
+    /// The applied index `kv_digest` is at (absent from older statuses and traces, whose
+    /// digest is at `applied_idx`).
+    #[serde(default)]
+    pub kv_digest_idx: Option<u64>,
     pub peers: Vec<PeerStatus>,
     pub data_dir: String,
     pub started_at_ms: u64,
@@ -373,6 +377,7 @@ mod tests {
             decided_idx: 4,
             compacted_idx: 0,
             kv_digest: Some(crate::digest::TableDigest(7)),
+            kv_digest_idx: Some(3),
             applied_idx: 4,
             peers: vec![PeerStatus {
                 id: 2,

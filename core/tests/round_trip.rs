@@ -278,6 +278,7 @@ fn status() -> impl Strategy<Value = NodeStatus> {
                 compacted_idx,
                 applied_idx,
                 kv_digest: kv_digest.map(omnikv_core::digest::TableDigest),
+                kv_digest_idx: kv_digest.map(|d| d / 2),
                 peers,
                 data_dir,
                 started_at_ms,

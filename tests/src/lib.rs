@@ -348,7 +348,8 @@ impl Cluster {
         )
     }
 
-    /// Every node's table digest, once each is known and all are at one applied index.
+    /// Every node's table digest, once each is known, at its node's applied index, and all are
+    /// at one applied index.
     pub async fn wait_equal_digests(&self, timeout: Duration) -> TableDigest {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
@@ -356,11 +357,12 @@ impl Cluster {
             seen.clear();
             for id in self.ids() {
                 let status = self.status(id).await;
-                seen.push(status.map(|s| (s.applied_idx, s.kv_digest)));
+                seen.push(status.map(|s| (s.applied_idx, s.kv_digest_idx, s.kv_digest)));
             }
-            if let Some(Some((_, Some(d)))) = seen.first() {
-                if seen.iter().all(|s| s == &seen[0]) {
-                    return *d;
+            // Equal, known, and at the applied index: the folds have caught up with the table.
+            if let Some((idx, Some(at), Some(d))) = seen[0] {
+                if idx == at && seen.iter().all(|s| *s == seen[0]) {
+                    return d;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -47,6 +47,8 @@ struct NodeRow {
     compacted: u64,
     lag: Option<u64>,
     digest: Option<String>,
+    /// The applied index `digest` is at (a node folds it beside its loop, so it trails).
+    digest_at: Option<u64>,
     ws: String,
 }
 
@@ -163,6 +165,7 @@ fn node_row(model: &ClusterModel, id: NodeId) -> NodeRow {
             .digest
             .filter(|_| n.process == Some(ProcessState::Up))
             .map(|(d, _)| d.short()),
+        digest_at: n.digest.map(|(_, at)| at),
         ws: n.ws.clone(),
     }
 }

@@ -262,7 +262,9 @@ impl ClusterModel {
         node.accepted_idx = s.accepted_idx;
         node.decided_idx = s.decided_idx;
         node.applied_idx = s.applied_idx;
-        node.digest = s.kv_digest.map(|d| (d, s.applied_idx));
+        node.digest = s
+            .kv_digest
+            .map(|d| (d, s.kv_digest_idx.unwrap_or(s.applied_idx)));
         node.log.truncate_from(s.accepted_idx);
         if s.compacted_idx > node.compacted_idx {
             node.compacted_idx = s.compacted_idx;

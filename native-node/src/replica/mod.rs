@@ -271,8 +271,9 @@ impl<P: Platform> Replica<P> {
     ) -> Result<Effects<P>, ReplicaError> {
         self.take_outgoing(io);
         self.observe_log(io);
-        self.table.watch_digest(io.events.active())?;
         self.apply_decided(now_us, io)?;
+        self.table
+            .refresh_digest(self.applied_idx, io.events.active());
         self.maybe_snapshot(io);
         for (req, reply) in std::mem::take(&mut self.admin_waiting) {
             let resp = self.handle_admin(req, io)?;

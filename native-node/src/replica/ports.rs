@@ -43,10 +43,10 @@ pub trait StateMachine {
     fn entries(&self, keys_max: usize)
         -> Result<Option<BTreeMap<String, Versioned>>, StorageError>;
     fn sessions(&self) -> &Sessions;
-    /// The digest of the table at its applied index (`omnikv_core::digest`), if kept.
-    fn digest(&self) -> Option<TableDigest>;
-    /// Keeps the digest while someone watches the node; called before each turn's writes.
-    fn watch_digest(&mut self, watched: bool) -> Result<(), StorageError>;
+    /// The last digest of the table (`omnikv_core::digest`) and the applied index it is at.
+    fn digest(&self) -> Option<(TableDigest, u64)>;
+    /// Computes the digest again if someone watches and it is due; called once a turn.
+    fn refresh_digest(&mut self, applied_idx: u64, watched: bool);
     /// A run of applications committed together with the new applied index.
     fn batch(&mut self) -> Self::Batch<'_>;
 }
@@ -129,11 +129,11 @@ impl StateMachine for KvTable {
     fn sessions(&self) -> &Sessions {
         KvTable::sessions(self)
     }
-    fn digest(&self) -> Option<TableDigest> {
+    fn digest(&self) -> Option<(TableDigest, u64)> {
         KvTable::digest(self)
     }
-    fn watch_digest(&mut self, watched: bool) -> Result<(), StorageError> {
-        KvTable::watch_digest(self, watched)
+    fn refresh_digest(&mut self, applied_idx: u64, watched: bool) {
+        KvTable::refresh_digest(self, applied_idx, watched)
     }
     fn batch(&mut self) -> ApplyBatch<'_> {
         KvTable::batch(self)

@@ -11,16 +11,12 @@
 //! in column family `sessions`: eviction needs all of them, and each write consults one.
 //!
 //! The table's digest (`omnikv_core::digest`, shown by the visualizer so that replicas can be
-//! seen to converge) is kept while someone watches (see `table_digest`): in memory, updated by
-//! each write from the key's old value, and committed in the batch with the applied index, so a
-//! stored digest is always the digest of the table at that index. A snapshot install recomputes
-//! it from the snapshot it writes.
+//! seen to converge) is folded beside the event loop while someone watches (`table_digest`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use omnikv_core::{
-    digest::TableDigest,
     scan::{self, ScanEntry, ScanPage, ScanRange},
     session::{self, Applied, KvState, Session, Sessions, Versioned},
     KVCommand, KVSnapshot,
@@ -28,11 +24,10 @@ use omnikv_core::{
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
-use super::table_digest::DigestState;
+use super::table_digest::{DigestAt, DigestFolds};
 use super::versioned;
 
 pub(super) const KEY_APPLIED_IDX: &str = "applied_idx";
-const KEY_DIGEST: &str = "kv_digest";
 /// Upper bound of every UTF-8 key: 0xFF never occurs in UTF-8.
 const KEY_SPACE_END: &[u8] = &[0xFF];
 
@@ -40,8 +35,8 @@ pub struct KvTable {
     store: Arc<Store>,
     /// The committed sessions, mirrored from column family `sessions`.
     sessions: Sessions,
-    /// The digest of the table at its applied index, mirrored from `meta` while it is kept.
-    digest: DigestState,
+    /// The last digest folded, and the next fold.
+    digest: DigestFolds,
 }
 
 impl KvTable {
@@ -59,30 +54,21 @@ impl KvTable {
             })?;
             sessions.insert(decode_index_key(&k)?, session);
         }
-        let digest = match store.get_meta(KEY_DIGEST)? {
-            Some(d) => DigestState::Known(TableDigest(d)),
-            None => DigestState::Off,
-        };
         Ok(KvTable {
             store,
             sessions,
-            digest,
+            digest: DigestFolds::default(),
         })
     }
 
-    /// The digest of the table at its applied index, if it is kept and known.
-    pub fn digest(&self) -> Option<TableDigest> {
-        self.digest.known()
+    /// The last digest folded, with the applied index of the table it is the digest of.
+    pub fn digest(&self) -> Option<DigestAt> {
+        self.digest.last()
     }
 
-    /// Keeps the digest while `watched`, and stops paying for it otherwise (called once a turn).
-    pub fn watch_digest(&mut self, watched: bool) -> Result<(), StorageError> {
-        if self.digest.watch(&self.store, watched) {
-            let mut batch = WriteBatch::default();
-            batch.delete_cf(self.store.cf(CF_META), KEY_DIGEST);
-            self.store.write_deferred(batch)?;
-        }
-        Ok(())
+    /// Folds the table's digest again while `watched`, when due (called once a turn).
+    pub fn refresh_digest(&mut self, applied_idx: u64, watched: bool) {
+        self.digest.refresh(&self.store, applied_idx, watched);
     }
 
     pub fn applied_idx(&self) -> Result<u64, StorageError> {
@@ -153,12 +139,10 @@ impl KvTable {
                 batch: WriteBatch::default(),
                 values: HashMap::new(),
                 cleared: false,
-                digest: self.digest.counting(),
                 read_error: std::cell::RefCell::new(None),
             },
             sessions: &mut self.sessions,
             dirty: BTreeSet::new(),
-            digest: &mut self.digest,
         }
     }
 }
@@ -171,8 +155,6 @@ struct KvWrites<'a> {
     values: HashMap<String, Option<Versioned>>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
-    /// The table's digest as of the writes so far, if writes are counted.
-    digest: Option<TableDigest>,
     /// The first failed read of a guard's key. The rule reads infallibly; a batch that could
     /// not read what it compared must not commit (the node stops on a storage error).
     read_error: std::cell::RefCell<Option<StorageError>>,
@@ -197,14 +179,6 @@ impl KvState for KvWrites<'_> {
     }
 
     fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
-        // A failed read leaves the digest wrong but the table right: say so, keep applying.
-        if let Some(mut digest) = self.digest {
-            match self.lookup(key) {
-                Ok(old) => digest.write(key, old.as_ref().map(|v| v.value.as_str()), value),
-                Err(e) => tracing::warn!(key, error = %e, "kv digest: old value unreadable"),
-            }
-            self.digest = Some(digest);
-        }
         let kv = self.store.cf(CF_KV);
         match value {
             Some(v) => self.batch.put_cf(kv, key, versioned::encode(index, v)),
@@ -224,8 +198,6 @@ pub struct ApplyBatch<'a> {
     sessions: &'a mut Sessions,
     /// Sessions changed (or evicted) by this batch, written at commit.
     dirty: BTreeSet<u64>,
-    /// The table's digest, given the batch's at commit.
-    digest: &'a mut DigestState,
 }
 
 impl ApplyBatch<'_> {
@@ -272,9 +244,6 @@ impl ApplyBatch<'_> {
         }
         *self.sessions = snapshot.sessions.clone();
         self.dirty = self.sessions.iter().map(|(c, _)| c).collect();
-        if self.writes.digest.is_some() {
-            self.writes.digest = Some(TableDigest::of(&snapshot.snapshotted));
-        }
     }
 
     /// Writes the batch and the new applied index atomically.
@@ -296,19 +265,6 @@ impl ApplyBatch<'_> {
             KEY_APPLIED_IDX,
             serde_json::to_vec(&applied_idx)?,
         );
-        if let Some(digest) = self.writes.digest {
-            if self.writes.cleared {
-                // A fold running for the table before the install is moot.
-                *self.digest = DigestState::Known(digest);
-            }
-            if self.digest.counted(digest) {
-                batch.put_cf(
-                    store.cf(CF_META),
-                    KEY_DIGEST,
-                    serde_json::to_vec(&digest.0)?,
-                );
-            }
-        }
         // Applied state is rebuilt from the log if a power failure loses it.
         store.write_deferred(batch)
     }
@@ -326,6 +282,7 @@ impl KvTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use omnikv_core::digest::TableDigest;
     use omnikv_core::{session::SessionRefusal, RequestId};
 
     fn open(nonce: u64) -> KVCommand {
@@ -428,16 +385,18 @@ mod tests {
         assert_eq!(table.sessions().get(0).unwrap().last_index, 2);
     }
 
-    /// Watches until the fold of the table is in; a fold of a few keys takes microseconds.
-    fn watch_until_known(table: &mut KvTable) -> TableDigest {
-        for _ in 0..1000 {
-            table.watch_digest(true).unwrap();
-            if let Some(d) = table.digest() {
-                return d;
+    /// Refreshes, watched, until a fold newer than `after` is in; a fold of a few hundred
+    /// keys takes microseconds (the second one waits out the gap between folds).
+    fn fold_after(table: &mut KvTable, after: Option<DigestAt>) -> DigestAt {
+        let applied_idx = table.applied_idx().unwrap();
+        for _ in 0..3000 {
+            table.refresh_digest(applied_idx, true);
+            match table.digest() {
+                Some(d) if Some(d) != after => return d,
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        panic!("the digest fold never finished");
+        panic!("no fold finished");
     }
 
     fn delete(client: u64, seq: u64, key: &str) -> KVCommand {
@@ -449,32 +408,31 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_follows_every_write_survives_reopen_and_follows_an_install() {
+    fn a_fold_is_the_digest_of_the_table_at_the_applied_index_it_reports() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();
         let mut table = KvTable::open(store.clone()).unwrap();
-        assert_eq!(table.digest(), None, "not kept before anyone watches");
-        assert_eq!(watch_until_known(&mut table), TableDigest::default());
+        table.refresh_digest(0, false);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        table.refresh_digest(0, false);
+        assert_eq!(table.digest(), None, "no fold while nobody watches");
+        assert_eq!(fold_after(&mut table, None), (TableDigest::default(), 0));
+
         let mut b = table.batch();
         b.apply(&open(1), 0);
-        b.apply(&put(0, 1, "a", "1"), 1);
-        b.apply(&put(0, 2, "b", "2"), 2);
-        b.apply(&put(0, 3, "a", "3"), 3);
-        b.commit(4).unwrap();
+        for i in 0..300u64 {
+            b.apply(&put(0, i + 1, &format!("k{i}"), &format!("v{i}")), i + 1);
+        }
+        b.commit(301).unwrap();
         let mut b = table.batch();
-        b.apply(&delete(0, 4, "b"), 4);
-        b.apply(&put(0, 5, "c", "5"), 5);
-        b.commit(6).unwrap();
+        b.apply(&put(0, 301, "k0", "changed"), 301);
+        b.apply(&delete(0, 302, "k1"), 302);
+        b.commit(303).unwrap();
+        let before = table.digest();
+        let folded = fold_after(&mut table, before);
         let entries = table.entries(usize::MAX).unwrap().unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(table.digest(), Some(TableDigest::of(&entries)));
-        drop(table);
-        let mut table = KvTable::open(store).unwrap();
-        assert_eq!(
-            table.digest(),
-            Some(TableDigest::of(&entries)),
-            "kept with the index"
-        );
+        assert_eq!(entries.len(), 299);
+        assert_eq!(folded, (TableDigest::of(&entries), 303));
 
         let mut snap = KVSnapshot::default();
         snap.push(&open(2));
@@ -483,53 +441,11 @@ mod tests {
         b.install(&snap);
         b.apply(&put(0, 4, "new", "z"), 2);
         b.commit(3).unwrap();
-        assert_eq!(
-            table.digest(),
-            Some(TableDigest::of(
-                &table.entries(usize::MAX).unwrap().unwrap()
-            ))
-        );
-    }
-
-    #[test]
-    fn writes_during_the_fold_are_counted_and_an_unwatched_table_stores_no_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
-        let mut b = table.batch();
-        b.apply(&open(1), 0);
-        for i in 0..300u64 {
-            b.apply(&put(0, i + 1, &format!("k{i}"), &format!("v{i}")), i + 1);
-        }
-        b.commit(301).unwrap();
-        assert_eq!(table.digest(), None);
-
-        // The fold starts from the table as it stands; the writes after it, overwrites and
-        // deletes of keys the fold also reads, are counted beside it.
-        table.watch_digest(true).unwrap();
-        let mut b = table.batch();
-        b.apply(&put(0, 301, "k0", "changed"), 301);
-        b.apply(&delete(0, 302, "k1"), 302);
-        b.apply(&put(0, 303, "fresh", "x"), 303);
-        b.commit(304).unwrap();
         let entries = table.entries(usize::MAX).unwrap().unwrap();
-        assert_eq!(entries.len(), 300);
-        assert_eq!(entries["fresh"].value, "x");
-        assert_eq!(entries["k0"].value, "changed");
-        assert_eq!(watch_until_known(&mut table), TableDigest::of(&entries));
-
-        // Nobody watches: the stored digest goes, and later writes cannot leave a stale one.
-        table.watch_digest(false).unwrap();
-        assert_eq!(table.digest(), None);
-        let mut b = table.batch();
-        b.apply(&put(0, 304, "k2", "unwatched"), 304);
-        b.commit(305).unwrap();
-        drop(table);
-        let mut table = KvTable::open(store).unwrap();
-        assert_eq!(table.digest(), None, "no digest of an older table survives");
+        assert_eq!(entries.len(), 1);
         assert_eq!(
-            watch_until_known(&mut table),
-            TableDigest::of(&table.entries(usize::MAX).unwrap().unwrap())
+            fold_after(&mut table, Some(folded)),
+            (TableDigest::of(&entries), 3)
         );
     }
 }

@@ -142,12 +142,10 @@ impl StateMachine for SimTable {
         &self.sessions
     }
     /// Computed whole: simulated tables are small.
-    fn digest(&self) -> Option<TableDigest> {
-        Some(TableDigest::of(&self.kv))
+    fn digest(&self) -> Option<(TableDigest, u64)> {
+        Some((TableDigest::of(&self.kv), self.applied_idx))
     }
-    fn watch_digest(&mut self, _watched: bool) -> Result<(), StorageError> {
-        Ok(())
-    }
+    fn refresh_digest(&mut self, _applied_idx: u64, _watched: bool) {}
     fn batch(&mut self) -> &mut SimTable {
         self
     }
