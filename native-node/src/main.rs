@@ -411,9 +411,9 @@ fn main() -> ExitCode {
 
 /// A node runs on one thread: its event loop, its sockets and its clients' connections share
 /// that thread, so a request crosses no thread on its way in or out (a cross-thread wake-up
-/// per hop cost a fifth of a single client's put latency). Blocking work (encoding a snapshot,
-/// reading a dump page) still goes to tokio's blocking pool. Everything else, the load
-/// generator above all, uses every core.
+/// per hop cost a fifth of a single client's put latency). What would hold that thread (the
+/// fsync, encoding or decoding a snapshot, reading a dump page) goes to tokio's blocking pool.
+/// Everything else, the load generator above all, uses every core.
 fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     match command {
         Command::Node(_) => tokio::runtime::Builder::new_current_thread(),
