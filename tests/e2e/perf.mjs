@@ -2,7 +2,7 @@
 // Measures the visualizer under load and prints figures; a benchmark, not a test (`node --test`
 // does not pick it up, and nothing here fails on a slow machine).
 //
-//   node tests/e2e/perf.mjs [--seconds 20] [--memory-seconds 180] [--clients 16] [--key-space 100000]
+//   node tests/e2e/perf.mjs [--seconds 20] [--memory-seconds 180] [--clients 16] [--key-space 100000] [--paused]
 //
 // It starts a real `omnikv demo`, opens the page in headless Chromium, drives puts with
 // `omnikv bench load` against every node, and measures over a window of --seconds:
@@ -49,6 +49,8 @@ const DRIVER = process.argv.includes('--driver') ? process.argv[process.argv.ind
 // --trace FILE: also record a Chrome trace over the load window and print where the page's main
 // thread spent its time (self time per trace event).
 const TRACE = process.argv.includes('--trace') ? process.argv[process.argv.indexOf('--trace') + 1] : null;
+// --paused: also measure a window with the view paused (Pause) under the last load.
+const PAUSED = process.argv.includes('--paused');
 const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : null;
 
 const mb = (b) => (b / 1048576).toFixed(1);
@@ -301,6 +303,12 @@ async function main() {
       includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'blink', 'toplevel'] } });
   }
   if (PROFILE || TRACE) results.push(await window_(`${CLIENTS.at(-1)}, traced`, SECONDS));
+  if (PAUSED) {
+    // The view paused under the same load: the recording goes on behind a still picture.
+    await evaluate(() => document.getElementById('pause-view').click());
+    results.push(await window_(`${CLIENTS.at(-1)}, view paused`, SECONDS));
+    await evaluate(() => document.querySelector('[data-action="live"]')?.click());
+  }
   if (TRACE) {
     await send('Tracing.end');
     await traceDone;

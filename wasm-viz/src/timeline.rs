@@ -108,13 +108,21 @@ impl Timeline {
             if let Some(old) = self.records.pop_front() {
                 self.base.apply(&old);
                 self.first_pos += 1;
+                if self.cursor < self.first_pos {
+                    self.cursor = self.first_pos;
+                    // A view held at the recording's start moves on with it by the input that
+                    // left, instead of being rebuilt from `base` on every input that arrives.
+                    match &mut self.view {
+                        Some((pos, model)) if *pos + 1 == self.first_pos => {
+                            model.apply(&old);
+                            *pos = self.first_pos;
+                        }
+                        _ => self.view = None,
+                    }
+                }
             }
             let first_pos = self.first_pos;
             self.checkpoints.retain(|(p, _)| *p >= first_pos);
-            if self.cursor < self.first_pos {
-                self.cursor = self.first_pos;
-                self.view = None;
-            }
         }
         let end = self.end();
         if end.is_multiple_of(CHECKPOINT_EVERY) {

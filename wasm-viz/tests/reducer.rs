@@ -178,6 +178,28 @@ fn messages_are_matched_and_bounded() {
 }
 
 #[test]
+fn a_view_paused_at_the_recordings_start_moves_on_with_it() {
+    let records = three_node_cluster_with_one_put();
+    assert!(records.len() > 8);
+    let mut t = Timeline::new(5);
+    for r in &records[..6] {
+        t.push(r.clone());
+    }
+    t.seek(t.start());
+    assert_eq!(t.model(), &apply_all(&records[..1]));
+    for (i, r) in records[6..].iter().enumerate() {
+        t.push(r.clone());
+        assert_eq!(t.cursor(), t.start());
+        assert_eq!(
+            t.model(),
+            &apply_all(&records[..i + 2]),
+            "after input {}",
+            i + 6
+        );
+    }
+}
+
+#[test]
 fn the_timeline_drops_old_inputs_and_rebuilds_any_point() {
     let records = three_node_cluster_with_one_put();
     let mut t = Timeline::new(5);
