@@ -265,6 +265,7 @@ impl<P: Platform> Replica<P> {
     }
 
     pub fn status(&self, io: &Io<'_>) -> NodeStatus {
+        let digest = self.table.digest();
         let id = self.config.id;
         let promise: BallotView = self.omni.get_promise().into();
         let (leader, role) = match self.omni.get_current_leader() {
@@ -283,8 +284,8 @@ impl<P: Platform> Replica<P> {
             decided_idx: self.omni.get_decided_idx() as u64,
             compacted_idx: self.omni.get_compacted_idx() as u64,
             applied_idx: self.applied_idx,
-            kv_digest: self.table.digest().map(|(d, _)| d),
-            kv_digest_idx: self.table.digest().map(|(_, idx)| idx),
+            kv_digest: digest.map(|(d, _)| d),
+            kv_digest_idx: digest.map(|(_, idx)| idx),
             peers: io.links.peers(),
             data_dir: self.config.data_dir.clone(),
             started_at_ms: self.config.started_at_ms,

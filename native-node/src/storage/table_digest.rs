@@ -98,7 +98,7 @@ fn start_fold(
 }
 
 /// The digest of the table in one snapshot, and the applied index in the same snapshot.
-pub(super) fn fold(store: &Store) -> Result<DigestAt, StorageError> {
+fn fold(store: &Store) -> Result<DigestAt, StorageError> {
     let snapshot = store.db().snapshot();
     let applied_idx = match snapshot.get_cf(store.cf(CF_META), super::kv_table::KEY_APPLIED_IDX)? {
         Some(bytes) => serde_json::from_slice(&bytes)?,
