@@ -91,6 +91,8 @@ test('a trace recorded from Node.js opens in the page', async () => {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     collectProblems(page, problems);
     await page.goto(demo.url);
+    // The import control is wired when the page's wasm starts: a file chosen before that is lost.
+    await until('the page running', async () => /events recorded/.test(await page.textContent('#timeline-info')));
     await page.setInputFiles('#import', file);
     await until('trace shown', async () => / trace$/.test(await page.textContent('#timeline-info')));
     assert.equal(await page.getAttribute('body', 'data-source'), 'trace');
