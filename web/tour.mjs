@@ -81,6 +81,10 @@ export async function tour({ demo, slow, out = console.log }) {
         return l != null && l !== oldLeader ? l : null;
       });
       say(`node ${next} leads, ${Date.now() - t0} ms after the kill`);
+      // The launcher's view of the processes is polled, so a quick election can be seen before
+      // the kill is on the record: wait for both before telling the story.
+      await until(`node ${oldLeader}'s kill on the record`,
+        () => happenedSince(t0).some((h) => h.text.startsWith(`node ${oldLeader} `) && h.text.includes('went down')));
       for (const h of happenedSince(t0)) say(`what happened: ${h.text}`);
     });
     await step('Write again, without the old leader', async (say) => {
