@@ -5,18 +5,16 @@
 //! Writes are not fsynced here: see [`Store::sync`] for the one-fsync-per-turn discipline that
 //! makes them durable before OmniPaxos' replies leave the node.
 //!
-//! Compaction without copying the table: OmniPaxos compacts by reading the stored snapshot
-//! (`get_snapshot`, which returns it by value), merging the new entries into it and storing the
-//! result. Copying a table of 100k keys and comparing it with the result, every compaction, took
-//! most of a node's CPU under load. While the node runs its own compaction
-//! ([`CompactionLease::run`]), `get_snapshot` lends the stored snapshot instead of copying it,
-//! and the `SetSnapshot` that follows writes only the keys named by the compacted entries.
+//! The snapshot is never held here: it lives on disk ([`super::snapshot_store`]). While the
+//! node runs its own compaction ([`CompactionLease::run`]), `get_snapshot` lends only the part
+//! of it that the entries being folded touch, and the `SetSnapshot` that follows writes just
+//! those keys; any other read of it reads the whole of it back from disk.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use omnikv_core::{limits::EVENT_SNAPSHOT_KEYS_MAX, snapshot::Unresolved, KVCommand, KVSnapshot};
+use omnikv_core::{limits::EVENT_SNAPSHOT_KEYS_MAX, KVCommand, KVSnapshot};
 use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{StopSign, Storage, StorageOp, StorageResult},
@@ -24,7 +22,7 @@ use omnipaxos::{
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META};
-use super::snapshot_store;
+use super::snapshot_store::{self, Loan};
 
 const KEY_PROMISE: &str = "promise";
 const KEY_ACCEPTED_ROUND: &str = "accepted_round";
@@ -45,27 +43,20 @@ struct Bounds {
 pub struct PaxosLog {
     store: Arc<Store>,
     bounds: Bounds,
-    /// The stored snapshot, as on disk (`None` while lent to a compaction).
-    snapshot: RefCell<Option<KVSnapshot>>,
+    /// Live keys of the stored snapshot; `None` while no snapshot is stored.
+    snapshot_keys: Option<u64>,
     lease: CompactionLease,
-    /// While the snapshot is lent: what of it the merge may change besides the compacted keys.
-    lent: RefCell<Option<Lent>>,
-    /// The last range read under the lease: the entries OmniPaxos is folding, so the snapshot
-    /// write need not read them again.
+    /// What the running compaction was lent, if it was lent a part of the snapshot.
+    lent: RefCell<Option<Loan>>,
+    /// The last range read under the lease: the entries OmniPaxos is folding, whose keys are
+    /// the part of the snapshot to lend.
     leased_read: RefCell<Option<LeasedRead>>,
 }
 
-/// Keys written by the entries `from..to`.
+/// Keys read or written by the entries read from `from` on.
 struct LeasedRead {
     from: u64,
-    to: u64,
     keys: Vec<String>,
-}
-
-/// The part of a lent snapshot that a merge can change beyond the compacted entries' keys
-/// (the sessions are rewritten whole).
-struct Lent {
-    unresolved: Vec<Unresolved>,
 }
 
 /// Held by the node: while [`CompactionLease::run`] runs OmniPaxos' compaction, the log lends
@@ -102,9 +93,16 @@ impl SnapshotSummary {
         if snapshot.unresolved.is_empty() {
             summarise(snapshot)
         } else {
-            // Only the first snapshot of a log has unresolved writes, and it is small.
             summarise(&snapshot.clone().resolved())
         }
+    }
+
+    /// The summary of the snapshot stored in `store`, which holds `key_count` live keys.
+    fn stored(store: &Store, key_count: u64) -> Result<SnapshotSummary, StorageError> {
+        Ok(SnapshotSummary {
+            key_count,
+            keys: snapshot_store::first_keys(store, EVENT_SNAPSHOT_KEYS_MAX)?,
+        })
     }
 }
 
@@ -136,8 +134,8 @@ impl CompactionLease {
 /// The state a batch of operations will leave once written.
 struct Staged {
     bounds: Bounds,
-    /// `Some` when the batch replaces the snapshot.
-    snapshot: Option<Option<KVSnapshot>>,
+    /// `Some` when the batch replaces the snapshot: the live keys it will hold, if any.
+    snapshot_keys: Option<Option<u64>>,
 }
 
 impl PaxosLog {
@@ -153,11 +151,11 @@ impl PaxosLog {
             None => trimmed_idx,
         }
         .max(trimmed_idx);
-        let snapshot = snapshot_store::load(&store)?;
-        // Reported as if just stored, so the node knows what it recovered without a copy.
+        let snapshot_keys = snapshot_store::key_count(&store)?;
+        // Reported as if just stored, so the node knows what it recovered without reading it.
         let lease = CompactionLease::default();
-        if let Some(s) = &snapshot {
-            lease.stored(SnapshotSummary::of(s));
+        if let Some(n) = snapshot_keys {
+            lease.stored(SnapshotSummary::stored(&store, n)?);
         }
         Ok(PaxosLog {
             store,
@@ -165,7 +163,7 @@ impl PaxosLog {
                 trimmed_idx,
                 end_idx,
             },
-            snapshot: RefCell::new(snapshot),
+            snapshot_keys,
             lease,
             lent: RefCell::new(None),
             leased_read: RefCell::new(None),
@@ -231,43 +229,25 @@ impl PaxosLog {
             StorageOp::SetStopsign(ss) => put_meta(batch, KEY_STOPSIGN, &ss)?,
             StorageOp::SetSnapshot(s) => {
                 let lent = self.lent.borrow_mut().take();
-                match (lent, staged.snapshot.is_none(), s.as_ref()) {
-                    // The result of a compaction that borrowed the snapshot: only keys named by
-                    // the compacted entries (and the writes it had unresolved) can differ.
-                    (Some(old), true, Some(new))
-                        if staged.bounds.trimmed_idx > self.bounds.trimmed_idx =>
-                    {
-                        let (from, to) = (self.bounds.trimmed_idx, staged.bounds.trimmed_idx);
-                        let mut keys = match self.leased_read.borrow_mut().take() {
-                            Some(read) if (read.from, read.to) == (from, to) => read.keys,
-                            _ => written_keys(&self.read_range(from, to)?),
-                        };
-                        keys.extend(written_keys(old.unresolved.iter().map(|u| &u.command)));
-                        snapshot_store::stage_keys(
-                            &self.store,
-                            batch,
-                            new,
-                            &keys.iter().map(String::as_str).collect(),
-                            &old.unresolved,
-                        )?;
+                let again = staged.snapshot_keys.is_some();
+                let keys = match (lent, s) {
+                    // The result of a compaction that was lent a part of the snapshot.
+                    (Some(lent), Some(new)) if self.lease.active() => {
+                        if again {
+                            return Err(StorageError::Corrupt(
+                                "a compaction's snapshot follows another in one batch".into(),
+                            ));
+                        }
+                        Some(snapshot_store::stage_keys(&self.store, batch, &new, &lent)?)
                     }
-                    (lent, _, _) => {
-                        // Anything else (a snapshot from the leader, say) is compared in full,
-                        // with the stored one read back if it is out on loan.
-                        let reloaded;
-                        let current = self.snapshot.borrow();
-                        let old = match (&staged.snapshot, &lent) {
-                            (Some(next), _) => next.as_ref(),
-                            (None, Some(_)) => {
-                                reloaded = snapshot_store::load(&self.store)?;
-                                reloaded.as_ref()
-                            }
-                            (None, None) => current.as_ref(),
-                        };
-                        snapshot_store::stage(&self.store, batch, old, s.as_ref())?;
+                    // Anything else (a snapshot from the leader, say) replaces it whole.
+                    (_, s) => {
+                        let present = s.is_some();
+                        let n = snapshot_store::stage_replacement(&self.store, batch, s, again)?;
+                        present.then_some(n)
                     }
-                }
-                staged.snapshot = Some(s);
+                };
+                staged.snapshot_keys = Some(keys);
             }
         }
         Ok(())
@@ -277,7 +257,7 @@ impl PaxosLog {
         let mut batch = WriteBatch::default();
         let mut staged = Staged {
             bounds: self.bounds,
-            snapshot: None,
+            snapshot_keys: None,
         };
         // A decided index alone need not be fsynced before anything is sent (see
         // `Store::write_deferred`); promises, accepted rounds and entries must.
@@ -293,11 +273,11 @@ impl PaxosLog {
             self.store.write(batch)?;
         }
         self.bounds = staged.bounds;
-        if let Some(s) = staged.snapshot {
-            if let Some(stored) = &s {
-                self.lease.stored(SnapshotSummary::of(stored));
+        if let Some(keys) = staged.snapshot_keys {
+            self.snapshot_keys = keys;
+            if let Some(n) = keys {
+                self.lease.stored(SnapshotSummary::stored(&self.store, n)?);
             }
-            *self.snapshot.get_mut() = s;
         }
         Ok(())
     }
@@ -348,12 +328,12 @@ mod erased {
     }
 }
 
-/// Keys of the writes among `entries`.
-fn written_keys<'a>(entries: impl IntoIterator<Item = &'a KVCommand>) -> Vec<String> {
+/// Keys read or written by `entries`.
+fn touched_keys<'a>(entries: impl IntoIterator<Item = &'a KVCommand>) -> Vec<String> {
     entries
         .into_iter()
-        .flat_map(|c| c.writes())
-        .map(|(key, _)| key.to_owned())
+        .flat_map(snapshot_store::touched_keys)
+        .map(str::to_owned)
         .collect()
 }
 
@@ -412,8 +392,8 @@ impl Storage<KVCommand> for PaxosLog {
         let (from, to) = (from as u64, to as u64);
         let entries = self.read_range(from, to).map_err(boxed)?;
         if self.lease.active() {
-            let keys = written_keys(&entries);
-            *self.leased_read.borrow_mut() = Some(LeasedRead { from, to, keys });
+            let keys = touched_keys(&entries);
+            *self.leased_read.borrow_mut() = Some(LeasedRead { from, keys });
         }
         Ok(entries)
     }
@@ -467,26 +447,23 @@ impl Storage<KVCommand> for PaxosLog {
     }
 
     fn get_snapshot(&self) -> StorageResult<Option<KVSnapshot>> {
-        if self.lent.borrow().is_some() {
-            if self.lease.active() {
-                // A second read within one compaction: not a pattern OmniPaxos has; be correct.
-                return snapshot_store::load(&self.store).map_err(boxed);
-            }
-            // Lent to a compaction that never stored its result (it failed): the stored
-            // snapshot is still the one on disk.
-            *self.snapshot.borrow_mut() = snapshot_store::load(&self.store).map_err(boxed)?;
-            *self.lent.borrow_mut() = None;
+        // A loan lasts one compaction: one that never stored its result left the disk as it was.
+        self.lent.borrow_mut().take();
+        let leased_read = self.leased_read.borrow_mut().take();
+        if self.snapshot_keys.is_none() {
+            return Ok(None);
         }
-        if self.lease.active() {
-            let snapshot = self.snapshot.borrow_mut().take();
-            if let Some(s) = &snapshot {
-                *self.lent.borrow_mut() = Some(Lent {
-                    unresolved: s.unresolved.clone(),
-                });
+        if let Some(read) = leased_read.filter(|_| self.lease.active()) {
+            // OmniPaxos folds the entries from the compacted index on into the snapshot.
+            if read.from == self.get_compacted_idx()? as u64 {
+                let loaned = snapshot_store::load_keys(&self.store, read.keys).map_err(boxed)?;
+                if let Some((snapshot, loan)) = loaned {
+                    *self.lent.borrow_mut() = Some(loan);
+                    return Ok(Some(snapshot));
+                }
             }
-            return Ok(snapshot);
         }
-        Ok(self.snapshot.borrow().clone())
+        snapshot_store::load(&self.store).map_err(boxed)
     }
 }
 
@@ -623,6 +600,10 @@ mod tests {
             del(2, 2, "b"),
             put(1, 3, "d", "1"),
             put(0, 3, "b", "3"),
+            // Guards read keys the entry does not write: a lent part must hold them too.
+            txn(2, 3, &[("c", "1")], "e", "guarded by c"),
+            txn(2, 4, &[("d", "2")], "f", "refused: d is 1"),
+            put(1, 4, "g", "1"),
         ];
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let mut results = Vec::new();
@@ -632,7 +613,7 @@ mod tests {
             let lease = log.compaction_lease();
             log.append_entries(commands.clone()).unwrap();
             // The first compaction stores a snapshot with unresolved writes; later ones fold.
-            for to in [2, 3, 6, 9, 12] {
+            for to in [2, 3, 6, 9, 12, 14, 15] {
                 if leased {
                     lease.run(|| compact(&mut log, to));
                 } else {
@@ -654,8 +635,65 @@ mod tests {
         let table = &results[1].snapshotted;
         assert_eq!(table.get("a").map(|v| v.value.as_str()), Some("2"));
         assert_eq!(table.get("b").map(|v| v.value.as_str()), Some("3"));
+        assert_eq!(
+            table.get("e").map(|v| v.value.as_str()),
+            Some("guarded by c")
+        );
+        assert_eq!(table.get("f"), None);
         assert_eq!(results[1].sessions.get(0).unwrap().applied.len(), 3);
-        assert_eq!(results[1].len, 12);
+        assert_eq!(results[1].len, 15);
+    }
+
+    fn txn(client: u64, seq: u64, guards: &[(&str, &str)], key: &str, value: &str) -> KVCommand {
+        use omnikv_core::txn::{Guard, TxnOp};
+        KVCommand::Txn {
+            id: RequestId { client, seq },
+            guards: guards
+                .iter()
+                .map(|(k, v)| Guard::Value {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+            ops: vec![TxnOp::Put {
+                key: key.into(),
+                value: value.into(),
+            }],
+            forget_below: 0,
+        }
+    }
+
+    #[test]
+    fn a_compaction_is_lent_only_the_keys_its_entries_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut log = PaxosLog::open(store).unwrap();
+        let mut commands = vec![open(1)];
+        commands.extend((1..=50).map(|i| put(0, i, &format!("k{i:02}"), "v")));
+        commands.push(put(0, 51, "k07", "w"));
+        commands.push(txn(0, 52, &[("k09", "v")], "new", "x"));
+        log.append_entries(commands).unwrap();
+        compact(&mut log, 51);
+        let lease = log.compaction_lease();
+        let lent = lease.run(|| {
+            log.get_entries(51, 53).unwrap();
+            log.get_snapshot().unwrap().unwrap()
+        });
+        let keys: Vec<_> = lent.snapshotted.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            vec!["k07", "k09"],
+            "only what entries 51 and 52 touch"
+        );
+        assert_eq!(lent.len, 51);
+        // The loan ended unused: a later reader gets the whole snapshot.
+        assert_eq!(log.get_snapshot().unwrap().unwrap().snapshotted.len(), 50);
+        lease.run(|| compact(&mut log, 53));
+        let stored = log.get_snapshot().unwrap().unwrap();
+        assert_eq!(stored.snapshotted.len(), 51);
+        assert_eq!(stored.snapshotted["k07"].value, "w");
+        assert_eq!(stored.snapshotted["new"].value, "x");
+        assert_eq!(lease.take_stored().unwrap().key_count, 51);
     }
 
     #[test]
