@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::backends::{self, BackendError, BackendKind, Session, SessionPlan};
 use super::pacing::Pacer;
-use super::preload::{preload, PreloadError};
+use super::preload::{preload, Fill, PreloadError};
 use super::results::{this_command, LoadResult};
 use super::stats::Recorder;
 use super::workload::{OpStream, Workload, WorkloadError};
@@ -86,7 +86,12 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
                 plan.workload.key_space
             );
         }
-        sessions = preload(sessions, &plan.workload).await?;
+        let fill = Fill {
+            key_space: plan.workload.key_space,
+            value_bytes: plan.workload.value_bytes,
+            batch_keys: 1,
+        };
+        sessions = preload(sessions, &fill, Arc::default()).await?;
     }
     let events_received = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::new();

@@ -29,7 +29,9 @@ pub mod targets;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
@@ -46,6 +48,8 @@ pub enum BenchCommand {
     Storage(StorageArgs),
     /// Record the resident memory (VmRSS) of every node's process after a number of puts.
     Memory(MemoryArgs),
+    /// Put every key of a key space once, many keys per request: a large table, quickly.
+    Fill(FillArgs),
     /// Rebuild BENCHMARKS.md and its chart from a results directory.
     Report(ReportArgs),
 }
@@ -183,6 +187,24 @@ pub struct MemoryArgs {
 }
 
 #[derive(Args)]
+pub struct FillArgs {
+    #[command(flatten)]
+    pub target: Endpoints,
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Keys `bench-00000000` onwards, as `bench load` names them.
+    #[arg(long)]
+    pub keys: u64,
+    #[arg(long, default_value_t = 256)]
+    pub value_bytes: usize,
+    /// Keys per request (one transaction, one log entry), at most 128.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=128))]
+    pub batch_keys: u64,
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Args)]
 pub struct ReportArgs {
     /// The results directory written by scripts/bench.
     #[arg(long)]
@@ -211,6 +233,8 @@ pub enum BenchError {
     Report(#[from] report::ReportError),
     #[error(transparent)]
     Memory(#[from] memory::MemoryError),
+    #[error(transparent)]
+    Fill(#[from] preload::PreloadError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -335,6 +359,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                 write_file(out, &to_json(&result))?;
             }
         }
+        BenchCommand::Fill(a) => fill(a).await?,
         BenchCommand::Report(a) => {
             let results = report::Results::load_dir(&a.dir)?;
             let notes = match &a.notes {
@@ -357,5 +382,48 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
             println!("wrote {} and {}", a.markdown.display(), a.svg.display());
         }
     }
+    Ok(())
+}
+
+const FILL_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// `omnikv bench fill`: prints its progress every [`FILL_PROGRESS_EVERY`], then the rate.
+async fn fill(a: FillArgs) -> Result<(), BenchError> {
+    let (sessions, _) = backends::open_sessions(&backends::SessionPlan {
+        kind: a.target.backend,
+        endpoints: &a.target.endpoints,
+        clients: a.clients.max(1),
+        connections: 0,
+        timeout: Duration::from_millis(a.timeout_ms),
+        session_per_op: false,
+    })
+    .await?;
+    let plan = preload::Fill {
+        key_space: a.keys,
+        value_bytes: a.value_bytes,
+        batch_keys: a.batch_keys,
+    };
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let filling = preload::preload(sessions, &plan, done.clone());
+    tokio::pin!(filling);
+    let mut ticks = tokio::time::interval(FILL_PROGRESS_EVERY);
+    ticks.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut filling => break result,
+            _ = ticks.tick() => {
+                let (n, s) = (done.load(Ordering::Relaxed), started.elapsed().as_secs_f64());
+                eprintln!("{n} of {} keys put in {s:.0} s ({:.0} keys/s)", a.keys, n as f64 / s);
+            }
+        }
+    };
+    result?;
+    let s = started.elapsed().as_secs_f64();
+    let rate = a.keys as f64 / s;
+    println!(
+        "filled {} keys of {} B in {s:.1} s ({rate:.0} keys/s)",
+        a.keys, a.value_bytes
+    );
     Ok(())
 }

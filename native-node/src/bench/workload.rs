@@ -127,6 +127,11 @@ pub enum Op {
         expect: String,
         value: String,
     },
+    /// Puts of several keys in one request, applied together (OmniKV: a transaction without
+    /// guards; etcd: a txn of puts): how a preload or a fill writes a large table quickly.
+    PutMany {
+        puts: Vec<(String, String)>,
+    },
 }
 
 impl Op {

@@ -46,6 +46,12 @@ impl GatewaySession {
                 let body = json!({"key": B64.encode(key)});
                 self.call("/v3/kv/deleterange", body).await
             }
+            Op::PutMany { puts } => {
+                for (key, value) in puts {
+                    self.put(key, value).await?;
+                }
+                Ok(())
+            }
             Op::Scan { .. } => Err(BackendError::unsupported(KIND, WorkloadKind::Scan)),
             Op::Cas { .. } => Err(BackendError::unsupported(KIND, WorkloadKind::Cas)),
         }

@@ -109,6 +109,11 @@ impl GrpcSession {
                 let outcome = self.kv.txn(txn).await.map_err(refused)?;
                 cas_answer(key, outcome.succeeded())
             }
+            Op::PutMany { puts } => {
+                let ops = (puts.iter()).map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None));
+                let txn = Txn::new().and_then(ops.collect::<Vec<_>>());
+                self.kv.txn(txn).await.map(|_| ()).map_err(refused)
+            }
         }
     }
 

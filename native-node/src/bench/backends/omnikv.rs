@@ -107,6 +107,15 @@ impl OmnikvSession {
                 },
                 read: ReadMode::Linearizable,
             }),
+            Op::PutMany { puts } => self.session.write_request(ClientOp::Txn {
+                guards: Vec::new(),
+                ops: (puts.iter())
+                    .map(|(key, value)| TxnOp::Put {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+            }),
             Op::Cas { key, expect, value } => self.session.write_request(ClientOp::Txn {
                 guards: vec![Guard::Value {
                     key: key.clone(),
