@@ -9,7 +9,7 @@
 //! Applying a write depends on everything before it (its session) and on its log index (kept
 //! as the outcome a duplicate is answered with). OmniPaxos builds snapshots with
 //! [`Snapshot::create`] over a slice of entries that may not start at index 0 (a delta), so
-//! `create` keeps the slice's state-changing commands unresolved, each with its offset in the
+//! `create` keeps the slice's commands unresolved (reads too), each with its offset in the
 //! slice, and the slice's length. [`Snapshot::merge`] is only ever called on a snapshot of a
 //! prefix that starts at index 0 (OmniPaxos' stored snapshot, or the node's own decided prefix),
 //! whose length gives the delta's absolute indices, so it resolves the delta in order.
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::KVCommand;
 use crate::session::{self, Applied, KvState, Sessions, Versioned};
 
-/// A state-changing command kept unresolved inside a delta snapshot until it is merged.
+/// A command kept unresolved inside a delta snapshot until it is merged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unresolved {
@@ -111,10 +111,12 @@ impl omnipaxos::storage::Entry for KVCommand {
 
 impl Snapshot<KVCommand> for KVSnapshot {
     fn create(entries: &[KVCommand]) -> Self {
+        // Reads too, though they change nothing: a delta then holds every entry of its slice,
+        // and a node can take it back apart into the entries themselves (see the node's
+        // `snapshot_fix`).
         let unresolved = entries
             .iter()
             .enumerate()
-            .filter(|(_, cmd)| !matches!(cmd, KVCommand::Get { .. } | KVCommand::Scan { .. }))
             .map(|(at, cmd)| Unresolved {
                 at: at as u64,
                 command: cmd.clone(),

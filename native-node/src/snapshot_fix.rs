@@ -1,11 +1,18 @@
-//! Replaces delta snapshots in incoming log-synchronisation messages by complete ones.
+//! Replaces delta snapshots in incoming log-synchronisation messages by the entries they fold.
 //!
 //! OmniPaxos 0.2.4 merges a received delta snapshot into a snapshot of the receiver's decided
 //! prefix, but advances the decided index before building that snapshot, so it is built over
 //! the wrong range: a caught-up follower can revert decided writes, resurrect deleted keys or
-//! lose entries. The complete-snapshot path has no such ordering problem. So before OmniPaxos
-//! sees an `AcceptSync` or `Promise` that carries `Delta(d)`, the node rewrites it to
-//! `Complete(p ⊕ d)`, where `p` is its own decided prefix, read through OmniPaxos itself.
+//! lose entries. A delta made by `KVSnapshot::create` holds every command of its slice of the
+//! log, each with its offset, and the slice's length. So before OmniPaxos sees an `AcceptSync`
+//! or `Promise` that carries `Delta(d)`, the node puts those commands back in front of the
+//! message's suffix, at the delta's start, as if the sender had sent the entries: the path
+//! without a snapshot has no ordering problem, and it costs what the delta holds, not what the
+//! table holds.
+//!
+//! A delta that is not a whole slice of entries, or does not fit its message (longer than the
+//! index it ends at), is rewritten the costly way, into `Complete(p ⊕ d)`, where `p` is the
+//! receiver's own decided prefix.
 
 use omnikv_core::{KVCommand, KVSnapshot};
 use omnipaxos::{
@@ -16,7 +23,7 @@ use omnipaxos::{
 };
 
 /// Rewrites a delta snapshot in `msg`, if it carries one. Returns whether it did.
-pub fn complete_delta_snapshot<B: Storage<KVCommand>>(
+pub fn replace_delta_snapshot<B: Storage<KVCommand>>(
     omni: &OmniPaxos<KVCommand, B>,
     msg: &mut Message<KVCommand>,
 ) -> bool {
@@ -26,7 +33,7 @@ pub fn complete_delta_snapshot<B: Storage<KVCommand>>(
     }
 }
 
-/// Whether `msg` carries a delta snapshot, i.e. whether [`complete_delta_snapshot`] would
+/// Whether `msg` carries a delta snapshot, i.e. whether [`replace_delta_snapshot`] would
 /// rewrite it. Lets a node run with the fix off still say when the fix would have acted.
 pub fn carries_delta_snapshot(msg: &Message<KVCommand>) -> bool {
     log_sync(msg).is_some_and(|s| matches!(s.decided_snapshot, Some(SnapshotType::Delta(_))))
@@ -71,6 +78,14 @@ fn rewrite<B: Storage<KVCommand>>(
     sync: &mut LogSync<KVCommand>,
 ) -> bool {
     match sync.decided_snapshot.take() {
+        Some(SnapshotType::Delta(delta)) if is_whole_slice(&delta, sync.sync_idx) => {
+            sync.sync_idx -= delta.len as usize;
+            let mut entries: Vec<KVCommand> =
+                (delta.unresolved.into_iter()).map(|u| u.command).collect();
+            entries.append(&mut sync.suffix);
+            sync.suffix = entries;
+            true
+        }
         Some(SnapshotType::Delta(delta)) => {
             let mut complete = decided_prefix(omni);
             complete.merge(delta);
@@ -94,6 +109,12 @@ fn rewrite<B: Storage<KVCommand>>(
             false
         }
     }
+}
+
+/// Whether `delta` holds every entry of a slice of the log that ends at `sync_idx`, in order.
+fn is_whole_slice(delta: &KVSnapshot, sync_idx: usize) -> bool {
+    let dense = (delta.unresolved.iter().enumerate()).all(|(i, u)| u.at == i as u64);
+    dense && delta.unresolved.len() as u64 == delta.len && delta.len as usize <= sync_idx
 }
 
 /// The fold of this node's decided log: its stored snapshot plus the decided entries after it.

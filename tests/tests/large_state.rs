@@ -269,3 +269,47 @@ async fn answering_every_repeated_promise_builds_a_snapshot_each_time() {
         "{built:?}: the repeats were not answered, so this test cannot show what dropping them saves"
     );
 }
+
+/// Transactions of 128 writes, 40 of them: 5,120 keys in far fewer entries than
+/// `--snapshot-every`. Folding entries costs a turn time in proportion to the keys they wrote,
+/// so a node snapshots once they wrote 4,096 keys rather than let one fold hold its loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_that_wrote_many_keys_are_snapshotted_before_snapshot_every() {
+    use omnikv_core::txn::TxnOp;
+    let cluster = Cluster::start(3, &["--snapshot-every", "100000"]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let mut client = cluster.client_of(&[leader]);
+    for t in 0..40 {
+        let ops = (0..128)
+            .map(|k| TxnOp::Put {
+                key: format!("t{t:02}-k{k:03}"),
+                value: "v".repeat(64),
+            })
+            .collect();
+        let (done, _) = client.txn(Vec::new(), ops).await.unwrap();
+        assert!(done.succeeded);
+    }
+    let status = cluster.status(leader).await.unwrap();
+    let last = status.applied_idx;
+    assert!(
+        last < 100,
+        "{last} entries: far fewer than --snapshot-every"
+    );
+    cluster
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
+        .await;
+    for id in cluster.ids() {
+        let status = cluster.status(id).await.unwrap();
+        assert!(
+            status.compacted_idx > 0,
+            "node {id} compacted nothing after 5,120 keys in {last} entries"
+        );
+    }
+    let value = client
+        .get("t00-k000", ReadMode::Linearizable)
+        .await
+        .unwrap();
+    assert_eq!(value, Some("v".repeat(64)));
+}

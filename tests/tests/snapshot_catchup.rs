@@ -15,8 +15,8 @@ use omnikv_tests::Cluster;
 
 const N: u64 = 20;
 
-/// What a node logs when it rewrites a delta snapshot into a complete one.
-const REWROTE_DELTA: &str = "replaced a delta snapshot by a complete one";
+/// What a node logs when it rewrites a delta snapshot into the entries it folds.
+const REWROTE_DELTA: &str = "replaced a delta snapshot by its entries";
 /// What a node started with `--unsafe-no-snapshot-fix` logs when it lets a delta through.
 const KEPT_DELTA: &str = "kept a delta snapshot, the fix being off";
 /// What a node logs when it applies a snapshot received from a peer.

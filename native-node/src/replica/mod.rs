@@ -35,9 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::events::Detail;
 use crate::input::Input;
-use crate::snapshot_fix::{
-    carries_delta_snapshot, complete_delta_snapshot, complete_snapshot_sync,
-};
+use crate::snapshot_fix::{carries_delta_snapshot, complete_snapshot_sync, replace_delta_snapshot};
 use crate::storage::{SnapshotSummary, StorageError};
 use ports::{Compaction, StateMachine};
 pub use ports::{Io, Platform};
@@ -134,6 +132,9 @@ pub struct Replica<P: Platform> {
     promise_repeats: PromiseRepeats,
     /// The stored snapshot in brief, as last stored or installed (for dump heads).
     snapshot_summary: Option<SnapshotSummary>,
+    /// Where the next local snapshot may end though `snapshot_every` entries have not been
+    /// applied since the last: the entries since then wrote many keys (see `apply`).
+    compaction_cut: apply::CompactionCut,
     /// Admin requests of this turn, answered at its end.
     admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
     effects: Effects<P>,
@@ -162,6 +163,7 @@ impl<P: Platform> Replica<P> {
             compaction,
             promise_repeats: PromiseRepeats::default(),
             snapshot_summary,
+            compaction_cut: apply::CompactionCut::default(),
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
             applied_idx,
@@ -250,8 +252,8 @@ impl<P: Platform> Replica<P> {
             if carries_delta_snapshot(&msg) {
                 warn!(from, "kept a delta snapshot, the fix being off");
             }
-        } else if complete_delta_snapshot(&self.omni, &mut msg) {
-            info!(from, "replaced a delta snapshot by a complete one");
+        } else if replace_delta_snapshot(&self.omni, &mut msg) {
+            info!(from, "replaced a delta snapshot by its entries");
         }
         self.omni.handle_incoming(msg);
     }
