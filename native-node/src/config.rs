@@ -36,6 +36,10 @@ pub struct NodeConfig {
     /// Take a local snapshot every this many applied entries (0: never).
     #[arg(long, default_value_t = 1000)]
     pub snapshot_every: u64,
+    /// Entries a local snapshot leaves in the log behind it (default: --snapshot-every), so
+    /// that a follower at most this far behind is caught up with entries, not the whole table.
+    #[arg(long)]
+    pub log_keep_entries: Option<u64>,
     /// Time a request may wait to be decided before it gets a timeout reply.
     #[arg(long, default_value_t = 2000)]
     pub request_timeout_ms: u64,

@@ -162,6 +162,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         request_timeout_ms: config.request_timeout_ms,
         pending_max: config.pending_max,
         snapshot_every: config.snapshot_every,
+        log_keep_entries: config.log_keep_entries.unwrap_or(config.snapshot_every),
         snapshot_fix: !config.unsafe_no_snapshot_fix,
         drop_promise_repeats: !config.unsafe_answer_repeated_promises,
         data_dir: store.path().display().to_string(),

@@ -14,7 +14,7 @@ use omnikv_tests::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_is_visible_end_to_end_in_the_event_streams() {
-    let cluster = Cluster::start(3, &["--snapshot-every", "5"]);
+    let cluster = Cluster::start(3, &["--snapshot-every", "5", "--log-keep-entries", "0"]);
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;

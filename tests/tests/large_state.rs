@@ -20,7 +20,7 @@ const INSTALLED: &str = "installed a snapshot";
 /// A 3-node cluster snapshotting every 8 entries, with one write on every node: the cluster,
 /// its leader, the follower a test will leave behind, the other follower, and a client.
 async fn snapshotting_cluster(args: &[&str]) -> (Cluster, NodeId, NodeId, NodeId, Client) {
-    let mut all_args = vec!["--snapshot-every", "8"];
+    let mut all_args = vec!["--snapshot-every", "8", "--log-keep-entries", "0"];
     all_args.extend_from_slice(args);
     let cluster = Cluster::start(3, &all_args);
     let leader = cluster
@@ -276,7 +276,10 @@ async fn answering_every_repeated_promise_builds_a_snapshot_each_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_that_wrote_many_keys_are_snapshotted_before_snapshot_every() {
     use omnikv_core::txn::TxnOp;
-    let cluster = Cluster::start(3, &["--snapshot-every", "100000"]);
+    let cluster = Cluster::start(
+        3,
+        &["--snapshot-every", "100000", "--log-keep-entries", "0"],
+    );
     let leader = cluster
         .wait_leader(&cluster.ids(), Duration::from_secs(10))
         .await;

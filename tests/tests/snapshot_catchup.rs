@@ -36,7 +36,12 @@ struct CaughtUp {
 /// after it; then `lagger` is cut off while N / 4 entries are decided, healed, and caught up.
 async fn catch_up_after_short_partition(extra_args: &[&str]) -> CaughtUp {
     let every = N.to_string();
-    let mut args = vec!["--snapshot-every", every.as_str()];
+    let mut args = vec![
+        "--snapshot-every",
+        every.as_str(),
+        "--log-keep-entries",
+        "0",
+    ];
     args.extend_from_slice(extra_args);
     let cluster = Cluster::start(3, &args);
     let leader = cluster
@@ -247,4 +252,64 @@ async fn a_wiped_follower_catches_up_from_a_stable_leader() {
         "caught up without an election"
     );
     cluster.assert_replicas_identical().await;
+}
+
+/// How a follower cut off while `N - 1` entries are decided, on a cluster snapshotting every
+/// `N` entries with `keep` entries left behind each snapshot, was caught up: the snapshots
+/// it installed and the deltas it took apart meanwhile.
+async fn catch_up_after_lagging_almost_an_interval(keep: &str) -> (usize, usize) {
+    let every = N.to_string();
+    let cluster = Cluster::start(3, &["--snapshot-every", &every, "--log-keep-entries", keep]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let (lagger, other) = (cluster.others(leader)[0], cluster.others(leader)[1]);
+    let mut client = cluster.client_of(&[leader]);
+    for i in 0..3 * N {
+        client.put(&format!("pre{i}"), "p").await.unwrap();
+    }
+    // Not at a multiple of N: N - 1 more entries then reach the next one.
+    if cluster.status(leader).await.unwrap().decided_idx % N == 0 {
+        client.put("step", "1").await.unwrap();
+    }
+    cluster
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
+        .await;
+    let installs = cluster.log_lines(lagger, INSTALLED);
+    let deltas = cluster.log_lines(lagger, REWROTE_DELTA);
+    cut_off_while(&cluster, lagger, &[leader, other], || async {
+        for i in 0..N - 1 {
+            client.put(&format!("x{i}"), "x").await.unwrap();
+        }
+    })
+    .await;
+    cluster
+        .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(15))
+        .await;
+    cluster.assert_replicas_identical().await;
+    let mut local = cluster.client_of(&[lagger]);
+    let last = format!("x{}", N - 2);
+    assert_eq!(
+        local.get(&last, ReadMode::Local).await.unwrap().as_deref(),
+        Some("x")
+    );
+    (
+        cluster.log_lines(lagger, INSTALLED) - installs,
+        cluster.log_lines(lagger, REWROTE_DELTA) - deltas,
+    )
+}
+
+/// The log keeps `--snapshot-every` entries behind a snapshot by default, so a follower that
+/// fell less than that behind is caught up with entries even though the leader snapshotted
+/// past it; without them it is sent the whole table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_less_behind_than_the_log_keeps_is_caught_up_with_entries() {
+    let (installs, deltas) = catch_up_after_lagging_almost_an_interval(&N.to_string()).await;
+    assert_eq!(installs, 0, "caught up by the whole table");
+    assert!(deltas > 0, "caught up without a delta to take apart");
+    let (installs, _) = catch_up_after_lagging_almost_an_interval("0").await;
+    assert!(
+        installs > 0,
+        "a log that keeps nothing still caught it up with entries"
+    );
 }

@@ -51,6 +51,10 @@ pub struct DemoConfig {
     /// visible in the demo).
     #[arg(long, default_value_t = 50)]
     pub snapshot_every: u64,
+    /// Entries every node's local snapshot leaves in its log (none, so that a snapshot forms
+    /// where the log strips draw it, and a short cut-off is caught up by snapshot).
+    #[arg(long, default_value_t = 0)]
+    pub log_keep_entries: u64,
     /// OmniPaxos tick of every node.
     #[arg(long, default_value_t = 10)]
     pub tick_ms: u64,
@@ -92,6 +96,8 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     let mut node_args = vec![
         "--snapshot-every".to_string(),
         config.snapshot_every.to_string(),
+        "--log-keep-entries".to_string(),
+        config.log_keep_entries.to_string(),
         "--tick-ms".to_string(),
         config.tick_ms.to_string(),
     ];

@@ -1,5 +1,7 @@
 //! Applying decided entries to the state machine, and local snapshots.
 
+use std::collections::VecDeque;
+
 use omnikv_core::{
     client::Answer,
     event::{event_takes_another, NodeEvent},
@@ -30,13 +32,20 @@ const APPLY_TURN_KEYS_MAX: u64 = 4096;
 /// the keys, in one turn.
 const SNAPSHOT_KEYS_MAX: u64 = 4096;
 
-/// Where a local snapshot may be taken before `snapshot_every` entries: counts the keys the
-/// entries applied since the last cut wrote.
+/// Cuts kept: more are not needed while an entry writes at most
+/// [`TXN_PARTS_MAX`](omnikv_core::limits::TXN_PARTS_MAX) keys and the
+/// log keeps fewer than `CUTS_KEPT_MAX * SNAPSHOT_KEYS_MAX / TXN_PARTS_MAX` entries; beyond,
+/// the oldest go and snapshots are taken at the others.
+const CUTS_KEPT_MAX: usize = 4096;
+
+/// Where a local snapshot may end before `snapshot_every` entries: counts the keys the entries
+/// applied since the last cut wrote, and remembers where they reached [`SNAPSHOT_KEYS_MAX`]
+/// until a snapshot may end there (the log keeps `log_keep_entries` behind a snapshot).
 #[derive(Default)]
 pub(super) struct CompactionCut {
     keys: u64,
-    /// The end of the last entry that brought `keys` to [`SNAPSHOT_KEYS_MAX`].
-    at: u64,
+    /// Ends of the entries that brought `keys` to [`SNAPSHOT_KEYS_MAX`], oldest first.
+    cuts: VecDeque<u64>,
 }
 
 impl CompactionCut {
@@ -44,8 +53,21 @@ impl CompactionCut {
         self.keys += keys;
         if self.keys >= SNAPSHOT_KEYS_MAX {
             self.keys = 0;
-            self.at = end_idx;
+            if self.cuts.len() == CUTS_KEPT_MAX {
+                self.cuts.pop_front();
+            }
+            self.cuts.push_back(end_idx);
         }
+    }
+
+    /// The last cut at or below `idx` (0 if none), forgetting those it passes.
+    fn last_at_or_below(&mut self, idx: u64) -> u64 {
+        let mut last = 0;
+        while let Some(&cut) = self.cuts.front().filter(|&&c| c <= idx) {
+            last = cut;
+            self.cuts.pop_front();
+        }
+        last
     }
 }
 
@@ -273,7 +295,10 @@ impl<P: Platform> Replica<P> {
         if every == 0 {
             return;
         }
-        let target = (self.applied_idx / every * every).max(self.compaction_cut.at);
+        let upto = self
+            .applied_idx
+            .saturating_sub(self.config.log_keep_entries);
+        let target = (upto / every * every).max(self.compaction_cut.last_at_or_below(upto));
         if target == 0 || target <= self.omni.get_compacted_idx() as u64 {
             return;
         }

@@ -52,6 +52,9 @@ pub struct ReplicaConfig {
     pub pending_max: usize,
     /// Take a local snapshot every this many applied entries (0: never).
     pub snapshot_every: u64,
+    /// Entries a local snapshot leaves in the log behind it: a follower at most this far
+    /// behind the leader is caught up with entries; further, with the whole table.
+    pub log_keep_entries: u64,
     /// Replace incoming delta snapshots by complete ones (off only to show the upstream bug).
     pub snapshot_fix: bool,
     /// Whether repeated promises whose answer is on its way are dropped (see

@@ -54,6 +54,7 @@ pub struct SimConfig {
     /// Steps with faults, before the healing phase.
     pub steps: u64,
     pub snapshot_every: u64,
+    pub log_keep_entries: u64,
     /// Replace delta snapshots as the node does. Off only to show the simulation catches the
     /// upstream bug.
     pub snapshot_fix: bool,
@@ -73,6 +74,7 @@ impl SimConfig {
             nodes,
             steps: 3000,
             snapshot_every: 10,
+            log_keep_entries: 0,
             snapshot_fix: true,
             sync: true,
             crash_point_chance: 0.0007,
@@ -421,6 +423,7 @@ impl Sim {
             request_timeout_ms: 2 * clients::RETRY_AFTER_STEPS * STEP_US / 1000,
             pending_max: 1024,
             snapshot_every: self.config.snapshot_every,
+            log_keep_entries: self.config.log_keep_entries,
             snapshot_fix: self.config.snapshot_fix,
             drop_promise_repeats: true,
             data_dir: format!("sim/{id}"),
