@@ -90,6 +90,7 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
             key_space: plan.workload.key_space,
             value_bytes: plan.workload.value_bytes,
             batch_keys: 1,
+            distinct_values: false,
         };
         sessions = preload(sessions, &fill, Arc::default()).await?;
     }

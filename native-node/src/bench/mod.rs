@@ -48,7 +48,8 @@ pub enum BenchCommand {
     Storage(StorageArgs),
     /// Record the resident memory (VmRSS) of every node's process after a number of puts.
     Memory(MemoryArgs),
-    /// Put every key of a key space once, many keys per request: a large table, quickly.
+    /// Put every key of a key space once, each with a value of its own, many keys per request:
+    /// a large table, quickly.
     Fill(FillArgs),
     /// Rebuild BENCHMARKS.md and its chart from a results directory.
     Report(ReportArgs),
@@ -402,6 +403,7 @@ async fn fill(a: FillArgs) -> Result<(), BenchError> {
         key_space: a.keys,
         value_bytes: a.value_bytes,
         batch_keys: a.batch_keys,
+        distinct_values: true,
     };
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use omnikv_core::limits::TXN_PARTS_MAX;
 
 use super::backends::{BackendError, Session};
-use super::workload::{key_name, preload_value, Op};
+use super::workload::{distinct_value, key_name, preload_value, Op};
 
 /// Tries of one request before the preload is given up: a put is idempotent here (the same
 /// value every time), so a timeout on a loaded machine need not cost the whole run.
@@ -32,6 +32,8 @@ pub struct Fill {
     pub value_bytes: usize,
     /// Keys per request, at most [`TXN_PARTS_MAX`]: 1 puts them one by one.
     pub batch_keys: u64,
+    /// Every key its own value ([`distinct_value`]) rather than [`preload_value`].
+    pub distinct_values: bool,
 }
 
 /// Session `i` of `n` puts batches `i`, `i + n`, `i + 2n`, ... all at once, one request in
@@ -44,16 +46,25 @@ pub async fn preload(
     let n = sessions.len() as u64;
     let batch = fill.batch_keys.clamp(1, TXN_PARTS_MAX as u64);
     let batches = fill.key_space.div_ceil(batch);
-    let value = preload_value(fill.value_bytes);
+    let shared = preload_value(fill.value_bytes);
     let tasks: Vec<_> = (0..n)
         .zip(sessions)
         .map(|(i, mut session)| {
-            let (value, key_space, done) = (value.clone(), fill.key_space, done.clone());
+            let (shared, fill, done) = (shared.clone(), fill.clone(), done.clone());
             tokio::spawn(async move {
                 for b in (i..batches).step_by(n as usize) {
-                    let keys = b * batch..((b + 1) * batch).min(key_space);
+                    let keys = b * batch..((b + 1) * batch).min(fill.key_space);
                     let count = keys.end - keys.start;
-                    put(&mut session, keys.map(key_name).collect(), &value).await?;
+                    let puts = keys
+                        .map(|k| {
+                            let value = match fill.distinct_values {
+                                true => distinct_value(k, fill.value_bytes),
+                                false => shared.clone(),
+                            };
+                            (key_name(k), value)
+                        })
+                        .collect();
+                    put(&mut session, puts).await?;
                     done.fetch_add(count, Ordering::Relaxed);
                 }
                 Ok(session)
@@ -67,17 +78,12 @@ pub async fn preload(
     Ok(ready)
 }
 
-/// One request putting `keys`, tried up to [`PUT_TRIES`] times.
-async fn put(session: &mut Session, keys: Vec<String>, value: &str) -> Result<(), PreloadError> {
-    let first = keys.first().cloned().unwrap_or_default();
-    let op = match <[String; 1]>::try_from(keys) {
-        Ok([key]) => Op::Put {
-            key,
-            value: value.to_owned(),
-        },
-        Err(keys) => Op::PutMany {
-            puts: keys.into_iter().map(|k| (k, value.to_owned())).collect(),
-        },
+/// One request making `puts`, tried up to [`PUT_TRIES`] times.
+async fn put(session: &mut Session, puts: Vec<(String, String)>) -> Result<(), PreloadError> {
+    let first = puts.first().map(|(k, _)| k.clone()).unwrap_or_default();
+    let op = match <[(String, String); 1]>::try_from(puts) {
+        Ok([(key, value)]) => Op::Put { key, value },
+        Err(puts) => Op::PutMany { puts },
     };
     let mut tries = 1;
     loop {

@@ -220,6 +220,12 @@ pub fn preload_value(value_bytes: usize) -> String {
     letters(&mut StdRng::seed_from_u64(PRELOAD_SEED), value_bytes)
 }
 
+/// A value of its own for key `n`: random letters, so that a table of them compresses as
+/// little as a table of real values would, not to one value's worth.
+pub fn distinct_value(n: u64, value_bytes: usize) -> String {
+    letters(&mut StdRng::seed_from_u64(PRELOAD_SEED ^ n), value_bytes)
+}
+
 fn letters(rng: &mut StdRng, bytes: usize) -> String {
     (0..bytes)
         .map(|_| rng.gen_range(b'a'..=b'z') as char)
