@@ -35,7 +35,7 @@ use crate::input::{AdminReplyTx, ClientReplyTx, Input, NodeInput};
 use crate::replica::{Effects, Io, Platform, Replica, ReplicaConfig};
 use crate::snapshot_fix::carries_snapshot;
 use crate::storage::identity::{self, Identity};
-use crate::storage::{CompactionLease, KvTable, PaxosLog, Store};
+use crate::storage::{CompactionLease, KvTable, PaxosLog, Store, StoreLimits};
 use crate::transport::{self, Transport};
 
 /// Inputs queued before producers wait: the back-pressure point of the node.
@@ -98,7 +98,12 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         members: members.keys().copied().collect(),
     };
     identity::claim(&config.data_dir, &identity)?;
-    let store = Store::open(&config.data_dir, !config.no_fsync)
+    let limits = StoreLimits {
+        memtables_bytes: (config.memtables_mb << 20) as usize,
+        wal_bytes: config.wal_max_mb << 20,
+        block_cache_bytes: (config.block_cache_mb << 20) as usize,
+    };
+    let store = Store::open_with(&config.data_dir, !config.no_fsync, limits)
         .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
     let log = PaxosLog::open(store.clone())?;
     let compaction = log.compaction_lease();

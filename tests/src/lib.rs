@@ -304,6 +304,11 @@ impl Cluster {
         assert!(status.success());
     }
 
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: NodeId) -> &Path {
+        &self.nodes[&id].data_dir
+    }
+
     /// Deletes a stopped node's data directory.
     pub fn wipe(&mut self, id: NodeId) {
         assert!(self.nodes[&id].child.is_none(), "wipe a stopped node");

@@ -21,14 +21,30 @@ pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 
-/// Memory of every column family's memtables together: RocksDB flushes the largest once they
-/// pass it, so a node's write memory does not grow with the number of families or the history.
-pub const MEMTABLES_BYTES_MAX: usize = 64 << 20;
-/// Write-ahead log kept before RocksDB flushes the families that pin its oldest file: what a
-/// restart replays at most, and so what bounds the time from restart to serving.
-pub const WAL_BYTES_MAX: u64 = 64 << 20;
-/// Uncompressed blocks cached for reads, shared by every column family.
-pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+/// What RocksDB may hold, set in one place: the defaults are `StoreLimits::default()`, and an
+/// operator changes them with `omnikv node --memtables-mb`, `--wal-max-mb`, `--block-cache-mb`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Memory of every column family's memtables together: RocksDB flushes the largest once
+    /// they pass it, so a node's write memory does not grow with the number of families or the
+    /// history.
+    pub memtables_bytes: usize,
+    /// Write-ahead log kept before RocksDB flushes the families that pin its oldest file: what
+    /// a restart replays at most, and so what bounds the time from restart to serving.
+    pub wal_bytes: u64,
+    /// Uncompressed blocks cached for reads, shared by every column family.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> StoreLimits {
+        StoreLimits {
+            memtables_bytes: 64 << 20,
+            wal_bytes: 64 << 20,
+            block_cache_bytes: 32 << 20,
+        }
+    }
+}
 /// The layout of the data this version writes, recorded in `meta` when a store is created.
 /// 2: live values carry their `mod_index` (see `versioned`). A directory without it that holds
 /// anything was written by version 1, whose values would be misread, so it is refused.
@@ -68,17 +84,25 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path, fsync: bool) -> Result<Arc<Store>, StorageError> {
+        Store::open_with(path, fsync, StoreLimits::default())
+    }
+
+    pub fn open_with(
+        path: &Path,
+        fsync: bool,
+        limits: StoreLimits,
+    ) -> Result<Arc<Store>, StorageError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         // A column family written rarely (`meta`) would otherwise pin every WAL file since
         // start: with this bound RocksDB flushes it once the WALs pass the bound.
-        opts.set_max_total_wal_size(WAL_BYTES_MAX);
-        opts.set_db_write_buffer_size(MEMTABLES_BYTES_MAX);
+        opts.set_max_total_wal_size(limits.wal_bytes);
+        opts.set_db_write_buffer_size(limits.memtables_bytes);
         // RocksDB's own text log, which Debian's build writes verbosely and never trims.
         opts.set_max_log_file_size(16 << 20);
         opts.set_keep_log_file_num(4);
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES)?;
+        let cache = Cache::new_lru_cache(limits.block_cache_bytes)?;
         let cfs = [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT]
             .into_iter()
             .map(|name| {

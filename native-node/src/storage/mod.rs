@@ -15,7 +15,7 @@ mod snapshot_store;
 mod table_digest;
 mod versioned;
 
-pub use db::{StorageError, Store};
+pub use db::{StorageError, Store, StoreLimits};
 pub use kv_pages::read_page;
 pub use kv_table::{ApplyBatch, KvTable};
 pub use paxos_log::{CompactionLease, PaxosLog, SnapshotSummary};
