@@ -60,7 +60,7 @@ struct LeasedRead {
 }
 
 /// Held by the node: while [`CompactionLease::run`] runs OmniPaxos' compaction, the log lends
-/// its snapshot to it rather than copying it (see the module comment). Through it the node also
+/// it only the part of the snapshot its entries touch (see the module comment). Through it the node also
 /// learns what the last stored snapshot holds, without reading (and copying) it back.
 #[derive(Clone, Default)]
 pub struct CompactionLease(Arc<LeaseState>);
@@ -450,17 +450,16 @@ impl Storage<KVCommand> for PaxosLog {
         // A loan lasts one compaction: one that never stored its result left the disk as it was.
         self.lent.borrow_mut().take();
         let leased_read = self.leased_read.borrow_mut().take();
-        if self.snapshot_keys.is_none() {
+        let Some(key_count) = self.snapshot_keys else {
             return Ok(None);
-        }
+        };
         if let Some(read) = leased_read.filter(|_| self.lease.active()) {
             // OmniPaxos folds the entries from the compacted index on into the snapshot.
             if read.from == self.get_compacted_idx()? as u64 {
-                let loaned = snapshot_store::load_keys(&self.store, read.keys).map_err(boxed)?;
-                if let Some((snapshot, loan)) = loaned {
-                    *self.lent.borrow_mut() = Some(loan);
-                    return Ok(Some(snapshot));
-                }
+                let (snapshot, loan) =
+                    snapshot_store::load_keys(&self.store, read.keys, key_count).map_err(boxed)?;
+                *self.lent.borrow_mut() = Some(loan);
+                return Ok(Some(snapshot));
             }
         }
         snapshot_store::load(&self.store).map_err(boxed)

@@ -89,17 +89,16 @@ pub(crate) struct Loan {
     pub key_count: u64,
 }
 
-/// The stored snapshot with only `keys` (and those its unresolved commands touch) among its
-/// live keys, and the loan to store a merge into it with; `None` if no snapshot is stored.
+/// The stored snapshot, which holds `key_count` live keys (the caller knows it is there and
+/// how many), with only `keys` (and those its unresolved commands touch) among its live keys,
+/// and the loan to store a merge into it with.
 pub(crate) fn load_keys(
     store: &Store,
     keys: impl IntoIterator<Item = String>,
-) -> Result<Option<(KVSnapshot, Loan)>, StorageError> {
+    key_count: u64,
+) -> Result<(KVSnapshot, Loan), StorageError> {
     let cf = store.cf(CF_SNAPSHOT);
     let db = store.db();
-    if db.get_pinned_cf(cf, PRESENT)?.is_none() {
-        return Ok(None);
-    }
     let json = |key: &[u8]| -> Result<Option<Vec<u8>>, StorageError> { Ok(db.get_cf(cf, key)?) };
     let mut snapshot = KVSnapshot::default();
     if let Some(b) = json(SESSIONS)? {
@@ -133,9 +132,9 @@ pub(crate) fn load_keys(
         unresolved: snapshot.unresolved.clone(),
         keys: wanted,
         stored,
-        key_count: key_count(store)?.unwrap_or(0),
+        key_count,
     };
-    Ok(Some((snapshot, loan)))
+    Ok((snapshot, loan))
 }
 
 /// How many live keys the stored snapshot holds; `None` if none is stored. Data written before
@@ -381,9 +380,7 @@ mod tests {
         let store = Store::open(dir.path(), false).unwrap();
         let a = snap(&[("a", "1"), ("b", "2"), ("c", "3")], &[1], 10);
         write(&store, Some(&a), false);
-        let (lent, loan) = load_keys(&store, ["b".to_string(), "x".to_string()])
-            .unwrap()
-            .unwrap();
+        let (lent, loan) = load_keys(&store, ["b".to_string(), "x".to_string()], 3).unwrap();
         assert_eq!(lent.snapshotted.keys().collect::<Vec<_>>(), vec!["b"]);
         assert_eq!(lent.sessions, a.sessions);
         assert_eq!(lent.len, 10);
