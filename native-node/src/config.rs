@@ -8,6 +8,7 @@ use clap::Args;
 use omnikv_core::NodeId;
 
 use crate::secret::ClusterSecret;
+use crate::storage::StoreLimits;
 
 #[derive(Args, Clone, Debug)]
 pub struct NodeConfig {
@@ -55,18 +56,30 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 64)]
     pub disk_reserve_mb: u64,
     /// RocksDB's memtables, all column families together, in MiB.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(
+        long,
+        default_value_t = (StoreLimits::DEFAULT.memtables_bytes >> 20) as u64,
+        value_parser = clap::value_parser!(u64).range(1..=65536)
+    )]
     pub memtables_mb: u64,
     /// Write-ahead log kept before RocksDB flushes what pins its oldest file, in MiB: what a
     /// restart replays at most.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(
+        long,
+        default_value_t = StoreLimits::DEFAULT.wal_bytes >> 20,
+        value_parser = clap::value_parser!(u64).range(1..=65536)
+    )]
     pub wal_max_mb: u64,
     /// RocksDB's block cache for reads, in MiB.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(
+        long,
+        default_value_t = (StoreLimits::DEFAULT.block_cache_bytes >> 20) as u64,
+        value_parser = clap::value_parser!(u64).range(1..=65536)
+    )]
     pub block_cache_mb: u64,
     /// Let OmniPaxos 0.2.4 handle delta snapshots itself instead of rewriting them into the
-    /// entries they fold (see `snapshot_fix`). UNSAFE: a follower caught up by a delta snapshot can revert
-    /// decided writes. Exists only so that a test can show what the fix prevents.
+    /// entries they fold (see `snapshot_fix`). UNSAFE: a follower caught up by a delta snapshot
+    /// can revert decided writes. Exists only so that a test can show what the fix prevents.
     #[arg(long, hide = true)]
     pub unsafe_no_snapshot_fix: bool,
     /// Peers whose links start cut (used by the launcher when it restarts a node).

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use omnikv_core::limits::TXN_PARTS_MAX;
 
 use backends::BackendKind;
 use workload::WorkloadKind;
@@ -198,8 +199,12 @@ pub struct FillArgs {
     pub keys: u64,
     #[arg(long, default_value_t = 256)]
     pub value_bytes: usize,
-    /// Keys per request (one transaction, one log entry), at most 128.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=128))]
+    /// Keys per request (one transaction, one log entry), at most 128 (a transaction's limit).
+    #[arg(
+        long,
+        default_value_t = TXN_PARTS_MAX as u64,
+        value_parser = clap::value_parser!(u64).range(1..=TXN_PARTS_MAX as u64)
+    )]
     pub batch_keys: u64,
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,

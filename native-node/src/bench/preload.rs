@@ -1,7 +1,8 @@
-//! Puts every key of a key space with [`preload_value`]: before a run whose answers are checked
+//! Puts every key of a key space: with [`preload_value`] before a run whose answers are checked
 //! against what the keys hold (scans count the keys they find, CAS compares values), through
-//! the run's own sessions and before its warm-up, so none of it is timed; and for
-//! `omnikv bench fill`, which builds a large table to measure what it costs to hold.
+//! the run's own sessions and before its warm-up, so none of it is timed; and each key with its
+//! own value for `omnikv bench fill`, which builds a large table to measure what it costs to
+//! hold.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

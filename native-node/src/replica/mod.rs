@@ -55,7 +55,8 @@ pub struct ReplicaConfig {
     /// Entries a local snapshot leaves in the log behind it: a follower at most this far
     /// behind the leader is caught up with entries; further, with the whole table.
     pub log_keep_entries: u64,
-    /// Replace incoming delta snapshots by complete ones (off only to show the upstream bug).
+    /// Replace incoming delta snapshots by the entries they fold (off only to show the upstream
+    /// bug).
     pub snapshot_fix: bool,
     /// Whether repeated promises whose answer is on its way are dropped (see
     /// `promise_repeats`); off only to show what they cost.

@@ -21,7 +21,7 @@ pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 
-/// What RocksDB may hold, set in one place: the defaults are `StoreLimits::default()`, and an
+/// What RocksDB may hold, set in one place: the defaults are [`StoreLimits::DEFAULT`], and an
 /// operator changes them with `omnikv node --memtables-mb`, `--wal-max-mb`, `--block-cache-mb`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreLimits {
@@ -36,13 +36,17 @@ pub struct StoreLimits {
     pub block_cache_bytes: usize,
 }
 
+impl StoreLimits {
+    pub const DEFAULT: StoreLimits = StoreLimits {
+        memtables_bytes: 64 << 20,
+        wal_bytes: 64 << 20,
+        block_cache_bytes: 32 << 20,
+    };
+}
+
 impl Default for StoreLimits {
     fn default() -> StoreLimits {
-        StoreLimits {
-            memtables_bytes: 64 << 20,
-            wal_bytes: 64 << 20,
-            block_cache_bytes: 32 << 20,
-        }
+        StoreLimits::DEFAULT
     }
 }
 /// The layout of the data this version writes, recorded in `meta` when a store is created.
