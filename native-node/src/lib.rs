@@ -47,5 +47,6 @@ pub mod secret;
 pub mod snapshot_fix;
 pub mod storage;
 pub mod transport;
+pub mod turn_timer;
 pub mod watchers;
 pub mod ws_access;

@@ -37,6 +37,7 @@ use crate::snapshot_fix::carries_snapshot;
 use crate::storage::identity::{self, Identity};
 use crate::storage::{CompactionLease, KvTable, PaxosLog, Store, StoreLimits};
 use crate::transport::{self, Transport};
+use crate::turn_timer::{Phase, TurnTimer};
 
 /// Inputs queued before producers wait: the back-pressure point of the node.
 pub const INPUT_QUEUE_LEN: usize = 4096;
@@ -67,6 +68,7 @@ struct Node {
     changes: ChangeFeed,
     /// The clock the replica's deadlines are measured on.
     started: Instant,
+    turn_timer: TurnTimer,
 }
 
 /// Binds the node's sockets, recovers its state from RocksDB and runs until `shutdown`.
@@ -183,6 +185,11 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         events: publisher,
         changes,
         started: Instant::now(),
+        // Half a heartbeat round: a turn that long leaves the other half for the network and
+        // the peers' own turns.
+        turn_timer: TurnTimer::new(Duration::from_millis(
+            config.tick_ms * config.election_ticks / 2,
+        )),
     };
     node.run(inputs_rx, Duration::from_millis(config.tick_ms), shutdown)
         .await
@@ -198,22 +205,28 @@ impl Node {
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let turn = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => self.handle(Input::Tick),
-                input = inputs.recv() => {
-                    let Some(input) = input else { break };
-                    let mut handled = self.handle(input);
-                    for _ in 0..TURN_INPUTS_MAX {
-                        match inputs.try_recv() {
-                            Ok(input) if handled.is_ok() => handled = self.handle(input),
-                            _ => break,
-                        }
-                    }
-                    handled
-                }
+                _ = tick.tick() => Input::Tick,
+                input = inputs.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
             };
-            let turn = match turn {
+            self.turn_timer.begin();
+            let batch = !matches!(first, Input::Tick);
+            let mut handled = self.handle(first);
+            // A tick ends its turn at once; an input brings whatever queued behind it.
+            if batch {
+                for _ in 0..TURN_INPUTS_MAX {
+                    match inputs.try_recv() {
+                        Ok(input) if handled.is_ok() => handled = self.handle(input),
+                        _ => break,
+                    }
+                }
+            }
+            self.turn_timer.ended(Phase::Inputs);
+            let turn = match handled {
                 Ok(()) => self.end_turn().await,
                 Err(e) => Err(e),
             };
@@ -221,6 +234,7 @@ impl Node {
             if let Err(e) = turn {
                 crate::fatal::stop(self.id, &format!("{e:#}"));
             }
+            self.turn_timer.end();
         }
         let effects = self.replica.shut_down();
         self.release(effects);
@@ -234,6 +248,7 @@ impl Node {
     }
 
     fn handle(&mut self, input: NodeInput) -> anyhow::Result<()> {
+        self.turn_timer.input();
         let now_us = self.now_us();
         let mut io = Io {
             links: &mut self.transport,
@@ -246,6 +261,7 @@ impl Node {
     async fn end_turn(&mut self) -> anyhow::Result<()> {
         self.check_disk()?;
         self.sync().await?;
+        self.turn_timer.ended(Phase::Sync);
         let now_us = self.now_us();
         let mut io = Io {
             links: &mut self.transport,
@@ -254,6 +270,7 @@ impl Node {
         let effects = self.replica.finish_turn(now_us, &mut io)?;
         self.release(effects);
         self.events.flush_due();
+        self.turn_timer.ended(Phase::Finish);
         Ok(())
     }
 
