@@ -272,7 +272,7 @@ async fn answering_every_repeated_promise_builds_a_snapshot_each_time() {
 
 /// Transactions of 128 writes, 40 of them: 5,120 keys in far fewer entries than
 /// `--snapshot-every`. Folding entries costs a turn time in proportion to the keys they wrote,
-/// so a node snapshots once they wrote 4,096 keys rather than let one fold hold its loop.
+/// so a node snapshots once they wrote 1,024 keys rather than let one fold hold its loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_that_wrote_many_keys_are_snapshotted_before_snapshot_every() {
     use omnikv_core::txn::TxnOp;

@@ -29,8 +29,9 @@ const APPLY_BATCH_MAX: u64 = 256;
 const APPLY_TURN_KEYS_MAX: u64 = 4096;
 /// Keys a local snapshot folds at most (besides the whole of one entry): a snapshot is taken
 /// early once the entries since the last wrote this many. Folding costs time in proportion to
-/// the keys, in one turn.
-const SNAPSHOT_KEYS_MAX: u64 = 4096;
+/// the keys, in one turn: at 4096 keys of 256 B a fold held a turn for 20-115 ms during a fill
+/// (docs/performance-notes.md, section 15), against a 50 ms heartbeat round.
+const SNAPSHOT_KEYS_MAX: u64 = 1024;
 
 /// Cuts kept: more are not needed while an entry writes at most
 /// [`TXN_PARTS_MAX`](omnikv_core::limits::TXN_PARTS_MAX) keys and the
