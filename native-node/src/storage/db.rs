@@ -27,7 +27,8 @@ pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 pub struct StoreLimits {
     /// Memory of every column family's memtables together: RocksDB flushes the largest once
     /// they pass it, so a node's write memory does not grow with the number of families or the
-    /// history.
+    /// history. While flushes fall behind, memtables waiting for one come on top, at most
+    /// [`MEMTABLES_PER_FAMILY_MAX`] per family of at most half this each.
     pub memtables_bytes: usize,
     /// Write-ahead log kept before RocksDB flushes the families that pin its oldest file: what
     /// a restart replays at most, and so what bounds the time from restart to serving.
