@@ -360,7 +360,7 @@ fn memory_section(r: &Results) -> String {
         return String::new();
     }
     let mut md = String::from(
-        "\n## Memory and disk\n\nResident memory (VmRSS) of every node's process and each node's data directory (write-ahead log / sorted tables / the rest), each cluster started empty and filled with 256 B puts over 100000 keys (about 25 MB of live data) by 64 clients (`BENCH_MEMORY=1 scripts/bench`); at the last count a follower is SIGKILLed and started again, and timed until its own copy serves the last write.\n\n| system | puts | RSS per node (MiB) | growth since the first sample | data dir per node, WAL / SST / other (MiB) | restart to serving |\n|---|---|---|---|---|---|\n",
+        "\n## Memory and disk\n\nResident memory (VmRSS) of every node's process and each node's data directory (write-ahead log / sorted tables / the rest), each cluster started empty and filled with 256 B puts over 100000 keys (about 25 MB of live data) by 64 clients (`BENCH_MEMORY=1 scripts/bench`); at the last count a follower is SIGKILLed and started again, and timed until its own copy serves the last write. etcd runs with its defaults, which keep every revision of every key until a compaction is asked for (no `--auto-compaction-retention`): its growth here is that history, which an operator bounds with auto compaction, not a leak. OmniKV keeps no history beyond `--log-keep-entries` entries of its log.\n\n| system | puts | RSS per node (MiB) | growth since the first sample | data dir per node, WAL / SST / other (MiB) | restart to serving |\n|---|---|---|---|---|---|\n",
     );
     for b in BackendKind::ALL {
         let mut samples: Vec<&MemoryResult> = r.memory.iter().filter(|m| m.backend == b).collect();
