@@ -146,7 +146,8 @@ impl EventPublisher {
         };
         match merge_log_events(held, event) {
             Ok(merged) => self.held[slot] = Some(merged),
-            Err((held, event)) => {
+            Err(both) => {
+                let (held, event) = *both;
                 self.held[slot] = Some(held);
                 self.release_held();
                 self.held[slot] = Some(event);
@@ -271,7 +272,6 @@ fn is_detail(event: &NodeEvent) -> bool {
     )
 }
 
-/// One event for two consecutive runs of the same kind, or both back if they do not continue
 /// Bytes of keys and values of `commands`.
 fn payload_bytes(commands: &[KVCommand]) -> usize {
     commands.iter().map(KVCommand::payload_bytes).sum()
@@ -287,9 +287,14 @@ fn takes_all(held: &[KVCommand], next: &[KVCommand]) -> bool {
     })
 }
 
-/// each other. Commands stay a prefix of the run (`commands[i]` is entry `from_idx + i`), and
-/// an applied event keeps all its commands, since a watcher missing some must refetch a table.
-fn merge_log_events(held: NodeEvent, next: NodeEvent) -> Result<NodeEvent, (NodeEvent, NodeEvent)> {
+/// One event for two consecutive runs of the same kind, or both back (boxed: two events are
+/// large, and merging is the common case) if they do not continue each other. Commands stay a
+/// prefix of the run (`commands[i]` is entry `from_idx + i`), and an applied event keeps all
+/// its commands, since a watcher missing some must refetch a table.
+fn merge_log_events(
+    held: NodeEvent,
+    next: NodeEvent,
+) -> Result<NodeEvent, Box<(NodeEvent, NodeEvent)>> {
     match (held, next) {
         (
             NodeEvent::EntriesAppended {
@@ -355,7 +360,7 @@ fn merge_log_events(held: NodeEvent, next: NodeEvent) -> Result<NodeEvent, (Node
                 skipped_duplicates: skipped_duplicates + next_skipped,
             })
         }
-        (held, next) => Err((held, next)),
+        (held, next) => Err(Box::new((held, next))),
     }
 }
 
