@@ -4,7 +4,9 @@
 //! A host (the node process in `node`, the deterministic simulation in the tests) feeds it
 //! [`Input`]s and drives each turn in this order:
 //!
-//! 1. [`Replica::handle`] each input of the turn (they may write storage, unsynced);
+//! 1. [`Replica::handle`] each input of the turn (they may write storage, unsynced), then
+//!    [`Replica::take_messages_before_sync`]: the messages that may leave before the fsync (a
+//!    leader's accepts, see `early_release`), for the host to send at once;
 //! 2. sync storage (the host's job: one fsync for everything the turn wrote);
 //! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided,
 //!    snapshots, answers the turn's admin requests (so a dump never shows an entry decided and
@@ -16,6 +18,8 @@
 //! apply loop, its session rule, its delta-snapshot fix and its re-proposals.
 
 mod apply;
+mod early_release;
+mod own_ballot;
 pub mod ports;
 mod promise_repeats;
 mod report;
@@ -37,6 +41,8 @@ use crate::events::Detail;
 use crate::input::Input;
 use crate::snapshot_fix::{carries_delta_snapshot, complete_snapshot_sync, replace_delta_snapshot};
 use crate::storage::{SnapshotSummary, StorageError};
+pub use early_release::ReleaseBeforeSync;
+use own_ballot::OwnBallotWatch;
 use ports::{Compaction, StateMachine};
 pub use ports::{Io, Platform};
 use promise_repeats::PromiseRepeats;
@@ -61,6 +67,13 @@ pub struct ReplicaConfig {
     /// Whether repeated promises whose answer is on its way are dropped (see
     /// `promise_repeats`); off only to show what they cost.
     pub drop_promise_repeats: bool,
+    /// Ticks in a heartbeat round (OmniPaxos' election timeout).
+    pub election_ticks: u64,
+    /// Whether a node stuck on its own ballot asks for a higher one (see `own_ballot`); off
+    /// only to show the stall it prevents.
+    pub own_ballot_watch: bool,
+    /// Which messages leave before the turn's fsync (see `early_release`).
+    pub release_before_sync: ReleaseBeforeSync,
     /// For status reports.
     pub data_dir: String,
     pub pid: u32,
@@ -134,6 +147,8 @@ pub struct Replica<P: Platform> {
     observed: Observed,
     /// Promises answered, so that their repeats are not answered with another snapshot.
     promise_repeats: PromiseRepeats,
+    /// Notices a promise of its own ballot that leads nowhere (see `own_ballot`).
+    own_ballot: OwnBallotWatch,
     /// The stored snapshot in brief, as last stored or installed (for dump heads).
     snapshot_summary: Option<SnapshotSummary>,
     /// Where the next local snapshot may end though `snapshot_every` entries have not been
@@ -166,6 +181,7 @@ impl<P: Platform> Replica<P> {
             table,
             compaction,
             promise_repeats: PromiseRepeats::default(),
+            own_ballot: OwnBallotWatch::default(),
             snapshot_summary,
             compaction_cut: apply::CompactionCut::default(),
             pending: HashMap::new(),
@@ -226,6 +242,19 @@ impl<P: Platform> Replica<P> {
             Input::Admin { req, reply } => self.admin_waiting.push((req, reply)),
             Input::Tick => {
                 self.omni.tick();
+                let cluster_size = || io.links.peers().len() + 1;
+                let (me, round_ticks) = (self.config.id, self.config.election_ticks);
+                if self.config.own_ballot_watch
+                    && self
+                        .own_ballot
+                        .tick(&mut self.omni, me, cluster_size, round_ticks)
+                {
+                    warn!(
+                        promise = ?self.omni.get_promise(),
+                        "held my own ballot for {} heartbeat rounds without leading: asked for a higher one",
+                        own_ballot::STALLED_ROUNDS
+                    );
+                }
                 self.expire_requests(now_us, io);
             }
         }
@@ -260,6 +289,18 @@ impl<P: Platform> Replica<P> {
             info!(from, "replaced a delta snapshot by its entries");
         }
         self.omni.handle_incoming(msg);
+    }
+
+    /// Takes the messages of the turn so far that may leave before the host syncs (see
+    /// `early_release`); the rest wait for [`Replica::finish_turn`].
+    pub fn take_messages_before_sync(&mut self, io: &mut Io<'_>) -> Vec<Outgoing> {
+        self.take_outgoing(io);
+        let (now, after_sync) = early_release::split(
+            std::mem::take(&mut self.effects.messages),
+            self.config.release_before_sync,
+        );
+        self.effects.messages = after_sync;
+        now
     }
 
     /// The host could not send a message to `peer` (its queue was full, or a snapshot was

@@ -8,8 +8,10 @@
 //!
 //! Storage models power loss: what a node wrote is durable only once its turn synced it
 //! (OmniPaxos' log and state, and the applied table, together, as one RocksDB WAL would keep
-//! them). A crash can strike anywhere in a turn: before the sync, after it, between two sends,
-//! before the replies. With [`SimConfig::sync`] off nothing becomes durable, as with a node
+//! them). A crash can strike anywhere in a turn: between two of the messages it sends before
+//! the sync (a leader's accepts), before the sync, after it, between two sends, before the
+//! replies. Half the crashes let the messages the node had sent reach their peers (they had
+//! left the machine), so a peer can act on a message whose sender then lost what it wrote. With [`SimConfig::sync`] off nothing becomes durable, as with a node
 //! that never fsyncs and loses power, and the simulation must catch it.
 //!
 //! Clients follow the protocol ([`clients`]): sessions, pipelining, retries through other
@@ -36,7 +38,9 @@ use std::rc::Rc;
 
 use omnikv_core::{KVCommand, KVSnapshot, NodeId};
 use omnikv_node::input::Input;
-use omnikv_node::replica::{ports::NoEvents, Effects, Io, Replica, ReplicaConfig};
+use omnikv_node::replica::{
+    ports::NoEvents, Effects, Io, Outgoing, ReleaseBeforeSync, Replica, ReplicaConfig,
+};
 use omnikv_node::snapshot_fix::{carries_delta_snapshot, decided_prefix};
 use omnipaxos::{messages::Message, util::LogEntry, ClusterConfig, OmniPaxos, ServerConfig};
 use omnipaxos_storage::memory_storage::MemoryStorage;
@@ -62,6 +66,12 @@ pub struct SimConfig {
     /// show the simulation catches a node whose writes never become durable (a node without
     /// fsync that loses power).
     pub sync: bool,
+    /// Which messages a turn sends before its sync: as the node does, or, only to show the
+    /// simulation catches it, every message.
+    pub release_before_sync: ReleaseBeforeSync,
+    /// Whether a node stuck on its own ballot asks for a higher one, as the node does. Off only
+    /// to show the simulation catches the stall.
+    pub own_ballot_watch: bool,
     /// Chance that a turn of the faulty phase crashes at each of its crash points.
     pub crash_point_chance: f64,
 }
@@ -77,6 +87,8 @@ impl SimConfig {
             log_keep_entries: 0,
             snapshot_fix: true,
             sync: true,
+            release_before_sync: ReleaseBeforeSync::LeaderAccepts,
+            own_ballot_watch: true,
             crash_point_chance: 0.0007,
         }
     }
@@ -115,6 +127,8 @@ pub struct SimStats {
     pub crashes: u64,
     /// Crashes after a turn's sync (between sends, or before its replies).
     pub crashes_after_sync: u64,
+    /// Crashes after a turn sent messages before its sync, and before the sync.
+    pub crashes_after_early_sends: u64,
     pub cuts: u64,
     pub broken_sessions: u64,
     pub delta_snapshots_completed: u64,
@@ -403,13 +417,15 @@ impl Sim {
         }
     }
 
-    /// A crash: everything since the node's last sync is lost, with its messages in flight.
+    /// A crash: everything since the node's last sync is lost, with the messages on their way
+    /// to it, and, half the time, with those it sent.
     fn crash(&mut self, id: NodeId) {
         self.stats.crashes += 1;
+        let sent_arrive = self.rng.gen_bool(0.5);
         let node = self.nodes.get_mut(&id).unwrap();
         node.replica = None;
         for ((from, to), q) in self.links.iter_mut() {
-            if *from == id || *to == id {
+            if *to == id || (*from == id && !sent_arrive) {
                 q.clear();
             }
         }
@@ -426,6 +442,9 @@ impl Sim {
             log_keep_entries: self.config.log_keep_entries,
             snapshot_fix: self.config.snapshot_fix,
             drop_promise_repeats: true,
+            election_ticks: ELECTION_TICKS,
+            own_ballot_watch: self.config.own_ballot_watch,
+            release_before_sync: self.config.release_before_sync,
             data_dir: format!("sim/{id}"),
             pid: id as u32,
             started_at_ms: 0,
@@ -521,7 +540,18 @@ impl Sim {
         }
         // What the input decided, before the turn's apply and compaction trim it from the log.
         self.check_decided(id);
+        let before_sync = self
+            .with_replica(id, &peers, &alive, |replica, io| {
+                replica.take_messages_before_sync(io)
+            })
+            .expect("the node is up");
+        let sent_early = !before_sync.is_empty();
+        if !self.send(id, before_sync, faults) {
+            self.stats.crashes_after_early_sends += 1;
+            return;
+        }
         if self.crash_here(faults) {
+            self.stats.crashes_after_early_sends += u64::from(sent_early);
             return self.crash(id);
         }
         self.sync(id);
@@ -581,19 +611,9 @@ impl Sim {
         effects: Effects<platform::SimPlatform>,
         faults: bool,
     ) -> bool {
-        for out in effects.messages {
-            if self.crash_here(faults) {
-                self.stats.crashes_after_sync += 1;
-                self.crash(id);
-                return false;
-            }
-            let l = (id.min(out.to), id.max(out.to));
-            if !self.cut.contains(&l) && self.nodes[&out.to].replica.is_some() {
-                self.links
-                    .get_mut(&(id, out.to))
-                    .unwrap()
-                    .push_back((out.msg_id, out.msg));
-            }
+        if !self.send(id, effects.messages, faults) {
+            self.stats.crashes_after_sync += 1;
+            return false;
         }
         if self.crash_here(faults) {
             self.stats.crashes_after_sync += 1;
@@ -604,6 +624,24 @@ impl Sim {
         self.check_decided(id);
         for ((), resp) in effects.replies {
             self.on_reply(resp);
+        }
+        true
+    }
+
+    /// Puts messages on their links in order; false if the node crashed between two of them.
+    fn send(&mut self, id: NodeId, messages: Vec<Outgoing>, faults: bool) -> bool {
+        for out in messages {
+            if self.crash_here(faults) {
+                self.crash(id);
+                return false;
+            }
+            let l = (id.min(out.to), id.max(out.to));
+            if !self.cut.contains(&l) && self.nodes[&out.to].replica.is_some() {
+                self.links
+                    .get_mut(&(id, out.to))
+                    .unwrap()
+                    .push_back((out.msg_id, out.msg));
+            }
         }
         true
     }
