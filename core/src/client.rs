@@ -21,7 +21,8 @@ use crate::txn::{Guard, TxnOp, TxnResult};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadMode {
-    /// Through the log: sees every write acknowledged before it was sent.
+    /// Linearizable: sees every write acknowledged before it was sent (the read-index protocol,
+    /// see `peer::ReadIndexMsg`).
     #[default]
     Linearizable,
     /// From the receiving node's table: fast, possibly stale.

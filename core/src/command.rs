@@ -47,10 +47,12 @@ pub enum KVCommand {
         #[serde(default)]
         forget_below: u64,
     },
-    /// A linearizable read: it goes through the log, and is answered when it is applied.
+    /// A linearizable read through the log, answered when it is applied. Nodes now serve reads
+    /// by the read-index protocol (`peer::ReadIndexMsg`); logs written before still hold these.
     Get { id: RequestId, key: String },
-    /// One page of a linearizable scan. Answered from the table as it stands right after the
-    /// run of entries that applies it (see the node's `apply`).
+    /// One page of a linearizable scan through the log, answered from the table as it stands
+    /// right after the run of entries that applies it (see the node's `apply`). Like `Get`,
+    /// kept for logs written before reads took the read-index protocol.
     /// (Boxed: a range is larger than any other command, and every log entry is as large as
     /// the largest variant.)
     Scan {

@@ -5,9 +5,11 @@
 //! [`PeerFrame::Challenge`] and must answer the other's with a [`PeerFrame::Proof`] that it
 //! holds the secret (an HMAC over the challenge; the secret itself never crosses the link). Every
 //! OmniPaxos message carries a per-sender sequence id so that the event stream can match a send
-//! to its receive.
+//! to its receive. [`PeerFrame::ReadIndex`] carries the read-index protocol, which OmniPaxos
+//! 0.2.4 lacks: linearizable reads served from a node's table once the leader has confirmed,
+//! with a majority, that it still leads ([`ReadIndexMsg`]).
 
-use omnipaxos::messages::Message;
+use omnipaxos::{ballot_leader_election::Ballot, messages::Message};
 use serde::{Deserialize, Serialize};
 
 use crate::{command::KVCommand, NodeId};
@@ -34,6 +36,26 @@ pub enum PeerFrame {
         msg_id: u64,
         msg: Message<KVCommand>,
     },
+    ReadIndex(ReadIndexMsg),
+}
+
+/// The read-index protocol. A read at the leader takes the leader's log length as its read
+/// index; once a majority has answered a [`ReadIndexMsg::Probe`] sent after the read arrived
+/// with the leader's own ballot as its promise, no other leader can have decided anything the
+/// read must see, and the read is served as soon as the table has applied its index. A read at
+/// a follower asks the leader for an index and waits for its own table to apply it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadIndexMsg {
+    /// Leader to followers: "do you still hold my ballot?" Rounds increase per leader.
+    Probe { ballot: Ballot, round: u64 },
+    /// Follower to leader: the promise it holds when it answers `round`.
+    Ack { round: u64, promise: Ballot },
+    /// Follower to leader: an index for the reads the follower numbered `seq`.
+    Request { seq: u64 },
+    /// Leader to follower: the read index for `seq`, or `None` if this node cannot confirm
+    /// that it leads (the follower's reads are answered `unavailable`).
+    Response { seq: u64, read_idx: Option<u64> },
 }
 
 #[cfg(test)]
@@ -96,6 +118,37 @@ mod tests {
         match a.log_sync.decided_snapshot {
             Some(SnapshotType::Complete(s)) => assert_eq!(s, snapshot),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn read_index_frames_round_trip() {
+        let ballot = Ballot {
+            config_id: 1,
+            n: 3,
+            priority: 0,
+            pid: 2,
+        };
+        let messages = [
+            ReadIndexMsg::Probe { ballot, round: 7 },
+            ReadIndexMsg::Ack {
+                round: 7,
+                promise: ballot,
+            },
+            ReadIndexMsg::Request { seq: 4 },
+            ReadIndexMsg::Response {
+                seq: 4,
+                read_idx: Some(12),
+            },
+            ReadIndexMsg::Response {
+                seq: 5,
+                read_idx: None,
+            },
+        ];
+        for msg in messages {
+            let json = serde_json::to_vec(&PeerFrame::ReadIndex(msg.clone())).unwrap();
+            let back: PeerFrame = serde_json::from_slice(&json).unwrap();
+            assert!(matches!(back, PeerFrame::ReadIndex(m) if m == msg));
         }
     }
 }

@@ -8,6 +8,7 @@
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::{ClientRequest, ClientResponse},
+    peer::ReadIndexMsg,
     KVCommand, NodeId,
 };
 use omnipaxos::messages::Message;
@@ -27,6 +28,11 @@ pub enum Input<R, A> {
         msg: Message<KVCommand>,
         /// The message's bytes, held from its sender's budget until it is handled.
         charge: Charge,
+    },
+    /// A message of the read-index protocol (see `replica::read_index`).
+    ReadIndex {
+        from: NodeId,
+        msg: ReadIndexMsg,
     },
     /// The outgoing stream to `peer` came up or went down.
     PeerLink {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use omnikv_core::{
     event::{MessageInfo, NodeEvent},
-    peer::PeerFrame,
+    peer::{PeerFrame, ReadIndexMsg},
     NodeId,
 };
 use omnipaxos::{ClusterConfig, ServerConfig};
@@ -168,6 +168,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let replica_config = ReplicaConfig {
         id,
+        peers: members.keys().copied().filter(|&p| p != id).collect(),
         request_timeout_ms: config.request_timeout_ms,
         pending_max: config.pending_max,
         snapshot_every: config.snapshot_every,
@@ -176,6 +177,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         drop_promise_repeats: !config.unsafe_answer_repeated_promises,
         election_ticks: config.election_ticks,
         own_ballot_watch: true,
+        read_probe: true,
         release_before_sync: ReleaseBeforeSync::LeaderAccepts,
         data_dir: store.path().display().to_string(),
         pid: std::process::id(),
@@ -270,7 +272,9 @@ impl Node {
             events: &mut self.events,
         };
         let before_sync = self.replica.take_messages_before_sync(&mut io);
+        let reads = self.replica.take_read_index_before_sync(&mut io);
         self.send_messages(before_sync);
+        self.send_read_index(reads);
         self.sync().await?;
         self.turn_timer.ended(Phase::Sync);
         let now_us = self.now_us();
@@ -316,6 +320,7 @@ impl Node {
     /// Sends what a synced turn produced.
     fn release(&mut self, effects: Effects<RocksPlatform>) {
         self.send_messages(effects.messages);
+        self.send_read_index(effects.read_index);
         for (reply, resp) in effects.replies {
             reply.send(resp);
         }
@@ -323,6 +328,15 @@ impl Node {
             let _ = reply.send(resp);
         }
         self.changes.record(effects.changes);
+    }
+
+    fn send_read_index(&mut self, messages: Vec<(NodeId, ReadIndexMsg)>) {
+        for (to, msg) in messages {
+            let frame = transport::encode(&PeerFrame::ReadIndex(msg));
+            if !self.transport.send_read_index(to, frame) {
+                self.replica.message_lost(to);
+            }
+        }
     }
 
     fn send_messages(&mut self, messages: Vec<Outgoing>) {

@@ -204,6 +204,21 @@ impl Transport {
         true
     }
 
+    /// Queues a read-index frame for `to`. A held link lets it pass, as it lets leader
+    /// election's heartbeats (see `is_heartbeat`): like them it carries nothing of the log and
+    /// no replication message depends on its order, and holding it would only stall reads
+    /// while a person steps through replication. Returns false if it was dropped.
+    pub fn send_read_index(&mut self, to: NodeId, message: Bytes) -> bool {
+        let Some(link) = self.links.get_mut(&to) else {
+            return false;
+        };
+        if !link.state.enabled.load(Ordering::Acquire) || !enqueue(link, message) {
+            self.dropped += 1;
+            return false;
+        }
+        true
+    }
+
     /// As [`Transport::send`] for a message costly to encode (one carrying a snapshot): it is
     /// encoded on the blocking pool, behind whatever is queued before it and ahead of whatever
     /// is queued after. A held link holds it encoded, as any other message.
@@ -648,6 +663,16 @@ async fn receive(
                     charge,
                 };
                 if inb.inputs.send(input).await.is_err() {
+                    break;
+                }
+            }
+            Ok(PeerFrame::ReadIndex(msg)) => {
+                if inb
+                    .inputs
+                    .send(Input::ReadIndex { from, msg })
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }

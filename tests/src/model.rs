@@ -45,6 +45,8 @@ pub struct Model {
     first: BTreeMap<RequestId, (u64, bool)>,
     /// The outcome of every entry so far, by index.
     pub outcomes: Vec<ModelOutcome>,
+    /// Every write of each key: where, and the value it left (`None`: deleted).
+    history: BTreeMap<String, Vec<(u64, Option<Versioned>)>>,
 }
 
 impl Model {
@@ -102,9 +104,18 @@ impl Model {
                 match op {
                     TxnOp::Put { key, value } => {
                         let mod_index = index;
-                        self.kv.insert(key, Versioned { value, mod_index });
+                        let versioned = Versioned { value, mod_index };
+                        self.history
+                            .entry(key.clone())
+                            .or_default()
+                            .push((index, Some(versioned.clone())));
+                        self.kv.insert(key, versioned);
                     }
                     TxnOp::Delete { key } => {
+                        self.history
+                            .entry(key.clone())
+                            .or_default()
+                            .push((index, None));
                         self.kv.remove(&key);
                     }
                 }
@@ -120,6 +131,13 @@ impl Model {
             m.push(cmd);
         }
         m.kv
+    }
+
+    /// The value of `key` once the entries up to and including `index` are applied.
+    pub fn value_after(&self, key: &str, index: u64) -> Option<Versioned> {
+        let writes = self.history.get(key)?;
+        let before = writes.partition_point(|(at, _)| *at <= index);
+        before.checked_sub(1).and_then(|i| writes[i].1.clone())
     }
 
     /// The index at which the write `id` was first applied.

@@ -1,8 +1,9 @@
 //! Deterministic simulation over many seeds (see `omnikv_tests::sim`): the node's real turn,
 //! pipelining clients, crashes anywhere in a turn. `OMNIKV_SIM_SEEDS` sets how many seeds
 //! (default 1000 per cluster size); a failure names its seed, and `OMNIKV_SIM_FIRST_SEED`
-//! starts the range elsewhere. The last two tests turn a safeguard off and require the
-//! simulation to catch the specific failure it prevents.
+//! starts the range elsewhere. The tests after the two ranges turn a safeguard off and require
+//! the simulation to catch the specific failure it prevents. Every answered read is checked to
+//! include every write answered before the read was sent.
 
 use omnikv_node::replica::ReleaseBeforeSync;
 use omnikv_tests::sim::{first_failure, Sim, SimConfig, SimStats};
@@ -126,29 +127,36 @@ fn simulation_catches_acceptances_sent_before_the_sync() {
     );
 }
 
-/// Seed 713 on 5 nodes reaches the OmniPaxos 0.2.4 stall that `replica::own_ballot` breaks:
-/// after the faults, two nodes hold a promise of node 5's ballot, which orders above the
-/// working leader's, and node 5, restarted, never prepares in it again. Without the watch the
-/// cluster never converges; with it, it does. If a change to the simulation's schedule moves
-/// the stall, `first_failure` with `own_ballot_watch: false` over 5-node seeds finds another
-/// (one in about 3000 seeds).
+/// Without `replica::own_ballot`, the simulation finds OmniPaxos 0.2.4's stall on 5 nodes
+/// (about one seed in a few hundred): after the faults, nodes hold a promise of a restarted
+/// node's own ballot, which orders above the working leader's, and that node never prepares in
+/// it again, so the cluster never converges. The same seed converges with the watch.
 #[test]
 fn a_node_stuck_on_its_own_ballot_asks_for_a_higher_one() {
-    let config = || SimConfig::standard(713, 5);
-    let stalled = std::panic::catch_unwind(|| {
-        Sim::new(SimConfig {
-            own_ballot_watch: false,
-            ..config()
-        })
-        .run()
+    let (seed, message) = first_failure(3000, |seed| SimConfig {
+        own_ballot_watch: false,
+        ..SimConfig::standard(seed, 5)
     });
-    let message = stalled
-        .err()
-        .and_then(|e| e.downcast_ref::<String>().cloned())
-        .expect("seed 713 no longer reaches the stall without the watch: pick another seed");
+    println!("without the watch, seed {seed}: {message}");
     assert!(
         message.contains("no convergence"),
-        "seed 713 without the watch failed for another reason: {message}"
+        "seed {seed} without the watch failed for another reason: {message}"
     );
-    Sim::new(config()).run();
+    Sim::new(SimConfig::standard(seed, 5)).run();
+}
+
+/// A leader that serves linearizable reads without confirming, with a majority, that it still
+/// leads answers from a table a newer leader has moved past: a read misses a write that was
+/// acknowledged before the read was sent.
+#[test]
+fn simulation_catches_reads_served_without_a_majoritys_confirmation() {
+    let (seed, message) = first_failure(500, |seed| SimConfig {
+        read_probe: false,
+        ..SimConfig::standard(seed, 3)
+    });
+    println!("without the read probe, seed {seed}: {message}");
+    assert!(
+        message.contains("misses the write answered"),
+        "seed {seed} failed for another reason: {message}"
+    );
 }

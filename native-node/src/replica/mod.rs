@@ -5,8 +5,9 @@
 //! [`Input`]s and drives each turn in this order:
 //!
 //! 1. [`Replica::handle`] each input of the turn (they may write storage, unsynced), then
-//!    [`Replica::take_messages_before_sync`]: the messages that may leave before the fsync (a
-//!    leader's accepts, see `early_release`), for the host to send at once;
+//!    [`Replica::take_messages_before_sync`] and [`Replica::take_read_index_before_sync`]: the
+//!    messages that may leave before the fsync (a leader's accepts, see `early_release`, and
+//!    the read-index protocol's, see `read_index`), for the host to send at once;
 //! 2. sync storage (the host's job: one fsync for everything the turn wrote);
 //! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided,
 //!    snapshots, answers the turn's admin requests (so a dump never shows an entry decided and
@@ -22,6 +23,8 @@ mod early_release;
 mod own_ballot;
 pub mod ports;
 mod promise_repeats;
+mod read_index;
+mod reads;
 mod report;
 mod requests;
 
@@ -32,6 +35,7 @@ use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::ClientResponse,
     event::{BallotView, MessageInfo, MessageKind, NodeEvent, NodeStatus},
+    peer::ReadIndexMsg,
     KVCommand, NodeId, RequestId,
 };
 use omnipaxos::{messages::Message, OmniPaxos};
@@ -52,6 +56,8 @@ use requests::Pending;
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
     pub id: NodeId,
+    /// The other members (probed by the read-index protocol).
+    pub peers: Vec<NodeId>,
     /// Time a request may wait to be decided before it gets a timeout reply.
     pub request_timeout_ms: u64,
     /// Requests in flight; more are refused with `overloaded`.
@@ -72,6 +78,9 @@ pub struct ReplicaConfig {
     /// Whether a node stuck on its own ballot asks for a higher one (see `own_ballot`); off
     /// only to show the stall it prevents.
     pub own_ballot_watch: bool,
+    /// Whether a leader confirms with a majority that it still leads before it serves a
+    /// linearizable read (see `read_index`); off only to show the stale reads it prevents.
+    pub read_probe: bool,
     /// Which messages leave before the turn's fsync (see `early_release`).
     pub release_before_sync: ReleaseBeforeSync,
     /// For status reports.
@@ -103,6 +112,8 @@ pub struct Outgoing {
 /// What a turn releases, once storage is synced.
 pub struct Effects<P: Platform> {
     pub messages: Vec<Outgoing>,
+    /// Messages of the read-index protocol.
+    pub read_index: Vec<(NodeId, ReadIndexMsg)>,
     pub replies: Vec<(P::Reply, ClientResponse)>,
     pub admin_replies: Vec<(P::AdminReply, AdminResponse)>,
     /// What the turn's applied entries changed, run by run in log order (for watchers).
@@ -113,6 +124,7 @@ impl<P: Platform> Default for Effects<P> {
     fn default() -> Self {
         Effects {
             messages: Vec::new(),
+            read_index: Vec::new(),
             replies: Vec::new(),
             admin_replies: Vec::new(),
             changes: Vec::new(),
@@ -130,6 +142,8 @@ struct Observed {
     accepting: Option<(NodeId, bool)>,
     status: Option<NodeStatus>,
     status_at_us: u64,
+    /// The leader as the read-index protocol last saw it.
+    read_leader: Option<(NodeId, bool)>,
 }
 
 pub struct Replica<P: Platform> {
@@ -139,6 +153,8 @@ pub struct Replica<P: Platform> {
     compaction: P::Compaction,
     /// Requests proposed here and not yet answered, by identity.
     pending: HashMap<RequestId, Pending<P::Reply>>,
+    /// Linearizable reads in flight (see `read_index`).
+    reads: read_index::ReadIndex<P::Reply>,
     /// Request deadlines in arrival order (the timeout is the same for all), microseconds.
     deadlines: VecDeque<(u64, RequestId)>,
     applied_idx: u64,
@@ -168,6 +184,7 @@ impl<P: Platform> Replica<P> {
         compaction: P::Compaction,
     ) -> Result<Replica<P>, ReplicaError> {
         let applied_idx = table.applied_idx()?;
+        let read_probe = config.read_probe;
         let observed = Observed {
             accepted: omni.get_accepted_idx() as u64,
             decided: omni.get_decided_idx() as u64,
@@ -185,6 +202,7 @@ impl<P: Platform> Replica<P> {
             snapshot_summary,
             compaction_cut: apply::CompactionCut::default(),
             pending: HashMap::new(),
+            reads: read_index::ReadIndex::new(read_probe),
             deadlines: VecDeque::new(),
             applied_idx,
             next_msg_id: 0,
@@ -209,7 +227,7 @@ impl<P: Platform> Replica<P> {
 
     /// Requests waiting for their entry to be decided and applied here.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.reads.len()
     }
 
     /// Handles one input. `now_us`: the host's monotonic clock, in microseconds.
@@ -223,9 +241,17 @@ impl<P: Platform> Replica<P> {
             Input::Peer {
                 from, msg_id, msg, ..
             } => self.handle_peer(from, msg_id, msg, now_us, io),
+            Input::ReadIndex { from, msg } => {
+                if io.links.link_enabled(from) {
+                    self.handle_read_index(from, msg);
+                }
+            }
             Input::PeerLink { peer, up } => {
                 debug!(peer, up, "peer link event");
                 self.promise_repeats.link_changed(peer);
+                if !up {
+                    self.reads.link_down(peer);
+                }
                 // Every stream that comes up asks the peer to sync us if it leads (a
                 // `PrepareReq`), the first one too: a node started on an empty data directory
                 // holds no promise, so OmniPaxos would not ask on its own, and it would wait
@@ -256,6 +282,7 @@ impl<P: Platform> Replica<P> {
                     );
                 }
                 self.expire_requests(now_us, io);
+                self.expire_reads(now_us, io);
             }
         }
         Ok(())
@@ -319,6 +346,7 @@ impl<P: Platform> Replica<P> {
         self.take_outgoing(io);
         self.observe_log(io);
         self.apply_decided(now_us, io)?;
+        self.finish_reads(now_us, io)?;
         self.table
             .refresh_digest(self.applied_idx, io.events.active());
         self.maybe_snapshot(io);
@@ -341,6 +369,16 @@ impl<P: Platform> Replica<P> {
                 },
             };
             self.effects.replies.push((p.reply, resp));
+        }
+        // Every read, whatever it waits for.
+        for read in self.reads.expire(u64::MAX) {
+            let resp = ClientResponse::Err {
+                id: Some(read.id),
+                error: omnikv_core::client::ClientError::Unavailable {
+                    reason: "node shutting down".into(),
+                },
+            };
+            self.effects.replies.push((read.reply, resp));
         }
         std::mem::take(&mut self.effects)
     }

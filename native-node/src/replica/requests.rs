@@ -45,6 +45,16 @@ impl<P: Platform> Replica<P> {
             self.answer(reply, id, now_us, now_us, traced, (Err(error), None), io);
             return Ok(());
         }
+        if super::reads::is_linearizable_read(&req.op) {
+            let in_flight = self.pending.len() + self.reads.len();
+            if in_flight >= self.config.pending_max {
+                let error = ClientError::Overloaded { in_flight };
+                self.answer(reply, id, now_us, now_us, traced, (Err(error), None), io);
+            } else {
+                self.start_read(req, reply, now_us, traced, io);
+            }
+            return Ok(());
+        }
         let Some(cmd) = req.to_command() else {
             // A local read: served from this node's table, possibly stale.
             let answer = self.local_read(&req.op)?;
@@ -209,7 +219,7 @@ impl<P: Platform> Replica<P> {
 
 impl<P: Platform> Replica<P> {
     /// A read served from this node's table, outside the log.
-    fn local_read(&self, op: &ClientOp) -> Result<Answer, ReplicaError> {
+    pub(super) fn local_read(&self, op: &ClientOp) -> Result<Answer, ReplicaError> {
         Ok(match op {
             ClientOp::Scan { range, .. } => Answer {
                 scan: Some(self.table.scan(range)?),

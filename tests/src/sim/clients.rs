@@ -14,7 +14,7 @@ use omnikv_core::{
 use rand::Rng;
 
 use super::Sim;
-use crate::model::{Model, ModelOutcome};
+use crate::model::Model;
 
 pub const CLIENTS: u64 = 4;
 const KEYS: u64 = 3;
@@ -58,6 +58,8 @@ impl SimClient {
 pub(super) struct Answer {
     id: RequestId,
     is_write: bool,
+    /// The key a get read.
+    key: Option<String>,
     index: u64,
     value: Option<String>,
     mod_index: Option<u64>,
@@ -73,6 +75,11 @@ pub(super) struct Clients {
     /// Which client a request's `client` field names: a session id or an opening nonce.
     client_of: BTreeMap<u64, usize>,
     pub(super) answers: Vec<Answer>,
+    /// The highest index of a write answered so far.
+    acked_write_max: Option<u64>,
+    /// For each read in flight: the highest index of a write answered before it was sent,
+    /// which its answer must include.
+    read_floors: BTreeMap<RequestId, u64>,
 }
 
 impl Clients {
@@ -83,6 +90,8 @@ impl Clients {
                 .flat_map(|c| [(NONCE_BASE + c as u64, c), (READER_BASE + c as u64, c)])
                 .collect(),
             answers: Vec::new(),
+            acked_write_max: None,
+            read_floors: BTreeMap::new(),
         }
     }
 }
@@ -174,6 +183,9 @@ impl Sim {
             _ => client.session.read_request(key, ReadMode::Linearizable),
         };
         client.in_flight.insert(req.id, (req.clone(), step));
+        if let (false, Some(floor)) = (req.op.is_write(), self.clients.acked_write_max) {
+            self.clients.read_floors.insert(req.id, floor);
+        }
         Some(req)
     }
 
@@ -210,6 +222,10 @@ impl Sim {
             return; // already answered through another node
         };
         let is_write = req.op.is_write();
+        let key = match &req.op {
+            ClientOp::Get { key, .. } => Some(key.clone()),
+            _ => None,
+        };
         match resp {
             ClientResponse::Ok {
                 value,
@@ -225,6 +241,7 @@ impl Sim {
                 let answer = Answer {
                     id,
                     is_write,
+                    key,
                     index: index.expect("a logged request names its index"),
                     value,
                     mod_index,
@@ -233,6 +250,18 @@ impl Sim {
                     retried,
                 };
                 self.check_answer(&answer);
+                if is_write {
+                    let max = self.clients.acked_write_max.max(Some(answer.index));
+                    self.clients.acked_write_max = max;
+                } else if let Some(floor) = self.clients.read_floors.remove(&id) {
+                    assert!(
+                        answer.index >= floor,
+                        "seed {} step {}: read {id:?} answered at index {} misses the write answered at index {floor} before it was sent",
+                        self.config.seed,
+                        self.step,
+                        answer.index
+                    );
+                }
                 self.clients.answers.push(answer);
             }
             ClientResponse::Err { error, .. } if error.retryable() => {
@@ -308,10 +337,13 @@ impl Sim {
                 .clone()
                 .zip(a.mod_index)
                 .map(|(value, mod_index)| omnikv_core::session::Versioned { value, mod_index });
+            // A read sees every entry up to and including the index it names, and no later
+            // one (through the log, its own entry is that index).
+            let key = a.key.as_deref().expect("a get names its key");
             assert_eq!(
-                self.model.outcomes.get(a.index as usize),
-                Some(&ModelOutcome::Read(read)),
-                "seed {seed}: read {:?} at index {} answered {:?} (mod_index {:?})",
+                self.model.value_after(key, a.index),
+                read,
+                "seed {seed}: read {:?} at index {} answered {:?} (mod_index {:?}), which differs from the model's value",
                 a.id,
                 a.index,
                 a.value,

@@ -36,10 +36,10 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
-use omnikv_core::{KVCommand, KVSnapshot, NodeId};
+use omnikv_core::{peer::ReadIndexMsg, KVCommand, KVSnapshot, NodeId};
 use omnikv_node::input::Input;
 use omnikv_node::replica::{
-    ports::NoEvents, Effects, Io, Outgoing, ReleaseBeforeSync, Replica, ReplicaConfig,
+    ports::NoEvents, Effects, Io, ReleaseBeforeSync, Replica, ReplicaConfig,
 };
 use omnikv_node::snapshot_fix::{carries_delta_snapshot, decided_prefix};
 use omnipaxos::{messages::Message, util::LogEntry, ClusterConfig, OmniPaxos, ServerConfig};
@@ -72,6 +72,9 @@ pub struct SimConfig {
     /// Whether a node stuck on its own ballot asks for a higher one, as the node does. Off only
     /// to show the simulation catches the stall.
     pub own_ballot_watch: bool,
+    /// Whether a leader confirms that it still leads before serving a linearizable read, as
+    /// the node does. Off only to show the simulation catches the stale reads.
+    pub read_probe: bool,
     /// Chance that a turn of the faulty phase crashes at each of its crash points.
     pub crash_point_chance: f64,
 }
@@ -89,6 +92,7 @@ impl SimConfig {
             sync: true,
             release_before_sync: ReleaseBeforeSync::LeaderAccepts,
             own_ballot_watch: true,
+            read_probe: true,
             crash_point_chance: 0.0007,
         }
     }
@@ -135,7 +139,17 @@ pub struct SimStats {
 }
 
 /// One directed TCP stream: messages in flight, in order, with their event ids.
-type Stream = VecDeque<(u64, Message<KVCommand>)>;
+type Stream = VecDeque<Frame>;
+
+/// What a stream carries: an OmniPaxos message with its event id, or one of the read-index
+/// protocol.
+// As in the node's `Input`: boxing the common, large variant would allocate once more per
+// message to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
+enum Frame {
+    Paxos(u64, Message<KVCommand>),
+    ReadIndex(ReadIndexMsg),
+}
 
 /// What a node keeps across a crash: its storage as of its last sync.
 #[derive(Clone)]
@@ -436,6 +450,7 @@ impl Sim {
     fn restart(&mut self, id: NodeId) {
         let config = ReplicaConfig {
             id,
+            peers: self.ids().into_iter().filter(|&p| p != id).collect(),
             request_timeout_ms: 2 * clients::RETRY_AFTER_STEPS * STEP_US / 1000,
             pending_max: 1024,
             snapshot_every: self.config.snapshot_every,
@@ -444,6 +459,7 @@ impl Sim {
             drop_promise_repeats: true,
             election_ticks: ELECTION_TICKS,
             own_ballot_watch: self.config.own_ballot_watch,
+            read_probe: self.config.read_probe,
             release_before_sync: self.config.release_before_sync,
             data_dir: format!("sim/{id}"),
             pid: id as u32,
@@ -487,22 +503,24 @@ impl Sim {
             };
             let queue = self.links.get_mut(&(from, to)).unwrap();
             for _ in 0..take.min(queue.len()) {
-                let (msg_id, msg) = queue.pop_front().unwrap();
-                inputs.push((from, msg_id, msg));
+                inputs.push((from, queue.pop_front().unwrap()));
             }
         }
         let inputs = inputs
             .into_iter()
-            .map(|(from, msg_id, msg)| {
-                if self.config.snapshot_fix && carries_delta_snapshot(&msg) {
-                    self.stats.delta_snapshots_completed += 1;
+            .map(|(from, frame)| match frame {
+                Frame::Paxos(msg_id, msg) => {
+                    if self.config.snapshot_fix && carries_delta_snapshot(&msg) {
+                        self.stats.delta_snapshots_completed += 1;
+                    }
+                    Input::Peer {
+                        from,
+                        msg_id,
+                        msg,
+                        charge: omnikv_node::budget::Charge::none(),
+                    }
                 }
-                Input::Peer {
-                    from,
-                    msg_id,
-                    msg,
-                    charge: omnikv_node::budget::Charge::none(),
-                }
+                Frame::ReadIndex(msg) => Input::ReadIndex { from, msg },
             })
             .collect();
         self.act_on(to, inputs, faults);
@@ -540,12 +558,21 @@ impl Sim {
         }
         // What the input decided, before the turn's apply and compaction trim it from the log.
         self.check_decided(id);
-        let before_sync = self
+        let (messages, reads) = self
             .with_replica(id, &peers, &alive, |replica, io| {
-                replica.take_messages_before_sync(io)
+                let messages = replica.take_messages_before_sync(io);
+                (messages, replica.take_read_index_before_sync(io))
             })
             .expect("the node is up");
-        let sent_early = !before_sync.is_empty();
+        let sent_early = !messages.is_empty();
+        let before_sync = messages
+            .into_iter()
+            .map(|out| (out.to, Frame::Paxos(out.msg_id, out.msg)))
+            .chain(
+                reads
+                    .into_iter()
+                    .map(|(to, msg)| (to, Frame::ReadIndex(msg))),
+            );
         if !self.send(id, before_sync, faults) {
             self.stats.crashes_after_early_sends += 1;
             return;
@@ -611,7 +638,13 @@ impl Sim {
         effects: Effects<platform::SimPlatform>,
         faults: bool,
     ) -> bool {
-        if !self.send(id, effects.messages, faults) {
+        let frames = effects.messages.into_iter().map(|out| {
+            let frame = Frame::Paxos(out.msg_id, out.msg);
+            (out.to, frame)
+        });
+        let reads = effects.read_index.into_iter();
+        let frames = frames.chain(reads.map(|(to, msg)| (to, Frame::ReadIndex(msg))));
+        if !self.send(id, frames, faults) {
             self.stats.crashes_after_sync += 1;
             return false;
         }
@@ -629,18 +662,20 @@ impl Sim {
     }
 
     /// Puts messages on their links in order; false if the node crashed between two of them.
-    fn send(&mut self, id: NodeId, messages: Vec<Outgoing>, faults: bool) -> bool {
-        for out in messages {
+    fn send(
+        &mut self,
+        id: NodeId,
+        frames: impl IntoIterator<Item = (NodeId, Frame)>,
+        faults: bool,
+    ) -> bool {
+        for (to, frame) in frames {
             if self.crash_here(faults) {
                 self.crash(id);
                 return false;
             }
-            let l = (id.min(out.to), id.max(out.to));
-            if !self.cut.contains(&l) && self.nodes[&out.to].replica.is_some() {
-                self.links
-                    .get_mut(&(id, out.to))
-                    .unwrap()
-                    .push_back((out.msg_id, out.msg));
+            let l = (id.min(to), id.max(to));
+            if !self.cut.contains(&l) && self.nodes[&to].replica.is_some() {
+                self.links.get_mut(&(id, to)).unwrap().push_back(frame);
             }
         }
         true
