@@ -25,6 +25,11 @@ use std::collections::{BTreeMap, VecDeque};
 use omnikv_core::{client::ClientOp, peer::ReadIndexMsg, NodeId, RequestId};
 use omnipaxos::ballot_leader_election::Ballot;
 
+/// Followers' requests a leader holds for its next confirmed round; more are refused (the
+/// followers' reads answer `unavailable` and are retried). A follower sends at most one a turn,
+/// and a round trip clears them, so only a leader that no majority answers reaches it.
+pub const FOLLOWER_REQUESTS_MAX: usize = 4096;
+
 /// A linearizable read waiting for its index or for the table to reach it.
 pub(super) struct Read<R> {
     pub(super) id: RequestId,
@@ -73,6 +78,8 @@ pub(super) struct ReadIndex<R> {
     acked: BTreeMap<NodeId, u64>,
     /// Read indices waiting for a round to be confirmed, in round order.
     unconfirmed: VecDeque<(u64, u64, Asker<R>)>,
+    /// How many of `unconfirmed` are followers' requests.
+    followers_unconfirmed: usize,
     /// A read arrived since the last probe.
     probe_due: bool,
     /// Reads at this follower not yet asked about, and those asked about, by request number.
@@ -95,6 +102,7 @@ impl<R> ReadIndex<R> {
             next_round: 0,
             acked: BTreeMap::new(),
             unconfirmed: VecDeque::new(),
+            followers_unconfirmed: 0,
             probe_due: false,
             unasked: Vec::new(),
             asked: BTreeMap::new(),
@@ -109,11 +117,7 @@ impl<R> ReadIndex<R> {
 impl<R> ReadIndex<R> {
     /// Reads waiting here, whatever for.
     pub(super) fn len(&self) -> usize {
-        let unconfirmed = self
-            .unconfirmed
-            .iter()
-            .filter(|(_, _, a)| matches!(a, Asker::Local(_)))
-            .count();
+        let unconfirmed = self.unconfirmed.len() - self.followers_unconfirmed;
         let asked: usize = self.asked.values().map(|(_, reads)| reads.len()).sum();
         unconfirmed + self.unasked.len() + asked + self.ready.len()
     }
@@ -156,11 +160,13 @@ impl<R> ReadIndex<R> {
                 }
             }
             ReadIndexMsg::Request { seq } => {
-                if at.leads() {
+                if at.leads() && self.followers_unconfirmed < FOLLOWER_REQUESTS_MAX {
                     self.lead(at);
                     let round = self.next_round;
                     let asker = Asker::Follower { peer: from, seq };
-                    self.unconfirmed.push_back((round, at.accepted_idx, asker));
+                    let idx = self.read_idx(at);
+                    self.unconfirmed.push_back((round, idx, asker));
+                    self.followers_unconfirmed += 1;
                     self.probe_due = true;
                 } else {
                     let refusal = ReadIndexMsg::Response {
@@ -325,6 +331,7 @@ impl<R> ReadIndex<R> {
             match asker {
                 Asker::Local(read) => self.ready.push((idx, read)),
                 Asker::Follower { peer, seq } => {
+                    self.followers_unconfirmed -= 1;
                     let read_idx = Some(idx);
                     self.outgoing
                         .push((peer, ReadIndexMsg::Response { seq, read_idx }));
@@ -338,6 +345,7 @@ impl<R> ReadIndex<R> {
         self.ballot = None;
         self.acked.clear();
         self.probe_due = false;
+        self.followers_unconfirmed = 0;
         for (_, _, asker) in std::mem::take(&mut self.unconfirmed) {
             match asker {
                 Asker::Local(read) => self.failed.push(read),
@@ -539,6 +547,49 @@ mod tests {
         ri.end_turn(&at, &[2, 3]);
         ri.receive(3, ack(1), &at);
         assert_eq!(ids(ri.take_ready(9)), [2]);
+    }
+
+    #[test]
+    fn a_followers_request_gets_the_decided_index_and_a_flood_is_refused() {
+        let mut ri: ReadIndex<()> = ReadIndex::new(true);
+        let at = Standing {
+            decided_idx: 9,
+            ..leader(12)
+        };
+        // The first read fixes the floor at the log length, 12: until the leader has decided
+        // that far, a follower is given the log length.
+        ri.read(read(1), &at);
+        ri.receive(2, ReadIndexMsg::Request { seq: 0 }, &at);
+        let later = Standing {
+            decided_idx: 12,
+            ..leader(15)
+        };
+        ri.receive(2, ReadIndexMsg::Request { seq: 1 }, &later);
+        ri.end_turn(&later, &[2, 3]);
+        ri.take_outgoing();
+        let ack = ReadIndexMsg::Ack {
+            round: 0,
+            promise: ballot(2, 1),
+        };
+        ri.receive(3, ack, &later);
+        let response = |seq, idx| ReadIndexMsg::Response {
+            seq,
+            read_idx: Some(idx),
+        };
+        assert_eq!(
+            ri.take_outgoing(),
+            [(2, response(0, 12)), (2, response(1, 12))]
+        );
+
+        for seq in 0..FOLLOWER_REQUESTS_MAX as u64 + 1 {
+            ri.receive(3, ReadIndexMsg::Request { seq }, &later);
+        }
+        let refused: Vec<_> = ri
+            .take_outgoing()
+            .into_iter()
+            .filter(|(_, m)| matches!(m, ReadIndexMsg::Response { read_idx: None, .. }))
+            .collect();
+        assert_eq!(refused.len(), 1);
     }
 
     #[test]

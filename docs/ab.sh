@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A/B of two builds of `omnikv` (docs/performance-notes.md): ROUNDS rounds (default 2), each
+# starting a fresh 3-node cluster on loopback with default flags per build, in alternating
+# order, and running `omnikv bench load` against all three nodes at each client count of
+# CLIENTS (default "64 1") for DUR seconds (default 10), with BENCH_ARGS added (for example
+# "--write-percent 0" for gets, "--write-percent 50" for a mix). The load generator is NEW's.
+# Prints one line per run: build, clients, then `bench load`'s own figures.
+#
+#   docs/ab.sh OLD_BINARY NEW_BINARY
+#
+# Build the older binary from a worktree (`git worktree add /tmp/old <commit>`, then
+# `cargo build --release -p omnikv-node` there) and copy it out before building the newer.
+set -euo pipefail
+old=$1
+new=$2
+rounds=${ROUNDS:-2}
+dur=${DUR:-10}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+run() {
+  local bin=$1 tag=$2 base=$((20000 + RANDOM % 5000)) members=() endpoints=""
+  rm -rf "${work:?}"/n*
+  for j in 1 2 3; do members+=(--member "$j=127.0.0.1:$((base + j))"); done
+  pids=()
+  for i in 1 2 3; do
+    RUST_LOG=warn "$bin" node --id "$i" "${members[@]}" --ws "127.0.0.1:$((base + 100 + i))" \
+      --data-dir "$work/n$i" >>"$work/n$i.log" 2>&1 &
+    pids+=($!)
+    endpoints+="ws://127.0.0.1:$((base + 100 + i)),"
+  done
+  endpoints=${endpoints%,}
+  for _ in $(seq 100); do
+    "$new" put ready x --node "ws://127.0.0.1:$((base + 101))" --timeout-ms 2000 >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  for clients in ${CLIENTS:-64 1}; do
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+    result=$("$new" bench load --endpoint "$endpoints" --clients "$clients" --duration-s "$dur" \
+      ${BENCH_ARGS:-} --no-progress 2>/dev/null | tail -1)
+    echo "$tag c$clients $result"
+  done
+  kill "${pids[@]}"
+  wait 2>/dev/null || true
+}
+
+for r in $(seq "$rounds"); do
+  if ((r % 2)); then
+    run "$old" old
+    run "$new" new
+  else
+    run "$new" new
+    run "$old" old
+  fi
+done
