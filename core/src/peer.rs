@@ -74,8 +74,10 @@ mod tests {
 
     #[test]
     fn a_frame_carrying_a_snapshot_with_sessions_round_trips() {
-        let mut snapshot = KVSnapshot::default();
-        snapshot.len = 6411328019041888;
+        let mut snapshot = KVSnapshot {
+            len: 6411328019041888,
+            ..KVSnapshot::default()
+        };
         snapshot.push(&KVCommand::OpenSession {
             id: RequestId { client: 1, seq: 0 },
         });
