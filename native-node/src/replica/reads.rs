@@ -9,6 +9,7 @@ use omnikv_core::{
 
 use super::ports::Platform;
 use super::read_index::{Read, Standing};
+use super::requests::Outcome;
 use super::{Io, Replica, ReplicaError};
 
 /// Whether `op` is answered by the read-index protocol rather than a log entry.
@@ -103,15 +104,7 @@ impl<P: Platform> Replica<P> {
             // The table holds every entry before the applied index.
             let index = self.applied_idx.checked_sub(1);
             let outcome = (Ok(answer), index);
-            self.answer(
-                read.reply,
-                read.id,
-                read.started_us,
-                now_us,
-                read.traced,
-                outcome,
-                io,
-            );
+            self.answer_read(read, outcome, now_us, io);
         }
         let failed = self.reads.take_failed();
         self.fail_reads(failed, "the leader changed; try again", now_us, io);
@@ -134,16 +127,26 @@ impl<P: Platform> Replica<P> {
                 timeout_ms: self.config.request_timeout_ms,
             };
             let outcome = (Err(error), None);
-            self.answer(
-                read.reply,
-                read.id,
-                read.started_us,
-                now_us,
-                read.traced,
-                outcome,
-                io,
-            );
+            self.answer_read(read, outcome, now_us, io);
         }
+    }
+
+    fn answer_read(
+        &mut self,
+        read: Read<P::Reply>,
+        outcome: Outcome,
+        now_us: u64,
+        io: &mut Io<'_>,
+    ) {
+        self.answer(
+            read.reply,
+            read.id,
+            read.started_us,
+            now_us,
+            read.traced,
+            outcome,
+            io,
+        );
     }
 
     pub(super) fn fail_reads(
@@ -158,15 +161,7 @@ impl<P: Platform> Replica<P> {
                 reason: reason.to_owned(),
             };
             let outcome = (Err(error), None);
-            self.answer(
-                read.reply,
-                read.id,
-                read.started_us,
-                now_us,
-                read.traced,
-                outcome,
-                io,
-            );
+            self.answer_read(read, outcome, now_us, io);
         }
     }
 }
