@@ -15,8 +15,8 @@
 //!
 //! A read at a follower asks the leader for an index (one request for the reads of a turn),
 //! and is served from the follower's own table once that has applied it. Reads of one turn
-//! share one probe round, and a probe carries its round number, so an answer to an older
-//! probe never confirms a newer read. Anything that may have lost an answer (a leader change,
+//! share one probe round, and a probe carries its round number, which only grows (across this
+//! node's ballots too), so an answer to an older probe never confirms a newer read. Anything that may have lost an answer (a leader change,
 //! a link down, a refusal) fails the reads it concerns as `unavailable`, which clients retry;
 //! the rest time out like any request.
 
@@ -296,7 +296,8 @@ impl<R> ReadIndex<R> {
             self.step_down();
             self.ballot = Some(at.promise);
             self.decided_floor = at.accepted_idx;
-            self.next_round = 0;
+            // Rounds keep growing: an answer still on its way from before the step down names
+            // an older round, which confirms no read taken now.
         }
     }
 
@@ -590,6 +591,39 @@ mod tests {
             .filter(|(_, m)| matches!(m, ReadIndexMsg::Response { read_idx: None, .. }))
             .collect();
         assert_eq!(refused.len(), 1);
+    }
+
+    #[test]
+    fn an_answer_from_before_a_step_down_confirms_no_later_read() {
+        let mut ri = ReadIndex::new(true);
+        let at = leader(3);
+        ri.read(read(1), &at);
+        ri.end_turn(&at, &[2, 3]);
+        let newer = ReadIndexMsg::Ack {
+            round: 0,
+            promise: ballot(3, 3),
+        };
+        ri.receive(3, newer, &at);
+        assert_eq!(ids(ri.take_failed()), [1]);
+        // OmniPaxos still has this node leading in its ballot: a new read opens a new round.
+        ri.read(read(2), &at);
+        ri.end_turn(&at, &[2, 3]);
+        assert_eq!(probes(&mut ri).last(), Some(&(3, 1)));
+        let old = ReadIndexMsg::Ack {
+            round: 0,
+            promise: ballot(2, 1),
+        };
+        ri.receive(2, old, &at);
+        assert!(
+            ri.take_ready(u64::MAX).is_empty(),
+            "round 0 answered before the read came"
+        );
+        let fresh = ReadIndexMsg::Ack {
+            round: 1,
+            promise: ballot(2, 1),
+        };
+        ri.receive(2, fresh, &at);
+        assert_eq!(ids(ri.take_ready(u64::MAX)), [2]);
     }
 
     #[test]
