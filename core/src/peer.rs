@@ -50,7 +50,7 @@ pub enum PeerFrame {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadIndexMsg {
-    /// Leader to followers: "do you still hold my ballot?" Rounds increase per leader.
+    /// Leader to followers: "do you still hold my ballot?" A node's rounds only increase.
     Probe { ballot: Ballot, round: u64 },
     /// Follower to leader: the promise it holds when it answers `round`.
     Ack { round: u64, promise: Ballot },
