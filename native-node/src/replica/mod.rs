@@ -268,7 +268,7 @@ impl<P: Platform> Replica<P> {
             Input::Admin { req, reply } => self.admin_waiting.push((req, reply)),
             Input::Tick => {
                 self.omni.tick();
-                let cluster_size = || io.links.peers().len() + 1;
+                let cluster_size = self.config.peers.len() + 1;
                 let (me, round_ticks) = (self.config.id, self.config.election_ticks);
                 if self.config.own_ballot_watch
                     && self

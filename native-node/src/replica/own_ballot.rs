@@ -34,7 +34,7 @@ impl OwnBallotWatch {
         &mut self,
         omni: &mut OmniPaxos<KVCommand, S>,
         me: NodeId,
-        cluster_size: impl FnOnce() -> usize,
+        cluster_size: usize,
         round_ticks: u64,
     ) -> bool {
         if omni.get_current_leader() != Some((me, false)) {
@@ -47,7 +47,7 @@ impl OwnBallotWatch {
         }
         // Replies of the last heartbeat round, from peers only.
         let heard = omni.get_ui_states().heartbeats.len() + 1;
-        if heard <= cluster_size() / 2 {
+        if heard <= cluster_size / 2 {
             return false;
         }
         self.stalled_ticks = 0;
