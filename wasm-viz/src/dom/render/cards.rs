@@ -132,7 +132,8 @@ fn make_actions(doc: &Document, root: &Element, id: NodeId) -> [Element; 3] {
 }
 
 impl Card {
-    /// Draws node `n`; the text panels (table, health) only when `panels`.
+    /// Draws node `n`; the text panels (table, health) only when `panels`. Returns whether its
+    /// log strip is busy (grew by more than it shows one by one).
     pub fn draw(
         &mut self,
         doc: &Document,
@@ -140,10 +141,13 @@ impl Card {
         model: &ClusterModel,
         is_leader: bool,
         panels: bool,
-    ) {
+    ) -> bool {
         self.draw_head(n, is_leader);
-        self.draw_snapshot(n);
-        if panels || !self.strip_is_busy(n) {
+        // The snapshot block heads the strip, and under load its text changes with every
+        // compaction: it moves with the strip.
+        let busy = self.strip_is_busy(n);
+        if panels || !busy {
+            self.draw_snapshot(n);
             self.draw_strip(doc, n);
         }
         if panels {
@@ -151,6 +155,7 @@ impl Card {
             self.draw_health(n, model);
             self.draw_table(doc, n);
         }
+        busy
     }
 
     fn draw_head(&self, n: &NodeModel, is_leader: bool) {

@@ -33,6 +33,13 @@ use crate::{model::ClusterModel, timeline::Mode, timeline::Timeline};
 /// every frame. Text changing sixty times a second cannot be read, and re-laying it out costs
 /// the frame.
 const PANELS_EVERY_MS: f64 = 100.0;
+/// The same while a log strip is busy (more entries than it can show one by one): the tables
+/// and strips then change wholesale at each refresh, and their layout and paint cost the page
+/// more than anything else it draws (docs/performance-notes.md, section 17).
+const PANELS_BUSY_EVERY_MS: f64 = 250.0;
+/// While live and busy, messages move on the ring at most this often (30 times a second), as
+/// the diagram always scrolls: a dot's position, not the page's frame rate, halves.
+const DOTS_BUSY_EVERY_MS: f64 = 33.0;
 
 /// Where the timeline is, for the bar and the diagram's cursor.
 pub struct TimelineInfo {
@@ -72,6 +79,10 @@ pub struct View {
     /// Model version and wall time of the last refresh of the text panels.
     panels_version: u64,
     panels_ms: f64,
+    /// Whether a log strip was busy at the last draw (see [`PANELS_BUSY_EVERY_MS`]).
+    busy: bool,
+    /// Wall time the ring's messages last moved.
+    dots_ms: f64,
     dirty: bool,
     ids: Vec<NodeId>,
     cards: Vec<cards::Card>,
@@ -94,6 +105,8 @@ impl View {
             drawn_version: u64::MAX,
             panels_version: u64::MAX,
             panels_ms: 0.0,
+            busy: false,
+            dots_ms: 0.0,
             dirty: true,
             ids: Vec::new(),
             cards: Vec::new(),
@@ -175,8 +188,13 @@ impl View {
             self.drawn_version = model.version;
             self.draw_model(doc, model, live, clock_ms, panels);
         }
-        self.ring
-            .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
+        let now = now_ms();
+        let is_live = info.mode == Mode::Live;
+        if !(is_live && self.busy) || now - self.dots_ms >= DOTS_BUSY_EVERY_MS {
+            self.dots_ms = now;
+            self.ring
+                .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
+        }
         self.diagram
             .draw(doc, model, live, clock_ms, info, self.selected);
     }
@@ -184,9 +202,13 @@ impl View {
     /// Whether the text panels are redrawn this frame (and if so, notes it).
     fn panels_due(&mut self, version: u64, live: bool) -> bool {
         let now = now_ms();
+        let every_ms = if self.busy {
+            PANELS_BUSY_EVERY_MS
+        } else {
+            PANELS_EVERY_MS
+        };
         let due = self.dirty
-            || (version != self.panels_version
-                && (!live || now - self.panels_ms >= PANELS_EVERY_MS));
+            || (version != self.panels_version && (!live || now - self.panels_ms >= every_ms));
         if due {
             self.panels_version = version;
             self.panels_ms = now;
@@ -209,11 +231,13 @@ impl View {
         }
         self.ring.draw(doc, &self.ids, model, self.selected);
         let leader = model.shown_leader();
+        let mut busy = false;
         for card in &mut self.cards {
             if let Some(n) = model.nodes.get(&card.id) {
-                card.draw(doc, n, model, leader == Some(n.id), panels);
+                busy |= card.draw(doc, n, model, leader == Some(n.id), panels);
             }
         }
+        self.busy = busy;
         if panels {
             held::draw(doc, model, self.held_selected);
             self.client_log.draw(doc, model);
