@@ -37,9 +37,8 @@ const LANE_H: f64 = 22.0;
 const TOP: f64 = 8.0;
 /// Screen units per millisecond inside the plot.
 const SCALE: f64 = PLOT_W / WINDOW_MS;
-/// While live, the diagram scrolls at most this often (30 times a second). It is the page's
-/// costliest panel to paint: every frame repaints all its arrows (README, "Visualizer
-/// performance").
+/// While live, the diagram scrolls at most this often (30 times a second): every scroll
+/// repaints all its arrows (README, "Visualizer performance").
 const LIVE_EVERY_MS: f64 = 33.0;
 /// Arrowheads' size on screen.
 const HEAD: f64 = 6.0;

@@ -35,7 +35,7 @@ use crate::{model::ClusterModel, timeline::Mode, timeline::Timeline};
 const PANELS_EVERY_MS: f64 = 100.0;
 /// The same while a log strip is busy (more entries than it can show one by one): the tables
 /// and strips then change wholesale at each refresh, and their layout and paint cost the page
-/// more than anything else it draws (docs/performance-notes.md, section 17).
+/// more than anything else it draws (README, "Visualizer performance").
 const PANELS_BUSY_EVERY_MS: f64 = 250.0;
 /// While live and busy, messages move on the ring at most this often (30 times a second), as
 /// the diagram always scrolls: a dot's position, not the page's frame rate, halves.
