@@ -44,6 +44,7 @@ pub mod scan;
 pub mod session;
 pub mod snapshot;
 pub mod txn;
+pub mod versioned;
 pub mod watch;
 
 pub use command::{KVCommand, RequestId};

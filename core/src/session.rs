@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{KVCommand, RequestId};
 use crate::txn::{Found, FOUND_VALUE_BYTES_MAX};
+pub use crate::versioned::Versioned;
 
 /// Outcomes a session keeps above its floor; also the most a client may pipeline.
 pub const SESSION_WINDOW: u64 = 1024;
@@ -291,21 +292,6 @@ pub enum Applied {
     Opened {
         evicted: Vec<u64>,
     },
-}
-
-/// A live key's value and the log index of the write that set it. Replicated state: every
-/// replica holds the same `mod_index` for a key, because it is the index of a decided entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Versioned {
-    pub value: String,
-    pub mod_index: u64,
-}
-
-impl AsRef<str> for Versioned {
-    fn as_ref(&self) -> &str {
-        &self.value
-    }
 }
 
 /// The key-value side of a state machine, as [`apply`] needs it.

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::limits::VALUE_BYTES_MAX;
-use crate::session::Versioned;
+use crate::versioned::Versioned;
 
 /// A condition on one key, checked when the transaction is applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@
 //! by requests in flight, per connection ([`CONNECTION_BYTES_IN_FLIGHT_MAX`]) and per node
 //! ([`CLIENT_BYTES_IN_FLIGHT_MAX`]), a write
 //! that makes no progress ([`WRITE_TIMEOUT`]) and a peer that has gone silent ([`IDLE_TIMEOUT`];
-//! the node pings every [`PING_EVERY`], and browsers and WebSocket libraries answer pings by
+//! the node pings every [`PING_EVERY`](crate::ws_conn::PING_EVERY), and browsers and WebSocket libraries answer pings by
 //! themselves).
 
 use std::sync::Arc;
@@ -51,24 +51,18 @@ use crate::handshakes::{HandshakePool, HandshakeTicket};
 use crate::input::ClientReplyTx;
 use crate::input::NodeInput as Input;
 use crate::ws_access::{AdminRights, UpgradePolicy};
+use crate::ws_conn::{
+    ping_ticker, ping_unless_idle, Ws, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT,
+};
 
 /// Open WebSocket connections per node (upgrades done).
 pub const CONNECTIONS_MAX: usize = 1024;
 /// Connections in their upgrade at once; a newcomer beyond it drops the oldest.
 pub const HANDSHAKES_MAX: usize = 128;
-/// Time from accept to a completed upgrade.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests read from one client connection and not yet answered: as many as one session may
 /// pipeline (its window), so that a well-behaved client is never slowed, while one connection
 /// still cannot take every place of the node's pending table (`--pending-max`, 16 times more).
 pub const REQUESTS_IN_FLIGHT_MAX: usize = omnikv_core::session::SESSION_WINDOW as usize;
-/// A write (one burst of frames, or a ping) that takes longer closes the connection: the
-/// other side has stopped reading.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the node pings an open connection.
-pub const PING_EVERY: Duration = Duration::from_secs(20);
-/// A connection that sends nothing (not even a pong) for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Replies queued per client connection. At most [`REQUESTS_IN_FLIGHT_MAX`] are ever waiting
 /// (one per request read), so the node's `try_send` of a reply never finds it full.
 const REPLY_QUEUE_LEN: usize = 4096;
@@ -229,39 +223,12 @@ async fn connection(
     }
 }
 
-pub(crate) type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
-
 fn text_of(msg: &WsMessage) -> Option<&[u8]> {
     match msg {
         WsMessage::Text(t) => Some(t.as_bytes()),
         WsMessage::Binary(b) => Some(b),
         _ => None,
     }
-}
-
-/// A ticker for pings, first firing one period from now.
-pub(crate) fn ping_ticker() -> tokio::time::Interval {
-    let mut t = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
-}
-
-/// At a ping tick: false if the other side has been silent past [`IDLE_TIMEOUT`] (close it),
-/// else pings it; an error if the ping cannot be written within [`WRITE_TIMEOUT`].
-pub(crate) async fn ping_unless_idle(
-    sink: &mut futures_util::stream::SplitSink<Ws, WsMessage>,
-    heard_at: Instant,
-) -> anyhow::Result<bool> {
-    if heard_at.elapsed() > IDLE_TIMEOUT {
-        return Ok(false);
-    }
-    timeout(
-        WRITE_TIMEOUT,
-        sink.send(WsMessage::Ping(Default::default())),
-    )
-    .await
-    .context("no progress")??;
-    Ok(true)
 }
 
 /// What a request holds while in flight: its frame, and room for its reply (a read's value may

@@ -50,3 +50,4 @@ pub mod transport;
 pub mod turn_timer;
 pub mod watchers;
 pub mod ws_access;
+pub mod ws_conn;

@@ -19,8 +19,8 @@ use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ping_ticker, ping_unless_idle, Ws, HANDSHAKE_TIMEOUT, WRITE_TIMEOUT};
 use crate::changes::{ChangeFeed, Read};
+use crate::ws_conn::{ping_ticker, ping_unless_idle, Ws, HANDSHAKE_TIMEOUT, WRITE_TIMEOUT};
 
 /// A watcher with nothing new to read is told how far it has been served this often, so that
 /// it can resume from a recent index even when nothing in its range changes, and knows the

@@ -2,7 +2,7 @@
 //! client's request to its answer at the index the read names.
 
 use omnikv_core::{
-    client::{ClientError, ClientOp, ClientRequest, ReadMode},
+    client::{ClientError, ClientRequest},
     peer::ReadIndexMsg,
     NodeId,
 };
@@ -11,20 +11,6 @@ use super::ports::Platform;
 use super::read_index::{Read, Standing};
 use super::requests::Outcome;
 use super::{Io, Replica, ReplicaError};
-
-/// Whether `op` is answered by the read-index protocol rather than a log entry.
-pub(super) fn is_linearizable_read(op: &ClientOp) -> bool {
-    matches!(
-        op,
-        ClientOp::Get {
-            read: ReadMode::Linearizable,
-            ..
-        } | ClientOp::Scan {
-            read: ReadMode::Linearizable,
-            ..
-        }
-    )
-}
 
 impl<P: Platform> Replica<P> {
     fn standing(&self) -> Standing {

@@ -2,7 +2,7 @@
 //! again after a leader change.
 
 use omnikv_core::{
-    client::{Answer, ClientError, ClientOp, ClientRequest, ClientResponse},
+    client::{Answer, ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode},
     event::{NodeEvent, RequestOutcome},
     KVCommand, RequestId,
 };
@@ -20,6 +20,20 @@ pub(super) struct Pending<R> {
     pub(super) cmd: KVCommand,
     /// Its request was published as an event, so its reply is too.
     pub(super) traced: bool,
+}
+
+/// Whether `op` is answered by the read-index protocol rather than a log entry.
+fn is_linearizable_read(op: &ClientOp) -> bool {
+    matches!(
+        op,
+        ClientOp::Get {
+            read: ReadMode::Linearizable,
+            ..
+        } | ClientOp::Scan {
+            read: ReadMode::Linearizable,
+            ..
+        }
+    )
 }
 
 /// The outcome of a request, and the log index it names.
@@ -45,7 +59,7 @@ impl<P: Platform> Replica<P> {
             self.answer(reply, id, now_us, now_us, traced, (Err(error), None), io);
             return Ok(());
         }
-        if super::reads::is_linearizable_read(&req.op) {
+        if is_linearizable_read(&req.op) {
             let in_flight = self.pending.len() + self.reads.len();
             if in_flight >= self.config.pending_max {
                 let error = ClientError::Overloaded { in_flight };

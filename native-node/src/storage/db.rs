@@ -20,6 +20,9 @@ pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+/// The key in `meta` of the table's applied index, written with the entries it applied
+/// (`kv_table`) and read with the table from one RocksDB snapshot (`kv_pages`, `table_digest`).
+pub(crate) const KEY_APPLIED_IDX: &str = "applied_idx";
 
 /// What RocksDB may hold, set in one place: the defaults are [`StoreLimits::DEFAULT`], and an
 /// operator changes them with `omnikv node --memtables-mb`, `--wal-max-mb`, `--block-cache-mb`.

@@ -13,8 +13,7 @@ use omnikv_core::{
 };
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
-use super::db::{StorageError, Store, CF_KV, CF_META};
-use super::kv_table::KEY_APPLIED_IDX;
+use super::db::{StorageError, Store, CF_KV, CF_META, KEY_APPLIED_IDX};
 use super::versioned;
 
 // The scan's rule caps a page at its own key count: a dump page must not ask for more.

@@ -23,11 +23,12 @@ use omnikv_core::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::db::{decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS};
+use super::db::{
+    decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS, KEY_APPLIED_IDX,
+};
 use super::table_digest::{DigestAt, DigestFolds};
 use super::versioned;
 
-pub(super) const KEY_APPLIED_IDX: &str = "applied_idx";
 /// Upper bound of every UTF-8 key: 0xFF never occurs in UTF-8.
 const KEY_SPACE_END: &[u8] = &[0xFF];
 
