@@ -236,7 +236,7 @@ pub enum BenchError {
     #[error(transparent)]
     Micro(#[from] storage_micro::MicroError),
     #[error(transparent)]
-    Report(#[from] report::ReportError),
+    Report(#[from] results::ReportError),
     #[error(transparent)]
     Memory(#[from] memory::MemoryError),
     #[error(transparent)]
@@ -367,7 +367,7 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
         }
         BenchCommand::Fill(a) => fill(a).await?,
         BenchCommand::Report(a) => {
-            let results = report::Results::load_dir(&a.dir)?;
+            let results = results::Results::load_dir(&a.dir)?;
             let notes = match &a.notes {
                 Some(p) => std::fs::read_to_string(p).map_err(|source| BenchError::Io {
                     path: p.display().to_string(),

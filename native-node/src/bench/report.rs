@@ -1,123 +1,16 @@
 //! Turning results into text: the table printed after a load run, and BENCHMARKS.md (how each
 //! system was driven, the targets, the client-count curve, the open-loop run, failover,
-//! RocksDB alone, the chart) rebuilt from a results directory.
-//!
-//! Layout of a results directory (written by `scripts/bench`): `load/*.json` ([`LoadResult`]),
-//! `failover/*.json` ([`FailoverResult`]), `memory/*.json` ([`MemoryResult`], from an opt-in
-//! run), `rocksdb.json` and `storage.json` (arrays), and
-//! `machine.md` (a description of the machine and versions, included verbatim), and
-//! `failover-failures.txt` (one line per failover trial in which no write was acknowledged).
+//! RocksDB alone, the chart) rebuilt from a results directory (read by `results::Results`).
 
 use std::fmt::Write;
-use std::path::Path;
 
 use super::backends::BackendKind;
-use super::results::{FailoverResult, LoadResult, MemoryResult, MicroResult, RocksdbResult};
-use super::stats::{median, Summary};
+use super::results::{LoadResult, MemoryResult, Results};
+use super::stats::{median, ms, Summary};
 use super::svg::{bar_chart, document, Group, Panel};
 use super::svg_lines::{line_chart, Series};
 use super::targets;
 use super::workload::{WorkloadKind, SCAN_LIMIT_KEYS};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("reading {path}: {reason}")]
-    Read { path: String, reason: String },
-}
-
-/// Everything found in a results directory.
-#[derive(Clone, Default)]
-pub struct Results {
-    pub load: Vec<LoadResult>,
-    pub failover: Vec<FailoverResult>,
-    pub memory: Vec<MemoryResult>,
-    pub rocksdb: Vec<RocksdbResult>,
-    pub storage: Vec<MicroResult>,
-    pub machine: String,
-    pub failover_failures: Vec<String>,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
-    let err = |reason: String| ReportError::Read {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
-}
-
-fn read_dir_json<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>, ReportError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| read_json(p)).collect()
-}
-
-impl Results {
-    pub fn load_dir(dir: &Path) -> Result<Results, ReportError> {
-        let optional = |name: &str| {
-            let p = dir.join(name);
-            p.exists().then_some(p)
-        };
-        Ok(Results {
-            load: read_dir_json(&dir.join("load"))?,
-            failover: read_dir_json(&dir.join("failover"))?,
-            memory: read_dir_json(&dir.join("memory"))?,
-            rocksdb: optional("rocksdb.json")
-                .map(|p| read_json(&p))
-                .transpose()?
-                .unwrap_or_default(),
-            storage: optional("storage.json")
-                .map(|p| read_json(&p))
-                .transpose()?
-                .unwrap_or_default(),
-            machine: optional("machine.md")
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_default(),
-            failover_failures: optional("failover-failures.txt")
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_owned)
-                .collect(),
-        })
-    }
-
-    /// The last run of `label` on `backend`.
-    pub fn run(&self, backend: BackendKind, label: &str) -> Option<&LoadResult> {
-        self.load
-            .iter()
-            .rfind(|r| r.backend == backend && r.label == label)
-    }
-
-    /// The last open-loop run of each label and backend, OmniKV's first.
-    pub fn open_loop_runs(&self) -> Vec<&LoadResult> {
-        let mut runs: Vec<&LoadResult> = self
-            .load
-            .iter()
-            .filter(|x| x.offered_per_s.is_some() && self.run(x.backend, &x.label) == Some(*x))
-            .collect();
-        runs.sort_by_key(|x| BackendKind::ALL.iter().position(|b| *b == x.backend));
-        runs
-    }
-
-    pub fn failover_ms(&self, backend: BackendKind) -> Vec<f64> {
-        self.failover
-            .iter()
-            .filter(|f| f.backend == backend)
-            .map(|f| f.failover_ms)
-            .collect()
-    }
-}
-
-pub fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
-}
 
 /// The table printed at the end of `omnikv bench load`.
 pub fn text_table(results: &[LoadResult]) -> String {

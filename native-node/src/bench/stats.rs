@@ -99,6 +99,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
+/// Microseconds as milliseconds with two decimals, as the reports print them.
+pub fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 //! gateway is never the yardstick.
 
 use super::backends::BackendKind;
-use super::report::{ms, Results};
-use super::stats::median;
+use super::results::Results;
+use super::stats::{median, ms};
 
 pub struct Verdict {
     pub target: &'static str,

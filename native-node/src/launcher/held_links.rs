@@ -6,8 +6,6 @@
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    control::HeldView,
-    event::NodeStatus,
     NodeId,
 };
 
@@ -59,22 +57,4 @@ impl Supervisor {
             ))),
         }
     }
-}
-
-/// The held directions of link `a`-`b`, as the nodes report them.
-pub fn held_views<'a>(
-    statuses: impl IntoIterator<Item = &'a NodeStatus>,
-    a: NodeId,
-    b: NodeId,
-) -> Vec<HeldView> {
-    statuses
-        .into_iter()
-        .flat_map(|s| s.peers.iter().map(move |p| (s.id, p)))
-        .filter(|(from, p)| p.held && ((*from, p.id) == (a, b) || (*from, p.id) == (b, a)))
-        .map(|(from, p)| HeldView {
-            from,
-            to: p.id,
-            waiting: p.waiting,
-        })
-        .collect()
 }

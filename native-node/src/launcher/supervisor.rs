@@ -17,7 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
-    control::{ClusterView, LinkView, NodeView, ProcessState},
+    control::{ClusterView, HeldView, LinkView, NodeView, ProcessState},
     event::{NodeStatus, Role},
     NodeId,
 };
@@ -483,7 +483,7 @@ impl Supervisor {
                 a,
                 b,
                 connected: !cut.contains(&(a, b)),
-                held: super::held_links::held_views(statuses.values(), a, b),
+                held: held_views(statuses.values(), a, b),
             })
             .collect();
         ClusterView {
@@ -523,4 +523,22 @@ impl Supervisor {
             p.state = ProcessState::Down;
         }
     }
+}
+
+/// The held directions of link `a`-`b`, as the nodes report them.
+fn held_views<'a>(
+    statuses: impl IntoIterator<Item = &'a NodeStatus>,
+    a: NodeId,
+    b: NodeId,
+) -> Vec<HeldView> {
+    statuses
+        .into_iter()
+        .flat_map(|s| s.peers.iter().map(move |p| (s.id, p)))
+        .filter(|(from, p)| p.held && ((*from, p.id) == (a, b) || (*from, p.id) == (b, a)))
+        .map(|(from, p)| HeldView {
+            from,
+            to: p.id,
+            waiting: p.waiting,
+        })
+        .collect()
 }
