@@ -317,12 +317,18 @@ impl Cluster {
 
     /// How many lines of node `id`'s log (kept across its restarts) contain `needle`.
     pub fn log_lines(&self, id: NodeId, needle: &str) -> usize {
+        self.log_matching(id, &[needle]).len()
+    }
+
+    /// The lines of node `id`'s log that contain any of `needles`, to explain a failure.
+    pub fn log_matching(&self, id: NodeId, needles: &[&str]) -> Vec<String> {
         let path = self.nodes[&id].data_dir.with_extension("log");
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
             .lines()
-            .filter(|l| l.contains(needle))
-            .count()
+            .filter(|l| needles.iter().any(|n| l.contains(n)))
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn is_running(&self, id: NodeId) -> bool {

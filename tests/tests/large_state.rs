@@ -213,7 +213,7 @@ const SENDING_COMPLETE: &str = "sending a complete snapshot";
 /// checks that every node holds the same table; returns the complete snapshots each node
 /// built. A follower resends its promise every 200 ms until the leader's answer arrives, and a
 /// snapshot this large takes longer than that to encode, send and read.
-async fn catch_up_from_a_large_snapshot(args: &[&str]) -> Vec<usize> {
+async fn catch_up_from_a_large_snapshot(args: &[&str]) -> (Vec<usize>, String) {
     let (cluster, leader, lagger, other, mut client) = snapshotting_cluster(args).await;
     for peer in [leader, other] {
         cluster.set_link(lagger, peer, false).await;
@@ -247,23 +247,31 @@ async fn catch_up_from_a_large_snapshot(args: &[&str]) -> Vec<usize> {
         built.iter().sum::<usize>() >= 1,
         "caught up without a snapshot"
     );
-    built
+    // Who led when, and who sent what: what explains more snapshots than expected.
+    let story = (cluster.ids().iter())
+        .flat_map(|&id| {
+            let lines = cluster.log_matching(id, &["leader changed", SENDING_COMPLETE]);
+            lines.into_iter().map(move |l| format!("node {id}: {l}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (built, story)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_waiting_for_a_large_snapshot_is_sent_it_once() {
-    let built = catch_up_from_a_large_snapshot(&[]).await;
+    let (built, story) = catch_up_from_a_large_snapshot(&[]).await;
     // Healing asks for a sync from both ends: two rounds at most. More means repeats were
     // answered, or a leader stalled on the snapshot long enough to be replaced.
     assert!(
         built.iter().all(|&n| n <= 2),
-        "{built:?} complete snapshots built for one catch-up"
+        "{built:?} complete snapshots built for one catch-up:\n{story}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answering_every_repeated_promise_builds_a_snapshot_each_time() {
-    let built = catch_up_from_a_large_snapshot(&["--unsafe-answer-repeated-promises"]).await;
+    let (built, _) = catch_up_from_a_large_snapshot(&["--unsafe-answer-repeated-promises"]).await;
     assert!(
         built.iter().any(|&n| n > 2),
         "{built:?}: the repeats were not answered, so this test cannot show what dropping them saves"
