@@ -5,8 +5,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import WebSocket from 'ws';
-import { until } from './demo.mjs';
+import { until, webDir } from './demo.mjs';
 import { demoSession, artifacts } from './session.mjs';
 
 const session = demoSession({
@@ -379,4 +382,19 @@ test('shift-click holds one link, its messages are delivered five at a time, and
   await until('the writes reached every node', kvHas('after-hold', 'ok'), 30000);
   await until('the write made during the hold too', kvHas('during-hold', 'ok'), 30000);
   assert.deepEqual(problems, []);
+});
+
+test("the page's wasm reaches a browser gzip-compressed, and decompresses to the built file", async () => {
+  const url = new URL('/pkg/omnikv_viz_bg.wasm', demo.url);
+  const res = await new Promise((ok, fail) =>
+    request(url, { headers: { 'accept-encoding': 'gzip' } }, ok).on('error', fail).end());
+  const chunks = [];
+  for await (const c of res) chunks.push(c);
+  const body = Buffer.concat(chunks);
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.headers['content-encoding'], 'gzip');
+  assert.equal(res.headers['content-type'], 'application/wasm');
+  const built = readFileSync(join(webDir, 'pkg/omnikv_viz_bg.wasm'));
+  assert.ok(body.length < built.length / 2, `${body.length} bytes sent for ${built.length}`);
+  assert.ok(gunzipSync(body).equals(built), 'the decompressed wasm is the built one');
 });

@@ -63,7 +63,13 @@ pub fn router(
         .route("/api/links/drop", post(drop_held))
         .route("/api/scenarios/{name}", post(scenario))
         .route("/api/{*rest}", get(not_found).post(not_found))
-        .fallback_service(ServeDir::new(web_dir).append_index_html_on_directories(true))
+        // `scripts/build-web` writes a gzip copy beside the wasm and its glue: a browser that
+        // accepts gzip loads 218 KB instead of 556 KB of wasm.
+        .fallback_service(
+            ServeDir::new(web_dir)
+                .append_index_html_on_directories(true)
+                .precompressed_gzip(),
+        )
         .layer(middleware::from_fn(bound_body))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .layer(middleware::from_fn_with_state(
