@@ -29,9 +29,9 @@ use super::{
 use crate::{model::ClusterModel, timeline::Mode, timeline::Timeline};
 
 /// While live, the text panels (tables, client log, inspector, notices, story, timeline line)
-/// are refreshed at most this often; the ring, the messages, the diagram and the log strips move
-/// every frame. Text changing sixty times a second cannot be read, and re-laying it out costs
-/// the frame.
+/// are refreshed at most this often; the ring, the messages and the log strips move every frame
+/// unless busy (below), the diagram 30 times a second. Text changing sixty times a second
+/// cannot be read, and re-laying it out costs the frame.
 const PANELS_EVERY_MS: f64 = 100.0;
 /// The same while a log strip is busy (more entries than it can show one by one): the tables
 /// and strips then change wholesale at each refresh, and their layout and paint cost the page
