@@ -55,6 +55,9 @@ struct Drawn {
 pub struct Diagram {
     /// Heartbeats drawn too (the toggle; off by default: they would hide everything else).
     pub heartbeats: bool,
+    /// A live view of a busy cluster: draw a steady sample of its messages (see
+    /// [`Diagram::wanted`]).
+    pub steady: bool,
     ids: Vec<NodeId>,
     /// Absolute times are drawn relative to this (the first frame's window start).
     origin_ms: Option<f64>,
@@ -189,9 +192,18 @@ impl Diagram {
         }
     }
 
-    /// The newest messages whose arrows reach into the window, at most [`ARROWS_MAX`].
-    fn wanted<'m>(&self, source: &'m ClusterModel, start_ms: f64) -> Vec<&'m MessageView> {
-        source
+    /// The messages whose arrows reach into the window, at most [`ARROWS_MAX`]: the newest; or,
+    /// when `steady` (live, and the cluster busy), a sample. Under load the newest 150 change
+    /// with every message, so each arrow would be handed to another message hundreds of times a
+    /// second; a message sampled by its id stays in the sample for its whole way across the
+    /// window, as the ring keeps its dots.
+    fn wanted<'m>(
+        &self,
+        source: &'m ClusterModel,
+        start_ms: f64,
+        steady: bool,
+    ) -> Vec<&'m MessageView> {
+        let in_window = source
             .messages
             .iter()
             .rev()
@@ -199,7 +211,20 @@ impl Diagram {
             .filter(|m| {
                 let end = m.received_ms.unwrap_or(m.sent_ms + UNSEEN_SPAN_MS);
                 end as f64 >= start_ms
-            })
+            });
+        if !steady {
+            return in_window.take(ARROWS_MAX).collect();
+        }
+        let candidates: Vec<&MessageView> = in_window.collect();
+        // A power of two, so that the sample changes rarely as the load varies; the ids are
+        // mixed first, because a leader's consecutive messages go to its followers in turn.
+        let every = candidates.len().div_ceil(ARROWS_MAX).next_power_of_two() as u64;
+        let sampled = |m: &&MessageView| {
+            (m.info.msg_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32).is_multiple_of(every)
+        };
+        candidates
+            .into_iter()
+            .filter(sampled)
             .take(ARROWS_MAX)
             .collect()
     }
@@ -216,7 +241,7 @@ impl Diagram {
         let Some(g) = el::by_id(doc, "diagram-arrows") else {
             return;
         };
-        let wanted = self.wanted(source, start_ms);
+        let wanted = self.wanted(source, start_ms, self.steady);
         let keep: Vec<(NodeId, u64)> = wanted
             .iter()
             .map(|m| (m.info.from, m.info.msg_id))
