@@ -13,10 +13,10 @@
 //! client connection ([`REQUESTS_IN_FLIGHT_MAX`]: the reader stops reading beyond it, so a
 //! pipelining client is slowed by TCP instead of filling the node's pending table), bytes held
 //! by requests in flight, per connection ([`CONNECTION_BYTES_IN_FLIGHT_MAX`]) and per node
-//! ([`CLIENT_BYTES_IN_FLIGHT_MAX`]), a write
-//! that makes no progress ([`WRITE_TIMEOUT`]) and a peer that has gone silent ([`IDLE_TIMEOUT`];
-//! the node pings every [`PING_EVERY`](crate::ws_conn::PING_EVERY), and browsers and WebSocket libraries answer pings by
-//! themselves).
+//! ([`CLIENT_BYTES_IN_FLIGHT_MAX`]), a write that makes no progress ([`WRITE_TIMEOUT`]) and a
+//! peer that has gone silent ([`IDLE_TIMEOUT`]; the node pings every
+//! [`PING_EVERY`](crate::ws_conn::PING_EVERY), and browsers and WebSocket libraries answer pings
+//! by themselves).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ use crate::input::ClientReplyTx;
 use crate::input::NodeInput as Input;
 use crate::ws_access::{AdminRights, UpgradePolicy};
 use crate::ws_conn::{
-    ping_ticker, ping_unless_idle, Ws, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT,
+    ping_ticker, ping_unless_idle, send_ping, Ws, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT,
 };
 
 /// Open WebSocket connections per node (upgrades done).
@@ -272,12 +272,11 @@ async fn client(
                         Some(r) => r,
                         None => break,
                     },
-                    _ = ping.tick() => {
-                        match timeout(WRITE_TIMEOUT, sink.send(WsMessage::Ping(Default::default()))).await {
-                            Ok(Ok(())) => continue,
-                            _ => break,
-                        }
-                    }
+                    // The reader knows when the client was last heard; this half only pings.
+                    _ = ping.tick() => match send_ping(&mut sink).await {
+                        Ok(()) => continue,
+                        Err(_) => break,
+                    },
                 };
                 // Replies already waiting share one write.
                 let burst = async {

@@ -38,11 +38,19 @@ pub(crate) async fn ping_unless_idle(
     if heard_at.elapsed() > IDLE_TIMEOUT {
         return Ok(false);
     }
+    send_ping(sink).await?;
+    Ok(true)
+}
+
+/// Pings the other side; an error if the ping cannot be written within [`WRITE_TIMEOUT`].
+pub(crate) async fn send_ping(
+    sink: &mut futures_util::stream::SplitSink<Ws, WsMessage>,
+) -> anyhow::Result<()> {
     timeout(
         WRITE_TIMEOUT,
         sink.send(WsMessage::Ping(Default::default())),
     )
     .await
     .context("no progress")??;
-    Ok(true)
+    Ok(())
 }

@@ -7,6 +7,10 @@
 //! and, when the launcher has a token, every request must carry it (header, or the cookie set
 //! by opening `/?token=TOKEN`).
 
+// The helpers' errors are the responses the handlers return, built once per refused request:
+// boxing them would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,8 +217,6 @@ fn control_error(e: ControlError) -> Response {
 
 /// Refuses a state-changing request made by a page of another origin (a browser always sends
 /// `Origin` on cross-origin POSTs; tools like curl send none).
-// The error is the response the handler returns, built once per refused request.
-#[allow(clippy::result_large_err)]
 fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
@@ -248,8 +250,6 @@ async fn not_found() -> Response {
     )
 }
 
-// The error is the response the handler returns, built once per refused request.
-#[allow(clippy::result_large_err)]
 fn parse_id(raw: &str) -> Result<NodeId, Response> {
     raw.parse::<NodeId>().map_err(|_| {
         reply(
@@ -322,8 +322,6 @@ async fn set_link(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 /// Decodes a control body, or the 400 reply that says what was expected.
-// The error is the response the handler returns, built once per refused request.
-#[allow(clippy::result_large_err)]
 fn body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Response> {
     decode_json(body, CONTROL_BODY_BYTES_MAX).map_err(|e| {
         reply(

@@ -16,9 +16,9 @@
 //! A read at a follower asks the leader for an index (one request for the reads of a turn),
 //! and is served from the follower's own table once that has applied it. Reads of one turn
 //! share one probe round, and a probe carries its round number, which only grows (across this
-//! node's ballots too), so an answer to an older probe never confirms a newer read. Anything that may have lost an answer (a leader change,
-//! a link down, a refusal) fails the reads it concerns as `unavailable`, which clients retry;
-//! the rest time out like any request.
+//! node's ballots too), so an answer to an older probe never confirms a newer read. Anything
+//! that may have lost an answer (a leader change, a link down, a refusal) fails the reads it
+//! concerns as `unavailable`, which clients retry; the rest time out like any request.
 
 use std::collections::{BTreeMap, VecDeque};
 
