@@ -190,7 +190,7 @@ test('a snapshot appears at the head of every log strip', async () => {
     }, 30000);
     assert.match(await snap.textContent(), new RegExp(`\\.\\.${at}\\b`));
     // Entries the snapshot replaced are no longer drawn in the strip, once it is redrawn (a
-    // strip that grew redraws with the text panels, 10 times a second).
+    // strip that grew redraws with the text panels, 4 to 10 times a second).
     const strip = page.locator(`.card[data-node-id="${id}"] .strip .entry`);
     const indices = () => strip.evaluateAll((es) => es.map((e) => Number(e.dataset.index)));
     const below = async () => (await indices()).filter((i) => i < at);

@@ -37,9 +37,6 @@ const LANE_H: f64 = 22.0;
 const TOP: f64 = 8.0;
 /// Screen units per millisecond inside the plot.
 const SCALE: f64 = PLOT_W / WINDOW_MS;
-/// While live, the diagram scrolls at most this often (30 times a second): every scroll
-/// repaints all its arrows (README, "Visualizer performance").
-const LIVE_EVERY_MS: f64 = 33.0;
 /// Arrowheads' size on screen.
 const HEAD: f64 = 6.0;
 
@@ -139,7 +136,8 @@ impl Diagram {
         let now = crate::dom::now_ms();
         if info.mode == Mode::Live
             && selected == self.drawn_selected
-            && now - self.drawn_ms < LIVE_EVERY_MS
+            // Every scroll repaints all its arrows (README, "Visualizer performance").
+            && now - self.drawn_ms < super::MOVES_EVERY_MS
         {
             return;
         }
@@ -193,16 +191,11 @@ impl Diagram {
     }
 
     /// The messages whose arrows reach into the window, at most [`ARROWS_MAX`]: the newest; or,
-    /// when `steady` (live, and the cluster busy), a sample. Under load the newest 150 change
+    /// when [`Diagram::steady`], a sample. Under load the newest 150 change
     /// with every message, so each arrow would be handed to another message hundreds of times a
     /// second; a message sampled by its id stays in the sample for its whole way across the
     /// window, as the ring keeps its dots.
-    fn wanted<'m>(
-        &self,
-        source: &'m ClusterModel,
-        start_ms: f64,
-        steady: bool,
-    ) -> Vec<&'m MessageView> {
+    fn wanted<'m>(&self, source: &'m ClusterModel, start_ms: f64) -> Vec<&'m MessageView> {
         let in_window = source
             .messages
             .iter()
@@ -212,7 +205,7 @@ impl Diagram {
                 let end = m.received_ms.unwrap_or(m.sent_ms + UNSEEN_SPAN_MS);
                 end as f64 >= start_ms
             });
-        if !steady {
+        if !self.steady {
             return in_window.take(ARROWS_MAX).collect();
         }
         let candidates: Vec<&MessageView> = in_window.collect();
@@ -241,7 +234,7 @@ impl Diagram {
         let Some(g) = el::by_id(doc, "diagram-arrows") else {
             return;
         };
-        let wanted = self.wanted(source, start_ms, self.steady);
+        let wanted = self.wanted(source, start_ms);
         let keep: Vec<(NodeId, u64)> = wanted
             .iter()
             .map(|m| (m.info.from, m.info.msg_id))

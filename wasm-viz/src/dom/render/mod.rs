@@ -37,9 +37,9 @@ const PANELS_EVERY_MS: f64 = 100.0;
 /// and strips then change wholesale at each refresh, and their layout and paint cost the page
 /// more than anything else it draws (README, "Visualizer performance").
 const PANELS_BUSY_EVERY_MS: f64 = 250.0;
-/// While live and busy, messages move on the ring at most this often (30 times a second), as
-/// the diagram always scrolls: a dot's position, not the page's frame rate, halves.
-const DOTS_BUSY_EVERY_MS: f64 = 33.0;
+/// Motion drawn at most this often (30 times a second): the live diagram's scroll always, and
+/// the ring's messages while busy. A position changes half as often, not the page's frame rate.
+const MOVES_EVERY_MS: f64 = 33.0;
 
 /// Where the timeline is, for the bar and the diagram's cursor.
 pub struct TimelineInfo {
@@ -190,7 +190,7 @@ impl View {
         }
         let now = now_ms();
         let is_live = info.mode == Mode::Live;
-        if !(is_live && self.busy) || now - self.dots_ms >= DOTS_BUSY_EVERY_MS {
+        if !(is_live && self.busy) || now - self.dots_ms >= MOVES_EVERY_MS {
             self.dots_ms = now;
             self.ring
                 .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
