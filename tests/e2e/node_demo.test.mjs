@@ -34,9 +34,12 @@ test('the tour walks a healthy cluster through a failover and ends with equal di
   assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
   const steps = res.stdout.split('\n').filter((l) => /^\d+\. /.test(l));
   assert.equal(steps.length, 8, res.stdout);
-  assert.match(res.stdout, /SIGKILL node \d+, the leader\n {3}node \d+ leads, \d+ ms after the kill/);
+  const killed = res.stdout.match(/SIGKILL node (\d+), the leader\n {3}node \d+ leads, \d+ ms after the kill/);
+  assert.ok(killed, res.stdout);
   assert.match(res.stdout, /serves tour=second from its own copy \d+ ms after the restart/);
-  assert.match(res.stdout, /what happened: node \d+ went down/);
+  // The story calls the node "(leader)" when its kill is on the record before the election,
+  // which is a race between the launcher's process poll and the survivors' ballots.
+  assert.match(res.stdout, new RegExp(`what happened: node ${killed[1]} (\\(leader\\) )?went down`));
   const digests = [...res.stdout.matchAll(/node \d+: applied (\d+), digest ([0-9a-f]+)/g)];
   assert.equal(digests.length, 3, res.stdout);
   assert.equal(new Set(digests.map((m) => `${m[1]} ${m[2]}`)).size, 1, 'replicas differ');
@@ -58,7 +61,7 @@ test('top in plain mode shows the new leader after the leader is killed', async 
   const last = status.at(-1).match(/^status leader=(\d+) /);
   assert.ok(last && Number(last[1]) !== leader, `still led by ${leader}:\n${res.stdout}`);
   assert.match(status.at(-1), new RegExp(`${leader}:down/`));
-  assert.match(res.stdout, new RegExp(`\\d\\d:\\d\\d:\\d\\d\\.\\d{3} node ${leader} went down`));
+  assert.match(res.stdout, new RegExp(`\\d\\d:\\d\\d:\\d\\d\\.\\d{3} node ${leader} (\\(leader\\) )?went down`));
   assert.match(res.stdout, new RegExp(`\\d\\d:\\d\\d:\\d\\d\\.\\d{3} node ${last[1]} leads`));
   await until('every node up again', async () => (await demo.cluster()).nodes.every((n) => n.state === 'up'));
 });
