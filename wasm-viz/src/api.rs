@@ -16,7 +16,7 @@ use omnikv_core::{
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::{client, describe, reducer::Record};
+use crate::{client, describe, record::Record};
 use omnikv_core::NodeId;
 
 /// Largest event frame the page and the CLI accept (events carry at most a few hundred keys).

@@ -204,7 +204,7 @@ pub fn event_line(env: &EventEnvelope) -> String {
     let what = match &env.event {
         NodeEvent::Status(s) => format!(
             "status role={} leader={} ballot={} accepted={} decided={} applied={} compacted={}",
-            crate::model::role_str(Some(s.role)),
+            crate::node_model::role_str(Some(s.role)),
             s.leader
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "-".into()),

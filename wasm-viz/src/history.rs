@@ -10,7 +10,7 @@ use omnikv_core::{
     txn::{Guard, TxnOp},
 };
 
-use crate::{control::SCENARIO_PATH_PREFIX, reducer::Record};
+use crate::{control::SCENARIO_PATH_PREFIX, record::Record};
 
 /// One key's operations, in invocation order, and the verdict on them.
 #[derive(Debug, PartialEq)]

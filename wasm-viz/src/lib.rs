@@ -12,7 +12,9 @@ pub mod describe;
 pub mod health;
 pub mod history;
 pub mod model;
+pub mod node_model;
 pub mod observer;
+pub mod record;
 pub mod reducer;
 pub mod story;
 pub mod timeline;
@@ -21,5 +23,5 @@ pub mod timeline;
 mod dom;
 
 pub use model::ClusterModel;
-pub use reducer::Record;
+pub use record::Record;
 pub use timeline::Timeline;

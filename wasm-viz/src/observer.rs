@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use crate::{
     api, describe, health,
     model::{role_str, ClusterModel},
-    reducer::Record,
+    record::Record,
     timeline::{Timeline, RECORDS_CAP},
 };
 

@@ -16,8 +16,8 @@ use omnikv_core::{
 use crate::{
     control::SCENARIO_PATH_PREFIX,
     describe,
-    model::{NodeMap, NodeState},
-    reducer::Record,
+    node_model::{NodeMap, NodeState},
+    record::Record,
 };
 
 /// Happenings kept; older ones are forgotten (a long live session keeps its recent story).

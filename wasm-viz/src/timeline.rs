@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use omnikv_core::decode_json;
 use serde::{Deserialize, Serialize};
 
-use crate::{model::ClusterModel, reducer::Record};
+use crate::{model::ClusterModel, record::Record};
 
 /// Inputs kept by default (a few minutes of a busy 3-node cluster).
 pub const RECORDS_CAP: usize = 20_000;

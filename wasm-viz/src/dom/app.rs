@@ -28,7 +28,7 @@ use crate::{
     api,
     control::{self, ControlRequest},
     model::NodeState,
-    reducer::Record,
+    record::Record,
     timeline::{self, Timeline, RECORDS_CAP},
 };
 

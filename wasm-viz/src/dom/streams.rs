@@ -15,7 +15,7 @@ use omnikv_core::{
 use super::net::{Socket, SocketEvent};
 use crate::{
     model::{KV_KEYS_MAX, LOG_WINDOW_ENTRIES},
-    reducer::Record,
+    record::Record,
 };
 
 /// Largest dump head accepted: its keys (2 MiB) and log tail (1 MiB) are bounded by the node,
