@@ -22,19 +22,27 @@ pub(crate) fn encode(mod_index: u64, value: &str) -> Vec<u8> {
 
 /// Reads back what [`encode`] wrote; `key` names the entry in the error.
 pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Versioned, StorageError> {
-    let corrupt = |what: &str| {
-        StorageError::Corrupt(format!(
-            "stored value of {:?} {what}",
-            String::from_utf8_lossy(key)
-        ))
-    };
+    let (mod_index, value) = split(key, bytes)?;
+    let value = String::from_utf8(value.to_vec()).map_err(|_| corrupt(key, "is not UTF-8"))?;
+    Ok(Versioned { value, mod_index })
+}
+
+/// The `mod_index` and the value's bytes of what [`encode`] wrote, unchecked and uncopied: for a
+/// reader that only hashes the value (the table digest's fold).
+pub(crate) fn split<'a>(key: &[u8], bytes: &'a [u8]) -> Result<(u64, &'a [u8]), StorageError> {
     if bytes.len() < INDEX_BYTES {
-        return Err(corrupt("is shorter than its mod_index"));
+        return Err(corrupt(key, "is shorter than its mod_index"));
     }
     let (index, value) = bytes.split_at(INDEX_BYTES);
     let mod_index = u64::from_be_bytes(index.try_into().expect("split at 8"));
-    let value = String::from_utf8(value.to_vec()).map_err(|_| corrupt("is not UTF-8"))?;
-    Ok(Versioned { value, mod_index })
+    Ok((mod_index, value))
+}
+
+fn corrupt(key: &[u8], what: &str) -> StorageError {
+    StorageError::Corrupt(format!(
+        "stored value of {:?} {what}",
+        String::from_utf8_lossy(key)
+    ))
 }
 
 #[cfg(test)]
