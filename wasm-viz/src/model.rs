@@ -49,7 +49,6 @@ pub struct Notice {
     pub text: String,
 }
 
-
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterModel {
     pub nodes: NodeMap,

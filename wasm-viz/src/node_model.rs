@@ -12,7 +12,6 @@ use omnikv_core::{
     KVCommand, NodeId,
 };
 
-
 /// Log entries kept per node (the newest); older ones are summarised by the indices.
 pub const LOG_WINDOW_ENTRIES: usize = 40;
 /// Keys kept per node table; beyond this the table says it is truncated.
