@@ -20,7 +20,6 @@
 
 mod apply;
 mod early_release;
-mod late_sync;
 mod own_ballot;
 pub mod ports;
 mod promise_repeats;
@@ -79,10 +78,6 @@ pub struct ReplicaConfig {
     /// Whether a node stuck on its own ballot asks for a higher one (see `own_ballot`); off
     /// only to show the stall it prevents.
     pub own_ballot_watch: bool,
-    /// Whether a follower that receives a `Prepare` or an `AcceptSync` of its ballot while
-    /// already accepting asks to be synced again (see `late_sync`); off only to show the stall
-    /// it prevents.
-    pub late_sync_resync: bool,
     /// Whether a leader confirms with a majority that it still leads before it serves a
     /// linearizable read (see `read_index`); off only to show the stale reads it prevents.
     pub read_probe: bool,
@@ -312,14 +307,6 @@ impl<P: Platform> Replica<P> {
         if io.events.wants_detail(Detail::Message) {
             io.events
                 .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
-        }
-        if self.config.late_sync_resync && late_sync::is_ignored_sync(&self.omni, from, &msg) {
-            info!(
-                from,
-                "a prepare or sync of its ballot reached this node accepting: asked for a new sync"
-            );
-            self.omni.reconnected(from);
-            return;
         }
         if !self.config.snapshot_fix {
             if carries_delta_snapshot(&msg) {

@@ -72,19 +72,11 @@ pub struct SimConfig {
     /// Whether a node stuck on its own ballot asks for a higher one, as the node does. Off only
     /// to show the simulation catches the stall.
     pub own_ballot_watch: bool,
-    /// Whether a follower that receives a `Prepare` or an `AcceptSync` of its ballot while
-    /// already accepting asks to be synced again, as the node does. Off only to show what it
-    /// prevents.
-    pub late_sync_resync: bool,
     /// Whether a leader confirms that it still leads before serving a linearizable read, as
     /// the node does. Off only to show the simulation catches the stale reads.
     pub read_probe: bool,
     /// Chance that a turn of the faulty phase crashes at each of its crash points.
     pub crash_point_chance: f64,
-    /// Whether a restarted node's links come up one by one at later steps, as the real
-    /// transport's streams connect, rather than all at its restart. Off in the standard runs,
-    /// whose seeds stay as they were.
-    pub staggered_link_ups: bool,
 }
 
 impl SimConfig {
@@ -100,10 +92,8 @@ impl SimConfig {
             sync: true,
             release_before_sync: ReleaseBeforeSync::LeaderAccepts,
             own_ballot_watch: true,
-            late_sync_resync: true,
             read_probe: true,
             crash_point_chance: 0.0007,
-            staggered_link_ups: false,
         }
     }
 }
@@ -189,8 +179,6 @@ pub struct Sim {
     /// Index up to which each node's decided entries were compared with `decided`.
     checked: BTreeMap<NodeId, u64>,
     clients: Clients,
-    /// Links of restarted nodes not yet up (`staggered_link_ups`), as (restarted, peer).
-    link_ups_waiting: Vec<(NodeId, NodeId)>,
     step: u64,
     pub stats: SimStats,
 }
@@ -242,7 +230,6 @@ impl Sim {
             model: Model::default(),
             checked: BTreeMap::new(),
             clients: Clients::new(),
-            link_ups_waiting: Vec::new(),
             step: 0,
             stats: SimStats::default(),
             config,
@@ -364,13 +351,6 @@ impl Sim {
         // cluster's size, so past a bound the step delivers instead of ticking.
         let backlog: usize = self.links.values().map(VecDeque::len).sum();
         let congested = backlog > BACKLOG_MAX_PER_LINK * self.links.len();
-        if !self.link_ups_waiting.is_empty() && self.rng.gen_bool(0.2) {
-            let k = self.rng.gen_range(0..self.link_ups_waiting.len());
-            let (id, peer) = self.link_ups_waiting.swap_remove(k);
-            if self.nodes[&id].replica.is_some() && self.nodes[&peer].replica.is_some() {
-                self.link_event(id, peer, true);
-            }
-        }
         if faults && roll < 0.02 {
             self.fault();
         } else if roll < 0.55 || congested {
@@ -479,7 +459,6 @@ impl Sim {
             drop_promise_repeats: true,
             election_ticks: ELECTION_TICKS,
             own_ballot_watch: self.config.own_ballot_watch,
-            late_sync_resync: self.config.late_sync_resync,
             read_probe: self.config.read_probe,
             release_before_sync: self.config.release_before_sync,
             data_dir: format!("sim/{id}"),
@@ -496,11 +475,7 @@ impl Sim {
             if peer != id && self.nodes[&peer].replica.is_some() {
                 // Both ends see the stream come up (a cut link is enforced above the stream);
                 // a peer that saw it before reconnects.
-                if self.config.staggered_link_ups {
-                    self.link_ups_waiting.push((id, peer));
-                } else {
-                    self.link_event(id, peer, true);
-                }
+                self.link_event(id, peer, true);
             }
         }
     }
