@@ -1,9 +1,9 @@
 // Starts a real `omnikv demo` on a free port with a fresh data dir, and stops it afterwards.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, homedir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
+import { basename, join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -33,6 +33,20 @@ export async function until(what, check, timeoutMs = 20000) {
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
 }
 
+/**
+ * Copies the nodes' logs and the launcher's output into ARTIFACTS_DIR/demo-logs/, so that a
+ * failure seen only in a full run can be read afterwards (the data directory itself goes).
+ */
+function keepLogs(dataDir, output) {
+  if (!process.env.ARTIFACTS_DIR) return;
+  const dir = join(process.env.ARTIFACTS_DIR, 'demo-logs', basename(dataDir));
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dataDir).filter((n) => n.endsWith('.log'))) {
+    cpSync(join(dataDir, f), join(dir, f));
+  }
+  writeFileSync(join(dir, 'launcher.log'), output);
+}
+
 /** `nodes`: cluster size (the demo's default, 3, when not given). */
 export async function startDemo({ nodes } = {}) {
   const port = await freePort();
@@ -56,6 +70,7 @@ export async function startDemo({ nodes } = {}) {
       child.kill('SIGTERM');
       await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
+      keepLogs(dataDir, output);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
