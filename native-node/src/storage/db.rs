@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, Snapshot, WriteBatch,
     WriteOptions, DB,
 };
 
@@ -21,7 +21,7 @@ pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 /// The key in `meta` of the table's applied index, written with the entries it applied
-/// (`kv_table`) and read with the table from one RocksDB snapshot (`kv_pages`, `table_digest`).
+/// (`kv_table`) and read with the table from one RocksDB snapshot ([`Store::applied_idx_in`]).
 pub(crate) const KEY_APPLIED_IDX: &str = "applied_idx";
 
 /// What RocksDB may hold, set in one place: the defaults are [`StoreLimits::DEFAULT`], and an
@@ -254,6 +254,16 @@ impl Store {
 
     pub fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// The table's applied index as of `snapshot`: a reader that takes the table from the same
+    /// snapshot (`kv_pages`, `table_digest`) gets the table at exactly that index, because an
+    /// entry's writes and the index it moves to are one batch.
+    pub(crate) fn applied_idx_in(&self, snapshot: &Snapshot<'_>) -> Result<u64, StorageError> {
+        match snapshot.get_cf(self.cf(CF_META), KEY_APPLIED_IDX)? {
+            Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            None => Ok(0),
+        }
     }
 
     pub(crate) fn get_meta<T: serde::de::DeserializeOwned>(

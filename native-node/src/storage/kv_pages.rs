@@ -13,7 +13,7 @@ use omnikv_core::{
 };
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
-use super::db::{StorageError, Store, CF_KV, CF_META, KEY_APPLIED_IDX};
+use super::db::{StorageError, Store, CF_KV};
 use super::versioned;
 
 // The scan's rule caps a page at its own key count: a dump page must not ask for more.
@@ -24,10 +24,7 @@ const _: () = assert!(DUMP_PAGE_KEYS_MAX <= scan::SCAN_KEYS_MAX);
 pub fn read_page(store: &Store, after: Option<&str>, limit: u32) -> Result<DumpPage, StorageError> {
     let limit = limit.clamp(1, DUMP_PAGE_KEYS_MAX);
     let snapshot = store.db().snapshot();
-    let applied_idx = match snapshot.get_cf(store.cf(CF_META), KEY_APPLIED_IDX)? {
-        Some(bytes) => serde_json::from_slice(&bytes)?,
-        None => 0,
-    };
+    let applied_idx = store.applied_idx_in(&snapshot)?;
     // The scan's page rule over the whole key space; a limit of 0 is one key here (a scan
     // reads 0 as the most), and pages may be as large as a dump page.
     let range = ScanRange {

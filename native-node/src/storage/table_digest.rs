@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use omnikv_core::digest::TableDigest;
 use rocksdb::IteratorMode;
 
-use super::db::{StorageError, Store, CF_KV, CF_META, KEY_APPLIED_IDX};
+use super::db::{StorageError, Store, CF_KV};
 use super::versioned;
 
 /// Shortest time from the end of one fold to the start of the next.
@@ -100,10 +100,7 @@ fn start_fold(
 /// The digest of the table in one snapshot, and the applied index in the same snapshot.
 fn fold(store: &Store) -> Result<DigestAt, StorageError> {
     let snapshot = store.db().snapshot();
-    let applied_idx = match snapshot.get_cf(store.cf(CF_META), KEY_APPLIED_IDX)? {
-        Some(bytes) => serde_json::from_slice(&bytes)?,
-        None => 0,
-    };
+    let applied_idx = store.applied_idx_in(&snapshot)?;
     let mut digest = TableDigest::default();
     for item in snapshot.iterator_cf(store.cf(CF_KV), IteratorMode::Start) {
         let (k, v) = item?;
