@@ -3,9 +3,9 @@
 //!
 //! Layout of a results directory (written by `scripts/bench`): `load/*.json` ([`LoadResult`]),
 //! `failover/*.json` ([`FailoverResult`]), `memory/*.json` ([`MemoryResult`], from an opt-in
-//! run), `rocksdb.json` and `storage.json` (arrays), and
-//! `machine.md` (a description of the machine and versions, included verbatim), and
-//! `failover-failures.txt` (one line per failover trial in which no write was acknowledged).
+//! run), `rocksdb.json` and `storage.json` (arrays), `machine.md` (a description of the machine
+//! and versions, included verbatim) and `failover-failures.txt` (one line per failover trial in
+//! which no write was acknowledged).
 
 use std::path::Path;
 

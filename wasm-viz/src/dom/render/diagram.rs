@@ -191,10 +191,10 @@ impl Diagram {
     }
 
     /// The messages whose arrows reach into the window, at most [`ARROWS_MAX`]: the newest; or,
-    /// when [`Diagram::steady`], a sample. Under load the newest 150 change
-    /// with every message, so each arrow would be handed to another message hundreds of times a
-    /// second; a message sampled by its id stays in the sample for its whole way across the
-    /// window, as the ring keeps its dots.
+    /// when [`Diagram::steady`], a sample. Under load the newest 150 change with every message,
+    /// so each arrow would be handed to another message hundreds of times a second; a message
+    /// sampled by its id stays in the sample for its whole way across the window, as the ring
+    /// keeps its dots.
     fn wanted<'m>(&self, source: &'m ClusterModel, start_ms: f64) -> Vec<&'m MessageView> {
         let in_window = source
             .messages
