@@ -177,11 +177,14 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         drop_promise_repeats: !config.unsafe_answer_repeated_promises,
         election_ticks: config.election_ticks,
         own_ballot_watch: true,
+        late_sync_resync: true,
+        drop_stale_syncs: true,
         read_probe: true,
         release_before_sync: ReleaseBeforeSync::LeaderAccepts,
         data_dir: store.path().display().to_string(),
         pid: std::process::id(),
         started_at_ms: now_ms(),
+        run_nonce: rand::random(),
     };
     let node = Node {
         id,

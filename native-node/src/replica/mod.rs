@@ -20,6 +20,7 @@
 
 mod apply;
 mod early_release;
+mod late_sync;
 mod own_ballot;
 pub mod ports;
 mod promise_repeats;
@@ -78,6 +79,13 @@ pub struct ReplicaConfig {
     /// Whether a node stuck on its own ballot asks for a higher one (see `own_ballot`); off
     /// only to show the stall it prevents.
     pub own_ballot_watch: bool,
+    /// Whether a follower that receives a `Prepare` or an `AcceptSync` of its ballot while
+    /// already accepting asks to be synced again (see `late_sync`); off only to show the stall
+    /// it prevents.
+    pub late_sync_resync: bool,
+    /// Whether an `AcceptSync` that starts below this node's decided index is dropped (see
+    /// `late_sync`); off only to show what it prevents.
+    pub drop_stale_syncs: bool,
     /// Whether a leader confirms with a majority that it still leads before it serves a
     /// linearizable read (see `read_index`); off only to show the stale reads it prevents.
     pub read_probe: bool,
@@ -87,6 +95,10 @@ pub struct ReplicaConfig {
     pub data_dir: String,
     pub pid: u32,
     pub started_at_ms: u64,
+    /// A number drawn for this run of the node (random in the process), from which it numbers
+    /// its read-index requests: an answer meant for an earlier run never matches one of this
+    /// run's requests (see `read_index`).
+    pub run_nonce: u64,
 }
 
 /// A failure that stops the replica: its storage can no longer be trusted.
@@ -185,6 +197,7 @@ impl<P: Platform> Replica<P> {
     ) -> Result<Replica<P>, ReplicaError> {
         let applied_idx = table.applied_idx()?;
         let read_probe = config.read_probe;
+        let run_nonce = config.run_nonce;
         let observed = Observed {
             accepted: omni.get_accepted_idx() as u64,
             decided: omni.get_decided_idx() as u64,
@@ -202,7 +215,7 @@ impl<P: Platform> Replica<P> {
             snapshot_summary,
             compaction_cut: apply::CompactionCut::default(),
             pending: HashMap::new(),
-            reads: read_index::ReadIndex::new(read_probe),
+            reads: read_index::ReadIndex::new(read_probe, run_nonce),
             deadlines: VecDeque::new(),
             applied_idx,
             next_msg_id: 0,
@@ -308,12 +321,27 @@ impl<P: Platform> Replica<P> {
             io.events
                 .emit(NodeEvent::MessageReceived(MessageInfo::of(msg_id, &msg)));
         }
+        if self.config.late_sync_resync && late_sync::is_ignored_sync(&self.omni, from, &msg) {
+            info!(
+                from,
+                "a prepare or sync of its ballot reached this node accepting: asked for a new sync"
+            );
+            self.omni.reconnected(from);
+            return;
+        }
         if !self.config.snapshot_fix {
             if carries_delta_snapshot(&msg) {
                 warn!(from, "kept a delta snapshot, the fix being off");
             }
         } else if replace_delta_snapshot(&self.omni, &mut msg) {
             info!(from, "replaced a delta snapshot by its entries");
+        }
+        if self.config.drop_stale_syncs && late_sync::is_stale_sync(&self.omni, &msg) {
+            info!(
+                from,
+                "dropped a sync built for an older promise of this node"
+            );
+            return;
         }
         self.omni.handle_incoming(msg);
     }

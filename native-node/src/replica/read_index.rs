@@ -19,6 +19,13 @@
 //! node's ballots too), so an answer to an older probe never confirms a newer read. Anything
 //! that may have lost an answer (a leader change, a link down, a refusal) fails the reads it
 //! concerns as `unavailable`, which clients retry; the rest time out like any request.
+//!
+//! A follower's requests are numbered from a number drawn for each run of the node. A leader's
+//! queue to a follower outlives the follower's process (the transport delivers it on the next
+//! stream), so the answer to a request of a run that crashed reaches the next run; numbered from
+//! zero in every run, it answered that run's request of the same number with an older index, and
+//! the read missed a write acknowledged before it was sent (the simulation found it with
+//! `queued_outlive_crash`).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -94,7 +101,9 @@ pub(super) struct ReadIndex<R> {
 }
 
 impl<R> ReadIndex<R> {
-    pub(super) fn new(probe: bool) -> Self {
+    /// `seq_start`: where this run numbers its requests to the leader (see
+    /// `ReplicaConfig::run_nonce`).
+    pub(super) fn new(probe: bool, seq_start: u64) -> Self {
         ReadIndex {
             probe,
             ballot: None,
@@ -106,7 +115,7 @@ impl<R> ReadIndex<R> {
             probe_due: false,
             unasked: Vec::new(),
             asked: BTreeMap::new(),
-            next_seq: 0,
+            next_seq: seq_start,
             ready: Vec::new(),
             outgoing: Vec::new(),
             failed: Vec::new(),
@@ -210,7 +219,7 @@ impl<R> ReadIndex<R> {
         match at.leader {
             Some((leader, _)) if leader != at.me => {
                 let seq = self.next_seq;
-                self.next_seq += 1;
+                self.next_seq = seq.wrapping_add(1);
                 self.asked
                     .insert(seq, (leader, std::mem::take(&mut self.unasked)));
                 self.outgoing.push((leader, ReadIndexMsg::Request { seq }));
@@ -438,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_leaders_read_waits_for_a_majority_and_for_the_table() {
-        let mut ri = ReadIndex::new(true);
+        let mut ri = ReadIndex::new(true, 0);
         let at = leader(7);
         assert!(ri.read(read(1), &at).is_none());
         ri.end_turn(&at, &[2, 3]);
@@ -459,7 +468,7 @@ mod tests {
 
     #[test]
     fn an_answer_to_an_older_probe_does_not_confirm_a_newer_read() {
-        let mut ri = ReadIndex::new(true);
+        let mut ri = ReadIndex::new(true, 0);
         let at = leader(3);
         ri.read(read(1), &at);
         ri.end_turn(&at, &[2, 3]);
@@ -478,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_newer_promise_fails_the_leaders_reads_and_refuses_its_followers() {
-        let mut ri = ReadIndex::new(true);
+        let mut ri = ReadIndex::new(true, 0);
         let at = leader(3);
         ri.read(read(1), &at);
         ri.receive(2, ReadIndexMsg::Request { seq: 5 }, &at);
@@ -500,7 +509,7 @@ mod tests {
 
     #[test]
     fn a_followers_reads_wait_for_the_leaders_index_and_fail_with_its_leadership() {
-        let mut ri = ReadIndex::new(true);
+        let mut ri = ReadIndex::new(true, 0);
         let at = follower();
         ri.read(read(1), &at);
         ri.read(read(2), &at);
@@ -523,7 +532,7 @@ mod tests {
 
     #[test]
     fn a_leader_reads_at_its_log_length_until_it_has_decided_its_first_log() {
-        let mut ri = ReadIndex::new(true);
+        let mut ri = ReadIndex::new(true, 0);
         let ack = |round| ReadIndexMsg::Ack {
             round,
             promise: ballot(2, 1),
@@ -552,7 +561,7 @@ mod tests {
 
     #[test]
     fn a_followers_request_gets_the_decided_index_and_a_flood_is_refused() {
-        let mut ri: ReadIndex<()> = ReadIndex::new(true);
+        let mut ri: ReadIndex<()> = ReadIndex::new(true, 0);
         let at = Standing {
             decided_idx: 9,
             ..leader(12)
@@ -595,7 +604,7 @@ mod tests {
 
     #[test]
     fn an_answer_from_before_a_step_down_confirms_no_later_read() {
-        let mut ri = ReadIndex::new(true);
+        let mut ri = ReadIndex::new(true, 0);
         let at = leader(3);
         ri.read(read(1), &at);
         ri.end_turn(&at, &[2, 3]);
@@ -628,7 +637,7 @@ mod tests {
 
     #[test]
     fn a_probe_is_answered_with_the_promise_held() {
-        let mut ri: ReadIndex<()> = ReadIndex::new(true);
+        let mut ri: ReadIndex<()> = ReadIndex::new(true, 0);
         let probe = ReadIndexMsg::Probe {
             ballot: ballot(2, 1),
             round: 4,

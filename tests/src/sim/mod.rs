@@ -42,7 +42,14 @@ use omnikv_node::replica::{
     ports::NoEvents, Effects, Io, ReleaseBeforeSync, Replica, ReplicaConfig,
 };
 use omnikv_node::snapshot_fix::{carries_delta_snapshot, decided_prefix};
-use omnipaxos::{messages::Message, util::LogEntry, ClusterConfig, OmniPaxos, ServerConfig};
+use omnipaxos::{
+    messages::{
+        sequence_paxos::{PaxosMessage, PaxosMsg},
+        Message,
+    },
+    util::LogEntry,
+    ClusterConfig, OmniPaxos, ServerConfig,
+};
 use omnipaxos_storage::memory_storage::MemoryStorage;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -72,11 +79,33 @@ pub struct SimConfig {
     /// Whether a node stuck on its own ballot asks for a higher one, as the node does. Off only
     /// to show the simulation catches the stall.
     pub own_ballot_watch: bool,
+    /// Whether a follower that receives a `Prepare` or an `AcceptSync` of its ballot while
+    /// already accepting asks to be synced again, as the node does. Off only to show what it
+    /// prevents.
+    pub late_sync_resync: bool,
+    /// Whether a node drops an `AcceptSync` built for an older promise of its own, as the node
+    /// does. Off only to show what it prevents.
+    pub drop_stale_syncs: bool,
     /// Whether a leader confirms that it still leads before serving a linearizable read, as
     /// the node does. Off only to show the simulation catches the stale reads.
     pub read_probe: bool,
     /// Chance that a turn of the faulty phase crashes at each of its crash points.
     pub crash_point_chance: f64,
+    /// Whether a restarted node's links come up one by one at later steps, as the real
+    /// transport's streams connect, rather than all at its restart. Off in the standard runs,
+    /// whose seeds stay as they were.
+    pub staggered_link_ups: bool,
+    /// Whether what a peer had queued for a node that crashes is, half the time, kept and
+    /// delivered to the node's next run, as the real transport's per-peer queue does (it
+    /// outlives the stream). Off in the standard runs, whose seeds stay as they were.
+    pub queued_outlive_crash: bool,
+    /// Whether each run of a node numbers its read-index requests from a number drawn for that
+    /// run, as the node does. Off (every run from 0) only to show the stale reads it prevents.
+    pub read_seq_per_run: bool,
+    /// Whether a leader's `AcceptSync` is, now and then, delivered once more after the messages
+    /// sent behind it: a sync built for a promise the follower has since replaced, as a leader
+    /// answering a repeated promise sends one. Off in the standard runs.
+    pub sync_replays: bool,
 }
 
 impl SimConfig {
@@ -92,8 +121,14 @@ impl SimConfig {
             sync: true,
             release_before_sync: ReleaseBeforeSync::LeaderAccepts,
             own_ballot_watch: true,
+            late_sync_resync: true,
+            drop_stale_syncs: true,
             read_probe: true,
             crash_point_chance: 0.0007,
+            staggered_link_ups: false,
+            queued_outlive_crash: false,
+            read_seq_per_run: true,
+            sync_replays: false,
         }
     }
 }
@@ -179,6 +214,8 @@ pub struct Sim {
     /// Index up to which each node's decided entries were compared with `decided`.
     checked: BTreeMap<NodeId, u64>,
     clients: Clients,
+    /// Links of restarted nodes not yet up (`staggered_link_ups`), as (restarted, peer).
+    link_ups_waiting: Vec<(NodeId, NodeId)>,
     step: u64,
     pub stats: SimStats,
 }
@@ -230,6 +267,7 @@ impl Sim {
             model: Model::default(),
             checked: BTreeMap::new(),
             clients: Clients::new(),
+            link_ups_waiting: Vec::new(),
             step: 0,
             stats: SimStats::default(),
             config,
@@ -351,6 +389,13 @@ impl Sim {
         // cluster's size, so past a bound the step delivers instead of ticking.
         let backlog: usize = self.links.values().map(VecDeque::len).sum();
         let congested = backlog > BACKLOG_MAX_PER_LINK * self.links.len();
+        if !self.link_ups_waiting.is_empty() && self.rng.gen_bool(0.2) {
+            let k = self.rng.gen_range(0..self.link_ups_waiting.len());
+            let (id, peer) = self.link_ups_waiting.swap_remove(k);
+            if self.nodes[&id].replica.is_some() && self.nodes[&peer].replica.is_some() {
+                self.link_event(id, peer, true);
+            }
+        }
         if faults && roll < 0.02 {
             self.fault();
         } else if roll < 0.55 || congested {
@@ -432,14 +477,15 @@ impl Sim {
     }
 
     /// A crash: everything since the node's last sync is lost, with the messages on their way
-    /// to it, and, half the time, with those it sent.
+    /// to it (unless `queued_outlive_crash` keeps them), and, half the time, with those it sent.
     fn crash(&mut self, id: NodeId) {
         self.stats.crashes += 1;
         let sent_arrive = self.rng.gen_bool(0.5);
+        let queued_kept = self.config.queued_outlive_crash && self.rng.gen_bool(0.5);
         let node = self.nodes.get_mut(&id).unwrap();
         node.replica = None;
         for ((from, to), q) in self.links.iter_mut() {
-            if *to == id || (*from == id && !sent_arrive) {
+            if (*to == id && !queued_kept) || (*from == id && !sent_arrive) {
                 q.clear();
             }
         }
@@ -459,11 +505,19 @@ impl Sim {
             drop_promise_repeats: true,
             election_ticks: ELECTION_TICKS,
             own_ballot_watch: self.config.own_ballot_watch,
+            late_sync_resync: self.config.late_sync_resync,
+            drop_stale_syncs: self.config.drop_stale_syncs,
             read_probe: self.config.read_probe,
             release_before_sync: self.config.release_before_sync,
             data_dir: format!("sim/{id}"),
             pid: id as u32,
             started_at_ms: 0,
+            // Drawn from the step, not the generator, so that the seeds' runs stay as they were.
+            run_nonce: if self.config.read_seq_per_run {
+                (self.step ^ id << 56).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            } else {
+                0
+            },
         };
         let node = self.nodes.get_mut(&id).unwrap();
         *node.disk.0.borrow_mut() = node.synced.log.clone();
@@ -475,7 +529,11 @@ impl Sim {
             if peer != id && self.nodes[&peer].replica.is_some() {
                 // Both ends see the stream come up (a cut link is enforced above the stream);
                 // a peer that saw it before reconnects.
-                self.link_event(id, peer, true);
+                if self.config.staggered_link_ups {
+                    self.link_ups_waiting.push((id, peer));
+                } else {
+                    self.link_event(id, peer, true);
+                }
             }
         }
     }
@@ -505,6 +563,9 @@ impl Sim {
             for _ in 0..take.min(queue.len()) {
                 inputs.push((from, queue.pop_front().unwrap()));
             }
+            if self.config.sync_replays {
+                self.replay_syncs(from, to, &inputs);
+            }
         }
         let inputs = inputs
             .into_iter()
@@ -524,6 +585,54 @@ impl Sim {
             })
             .collect();
         self.act_on(to, inputs, faults);
+    }
+
+    /// Queues again, behind what the link holds, a sync in `inputs` from `from`, as its leader
+    /// would build it now for the same promise: from the same index, with the leader's log and
+    /// decided index as they stand (see `sync_replays`).
+    fn replay_syncs(&mut self, from: NodeId, to: NodeId, inputs: &[(NodeId, Frame)]) {
+        for (sender, frame) in inputs {
+            let Frame::Paxos(msg_id, Message::SequencePaxos(p)) = frame else {
+                continue;
+            };
+            let PaxosMsg::AcceptSync(sync) = &p.msg else {
+                continue;
+            };
+            if *sender != from
+                || sync.log_sync.decided_snapshot.is_some()
+                || !self.rng.gen_bool(0.3)
+            {
+                continue;
+            }
+            let Some(leader) = self.nodes[&from].replica.as_ref().map(|r| r.omni()) else {
+                continue;
+            };
+            if leader.get_promise() != sync.n || leader.get_compacted_idx() > sync.log_sync.sync_idx
+            {
+                continue;
+            }
+            let suffix = leader
+                .read_entries(sync.log_sync.sync_idx..leader.get_accepted_idx())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| match e {
+                    LogEntry::Decided(c) | LogEntry::Undecided(c) => Some(c),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>();
+            let Some(suffix) = suffix else { continue };
+            let mut again = sync.clone();
+            again.log_sync.suffix = suffix;
+            again.decided_idx = leader.get_decided_idx();
+            let copy = Frame::Paxos(
+                *msg_id,
+                Message::SequencePaxos(PaxosMessage {
+                    msg: PaxosMsg::AcceptSync(again),
+                    ..p.clone()
+                }),
+            );
+            self.links.get_mut(&(from, to)).unwrap().push_back(copy);
+        }
     }
 
     /// Whether a crash strikes at this point of a turn.
