@@ -14,6 +14,12 @@
 //! left the machine), so a peer can act on a message whose sender then lost what it wrote. With [`SimConfig::sync`] off nothing becomes durable, as with a node
 //! that never fsyncs and loses power, and the simulation must catch it.
 //!
+//! Three options, off in the standard runs so that their seeds stay as they were, each model
+//! what the real transport does and was found to matter: a restarted node's links come up one
+//! by one at later steps (`staggered_link_ups`); what a peer had queued for a node that
+//! crashed reaches its next run (`queued_outlive_crash`); a leader's sync reaches a follower
+//! again behind later messages, as an answer to an older promise would (`sync_replays`).
+//!
 //! Clients follow the protocol ([`clients`]): sessions, pipelining, retries through other
 //! nodes, so copies of one request are decided in any order.
 //!
