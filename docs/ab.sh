@@ -3,8 +3,10 @@
 # starting a fresh 3-node cluster on loopback with default flags per build, in alternating
 # order, and running `omnikv bench load` against all three nodes at each client count of
 # CLIENTS (default "64 1") for DUR seconds (default 10), with BENCH_ARGS added (for example
-# "--write-percent 0" for gets, "--write-percent 50" for a mix). The load generator is NEW's.
-# Prints one line per run: build, clients, then `bench load`'s own figures.
+# "--write-percent 0" for gets, "--write-percent 50" for a mix), and OLD_ARGS or NEW_ARGS
+# added to the runs against that build only (to compare two ways of driving one build, give the
+# same binary twice). The load generator is NEW's. Prints one line per run: build, clients,
+# then `bench load`'s own figures.
 #
 #   docs/ab.sh OLD_BINARY NEW_BINARY
 #
@@ -25,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 run() {
-  local bin=$1 tag=$2 base=$((20000 + RANDOM % 5000)) members=() endpoints=""
+  local bin=$1 tag=$2 args=$3 base=$((20000 + RANDOM % 5000)) members=() endpoints=""
   rm -rf "${work:?}"/n*
   for j in 1 2 3; do members+=(--member "$j=127.0.0.1:$((base + j))"); done
   pids=()
@@ -41,9 +43,9 @@ run() {
     sleep 0.1
   done
   for clients in ${CLIENTS:-64 1}; do
-    # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+    # shellcheck disable=SC2086 # BENCH_ARGS and args are lists of flags
     result=$("$new" bench load --endpoint "$endpoints" --clients "$clients" --duration-s "$dur" \
-      ${BENCH_ARGS:-} --no-progress 2>/dev/null | tail -1)
+      ${BENCH_ARGS:-} $args --no-progress 2>/dev/null | tail -1)
     echo "$tag c$clients $result"
   done
   kill "${pids[@]}"
@@ -52,10 +54,10 @@ run() {
 
 for r in $(seq "$rounds"); do
   if ((r % 2)); then
-    run "$old" old
-    run "$new" new
+    run "$old" old "${OLD_ARGS:-}"
+    run "$new" new "${NEW_ARGS:-}"
   else
-    run "$new" new
-    run "$old" old
+    run "$new" new "${NEW_ARGS:-}"
+    run "$old" old "${OLD_ARGS:-}"
   fi
 done
