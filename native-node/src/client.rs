@@ -92,11 +92,6 @@ impl Connection {
         }
     }
 
-    /// The WebSocket itself, for a caller that reads and writes it from separate halves.
-    pub fn into_ws(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
-        self.ws
-    }
-
     pub async fn send_text(&mut self, text: String) -> Result<(), ConnectionError> {
         self.ws
             .send(WsMessage::text(text))
@@ -223,15 +218,7 @@ fn session_id(index: Option<u64>) -> Result<u64, CallError> {
 /// Opens a session on `conn`; returns its id.
 pub async fn open_session(conn: &mut Connection, timeout: Duration) -> Result<u64, CallError> {
     let req = SessionClient::open_request(nonce());
-    session_opened(conn.request(&req, timeout).await, timeout)
-}
-
-/// The session id in the answer to an `open_session` request sent with `timeout`.
-pub fn session_opened(
-    answer: Result<ClientResponse, ConnectionError>,
-    timeout: Duration,
-) -> Result<u64, CallError> {
-    match answer {
+    match conn.request(&req, timeout).await {
         Ok(ClientResponse::Ok { index, .. }) => session_id(index),
         Ok(ClientResponse::Err { error, .. }) => Err(CallError::Rejected(error)),
         Err(e) => Err(CallError::Unavailable {

@@ -21,7 +21,6 @@
 //! - [`secret`]: the cluster secret (file, bearer check, peer proofs).
 //! - [`events`]: the bounded event bus behind `/events`.
 //! - [`client`]: client side of the protocols, with exactly-once retries.
-//! - [`shared_connection`]: many client sessions over one WebSocket connection.
 //! - [`launcher`]: `omnikv demo`, a supervised local cluster with an HTTP control API.
 //! - [`config`]: command-line configuration of a node.
 //! - [`bench`]: `omnikv bench`, the load generator (OmniKV and etcd) and storage benchmarks.
@@ -45,7 +44,6 @@ pub mod peer_chunks;
 pub mod porcupine;
 pub mod replica;
 pub mod secret;
-pub mod shared_connection;
 pub mod snapshot_fix;
 pub mod storage;
 pub mod transport;

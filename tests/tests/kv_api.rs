@@ -1,19 +1,18 @@
 //! The API beyond put/get/delete, on real node processes: revisions (`mod_index`),
 //! compare-and-swap and guarded batches applied atomically and exactly once, ordered scans by
-//! pages, many sessions sharing one connection, and the CLI verbs with their exit codes.
+//! pages, and the CLI verbs with their exit codes.
 
 use std::io::Write;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use omnikv_core::{
-    client::{ClientOp, ClientRequest, ClientResponse, ReadMode, SessionClient},
+    client::{ClientOp, ClientRequest, ClientResponse, ReadMode},
     scan::ScanRange,
     txn::{Guard, TxnOp},
     RequestId,
 };
-use omnikv_node::client::{nonce, open_session, session_opened, Client, Connection};
-use omnikv_node::shared_connection::SharedConnection;
+use omnikv_node::client::{open_session, Client, Connection};
 use omnikv_tests::Cluster;
 
 const T: Duration = Duration::from_secs(5);
@@ -93,50 +92,6 @@ async fn every_key_carries_the_index_of_its_last_write_on_every_replica() {
     }
     // The dumps compare each key's mod_index across replicas and with the fold of the log.
     cluster.assert_replicas_identical().await;
-}
-
-/// Sessions pipelining on one connection, as the load generator drives a node, each get the
-/// answers to their own requests: a follower answers a linearizable get after a probe round and
-/// a put after its decision, so replies come back in another order than requests went out, and
-/// only routing by request id gives each session its own value back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_sharing_one_connection_each_get_their_own_answers() {
-    const SESSIONS: usize = 16;
-    const ROUNDS: usize = 10;
-    let cluster = started().await;
-    let leader = cluster.current_leader().await.expect("a leader");
-    let follower = cluster.others(leader)[0];
-    let conn = SharedConnection::open(&cluster.url(follower), T)
-        .await
-        .unwrap();
-    let sessions: Vec<_> = (0..SESSIONS)
-        .map(|s| {
-            let conn = conn.clone();
-            tokio::spawn(async move {
-                let opened = conn.request(SessionClient::open_request(nonce()), T).await;
-                let mut session = SessionClient::new(session_opened(opened, T).unwrap());
-                for round in 0..ROUNDS {
-                    let (key, value) = (format!("s{s}-{round}"), format!("v{s}-{round}"));
-                    let put = session.write_request(ClientOp::Put {
-                        key: key.clone(),
-                        value: value.clone(),
-                    });
-                    let put_id = put.id;
-                    match conn.request(put, T).await.unwrap() {
-                        ClientResponse::Ok { id, .. } => assert_eq!(id, put_id),
-                        other => panic!("session {s}: put refused: {other:?}"),
-                    }
-                    session.settled(put_id);
-                    let get = session.read_request(key, ReadMode::Linearizable);
-                    let (_, _, answer) = conn.request(get, T).await.unwrap().into_result().unwrap();
-                    assert_eq!(answer.value, Some(value), "session {s}, round {round}");
-                }
-            })
-        })
-        .collect();
-    for session in sessions {
-        session.await.unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

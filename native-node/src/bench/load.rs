@@ -32,10 +32,8 @@ pub struct LoadPlan {
     pub kind: BackendKind,
     pub endpoints: Vec<String>,
     pub clients: usize,
-    /// Connections the clients share (etcd over gRPC, OmniKV); 0: one per endpoint.
+    /// gRPC connections the clients share (etcd); 0: one per endpoint.
     pub connections: usize,
-    /// OmniKV: a connection per client instead (see `--connection-per-client`).
-    pub connection_per_client: bool,
     /// Offered operations per second for all clients together (open loop); `None`: each
     /// client sends its next request when the previous one is answered.
     pub rate_per_s: Option<f64>,
@@ -75,7 +73,6 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
         endpoints: &plan.endpoints,
         clients: plan.clients,
         connections: plan.connections,
-        connection_per_client: plan.connection_per_client,
         timeout: plan.request_timeout,
         session_per_op: plan.session_per_op,
     })

@@ -75,13 +75,10 @@ pub struct LoadArgs {
     /// Concurrent clients, each with one request in flight, spread over the endpoints.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
-    /// Connections shared by the clients (etcd over gRPC, OmniKV), client i on connection
-    /// i mod N, as etcd's own benchmark tool shares its `--conns`; 0: one per endpoint.
+    /// gRPC connections shared by the clients (etcd), client i on connection i mod N, as
+    /// etcd's own benchmark tool shares its `--conns`; 0: one per endpoint.
     #[arg(long, default_value_t = 0)]
     pub connections: usize,
-    /// OmniKV: give every client a WebSocket connection of its own instead of sharing.
-    #[arg(long)]
-    pub connection_per_client: bool,
     /// Open loop: offer this many operations per second in total, spread evenly over the
     /// clients, and count each latency from when its request was due (a closed loop without it).
     #[arg(long)]
@@ -276,7 +273,6 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                 endpoints: a.target.endpoints,
                 clients: a.clients.max(1),
                 connections: a.connections,
-                connection_per_client: a.connection_per_client,
                 rate_per_s: a.rate_per_s,
                 workload: workload::Workload {
                     kind: a.workload,
@@ -404,7 +400,6 @@ async fn fill(a: FillArgs) -> Result<(), BenchError> {
         endpoints: &a.target.endpoints,
         clients: a.clients.max(1),
         connections: 0,
-        connection_per_client: false,
         timeout: Duration::from_millis(a.timeout_ms),
         session_per_op: false,
     })

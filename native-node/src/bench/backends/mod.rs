@@ -42,7 +42,7 @@ impl BackendKind {
     pub fn driven_by(self) -> (&'static str, &'static str) {
         match self {
             BackendKind::Omnikv => (
-                "WebSocket `/client`, JSON frames, one client session per client",
+                "WebSocket `/client`, JSON frames, one client session per connection",
                 "tokio-tungstenite",
             ),
             BackendKind::Etcd => (
@@ -139,11 +139,9 @@ pub struct SessionPlan<'a> {
     pub kind: BackendKind,
     pub endpoints: &'a [String],
     pub clients: usize,
-    /// Connections shared by the clients (etcd over gRPC, OmniKV); 0: one per endpoint. The
-    /// JSON gateway opens one connection per client.
+    /// gRPC connections shared by the clients (etcd); 0: one per endpoint. The other
+    /// backends open one connection per client.
     pub connections: usize,
-    /// OmniKV: every client on a connection of its own instead (as with `session_per_op`).
-    pub connection_per_client: bool,
     pub timeout: Duration,
     /// OmniKV opens a new client session before every write (etcd has no client sessions).
     pub session_per_op: bool,
@@ -154,46 +152,12 @@ pub async fn open_sessions(plan: &SessionPlan<'_>) -> Result<(Vec<Session>, usiz
     if plan.kind == BackendKind::Etcd {
         return open_grpc_sessions(plan).await;
     }
-    if plan.kind == BackendKind::Omnikv && !plan.session_per_op && !plan.connection_per_client {
-        return open_shared_omnikv_sessions(plan).await;
-    }
     let mut sessions = Vec::with_capacity(plan.clients);
     for i in 0..plan.clients {
         let endpoint = &plan.endpoints[i % plan.endpoints.len()];
         sessions.push(Session::open(plan.kind, endpoint, plan.timeout, plan.session_per_op).await?);
     }
     Ok((sessions, plan.clients))
-}
-
-/// Connections shared as `open_grpc_sessions` shares etcd's: client `i` on connection
-/// `i % n`, connection `j` to endpoint `j % endpoints`.
-async fn open_shared_omnikv_sessions(
-    plan: &SessionPlan<'_>,
-) -> Result<(Vec<Session>, usize), BackendError> {
-    let count = match plan.connections {
-        0 => plan.endpoints.len(),
-        n => n,
-    }
-    .min(plan.clients);
-    let mut conns = Vec::with_capacity(count);
-    for j in 0..count {
-        let endpoint = &plan.endpoints[j % plan.endpoints.len()];
-        let conn = crate::shared_connection::SharedConnection::open(endpoint, plan.timeout)
-            .await
-            .map_err(|e| BackendError::Connect {
-                endpoint: endpoint.clone(),
-                reason: e.to_string(),
-            })?;
-        conns.push((endpoint, conn));
-    }
-    let mut sessions = Vec::with_capacity(plan.clients);
-    for i in 0..plan.clients {
-        let (endpoint, conn) = &conns[i % count];
-        let session =
-            omnikv::OmnikvSession::open_shared(conn.clone(), endpoint, plan.timeout).await?;
-        sessions.push(Session::Omnikv(Box::new(session)));
-    }
-    Ok((sessions, count))
 }
 
 #[cfg(feature = "etcd-grpc")]
@@ -236,7 +200,6 @@ impl Session {
                     endpoints: &endpoints,
                     clients: 1,
                     connections: 1,
-                    connection_per_client: false,
                     timeout,
                     session_per_op,
                 };

@@ -1,7 +1,6 @@
 //! OmniKV backend: the node's `/client` WebSocket protocol, one request in flight per session
 //! (each benchmark client opens a client session when it connects, or before every write with
-//! `session_per_op`), on a connection of its own or on one it shares with other clients (see
-//! `shared_connection`), and `/admin` status for the leader.
+//! `session_per_op`), and `/admin` status for the leader.
 //!
 //! A scan is one linearizable `scan` page of the prefix; a CAS is a `txn` of one `value` guard
 //! and one `put`, the request `omnikv cas` sends.
@@ -18,23 +17,12 @@ use omnikv_core::{
 
 use super::{cas_answer, scan_answer, BackendError, LeaderView};
 use crate::bench::workload::{Op, SCAN_LIMIT_KEYS};
-use crate::client::{self, CallError, Connection, ConnectionError};
-use crate::shared_connection::SharedConnection;
-
-/// How a session reaches its node.
-// The session is boxed whole (see `Session`), so the larger variant costs nothing apart.
-#[allow(clippy::large_enum_variant)]
-enum Link {
-    /// A connection of its own, opened again after a failure.
-    Own(Option<Connection>),
-    /// A connection shared with other clients; a failure fails the session's requests.
-    Shared(SharedConnection),
-}
+use crate::client::{self, CallError, Connection};
 
 pub struct OmnikvSession {
     endpoint: String,
     timeout: Duration,
-    link: Link,
+    conn: Option<Connection>,
     session: SessionClient,
     /// Open a new session before every write: as many client ids as writes, to measure what
     /// the cluster keeps per session (it keeps at most `SESSIONS_MAX`).
@@ -50,7 +38,7 @@ impl OmnikvSession {
         let mut s = OmnikvSession {
             endpoint: endpoint.to_owned(),
             timeout,
-            link: Link::Own(None),
+            conn: None,
             session: SessionClient::default(),
             session_per_op,
         };
@@ -58,33 +46,10 @@ impl OmnikvSession {
         Ok(s)
     }
 
-    /// A session on `conn`, which other sessions share.
-    pub async fn open_shared(
-        conn: SharedConnection,
-        endpoint: &str,
-        timeout: Duration,
-    ) -> Result<OmnikvSession, BackendError> {
-        let mut s = OmnikvSession {
-            endpoint: endpoint.to_owned(),
-            timeout,
-            link: Link::Shared(conn),
-            session: SessionClient::default(),
-            session_per_op: false,
-        };
-        s.open_session().await?;
-        Ok(s)
-    }
-
     async fn open_session(&mut self) -> Result<(), BackendError> {
         let timeout = self.timeout;
-        let opened = match &mut self.link {
-            Link::Own(_) => client::open_session(self.connect().await?, timeout).await,
-            Link::Shared(shared) => {
-                let req = SessionClient::open_request(client::nonce());
-                client::session_opened(shared.request(req, timeout).await, timeout)
-            }
-        };
-        match opened {
+        let conn = self.connect().await?;
+        match client::open_session(conn, timeout).await {
             Ok(id) => {
                 self.session = SessionClient::new(id);
                 Ok(())
@@ -93,33 +58,24 @@ impl OmnikvSession {
                 // With a session per operation this runs again on the next one: on a fresh
                 // connection if this one failed.
                 if matches!(e, CallError::Unavailable { .. }) {
-                    self.drop_own_connection();
+                    self.conn = None;
                 }
                 Err(BackendError::Refused(e.to_string()))
             }
         }
     }
 
-    fn drop_own_connection(&mut self) {
-        if let Link::Own(conn) = &mut self.link {
-            *conn = None;
-        }
-    }
-
     async fn connect(&mut self) -> Result<&mut Connection, BackendError> {
-        let Link::Own(conn) = &mut self.link else {
-            unreachable!("only a session with a connection of its own connects");
-        };
-        if conn.is_none() {
-            let opened = Connection::open(&self.endpoint, "client", self.timeout)
+        if self.conn.is_none() {
+            let conn = Connection::open(&self.endpoint, "client", self.timeout)
                 .await
                 .map_err(|e| BackendError::Connect {
                     endpoint: self.endpoint.clone(),
                     reason: e.to_string(),
                 })?;
-            *conn = Some(opened);
+            self.conn = Some(conn);
         }
-        Ok(conn.as_mut().expect("set above"))
+        Ok(self.conn.as_mut().expect("set above"))
     }
 
     pub async fn execute(&mut self, op: &Op) -> Result<(), BackendError> {
@@ -185,17 +141,14 @@ impl OmnikvSession {
         // The benchmark does not retry: an error is counted, and its request settled.
         self.session.settled(req.id);
         let timeout = self.timeout;
-        let sent: Result<_, ConnectionError> = match &self.link {
-            Link::Own(_) => self.connect().await?.request(&req, timeout).await,
-            Link::Shared(shared) => shared.request(req, timeout).await,
-        };
-        match sent {
+        let conn = self.connect().await?;
+        match conn.request(&req, timeout).await {
             Ok(resp) => resp
                 .into_result()
                 .map(|(_, _, answer)| answer)
                 .map_err(|error| BackendError::Refused(error.to_string())),
             Err(e) => {
-                self.drop_own_connection();
+                self.conn = None;
                 Err(BackendError::Transport(e.to_string()))
             }
         }
