@@ -11,6 +11,7 @@ pub mod identity;
 mod kv_pages;
 mod kv_table;
 mod paxos_log;
+mod recent_entries;
 mod snapshot_store;
 mod table_digest;
 mod versioned;

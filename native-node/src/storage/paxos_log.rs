@@ -9,6 +9,9 @@
 //! node runs its own compaction ([`CompactionLease::run`]), `get_snapshot` lends only the part
 //! of it that the entries being folded touch, and the `SetSnapshot` that follows writes just
 //! those keys; any other read of it reads the whole of it back from disk.
+//!
+//! Reads of the newest entries are served decoded from [`RecentEntries`], which every write
+//! batch's changes to the log reach once the batch is written.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +25,7 @@ use omnipaxos::{
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META};
+use super::recent_entries::{RecentChange, RecentEntries};
 use super::snapshot_store::{self, Loan};
 
 const KEY_PROMISE: &str = "promise";
@@ -51,6 +55,8 @@ pub struct PaxosLog {
     /// The last range read under the lease: the entries OmniPaxos is folding, whose keys are
     /// the part of the snapshot to lend.
     leased_read: RefCell<Option<LeasedRead>>,
+    /// The newest entries, decoded (see `recent_entries`).
+    recent: RecentEntries,
 }
 
 /// Keys read or written by the entries read from `from` on.
@@ -136,6 +142,26 @@ struct Staged {
     bounds: Bounds,
     /// `Some` when the batch replaces the snapshot: the live keys it will hold, if any.
     snapshot_keys: Option<Option<u64>>,
+    /// What the batch does to the log, for the recent entries once it is written.
+    recent: Vec<RecentChange>,
+}
+
+impl Staged {
+    /// Adds `entry` at the end of the log.
+    fn append(
+        &mut self,
+        batch: &mut WriteBatch,
+        log: &rocksdb::ColumnFamily,
+        entry: KVCommand,
+    ) -> Result<(), StorageError> {
+        let idx = self.bounds.end_idx;
+        let encoded = serde_json::to_vec(&entry)?;
+        let bytes = encoded.len();
+        batch.put_cf(log, index_key(idx), encoded);
+        self.bounds.end_idx += 1;
+        self.recent.push(RecentChange::Append { idx, entry, bytes });
+        Ok(())
+    }
 }
 
 impl PaxosLog {
@@ -167,6 +193,7 @@ impl PaxosLog {
             lease,
             lent: RefCell::new(None),
             leased_read: RefCell::new(None),
+            recent: RecentEntries::new(end_idx),
         })
     }
 
@@ -182,32 +209,28 @@ impl PaxosLog {
         staged: &mut Staged,
         op: StorageOp<KVCommand>,
     ) -> Result<(), StorageError> {
-        let bounds = &mut staged.bounds;
         let log = self.store.cf(CF_LOG);
         let meta = self.store.cf(CF_META);
         let put_meta = |batch: &mut WriteBatch, key: &str, value: &dyn erased::Json| {
             value.to_json().map(|bytes| batch.put_cf(meta, key, bytes))
         };
         match op {
-            StorageOp::AppendEntry(entry) => {
-                batch.put_cf(log, index_key(bounds.end_idx), serde_json::to_vec(&entry)?);
-                bounds.end_idx += 1;
-            }
+            StorageOp::AppendEntry(entry) => staged.append(batch, log, entry)?,
             StorageOp::AppendEntries(entries) => {
                 for entry in entries {
-                    batch.put_cf(log, index_key(bounds.end_idx), serde_json::to_vec(&entry)?);
-                    bounds.end_idx += 1;
+                    staged.append(batch, log, entry)?;
                 }
             }
             StorageOp::AppendOnPrefix(from_idx, entries) => {
                 let from_idx = from_idx as u64;
-                if from_idx < bounds.end_idx {
-                    batch.delete_range_cf(log, index_key(from_idx), index_key(bounds.end_idx));
+                if from_idx < staged.bounds.end_idx {
+                    let end = index_key(staged.bounds.end_idx);
+                    batch.delete_range_cf(log, index_key(from_idx), end);
+                    staged.recent.push(RecentChange::TruncateFrom(from_idx));
                 }
-                bounds.end_idx = from_idx.max(bounds.trimmed_idx);
+                staged.bounds.end_idx = from_idx.max(staged.bounds.trimmed_idx);
                 for entry in entries {
-                    batch.put_cf(log, index_key(bounds.end_idx), serde_json::to_vec(&entry)?);
-                    bounds.end_idx += 1;
+                    staged.append(batch, log, entry)?;
                 }
             }
             StorageOp::SetPromise(b) => put_meta(batch, KEY_PROMISE, &b)?,
@@ -215,6 +238,7 @@ impl PaxosLog {
             StorageOp::SetAcceptedRound(b) => put_meta(batch, KEY_ACCEPTED_ROUND, &b)?,
             StorageOp::SetCompactedIdx(idx) => put_meta(batch, KEY_COMPACTED_IDX, &(idx as u64))?,
             StorageOp::Trim(idx) => {
+                let bounds = &mut staged.bounds;
                 let idx = idx as u64;
                 if idx > bounds.trimmed_idx {
                     let to = idx.min(bounds.end_idx);
@@ -224,6 +248,7 @@ impl PaxosLog {
                     bounds.trimmed_idx = idx;
                     bounds.end_idx = bounds.end_idx.max(idx);
                     put_meta(batch, KEY_TRIMMED_IDX, &idx)?;
+                    staged.recent.push(RecentChange::TrimTo(idx));
                 }
             }
             StorageOp::SetStopsign(ss) => put_meta(batch, KEY_STOPSIGN, &ss)?,
@@ -258,6 +283,7 @@ impl PaxosLog {
         let mut staged = Staged {
             bounds: self.bounds,
             snapshot_keys: None,
+            recent: Vec::new(),
         };
         // A decided index alone need not be fsynced before anything is sent (see
         // `Store::write_deferred`); promises, accepted rounds and entries must.
@@ -273,6 +299,9 @@ impl PaxosLog {
             self.store.write(batch)?;
         }
         self.bounds = staged.bounds;
+        for change in staged.recent {
+            self.recent.apply(change);
+        }
         if let Some(keys) = staged.snapshot_keys {
             self.snapshot_keys = keys;
             if let Some(n) = keys {
@@ -285,6 +314,9 @@ impl PaxosLog {
     fn read_range(&self, from: u64, to: u64) -> Result<Vec<KVCommand>, StorageError> {
         if from >= to || from < self.bounds.trimmed_idx || to > self.bounds.end_idx {
             return Ok(Vec::new());
+        }
+        if let Some(entries) = self.recent.get(from, to) {
+            return Ok(entries);
         }
         let start = index_key(from);
         let iter = self.store.db().iterator_cf(
@@ -520,6 +552,60 @@ mod tests {
         assert_eq!(log.get_promise().unwrap().unwrap().n, 4);
         assert_eq!(log.get_snapshot().unwrap(), None);
         assert_eq!(log.get_stopsign().unwrap(), None);
+    }
+
+    /// Reads served from the recent entries equal reads from RocksDB (a log opened on the same
+    /// store holds none yet), whatever appends, prefix overwrites and trims came before.
+    #[test]
+    fn recent_entries_read_as_the_stored_log_does() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut log = PaxosLog::open(store.clone()).unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut next = 0;
+        let mut fresh = |n: usize| -> Vec<KVCommand> {
+            next += n as u64;
+            (next - n as u64..next).map(cmd).collect()
+        };
+        for step in 0..1000 {
+            let end = log.bounds.end_idx as usize;
+            let trimmed = log.bounds.trimmed_idx as usize;
+            match rng.gen_range(0..10) {
+                0..=4 => log.append_entry(fresh(1).pop().unwrap()).unwrap(),
+                5..=6 => log.append_entries(fresh(rng.gen_range(1..40))).unwrap(),
+                7 => {
+                    // OmniPaxos overwrites from within its log or at its end, never past it.
+                    let from = rng.gen_range(trimmed.saturating_sub(3)..=end);
+                    log.append_on_prefix(from, fresh(rng.gen_range(0..20)))
+                        .unwrap()
+                }
+                8 => log.trim(rng.gen_range(trimmed..=end + 2)).unwrap(),
+                _ => log
+                    .write_atomically(vec![
+                        StorageOp::AppendEntries(fresh(5)),
+                        StorageOp::Trim(trimmed + rng.gen_range(0..8)),
+                        StorageOp::AppendOnPrefix(end + rng.gen_range(0..4), fresh(3)),
+                    ])
+                    .unwrap(),
+            }
+            let from_disk = PaxosLog::open(store.clone()).unwrap();
+            let (lo, hi) = (log.bounds.trimmed_idx, log.bounds.end_idx);
+            assert_eq!(
+                (lo, hi),
+                (from_disk.bounds.trimmed_idx, from_disk.bounds.end_idx)
+            );
+            for _ in 0..4 {
+                let from = rng.gen_range(lo.saturating_sub(2)..=hi + 1) as usize;
+                let to = rng.gen_range(from..=hi as usize + 2);
+                assert_eq!(
+                    log.get_entries(from, to).unwrap(),
+                    from_disk.get_entries(from, to).unwrap(),
+                    "step {step}: entries {from}..{to} of {lo}..{hi}"
+                );
+            }
+            assert_eq!(log.get_suffix(0).unwrap(), from_disk.get_suffix(0).unwrap());
+        }
     }
 
     #[test]
