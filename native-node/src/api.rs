@@ -205,6 +205,7 @@ async fn connection(
         Ok(resp)
     };
     let config = WebSocketConfig::default()
+        .read_buffer_size(crate::ws_conn::READ_BUFFER_BYTES)
         .max_message_size(Some(WS_MESSAGE_BYTES_MAX))
         .max_frame_size(Some(WS_MESSAGE_BYTES_MAX));
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config));

@@ -78,7 +78,9 @@ impl Connection {
                 .map_err(|_| connect_err("the secret is not a valid header value".into()))?;
             request.headers_mut().insert("authorization", value);
         }
-        let connect = tokio_tungstenite::connect_async(request);
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::ws_conn::READ_BUFFER_BYTES);
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok((ws, _))) => Ok(Connection { ws }),
             Ok(Err(e)) => Err(ConnectionError::Connect {
