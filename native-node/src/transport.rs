@@ -389,7 +389,7 @@ fn is_heartbeat(info: &MessageInfo) -> bool {
 
 /// Encodes a peer frame as it goes on the wire (before chunking).
 pub fn encode(frame: &PeerFrame) -> Bytes {
-    Bytes::from(serde_json::to_vec(frame).expect("peer frames serialise"))
+    Bytes::from(frame.encode())
 }
 
 /// Puts a message on the link's send queue, within its count and byte bounds. A message that
@@ -572,9 +572,9 @@ const DECODE_ASIDE_BYTES: usize = 256 << 10;
 
 async fn decode_frame(bytes: Bytes) -> Result<PeerFrame, String> {
     if bytes.len() < DECODE_ASIDE_BYTES {
-        return serde_json::from_slice(&bytes).map_err(|e| e.to_string());
+        return PeerFrame::decode(&bytes).map_err(|e| e.to_string());
     }
-    tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    tokio::task::spawn_blocking(move || PeerFrame::decode(&bytes).map_err(|e| e.to_string()))
         .await
         .map_err(|e| e.to_string())?
 }
