@@ -10,7 +10,8 @@
 //! which is how the demo's partitions are real to OmniPaxos.
 //!
 //! A message that carries a snapshot can take the event loop longer to encode than an election
-//! timeout (40 MB of JSON is most of a second in a debug build), and a leader that stalls that
+//! timeout (40 MB of JSON took most of a second in a debug build; postcard is faster, but a
+//! snapshot grows with the table), and a leader that stalls that
 //! long is replaced, whereupon the new leader sends the snapshot again and stalls in turn.
 //! Such messages are encoded on the blocking pool instead ([`Transport::send_encoded_later`]);
 //! the link's queue keeps their place, so the peer still receives in the order sent.
