@@ -1,12 +1,4 @@
-//! Frames between nodes: length-delimited, on one TCP stream per direction and peer.
-//!
-//! The handshake's frames (`Hello`, `Challenge`, `Proof`) are JSON, so that a node can tell a
-//! peer of another protocol what it expected. Every frame after it is postcard, a compact
-//! binary serde format ([`PeerFrame::encode`], [`PeerFrame::decode`]): JSON was 3% of a
-//! loaded node's CPU, most of it escaping and parsing the values carried by `Accept`s
-//! (docs/performance-notes.md, section 24). Postcard reads fields by position, so no type a
-//! frame carries skips a field when it serialises (`skip_serializing_if`): the round-trip
-//! tests in `tests/round_trip.rs` check every command and snapshot both ways.
+//! Frames between nodes: length-delimited JSON on one TCP stream per direction and peer.
 //!
 //! A connection opens with [`PeerFrame::Hello`]; the receiver accepts it only from a member of
 //! its own cluster. When the cluster has a secret, each side sends the other a
@@ -33,10 +25,6 @@ pub enum PeerFrame {
     Hello {
         cluster_id: String,
         from: NodeId,
-        /// The dialer's [`PEER_PROTOCOL`]; absent (0) from nodes that sent JSON frames after
-        /// the handshake.
-        #[serde(default)]
-        protocol: u32,
     },
     /// A fresh random nonce (hex) for the other side to prove the secret against.
     Challenge {
@@ -52,34 +40,6 @@ pub enum PeerFrame {
         msg: Message<KVCommand>,
     },
     ReadIndex(ReadIndexMsg),
-}
-
-/// The peer protocol this build speaks: 1 is postcard frames after the handshake. A `Hello`
-/// of another protocol is refused at the handshake, with both numbers in the error.
-pub const PEER_PROTOCOL: u32 = 1;
-
-/// A frame after the handshake that does not decode.
-#[derive(Debug, thiserror::Error)]
-#[error("undecodable peer frame of {len} bytes: {reason}")]
-pub struct PeerDecodeError {
-    pub len: usize,
-    pub reason: String,
-}
-
-impl PeerFrame {
-    /// The frame as sent after the handshake.
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("peer frames serialise")
-    }
-
-    /// A frame received after the handshake. A forged length inside it fails when the frame
-    /// runs out; serde preallocates at most 1 MiB for a sequence, whatever length it claims.
-    pub fn decode(bytes: &[u8]) -> Result<PeerFrame, PeerDecodeError> {
-        postcard::from_bytes(bytes).map_err(|e| PeerDecodeError {
-            len: bytes.len(),
-            reason: e.to_string(),
-        })
-    }
 }
 
 /// The read-index protocol. A read at the leader takes the leader's log length as its read
@@ -148,7 +108,8 @@ mod tests {
                 }),
             }),
         };
-        let back = PeerFrame::decode(&frame.encode()).unwrap();
+        let json = serde_json::to_vec(&frame).unwrap();
+        let back: PeerFrame = serde_json::from_slice(&json).unwrap();
         let PeerFrame::Paxos {
             msg: Message::SequencePaxos(p),
             ..
@@ -190,7 +151,8 @@ mod tests {
             },
         ];
         for msg in messages {
-            let back = PeerFrame::decode(&PeerFrame::ReadIndex(msg.clone()).encode()).unwrap();
+            let json = serde_json::to_vec(&PeerFrame::ReadIndex(msg.clone())).unwrap();
+            let back: PeerFrame = serde_json::from_slice(&json).unwrap();
             assert!(matches!(back, PeerFrame::ReadIndex(m) if m == msg));
         }
     }

@@ -22,20 +22,18 @@ const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX <= SCAN_PAGE_BYTES_MAX);
 /// The keys a scan visits, and where this page starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-// Every field is written, absent ones as `null`: scans are log commands, and the peer link
-// reads fields by position (`peer`).
 pub struct ScanRange {
     /// Keys starting with this (exclusive with `start`/`end`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// First key, inclusive (`None`: from the first key).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
     /// Last key, exclusive (`None`: to the last key).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
     /// Continue after this key: the previous page's `next_after`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// Keys wanted in this page: clamped to 1..=[`SCAN_KEYS_MAX`] (0: the maximum).
     #[serde(default)]

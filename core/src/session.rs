@@ -75,9 +75,7 @@ pub struct AppliedWrite {
     /// [`KVCommand::digest`] of the command, to refuse a different command under the same id.
     pub digest: u64,
     /// A transaction whose guards failed: it changed nothing, and its copies say so too.
-    /// Always written (sessions travel in snapshots over the peer link, which reads fields by
-    /// position: `peer`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guards_failed: bool,
 }
 

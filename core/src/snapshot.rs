@@ -42,9 +42,8 @@ pub struct KVSnapshot {
     /// Log entries the snapshot covers: the prefix's length, or the delta's.
     #[serde(default)]
     pub len: u64,
-    /// Commands not yet folded, in log order (only in a snapshot made by `create`). Always
-    /// written, empty or not: the peer link reads fields by position (`peer`).
-    #[serde(default)]
+    /// Commands not yet folded, in log order (only in a snapshot made by `create`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<Unresolved>,
 }
 
@@ -273,7 +272,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<KVSnapshot>(&json).unwrap(), s);
         s.resolve();
         let json = serde_json::to_string(&s).unwrap();
-        assert!(json.contains(r#""unresolved":[]"#));
+        assert!(!json.contains("unresolved"));
         assert_eq!(serde_json::from_str::<KVSnapshot>(&json).unwrap(), s);
     }
 

@@ -20,7 +20,6 @@ use omnikv_core::{
         RequestOutcome, Role, SnapshotCarried,
     },
     linearizability::{Op, Operation},
-    peer::PeerFrame,
     scan::{ScanEntry, ScanPage, ScanRange},
     session::{AppliedWrite, Session, Sessions, Versioned},
     snapshot::Unresolved,
@@ -28,7 +27,6 @@ use omnikv_core::{
     watch::{Change, WatchFrame, WatchRequest},
     KVCommand, KVSnapshot, RequestId,
 };
-use omnipaxos::messages::Message;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde::{de::DeserializeOwned, Serialize};
@@ -851,116 +849,4 @@ fn what_the_schema_takes_beyond_what_it_writes() {
     assert_eq!(decode::<Role>(r#"{"leader":null}"#).unwrap(), Role::Leader);
     let snap: KVSnapshot = decode(r#"{"snapshotted":{},"sessions":{}}"#).unwrap();
     assert_eq!(snap, KVSnapshot::default());
-}
-
-/// A frame of the peer link (postcard after the handshake) carrying `entries` and, in a second
-/// frame, `snapshot` as OmniPaxos sends them: accepted entries, and a follower's catch-up.
-fn peer_frames(entries: Vec<KVCommand>, snapshot: KVSnapshot, delta: bool) -> [PeerFrame; 2] {
-    use omnipaxos::{
-        ballot_leader_election::Ballot,
-        messages::sequence_paxos::{AcceptDecide, AcceptSync, PaxosMessage, PaxosMsg},
-        storage::SnapshotType,
-        util::LogSync,
-    };
-    let paxos = |msg| PeerFrame::Paxos {
-        msg_id: 7,
-        msg: Message::SequencePaxos(PaxosMessage {
-            from: 1,
-            to: 2,
-            msg,
-        }),
-    };
-    let snapshot = if delta {
-        SnapshotType::Delta(snapshot)
-    } else {
-        SnapshotType::Complete(snapshot)
-    };
-    [
-        paxos(PaxosMsg::AcceptDecide(AcceptDecide {
-            n: Ballot::default(),
-            seq_num: Default::default(),
-            decided_idx: 3,
-            entries,
-        })),
-        paxos(PaxosMsg::AcceptSync(AcceptSync {
-            n: Ballot::default(),
-            seq_num: Default::default(),
-            decided_idx: 3,
-            log_sync: LogSync {
-                decided_snapshot: Some(snapshot),
-                suffix: vec![],
-                sync_idx: 3,
-                stopsign: None,
-            },
-        })),
-    ]
-}
-
-/// What a peer frame carries that this test generates: the entries or the snapshot.
-fn carried(frame: PeerFrame) -> (Vec<KVCommand>, Option<(KVSnapshot, bool)>) {
-    use omnipaxos::{messages::sequence_paxos::PaxosMsg, storage::SnapshotType};
-    let PeerFrame::Paxos {
-        msg: Message::SequencePaxos(p),
-        ..
-    } = frame
-    else {
-        panic!("not a Paxos frame: {frame:?}")
-    };
-    match p.msg {
-        PaxosMsg::AcceptDecide(a) => (a.entries, None),
-        PaxosMsg::AcceptSync(s) => match s.log_sync.decided_snapshot {
-            Some(SnapshotType::Complete(s)) => (vec![], Some((s, false))),
-            Some(SnapshotType::Delta(s)) => (vec![], Some((s, true))),
-            None => (vec![], None),
-        },
-        other => panic!("{other:?}"),
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
-
-    /// Every command and every snapshot crosses the peer link's binary encoding as itself
-    /// (postcard reads fields by position: a field skipped when written would shift the rest).
-    #[test]
-    fn commands_and_snapshots_cross_the_peer_link(
-        entries in proptest::collection::vec(command(), 0..4),
-        snapshot in snapshot(),
-        delta in any::<bool>(),
-    ) {
-        let [accept, sync] = peer_frames(entries.clone(), snapshot.clone(), delta);
-        let back = PeerFrame::decode(&accept.encode()).unwrap();
-        prop_assert_eq!(carried(back), (entries, None));
-        let back = PeerFrame::decode(&sync.encode()).unwrap();
-        prop_assert_eq!(carried(back), (vec![], Some((snapshot, delta))));
-    }
-
-    /// A peer frame cut short or with bytes changed is refused or read as some frame; it never
-    /// panics, and a length it claims beyond its end allocates nothing.
-    #[test]
-    fn damaged_peer_frames_are_refused_or_read(
-        entries in proptest::collection::vec(command(), 1..4),
-        snapshot in snapshot(),
-        changes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
-        cut in any::<prop::sample::Index>(),
-    ) {
-        for frame in peer_frames(entries.clone(), snapshot.clone(), false) {
-            let mut bytes = frame.encode();
-            for (at, byte) in &changes {
-                let i = at.index(bytes.len());
-                bytes[i] = *byte;
-            }
-            let _ = PeerFrame::decode(&bytes);
-            let _ = PeerFrame::decode(&bytes[..cut.index(bytes.len())]);
-        }
-    }
-}
-
-#[test]
-fn a_huge_length_inside_a_peer_frame_is_refused() {
-    // A `Hello` (variant 0) whose cluster id claims 2^63 - 1 bytes, followed by four.
-    let mut bytes = vec![0u8];
-    bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]);
-    bytes.extend_from_slice(b"test");
-    assert!(PeerFrame::decode(&bytes).is_err());
 }

@@ -8,8 +8,7 @@
 //! - [`budget`]: byte budgets that bound what queued requests and messages hold.
 //! - [`fatal`]: how a node stops when its storage fails (one line, then exit).
 //! - [`storage`]: RocksDB: the OmniPaxos log and Paxos state, the KV table.
-//! - [`transport`]: peer links (TCP, length-delimited frames: a JSON handshake, then postcard;
-//!   reconnecting).
+//! - [`transport`]: peer links (TCP, length-delimited JSON frames, reconnecting).
 //! - [`peer_auth`]: how a peer stream opens (Hello; challenge and proof with a secret).
 //! - [`peer_chunks`]: peer messages of any size as pieces of bounded frames.
 //! - [`handshakes`]: the bounded pool of connections still in their handshake.

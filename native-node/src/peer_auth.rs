@@ -20,17 +20,13 @@
 //!
 //! Until the handshake is done a stream may only carry small frames
 //! ([`HANDSHAKE_FRAME_BYTES_MAX`]): a stranger cannot make a node buffer a large frame.
-//!
-//! The handshake is JSON, whatever the frames after it are: the `Hello` names the dialer's
-//! [`PEER_PROTOCOL`], and a listener refuses another protocol with both numbers in the error,
-//! rather than failing on the first frame it cannot decode.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use omnikv_core::peer::{PeerFrame, PEER_PROTOCOL};
+use omnikv_core::peer::PeerFrame;
 use omnikv_core::NodeId;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -64,15 +60,6 @@ pub enum HandshakeError {
     Stranger { cluster: String, from: NodeId },
     #[error("member {from} did not prove it holds the cluster secret")]
     BadProof { from: NodeId },
-    #[error(
-        "member {from} speaks peer protocol {theirs}, this node {ours}: run one version of \
-         omnikv on every member"
-    )]
-    Protocol {
-        from: NodeId,
-        theirs: u32,
-        ours: u32,
-    },
 }
 
 /// A stream in handshake mode: small frames only. Raise the limit with [`authenticated`] once
@@ -172,7 +159,6 @@ pub async fn open(
     let hello = PeerFrame::Hello {
         cluster_id: me.cluster_id.clone(),
         from: me.id,
-        protocol: PEER_PROTOCOL,
     };
     send(stream, &hello).await?;
     if let Some(secret) = &me.secret {
@@ -191,12 +177,7 @@ pub async fn accept(
     me: &PeerIdentity,
     is_member: impl Fn(NodeId) -> bool,
 ) -> Result<NodeId, HandshakeError> {
-    let PeerFrame::Hello {
-        cluster_id,
-        from,
-        protocol,
-    } = recv(stream, "a hello").await?
-    else {
+    let PeerFrame::Hello { cluster_id, from } = recv(stream, "a hello").await? else {
         return Err(HandshakeError::Unexpected {
             expected: "a hello",
         });
@@ -205,13 +186,6 @@ pub async fn accept(
         return Err(HandshakeError::Stranger {
             cluster: cluster_id,
             from,
-        });
-    }
-    if protocol != PEER_PROTOCOL {
-        return Err(HandshakeError::Protocol {
-            from,
-            theirs: protocol,
-            ours: PEER_PROTOCOL,
         });
     }
     let Some(secret) = &me.secret else {
@@ -314,39 +288,6 @@ mod tests {
         );
         assert!(matches!(accepted, Err(HandshakeError::Stranger { .. })));
         assert!(matches!(opened, Err(HandshakeError::Closed)), "{opened:?}");
-    }
-
-    /// A node of an earlier build says `Hello` without a protocol (it sends JSON frames after
-    /// the handshake): refused at the handshake, with both protocols named.
-    #[tokio::test]
-    async fn a_hello_of_another_peer_protocol_is_refused() {
-        for (hello, theirs) in [
-            (r#"{"hello":{"cluster_id":"c","from":2}}"#.to_string(), 0),
-            (
-                format!(
-                    r#"{{"hello":{{"cluster_id":"c","from":2,"protocol":{}}}}}"#,
-                    99
-                ),
-                99,
-            ),
-        ] {
-            let (mut dialer, mut listener) = pair().await;
-            dialer.send(Bytes::from(hello)).await.unwrap();
-            let r = accept(&mut listener, &identity(1, None), |id| id == 2).await;
-            assert!(
-                matches!(r, Err(HandshakeError::Protocol { from: 2, theirs: t, ours: PEER_PROTOCOL }) if t == theirs),
-                "{r:?}"
-            );
-        }
-        // This build's own Hello is accepted.
-        let (mut dialer, mut listener) = pair().await;
-        let (one, two) = (identity(1, None), identity(2, None));
-        let (opened, accepted) = tokio::join!(
-            open(&mut dialer, &two, 1),
-            accept(&mut listener, &one, |id| id == 2)
-        );
-        opened.unwrap();
-        assert_eq!(accepted.unwrap(), 2);
     }
 
     #[tokio::test]

@@ -10,8 +10,7 @@
 //! which is how the demo's partitions are real to OmniPaxos.
 //!
 //! A message that carries a snapshot can take the event loop longer to encode than an election
-//! timeout (40 MB of JSON took most of a second in a debug build; postcard is faster, but a
-//! snapshot grows with the table), and a leader that stalls that
+//! timeout (40 MB of JSON is most of a second in a debug build), and a leader that stalls that
 //! long is replaced, whereupon the new leader sends the snapshot again and stalls in turn.
 //! Such messages are encoded on the blocking pool instead ([`Transport::send_encoded_later`]);
 //! the link's queue keeps their place, so the peer still receives in the order sent.
@@ -390,7 +389,7 @@ fn is_heartbeat(info: &MessageInfo) -> bool {
 
 /// Encodes a peer frame as it goes on the wire (before chunking).
 pub fn encode(frame: &PeerFrame) -> Bytes {
-    Bytes::from(frame.encode())
+    Bytes::from(serde_json::to_vec(frame).expect("peer frames serialise"))
 }
 
 /// Puts a message on the link's send queue, within its count and byte bounds. A message that
@@ -573,9 +572,9 @@ const DECODE_ASIDE_BYTES: usize = 256 << 10;
 
 async fn decode_frame(bytes: Bytes) -> Result<PeerFrame, String> {
     if bytes.len() < DECODE_ASIDE_BYTES {
-        return PeerFrame::decode(&bytes).map_err(|e| e.to_string());
+        return serde_json::from_slice(&bytes).map_err(|e| e.to_string());
     }
-    tokio::task::spawn_blocking(move || PeerFrame::decode(&bytes).map_err(|e| e.to_string()))
+    tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
         .await
         .map_err(|e| e.to_string())?
 }

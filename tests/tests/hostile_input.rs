@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use omnikv_core::control::ProcessState;
-use omnikv_core::peer::PEER_PROTOCOL;
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::{ClientError, ClientOp, ClientRequest, ClientResponse, ReadMode},
@@ -219,9 +218,8 @@ async fn peer_port_refuses_strangers_and_garbage() {
         vec![0xFF; 64],
         frame(r#"{"hello":{"cluster_id":"other","from":2}}"#),
         frame(r#"{"hello":{"cluster_id":"test","from":9}}"#),
-        frame(&hello(2, 0)),
-        [frame(&hello(2, PEER_PROTOCOL)), frame("garbage")].concat(),
-        [frame(&hello(3, PEER_PROTOCOL)), frame(r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#)].concat(),
+        [frame(r#"{"hello":{"cluster_id":"test","from":2}}"#), frame("garbage")].concat(),
+        [frame(r#"{"hello":{"cluster_id":"test","from":3}}"#), frame(r#"{"paxos":{"msg_id":1,"msg":{"BLE":{"from":2,"to":1,"msg":{"Request":{"round":1}}}}}}"#)].concat(),
     ];
     // The leader once the start-up election has settled (a higher id may take over the first
     // ballot round): a write decided, then a few election timeouts.
@@ -321,7 +319,7 @@ async fn random_frames_to_every_endpoint_change_nothing() {
     for i in 0..50 {
         let mut s = tokio::net::TcpStream::connect(peer).await.unwrap();
         let body = if i % 2 == 0 {
-            hello(1, PEER_PROTOCOL)
+            r#"{"hello":{"cluster_id":"test","from":1}}"#.to_string()
         } else {
             random_frame(&mut rng)
         };
@@ -676,11 +674,6 @@ async fn the_demo_gives_its_nodes_a_private_secret_and_its_origin() {
     assert!(status.peers.iter().any(|p| p.id == 2 && !p.link_enabled));
 }
 
-/// A peer `Hello` as member `from` of cluster "test", speaking peer protocol `protocol`.
-fn hello(from: u64, protocol: u32) -> String {
-    format!(r#"{{"hello":{{"cluster_id":"test","from":{from},"protocol":{protocol}}}}}"#)
-}
-
 /// Writes one length-delimited peer frame.
 async fn write_frame(s: &mut tokio::net::TcpStream, json: &str) {
     let mut v = (json.len() as u32).to_be_bytes().to_vec();
@@ -711,7 +704,11 @@ async fn peer_stream_as(
     prove: impl Fn(&[u8]) -> Vec<u8>,
 ) -> (tokio::net::TcpStream, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    write_frame(&mut s, &hello(from, PEER_PROTOCOL)).await;
+    write_frame(
+        &mut s,
+        &format!(r#"{{"hello":{{"cluster_id":"test","from":{from}}}}}"#),
+    )
+    .await;
     let omnikv_core::peer::PeerFrame::Challenge { nonce } = read_frame(&mut s).await else {
         panic!("no challenge")
     };
