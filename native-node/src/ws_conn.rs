@@ -1,6 +1,7 @@
 //! What every WebSocket connection the node serves shares, whichever endpoint it reached
 //! (`api` for `/client`, `/events` and `/admin`, `watchers` for `/watch`): the stream type, the
-//! time each step may take, and the keep-alive ping that finds a silent peer.
+//! time each step may take, and the keep-alive ping that finds a silent peer. The read buffer's
+//! size is shared with the connections `omnikv`'s own client library opens (`client`).
 
 use std::time::Duration;
 
