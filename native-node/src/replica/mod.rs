@@ -423,7 +423,16 @@ impl<P: Platform> Replica<P> {
                 continue;
             }
             if let Some(sync) = complete_snapshot_sync(&msg) {
-                info!(to, sync_idx = sync.sync_idx, "sending a complete snapshot");
+                // The kind and the ballot tell a round's answer from a repeat of it.
+                let info = MessageInfo::of(msg_id, &msg);
+                let ballot = (info.ballot).map_or("-".to_owned(), |b| format!("{}.{}", b.n, b.pid));
+                info!(
+                    to,
+                    sync_idx = sync.sync_idx,
+                    kind = ?info.kind,
+                    %ballot,
+                    "sending a complete snapshot"
+                );
             }
             if io.events.wants_detail(Detail::Message) {
                 io.events
