@@ -11,6 +11,7 @@ use std::time::Duration;
 use omnikv_core::client::ReadMode;
 use omnikv_core::NodeId;
 use omnikv_node::client::Client;
+use omnikv_node::replica::compaction_phase;
 use omnikv_tests::Cluster;
 
 const N: u64 = 20;
@@ -53,18 +54,23 @@ async fn catch_up_after_short_partition(extra_args: &[&str]) -> CaughtUp {
 
     client.put("k", "1").await.unwrap();
     client.put("a", "1").await.unwrap();
+    let holds_k_and_a = cluster.status(leader).await.unwrap().decided_idx;
     for i in 0..N {
         client.put(&format!("pre{i}"), "p").await.unwrap();
     }
+    let before_k2 = cluster.status(leader).await.unwrap().decided_idx;
     client.put("k", "2").await.unwrap();
     client.delete("a").await.unwrap();
     cluster
         .wait_caught_up(leader, &cluster.ids(), Duration::from_secs(10))
         .await;
+    // Each member snapshots at its own point of the interval (`compaction_phase`); N entries
+    // reach one on every member.
     for id in cluster.ids() {
+        let compacted = cluster.dump(id).await.compacted_idx;
         assert!(
-            cluster.dump(id).await.compacted_idx >= N,
-            "node {id} has a stored snapshot"
+            (holds_k_and_a..=before_k2).contains(&compacted),
+            "node {id}'s stored snapshot ends at {compacted}, not between {holds_k_and_a} and {before_k2}"
         );
     }
 
@@ -268,8 +274,9 @@ async fn catch_up_after_lagging_almost_an_interval(keep: &str) -> (usize, usize)
     for i in 0..3 * N {
         client.put(&format!("pre{i}"), "p").await.unwrap();
     }
-    // Not at a multiple of N: N - 1 more entries then reach the next one.
-    if cluster.status(leader).await.unwrap().decided_idx % N == 0 {
+    // Not at one of the leader's snapshot points: N - 1 more entries then reach the next one.
+    let phase = compaction_phase(leader, cluster.ids().len(), N);
+    if cluster.status(leader).await.unwrap().decided_idx % N == phase {
         client.put("step", "1").await.unwrap();
     }
     cluster

@@ -46,6 +46,7 @@ use crate::events::Detail;
 use crate::input::Input;
 use crate::snapshot_fix::{carries_delta_snapshot, complete_snapshot_sync, replace_delta_snapshot};
 use crate::storage::{SnapshotSummary, StorageError};
+pub use apply::compaction_phase;
 pub use early_release::ReleaseBeforeSync;
 use own_ballot::OwnBallotWatch;
 use ports::{Compaction, StateMachine};
