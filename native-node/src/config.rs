@@ -34,7 +34,8 @@ pub struct NodeConfig {
     /// Ticks per heartbeat round; a leader silent for a round is replaced.
     #[arg(long, default_value_t = 5)]
     pub election_ticks: u64,
-    /// Take a local snapshot every this many applied entries (0: never).
+    /// Take a local snapshot every this many applied entries (0: never); each member at its
+    /// own point of the interval, so that they do not all compact at once.
     #[arg(long, default_value_t = 1000)]
     pub snapshot_every: u64,
     /// Entries a local snapshot leaves in the log behind it (default: --snapshot-every), so

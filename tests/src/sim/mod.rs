@@ -861,6 +861,17 @@ impl Sim {
                 continue;
             };
             let table = replica.table();
+            // A node that installed a wrong snapshot can claim entries the cluster never
+            // decided (the upstream catch-up bug, without `snapshot_fix`).
+            let decided_len = self.decided.len() as u64;
+            assert!(
+                table.applied_idx <= decided_len,
+                "seed {} step {}: node {} applied state differs from the decided log: applied to {}, past its {decided_len} entries",
+                self.config.seed,
+                self.step,
+                node.id,
+                table.applied_idx
+            );
             assert_eq!(
                 table.kv,
                 Model::table_after(&self.decided, table.applied_idx),
@@ -881,6 +892,14 @@ impl Sim {
             // Up to where the node's snapshot and decided suffix reach: a snapshot handed over
             // by OmniPaxos can end beyond the node's decided index (see `decided_prefix`).
             let prefix = decided_prefix(replica.omni());
+            assert!(
+                prefix.len <= decided_len,
+                "seed {} step {}: node {} snapshot + suffix differs from the decided log: it ends at {}, past its {decided_len} entries",
+                self.config.seed,
+                self.step,
+                node.id,
+                prefix.len
+            );
             let fold = self.fold(prefix.len);
             assert_eq!(
                 (&prefix.snapshotted, &prefix.sessions),
