@@ -1,5 +1,6 @@
 //! `omnikv`: run a node, run the local demo cluster, or talk to a cluster.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -202,9 +203,13 @@ impl Expect {
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes help a person at a terminal and corrupt a log file that grep and other
+    // programs read; NO_COLOR (no-color.org) turns them off on a terminal too.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 

@@ -213,19 +213,11 @@ const SENDING_COMPLETE: &str = "sending a complete snapshot";
 /// The complete snapshots one node sent in `AcceptSync`s, counted by ballot and receiver.
 type SyncsSent = BTreeMap<(String, String), usize>;
 
-/// The value of `name=` in a log line, without the terminal's colours.
+/// The value of `name=` in a log line. The node writes no colour codes into a log file, so a
+/// field's name is preceded by a plain space.
 fn log_field(line: &str, name: &str) -> Option<String> {
-    let mut plain = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|&c| c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    let at = plain.find(&format!(" {name}="))? + name.len() + 2;
-    Some(plain[at..].split(' ').next()?.to_owned())
+    let at = line.find(&format!(" {name}="))? + name.len() + 2;
+    Some(line[at..].split(' ').next()?.to_owned())
 }
 
 /// Cuts a follower off while 40 MB are written, heals it, waits until it has caught up and

@@ -60,6 +60,19 @@ async fn put_get_delete_on(n: u64) {
     }
     // Every replica, not only the three the requests went through.
     cluster.assert_replicas_identical().await;
+
+    // The harness sends each node's log to a file: what an operator greps holds plain text.
+    for id in cluster.ids() {
+        assert!(
+            cluster.log_lines(id, "leader") > 0,
+            "node {id} logged no leader"
+        );
+        assert_eq!(
+            cluster.log_matching(id, &["\u{1b}"]),
+            Vec::<String>::new(),
+            "node {id}'s log file holds terminal colour codes"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
