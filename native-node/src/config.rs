@@ -104,6 +104,11 @@ pub struct NodeConfig {
     /// new snapshot (see `replica::promise_repeats`). Tests use it to show the copies it saves.
     #[arg(long, hide = true)]
     pub unsafe_answer_repeated_promises: bool,
+    /// Test only: resend a promise that carries a snapshot every resend timeout, as OmniPaxos
+    /// does, while its first copy is on its way (see `replica::promise_repeats`). Tests use it
+    /// to show the copies it saves.
+    #[arg(long, hide = true)]
+    pub unsafe_resend_snapshot_promises: bool,
 }
 
 impl NodeConfig {

@@ -175,6 +175,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         log_keep_entries: config.log_keep_entries.unwrap_or(config.snapshot_every),
         snapshot_fix: !config.unsafe_no_snapshot_fix,
         drop_promise_repeats: !config.unsafe_answer_repeated_promises,
+        hold_promise_resends: !config.unsafe_resend_snapshot_promises,
         election_ticks: config.election_ticks,
         own_ballot_watch: true,
         late_sync_resync: true,
@@ -270,11 +271,12 @@ impl Node {
 
     async fn end_turn(&mut self) -> anyhow::Result<()> {
         self.check_disk()?;
+        let now_us = self.now_us();
         let mut io = Io {
             links: &mut self.transport,
             events: &mut self.events,
         };
-        let before_sync = self.replica.take_messages_before_sync(&mut io);
+        let before_sync = self.replica.take_messages_before_sync(now_us, &mut io);
         let reads = self.replica.take_read_index_before_sync(&mut io);
         self.send_messages(before_sync);
         self.send_read_index(reads);

@@ -51,7 +51,7 @@ pub use early_release::ReleaseBeforeSync;
 use own_ballot::OwnBallotWatch;
 use ports::{Compaction, StateMachine};
 pub use ports::{Io, Platform};
-use promise_repeats::PromiseRepeats;
+use promise_repeats::{PromiseRepeats, PromiseResends};
 use requests::Pending;
 
 /// What a replica is told at start, besides its storage.
@@ -75,6 +75,9 @@ pub struct ReplicaConfig {
     /// Whether repeated promises whose answer is on its way are dropped (see
     /// `promise_repeats`); off only to show what they cost.
     pub drop_promise_repeats: bool,
+    /// Whether a follower holds back repeats of a promise carrying a snapshot while its first
+    /// copy is on its way (see `promise_repeats`); off only to show what they cost.
+    pub hold_promise_resends: bool,
     /// Ticks in a heartbeat round (OmniPaxos' election timeout).
     pub election_ticks: u64,
     /// Whether a node stuck on its own ballot asks for a higher one (see `own_ballot`); off
@@ -176,6 +179,8 @@ pub struct Replica<P: Platform> {
     observed: Observed,
     /// Promises answered, so that their repeats are not answered with another snapshot.
     promise_repeats: PromiseRepeats,
+    /// Promises with a snapshot sent, so that their repeats are not sent while on their way.
+    promise_resends: PromiseResends,
     /// Notices a promise of its own ballot that leads nowhere (see `own_ballot`).
     own_ballot: OwnBallotWatch,
     /// The stored snapshot in brief, as last stored or installed (for dump heads).
@@ -212,6 +217,7 @@ impl<P: Platform> Replica<P> {
             table,
             compaction,
             promise_repeats: PromiseRepeats::default(),
+            promise_resends: PromiseResends::default(),
             own_ballot: OwnBallotWatch::default(),
             snapshot_summary,
             compaction_cut: apply::CompactionCut::default(),
@@ -263,6 +269,7 @@ impl<P: Platform> Replica<P> {
             Input::PeerLink { peer, up } => {
                 debug!(peer, up, "peer link event");
                 self.promise_repeats.link_changed(peer);
+                self.promise_resends.link_changed(peer);
                 if !up {
                     self.reads.link_down(peer);
                 }
@@ -284,15 +291,14 @@ impl<P: Platform> Replica<P> {
                 self.omni.tick();
                 let cluster_size = self.config.peers.len() + 1;
                 let (me, round_ticks) = (self.config.id, self.config.election_ticks);
-                if self.config.own_ballot_watch
-                    && self
-                        .own_ballot
+                let stalled = self.config.own_ballot_watch.then(|| {
+                    self.own_ballot
                         .tick(&mut self.omni, me, cluster_size, round_ticks)
-                {
+                });
+                if let Some(Some(rounds)) = stalled {
                     warn!(
                         promise = ?self.omni.get_promise(),
-                        "held my own ballot for {} heartbeat rounds without leading: asked for a higher one",
-                        own_ballot::STALLED_ROUNDS
+                        "held my own ballot for {rounds} heartbeat rounds without leading: asked for a higher one",
                     );
                 }
                 self.expire_requests(now_us, io);
@@ -349,8 +355,8 @@ impl<P: Platform> Replica<P> {
 
     /// Takes the messages of the turn so far that may leave before the host syncs (see
     /// `early_release`); the rest wait for [`Replica::finish_turn`].
-    pub fn take_messages_before_sync(&mut self, io: &mut Io<'_>) -> Vec<Outgoing> {
-        self.take_outgoing(io);
+    pub fn take_messages_before_sync(&mut self, now_us: u64, io: &mut Io<'_>) -> Vec<Outgoing> {
+        self.take_outgoing(now_us, io);
         let (now, after_sync) = early_release::split(
             std::mem::take(&mut self.effects.messages),
             self.config.release_before_sync,
@@ -364,6 +370,7 @@ impl<P: Platform> Replica<P> {
     pub fn message_lost(&mut self, peer: NodeId) {
         debug!(peer, "a message to the peer was lost");
         self.promise_repeats.link_changed(peer);
+        self.promise_resends.link_changed(peer);
     }
 
     /// Ends a turn whose writes the host has synced: see the module comment.
@@ -372,7 +379,7 @@ impl<P: Platform> Replica<P> {
         now_us: u64,
         io: &mut Io<'_>,
     ) -> Result<Effects<P>, ReplicaError> {
-        self.take_outgoing(io);
+        self.take_outgoing(now_us, io);
         self.observe_log(io);
         self.apply_decided(now_us, io)?;
         self.finish_reads(now_us, io)?;
@@ -412,15 +419,23 @@ impl<P: Platform> Replica<P> {
         std::mem::take(&mut self.effects)
     }
 
-    fn take_outgoing(&mut self, io: &mut Io<'_>) {
+    fn take_outgoing(&mut self, now_us: u64, io: &mut Io<'_>) {
         self.omni.take_outgoing_messages(&mut self.outgoing);
         for msg in self.outgoing.drain(..) {
             self.next_msg_id += 1;
             let msg_id = self.next_msg_id;
             let to = msg.get_receiver();
             self.promise_repeats.sent(&msg);
+            self.own_ballot.sent(&msg);
             trace_round_message("sent", msg_id, &msg);
             if !io.links.link_enabled(to) {
+                continue;
+            }
+            if self.config.hold_promise_resends && !self.promise_resends.admit(&msg, now_us) {
+                debug!(
+                    to,
+                    "a repeat of a promise with a snapshot: its first copy is on its way"
+                );
                 continue;
             }
             if let Some(sync) = complete_snapshot_sync(&msg) {

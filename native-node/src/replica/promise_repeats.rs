@@ -1,4 +1,5 @@
-//! Repeated promises a leader need not answer again.
+//! Repeated promises: those a leader need not answer again ([`PromiseRepeats`]), and those a
+//! follower need not send again ([`PromiseResends`]).
 //!
 //! A follower that has promised a ballot resends its `Promise` every resend timeout until the
 //! leader's `AcceptSync` reaches it, and OmniPaxos answers every copy with a new `AcceptSync`.
@@ -23,6 +24,19 @@
 //! writes through it timed out. A repeat older than [`PROMISE_ANSWER_FRESH_US`] is answered
 //! all the same, which bounds the cost of a loss this reasoning misses to one snapshot per
 //! period; it does not restore liveness, because an accepting follower sends no repeats.
+//!
+//! The follower's side is the same reasoning turned round. A follower ahead of a new leader
+//! promises with a snapshot of what the leader lacks (a complete one when the leader is behind
+//! its compacted index), and OmniPaxos resends that cached promise, snapshot and all, every
+//! resend timeout until the leader's `AcceptSync` arrives, so a leader slow to answer a large
+//! one is sent it again and again (40 MB every 200 ms, seen in a test). A repeat of a promise
+//! that carries a snapshot is therefore not sent while its first copy is on its way: no link
+//! event for the leader and no message to it lost since, and no `PrepareReq` sent to it (the
+//! leader answers one by forgetting the promise and asking for a new one, which must leave).
+//! The leader's own repeated `Prepare`s say nothing: it resends them while the promise is on
+//! its way, and the follower, already promised, ignores them. A repeat older than
+//! [`PROMISE_ANSWER_FRESH_US`] is sent all the same. Promises without a snapshot are small and
+//! left to OmniPaxos.
 
 use std::collections::HashMap;
 
@@ -31,6 +45,8 @@ use omnipaxos::{
     ballot_leader_election::Ballot,
     messages::{sequence_paxos::PaxosMsg, Message},
 };
+
+use crate::snapshot_fix::carries_snapshot;
 
 /// How long an answered promise keeps its repeats from being answered.
 pub const PROMISE_ANSWER_FRESH_US: u64 = 30_000_000;
@@ -85,9 +101,52 @@ impl PromiseRepeats {
     }
 }
 
+/// Promises carrying a snapshot that this node sent, by leader: the ballot and when.
+#[derive(Default)]
+pub struct PromiseResends {
+    sent: HashMap<NodeId, (Ballot, u64)>,
+}
+
+impl PromiseResends {
+    /// Whether an outgoing message should leave: false for a repeat of a promise carrying a
+    /// snapshot whose first copy is on its way. Call it only for a message about to be queued;
+    /// if queueing then fails, call [`PromiseResends::link_changed`].
+    pub fn admit(&mut self, msg: &Message<KVCommand>, now_us: u64) -> bool {
+        let Message::SequencePaxos(p) = msg else {
+            return true;
+        };
+        let promise = match &p.msg {
+            PaxosMsg::Promise(promise) => promise,
+            PaxosMsg::PrepareReq(_) => {
+                self.sent.remove(&p.to);
+                return true;
+            }
+            _ => return true,
+        };
+        if !carries_snapshot(msg) {
+            return true;
+        }
+        if let Some((n, at_us)) = self.sent.get(&p.to) {
+            if *n == promise.n && now_us.saturating_sub(*at_us) < PROMISE_ANSWER_FRESH_US {
+                return false;
+            }
+        }
+        self.sent.insert(p.to, (promise.n, now_us));
+        true
+    }
+
+    /// Something on the link to `peer` changed, or a message to it was lost: the promise may
+    /// not reach it, so its next repeat leaves.
+    pub fn link_changed(&mut self, peer: NodeId) {
+        self.sent.remove(&peer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use omnipaxos::messages::sequence_paxos::{PaxosMessage, Prepare, PrepareReq, Promise};
+    use omnipaxos::storage::SnapshotType;
+    use omnipaxos::util::LogSync;
 
     use super::*;
 
@@ -165,6 +224,65 @@ mod tests {
         );
         assert!(!r.admit(2, &promise(2, 5), 3), "a repeat of that one");
         assert!(r.admit(3, &prepare_req(3, 4), 4), "requests always pass");
+    }
+
+    /// A follower's promise to leader 1, with a complete snapshot or without one.
+    fn promise_to_leader(n: u32, with_snapshot: bool) -> Message<KVCommand> {
+        let log_sync = LogSync {
+            decided_snapshot: with_snapshot
+                .then(|| SnapshotType::Complete(omnikv_core::KVSnapshot::default())),
+            suffix: vec![],
+            sync_idx: 0,
+            stopsign: None,
+        };
+        let Message::SequencePaxos(mut p) = promise(2, n) else {
+            unreachable!()
+        };
+        if let PaxosMsg::Promise(promise) = &mut p.msg {
+            promise.log_sync = Some(log_sync);
+        }
+        Message::SequencePaxos(p)
+    }
+
+    #[test]
+    fn a_snapshot_promise_is_resent_only_once_something_could_have_lost_it() {
+        let mut r = PromiseResends::default();
+        assert!(r.admit(&promise_to_leader(5, true), 0));
+        assert!(
+            !r.admit(&promise_to_leader(5, true), 200_000),
+            "the first copy is on its way"
+        );
+        assert!(
+            r.admit(&promise_to_leader(5, false), 200_000),
+            "a promise without a snapshot is OmniPaxos' to resend"
+        );
+        r.link_changed(1);
+        assert!(
+            r.admit(&promise_to_leader(5, true), 400_000),
+            "the link changed"
+        );
+        assert!(!r.admit(&promise_to_leader(5, true), 600_000));
+        let request = Message::SequencePaxos(PaxosMessage {
+            from: 2,
+            to: 1,
+            msg: PaxosMsg::PrepareReq(PrepareReq { n: ballot(5) }),
+        });
+        assert!(r.admit(&request, 700_000));
+        assert!(
+            r.admit(&promise_to_leader(5, true), 800_000),
+            "the leader forgets the promise when it takes the request"
+        );
+        assert!(
+            r.admit(&promise_to_leader(6, true), 800_001),
+            "a new ballot"
+        );
+        assert!(
+            r.admit(
+                &promise_to_leader(6, true),
+                800_001 + PROMISE_ANSWER_FRESH_US
+            ),
+            "a first copy this old is sent again"
+        );
     }
 
     #[test]

@@ -509,6 +509,7 @@ impl Sim {
             log_keep_entries: self.config.log_keep_entries,
             snapshot_fix: self.config.snapshot_fix,
             drop_promise_repeats: true,
+            hold_promise_resends: true,
             election_ticks: ELECTION_TICKS,
             own_ballot_watch: self.config.own_ballot_watch,
             late_sync_resync: self.config.late_sync_resync,
@@ -675,7 +676,7 @@ impl Sim {
         self.check_decided(id);
         let (messages, reads) = self
             .with_replica(id, &peers, &alive, |replica, io| {
-                let messages = replica.take_messages_before_sync(io);
+                let messages = replica.take_messages_before_sync(now_us, io);
                 (messages, replica.take_read_index_before_sync(io))
             })
             .expect("the node is up");
