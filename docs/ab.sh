@@ -17,39 +17,19 @@ old=$1
 new=$2
 rounds=${ROUNDS:-2}
 dur=${DUR:-10}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=docs/local-cluster.sh
+. "$(dirname "$0")/local-cluster.sh"
 
 run() {
-  local bin=$1 tag=$2 args=$3 base=$((20000 + RANDOM % 5000)) members=() endpoints=""
-  rm -rf "${work:?}"/n*
-  for j in 1 2 3; do members+=(--member "$j=127.0.0.1:$((base + j))"); done
-  pids=()
-  for i in 1 2 3; do
-    RUST_LOG=warn "$bin" node --id "$i" "${members[@]}" --ws "127.0.0.1:$((base + 100 + i))" \
-      --data-dir "$work/n$i" >>"$work/n$i.log" 2>&1 &
-    pids+=($!)
-    endpoints+="ws://127.0.0.1:$((base + 100 + i)),"
-  done
-  endpoints=${endpoints%,}
-  for _ in $(seq 100); do
-    "$new" put ready x --node "ws://127.0.0.1:$((base + 101))" --timeout-ms 2000 >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  local bin=$1 tag=$2 args=$3
+  start_cluster "$bin"
   for clients in ${CLIENTS:-64 1}; do
     # shellcheck disable=SC2086 # BENCH_ARGS and args are lists of flags
     result=$("$new" bench load --endpoint "$endpoints" --clients "$clients" --duration-s "$dur" \
       ${BENCH_ARGS:-} $args --no-progress 2>/dev/null | tail -1)
     echo "$tag c$clients $result"
   done
-  kill "${pids[@]}"
-  wait 2>/dev/null || true
+  stop_cluster
 }
 
 for r in $(seq "$rounds"); do
