@@ -268,8 +268,7 @@ impl<P: Platform> Replica<P> {
             }
             Input::PeerLink { peer, up } => {
                 debug!(peer, up, "peer link event");
-                self.promise_repeats.link_changed(peer);
-                self.promise_resends.link_changed(peer);
+                self.link_changed(peer);
                 if !up {
                     self.reads.link_down(peer);
                 }
@@ -369,6 +368,12 @@ impl<P: Platform> Replica<P> {
     /// already on its way there): whatever answer it carried may be lost.
     pub fn message_lost(&mut self, peer: NodeId) {
         debug!(peer, "a message to the peer was lost");
+        self.link_changed(peer);
+    }
+
+    /// What was sent on the link to `peer` may be lost (its stream went up or down, a message
+    /// was not queued, the operator cut or healed it): promises are answered and sent again.
+    pub(super) fn link_changed(&mut self, peer: NodeId) {
         self.promise_repeats.link_changed(peer);
         self.promise_resends.link_changed(peer);
     }

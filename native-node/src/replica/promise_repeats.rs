@@ -31,12 +31,12 @@
 //! resend timeout until the leader's `AcceptSync` arrives, so a leader slow to answer a large
 //! one is sent it again and again (40 MB every 200 ms, seen in a test). A repeat of a promise
 //! that carries a snapshot is therefore not sent while its first copy is on its way: no link
-//! event for the leader and no message to it lost since, and no `PrepareReq` sent to it (the
-//! leader answers one by forgetting the promise and asking for a new one, which must leave).
-//! The leader's own repeated `Prepare`s say nothing: it resends them while the promise is on
-//! its way, and the follower, already promised, ignores them. A repeat older than
-//! [`PROMISE_ANSWER_FRESH_US`] is sent all the same. Promises without a snapshot are small and
-//! left to OmniPaxos.
+//! event for the leader, no message to it lost and no cut or heal since, and no `PrepareReq`
+//! sent to it (the leader answers one by forgetting the promise and asking for a new one,
+//! which must leave). The leader's own repeated `Prepare`s say nothing: it resends them while
+//! the promise is on its way, and the follower, already promised, ignores them. A repeat older
+//! than [`PROMISE_ANSWER_FRESH_US`] is sent all the same. Promises without a snapshot are small
+//! and left to OmniPaxos.
 
 use std::collections::HashMap;
 

@@ -48,7 +48,7 @@ impl<P: Platform> Replica<P> {
                 if !io.links.set_link(peer, connected) {
                     return Ok(not_a_peer(peer, self.config.id));
                 }
-                self.promise_repeats.link_changed(peer);
+                self.link_changed(peer);
                 if connected {
                     self.omni.reconnected(peer);
                 }
