@@ -51,10 +51,33 @@ use crate::snapshot_fix::carries_snapshot;
 /// How long an answered promise keeps its repeats from being answered.
 pub const PROMISE_ANSWER_FRESH_US: u64 = 30_000_000;
 
-/// Promises passed to OmniPaxos, by follower: the ballot and when.
+/// Promises on their way, by peer: the ballot and when the first copy went. The one rule both
+/// sides share: a promise of the same ballot within [`PROMISE_ANSWER_FRESH_US`] is a repeat.
+#[derive(Default)]
+struct OnTheirWay(HashMap<NodeId, (Ballot, u64)>);
+
+impl OnTheirWay {
+    /// Whether a promise of ballot `n` with `peer` is a repeat of one on its way; if it is
+    /// not, it becomes the one on its way.
+    fn repeat(&mut self, peer: NodeId, n: Ballot, now_us: u64) -> bool {
+        if let Some((on_its_way, at_us)) = self.0.get(&peer) {
+            if *on_its_way == n && now_us.saturating_sub(*at_us) < PROMISE_ANSWER_FRESH_US {
+                return true;
+            }
+        }
+        self.0.insert(peer, (n, now_us));
+        false
+    }
+
+    fn forget(&mut self, peer: NodeId) {
+        self.0.remove(&peer);
+    }
+}
+
+/// Promises passed to OmniPaxos, by follower.
 #[derive(Default)]
 pub struct PromiseRepeats {
-    answered: HashMap<NodeId, (Ballot, u64)>,
+    answered: OnTheirWay,
 }
 
 impl PromiseRepeats {
@@ -70,18 +93,12 @@ impl PromiseRepeats {
             // `Prepare`, and the follower's next promise must count. That `Prepare` leaves only
             // when the turn ends, too late for a promise handled in the same turn.
             PaxosMsg::PrepareReq(_) => {
-                self.answered.remove(&from);
+                self.answered.forget(from);
                 return true;
             }
             _ => return true,
         };
-        if let Some((n, at_us)) = self.answered.get(&from) {
-            if *n == promise.n && now_us.saturating_sub(*at_us) < PROMISE_ANSWER_FRESH_US {
-                return false;
-            }
-        }
-        self.answered.insert(from, (promise.n, now_us));
-        true
+        !self.answered.repeat(from, promise.n, now_us)
     }
 
     /// Notes an outgoing message: a `Prepare` to a follower opens a round that needs its
@@ -89,7 +106,7 @@ impl PromiseRepeats {
     pub fn sent(&mut self, msg: &Message<KVCommand>) {
         if let Message::SequencePaxos(p) = msg {
             if matches!(p.msg, PaxosMsg::Prepare(_)) {
-                self.answered.remove(&p.to);
+                self.answered.forget(p.to);
             }
         }
     }
@@ -97,14 +114,14 @@ impl PromiseRepeats {
     /// Something on the link to `peer` changed (stream up or down, cut or healed): whatever
     /// was sent on it may be lost, so its next promise is answered.
     pub fn link_changed(&mut self, peer: NodeId) {
-        self.answered.remove(&peer);
+        self.answered.forget(peer);
     }
 }
 
-/// Promises carrying a snapshot that this node sent, by leader: the ballot and when.
+/// Promises carrying a snapshot that this node sent, by leader.
 #[derive(Default)]
 pub struct PromiseResends {
-    sent: HashMap<NodeId, (Ballot, u64)>,
+    sent: OnTheirWay,
 }
 
 impl PromiseResends {
@@ -118,27 +135,18 @@ impl PromiseResends {
         let promise = match &p.msg {
             PaxosMsg::Promise(promise) => promise,
             PaxosMsg::PrepareReq(_) => {
-                self.sent.remove(&p.to);
+                self.sent.forget(p.to);
                 return true;
             }
             _ => return true,
         };
-        if !carries_snapshot(msg) {
-            return true;
-        }
-        if let Some((n, at_us)) = self.sent.get(&p.to) {
-            if *n == promise.n && now_us.saturating_sub(*at_us) < PROMISE_ANSWER_FRESH_US {
-                return false;
-            }
-        }
-        self.sent.insert(p.to, (promise.n, now_us));
-        true
+        !carries_snapshot(msg) || !self.sent.repeat(p.to, promise.n, now_us)
     }
 
     /// Something on the link to `peer` changed, or a message to it was lost: the promise may
     /// not reach it, so its next repeat leaves.
     pub fn link_changed(&mut self, peer: NodeId) {
-        self.sent.remove(&peer);
+        self.sent.forget(peer);
     }
 }
 
