@@ -9,7 +9,8 @@
 //! subscriber watches, one at a time, and only when the applied index moved.
 //!
 //! A fold reads the whole table, memtables included: at 100k keys under 5,000 writes a second,
-//! folds a second apart took 13.6% of three nodes' CPU (`perf record`, one subscriber per node),
+//! a fold took about 250 ms, and folds that far apart took 10-14% of three nodes' CPU
+//! (`perf record`, one subscriber per node),
 //! most of a watched cluster's loss of throughput. Under writes the replicas fold at different
 //! indices, so their digests differ whatever the rate, and a digest that trails the table by a
 //! few seconds tells as much: a table that keeps changing is folded every
@@ -47,10 +48,10 @@ struct Running {
 pub(super) struct DigestFolds {
     last: Option<DigestAt>,
     running: Option<Running>,
-    /// When the next fold may start: after the gap under writes, and after a gap in
-    /// proportion to the last fold's length, so that folds take at most a tenth of the time.
-    next_at: Option<Instant>,
-    next_settled_at: Option<Instant>,
+    /// When the last fold ended, and how long it took: the next one waits a gap in proportion
+    /// (folds take at most a tenth of the time), and at least [`FOLD_GAP_UNDER_WRITES`] while
+    /// the table changes.
+    last_fold: Option<(Instant, Duration)>,
     /// The applied index of the last refresh, and since when it has been that.
     seen: Option<(u64, Instant)>,
 }
@@ -74,9 +75,7 @@ impl DigestFolds {
                 Err(mpsc::TryRecvError::Disconnected) => Some(None),
             };
             let Some(folded) = finished else { return };
-            let took = now - running.started;
-            self.next_settled_at = Some(now + took * FOLD_GAP_PER_FOLD);
-            self.next_at = Some(now + FOLD_GAP_UNDER_WRITES.max(took * FOLD_GAP_PER_FOLD));
+            self.last_fold = Some((now, now - running.started));
             self.running = None;
             if folded.is_some() {
                 self.last = folded;
@@ -90,11 +89,12 @@ impl DigestFolds {
             }
         };
         let settled = now - since >= SETTLED_AFTER;
-        let passed = |at: Option<Instant>| at.is_none_or(|at| now >= at);
-        let due = passed(if settled {
-            self.next_settled_at
-        } else {
-            self.next_at
+        let due = self.last_fold.is_none_or(|(ended, took)| {
+            let mut gap = took * FOLD_GAP_PER_FOLD;
+            if !settled {
+                gap = gap.max(FOLD_GAP_UNDER_WRITES);
+            }
+            now >= ended + gap
         });
         let moved = self.last.is_none_or(|(_, idx)| idx != applied_idx);
         if watched && due && moved {
