@@ -8,10 +8,10 @@
 //! the digest is exactly that of the table at that index. Folds run only while an `/events`
 //! subscriber watches, one at a time, and only when the applied index moved.
 //!
-//! A fold reads the whole table, memtables included: at 100k keys under 5,000 writes a second,
-//! a fold took about 250 ms, and folds that far apart took 10-14% of three nodes' CPU
-//! (`perf record`, one subscriber per node),
-//! most of a watched cluster's loss of throughput. Under writes the replicas fold at different
+//! A fold reads the whole table, memtables included. At 100k keys under 5,000 writes a second
+//! a fold took roughly 250 ms (estimated from a profile), so folds ran about 2.5 s apart and
+//! took 10-14% of three nodes' CPU (`perf record`, one subscriber per node), most of a watched
+//! cluster's loss of throughput. Under writes the replicas fold at different
 //! indices, so their digests differ whatever the rate, and a digest that trails the table by a
 //! few seconds tells as much: a table that keeps changing is folded every
 //! [`FOLD_GAP_UNDER_WRITES`]. What a person watches for is the replicas agreeing once writes
