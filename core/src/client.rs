@@ -389,13 +389,13 @@ pub enum ClientResponse {
         /// applied earlier, the first copy's index.
         index: Option<u64>,
         /// For a Get of a live key: the log index of the key's last write.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         mod_index: Option<u64>,
         /// For a transaction: whether its guards held, and what failed ones found.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         txn: Option<TxnResult>,
         /// For a scan: the page.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         scan: Option<ScanPage>,
     },
     /// The request failed. `id` is absent when the frame could not be decoded.

@@ -5,7 +5,8 @@
 //! draws only from these. Every event is wrapped in an [`EventEnvelope`] with the node's id, a
 //! per-node sequence number (gaps mean events were dropped) and a wall-clock timestamp.
 //!
-//! A frame carries one or more envelopes, one JSON object per line ([`frame_events`]): a busy
+//! A frame carries one or more envelopes, one JSON object per line ([`frame_events`]), or in
+//! postcard one after another ([`postcard_frame_events`]): a busy
 //! node sends what happened during a few milliseconds together, which costs it and its watchers
 //! one message instead of hundreds.
 
@@ -33,6 +34,24 @@ pub fn event_takes_another(count: usize, bytes: usize) -> bool {
 
 pub fn frame_events(frame: &str) -> impl Iterator<Item = &str> {
     frame.split('\n').filter(|line| !line.trim().is_empty())
+}
+
+/// The envelopes of a postcard frame, written one after another; decoding stops at the first
+/// that does not decode (what follows it cannot be found).
+pub fn postcard_frame_events(
+    frame: &[u8],
+) -> impl Iterator<Item = Result<EventEnvelope, crate::DecodeError>> + '_ {
+    let mut rest = Some(frame);
+    std::iter::from_fn(move || {
+        let bytes = rest.take().filter(|b| !b.is_empty())?;
+        match crate::wire::take_postcard::<EventEnvelope>(bytes) {
+            Ok((envelope, after)) => {
+                rest = Some(after);
+                Some(Ok(envelope))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,16 +20,18 @@
 //! - [`control`]: the launcher's HTTP control API.
 //! - [`limits`]: size limits every decoder enforces.
 //! - [`linearizability`]: the checker of KV histories the nemesis tests and the page share.
+//! - [`wire`]: the schema's two encodings, JSON and postcard, and how a client picks one.
 //!
 //! Every enum on a wire is externally tagged (`{"put":{"key":"k",...}}`, `"status"` for a unit
 //! variant). serde's internally tagged form (`{"type":"put",...}`) buffers each value before
 //! decoding it: that is slower on the nodes' hot path and cannot read integer map keys back from
 //! JSON.
 //!
-//! Each wire type is described once, by its serde derives here, and every process decodes it with
-//! serde_json: the nodes, the launcher, the tests, the visualizer's wasm and (through that wasm)
-//! the Node.js client; frames from outside go through [`decode_json`], which checks their size
-//! first. `tests/round_trip.rs` round-trips every type.
+//! Each wire type is described once, by its serde derives here, and written in one of two
+//! encodings of that schema ([`wire`]): JSON, which the nodes, the launcher, the CLI, the tests
+//! and the Node.js client speak, and postcard, which the visualizer's page asks for. Frames from
+//! outside go through [`decode_json`] or [`wire::decode_postcard`], which check their size first.
+//! `tests/round_trip.rs` round-trips every type through both.
 
 pub mod admin;
 pub mod client;
@@ -46,6 +48,7 @@ pub mod snapshot;
 pub mod txn;
 pub mod versioned;
 pub mod watch;
+pub mod wire;
 
 pub use command::{KVCommand, RequestId};
 pub use snapshot::KVSnapshot;
@@ -61,6 +64,8 @@ pub enum DecodeError {
     TooLarge { len: usize, limit: usize },
     #[error("malformed JSON: {0}")]
     Json(String),
+    #[error("malformed postcard frame: {0}")]
+    Postcard(String),
     #[error("invalid request: {0}")]
     Invalid(String),
 }
@@ -72,11 +77,6 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     limit: usize,
 ) -> Result<T, DecodeError> {
-    if bytes.len() > limit {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            limit,
-        });
-    }
+    wire::check_size(bytes, limit)?;
     serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))
 }

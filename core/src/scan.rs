@@ -24,16 +24,16 @@ const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX <= SCAN_PAGE_BYTES_MAX);
 #[serde(deny_unknown_fields)]
 pub struct ScanRange {
     /// Keys starting with this (exclusive with `start`/`end`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub prefix: Option<String>,
     /// First key, inclusive (`None`: from the first key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub start: Option<String>,
     /// Last key, exclusive (`None`: to the last key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub end: Option<String>,
     /// Continue after this key: the previous page's `next_after`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub after: Option<String>,
     /// Keys wanted in this page: clamped to 1..=[`SCAN_KEYS_MAX`] (0: the maximum).
     #[serde(default)]
@@ -105,7 +105,7 @@ pub struct ScanEntry {
 pub struct ScanPage {
     pub entries: Vec<ScanEntry>,
     /// More keys may follow: send the scan again with `after` set to this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub next_after: Option<String>,
 }
 

@@ -75,7 +75,7 @@ pub struct AppliedWrite {
     /// [`KVCommand::digest`] of the command, to refuse a different command under the same id.
     pub digest: u64,
     /// A transaction whose guards failed: it changed nothing, and its copies say so too.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub guards_failed: bool,
 }
 

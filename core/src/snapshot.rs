@@ -43,7 +43,7 @@ pub struct KVSnapshot {
     #[serde(default)]
     pub len: u64,
     /// Commands not yet folded, in log order (only in a snapshot made by `create`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub unresolved: Vec<Unresolved>,
 }
 
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<KVSnapshot>(&json).unwrap(), s);
         s.resolve();
         let json = serde_json::to_string(&s).unwrap();
-        assert!(!json.contains("unresolved"));
+        assert!(json.contains(r#""unresolved":[]"#));
         assert_eq!(serde_json::from_str::<KVSnapshot>(&json).unwrap(), s);
     }
 

@@ -145,7 +145,7 @@ pub struct TxnResult {
     /// For a failed transaction, what each failed guard found, in guard order. Empty when the
     /// reply answers a copy of a transaction that failed earlier: what it found then is not
     /// kept (it could be a whole value per guard), and the table may have moved on since.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub found: Vec<Found>,
 }
 

@@ -1,5 +1,5 @@
-//! Every decoder of wire input, fed hostile bytes: it returns an error or a value, never
-//! panics, and refuses oversized frames before parsing.
+//! Every decoder of wire input, in both encodings, fed hostile bytes: it returns an error or a
+//! value, never panics, and refuses oversized frames before parsing.
 
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
@@ -10,12 +10,35 @@ use omnikv_core::{
     limits::CLIENT_FRAME_BYTES_MAX,
     peer::PeerFrame,
     watch::{WatchFrame, WatchRequest},
+    wire::{decode_postcard, encode_postcard},
     DecodeError, RequestId,
 };
 use proptest::prelude::*;
 
 fn decode_all(bytes: &[u8]) {
     let _ = decoders_accepting(bytes);
+    let _ = postcard_decoders_accepting(bytes);
+}
+
+/// The page's decoders: postcard, of what the nodes and the launcher send it.
+fn postcard_decoders_accepting(bytes: &[u8]) -> Vec<&'static str> {
+    fn accepts<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
+        decode_postcard::<T>(bytes, 1 << 20).is_ok()
+    }
+    let verdicts = [
+        ("ClientRequest", accepts::<ClientRequest>(bytes)),
+        ("ClientResponse", accepts::<ClientResponse>(bytes)),
+        ("EventEnvelope", accepts::<EventEnvelope>(bytes)),
+        ("AdminRequest", accepts::<AdminRequest>(bytes)),
+        ("AdminResponse", accepts::<AdminResponse>(bytes)),
+        ("ClusterView", accepts::<ClusterView>(bytes)),
+        ("WatchRequest", accepts::<WatchRequest>(bytes)),
+        ("WatchFrame", accepts::<WatchFrame>(bytes)),
+    ];
+    verdicts
+        .into_iter()
+        .filter_map(|(name, ok)| ok.then_some(name))
+        .collect()
 }
 
 /// Runs every decoder on `bytes` and names those that accepted them.
@@ -110,6 +133,25 @@ fn oversized_frames_are_refused_before_parsing() {
             len: CLIENT_FRAME_BYTES_MAX + 1,
             limit: CLIENT_FRAME_BYTES_MAX
         })
+    );
+}
+
+#[test]
+fn a_postcard_length_beyond_the_frame_is_an_error_not_an_allocation() {
+    // A cluster view with no leader whose node list claims 2^56 - 1 entries, in 9 bytes.
+    let mut frame = vec![0u8];
+    frame.extend([0xff; 7]);
+    frame.push(0x7f);
+    assert!(decode_postcard::<ClusterView>(&frame, 1 << 20).is_err());
+    let view: ClusterView =
+        decode_json(br#"{"leader":null,"nodes":[],"links":[]}"#, 1 << 20).unwrap();
+    assert_eq!(
+        decode_postcard::<ClusterView>(&encode_postcard(&view), 1 << 20),
+        Ok(view)
+    );
+    assert_eq!(
+        decode_postcard::<ClientRequest>(&[1; 65], 64),
+        Err(DecodeError::TooLarge { len: 65, limit: 64 })
     );
 }
 

@@ -1,8 +1,9 @@
-//! Every wire type has one schema (its serde derives) and one decoder ([`decode_json`]), used by
-//! the nodes, the launcher, the visualizer and the Node.js client alike. Every generated value
-//! of every type reads back as itself, compact or pretty-printed; text with a few random edits
-//! is either refused or read as a value that itself round-trips; and the schema refuses what
-//! it must (unknown fields where denied, unknown variants, sessions out of order).
+//! Every wire type has one schema (its serde derives) and two encodings of it: JSON, read with
+//! [`decode_json`], and postcard, read with [`decode_postcard`] (the page's). Every generated
+//! value of every type reads back as itself, as compact or pretty-printed JSON and as postcard;
+//! a frame with a few random edits is either refused or read as a value that itself
+//! round-trips; and the schema refuses what it must (unknown fields where denied, unknown
+//! variants, sessions out of order).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -25,6 +26,7 @@ use omnikv_core::{
     snapshot::Unresolved,
     txn::{Found, Guard, TxnOp, TxnResult},
     watch::{Change, WatchFrame, WatchRequest},
+    wire::{decode_postcard, encode_postcard},
     KVCommand, KVSnapshot, RequestId,
 };
 use proptest::prelude::*;
@@ -654,6 +656,16 @@ fn apply_edits(text: &str, edits: &[(usize, usize, &str)]) -> String {
     s
 }
 
+fn apply_byte_edits(bytes: &[u8], edits: &[(usize, usize, &str)]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    for &(at, delete, insert) in edits {
+        let start = at % (b.len() + 1);
+        let end = (start + delete).min(b.len());
+        b.splice(start..end, insert.bytes());
+    }
+    b
+}
+
 fn round_trips<T>(value: &T, edits: &[(usize, usize, &str)]) -> Result<(), TestCaseError>
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
@@ -668,6 +680,24 @@ where
             let again = serde_json::to_string(&read).unwrap();
             prop_assert_eq!(decode::<T>(&again).unwrap(), read, "{}", edited);
         }
+    }
+    // Postcard reads fields by position: a field a writer skipped would shift every later one.
+    let written = encode_postcard(value);
+    prop_assert_eq!(
+        &decode_postcard::<T>(&written, LIMIT).unwrap(),
+        value,
+        "{:?}",
+        written
+    );
+    let edited = apply_byte_edits(&written, edits);
+    if let Ok(read) = decode_postcard::<T>(&edited, LIMIT) {
+        let again = encode_postcard(&read);
+        prop_assert_eq!(
+            decode_postcard::<T>(&again, LIMIT).unwrap(),
+            read,
+            "{:?}",
+            edited
+        );
     }
     Ok(())
 }

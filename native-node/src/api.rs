@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
+use omnikv_core::wire::Encoding;
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     client::{ClientError, ClientOp, ClientRequest, ClientResponse},
-    decode_json,
     limits::{ADMIN_FRAME_BYTES_MAX, CLIENT_FRAME_BYTES_MAX, VALUE_BYTES_MAX},
     scan::SCAN_REPLY_BYTES_MAX,
     txn::FOUND_VALUE_BYTES_MAX,
@@ -38,7 +38,6 @@ use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request, Response},
     http::{self, StatusCode},
     protocol::WebSocketConfig,
-    Message as WsMessage,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -54,6 +53,7 @@ use crate::ws_access::{AdminRights, UpgradePolicy};
 use crate::ws_conn::{
     ping_ticker, ping_unless_idle, send_ping, Ws, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT,
 };
+use crate::ws_frames;
 
 /// Open WebSocket connections per node (upgrades done).
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -161,9 +161,10 @@ async fn connection(
     let mut endpoint = None;
     let mut rights = AdminRights::ReadOnly;
     let mut slot: Option<OwnedSemaphorePermit> = None;
+    let mut encoding = Encoding::Json;
     // The callback's signature is tungstenite's, large error type included.
     #[allow(clippy::result_large_err)]
-    let route = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+    let route = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
         if let Err(e) = shared.policy.check_origin(header(http::header::ORIGIN)) {
             return Err(refuse(StatusCode::FORBIDDEN, e.to_string()));
@@ -193,6 +194,7 @@ async fn connection(
             }
             Some(_) => {}
         }
+        encoding = ws_frames::negotiate(req, &mut resp);
         match shared.slots.clone().try_acquire_owned() {
             Ok(permit) => slot = Some(permit),
             Err(_) => {
@@ -217,18 +219,18 @@ async fn connection(
     let _slot = slot.expect("taken by a successful upgrade");
     let (inputs, shutdown) = (shared.inputs.clone(), shared.shutdown.clone());
     match endpoint.expect("set by a successful handshake") {
-        Endpoint::Client => client(ws, inputs, shared.client_bytes.clone(), shutdown).await,
-        Endpoint::Events => events(ws, shared.bus.clone(), shutdown).await,
-        Endpoint::Admin => admin(ws, rights, inputs, shared.pages.clone(), shutdown).await,
-        Endpoint::Watch => crate::watchers::serve(ws, shared.changes.clone(), shutdown).await,
-    }
-}
-
-fn text_of(msg: &WsMessage) -> Option<&[u8]> {
-    match msg {
-        WsMessage::Text(t) => Some(t.as_bytes()),
-        WsMessage::Binary(b) => Some(b),
-        _ => None,
+        Endpoint::Client => {
+            let budget = shared.client_bytes.clone();
+            client(ws, encoding, inputs, budget, shutdown).await
+        }
+        Endpoint::Events => events(ws, encoding, shared.bus.clone(), shutdown).await,
+        Endpoint::Admin => {
+            let pages = shared.pages.clone();
+            admin(ws, encoding, rights, inputs, pages, shutdown).await
+        }
+        Endpoint::Watch => {
+            crate::watchers::serve(ws, encoding, shared.changes.clone(), shutdown).await
+        }
     }
 }
 
@@ -250,6 +252,7 @@ const REPLY_OVERHEAD_BYTES: usize = 256;
 
 async fn client(
     ws: Ws,
+    encoding: Encoding,
     inputs: mpsc::Sender<Input>,
     node_bytes: ByteBudget,
     shutdown: CancellationToken,
@@ -284,8 +287,7 @@ async fn client(
                     let mut next = Some(resp);
                     while let Some((resp, charge)) = next.take() {
                         in_flight.add_permits(1);
-                        let json = serde_json::to_string(&resp).expect("responses serialise");
-                        sink.feed(WsMessage::text(json)).await?;
+                        sink.feed(ws_frames::frame(encoding, &resp)).await?;
                         drop(charge);
                         next = reply_rx.try_recv().ok();
                     }
@@ -328,14 +330,19 @@ async fn client(
         if msg.is_close() {
             break;
         }
-        let Some(bytes) = text_of(&msg) else { continue };
+        let (Some(frame_len), Some(decoded)) = (
+            ws_frames::payload_len(&msg),
+            ws_frames::decode::<ClientRequest>(&msg, CLIENT_FRAME_BYTES_MAX),
+        ) else {
+            continue;
+        };
         // This frame gets exactly one reply; the writer returns the permit with it.
         permit.forget();
-        match decode_json::<ClientRequest>(bytes, CLIENT_FRAME_BYTES_MAX) {
+        match decoded {
             Ok(req) => {
                 // The connection's own budget first: a connection that spent it waits without
                 // taking bytes the node's other connections could use.
-                let held = request_bytes(bytes.len(), &req);
+                let held = request_bytes(frame_len, &req);
                 let charge = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = writer_done.cancelled() => break,
@@ -372,16 +379,18 @@ fn bad_request(reason: String) -> ClientResponse {
     }
 }
 
-async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn events(
+    ws: Ws,
+    encoding: Encoding,
+    bus: EventBus,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
     let (status, mut rx) = bus.subscribe();
     if let Some(status) = status {
-        timeout(
-            WRITE_TIMEOUT,
-            sink.send(WsMessage::text(status.to_string())),
-        )
-        .await
-        .context("subscriber not reading")??;
+        timeout(WRITE_TIMEOUT, sink.send(status.message(encoding)))
+            .await
+            .context("subscriber not reading")??;
     }
     let mut ping = ping_ticker();
     let mut heard_at = Instant::now();
@@ -407,9 +416,9 @@ async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::R
                     let mut queued = 0;
                     while let Some(event) = next.take() {
                         match event {
-                            Ok(frame) => sink.feed(WsMessage::text(frame.to_string())).await?,
+                            Ok(frame) => sink.feed(frame.message(encoding)).await?,
                             Err(broadcast::error::RecvError::Lagged(dropped)) => {
-                                sink.feed(WsMessage::text(bus.lag_notice(dropped))).await?
+                                sink.feed(bus.lag_notice(dropped).message(encoding)).await?
                             }
                             Err(broadcast::error::RecvError::Closed) => break,
                         }
@@ -438,6 +447,7 @@ async fn events(ws: Ws, bus: EventBus, shutdown: CancellationToken) -> anyhow::R
 
 async fn admin(
     ws: Ws,
+    encoding: Encoding,
     rights: AdminRights,
     inputs: mpsc::Sender<Input>,
     pages: Arc<DumpPages>,
@@ -462,8 +472,10 @@ async fn admin(
             _ => break,
         };
         heard_at = Instant::now();
-        let Some(bytes) = text_of(&msg) else { continue };
-        let resp = match decode_json::<AdminRequest>(bytes, ADMIN_FRAME_BYTES_MAX) {
+        let Some(decoded) = ws_frames::decode::<AdminRequest>(&msg, ADMIN_FRAME_BYTES_MAX) else {
+            continue;
+        };
+        let resp = match decoded {
             Ok(req) if !rights.allows(&req) => AdminResponse::Error {
                 message: "this request changes the node: it needs the cluster secret \
                           (Authorization: Bearer SECRET on the /admin upgrade)"
@@ -484,8 +496,7 @@ async fn admin(
                 message: e.to_string(),
             },
         };
-        let json = serde_json::to_string(&resp).expect("responses serialise");
-        timeout(WRITE_TIMEOUT, sink.send(WsMessage::text(json)))
+        timeout(WRITE_TIMEOUT, sink.send(ws_frames::frame(encoding, &resp)))
             .await
             .context("admin client not reading")??;
     }

@@ -4,8 +4,8 @@
 //! subscriber that falls behind loses the oldest events and is told how many (`lagged`).
 //! Nothing is serialised when nobody listens.
 //!
-//! Events are gathered for [`EVENT_FLUSH_INTERVAL`] and published as one frame (one event per
-//! line): a watcher gets one message per frame rather than one per event, and a page, which
+//! Events are gathered for [`EVENT_FLUSH_INTERVAL`] and published as one frame ([`EventFrame`],
+//! in both of the wire's encodings, so that each subscriber gets the one it asked for): a watcher gets one message per frame rather than one per event, and a page, which
 //! draws 60 times a second, loses nothing by it.
 //! Within a frame, consecutive appended, decided and applied runs are merged into one event of
 //! each kind, and messages and client events are under a budget (see [`DETAIL_EVENTS_PER_S`]).
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use omnikv_core::event::{event_takes_another, EventEnvelope, NodeEvent, NodeStatus};
+use omnikv_core::wire::{encode_postcard_into, Encoding};
 use omnikv_core::{KVCommand, NodeId};
 use tokio::sync::broadcast;
 
@@ -47,19 +48,58 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A burst of events in both encodings: JSON, one envelope per line, and postcard, envelopes one
+/// after another. Encoding both costs the node little (postcard is about a third of JSON's
+/// cost: docs/performance-notes.md, section 8) and only while someone listens.
+#[derive(Debug, Default)]
+pub struct EventFrame {
+    pub json: String,
+    pub postcard: Vec<u8>,
+}
+
+impl EventFrame {
+    fn of(env: &EventEnvelope) -> EventFrame {
+        let mut frame = EventFrame::default();
+        frame.push(env);
+        frame
+    }
+
+    fn push(&mut self, env: &EventEnvelope) {
+        if !self.json.is_empty() {
+            self.json.push('\n');
+        }
+        let line = serde_json::to_string(env).expect("events serialise");
+        self.json.push_str(&line);
+        encode_postcard_into(env, &mut self.postcard);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.json.is_empty()
+    }
+
+    /// The frame as `encoding` writes it.
+    pub fn message(&self, encoding: Encoding) -> tokio_tungstenite::tungstenite::Message {
+        use tokio_tungstenite::tungstenite::Message;
+        match encoding {
+            Encoding::Json => Message::text(self.json.as_str()),
+            Encoding::Postcard => Message::binary(self.postcard.clone()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct EventBus {
     node: NodeId,
-    tx: broadcast::Sender<Arc<str>>,
+    tx: broadcast::Sender<Arc<EventFrame>>,
     /// The latest status frame, sent first to every new subscriber.
-    latest_status: Arc<Mutex<Option<Arc<str>>>>,
+    latest_status: Arc<Mutex<Option<Arc<EventFrame>>>>,
 }
 
 pub struct EventPublisher {
     bus: EventBus,
     seq: u64,
-    /// Encoded events not yet published, one per line.
-    pending: String,
+    /// Encoded events not yet published.
+    pending: EventFrame,
     last_flush: Instant,
     /// Token bucket of the detail budget.
     detail_tokens: f64,
@@ -81,7 +121,7 @@ impl EventBus {
         let publisher = EventPublisher {
             bus: bus.clone(),
             seq: 0,
-            pending: String::new(),
+            pending: EventFrame::default(),
             last_flush: Instant::now(),
             detail_tokens: DETAIL_EVENTS_BURST,
             detail_refilled: Instant::now(),
@@ -91,21 +131,25 @@ impl EventBus {
         (bus, publisher)
     }
 
-    pub fn subscribe(&self) -> (Option<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+    pub fn subscribe(
+        &self,
+    ) -> (
+        Option<Arc<EventFrame>>,
+        broadcast::Receiver<Arc<EventFrame>>,
+    ) {
         let rx = self.tx.subscribe();
         let status = self.latest_status.lock().expect("not poisoned").clone();
         (status, rx)
     }
 
     /// A notice for a subscriber that lost `dropped` events (sequence 0: not from the node).
-    pub fn lag_notice(&self, dropped: u64) -> String {
-        let env = EventEnvelope {
+    pub fn lag_notice(&self, dropped: u64) -> EventFrame {
+        EventFrame::of(&EventEnvelope {
             node: self.node,
             seq: 0,
             time_ms: now_ms(),
             event: NodeEvent::Lagged { dropped },
-        };
-        serde_json::to_string(&env).expect("events serialise")
+        })
     }
 }
 
@@ -173,18 +217,16 @@ impl EventPublisher {
             time_ms: now_ms(),
             event,
         };
-        let line = serde_json::to_string(&env).expect("events serialise");
         if is_status {
-            *self.bus.latest_status.lock().expect("not poisoned") = Some(line.as_str().into());
+            *self.bus.latest_status.lock().expect("not poisoned") =
+                Some(Arc::new(EventFrame::of(&env)));
         }
         if !self.active() {
             return;
         }
-        if !self.pending.is_empty() {
-            self.pending.push('\n');
-        }
-        self.pending.push_str(&line);
-        if self.pending.len() >= EVENT_FRAME_BYTES_MAX {
+        self.pending.push(&env);
+        // JSON is the longer of the two encodings: it bounds both.
+        if self.pending.json.len() >= EVENT_FRAME_BYTES_MAX {
             self.flush();
         }
     }
@@ -240,7 +282,7 @@ impl EventPublisher {
     }
 
     fn flush(&mut self) {
-        let frame: Arc<str> = std::mem::take(&mut self.pending).into();
+        let frame = Arc::new(std::mem::take(&mut self.pending));
         self.last_flush = Instant::now();
         // An error only means there is no subscriber right now.
         let _ = self.bus.tx.send(frame);
@@ -367,7 +409,7 @@ fn merge_log_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omnikv_core::event::frame_events;
+    use omnikv_core::event::{frame_events, postcard_frame_events};
     use omnikv_core::limits::{EVENT_COMMANDS_MAX, EVENT_COMMAND_BYTES_MAX};
 
     #[test]
@@ -400,7 +442,7 @@ mod tests {
         std::thread::sleep(EVENT_FLUSH_INTERVAL);
         publisher.flush_due();
         let frame = rx.try_recv().expect("a frame was published");
-        let events: Vec<EventEnvelope> = frame_events(&frame)
+        let events: Vec<EventEnvelope> = frame_events(&frame.json)
             .map(|e| serde_json::from_str(e).unwrap())
             .collect();
         assert_eq!(
@@ -423,12 +465,12 @@ mod tests {
             skipped_duplicates: 0,
         });
         let (cached, mut rx) = bus.subscribe();
-        let cached: EventEnvelope = serde_json::from_str(&cached.unwrap()).unwrap();
+        let cached: EventEnvelope = serde_json::from_str(&cached.unwrap().json).unwrap();
         publisher.status(status());
         publisher.flush();
         let frame = rx.try_recv().unwrap();
         let next: EventEnvelope =
-            serde_json::from_str(frame_events(&frame).next().unwrap()).unwrap();
+            serde_json::from_str(frame_events(&frame.json).next().unwrap()).unwrap();
         assert_eq!(
             (cached.seq, next.seq),
             (1, 3),
@@ -450,10 +492,18 @@ mod tests {
         std::thread::sleep(EVENT_FLUSH_INTERVAL);
         publisher.flush_due();
         let frame = rx.try_recv().unwrap();
-        let seqs: Vec<u64> = frame_events(&frame)
+        let seqs: Vec<u64> = frame_events(&frame.json)
             .map(|e| serde_json::from_str::<EventEnvelope>(e).unwrap().seq)
             .collect();
         assert_eq!(seqs, [1, 2, 3]);
+        // The page's copy of the frame holds the same envelopes.
+        let json: Vec<EventEnvelope> = frame_events(&frame.json)
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let postcard: Vec<EventEnvelope> = postcard_frame_events(&frame.postcard)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(postcard, json);
     }
 
     fn status() -> NodeStatus {
@@ -487,12 +537,12 @@ mod tests {
 
     fn published(
         publisher: &mut EventPublisher,
-        rx: &mut broadcast::Receiver<Arc<str>>,
+        rx: &mut broadcast::Receiver<Arc<EventFrame>>,
     ) -> Vec<NodeEvent> {
         std::thread::sleep(EVENT_FLUSH_INTERVAL);
         publisher.flush_due();
         let frame = rx.try_recv().unwrap();
-        frame_events(&frame)
+        frame_events(&frame.json)
             .map(|e| serde_json::from_str::<EventEnvelope>(e).unwrap().event)
             .collect()
     }

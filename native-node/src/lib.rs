@@ -18,6 +18,7 @@
 //! - [`watchers`]: one `/watch` connection.
 //! - [`dump_pages`]: pages of the KV table for `/admin`, read beside the event loop.
 //! - [`ws_access`]: which upgrades the endpoint accepts (origins) and `/admin` rights.
+//! - `ws_frames`: a connection's frames in the encoding it chose (JSON or postcard).
 //! - [`secret`]: the cluster secret (file, bearer check, peer proofs).
 //! - [`events`]: the bounded event bus behind `/events`.
 //! - [`client`]: client side of the protocols, with exactly-once retries.
@@ -51,3 +52,4 @@ pub mod turn_timer;
 pub mod watchers;
 pub mod ws_access;
 pub mod ws_conn;
+pub(crate) mod ws_frames;

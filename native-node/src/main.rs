@@ -387,9 +387,15 @@ async fn watch(
 /// Prints the trace's history in Porcupine's JSON.
 fn history(path: &std::path::Path) -> anyhow::Result<()> {
     use omnikv_core::linearizability::Operation;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path:?}"))?;
-    let timeline = omnikv_viz::Timeline::import_text(&text, text.len(), 1)
-        .map_err(|e| anyhow::anyhow!("{path:?}: {e}"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {path:?}"))?;
+    // Traces were JSON before version 4.
+    let timeline = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.trim_start().starts_with('{') => {
+            omnikv_viz::Timeline::import_json(text, text.len(), 1)
+        }
+        _ => omnikv_viz::Timeline::import_bytes(&bytes, bytes.len(), 1),
+    }
+    .map_err(|e| anyhow::anyhow!("{path:?}: {e}"))?;
     let history: Vec<&Operation> = (timeline.records())
         .filter_map(|r| match r {
             omnikv_viz::Record::Operation { operation, .. } => Some(operation),

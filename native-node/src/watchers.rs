@@ -11,40 +11,45 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
-    decode_json,
     limits::ADMIN_FRAME_BYTES_MAX,
     watch::{WatchFrame, WatchRequest},
+    wire::Encoding,
 };
 use tokio::time::{timeout, Instant};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::changes::{ChangeFeed, Read};
 use crate::ws_conn::{ping_ticker, ping_unless_idle, Ws, HANDSHAKE_TIMEOUT, WRITE_TIMEOUT};
+use crate::ws_frames;
 
 /// A watcher with nothing new to read is told how far it has been served this often, so that
 /// it can resume from a recent index even when nothing in its range changes, and knows the
 /// node is alive (the client gives up on a node that stays silent).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-pub async fn serve(ws: Ws, feed: ChangeFeed, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    ws: Ws,
+    encoding: Encoding,
+    feed: ChangeFeed,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
-    let send = |frame: &WatchFrame| {
-        WsMessage::text(serde_json::to_string(frame).expect("frames serialise"))
-    };
+    let send = |frame: &WatchFrame| ws_frames::frame(encoding, frame);
     let first = timeout(HANDSHAKE_TIMEOUT, stream.next())
         .await
         .context("no watch request in time")?;
-    let request = match first {
-        Some(Ok(WsMessage::Text(t))) => {
-            decode_json::<WatchRequest>(t.as_bytes(), ADMIN_FRAME_BYTES_MAX)
-                .map_err(|e| e.to_string())
-                .and_then(|r| match r.range.problem() {
-                    Some(p) => Err(p),
-                    None => Ok(r),
-                })
-        }
-        _ => Err("the first frame must be a watch request (JSON text)".into()),
+    let decoded = match &first {
+        Some(Ok(msg)) => ws_frames::decode::<WatchRequest>(msg, ADMIN_FRAME_BYTES_MAX),
+        _ => None,
+    };
+    let request = match decoded {
+        Some(r) => r
+            .map_err(|e| e.to_string())
+            .and_then(|r| match r.range.problem() {
+                Some(p) => Err(p),
+                None => Ok(r),
+            }),
+        None => Err("the first frame must be a watch request".into()),
     };
     let request = match request {
         Ok(r) => r,

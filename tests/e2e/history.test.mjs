@@ -113,7 +113,7 @@ test('an exported trace carries the history: imported, it shows the same verdict
     page.waitForEvent('download'),
     page.getByRole('button', { name: 'Export trace', exact: true }).click(),
   ]);
-  const file = join(artifacts, 'history-trace.json');
+  const file = join(artifacts, 'history-trace.bin');
   await download.saveAs(file);
   await closeHistory();
   await page.setInputFiles('#import', file);

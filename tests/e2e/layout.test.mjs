@@ -152,7 +152,7 @@ test('an imported trace opens at its first picture, says "trace" and disables li
     page.waitForEvent('download'),
     page.getByRole('button', { name: 'Export trace', exact: true }).click(),
   ]);
-  const file = join(artifacts, 'layout-trace.json');
+  const file = join(artifacts, 'layout-trace.bin');
   await download.saveAs(file);
   await page.setInputFiles('#import', file);
   await until('trace shown', async () => / trace$/.test(await page.textContent('#timeline-info')));

@@ -84,7 +84,7 @@ test('npm pack makes a package that works after a global install', async () => {
 });
 
 test('a trace recorded from Node.js opens in the page', async () => {
-  const file = join(artifacts, 'node-recorded-trace.json');
+  const file = join(artifacts, 'node-recorded-trace.bin');
   const res = await omnikv('record', '--seconds', '2', file);
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stdout, /^recorded \d+ records in 2 s to /);

@@ -1,9 +1,14 @@
 //! `omnikv demo` as users drive it: the control API, faults through it, the partial-connectivity
 //! scenarios, bad input, and a clean stop with no orphan processes.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
-use omnikv_core::{client::ReadMode, control::ProcessState};
+use omnikv_core::{
+    client::ReadMode,
+    control::{ActionReply, ClusterView, ProcessState},
+    wire::{decode_postcard, POSTCARD_MEDIA_TYPE},
+};
 use omnikv_node::client::Client;
 use omnikv_tests::Demo;
 
@@ -208,6 +213,27 @@ async fn bad_control_requests_get_json_errors_and_change_nothing() {
         413,
         "a slow sender of an oversized body"
     );
+    // The page asks for postcard (`Accept`): errors and the cluster view come back in it.
+    let postcard_reply = |r: ureq::Response| {
+        assert_eq!(r.content_type(), POSTCARD_MEDIA_TYPE);
+        let mut bytes = Vec::new();
+        r.into_reader().read_to_end(&mut bytes).unwrap();
+        bytes
+    };
+    let err = ureq::post(&format!("{}/api/nodes/9/kill", demo.http))
+        .set("Accept", POSTCARD_MEDIA_TYPE)
+        .call();
+    let Err(ureq::Error::Status(404, r)) = err else {
+        panic!("killing node 9: {err:?}")
+    };
+    let reply: ActionReply = decode_postcard(&postcard_reply(r), 1 << 20).unwrap();
+    assert!(!reply.ok && reply.message.contains("9"), "{reply:?}");
+    let r = ureq::get(&format!("{}/api/cluster", demo.http))
+        .set("Accept", POSTCARD_MEDIA_TYPE)
+        .call()
+        .unwrap();
+    let view: ClusterView = decode_postcard(&postcard_reply(r), 1 << 20).unwrap();
+    assert_eq!(view.nodes.len(), 3);
     // Nothing changed: every node up, every link connected, and the cluster serves.
     let view = demo.cluster();
     assert!(view.nodes.iter().all(|n| n.state == ProcessState::Up));

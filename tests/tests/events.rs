@@ -117,3 +117,106 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
         }
     )));
 }
+
+/// The page subscribes in postcard (`omnikv_core::wire`): the node agrees to it at the upgrade
+/// and sends the same envelopes a JSON subscriber gets, and a postcard client is answered in
+/// postcard, a malformed frame included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postcard_subscriber_reads_the_same_events_as_a_json_one() {
+    use futures_util::{SinkExt, StreamExt};
+    use omnikv_core::{
+        client::{ClientResponse, SessionClient},
+        event::postcard_frame_events,
+        wire::{decode_postcard, encode_postcard, POSTCARD_PROTOCOL},
+    };
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster
+        .wait_leader(&cluster.ids(), Duration::from_secs(10))
+        .await;
+    let t = Duration::from_secs(5);
+    let postcard = |endpoint: &str| {
+        let url = format!("{}/{endpoint}", cluster.url(leader));
+        let mut request = url.into_client_request().unwrap();
+        let protocols = format!("chat, {POSTCARD_PROTOCOL}").parse().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocols);
+        tokio_tungstenite::connect_async(request)
+    };
+    let (mut binary, answer) = postcard("events").await.unwrap();
+    assert_eq!(
+        answer.headers().get("sec-websocket-protocol").unwrap(),
+        POSTCARD_PROTOCOL
+    );
+    let mut text = Connection::open(&cluster.url(leader), "events", t)
+        .await
+        .unwrap();
+    let mut client = cluster.client_of(&[leader]);
+    for i in 0..20 {
+        client.put(&format!("key{i}"), "value").await.unwrap();
+    }
+
+    let mut from_json: Vec<EventEnvelope> = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
+        let Ok(frame) = text.recv_text(left).await else {
+            break;
+        };
+        from_json.extend(frame_events(&frame).map(|e| serde_json::from_str(e).unwrap()));
+    }
+    let mut from_postcard: Vec<EventEnvelope> = Vec::new();
+    // Heartbeats never stop: the frames already sent are read within a fixed time.
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, binary.next()).await {
+        match msg {
+            Message::Binary(b) => {
+                from_postcard.extend(postcard_frame_events(&b).map(Result::unwrap));
+            }
+            Message::Text(t) => panic!("a text frame on a postcard subscription: {t}"),
+            _ => {}
+        }
+    }
+    // Both subscribed before the writes; each may have seen a few events the other missed at
+    // its start, so they are compared from the first sequence number both saw.
+    let common = |events: &[EventEnvelope]| -> Vec<EventEnvelope> {
+        let first = from_json[0].seq.max(from_postcard[0].seq);
+        (events.iter())
+            .filter(|e| e.seq >= first && !matches!(e.event, NodeEvent::Status(_)))
+            .cloned()
+            .collect()
+    };
+    let (json, postcard_events) = (common(&from_json), common(&from_postcard));
+    let applied = |events: &[EventEnvelope]| {
+        (events.iter())
+            .filter(|e| matches!(e.event, NodeEvent::EntriesApplied { .. }))
+            .count()
+    };
+    assert!(applied(&json) > 0, "the writes were seen");
+    let shorter = json.len().min(postcard_events.len());
+    assert!(shorter > 0);
+    assert_eq!(postcard_events[..shorter], json[..shorter]);
+
+    // A postcard client: its request and its reply in postcard; a malformed frame gets an error
+    // reply and the connection stays open.
+    let (mut ws, _) = postcard("client").await.unwrap();
+    let read_reply = |msg: Option<Result<Message, _>>| match msg {
+        Some(Ok(Message::Binary(b))) => decode_postcard::<ClientResponse>(&b, 1 << 20).unwrap(),
+        other => panic!("expected a binary reply, got {other:?}"),
+    };
+    ws.send(Message::binary(vec![0xff, 0xff, 0xff]))
+        .await
+        .unwrap();
+    let refused = read_reply(ws.next().await);
+    assert!(
+        matches!(refused, ClientResponse::Err { id: None, .. }),
+        "{refused:?}"
+    );
+    let open = SessionClient::open_request(7);
+    ws.send(Message::binary(encode_postcard(&open)))
+        .await
+        .unwrap();
+    let opened = read_reply(ws.next().await);
+    assert!(matches!(opened, ClientResponse::Ok { .. }), "{opened:?}");
+}

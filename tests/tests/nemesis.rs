@@ -91,8 +91,8 @@ async fn local_reads_under_partitions_are_caught_stale() {
         "seed {seed}: no stale read found: {report}"
     );
     let path = report.trace.as_ref().expect("the run's trace is written");
-    let text = std::fs::read_to_string(path).unwrap();
-    let timeline = Timeline::import_text(&text, usize::MAX, 1).expect("the page reads the trace");
+    let bytes = std::fs::read(path).unwrap();
+    let timeline = Timeline::import_bytes(&bytes, usize::MAX, 1).expect("the page reads the trace");
     let history = History::of(timeline.records());
     assert!(history.operations() > 100, "seed {seed}: {path:?}");
     let bad = history.violation().expect("the page finds the stale read");

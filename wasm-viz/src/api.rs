@@ -7,7 +7,7 @@ use omnikv_core::{
     client::{ClientOp, ClientResponse, ReadMode},
     control::ClusterView,
     decode_json,
-    event::{frame_events, EventEnvelope},
+    event::{frame_events, postcard_frame_events, EventEnvelope},
     limits::CLIENT_FRAME_BYTES_MAX,
     scan::ScanRange,
     txn::{parse_batch, Found},
@@ -288,10 +288,29 @@ pub fn frame_records(node: NodeId, text: &str, at_ms: u64) -> Vec<Record> {
     frame_events(text)
         .map(|line| match decode_event(line) {
             Ok(env) => Record::Event(env),
-            Err(e) => Record::Notice {
-                at_ms,
-                text: format!("node {node}: bad event ignored: {e}"),
-            },
+            Err(e) => bad_event(node, at_ms, e),
         })
         .collect()
+}
+
+/// The records a postcard `/events` frame of node `node` makes (the page's): one per event, and
+/// a notice for the rest of the frame from the first event that does not decode.
+pub fn postcard_frame_records(node: NodeId, frame: &[u8], at_ms: u64) -> Vec<Record> {
+    if frame.len() > EVENT_FRAME_BYTES_MAX {
+        let e = format!("a frame of {} bytes", frame.len());
+        return vec![bad_event(node, at_ms, e)];
+    }
+    postcard_frame_events(frame)
+        .map(|decoded| match decoded {
+            Ok(env) => Record::Event(env),
+            Err(e) => bad_event(node, at_ms, e.to_string()),
+        })
+        .collect()
+}
+
+fn bad_event(node: NodeId, at_ms: u64, e: String) -> Record {
+    Record::Notice {
+        at_ms,
+        text: format!("node {node}: bad event ignored: {e}"),
+    }
 }

@@ -138,8 +138,8 @@ impl Observer {
     }
 
     /// Everything recorded, as a trace file the page's Import opens.
-    pub fn trace(&self) -> String {
-        serde_json::to_string(&self.timeline.export()).expect("traces serialise")
+    pub fn trace(&self) -> Vec<u8> {
+        self.timeline.export_bytes()
     }
 }
 

@@ -7,7 +7,10 @@
 
 use std::collections::VecDeque;
 
-use omnikv_core::decode_json;
+use omnikv_core::{
+    decode_json,
+    wire::{decode_postcard, encode_postcard, take_postcard},
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{model::ClusterModel, record::Record};
@@ -31,18 +34,13 @@ pub fn speed_named(name: &str) -> f64 {
 }
 /// Format tag of exported traces.
 pub const TRACE_FORMAT: &str = "omnikv-trace";
-/// The trace version this build writes. Raise it when a recorded type changes shape. Version 2
-/// added `control` records and the status's `kv_digest`; version 3 added `operation` records
-/// (the client history); pages before them cannot read them.
-pub const TRACE_VERSION: u32 = 3;
-/// The oldest version this build reads: what it added since is optional (version 1 traces have
-/// no control records, and their statuses no digest, which reads as absent; versions before 3
-/// no client history, which reads as empty).
-pub const TRACE_VERSION_OLDEST: u32 = 1;
-
-fn readable(version: u32) -> bool {
-    (TRACE_VERSION_OLDEST..=TRACE_VERSION).contains(&version)
-}
+/// The trace version this build writes and the page reads: 4, the first written in postcard
+/// (`omnikv_core::wire`), the page's encoding. Raise it when a recorded type changes shape.
+pub const TRACE_VERSION: u32 = 4;
+/// Versions 1 to 3 were JSON: version 2 added `control` records and the status's `kv_digest`,
+/// version 3 `operation` records (the client history). [`Timeline::import_json`] (for `omnikv
+/// history`) still reads them, what they lack reading as absent or empty; the page does not.
+pub const TRACE_JSON_VERSIONS: std::ops::RangeInclusive<u32> = 1..=3;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mode {
@@ -297,21 +295,52 @@ impl Timeline {
         }
     }
 
-    /// Reads an exported trace file of at most `limit` bytes. A trace of another version that
-    /// does not decode is named as such rather than by the first record it cannot read.
-    pub fn import_text(text: &str, limit: usize, cap: usize) -> Result<Timeline, String> {
-        match decode_json::<Trace>(text.as_bytes(), limit) {
+    /// The recording as a trace file.
+    pub fn export_bytes(&self) -> Vec<u8> {
+        encode_postcard(&self.export())
+    }
+
+    /// Reads a trace file of at most `limit` bytes, as [`Timeline::export_bytes`] writes it. A
+    /// trace of another version is named as such rather than by the first record it cannot read.
+    pub fn import_bytes(bytes: &[u8], limit: usize, cap: usize) -> Result<Timeline, String> {
+        if bytes.trim_ascii_start().starts_with(b"{") {
+            return Err(other_version(TRACE_JSON_VERSIONS.start()));
+        }
+        // The header is the trace's first two fields, and postcard writes fields in order.
+        let header = take_postcard::<(String, u32)>(bytes)
+            .ok()
+            .map(|(header, _)| header);
+        match header {
+            Some((format, version)) if format == TRACE_FORMAT && version != TRACE_VERSION => {
+                return Err(other_version(&version))
+            }
+            _ => {}
+        }
+        match decode_postcard::<Trace>(bytes, limit) {
             Ok(trace) => Timeline::import(trace, cap),
-            Err(e) => match written_version(text) {
-                Some(version) if !readable(version) => Err(other_version(version)),
-                _ => Err(format!("not a readable OmniKV trace: {e}")),
+            Err(e) => Err(format!("not a readable OmniKV trace: {e}")),
+        }
+    }
+
+    /// Reads a JSON trace file (versions [`TRACE_JSON_VERSIONS`]) of at most `limit` bytes.
+    pub fn import_json(text: &str, limit: usize, cap: usize) -> Result<Timeline, String> {
+        match decode_json::<Trace>(text.as_bytes(), limit) {
+            Ok(trace) if trace.format == TRACE_FORMAT => match trace.version {
+                v if TRACE_JSON_VERSIONS.contains(&v) => Timeline::load(trace, cap),
+                v => Err(format!("trace version {v} is not a JSON trace")),
             },
+            Ok(trace) => Err(format!("not an OmniKV trace (format {:?})", trace.format)),
+            Err(e) => Err(format!("not a readable OmniKV trace: {e}")),
         }
     }
 
     /// A paused timeline holding an imported trace, cursor at its start.
     pub fn import(trace: Trace, cap: usize) -> Result<Timeline, String> {
         check_header(&trace.format, trace.version)?;
+        Timeline::load(trace, cap)
+    }
+
+    fn load(trace: Trace, cap: usize) -> Result<Timeline, String> {
         let mut t = Timeline::new(cap.max(trace.records.len()));
         t.first_pos = trace.dropped;
         t.cursor = trace.dropped;
@@ -340,31 +369,20 @@ fn check_header(format: &str, version: u32) -> Result<(), String> {
     if format != TRACE_FORMAT {
         return Err(format!("not an OmniKV trace (format {format:?})"));
     }
-    if !readable(version) {
-        return Err(other_version(version));
+    if version != TRACE_VERSION {
+        return Err(other_version(&version));
     }
     Ok(())
 }
 
-fn other_version(version: u32) -> String {
-    let which = if version < TRACE_VERSION_OLDEST {
+fn other_version(version: &u32) -> String {
+    let which = if *version < TRACE_VERSION {
         "an older"
     } else {
         "a newer"
     };
     format!(
         "this trace was made by {which} version of OmniKV (trace version {version}; this page \
-         reads versions {TRACE_VERSION_OLDEST} to {TRACE_VERSION})"
+         reads version {TRACE_VERSION})"
     )
-}
-
-/// The version of a trace as [`Timeline::export`] writes it: serde writes fields in declaration
-/// order, so the text starts with the format and the version. (A second, tolerant schema for
-/// the header alone would cost the wasm 2 KB.)
-fn written_version(text: &str) -> Option<u32> {
-    let rest = text
-        .trim_start()
-        .strip_prefix(r#"{"format":"omnikv-trace","version":"#)?;
-    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest[..digits].parse().ok()
 }

@@ -10,7 +10,7 @@ use omnikv_core::{
 use omnikv_viz::{
     client::{ClientSession, Step},
     model::{EntryStatus, NodeState, LOG_WINDOW_ENTRIES},
-    timeline::{Mode, Trace},
+    timeline::{Mode, Trace, TRACE_VERSION},
     ClusterModel, Record, Timeline,
 };
 
@@ -258,34 +258,46 @@ fn a_trace_exports_and_imports() {
     for r in &records {
         t.push(r.clone());
     }
-    // The page writes traces with serde_json and reads them back with the same schema.
-    let json = serde_json::to_string(&t.export()).unwrap();
-    let trace: Trace = omnikv_core::decode_json(json.as_bytes(), 1 << 20).unwrap();
+    // The page writes traces in postcard and reads them back with the same schema.
+    let bytes = t.export_bytes();
+    let trace: Trace = omnikv_core::wire::decode_postcard(&bytes, 1 << 20).unwrap();
     assert_eq!(trace.records, records);
-    let mut back = Timeline::import_text(&json, 1 << 20, 100).unwrap();
+    let mut back = Timeline::import_bytes(&bytes, 1 << 20, 100).unwrap();
     assert_eq!(back.mode(), Mode::Paused);
     assert_eq!((back.start(), back.end()), (t.start(), t.end()));
     back.seek(back.end());
     assert_eq!(back.model(), t.live_model());
-    let err = |text: &str| Timeline::import_text(text, 1 << 20, 1).err().unwrap();
-    assert!(err(&json.replace("omnikv-trace", "x")).starts_with("not an OmniKV trace"));
-    assert!(err(&json.replace("\"records\"", "\"r\"")).contains("records"));
-    // Version 1 traces written before the page read them with serde still import.
-    let v1 = r#"{"format":"omnikv-trace","version":1,"dropped":0,"records":[{"notice":{"at_ms":1,"text":"x"}}]}"#;
-    assert_eq!(Timeline::import_text(v1, 1 << 20, 10).unwrap().end(), 1);
+    let err = |bytes: &[u8]| Timeline::import_bytes(bytes, 1 << 20, 1).err().unwrap();
+    let with = |format: &str, version: u32, records: &[Record]| {
+        omnikv_core::wire::encode_postcard(&Trace {
+            format: format.into(),
+            version,
+            dropped: 0,
+            records: records.to_vec(),
+        })
+    };
+    assert!(err(&with("x", TRACE_VERSION, &records)).starts_with("not an OmniKV trace"));
+    assert!(err(&bytes[..bytes.len() - 1]).starts_with("not a readable OmniKV trace"));
+    assert!(err(b"[[[").starts_with("not a readable OmniKV trace"));
     // A trace of another version is named as such, whatever its records look like.
-    let old = r#"{"format":"omnikv-trace","version":0,"dropped":0,"records":[{"what":1}]}"#;
+    let newer = with("omnikv-trace", TRACE_VERSION + 1, &[]);
     assert!(
-        err(old).contains("made by an older version of OmniKV"),
+        err(&newer).contains("made by a newer version of OmniKV"),
         "{}",
-        err(old)
+        err(&newer)
     );
-    // Version 2 traces (before the client history) still import.
-    let v2 = v1.replace("\"version\":1", "\"version\":2");
-    assert_eq!(Timeline::import_text(&v2, 1 << 20, 10).unwrap().end(), 1);
-    let new = old.replace("\"version\":0", "\"version\":4");
-    assert!(err(&new).contains("made by a newer version of OmniKV"));
-    assert!(err("[[[").starts_with("not a readable OmniKV trace"));
+    let mut newer_shape = newer.clone();
+    newer_shape.extend([7, 7, 7]);
+    assert!(err(&newer_shape).contains("made by a newer version of OmniKV"));
+    // The JSON traces of versions 1 to 3 are named as older in the page, and `omnikv history`
+    // still reads them.
+    let v1 = r#"{"format":"omnikv-trace","version":1,"dropped":0,"records":[{"notice":{"at_ms":1,"text":"x"}}]}"#;
+    assert!(err(v1.as_bytes()).contains("made by an older version of OmniKV"));
+    assert_eq!(Timeline::import_json(v1, 1 << 20, 10).unwrap().end(), 1);
+    let v3 = v1.replace("\"version\":1", "\"version\":3");
+    assert_eq!(Timeline::import_json(&v3, 1 << 20, 10).unwrap().end(), 1);
+    let v4 = v1.replace("\"version\":1", "\"version\":4");
+    assert!(Timeline::import_json(&v4, 1 << 20, 10).is_err());
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The demo's HTTP server: the control API under `/api` and the visualizer's files at `/`.
 //!
-//! Every reply of the control API is JSON; every error is an [`ActionReply`] with `ok: false`
-//! and a message, and changes nothing. Every request must name this launcher in `Host` (see
+//! Every reply of the control API is JSON, or postcard for a request whose `Accept` names
+//! [`POSTCARD_MEDIA_TYPE`] (the visualizer's page: see `omnikv_core::wire`); every error is an
+//! [`ActionReply`] with `ok: false` and a message, and changes nothing. Every request must name this launcher in `Host` (see
 //! [`access`](super::access): this is what stops DNS rebinding); requests that change the
 //! cluster (it can kill processes) are refused when they come from a page of another origin;
 //! and, when the launcher has a token, every request must carry it (header, or the cookie set
@@ -16,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{
-    body::Bytes,
+    body::{Body, Bytes},
     extract::{Path, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -29,8 +30,10 @@ use omnikv_core::{
     control::{ActionReply, DeliverRequest, HoldRequest, LinkPair, LinkRequest, Scenario},
     decode_json,
     limits::CONTROL_BODY_BYTES_MAX,
+    wire::{encode_postcard, Encoding, POSTCARD_MEDIA_TYPE},
     NodeId,
 };
+use serde::Serialize;
 use tower_http::services::ServeDir;
 
 use super::access::{token_matches, HostAllowList};
@@ -80,7 +83,43 @@ pub fn router(
             app.clone(),
             require_known_host,
         ))
+        .layer(middleware::from_fn(answer_in_kind))
         .with_state(app)
+}
+
+/// A reply's postcard encoding, carried beside its JSON body until [`answer_in_kind`] picks one.
+#[derive(Clone)]
+struct PostcardBody(Bytes);
+
+/// `value` as a reply: JSON, with its postcard encoding beside it.
+fn encoded<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let mut resp = (status, Json(value)).into_response();
+    resp.extensions_mut()
+        .insert(PostcardBody(encode_postcard(value).into()));
+    resp
+}
+
+/// Answers in postcard a request whose `Accept` asks for it, JSON otherwise. Outermost, so that
+/// the refusals of the other layers are answered the same way.
+async fn answer_in_kind(req: Request, next: Next) -> Response {
+    let accept = req.headers().get(header::ACCEPT);
+    let wanted = Encoding::from_accept(accept.and_then(|v| v.to_str().ok()));
+    let mut resp = next.run(req).await;
+    let Some(PostcardBody(bytes)) = resp.extensions_mut().remove::<PostcardBody>() else {
+        return resp;
+    };
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    if wanted == Encoding::Json {
+        return resp;
+    }
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(POSTCARD_MEDIA_TYPE),
+    );
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Refuses every request (page, files and API alike) whose `Host` is not a name of this
@@ -193,14 +232,8 @@ async fn require_token(State(app): State<App>, req: Request, next: Next) -> Resp
 }
 
 fn reply(status: StatusCode, ok: bool, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ActionReply {
-            ok,
-            message: message.into(),
-        }),
-    )
-        .into_response()
+    let message = message.into();
+    encoded(status, &ActionReply { ok, message })
 }
 
 fn control_error(e: ControlError) -> Response {
@@ -239,7 +272,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn cluster(State(app): State<App>) -> Response {
-    Json(app.supervisor.view().await).into_response()
+    encoded(StatusCode::OK, &app.supervisor.view().await)
 }
 
 async fn not_found() -> Response {

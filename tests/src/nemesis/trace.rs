@@ -136,8 +136,8 @@ impl TraceWriter {
         let dir = artifacts_dir();
         std::fs::create_dir_all(&dir)?;
         let started = Duration::from_micros(self.start_unix_us).as_secs();
-        let path = dir.join(format!("nemesis-{seed}-{started}.trace.json"));
-        std::fs::write(&path, serde_json::to_vec(&trace)?)?;
+        let path = dir.join(format!("nemesis-{seed}-{started}.trace.bin"));
+        std::fs::write(&path, omnikv_core::wire::encode_postcard(&trace))?;
         Ok(path)
     }
 }

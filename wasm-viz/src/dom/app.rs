@@ -8,6 +8,7 @@ use std::cell::RefCell;
 
 use omnikv_core::{
     control::{ClusterView, NodeView, ProcessState},
+    wire::decode_postcard,
     NodeId,
 };
 use wasm_bindgen_futures::spawn_local;
@@ -133,7 +134,7 @@ impl App {
             Err(e) => Some(format!("launcher unreachable: {e}")),
         });
         let Ok((200, body)) = result else { return };
-        let view = match api::decode_cluster(&body) {
+        let view = match decode_postcard::<ClusterView>(&body, api::CLUSTER_BYTES_MAX) {
             Ok(v) => v,
             Err(e) => return self.notice(format!("bad cluster view: {e}")),
         };
@@ -174,8 +175,15 @@ impl App {
                 node,
                 connected: matches!(ev, SocketEvent::Open),
             }),
-            SocketEvent::Frame(text) => {
-                for r in crate::api::frame_records(node, &text, at_ms) {
+            SocketEvent::Frame(frame) => {
+                let records = match frame {
+                    Ok(bytes) => crate::api::postcard_frame_records(node, &bytes, at_ms),
+                    Err(e) => vec![Record::Notice {
+                        at_ms,
+                        text: format!("node {node}: bad event frame ignored: {e}"),
+                    }],
+                };
+                for r in records {
                     self.record(r);
                 }
                 let partial = self.timeline.live_model().nodes.get(&node);
@@ -190,8 +198,8 @@ impl App {
     fn on_dump(&mut self, node: NodeId, ev: SocketEvent) {
         match ev {
             SocketEvent::Open => self.streams.send_dump_request(node),
-            SocketEvent::Frame(text) => {
-                if let Some(r) = streams::dump_record(node, &text, now_ms() as u64) {
+            SocketEvent::Frame(frame) => {
+                if let Some(r) = streams::dump_record(node, frame, now_ms() as u64) {
                     self.record(r);
                 }
                 self.streams.dump_done(node);
@@ -450,8 +458,8 @@ impl App {
         }
     }
 
-    pub fn import(&mut self, text: &str) {
-        match trace_io::import(text) {
+    pub fn import(&mut self, bytes: &[u8]) {
+        match trace_io::import(bytes) {
             Ok(t) => {
                 self.trace = Some(t);
                 let line = "trace imported: paused at its first picture";

@@ -10,9 +10,9 @@
 
 use omnikv_core::{
     client::{ClientOp, ClientRequest, ClientResponse},
-    decode_json,
     limits::CLIENT_FRAME_BYTES_MAX,
     linearizability::Operation,
+    wire::{decode_postcard, encode_postcard},
     NodeId,
 };
 use web_sys::Document;
@@ -39,7 +39,7 @@ pub struct ClientForm {
     finished: Vec<Operation>,
     sock: Option<(NodeId, Socket)>,
     /// A frame waiting for its socket to open.
-    queued: Option<String>,
+    queued: Option<Vec<u8>>,
     sent_ms: f64,
     began_ms: f64,
     /// Why the pending request's connection was lost, taken at the next frame.
@@ -142,10 +142,7 @@ impl ClientForm {
         };
         self.last_node = Some(node);
         self.sent_ms = now_ms();
-        let frame = match serde_json::to_string(&req) {
-            Ok(f) => f,
-            Err(e) => return show_result(doc, false, &e.to_string()),
-        };
+        let frame = encode_postcard(&req);
         let reuse = matches!(&self.sock, Some((n, s)) if *n == node && !s.is_closed());
         if !reuse {
             self.sock = None;
@@ -161,7 +158,7 @@ impl ClientForm {
         }
         match &self.sock {
             Some((_, s)) if s.is_open() => {
-                if s.ws.send_with_str(&frame).is_err() {
+                if !s.send(&frame) {
                     self.lost = Some("send failed".into());
                 }
             }
@@ -211,13 +208,17 @@ impl ClientForm {
         match ev {
             SocketEvent::Open => {
                 if let (Some(frame), Some((_, s))) = (self.queued.take(), &self.sock) {
-                    if s.ws.send_with_str(&frame).is_err() {
+                    if !s.send(&frame) {
                         self.lost = Some("send failed".into());
                     }
                 }
             }
-            SocketEvent::Frame(text) => {
-                match decode_json::<ClientResponse>(text.as_bytes(), CLIENT_FRAME_BYTES_MAX) {
+            SocketEvent::Frame(frame) => {
+                let decoded = frame.and_then(|bytes| {
+                    decode_postcard::<ClientResponse>(&bytes, CLIENT_FRAME_BYTES_MAX)
+                        .map_err(|e| e.to_string())
+                });
+                match decoded {
                     Ok(resp) => match self.session.on_response(&resp) {
                         // Retrying or sending may replace this socket: from the next frame.
                         Step::Retry(_) => self.lost = Some(describe_response(&resp)),

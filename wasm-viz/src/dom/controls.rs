@@ -1,7 +1,7 @@
 //! Control actions on the live cluster (kill, pause, restart, links, scenarios): the request to
 //! the launcher and the line that says how it went.
 
-use omnikv_core::{control::ActionReply, decode_json, limits::CONTROL_BODY_BYTES_MAX};
+use omnikv_core::{control::ActionReply, limits::CONTROL_BODY_BYTES_MAX, wire::decode_postcard};
 use web_sys::Document;
 
 use super::{
@@ -13,13 +13,11 @@ use crate::control::ControlRequest;
 /// Posts `req`; returns the line to show and whether the launcher carried it out.
 pub async fn post(req: &ControlRequest) -> (String, bool) {
     match net::http("POST", &req.path, req.body.clone()).await {
-        Ok((_, body)) => {
-            match decode_json::<ActionReply>(body.as_bytes(), CONTROL_BODY_BYTES_MAX) {
-                Ok(r) if r.ok => (format!("{}: {}", req.path, r.message), true),
-                Ok(r) => (format!("{} failed: {}", req.path, r.message), false),
-                Err(_) => (format!("{}: unexpected reply {body:.120}", req.path), false),
-            }
-        }
+        Ok((_, body)) => match decode_postcard::<ActionReply>(&body, CONTROL_BODY_BYTES_MAX) {
+            Ok(r) if r.ok => (format!("{}: {}", req.path, r.message), true),
+            Ok(r) => (format!("{} failed: {}", req.path, r.message), false),
+            Err(e) => (format!("{}: unreadable reply: {e}", req.path), false),
+        },
         Err(e) => (format!("{} failed: {e}", req.path), false),
     }
 }

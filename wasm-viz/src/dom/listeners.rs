@@ -68,10 +68,10 @@ pub fn install(doc: &Document) -> Result<(), JsValue> {
                 .and_then(|f| f.get(0));
             if let Some(file) = file {
                 spawn_local(async move {
-                    match JsFuture::from(file.text()).await {
-                        Ok(text) => {
-                            let text = text.as_string().unwrap_or_default();
-                            with_app(|app| app.import(&text));
+                    match JsFuture::from(file.array_buffer()).await {
+                        Ok(buffer) => {
+                            let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+                            with_app(|app| app.import(&bytes));
                         }
                         Err(e) => {
                             let msg = net::js_text(e);

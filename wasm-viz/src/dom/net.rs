@@ -1,4 +1,5 @@
-//! Network plumbing: HTTP to the launcher, and WebSockets to the nodes.
+//! Network plumbing: HTTP to the launcher, and WebSockets to the nodes, both in postcard (the
+//! page asks for it: `omnikv_core::wire`), so that the page carries no JSON reader.
 //!
 //! It knows nothing of the app: a [`Socket`] hands what happens to the callback it was opened
 //! with, and the poll loop hands each cluster view to its own. The app builds those callbacks,
@@ -7,19 +8,22 @@
 use std::rc::Rc;
 
 use js_sys::Promise;
+use omnikv_core::wire::{POSTCARD_MEDIA_TYPE, POSTCARD_PROTOCOL};
 use wasm_bindgen::{prelude::*, JsCast};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{CloseEvent, Event, MessageEvent, Request, RequestInit, Response, WebSocket};
+use web_sys::{
+    BinaryType, CloseEvent, Event, MessageEvent, Request, RequestInit, Response, WebSocket,
+};
 
-/// Frames longer than this (in UTF-16 units, never more than their UTF-8 bytes) are not copied
-/// into the wasm at all: the largest frame any socket accepts is an admin dump.
-pub const FRAME_CHARS_MAX: u32 = 16 << 20;
+/// Frames longer than this are not copied into the wasm at all: the largest frame any socket
+/// accepts is an admin dump.
+pub const FRAME_BYTES_MAX: u32 = 16 << 20;
 
 /// How often the launcher's cluster view is polled.
 pub const POLL_INTERVAL_MS: i32 = 1_000;
 
-/// An HTTP answer: status and body, or a description of what failed.
-pub type HttpResult = Result<(u16, String), String>;
+/// An HTTP answer: status and body (postcard), or a description of what failed.
+pub type HttpResult = Result<(u16, Vec<u8>), String>;
 
 pub async fn sleep_ms(ms: i32) {
     let p = Promise::new(&mut |resolve, _| {
@@ -30,7 +34,8 @@ pub async fn sleep_ms(ms: i32) {
     let _ = JsFuture::from(p).await;
 }
 
-/// `fetch` returning the status and body text, or a description of what failed.
+/// `fetch` returning the status and body, or a description of what failed. The body sent is
+/// JSON; the answer is asked for in postcard.
 pub async fn http(method: &str, path: &str, body: Option<String>) -> HttpResult {
     let window = web_sys::window().ok_or("no window")?;
     let init = RequestInit::new();
@@ -42,14 +47,19 @@ pub async fn http(method: &str, path: &str, body: Option<String>) -> HttpResult 
     if body.is_some() {
         let _ = request.headers().set("content-type", "application/json");
     }
+    let _ = request.headers().set("accept", POSTCARD_MEDIA_TYPE);
     let resp = JsFuture::from(window.fetch_with_request(&request))
         .await
         .map_err(js_text)?;
     let resp: Response = resp.dyn_into().map_err(js_text)?;
-    let text = JsFuture::from(resp.text().map_err(js_text)?)
+    let body = JsFuture::from(resp.array_buffer().map_err(js_text)?)
         .await
         .map_err(js_text)?;
-    Ok((resp.status(), text.as_string().unwrap_or_default()))
+    let body = js_sys::Uint8Array::new(&body);
+    if body.length() > FRAME_BYTES_MAX {
+        return Err(format!("an answer of {} bytes", body.length()));
+    }
+    Ok((resp.status(), body.to_vec()))
 }
 
 /// A thrown JavaScript value as text. Not `{:?}`: `JsValue`'s Debug formats numbers as Rust
@@ -82,7 +92,8 @@ pub fn start_poll_loop(on_view: fn(HttpResult)) {
 /// What a socket reports.
 pub enum SocketEvent {
     Open,
-    Frame(String),
+    /// A binary frame's bytes, or why a frame was not read.
+    Frame(Result<Vec<u8>, String>),
     Closed(String),
 }
 
@@ -95,24 +106,28 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Opens `url`; `deliver` is called with everything that happens to it.
+    /// Opens `url`, asking for postcard frames; `deliver` is called with everything that
+    /// happens to it.
     pub fn open(url: &str, deliver: impl Fn(SocketEvent) + 'static) -> Result<Socket, String> {
-        let ws = WebSocket::new(url).map_err(js_text)?;
+        let ws = WebSocket::new_with_str(url, POSTCARD_PROTOCOL).map_err(js_text)?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
         let deliver = Rc::new(deliver);
         let d = deliver.clone();
         let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| d(SocketEvent::Open));
         let d = deliver.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let data = e.data();
-            d(match data.dyn_ref::<js_sys::JsString>() {
-                // Checked before the copy: a huge frame must not grow the wasm's memory, which
-                // never shrinks.
-                Some(s) if s.length() > FRAME_CHARS_MAX => {
-                    SocketEvent::Frame(format!("<frame of {} characters>", s.length()))
-                }
-                Some(s) => SocketEvent::Frame(String::from(s)),
-                None => SocketEvent::Frame(String::from("<binary frame>")),
-            });
+            d(SocketEvent::Frame(
+                match data.dyn_ref::<js_sys::ArrayBuffer>() {
+                    // Checked before the copy: a huge frame must not grow the wasm's memory, which
+                    // never shrinks.
+                    Some(b) if b.byte_length() > FRAME_BYTES_MAX => {
+                        Err(format!("a frame of {} bytes", b.byte_length()))
+                    }
+                    Some(b) => Ok(js_sys::Uint8Array::new(b).to_vec()),
+                    None => Err("a text frame on a postcard connection".into()),
+                },
+            ));
         });
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
             deliver(SocketEvent::Closed(format!("closed (code {})", e.code())));
@@ -126,6 +141,11 @@ impl Socket {
             _on_message: on_message,
             _on_close: on_close,
         })
+    }
+
+    /// Sends `frame` (postcard) as a binary frame; false if the socket would not take it.
+    pub fn send(&self, frame: &[u8]) -> bool {
+        self.ws.send_with_u8_array(frame).is_ok()
     }
 
     pub fn is_open(&self) -> bool {

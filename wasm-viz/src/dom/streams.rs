@@ -9,7 +9,8 @@
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     control::ProcessState,
-    decode_json, NodeId,
+    wire::{decode_postcard, encode_postcard},
+    NodeId,
 };
 
 use super::net::{Socket, SocketEvent};
@@ -108,8 +109,8 @@ impl Streams {
             keys: KV_KEYS_MAX as u32 + 1,
             log_entries: LOG_WINDOW_ENTRIES as u32,
         };
-        if let (Some(s), Ok(req)) = (get(&self.dumps, id), serde_json::to_string(&head)) {
-            let _ = s.ws.send_with_str(&req);
+        if let Some(s) = get(&self.dumps, id) {
+            s.send(&encode_postcard(&head));
         }
     }
 
@@ -128,8 +129,11 @@ fn get(sockets: &[(NodeId, Socket)], id: NodeId) -> Option<&Socket> {
 
 /// The record an admin answer makes: a dump head, a notice for an answer that does not decode
 /// or is an error, or nothing.
-pub fn dump_record(node: NodeId, text: &str, at_ms: u64) -> Option<Record> {
-    match decode_json::<AdminResponse>(text.as_bytes(), DUMP_BYTES_MAX) {
+pub fn dump_record(node: NodeId, frame: Result<Vec<u8>, String>, at_ms: u64) -> Option<Record> {
+    let decoded = frame.and_then(|bytes| {
+        decode_postcard::<AdminResponse>(&bytes, DUMP_BYTES_MAX).map_err(|e| e.to_string())
+    });
+    match decoded {
         Ok(AdminResponse::DumpHead(head)) => Some(Record::Head { at_ms, head: *head }),
         Ok(AdminResponse::Error { message }) => Some(Record::Notice {
             at_ms,

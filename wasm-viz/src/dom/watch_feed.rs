@@ -7,9 +7,9 @@
 //! socket is replaced from the poll loop ([`WatchFeed::refresh`]), never inside its callback.
 
 use omnikv_core::{
-    decode_json,
     scan::ScanRange,
     watch::{WatchFrame, WatchRequest, WATCH_FRAME_BYTES_MAX},
+    wire::{decode_postcard, encode_postcard},
     NodeId,
 };
 use web_sys::Document;
@@ -106,12 +106,10 @@ impl WatchFeed {
                     },
                     from_index: self.up_to,
                 };
-                if let Ok(frame) = serde_json::to_string(&request) {
-                    let _ = sock.ws.send_with_str(&frame);
-                }
+                sock.send(&encode_postcard(&request));
                 self.serving = None;
             }
-            SocketEvent::Frame(frame) => self.on_frame(node, &frame),
+            SocketEvent::Frame(frame) => self.on_frame(node, frame),
             // Reopened to another node by the next refresh, from `up_to`.
             SocketEvent::Closed(why) if !self.ended => {
                 self.set_status(format!("node {node} {why}; resuming elsewhere"))
@@ -120,8 +118,12 @@ impl WatchFeed {
         }
     }
 
-    fn on_frame(&mut self, node: NodeId, frame: &str) {
-        match decode_json::<WatchFrame>(frame.as_bytes(), 2 * WATCH_FRAME_BYTES_MAX) {
+    fn on_frame(&mut self, node: NodeId, frame: Result<Vec<u8>, String>) {
+        let decoded = frame.and_then(|bytes| {
+            decode_postcard::<WatchFrame>(&bytes, 2 * WATCH_FRAME_BYTES_MAX)
+                .map_err(|e| e.to_string())
+        });
+        match decoded {
             Ok(WatchFrame::Changes { changes, up_to }) => {
                 // A node answers at once with where it serves from: nothing is missed after.
                 if self.serving != Some(node) {
