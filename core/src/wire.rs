@@ -76,13 +76,14 @@ pub fn take_postcard<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), De
 pub fn encode_postcard_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     // Encoding into memory fails only for types postcard cannot write (maps of unknown length,
     // which no wire type has): a bug the round-trip tests catch.
-    let encoded = postcard::to_allocvec(value).expect("wire types encode in postcard");
-    out.extend_from_slice(&encoded);
+    *out = postcard::to_extend(value, std::mem::take(out)).expect("wire types encode in postcard");
 }
 
 /// `value`'s postcard encoding.
 pub fn encode_postcard<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    postcard::to_allocvec(value).expect("wire types encode in postcard")
+    let mut out = Vec::new();
+    encode_postcard_into(value, &mut out);
+    out
 }
 
 pub(crate) fn check_size(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {

@@ -10,53 +10,37 @@ use omnikv_core::{
     limits::CLIENT_FRAME_BYTES_MAX,
     peer::PeerFrame,
     watch::{WatchFrame, WatchRequest},
-    wire::{decode_postcard, encode_postcard},
+    wire::{decode_postcard, encode_postcard, Encoding},
     DecodeError, RequestId,
 };
 use proptest::prelude::*;
 
 fn decode_all(bytes: &[u8]) {
     let _ = decoders_accepting(bytes);
-    let _ = postcard_decoders_accepting(bytes);
+    let _ = accepting(bytes, Encoding::Postcard);
 }
 
-/// The page's decoders: postcard, of what the nodes and the launcher send it.
-fn postcard_decoders_accepting(bytes: &[u8]) -> Vec<&'static str> {
-    fn accepts<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
-        decode_postcard::<T>(bytes, 1 << 20).is_ok()
-    }
-    let verdicts = [
-        ("ClientRequest", accepts::<ClientRequest>(bytes)),
-        ("ClientResponse", accepts::<ClientResponse>(bytes)),
-        ("EventEnvelope", accepts::<EventEnvelope>(bytes)),
-        ("AdminRequest", accepts::<AdminRequest>(bytes)),
-        ("AdminResponse", accepts::<AdminResponse>(bytes)),
-        ("ClusterView", accepts::<ClusterView>(bytes)),
-        ("WatchRequest", accepts::<WatchRequest>(bytes)),
-        ("WatchFrame", accepts::<WatchFrame>(bytes)),
-    ];
-    verdicts
-        .into_iter()
-        .filter_map(|(name, ok)| ok.then_some(name))
-        .collect()
-}
-
-/// Runs every decoder on `bytes` and names those that accepted them.
+/// Runs every JSON decoder on `bytes` and names those that accepted them.
 fn decoders_accepting(bytes: &[u8]) -> Vec<&'static str> {
+    accepting(bytes, Encoding::Json)
+}
+
+/// Runs every decoder of `encoding` on `bytes` and names those that accepted them.
+fn accepting(bytes: &[u8], encoding: Encoding) -> Vec<&'static str> {
     let verdicts = [
         (
             "ClientRequest",
-            decode(bytes).is_ok_and(|r: ClientRequest| r.validate().is_ok()),
+            decode(bytes, encoding).is_ok_and(|r: ClientRequest| r.validate().is_ok()),
         ),
-        ("ClientResponse", accepts::<ClientResponse>(bytes)),
-        ("EventEnvelope", accepts::<EventEnvelope>(bytes)),
-        ("PeerFrame", accepts::<PeerFrame>(bytes)),
-        ("AdminRequest", accepts::<AdminRequest>(bytes)),
-        ("AdminResponse", accepts::<AdminResponse>(bytes)),
-        ("LinkRequest", accepts::<LinkRequest>(bytes)),
-        ("ClusterView", accepts::<ClusterView>(bytes)),
-        ("WatchRequest", accepts::<WatchRequest>(bytes)),
-        ("WatchFrame", accepts::<WatchFrame>(bytes)),
+        ("ClientResponse", decodes::<ClientResponse>(bytes, encoding)),
+        ("EventEnvelope", decodes::<EventEnvelope>(bytes, encoding)),
+        ("PeerFrame", decodes::<PeerFrame>(bytes, encoding)),
+        ("AdminRequest", decodes::<AdminRequest>(bytes, encoding)),
+        ("AdminResponse", decodes::<AdminResponse>(bytes, encoding)),
+        ("LinkRequest", decodes::<LinkRequest>(bytes, encoding)),
+        ("ClusterView", decodes::<ClusterView>(bytes, encoding)),
+        ("WatchRequest", decodes::<WatchRequest>(bytes, encoding)),
+        ("WatchFrame", decodes::<WatchFrame>(bytes, encoding)),
     ];
     verdicts
         .into_iter()
@@ -64,12 +48,18 @@ fn decoders_accepting(bytes: &[u8]) -> Vec<&'static str> {
         .collect()
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    decode_json(bytes, 1 << 20)
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    encoding: Encoding,
+) -> Result<T, DecodeError> {
+    match encoding {
+        Encoding::Json => decode_json(bytes, 1 << 20),
+        Encoding::Postcard => decode_postcard(bytes, 1 << 20),
+    }
 }
 
-fn accepts<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
-    decode::<T>(bytes).is_ok()
+fn decodes<T: serde::de::DeserializeOwned>(bytes: &[u8], encoding: Encoding) -> bool {
+    decode::<T>(bytes, encoding).is_ok()
 }
 
 const VALID: &[&str] = &[
