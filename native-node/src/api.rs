@@ -386,9 +386,10 @@ async fn events(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
-    let (status, mut rx) = bus.subscribe();
-    if let Some(status) = status {
-        timeout(WRITE_TIMEOUT, sink.send(status.message(encoding)))
+    let subscription = bus.subscribe(encoding);
+    let mut rx = subscription.frames;
+    if let Some(status) = subscription.status.and_then(|s| s.message(encoding)) {
+        timeout(WRITE_TIMEOUT, sink.send(status))
             .await
             .context("subscriber not reading")??;
     }
@@ -416,9 +417,14 @@ async fn events(
                     let mut queued = 0;
                     while let Some(event) = next.take() {
                         match event {
-                            Ok(frame) => sink.feed(frame.message(encoding)).await?,
+                            Ok(frame) => {
+                                if let Some(message) = frame.message(encoding) {
+                                    sink.feed(message).await?
+                                }
+                            }
                             Err(broadcast::error::RecvError::Lagged(dropped)) => {
-                                sink.feed(bus.lag_notice(dropped).message(encoding)).await?
+                                let notice = bus.lag_notice(dropped).message(encoding);
+                                sink.feed(notice.expect("notices are in both encodings")).await?
                             }
                             Err(broadcast::error::RecvError::Closed) => break,
                         }

@@ -5,11 +5,12 @@
 //! Nothing is serialised when nobody listens.
 //!
 //! Events are gathered for [`EVENT_FLUSH_INTERVAL`] and published as one frame ([`EventFrame`],
-//! in both of the wire's encodings, so that each subscriber gets the one it asked for): a watcher gets one message per frame rather than one per event, and a page, which
+//! in each of the wire's encodings a subscriber asked for): a watcher gets one message per frame rather than one per event, and a page, which
 //! draws 60 times a second, loses nothing by it.
 //! Within a frame, consecutive appended, decided and applied runs are merged into one event of
 //! each kind, and messages and client events are under a budget (see [`DETAIL_EVENTS_PER_S`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,42 +49,64 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A burst of events in both encodings: JSON, one envelope per line, and postcard, envelopes one
-/// after another. Encoding both costs the node little (postcard is about a third of JSON's
-/// cost: docs/performance-notes.md, section 8) and only while someone listens.
+/// A burst of events: JSON, one envelope per line, and, while a subscriber asked for it,
+/// postcard, envelopes one after another. JSON is always written: the status frame is kept for
+/// later subscribers, and tools subscribe in JSON.
 #[derive(Debug, Default)]
 pub struct EventFrame {
     pub json: String,
+    /// Empty when no postcard subscriber listened while the frame was gathered.
     pub postcard: Vec<u8>,
 }
 
 impl EventFrame {
     fn of(env: &EventEnvelope) -> EventFrame {
         let mut frame = EventFrame::default();
-        frame.push(env);
+        frame.push(env, true);
         frame
     }
 
-    fn push(&mut self, env: &EventEnvelope) {
+    fn push(&mut self, env: &EventEnvelope, postcard: bool) {
         if !self.json.is_empty() {
             self.json.push('\n');
         }
         let line = serde_json::to_string(env).expect("events serialise");
         self.json.push_str(&line);
-        encode_postcard_into(env, &mut self.postcard);
+        if postcard {
+            encode_postcard_into(env, &mut self.postcard);
+        }
     }
 
     fn is_empty(&self) -> bool {
         self.json.is_empty()
     }
 
-    /// The frame as `encoding` writes it.
-    pub fn message(&self, encoding: Encoding) -> tokio_tungstenite::tungstenite::Message {
+    /// The frame as `encoding` writes it; `None` for a postcard frame gathered before its
+    /// subscriber came (the sequence numbers it then skips tell it so).
+    pub fn message(&self, encoding: Encoding) -> Option<tokio_tungstenite::tungstenite::Message> {
         use tokio_tungstenite::tungstenite::Message;
         match encoding {
-            Encoding::Json => Message::text(self.json.as_str()),
-            Encoding::Postcard => Message::binary(self.postcard.clone()),
+            Encoding::Json => Some(Message::text(self.json.as_str())),
+            Encoding::Postcard if self.postcard.is_empty() => None,
+            Encoding::Postcard => Some(Message::binary(self.postcard.clone())),
         }
+    }
+}
+
+/// A subscription to the bus; while it lives, events are also encoded in its encoding.
+pub struct Subscription {
+    /// The latest status, for the subscriber to start from.
+    pub status: Option<Arc<EventFrame>>,
+    pub frames: broadcast::Receiver<Arc<EventFrame>>,
+    /// Counts a postcard subscriber until it is dropped.
+    _postcard: Option<PostcardListener>,
+}
+
+struct PostcardListener(Arc<AtomicUsize>);
+
+impl Drop for PostcardListener {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -93,6 +116,8 @@ pub struct EventBus {
     tx: broadcast::Sender<Arc<EventFrame>>,
     /// The latest status frame, sent first to every new subscriber.
     latest_status: Arc<Mutex<Option<Arc<EventFrame>>>>,
+    /// Subscribers that asked for postcard: events are encoded in it only while there are any.
+    postcard_listeners: Arc<AtomicUsize>,
 }
 
 pub struct EventPublisher {
@@ -117,6 +142,7 @@ impl EventBus {
             node,
             tx,
             latest_status: Arc::new(Mutex::new(None)),
+            postcard_listeners: Arc::new(AtomicUsize::new(0)),
         };
         let publisher = EventPublisher {
             bus: bus.clone(),
@@ -131,15 +157,18 @@ impl EventBus {
         (bus, publisher)
     }
 
-    pub fn subscribe(
-        &self,
-    ) -> (
-        Option<Arc<EventFrame>>,
-        broadcast::Receiver<Arc<EventFrame>>,
-    ) {
-        let rx = self.tx.subscribe();
+    pub fn subscribe(&self, encoding: Encoding) -> Subscription {
+        let postcard = (encoding == Encoding::Postcard).then(|| {
+            self.postcard_listeners.fetch_add(1, Ordering::Relaxed);
+            PostcardListener(self.postcard_listeners.clone())
+        });
+        let frames = self.tx.subscribe();
         let status = self.latest_status.lock().expect("not poisoned").clone();
-        (status, rx)
+        Subscription {
+            status,
+            frames,
+            _postcard: postcard,
+        }
     }
 
     /// A notice for a subscriber that lost `dropped` events (sequence 0: not from the node).
@@ -224,7 +253,8 @@ impl EventPublisher {
         if !self.active() {
             return;
         }
-        self.pending.push(&env);
+        let postcard = self.bus.postcard_listeners.load(Ordering::Relaxed) > 0;
+        self.pending.push(&env, postcard);
         // JSON is the longer of the two encodings: it bounds both.
         if self.pending.json.len() >= EVENT_FRAME_BYTES_MAX {
             self.flush();
@@ -420,7 +450,7 @@ mod tests {
             !publisher.wants_detail(Detail::Message),
             "nothing is built for nobody"
         );
-        let (_, mut rx) = bus.subscribe();
+        let mut rx = bus.subscribe(Encoding::Json).frames;
         let granted = (0..1000)
             .filter(|_| publisher.wants_detail(Detail::Message))
             .count();
@@ -464,7 +494,11 @@ mod tests {
             commands: vec![put(1)],
             skipped_duplicates: 0,
         });
-        let (cached, mut rx) = bus.subscribe();
+        let Subscription {
+            status: cached,
+            frames: mut rx,
+            ..
+        } = bus.subscribe(Encoding::Json);
         let cached: EventEnvelope = serde_json::from_str(&cached.unwrap().json).unwrap();
         publisher.status(status());
         publisher.flush();
@@ -481,7 +515,9 @@ mod tests {
     #[test]
     fn events_of_a_flush_interval_share_one_frame() {
         let (bus, mut publisher) = EventBus::new(2);
-        let (_, mut rx) = bus.subscribe();
+        // Kept whole: its postcard listener must live while the frame is gathered.
+        let subscription = bus.subscribe(Encoding::Postcard);
+        let mut rx = subscription.frames;
         for peer in 1..=3 {
             publisher.emit(NodeEvent::LinkChanged {
                 peer,
@@ -504,6 +540,29 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(postcard, json);
+    }
+
+    #[test]
+    fn events_are_encoded_in_postcard_only_while_a_subscriber_asked_for_it() {
+        let (bus, mut publisher) = EventBus::new(2);
+        let mut json = bus.subscribe(Encoding::Json).frames;
+        let link = NodeEvent::LinkChanged {
+            peer: 1,
+            connected: true,
+        };
+        publisher.emit(link.clone());
+        publisher.flush();
+        assert!(json.try_recv().unwrap().postcard.is_empty());
+        let postcard = bus.subscribe(Encoding::Postcard);
+        publisher.emit(link.clone());
+        publisher.flush();
+        assert!(!json.try_recv().unwrap().postcard.is_empty());
+        drop(postcard);
+        publisher.emit(link);
+        publisher.flush();
+        let frame = json.try_recv().unwrap();
+        assert!(frame.postcard.is_empty());
+        assert!(frame.message(Encoding::Postcard).is_none());
     }
 
     fn status() -> NodeStatus {
@@ -550,7 +609,7 @@ mod tests {
     #[test]
     fn log_runs_of_a_frame_merge_and_keep_their_order() {
         let (bus, mut publisher) = EventBus::new(1);
-        let (_, mut rx) = bus.subscribe();
+        let mut rx = bus.subscribe(Encoding::Json).frames;
         for turn in 0..3u64 {
             publisher.emit(NodeEvent::EntriesAppended {
                 from_idx: 2 * turn,
