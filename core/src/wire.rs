@@ -74,17 +74,18 @@ pub fn take_postcard<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), De
 
 /// Appends `value`'s postcard encoding to `out`.
 pub fn encode_postcard_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
-    // Encoding into memory fails only for types postcard cannot write (maps of unknown length,
-    // which no wire type has): a bug the round-trip tests catch.
-    *out = postcard::to_extend(value, std::mem::take(out)).expect("wire types encode in postcard");
+    *out = postcard::to_extend(value, std::mem::take(out)).expect(ENCODES);
 }
 
-/// `value`'s postcard encoding.
+/// `value`'s postcard encoding. (Not through [`encode_postcard_into`]: postcard's writer into a
+/// fresh vector is the smaller code, and the page carries only this one.)
 pub fn encode_postcard<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_postcard_into(value, &mut out);
-    out
+    postcard::to_allocvec(value).expect(ENCODES)
 }
+
+/// Encoding into memory fails only for types postcard cannot write (maps of unknown length,
+/// which no wire type has): a bug the round-trip tests catch.
+const ENCODES: &str = "wire types encode in postcard";
 
 pub(crate) fn check_size(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
     match bytes.len() > limit {
