@@ -152,6 +152,11 @@ test('an imported trace opens at its first picture, says "trace" and disables li
     page.waitForEvent('download'),
     page.getByRole('button', { name: 'Export trace', exact: true }).click(),
   ]);
+  // The file picker offers what Export saved (a browser filters the picker by `accept`, which
+  // setInputFiles does not).
+  const offered = (await page.getAttribute('#import', 'accept')).split(',');
+  const saved = download.suggestedFilename();
+  assert.ok(offered.some((a) => a.startsWith('.') && saved.endsWith(a)), `${saved} not in ${offered}`);
   const file = join(artifacts, 'layout-trace.bin');
   await download.saveAs(file);
   await page.setInputFiles('#import', file);
