@@ -304,7 +304,12 @@ impl Timeline {
     /// trace of another version is named as such rather than by the first record it cannot read.
     pub fn import_bytes(bytes: &[u8], limit: usize, cap: usize) -> Result<Timeline, String> {
         if bytes.trim_ascii_start().starts_with(b"{") {
-            return Err(other_version(TRACE_JSON_VERSIONS.start()));
+            return Err(format!(
+                "this trace was made by an older version of OmniKV (a JSON trace, versions {} to \
+                 {}; this page reads version {TRACE_VERSION}); `omnikv history` still reads it",
+                TRACE_JSON_VERSIONS.start(),
+                TRACE_JSON_VERSIONS.end()
+            ));
         }
         // The header is the trace's first two fields, and postcard writes fields in order.
         let header = take_postcard::<(String, u32)>(bytes)
@@ -312,7 +317,7 @@ impl Timeline {
             .map(|(header, _)| header);
         match header {
             Some((format, version)) if format == TRACE_FORMAT && version != TRACE_VERSION => {
-                return Err(other_version(&version))
+                return Err(other_version(version))
             }
             _ => {}
         }
@@ -370,13 +375,13 @@ fn check_header(format: &str, version: u32) -> Result<(), String> {
         return Err(format!("not an OmniKV trace (format {format:?})"));
     }
     if version != TRACE_VERSION {
-        return Err(other_version(&version));
+        return Err(other_version(version));
     }
     Ok(())
 }
 
-fn other_version(version: &u32) -> String {
-    let which = if *version < TRACE_VERSION {
+fn other_version(version: u32) -> String {
+    let which = if version < TRACE_VERSION {
         "an older"
     } else {
         "a newer"
