@@ -179,13 +179,18 @@ async fn a_postcard_subscriber_reads_the_same_events_as_a_json_one() {
         }
     }
     // Both subscribed before the writes; each may have seen a few events the other missed at
-    // its start, so they are compared from the first sequence number both saw.
-    let common = |events: &[EventEnvelope]| -> Vec<EventEnvelope> {
-        let first = from_json[0].seq.max(from_postcard[0].seq);
+    // its start (the cached status is older than both), so they are compared from the first
+    // sequence number both saw.
+    let streamed = |events: &[EventEnvelope]| -> Vec<EventEnvelope> {
         (events.iter())
-            .filter(|e| e.seq >= first && !matches!(e.event, NodeEvent::Status(_)))
+            .filter(|e| !matches!(e.event, NodeEvent::Status(_)))
             .cloned()
             .collect()
+    };
+    let (from_json, from_postcard) = (streamed(&from_json), streamed(&from_postcard));
+    let first = from_json[0].seq.max(from_postcard[0].seq);
+    let common = |events: &[EventEnvelope]| -> Vec<EventEnvelope> {
+        events.iter().filter(|e| e.seq >= first).cloned().collect()
     };
     let (json, postcard_events) = (common(&from_json), common(&from_postcard));
     let applied = |events: &[EventEnvelope]| {
