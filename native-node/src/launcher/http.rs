@@ -2,11 +2,11 @@
 //!
 //! Every reply of the control API is JSON, or postcard for a request whose `Accept` names
 //! [`POSTCARD_MEDIA_TYPE`] (the visualizer's page: see `omnikv_core::wire`); every error is an
-//! [`ActionReply`] with `ok: false` and a message, and changes nothing. Every request must name this launcher in `Host` (see
-//! [`access`](super::access): this is what stops DNS rebinding); requests that change the
-//! cluster (it can kill processes) are refused when they come from a page of another origin;
-//! and, when the launcher has a token, every request must carry it (header, or the cookie set
-//! by opening `/?token=TOKEN`).
+//! [`ActionReply`] with `ok: false` and a message, and changes nothing. Every request must name
+//! this launcher in `Host` (see [`access`](super::access): this is what stops DNS rebinding);
+//! requests that change the cluster (it can kill processes) are refused when they come from a
+//! page of another origin; and, when the launcher has a token, every request must carry it
+//! (header, or the cookie set by opening `/?token=TOKEN`).
 
 // The helpers' errors are the responses the handlers return, built once per refused request:
 // boxing them would only add an allocation.

@@ -12,14 +12,14 @@ use omnikv_core::{
     client::{ClientOp, ClientRequest, ClientResponse},
     limits::CLIENT_FRAME_BYTES_MAX,
     linearizability::Operation,
-    wire::{decode_postcard, encode_postcard},
+    wire::encode_postcard,
     NodeId,
 };
 use web_sys::Document;
 
 use super::{
     el::{self, attr, text},
-    net::{Socket, SocketEvent},
+    net::{decode_frame, Socket, SocketEvent},
     now_ms,
 };
 use crate::{
@@ -214,11 +214,7 @@ impl ClientForm {
                 }
             }
             SocketEvent::Frame(frame) => {
-                let decoded = frame.and_then(|bytes| {
-                    decode_postcard::<ClientResponse>(&bytes, CLIENT_FRAME_BYTES_MAX)
-                        .map_err(|e| e.to_string())
-                });
-                match decoded {
+                match decode_frame::<ClientResponse>(frame, CLIENT_FRAME_BYTES_MAX) {
                     Ok(resp) => match self.session.on_response(&resp) {
                         // Retrying or sending may replace this socket: from the next frame.
                         Step::Retry(_) => self.lost = Some(describe_response(&resp)),

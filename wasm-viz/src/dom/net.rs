@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use js_sys::Promise;
-use omnikv_core::wire::{POSTCARD_MEDIA_TYPE, POSTCARD_PROTOCOL};
+use omnikv_core::wire::{decode_postcard, POSTCARD_MEDIA_TYPE, POSTCARD_PROTOCOL};
 use wasm_bindgen::{prelude::*, JsCast};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
@@ -87,6 +87,14 @@ pub fn start_poll_loop(on_view: fn(HttpResult)) {
             sleep_ms(POLL_INTERVAL_MS).await;
         }
     });
+}
+
+/// A socket's frame decoded as a `T` of at most `limit` bytes, or why it could not be.
+pub fn decode_frame<T: serde::de::DeserializeOwned>(
+    frame: Result<Vec<u8>, String>,
+    limit: usize,
+) -> Result<T, String> {
+    frame.and_then(|bytes| decode_postcard(&bytes, limit).map_err(|e| e.to_string()))
 }
 
 /// What a socket reports.

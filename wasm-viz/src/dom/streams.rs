@@ -9,11 +9,11 @@
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse},
     control::ProcessState,
-    wire::{decode_postcard, encode_postcard},
+    wire::encode_postcard,
     NodeId,
 };
 
-use super::net::{Socket, SocketEvent};
+use super::net::{decode_frame, Socket, SocketEvent};
 use crate::{
     model::{KV_KEYS_MAX, LOG_WINDOW_ENTRIES},
     record::Record,
@@ -130,10 +130,7 @@ fn get(sockets: &[(NodeId, Socket)], id: NodeId) -> Option<&Socket> {
 /// The record an admin answer makes: a dump head, a notice for an answer that does not decode
 /// or is an error, or nothing.
 pub fn dump_record(node: NodeId, frame: Result<Vec<u8>, String>, at_ms: u64) -> Option<Record> {
-    let decoded = frame.and_then(|bytes| {
-        decode_postcard::<AdminResponse>(&bytes, DUMP_BYTES_MAX).map_err(|e| e.to_string())
-    });
-    match decoded {
+    match decode_frame::<AdminResponse>(frame, DUMP_BYTES_MAX) {
         Ok(AdminResponse::DumpHead(head)) => Some(Record::Head { at_ms, head: *head }),
         Ok(AdminResponse::Error { message }) => Some(Record::Notice {
             at_ms,

@@ -9,14 +9,14 @@
 use omnikv_core::{
     scan::ScanRange,
     watch::{WatchFrame, WatchRequest, WATCH_FRAME_BYTES_MAX},
-    wire::{decode_postcard, encode_postcard},
+    wire::encode_postcard,
     NodeId,
 };
 use web_sys::Document;
 
 use super::{
     el::{self, attr, text},
-    net::{Socket, SocketEvent},
+    net::{decode_frame, Socket, SocketEvent},
 };
 
 /// Changes the feed keeps on screen, newest first.
@@ -119,11 +119,7 @@ impl WatchFeed {
     }
 
     fn on_frame(&mut self, node: NodeId, frame: Result<Vec<u8>, String>) {
-        let decoded = frame.and_then(|bytes| {
-            decode_postcard::<WatchFrame>(&bytes, 2 * WATCH_FRAME_BYTES_MAX)
-                .map_err(|e| e.to_string())
-        });
-        match decoded {
+        match decode_frame::<WatchFrame>(frame, 2 * WATCH_FRAME_BYTES_MAX) {
             Ok(WatchFrame::Changes { changes, up_to }) => {
                 // A node answers at once with where it serves from: nothing is missed after.
                 if self.serving != Some(node) {
