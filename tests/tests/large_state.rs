@@ -293,12 +293,24 @@ async fn a_follower_waiting_for_a_large_snapshot_is_sent_it_once() {
     );
 }
 
+/// The catch-up above with every repeat answered. Repeats come only while the snapshot is on its
+/// way, and a fast catch-up (one resend timeout or less) sends none: a run that sees none
+/// shows nothing either way, so a few are tried before the control is called blind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answering_every_repeated_promise_builds_a_snapshot_each_time() {
-    let (sent, _) = catch_up_from_a_large_snapshot(&["--unsafe-answer-repeated-promises"]).await;
-    assert!(
-        sent.iter().flat_map(|s| s.values()).any(|&n| n > 2),
-        "{sent:?}: the repeats were not answered, so this test cannot show what dropping them saves"
+    const ATTEMPTS: usize = 3;
+    let mut seen = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let (sent, _) =
+            catch_up_from_a_large_snapshot(&["--unsafe-answer-repeated-promises"]).await;
+        if sent.iter().flat_map(|s| s.values()).any(|&n| n > 2) {
+            return;
+        }
+        seen.push(sent);
+    }
+    panic!(
+        "{seen:?}: in {ATTEMPTS} catch-ups the repeats were not answered, so this test cannot \
+         show what dropping them saves"
     );
 }
 
