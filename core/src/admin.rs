@@ -125,17 +125,18 @@ impl NodeHead {
     ) -> NodeHead {
         let skip = dump.decided_suffix.len().saturating_sub(log_entries);
         let snapshot = dump.snapshot.as_ref();
+        // Inserted one by one, not collected: a map collected from an iterator sorts it first,
+        // and that sort would be kilobytes of the page's wasm.
+        let mut kv = BTreeMap::new();
+        for (k, v) in dump.kv.iter().take(keys) {
+            kv.insert(k.clone(), v.clone());
+        }
         NodeHead {
             id: dump.id,
             applied_idx: dump.applied_idx,
             decided_idx: dump.decided_idx,
             compacted_idx: dump.compacted_idx,
-            kv: dump
-                .kv
-                .iter()
-                .take(keys)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            kv,
             kv_complete: dump.kv.len() <= keys,
             sessions: dump.sessions.clone(),
             snapshot_key_count: snapshot.map_or(0, |s| s.snapshotted.len() as u64),

@@ -91,12 +91,14 @@ impl ClusterView {
     /// the leader saves a forward), then by id. The one copy of this rule: the CLI, the page and
     /// the Node.js client all take their targets from it.
     pub fn client_targets(&self) -> Vec<&NodeView> {
-        let mut nodes: Vec<&NodeView> = self
-            .nodes
-            .iter()
-            .filter(|n| n.state == ProcessState::Up)
-            .collect();
-        nodes.sort_by_key(|n| (Some(n.id) != self.leader, n.id));
+        let rank = |n: &NodeView| (Some(n.id) != self.leader, n.id);
+        // Placed by insertion: a cluster has a handful of nodes, and a sort would add its code
+        // to the page's wasm.
+        let mut nodes: Vec<&NodeView> = Vec::with_capacity(self.nodes.len());
+        for n in self.nodes.iter().filter(|n| n.state == ProcessState::Up) {
+            let at = nodes.partition_point(|m| rank(m) <= rank(n));
+            nodes.insert(at, n);
+        }
         nodes
     }
 }

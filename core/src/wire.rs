@@ -41,6 +41,28 @@ impl Encoding {
         }
     }
 
+    /// The encoding of an HTTP request's body, by its `Content-Type` header: postcard when it
+    /// names [`POSTCARD_MEDIA_TYPE`], JSON otherwise.
+    pub fn from_content_type(header: Option<&str>) -> Encoding {
+        let media = header
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default();
+        match media.trim() == POSTCARD_MEDIA_TYPE {
+            true => Encoding::Postcard,
+            false => Encoding::Json,
+        }
+    }
+
+    /// Decodes one value written in this encoding, after checking its size.
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8], limit: usize) -> Result<T, DecodeError> {
+        match self {
+            Encoding::Json => crate::decode_json(bytes, limit),
+            Encoding::Postcard => decode_postcard(bytes, limit),
+        }
+    }
+
     /// The encoding an HTTP request asks for by its `Accept` header.
     pub fn from_accept(header: Option<&str>) -> Encoding {
         let accepted = header.unwrap_or_default().split(',');
@@ -120,6 +142,13 @@ mod tests {
             Encoding::from_accept(Some("application/json")),
             Encoding::Json
         );
+        assert_eq!(
+            Encoding::from_content_type(Some("application/x-omnikv-postcard; charset=x")),
+            Encoding::Postcard
+        );
+        for other in [None, Some("application/json"), Some("text/plain")] {
+            assert_eq!(Encoding::from_content_type(other), Encoding::Json);
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use omnikv_core::{
     client::ReadMode,
-    control::{ActionReply, ClusterView, ProcessState},
-    wire::{decode_postcard, POSTCARD_MEDIA_TYPE},
+    control::{ActionReply, ClusterView, LinkRequest, ProcessState},
+    wire::{decode_postcard, encode_postcard, POSTCARD_MEDIA_TYPE},
 };
 use omnikv_node::client::Client;
 use omnikv_tests::Demo;
@@ -234,6 +234,34 @@ async fn bad_control_requests_get_json_errors_and_change_nothing() {
         .unwrap();
     let view: ClusterView = decode_postcard(&postcard_reply(r), 1 << 20).unwrap();
     assert_eq!(view.nodes.len(), 3);
+    // The page writes its control bodies in postcard too (`Content-Type`): a body that is not
+    // one is refused, a valid one carried out.
+    let post_postcard = |path: &str, body: &[u8]| {
+        let r = ureq::post(&format!("{}{path}", demo.http))
+            .set("Content-Type", POSTCARD_MEDIA_TYPE)
+            .send_bytes(body);
+        match r {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{path}: {e}"),
+        }
+    };
+    let link = |a, b, connected| encode_postcard(&LinkRequest { a, b, connected });
+    assert_eq!(post_postcard("/api/links", &[0xff; 3]), 400);
+    assert_eq!(post_postcard("/api/links", &link(2, 2, false)), 400);
+    let mut trailing = link(1, 2, false);
+    trailing.push(0);
+    assert_eq!(
+        post_postcard("/api/links", &trailing),
+        400,
+        "bytes after the request"
+    );
+    let cut =
+        |view: &ClusterView| (view.links.iter()).any(|l| (l.a, l.b) == (1, 2) && !l.connected);
+    assert!(!cut(&demo.cluster()), "a refused body cut the link");
+    assert_eq!(post_postcard("/api/links", &link(1, 2, false)), 200);
+    assert!(cut(&demo.cluster()));
+    assert_eq!(post_postcard("/api/links", &link(1, 2, true)), 200);
     // Nothing changed: every node up, every link connected, and the cluster serves.
     let view = demo.cluster();
     assert!(view.nodes.iter().all(|n| n.state == ProcessState::Up));

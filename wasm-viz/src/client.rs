@@ -160,7 +160,7 @@ pub fn op_from_parts(op: &str, key: &str, value: &str, read: &str) -> Result<Cli
     let read = match read {
         "" | "linearizable" => ReadMode::Linearizable,
         "local" => ReadMode::Local,
-        other => return Err(format!("unknown read mode {other:?}")),
+        other => return Err(format!("unknown read mode \"{other}\"")),
     };
     match op {
         "put" => Ok(ClientOp::Put {
@@ -178,7 +178,7 @@ pub fn op_from_parts(op: &str, key: &str, value: &str, read: &str) -> Result<Cli
             read,
         }),
         other => Err(format!(
-            "unknown operation {other:?} (put, get, delete or scan)"
+            "unknown operation \"{other}\" (put, get, delete or scan)"
         )),
     }
 }
@@ -204,11 +204,11 @@ pub fn cas_op(
             mod_index: expect
                 .trim()
                 .parse()
-                .map_err(|_| format!("expected index {expect:?} is not a log index"))?,
+                .map_err(|_| format!("expected index \"{expect}\" is not a log index"))?,
         },
         other => {
             return Err(format!(
-                "unknown expectation {other:?} (value, absent or index)"
+                "unknown expectation \"{other}\" (value, absent or index)"
             ))
         }
     };

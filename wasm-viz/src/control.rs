@@ -2,15 +2,18 @@
 //! match what the launcher decodes.
 
 use omnikv_core::{
-    control::{DeliverRequest, HoldRequest, LinkPair, LinkRequest, Scenario},
+    control::{DeliverRequest, HoldRequest, LinkPair, LinkRequest, ProcessState, Scenario},
+    wire::encode_postcard,
     NodeId,
 };
 
-/// A control request: method, path (relative to the page's origin) and JSON body.
+/// A control request: path (relative to the page's origin) and body, posted in postcard (with
+/// `Content-Type:` [`omnikv_core::wire::POSTCARD_MEDIA_TYPE`]) as the launcher answers the
+/// page, so that the page carries no JSON writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControlRequest {
     pub path: String,
-    pub body: Option<String>,
+    pub body: Option<Vec<u8>>,
 }
 
 pub const CLUSTER_PATH: &str = "/api/cluster";
@@ -20,21 +23,37 @@ pub const SCENARIO_PATH_PREFIX: &str = "/api/scenarios/";
 /// Node actions the launcher accepts.
 pub const NODE_ACTIONS: [&str; 4] = ["kill", "restart", "pause", "resume"];
 
+/// Where node actions are posted: `/api/nodes/{id}/{action}`.
+const NODE_PATH_PREFIX: &str = "/api/nodes/";
+
 pub fn node_action(node: NodeId, action: &str) -> Result<ControlRequest, String> {
     if !NODE_ACTIONS.contains(&action) {
-        return Err(format!("unknown node action {action:?}"));
+        return Err(format!("unknown node action \"{action}\""));
     }
     Ok(ControlRequest {
-        path: format!("/api/nodes/{node}/{action}"),
+        path: format!("{NODE_PATH_PREFIX}{node}/{action}"),
         body: None,
     })
+}
+
+/// The node a node action's path names and the state its process is in once the launcher has
+/// carried the action out (the inverse of [`node_action`]).
+pub fn process_after(path: &str) -> Option<(NodeId, ProcessState)> {
+    let (node, action) = path.strip_prefix(NODE_PATH_PREFIX)?.split_once('/')?;
+    let state = match action {
+        "kill" => ProcessState::Down,
+        "pause" => ProcessState::Paused,
+        "restart" | "resume" => ProcessState::Up,
+        _ => return None,
+    };
+    Some((node.parse().ok()?, state))
 }
 
 pub fn set_link(a: NodeId, b: NodeId, connected: bool) -> ControlRequest {
     let body = LinkRequest { a, b, connected };
     ControlRequest {
         path: "/api/links".into(),
-        body: serde_json::to_string(&body).ok(),
+        body: Some(encode_postcard(&body)),
     }
 }
 
@@ -48,7 +67,7 @@ pub fn hold_link(a: NodeId, b: NodeId, held: bool) -> ControlRequest {
     };
     ControlRequest {
         path: "/api/links/hold".into(),
-        body: serde_json::to_string(&body).ok(),
+        body: Some(encode_postcard(&body)),
     }
 }
 
@@ -66,7 +85,7 @@ pub fn deliver(a: NodeId, b: NodeId, count: u32) -> ControlRequest {
     let body = DeliverRequest { a, b, count };
     ControlRequest {
         path: "/api/links/deliver".into(),
-        body: serde_json::to_string(&body).ok(),
+        body: Some(encode_postcard(&body)),
     }
 }
 
@@ -74,12 +93,12 @@ pub fn deliver(a: NodeId, b: NodeId, count: u32) -> ControlRequest {
 pub fn drop_held(a: NodeId, b: NodeId) -> ControlRequest {
     ControlRequest {
         path: "/api/links/drop".into(),
-        body: serde_json::to_string(&LinkPair { a, b }).ok(),
+        body: Some(encode_postcard(&LinkPair { a, b })),
     }
 }
 
 pub fn scenario(name: &str) -> Result<ControlRequest, String> {
-    let s = Scenario::parse(name).ok_or_else(|| format!("unknown scenario {name:?}"))?;
+    let s = Scenario::parse(name).ok_or_else(|| format!("unknown scenario \"{name}\""))?;
     Ok(ControlRequest {
         path: format!("{SCENARIO_PATH_PREFIX}{}", s.name()),
         body: None,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use omnikv_core::{
     control::ProcessState,
     event::{BallotView, PeerStatus, Role},
+    session::Versioned,
     KVCommand, NodeId,
 };
 
@@ -161,11 +162,11 @@ pub struct NodeModel {
     pub compacted_idx: u64,
     /// The newest log entries; a command is `None` when the event did not carry it.
     pub log: LogWindow,
-    /// The node's table as far as the page knows it.
-    pub kv: BTreeMap<String, String>,
-    /// The log index of each kept key's last write, so the table checks a transaction's
-    /// guards by the node's rule (keys in `kv_unknown` have none).
-    pub kv_mod_index: BTreeMap<String, u64>,
+    /// The node's table as far as the page knows it, with the log index of each key's last
+    /// write, so that the table checks a transaction's guards by the node's rule. The map type
+    /// the wire's tables use: another would cost the wasm its own tree code. A key in
+    /// `kv_unknown` holds an empty value and index 0, and reads as absent.
+    pub kv: BTreeMap<String, Versioned>,
     /// Keys that arrived in an installed snapshot, whose values the event stream does not carry;
     /// sorted. A sorted vector rather than a set: one tree type fewer keeps the wasm smaller.
     pub kv_unknown: Vec<String>,

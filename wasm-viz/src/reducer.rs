@@ -34,7 +34,15 @@ impl ClusterModel {
             )),
             Record::Head { head, .. } => self.apply_head(head),
             Record::Notice { at_ms, text } => self.notice(*at_ms, text.clone()),
-            Record::Control { .. } | Record::Operation { .. } => {}
+            Record::Control { path, .. } => {
+                // The launcher answers a node action once it is carried out: the picture shows
+                // it from here, as the story tells it, not from the next cluster view.
+                if let Some((id, state)) = crate::control::process_after(path) {
+                    let max_decided = self.max_decided_idx();
+                    self.process_changed(id, state, max_decided);
+                }
+            }
+            Record::Operation { .. } => {}
         }
         self.story.settle(self.inputs, self.now_ms, &self.nodes);
     }
@@ -42,16 +50,10 @@ impl ClusterModel {
     fn apply_cluster(&mut self, view: &ClusterView) {
         self.leader = view.leader;
         self.links = view.links.clone();
-        let max_decided = self
-            .nodes
-            .values()
-            .map(|n| n.decided_idx)
-            .max()
-            .unwrap_or(0);
+        let max_decided = self.max_decided_idx();
         for nv in &view.nodes {
+            self.process_changed(nv.id, nv.state, max_decided);
             let node = self.node_mut(nv.id);
-            let was = node.process;
-            node.process = Some(nv.state);
             node.ws = nv.ws.clone();
             node.data_dir = nv.data_dir.clone();
             node.peer_addr = nv.peer_addr.clone();
@@ -62,17 +64,32 @@ impl ClusterModel {
             if nv.ballot.is_some() {
                 node.ballot = nv.ballot;
             }
-            match nv.state {
-                ProcessState::Up if was == Some(ProcessState::Down) => {
-                    node.recovering_target_idx = Some(max_decided);
-                    check_recovered(node);
-                }
-                ProcessState::Down => {
-                    node.recovering_target_idx = None;
-                    node.stream_connected = false;
-                }
-                _ => {}
+        }
+    }
+
+    fn max_decided_idx(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| n.decided_idx)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Node `id`'s process is now in `state`; a restarted node is recovering until it has
+    /// reached `max_decided`, the highest decided index any node reported.
+    fn process_changed(&mut self, id: NodeId, state: ProcessState, max_decided: u64) {
+        let node = self.node_mut(id);
+        let was = node.process.replace(state);
+        match state {
+            ProcessState::Up if was == Some(ProcessState::Down) => {
+                node.recovering_target_idx = Some(max_decided);
+                check_recovered(node);
             }
+            ProcessState::Down => {
+                node.recovering_target_idx = None;
+                node.stream_connected = false;
+            }
+            _ => {}
         }
     }
 
@@ -259,10 +276,13 @@ impl ClusterModel {
         });
         if installed {
             // The table was replaced; the stream names the keys but not their values.
-            node.kv.retain(|k, _| keys.contains(k));
-            node.kv_mod_index.clear();
+            node.kv.clear();
             for k in keys.iter().take(KV_KEYS_MAX) {
-                node.kv.entry(k.clone()).or_default();
+                let unknown = Versioned {
+                    value: String::new(),
+                    mod_index: 0,
+                };
+                node.kv.insert(k.clone(), unknown);
             }
             // Every key left is one of the snapshot's; the table's order keeps them sorted.
             node.kv_unknown = node.kv.keys().cloned().collect();
@@ -278,9 +298,12 @@ impl ClusterModel {
 
     fn apply_head(&mut self, head: &NodeHead) {
         let node = self.node_mut(head.id);
-        let kept = || head.kv.iter().take(KV_KEYS_MAX);
-        node.kv = kept().map(|(k, v)| (k.clone(), v.value.clone())).collect();
-        node.kv_mod_index = kept().map(|(k, v)| (k.clone(), v.mod_index)).collect();
+        // Inserted one by one, not collected: a map collected from an iterator sorts it first,
+        // and each such sort is kilobytes of the wasm's code.
+        node.kv.clear();
+        for (k, v) in head.kv.iter().take(KV_KEYS_MAX) {
+            node.kv.insert(k.clone(), v.clone());
+        }
         node.kv_unknown.clear();
         node.sessions = head.sessions.clone();
         node.kv_partial = false;
@@ -406,8 +429,7 @@ impl NodeModel {
 
 /// The node's table as the page keeps it: bounded, and aware of which keys it knows.
 struct TableView<'a> {
-    kv: &'a mut std::collections::BTreeMap<String, String>,
-    mod_index: &'a mut std::collections::BTreeMap<String, u64>,
+    kv: &'a mut std::collections::BTreeMap<String, Versioned>,
     unknown: &'a mut Vec<String>,
     truncated: &'a mut bool,
 }
@@ -416,10 +438,11 @@ impl KvState for TableView<'_> {
     /// A key whose value the page does not know (from an installed snapshot, or beyond the
     /// keys it keeps) reads as absent: the view may then differ from the node until a dump.
     fn read(&self, key: &str) -> Option<Versioned> {
-        Some(Versioned {
-            value: self.kv.get(key)?.clone(),
-            mod_index: *self.mod_index.get(key)?,
-        })
+        let known = self
+            .unknown
+            .binary_search_by(|k| k.as_str().cmp(key))
+            .is_err();
+        self.kv.get(key).filter(|_| known).cloned()
     }
 
     fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
@@ -432,12 +455,14 @@ impl KvState for TableView<'_> {
                     *self.truncated = true;
                     return;
                 }
-                self.kv.insert(key.to_owned(), v.to_owned());
-                self.mod_index.insert(key.to_owned(), index);
+                let versioned = Versioned {
+                    value: v.to_owned(),
+                    mod_index: index,
+                };
+                self.kv.insert(key.to_owned(), versioned);
             }
             None => {
                 self.kv.remove(key);
-                self.mod_index.remove(key);
             }
         }
     }
@@ -447,7 +472,6 @@ impl KvState for TableView<'_> {
 fn apply_to_table(node: &mut NodeModel, cmd: &KVCommand, index: u64) {
     let mut view = TableView {
         kv: &mut node.kv,
-        mod_index: &mut node.kv_mod_index,
         unknown: &mut node.kv_unknown,
         truncated: &mut node.kv_truncated,
     };

@@ -178,15 +178,7 @@ impl Story {
                 connected: false,
                 ..
             } => told.lost(*node),
-            Record::Control { path, .. } => {
-                if let Some(name) = path.strip_prefix(SCENARIO_PATH_PREFIX) {
-                    told.tell(
-                        HappeningKind::Scenario,
-                        Vec::new(),
-                        format!("scenario {name} started"),
-                    );
-                }
-            }
+            Record::Control { path, .. } => told.control(path, nodes),
             Record::Stream { .. }
             | Record::Dump { .. }
             | Record::Head { .. }
@@ -336,21 +328,46 @@ impl Teller<'_> {
         self.tell(HappeningKind::SnapshotInstalled, vec![node], text);
     }
 
+    /// A control request the launcher carried out. A node action is told now, not when a
+    /// cluster view shows it: the page asks for that view after this answer, and on a busy
+    /// machine it arrives after the survivors of a kill have elected a new leader, which would
+    /// put the election before the loss that caused it.
+    fn control(&mut self, path: &str, nodes: &NodeMap) {
+        if let Some(name) = path.strip_prefix(SCENARIO_PATH_PREFIX) {
+            let text = format!("scenario {name} started");
+            return self.tell(HappeningKind::Scenario, Vec::new(), text);
+        }
+        if let Some((id, state)) = crate::control::process_after(path) {
+            self.process_seen(id, state, nodes, true);
+        }
+    }
+
     fn cluster(&mut self, view: &ClusterView, nodes: &NodeMap) {
         for n in &view.nodes {
-            let at_ms = self.at_ms;
-            let memory = self.story.node(n.id);
-            let was = memory.process;
-            if was.map(|(s, _)| s) == Some(n.state) {
-                continue;
-            }
-            memory.process = Some((n.state, at_ms));
-            if let Some((state, since_ms)) = was {
-                let applied = nodes.get(&n.id).map_or(0, |m| m.applied_idx);
-                self.process_changed(n.id, state, n.state, since_ms, applied);
-            }
+            self.process_seen(n.id, n.state, nodes, false);
         }
         self.links(view);
+    }
+
+    /// Node `id`'s process is in `state`, by a cluster view or by a control request the page
+    /// sent (`ordered`).
+    fn process_seen(&mut self, id: NodeId, state: ProcessState, nodes: &NodeMap, ordered: bool) {
+        let at_ms = self.at_ms;
+        let memory = self.story.node(id);
+        let was = memory.process;
+        if was.map(|(s, _)| s) == Some(state) {
+            return;
+        }
+        memory.process = Some((state, at_ms));
+        // Before any cluster view named the node, it ran: a kill or pause the page ordered is
+        // told, anything else only noted.
+        let was = match was {
+            Some(was) => was,
+            None if ordered && state != ProcessState::Up => (ProcessState::Up, at_ms),
+            None => return,
+        };
+        let applied = nodes.get(&id).map_or(0, |m| m.applied_idx);
+        self.process_changed(id, was.0, state, was.1, applied);
     }
 
     fn process_changed(

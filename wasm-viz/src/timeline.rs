@@ -334,7 +334,7 @@ impl Timeline {
                 v if TRACE_JSON_VERSIONS.contains(&v) => Timeline::load(trace, cap),
                 v => Err(format!("trace version {v} is not a JSON trace")),
             },
-            Ok(trace) => Err(format!("not an OmniKV trace (format {:?})", trace.format)),
+            Ok(trace) => Err(format!("not an OmniKV trace (format \"{}\")", trace.format)),
             Err(e) => Err(format!("not a readable OmniKV trace: {e}")),
         }
     }
@@ -372,7 +372,7 @@ impl Timeline {
 
 fn check_header(format: &str, version: u32) -> Result<(), String> {
     if format != TRACE_FORMAT {
-        return Err(format!("not an OmniKV trace (format {format:?})"));
+        return Err(format!("not an OmniKV trace (format \"{format}\")"));
     }
     if version != TRACE_VERSION {
         return Err(other_version(version));

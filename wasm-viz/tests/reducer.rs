@@ -24,7 +24,7 @@ fn a_put_reaches_every_table_and_the_leader_is_marked() {
     for id in 1..=3 {
         let n = &m.nodes[&id];
         assert_eq!(n.state(), NodeState::Up);
-        assert_eq!(n.kv["color"], "blue", "node {id}");
+        assert_eq!(n.kv["color"].value, "blue", "node {id}");
         assert_eq!(n.entry_status(0), EntryStatus::Applied);
         assert_eq!(n.log.len(), 1);
         assert!(!n.kv_partial, "node {id} saw every applied entry");
@@ -61,8 +61,8 @@ fn a_killed_leader_loses_its_role_and_a_restarted_node_recovers() {
     assert_eq!(n1.state(), NodeState::Up);
     assert!(!n1.kv_partial, "every entry it applied was seen");
     assert_eq!(n1.shown_role(), Some(Role::Follower));
-    assert_eq!(n1.kv["size"], "L");
-    assert_eq!(n1.kv["color"], "blue");
+    assert_eq!(n1.kv["size"].value, "L");
+    assert_eq!(n1.kv["color"].value, "blue");
     assert_eq!(m.nodes[&1].process, Some(ProcessState::Up));
 }
 
@@ -85,7 +85,7 @@ fn snapshots_compact_the_log_and_install_replaces_the_table() {
         (block.compacted_idx, block.key_count, block.installed),
         (2, 2, false)
     );
-    assert_eq!(n1.kv["shape"], "round");
+    assert_eq!(n1.kv["shape"].value, "round");
 
     let n3 = &m.nodes[&3];
     assert!(n3.snapshot.as_ref().unwrap().installed);
@@ -144,7 +144,7 @@ fn retried_duplicates_apply_once_and_gaps_are_noticed() {
         r#"{"node":1,"seq":9,"time_ms":3001,"event":{"lagged":{"dropped":3}}}"#,
     ));
     let m = apply_all(&r);
-    assert_eq!(m.nodes[&1].kv["k"], "new");
+    assert_eq!(m.nodes[&1].kv["k"].value, "new");
     assert_eq!(m.notices.len(), 2, "{:?}", m.notices);
     assert!(m.nodes[&1].kv_partial);
 }
@@ -418,7 +418,7 @@ fn a_restart_that_applied_unseen_entries_marks_the_table_partial_until_a_dump() 
     let m = apply_all(&r);
     let n3 = &m.nodes[&3];
     assert!(!n3.kv_partial);
-    assert_eq!(n3.kv["size"], "large");
+    assert_eq!(n3.kv["size"].value, "large");
     assert!(n3.kv_unknown.is_empty());
 }
 
@@ -446,8 +446,8 @@ fn a_table_head_seeds_the_table_the_log_tail_and_the_snapshot() {
         n3.kv_truncated,
         "a head that is not the whole table marks it truncated"
     );
-    assert_eq!(n3.kv["a"], "1");
-    assert_eq!(n3.kv_mod_index["a"], 11);
+    assert_eq!(n3.kv["a"].value, "1");
+    assert_eq!(n3.kv["a"].mod_index, 11);
     let block = n3.snapshot.as_ref().expect("a snapshot block");
     assert_eq!((block.compacted_idx, block.key_count), (10, 1_000_000));
     assert!(n3.log.get(9).is_none());
@@ -517,9 +517,9 @@ fn a_transaction_applies_only_when_its_guards_hold_by_the_nodes_rule() {
     ));
     let m = apply_all(&records);
     let n = &m.nodes[&1];
-    assert_eq!(n.kv["color"], "green");
-    assert_eq!(n.kv["size"], "green", "both writes of the batch");
-    assert_eq!(n.kv_mod_index["color"], 1);
+    assert_eq!(n.kv["color"].value, "green");
+    assert_eq!(n.kv["size"].value, "green", "both writes of the batch");
+    assert_eq!(n.kv["color"].mod_index, 1);
 }
 
 #[test]

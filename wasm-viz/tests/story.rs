@@ -1,6 +1,7 @@
 //! Host tests of "What happened": recorded event sequences through the reducer, asserting the
 //! story a user reads and the timeline positions its markers jump to.
 
+use omnikv_core::control::ProcessState;
 use omnikv_viz::{story::HappeningKind, ClusterModel, Record, Timeline};
 
 mod fixtures;
@@ -71,6 +72,62 @@ fn a_leader_kill_is_told_with_the_election_delay_and_the_catch_up() {
     );
     let down = &m.story.happenings[1];
     assert_eq!((down.at_ms, down.nodes.as_slice()), (3040, &[1][..]));
+}
+
+/// The page kills the leader and the launcher's answer comes before the survivors' election,
+/// but the cluster view the page then asks for comes after it, as on a busy machine: the kill
+/// is told when the answer came, once, before the election it caused.
+#[test]
+fn a_kill_the_page_ordered_is_told_before_the_election_it_caused() {
+    let mut r = three_node_cluster_with_one_put();
+    r.push(Record::Stream {
+        at_ms: 3000,
+        node: 1,
+        connected: false,
+    });
+    r.push(Record::Control {
+        at_ms: 3005,
+        path: "/api/nodes/1/kill".into(),
+    });
+    r.push(leader_changed(2, 5, 3112, 2, 2));
+    r.push(leader_changed(3, 5, 3113, 2, 2));
+    r.push(cluster(3140, Some(2), &[(1, "down"), (2, "up"), (3, "up")]));
+    // A pause ordered before any cluster view named the node is told too.
+    r.push(Record::Control {
+        at_ms: 3200,
+        path: "/api/nodes/4/pause".into(),
+    });
+    r.push(Record::Control {
+        at_ms: 3300,
+        path: "/api/nodes/1/restart".into(),
+    });
+    r.push(cluster(3340, Some(2), &[(1, "up"), (2, "up"), (3, "up")]));
+    let m = apply_all(&r);
+    use HappeningKind::*;
+    assert_eq!(
+        told(&m),
+        vec![
+            (LeaderElected, "node 1 leads, ballot (1, 0, 1)".into()),
+            (Down, "node 1 (leader) went down".into()),
+            (
+                LeaderElected,
+                "node 2 leads, ballot (2, 0, 2), 112 ms after node 1 was lost".into()
+            ),
+            (Paused, "node 4 paused".into()),
+            (Restarted, "node 1 restarted after 295 ms down".into()),
+        ]
+    );
+    assert_eq!(m.story.happenings[1].at_ms, 3005);
+    // The picture agrees with the story at each of its places.
+    let mut t = Timeline::new(1_000);
+    for record in &r {
+        t.push(record.clone());
+    }
+    let down = &m.story.happenings[1];
+    t.seek(down.pos);
+    assert_eq!(t.model().nodes[&1].process, Some(ProcessState::Down));
+    t.seek(down.pos - 1);
+    assert_eq!(t.model().nodes[&1].process, Some(ProcessState::Up));
 }
 
 #[test]

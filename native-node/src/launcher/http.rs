@@ -28,7 +28,6 @@ use axum::{
 use omnikv_core::{
     client::ClientOp,
     control::{ActionReply, DeliverRequest, HoldRequest, LinkPair, LinkRequest, Scenario},
-    decode_json,
     limits::CONTROL_BODY_BYTES_MAX,
     wire::{encode_postcard, Encoding, POSTCARD_MEDIA_TYPE},
     NodeId,
@@ -325,19 +324,13 @@ async fn node_action(
     }
 }
 
-async fn set_link(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn set_link(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     if let Err(r) = same_origin(&headers) {
         return r;
     }
-    let req: LinkRequest = match decode_json(&body, CONTROL_BODY_BYTES_MAX) {
+    let req: LinkRequest = match body(&headers, &bytes, r#"{"a":1,"b":2,"connected":false}"#) {
         Ok(r) => r,
-        Err(e) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                false,
-                format!("{e}; expected {{\"a\":1,\"b\":2,\"connected\":false}}"),
-            )
-        }
+        Err(r) => return r,
     };
     match app.supervisor.set_link(req.a, req.b, req.connected).await {
         Ok(()) => reply(
@@ -354,9 +347,16 @@ async fn set_link(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
     }
 }
 
-/// Decodes a control body, or the 400 reply that says what was expected.
-fn body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Response> {
-    decode_json(body, CONTROL_BODY_BYTES_MAX).map_err(|e| {
+/// Decodes a control body in the encoding its `Content-Type` names (postcard from the page,
+/// JSON from everyone else), or the 400 reply that says what was expected (in JSON).
+fn body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    expected: &str,
+) -> Result<T, Response> {
+    let content_type = headers.get(header::CONTENT_TYPE);
+    let encoding = Encoding::from_content_type(content_type.and_then(|v| v.to_str().ok()));
+    encoding.decode(body, CONTROL_BODY_BYTES_MAX).map_err(|e| {
         reply(
             StatusCode::BAD_REQUEST,
             false,
@@ -369,7 +369,11 @@ async fn hold_link(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> 
     if let Err(r) = same_origin(&headers) {
         return r;
     }
-    let req: HoldRequest = match body(&bytes, r#"{"a":1,"b":2,"held":true,"both":false}"#) {
+    let req: HoldRequest = match body(
+        &headers,
+        &bytes,
+        r#"{"a":1,"b":2,"held":true,"both":false}"#,
+    ) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -391,7 +395,7 @@ async fn deliver_held(State(app): State<App>, headers: HeaderMap, bytes: Bytes) 
     if let Err(r) = same_origin(&headers) {
         return r;
     }
-    let req: DeliverRequest = match body(&bytes, r#"{"a":1,"b":2,"count":1}"#) {
+    let req: DeliverRequest = match body(&headers, &bytes, r#"{"a":1,"b":2,"count":1}"#) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -409,7 +413,7 @@ async fn drop_held(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> 
     if let Err(r) = same_origin(&headers) {
         return r;
     }
-    let req: LinkPair = match body(&bytes, r#"{"a":1,"b":2}"#) {
+    let req: LinkPair = match body(&headers, &bytes, r#"{"a":1,"b":2}"#) {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -34,18 +34,18 @@ pub async fn sleep_ms(ms: i32) {
     let _ = JsFuture::from(p).await;
 }
 
-/// `fetch` returning the status and body, or a description of what failed. The body sent is
-/// JSON; the answer is asked for in postcard.
-pub async fn http(method: &str, path: &str, body: Option<String>) -> HttpResult {
+/// `fetch` returning the status and body, or a description of what failed. The body sent and
+/// the answer asked for are postcard.
+pub async fn http(method: &str, path: &str, body: Option<Vec<u8>>) -> HttpResult {
     let window = web_sys::window().ok_or("no window")?;
     let init = RequestInit::new();
     init.set_method(method);
     if let Some(b) = &body {
-        init.set_body(&JsValue::from_str(b));
+        init.set_body(&js_sys::Uint8Array::from(b.as_slice()));
     }
     let request = Request::new_with_str_and_init(path, &init).map_err(js_text)?;
     if body.is_some() {
-        let _ = request.headers().set("content-type", "application/json");
+        let _ = request.headers().set("content-type", POSTCARD_MEDIA_TYPE);
     }
     let _ = request.headers().set("accept", POSTCARD_MEDIA_TYPE);
     let resp = JsFuture::from(window.fetch_with_request(&request))

@@ -62,7 +62,7 @@ impl WatchFeed {
         self.ended = false;
         self.lines.clear();
         self.status = match &prefix {
-            Some(p) => format!("watching {p:?}…"),
+            Some(p) => format!("watching \"{p}\"…"),
             None => String::new(),
         };
         self.prefix = prefix;

@@ -285,9 +285,9 @@ impl Card {
         for ([tr, kt, vt], (k, v)) in self.kv_rows.iter_mut().zip(&rows) {
             let unknown = n.value_unknown(k);
             tr.attr("data-key", k);
-            tr.attr("data-value", v);
+            tr.attr("data-value", &v.value);
             kt.text(k);
-            vt.text(if unknown { "(in snapshot)" } else { v });
+            vt.text(if unknown { "(in snapshot)" } else { &v.value });
         }
         let mut note = String::new();
         if n.kv.is_empty() {
