@@ -52,6 +52,9 @@ const TRACE = process.argv.includes('--trace') ? process.argv[process.argv.index
 // --paused: also measure a window with the view paused (Pause) under the last load.
 const PAUSED = process.argv.includes('--paused');
 const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : null;
+// --hide SELECTOR: hide what matches (display: none) for the whole run, to see what a panel
+// costs by its absence (for example `--hide '#ring'`, `--hide '#cards'`, `--hide '#diagram'`).
+const HIDE = process.argv.includes('--hide') ? process.argv[process.argv.indexOf('--hide') + 1] : null;
 
 const mb = (b) => (b / 1048576).toFixed(1);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -185,6 +188,14 @@ async function main() {
   const frames = () => evaluate(() => window.__eventFrames);
 
   await driver.goto(demo.url + '/');
+  if (HIDE) {
+    await evaluate((sel) => {
+      const style = document.createElement('style');
+      style.textContent = `${sel} { display: none !important; }`;
+      document.head.append(style);
+    }, HIDE);
+    console.log(`hidden: ${HIDE}`);
+  }
   const clusterView = await demo.cluster();
   const nodes = clusterView.nodes;
   await until('every node drawn and streaming', async () => evaluate(
