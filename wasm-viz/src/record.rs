@@ -34,7 +34,8 @@ pub enum Record {
     Head { at_ms: u64, head: NodeHead },
     /// Something the page wants kept in the record (bad frame, failed action).
     Notice { at_ms: u64, text: String },
-    /// A control request the launcher carried out (`/api/...` path), such as a scenario.
+    /// A control request the launcher carried out (`/api/...` path), such as a scenario. A
+    /// node action (kill, pause, resume, restart) changes the node's state from here on.
     Control { at_ms: u64, path: String },
     /// A client operation and its outcome, recorded when it completed (or when its client gave
     /// up: then its outcome is unknown): the history the History panel checks.
