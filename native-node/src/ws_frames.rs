@@ -3,8 +3,7 @@
 //! encoding by its type (text: JSON, binary: postcard).
 
 use omnikv_core::{
-    decode_json,
-    wire::{decode_postcard, encode_postcard, Encoding, POSTCARD_PROTOCOL},
+    wire::{encode_postcard, Encoding, POSTCARD_PROTOCOL},
     DecodeError,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -54,8 +53,8 @@ pub(crate) fn decode<T: DeserializeOwned>(
     limit: usize,
 ) -> Option<Result<T, DecodeError>> {
     match msg {
-        WsMessage::Text(t) => Some(decode_json(t.as_bytes(), limit)),
-        WsMessage::Binary(b) => Some(decode_postcard(b, limit)),
+        WsMessage::Text(t) => Some(Encoding::Json.decode(t.as_bytes(), limit)),
+        WsMessage::Binary(b) => Some(Encoding::Postcard.decode(b, limit)),
         _ => None,
     }
 }
