@@ -20,14 +20,26 @@ pub const CLUSTER_PATH: &str = "/api/cluster";
 /// Where scenarios are posted; the scenario's name follows.
 pub const SCENARIO_PATH_PREFIX: &str = "/api/scenarios/";
 
-/// Node actions the launcher accepts.
-pub const NODE_ACTIONS: [&str; 4] = ["kill", "restart", "pause", "resume"];
+/// Node actions the launcher accepts, and the state a node's process is in once one is
+/// carried out.
+const NODE_ACTIONS: [(&str, ProcessState); 4] = [
+    ("kill", ProcessState::Down),
+    ("restart", ProcessState::Up),
+    ("pause", ProcessState::Paused),
+    ("resume", ProcessState::Up),
+];
+
+fn state_after(action: &str) -> Option<ProcessState> {
+    (NODE_ACTIONS.iter())
+        .find(|(name, _)| *name == action)
+        .map(|(_, state)| *state)
+}
 
 /// Where node actions are posted: `/api/nodes/{id}/{action}`.
 const NODE_PATH_PREFIX: &str = "/api/nodes/";
 
 pub fn node_action(node: NodeId, action: &str) -> Result<ControlRequest, String> {
-    if !NODE_ACTIONS.contains(&action) {
+    if state_after(action).is_none() {
         return Err(format!("unknown node action \"{action}\""));
     }
     Ok(ControlRequest {
@@ -40,13 +52,7 @@ pub fn node_action(node: NodeId, action: &str) -> Result<ControlRequest, String>
 /// carried the action out (the inverse of [`node_action`]).
 pub fn process_after(path: &str) -> Option<(NodeId, ProcessState)> {
     let (node, action) = path.strip_prefix(NODE_PATH_PREFIX)?.split_once('/')?;
-    let state = match action {
-        "kill" => ProcessState::Down,
-        "pause" => ProcessState::Paused,
-        "restart" | "resume" => ProcessState::Up,
-        _ => return None,
-    };
-    Some((node.parse().ok()?, state))
+    Some((node.parse().ok()?, state_after(action)?))
 }
 
 pub fn set_link(a: NodeId, b: NodeId, connected: bool) -> ControlRequest {

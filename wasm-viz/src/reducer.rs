@@ -38,8 +38,7 @@ impl ClusterModel {
                 // The launcher answers a node action once it is carried out: the picture shows
                 // it from here, as the story tells it, not from the next cluster view.
                 if let Some((id, state)) = crate::control::process_after(path) {
-                    let max_decided = self.max_decided_idx();
-                    self.process_changed(id, state, max_decided);
+                    self.process_changed(id, state);
                 }
             }
             Record::Operation { .. } => {}
@@ -50,9 +49,8 @@ impl ClusterModel {
     fn apply_cluster(&mut self, view: &ClusterView) {
         self.leader = view.leader;
         self.links = view.links.clone();
-        let max_decided = self.max_decided_idx();
         for nv in &view.nodes {
-            self.process_changed(nv.id, nv.state, max_decided);
+            self.process_changed(nv.id, nv.state);
             let node = self.node_mut(nv.id);
             node.ws = nv.ws.clone();
             node.data_dir = nv.data_dir.clone();
@@ -76,13 +74,15 @@ impl ClusterModel {
     }
 
     /// Node `id`'s process is now in `state`; a restarted node is recovering until it has
-    /// reached `max_decided`, the highest decided index any node reported.
-    fn process_changed(&mut self, id: NodeId, state: ProcessState, max_decided: u64) {
+    /// reached the highest decided index any node reported.
+    fn process_changed(&mut self, id: NodeId, state: ProcessState) {
+        let was = self.node_mut(id).process.replace(state);
+        let restarted = state == ProcessState::Up && was == Some(ProcessState::Down);
+        let target = restarted.then(|| self.max_decided_idx());
         let node = self.node_mut(id);
-        let was = node.process.replace(state);
         match state {
-            ProcessState::Up if was == Some(ProcessState::Down) => {
-                node.recovering_target_idx = Some(max_decided);
+            ProcessState::Up if restarted => {
+                node.recovering_target_idx = target;
                 check_recovered(node);
             }
             ProcessState::Down => {

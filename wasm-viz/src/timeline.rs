@@ -321,21 +321,17 @@ impl Timeline {
             }
             _ => {}
         }
-        match decode_postcard::<Trace>(bytes, limit) {
-            Ok(trace) => Timeline::import(trace, cap),
-            Err(e) => Err(format!("not a readable OmniKV trace: {e}")),
-        }
+        let trace = decode_postcard::<Trace>(bytes, limit).map_err(unreadable)?;
+        Timeline::import(trace, cap)
     }
 
     /// Reads a JSON trace file (versions [`TRACE_JSON_VERSIONS`]) of at most `limit` bytes.
     pub fn import_json(text: &str, limit: usize, cap: usize) -> Result<Timeline, String> {
-        match decode_json::<Trace>(text.as_bytes(), limit) {
-            Ok(trace) if trace.format == TRACE_FORMAT => match trace.version {
-                v if TRACE_JSON_VERSIONS.contains(&v) => Timeline::load(trace, cap),
-                v => Err(format!("trace version {v} is not a JSON trace")),
-            },
-            Ok(trace) => Err(format!("not an OmniKV trace (format \"{}\")", trace.format)),
-            Err(e) => Err(format!("not a readable OmniKV trace: {e}")),
+        let trace = decode_json::<Trace>(text.as_bytes(), limit).map_err(unreadable)?;
+        check_format(&trace.format)?;
+        match trace.version {
+            v if TRACE_JSON_VERSIONS.contains(&v) => Timeline::load(trace, cap),
+            v => Err(format!("trace version {v} is not a JSON trace")),
         }
     }
 
@@ -371,13 +367,22 @@ impl Timeline {
 }
 
 fn check_header(format: &str, version: u32) -> Result<(), String> {
-    if format != TRACE_FORMAT {
-        return Err(format!("not an OmniKV trace (format \"{format}\")"));
-    }
+    check_format(format)?;
     if version != TRACE_VERSION {
         return Err(other_version(version));
     }
     Ok(())
+}
+
+fn check_format(format: &str) -> Result<(), String> {
+    match format == TRACE_FORMAT {
+        true => Ok(()),
+        false => Err(format!("not an OmniKV trace (format \"{format}\")")),
+    }
+}
+
+fn unreadable(e: omnikv_core::DecodeError) -> String {
+    format!("not a readable OmniKV trace: {e}")
 }
 
 fn other_version(version: u32) -> String {
