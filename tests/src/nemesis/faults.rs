@@ -122,14 +122,18 @@ impl Faults {
         }
     }
 
-    /// Ends the faults whose time has come, then begins those whose time has come.
+    /// Ends the faults whose time has come, then begins those whose time has come. A planned
+    /// kill goes first: it is planned inside a fault (100-800 ms into a cut of 1-2.5 s), so its
+    /// time came before that fault's end, and a turn that comes late (a slow control call on a
+    /// loaded machine) must not heal the cut before the kill meant to fall inside it.
     pub async fn step(&mut self, cluster: &mut Cluster) {
         let now = Instant::now();
+        let killed = self.kill_planned(cluster, now).await;
         self.end_due(cluster, now).await;
         let up = self.up();
         self.holds.step(cluster, &mut self.rng, now, &up).await;
         self.sample_leader(cluster).await;
-        if self.begin_planned(cluster, now).await {
+        if killed || self.begin_planned(cluster, now).await {
             return;
         }
         let active = self.nodes_not_up() + self.cuts.len() + self.holds.active();
@@ -140,17 +144,22 @@ impl Faults {
         }
     }
 
-    /// Begins a planned fault whose time has come; true if one is due (a due episode holds
+    /// Carries out a planned kill whose time has come; true if there was one.
+    async fn kill_planned(&mut self, cluster: &mut Cluster, now: Instant) -> bool {
+        let mut planned = self.planned.iter();
+        let kill = planned.position(|(at, p)| *at <= now && matches!(p, Planned::Kill));
+        let Some(i) = kill else {
+            return false;
+        };
+        self.planned.remove(i);
+        self.kill(cluster, 600..2500).await;
+        true
+    }
+
+    /// Begins a planned episode whose time has come; true if one is due (a due episode holds
     /// random faults back until it has begun).
     async fn begin_planned(&mut self, cluster: &mut Cluster, now: Instant) -> bool {
         let is_due = |at: &Instant| *at <= now;
-        let mut planned = self.planned.iter();
-        let kill = planned.position(|(at, p)| is_due(at) && matches!(p, Planned::Kill));
-        if let Some(i) = kill {
-            self.planned.remove(i);
-            self.kill(cluster, 600..2500).await;
-            return true;
-        }
         let mut planned = self.planned.iter();
         let episode = planned.position(|(at, p)| is_due(at) && matches!(p, Planned::Episode(_)));
         let Some(i) = episode else {
