@@ -55,6 +55,12 @@ const PROFILE = process.argv.includes('--profile') ? process.argv[process.argv.i
 // --hide SELECTOR: hide what matches (display: none) for the whole run, to see what a panel
 // costs by its absence (for example `--hide '#ring'`, `--hide '#cards'`, `--hide '#diagram'`).
 const HIDE = process.argv.includes('--hide') ? process.argv[process.argv.indexOf('--hide') + 1] : null;
+// --css RULES: add a stylesheet for the whole run, to measure a style change before making it
+// (for example `--css '#ring { contain: strict; }'`).
+// --mutations: count the DOM changes the page makes in each window, by kind and element, and
+// print the most frequent (what a frame asks the browser to restyle, lay out and paint).
+const MUTATIONS = process.argv.includes('--mutations');
+const CSS = process.argv.includes('--css') ? process.argv[process.argv.indexOf('--css') + 1] : null;
 
 const mb = (b) => (b / 1048576).toFixed(1);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -188,13 +194,18 @@ async function main() {
   const frames = () => evaluate(() => window.__eventFrames);
 
   await driver.goto(demo.url + '/');
+  const addStyle = (rules) => evaluate((r) => {
+    const style = document.createElement('style');
+    style.textContent = r;
+    document.head.append(style);
+  }, rules);
   if (HIDE) {
-    await evaluate((sel) => {
-      const style = document.createElement('style');
-      style.textContent = `${sel} { display: none !important; }`;
-      document.head.append(style);
-    }, HIDE);
+    await addStyle(`${HIDE} { display: none !important; }`);
     console.log(`hidden: ${HIDE}`);
+  }
+  if (CSS) {
+    await addStyle(CSS);
+    console.log(`added style: ${CSS}`);
   }
   const clusterView = await demo.cluster();
   const nodes = clusterView.nodes;
@@ -220,6 +231,20 @@ async function main() {
     } catch { /* not supported */ }
   });
 
+  if (MUTATIONS) {
+    await evaluate(() => {
+      window.__mutations = new Map();
+      const name = (n) => (n.nodeType === 1 ? n : n.parentElement);
+      const describe = (e) => `${e?.tagName?.toLowerCase()}${e?.classList?.length ? '.' + [...e.classList].join('.') : ''}${e?.id ? '#' + e.id : ''}`;
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const k = `${r.type} ${describe(name(r.target))}${r.attributeName ? ' @' + r.attributeName : ''}`;
+          window.__mutations.set(k, (window.__mutations.get(k) || 0) + 1);
+        }
+      }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    });
+  }
+
   const timeline = async () => evaluate(() => {
     const s = document.getElementById('scrub');
     const info = document.getElementById('timeline-info').textContent;
@@ -235,11 +260,17 @@ async function main() {
 
   const window_ = async (label, seconds) => {
     await evaluate(() => { window.__perf.maxGap = 0; window.__perf.slow = 0; });
+    if (MUTATIONS) await evaluate(() => window.__mutations.clear());
     const a = await snapshot();
     const l1 = loadavg()[0];
     await sleep(seconds * 1000);
     const b = await snapshot();
     const s = (b.t - a.t) / 1000;
+    if (MUTATIONS) {
+      const top = await evaluate(() => [...window.__mutations].sort((x, y) => y[1] - x[1]).slice(0, 45));
+      console.log(`\nDOM changes per second, ${label}:`);
+      for (const [k, n] of top) console.log(`${(n / s).toFixed(1).padStart(9)}  ${k}`);
+    }
     return {
       label,
       seconds: s,
@@ -251,6 +282,8 @@ async function main() {
       longTasks: b.perf.longTasks - a.perf.longTasks,
       longMs: b.perf.longMs - a.perf.longMs,
       busy: (b.m.TaskDuration - a.m.TaskDuration) / s,
+      // The main thread's own CPU time: busy time above it is time a task waited for a core.
+      onCpu: (b.m.ThreadTime - a.m.ThreadTime) / s,
       script: (b.m.ScriptDuration - a.m.ScriptDuration) / s,
       layout: (b.m.LayoutDuration - a.m.LayoutDuration + b.m.RecalcStyleDuration - a.m.RecalcStyleDuration) / s,
       heapStart: a.m.JSHeapUsedSize, heapEnd: b.m.JSHeapUsedSize,
@@ -355,12 +388,12 @@ async function main() {
     `(paced through the leader, or omnikv bench load through every node)\n`);
   const row = (cells) => `| ${cells.join(' | ')} |`;
   console.log(row(['window', 's', 'event frames/s', 'recorded/s', 'fps', 'frames > 33 ms', 'longest frame gap',
-    'long tasks (ms)', 'main thread busy', 'script', 'style+layout', 'JS heap', 'wasm memory', 'DOM nodes', 'load avg']));
+    'long tasks (ms)', 'main thread busy', 'on CPU', 'script', 'style+layout', 'JS heap', 'wasm memory', 'DOM nodes', 'load avg']));
   console.log(row(Array(15).fill('---')));
   for (const r of results) {
     console.log(row([r.label, r.seconds.toFixed(1), r.framesInPerS.toFixed(0), r.recordedPerS.toFixed(0),
       r.fps.toFixed(1), r.slowFrames, `${r.maxGapMs.toFixed(0)} ms`, `${r.longTasks} (${r.longMs.toFixed(0)})`,
-      `${(r.busy * 100).toFixed(0)}%`, `${(r.script * 100).toFixed(0)}%`, `${(r.layout * 100).toFixed(0)}%`,
+      `${(r.busy * 100).toFixed(0)}%`, `${(r.onCpu * 100).toFixed(0)}%`, `${(r.script * 100).toFixed(0)}%`, `${(r.layout * 100).toFixed(0)}%`,
       `${mb(r.heapStart)} -> ${mb(r.heapEnd)} MB`, `${mb(r.wasmStart)} -> ${mb(r.wasmEnd)} MB`,
       `${r.domStart} -> ${r.domEnd}`, r.load]));
   }

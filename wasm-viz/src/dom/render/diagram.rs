@@ -62,9 +62,6 @@ pub struct Diagram {
     /// wasm kilobytes of tree code).
     arrows: KeyedSlots<(NodeId, u64), Drawn>,
     ticks: Vec<Slot>,
-    /// When the live diagram was last drawn (page clock), and with which selection.
-    drawn_ms: f64,
-    drawn_selected: Selection,
 }
 
 fn lane_y(i: usize) -> f64 {
@@ -133,16 +130,6 @@ impl Diagram {
     ) {
         // Looking back, the cursor sits at three quarters, and what followed it (still in the
         // live model) is drawn after it.
-        let now = crate::dom::now_ms();
-        if info.mode == Mode::Live
-            && selected == self.drawn_selected
-            // Every scroll repaints all its arrows (README, "Visualizer performance").
-            && now - self.drawn_ms < super::MOVES_EVERY_MS
-        {
-            return;
-        }
-        self.drawn_ms = now;
-        self.drawn_selected = selected;
         let end_ms = match info.mode {
             Mode::Live => clock_ms,
             _ => clock_ms + WINDOW_MS / 4.0,

@@ -29,17 +29,22 @@ use super::{
 use crate::{model::ClusterModel, timeline::Mode, timeline::Timeline};
 
 /// While live, the text panels (tables, client log, inspector, notices, story, timeline line)
-/// are refreshed at most this often; the ring, the messages and the log strips move every frame
-/// unless busy (below), the diagram 30 times a second. Text changing sixty times a second
-/// cannot be read, and re-laying it out costs the frame.
+/// are refreshed at most this often. Text changing sixty times a second cannot be read, and
+/// re-laying it out costs the frame.
 const PANELS_EVERY_MS: f64 = 100.0;
 /// The same while a log strip is busy (more entries than it can show one by one): the tables
 /// and strips then change wholesale at each refresh, and their layout and paint cost the page
 /// more than anything else it draws (README, "Visualizer performance").
 const PANELS_BUSY_EVERY_MS: f64 = 250.0;
-/// Motion drawn at most this often (30 times a second): the live diagram's scroll always, and
-/// the ring's messages while busy. A position changes half as often, not the page's frame rate.
-const MOVES_EVERY_MS: f64 = 33.0;
+/// While live, the picture changes at most this often: 30 times a second. Every frame that
+/// changes the page pays the browser's whole style, layout, paint and commit pass, whatever
+/// moved, so the moving parts (the ring's messages, the diagram's scroll) and the refreshes
+/// move together on every second animation frame instead of each on its own frames
+/// (README, "Visualizer performance", has the figures).
+const PICTURE_EVERY_MS: f64 = 33.0;
+/// Animation frames arrive about 16.7 ms apart, give or take a few: a picture due within this
+/// much is drawn now, so that jitter does not turn every second frame into every third.
+const FRAME_SLACK_MS: f64 = 8.0;
 
 /// Where the timeline is, for the bar and the diagram's cursor.
 pub struct TimelineInfo {
@@ -81,8 +86,8 @@ pub struct View {
     panels_ms: f64,
     /// Whether a log strip was busy at the last draw (see [`PANELS_BUSY_EVERY_MS`]).
     busy: bool,
-    /// Wall time the ring's messages last moved.
-    dots_ms: f64,
+    /// Wall time the live picture last changed (see [`PICTURE_EVERY_MS`]).
+    picture_ms: f64,
     dirty: bool,
     ids: Vec<NodeId>,
     cards: Vec<cards::Card>,
@@ -106,7 +111,7 @@ impl View {
             panels_version: u64::MAX,
             panels_ms: 0.0,
             busy: false,
-            dots_ms: 0.0,
+            picture_ms: 0.0,
             dirty: true,
             ids: Vec::new(),
             cards: Vec::new(),
@@ -174,8 +179,14 @@ impl View {
         clock_ms: f64,
         info: &TimelineInfo,
     ) {
-        let panels = self.panels_due(model.version, info.mode == Mode::Live);
-        if panels || info.mode != Mode::Live {
+        let is_live = info.mode == Mode::Live;
+        let now = now_ms();
+        if is_live && !self.dirty && now - self.picture_ms < PICTURE_EVERY_MS - FRAME_SLACK_MS {
+            return;
+        }
+        self.picture_ms = now;
+        let panels = self.panels_due(model.version, is_live);
+        if panels || !is_live {
             timeline_bar::draw(doc, info);
             self.story.draw(doc, &live.story, info);
         }
@@ -188,13 +199,8 @@ impl View {
             self.drawn_version = model.version;
             self.draw_model(doc, model, live, clock_ms, panels);
         }
-        let now = now_ms();
-        let is_live = info.mode == Mode::Live;
-        if !(is_live && self.busy) || now - self.dots_ms >= MOVES_EVERY_MS {
-            self.dots_ms = now;
-            self.ring
-                .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
-        }
+        self.ring
+            .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
         self.diagram.steady = is_live && self.busy;
         self.diagram
             .draw(doc, model, live, clock_ms, info, self.selected);
