@@ -15,8 +15,10 @@ use omnikv_core::{
 
 pub use crate::node_model::*;
 
-/// Messages remembered for animation and inspection, across all nodes.
-pub const MESSAGES_KEPT: usize = 400;
+/// Messages remembered for animation and inspection, across all nodes: the space-time diagram's
+/// 4 s window at about 500 messages a second (an idle 3-node demo cluster sends about 200 a
+/// second, heartbeats and their replies; 40 puts a second about 450).
+pub const MESSAGES_KEPT: usize = 2_000;
 /// Client requests kept in the request log.
 pub const CLIENT_ROWS_KEPT: usize = 100;
 /// Notices (dropped events, bad frames) kept.
@@ -26,8 +28,12 @@ pub const NOTICES_KEPT: usize = 12;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageView {
     pub info: MessageInfo,
+    /// The send's time; until the send is seen, the receive's.
     pub sent_ms: u64,
     pub received_ms: Option<u64>,
+    /// Whether the sender's event for it was seen. Each node streams its own events, so the
+    /// receiver's can reach the page first.
+    pub sent_seen: bool,
 }
 
 /// One client request as the nodes reported it.

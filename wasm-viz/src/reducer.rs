@@ -98,7 +98,7 @@ impl ClusterModel {
         self.check_sequence(env);
         match &env.event {
             NodeEvent::Status(s) => self.apply_status(id, s),
-            NodeEvent::MessageSent(info) => self.push_message(info.clone(), at_ms, None),
+            NodeEvent::MessageSent(info) => self.message_sent(info, at_ms),
             NodeEvent::MessageReceived(info) => self.message_received(info, at_ms),
             NodeEvent::EntriesAppended {
                 from_idx,
@@ -180,6 +180,23 @@ impl ClusterModel {
                 format!("node {id}: {missed} events missed (sequence gap)"),
             );
             self.node_mut(id).kv_partial = true;
+        }
+    }
+
+    /// A send whose receive was seen first completes that message: a second one would never be
+    /// received, and the page would draw both under one key.
+    fn message_sent(&mut self, info: &MessageInfo, at_ms: u64) {
+        let received_first = self
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|m| !m.sent_seen && m.info.from == info.from && m.info.msg_id == info.msg_id);
+        match received_first {
+            Some(m) => {
+                m.sent_ms = at_ms.min(m.sent_ms);
+                m.sent_seen = true;
+            }
+            None => self.push_message(info.clone(), at_ms, None),
         }
     }
 
@@ -349,6 +366,7 @@ impl ClusterModel {
             info,
             sent_ms,
             received_ms,
+            sent_seen: received_ms.is_none(),
         });
     }
 }

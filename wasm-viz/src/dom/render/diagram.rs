@@ -52,8 +52,8 @@ struct Drawn {
 pub struct Diagram {
     /// Heartbeats drawn too (the toggle; off by default: they would hide everything else).
     pub heartbeats: bool,
-    /// A live view of a busy cluster: draw a steady sample of its messages (see
-    /// [`Diagram::wanted`]).
+    /// A live view: draw a steady sample of the messages (see [`Diagram::wanted`]). A few
+    /// dozen writes a second already put more than [`ARROWS_MAX`] messages in the window.
     pub steady: bool,
     ids: Vec<NodeId>,
     /// Absolute times are drawn relative to this (the first frame's window start).
