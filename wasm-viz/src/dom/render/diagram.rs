@@ -8,7 +8,9 @@
 //! received, not every frame. The scale is uniform (lanes are placed at their screen height
 //! divided by it), so arrowheads keep their shape; strokes keep their width (`vector-effect`,
 //! CSS). On loopback a message takes about a millisecond, so most arrows stand almost upright:
-//! the head says which way it went.
+//! the head says which way it went. An arrow is one path, its head two strokes of its own: an
+//! SVG marker is laid out again for every arrow each time the window scrolls, which cost the
+//! page about 4 points of a core at 40 puts a second (docs/performance-notes.md, section 31).
 
 use omnikv_core::NodeId;
 use web_sys::Document;
@@ -81,10 +83,6 @@ impl Diagram {
         let height = TOP * 2.0 + LANE_H * ids.len() as f64;
         if let Some(svg) = el::by_id(doc, "diagram") {
             attr(&svg, "viewBox", &format!("0 0 600 {}", f(height)));
-        }
-        if let Some(head) = el::by_id(doc, "arrowhead") {
-            attr(&head, "markerWidth", &f(HEAD / SCALE));
-            attr(&head, "markerHeight", &f(HEAD / SCALE));
         }
         if let Some(clip) = el::by_id(doc, "diagram-clip-rect") {
             attr(&clip, "x", &f(PLOT_X0));
@@ -258,11 +256,9 @@ impl Diagram {
             if last.end_ms == u64::MAX {
                 show_message(slot, m);
             }
-            let x = |t: u64| f(t as f64 - origin);
-            slot.attr("x1", &x(m.sent_ms));
-            slot.attr("y1", &f(lane_y(a) / SCALE));
-            slot.attr("x2", &x(drawn.end_ms));
-            slot.attr("y2", &f(lane_y(b) / SCALE));
+            let from = (m.sent_ms as f64 - origin, lane_y(a) / SCALE);
+            let to = (drawn.end_ms as f64 - origin, lane_y(b) / SCALE);
+            slot.attr("d", &arrow_path(from, to));
             slot.attr("data-received", bool_str(drawn.received_ms.is_some()));
             slot.attr("data-selected", bool_str(drawn.selected));
             *last = drawn;
@@ -317,8 +313,32 @@ impl Diagram {
     }
 }
 
+/// A path from `from` to `to` (plot units) with a head at `to`: two strokes [`HEAD`] long on
+/// screen, 30 degrees either side of the shaft.
+fn arrow_path(from: (f64, f64), to: (f64, f64)) -> String {
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let len = js_sys::Math::sqrt(dx * dx + dy * dy).max(1e-9);
+    let head = HEAD / SCALE;
+    // Back along the shaft by cos 30°, out to each side by sin 30°.
+    let (bx, by) = (-dx / len * head * 0.866, -dy / len * head * 0.866);
+    let (px, py) = (-dy / len * head * 0.5, dx / len * head * 0.5);
+    format!(
+        "M{} {}L{} {}M{} {}L{} {}L{} {}",
+        f(from.0),
+        f(from.1),
+        f(to.0),
+        f(to.1),
+        f(to.0 + bx + px),
+        f(to.1 + by + py),
+        f(to.0),
+        f(to.1),
+        f(to.0 + bx - px),
+        f(to.1 + by - py),
+    )
+}
+
 fn new_arrow(doc: &Document) -> Slot {
-    let line = el::svg(doc, "line", "arrow");
+    let line = el::svg(doc, "path", "arrow");
     attr(&line, "data-action", "select-msg");
     Slot::new(line)
 }
