@@ -6,8 +6,9 @@
 //! one group whose transform maps the window onto the plot. So while live, scrolling rewrites one
 //! attribute per frame, and an arrow's own attributes are written when it appears or is
 //! received, not every frame. The scale is uniform (lanes are placed at their screen height
-//! divided by it), so arrowheads keep their shape; strokes keep their width (`vector-effect`,
-//! CSS). On loopback a message takes about a millisecond, so most arrows stand almost upright:
+//! divided by it), so arrowheads keep their shape; strokes are sized in the plot's units
+//! (`--px`, one screen pixel, set here for the CSS) rather than by `vector-effect`, which the
+//! browser recomputes for every stroke at each scroll. On loopback a message takes about a millisecond, so most arrows stand almost upright:
 //! the head says which way it went. An arrow is one path, its head two strokes of its own: an
 //! SVG marker is laid out again for every arrow each time the window scrolls, which cost the
 //! page about 4 points of a core at 40 puts a second (docs/performance-notes.md, section 31).
@@ -83,6 +84,9 @@ impl Diagram {
         let height = TOP * 2.0 + LANE_H * ids.len() as f64;
         if let Some(svg) = el::by_id(doc, "diagram") {
             attr(&svg, "viewBox", &format!("0 0 600 {}", f(height)));
+        }
+        if let Some(plot) = el::by_id(doc, "diagram-plot") {
+            attr(&plot, "style", &format!("--px: {}", fixed6(1.0 / SCALE)));
         }
         if let Some(clip) = el::by_id(doc, "diagram-clip-rect") {
             attr(&clip, "x", &f(PLOT_X0));
