@@ -6,12 +6,14 @@
 //! one group whose transform maps the window onto the plot. So while live, scrolling rewrites one
 //! attribute per frame, and an arrow's own attributes are written when it appears or is
 //! received, not every frame. The scale is uniform (lanes are placed at their screen height
-//! divided by it), so arrowheads keep their shape; strokes are sized in the plot's units
-//! (`--px`, one screen pixel, set here for the CSS) rather than by `vector-effect`, which the
-//! browser recomputes for every stroke at each scroll. On loopback a message takes about a millisecond, so most arrows stand almost upright:
-//! the head says which way it went. An arrow is one path, its head two strokes of its own: an
-//! SVG marker is laid out again for every arrow each time the window scrolls, which cost the
-//! page about 4 points of a core at 40 puts a second (docs/performance-notes.md, section 31).
+//! divided by it), so arrowheads keep their shape. On loopback a message takes about a
+//! millisecond, so most arrows stand almost upright: the head says which way it went.
+//!
+//! An arrow is one path whose head is two strokes of its own, and strokes are sized in the
+//! plot's units (`--px`, one screen pixel, set here for the CSS). An SVG marker, or a stroke
+//! kept at its width by `vector-effect`, is laid out again for every arrow each time the window
+//! scrolls: each cost the page about 4 points of a core at 40 puts a second
+//! (docs/performance-notes.md, section 31).
 
 use omnikv_core::NodeId;
 use web_sys::Document;
@@ -342,9 +344,9 @@ fn arrow_path(from: (f64, f64), to: (f64, f64)) -> String {
 }
 
 fn new_arrow(doc: &Document) -> Slot {
-    let line = el::svg(doc, "path", "arrow");
-    attr(&line, "data-action", "select-msg");
-    Slot::new(line)
+    let path = el::svg(doc, "path", "arrow");
+    attr(&path, "data-action", "select-msg");
+    Slot::new(path)
 }
 
 /// Makes an arrow (new, or taken off for an older message) name message `m`.
