@@ -186,12 +186,7 @@ impl ClusterModel {
     /// A send whose receive was seen first completes that message: a second one would never be
     /// received, and the page would draw both under one key.
     fn message_sent(&mut self, info: &MessageInfo, at_ms: u64) {
-        let received_first = self
-            .messages
-            .iter_mut()
-            .rev()
-            .find(|m| !m.sent_seen && m.info.from == info.from && m.info.msg_id == info.msg_id);
-        match received_first {
+        match self.newest_message(info, |m| !m.sent_seen) {
             Some(m) => {
                 m.sent_ms = at_ms.min(m.sent_ms);
                 m.sent_seen = true;
@@ -201,15 +196,20 @@ impl ClusterModel {
     }
 
     fn message_received(&mut self, info: &MessageInfo, at_ms: u64) {
-        let found = self
-            .messages
-            .iter_mut()
-            .rev()
-            .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id);
-        match found {
+        match self.newest_message(info, |_| true) {
             Some(m) => m.received_ms = Some(at_ms),
             None => self.push_message(info.clone(), at_ms, Some(at_ms)),
         }
+    }
+
+    /// The newest message kept under `info`'s key `(from, msg_id)` that `also` accepts.
+    fn newest_message(
+        &mut self,
+        info: &MessageInfo,
+        also: impl Fn(&MessageView) -> bool,
+    ) -> Option<&mut MessageView> {
+        (self.messages.iter_mut().rev())
+            .find(|m| m.info.from == info.from && m.info.msg_id == info.msg_id && also(m))
     }
 
     fn client_request(&mut self, node: NodeId, req: RequestId, op: &ClientOp, at_ms: u64) {

@@ -57,9 +57,6 @@ struct Drawn {
 pub struct Diagram {
     /// Heartbeats drawn too (the toggle; off by default: they would hide everything else).
     pub heartbeats: bool,
-    /// A live view: draw a steady sample of the messages (see [`Diagram::wanted`]). A few
-    /// dozen writes a second already put more than [`ARROWS_MAX`] messages in the window.
-    pub steady: bool,
     ids: Vec<NodeId>,
     /// Absolute times are drawn relative to this (the first frame's window start).
     origin_ms: Option<f64>,
@@ -166,7 +163,8 @@ impl Diagram {
             attr(&c, "data-time-ms", &f(clock_ms));
         }
         self.draw_lanes(doc, model);
-        self.draw_arrows(doc, source, start_ms, clock_ms, origin, selected);
+        let steady = info.mode == Mode::Live;
+        self.draw_arrows(doc, source, (start_ms, clock_ms), origin, selected, steady);
         self.draw_ticks(doc, source, start_ms, end_ms, origin);
     }
 
@@ -182,11 +180,17 @@ impl Diagram {
     }
 
     /// The messages whose arrows reach into the window, at most [`ARROWS_MAX`]: the newest; or,
-    /// when [`Diagram::steady`], a sample. Under load the newest 150 change with every message,
+    /// while live (`steady`), a sample: a few dozen writes a second already put more than
+    /// [`ARROWS_MAX`] messages in the window. Under load the newest 150 change with every message,
     /// so each arrow would be handed to another message hundreds of times a second; a message
     /// sampled by its id stays in the sample for its whole way across the window, as the ring
     /// keeps its dots.
-    fn wanted<'m>(&self, source: &'m ClusterModel, start_ms: f64) -> Vec<&'m MessageView> {
+    fn wanted<'m>(
+        &self,
+        source: &'m ClusterModel,
+        start_ms: f64,
+        steady: bool,
+    ) -> Vec<&'m MessageView> {
         let in_window = source
             .messages
             .iter()
@@ -196,7 +200,7 @@ impl Diagram {
                 let end = m.received_ms.unwrap_or(m.sent_ms + UNSEEN_SPAN_MS);
                 end as f64 >= start_ms
             });
-        if !self.steady {
+        if !steady {
             return in_window.take(ARROWS_MAX).collect();
         }
         let candidates: Vec<&MessageView> = in_window.collect();
@@ -213,19 +217,20 @@ impl Diagram {
             .collect()
     }
 
+    /// `(start_ms, clock_ms)`: the window's start and the view's clock.
     fn draw_arrows(
         &mut self,
         doc: &Document,
         source: &ClusterModel,
-        start_ms: f64,
-        clock_ms: f64,
+        (start_ms, clock_ms): (f64, f64),
         origin: f64,
         selected: Selection,
+        steady: bool,
     ) {
         let Some(g) = el::by_id(doc, "diagram-arrows") else {
             return;
         };
-        let wanted = self.wanted(source, start_ms);
+        let wanted = self.wanted(source, start_ms, steady);
         let keep: Vec<(NodeId, u64)> = wanted
             .iter()
             .map(|m| (m.info.from, m.info.msg_id))

@@ -201,7 +201,6 @@ impl View {
         }
         self.ring
             .draw_messages(doc, &self.ids, model, clock_ms, self.selected);
-        self.diagram.steady = is_live;
         self.diagram
             .draw(doc, model, live, clock_ms, info, self.selected);
     }
