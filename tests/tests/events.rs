@@ -32,6 +32,12 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
         );
         streams.push(s);
     }
+    // The streams open one after another, so a message sent before its sender's stream opened
+    // can be received after its receiver's did (an election still settling). What each stream
+    // told until all were open is read and set aside: the checks below are about the put.
+    for s in &mut streams {
+        read_for(s, Duration::from_millis(200)).await;
+    }
     let mut client = cluster.client_of(&[follower]);
     for i in 0..6 {
         client.put(&format!("key{i}"), "value").await.unwrap();
@@ -39,17 +45,8 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut events = Vec::new();
-    // Heartbeats never stop, so read each stream for a fixed time rather than until silence.
     for s in &mut streams {
-        let until = tokio::time::Instant::now() + Duration::from_millis(500);
-        while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
-            match s.recv_text(left).await {
-                Ok(text) => events.extend(
-                    frame_events(&text).map(|e| serde_json::from_str::<EventEnvelope>(e).unwrap()),
-                ),
-                Err(_) => break,
-            }
-        }
+        events.extend(read_for(s, Duration::from_millis(500)).await);
     }
     let sent: BTreeSet<(u64, u64)> = events
         .iter()
@@ -224,4 +221,20 @@ async fn a_postcard_subscriber_reads_the_same_events_as_a_json_one() {
         .unwrap();
     let opened = read_reply(ws.next().await);
     assert!(matches!(opened, ClientResponse::Ok { .. }), "{opened:?}");
+}
+
+/// The events a stream tells over `span`. Heartbeats never stop, so a stream is read for a fixed
+/// time rather than until silence.
+async fn read_for(s: &mut Connection, span: Duration) -> Vec<EventEnvelope> {
+    let mut events = Vec::new();
+    let until = tokio::time::Instant::now() + span;
+    while let Some(left) = until.checked_duration_since(tokio::time::Instant::now()) {
+        match s.recv_text(left).await {
+            Ok(text) => events.extend(
+                frame_events(&text).map(|e| serde_json::from_str::<EventEnvelope>(e).unwrap()),
+            ),
+            Err(_) => break,
+        }
+    }
+    events
 }
