@@ -2,8 +2,10 @@
 //!
 //! The live model is always up to date. Looking back (pause, step, scrub, replay) rebuilds the
 //! model at the cursor from the nearest checkpoint, so scrubbing costs at most
-//! [`CHECKPOINT_EVERY`] reductions. When the recording is full the oldest inputs are folded into
-//! the base model and counted, so the page can say how much history was dropped.
+//! [`CHECKPOINT_EVERY`] reductions. When the recording is full, the inputs before its oldest
+//! checkpoint are dropped and counted (so the page can say how much history was dropped), and
+//! that checkpoint becomes the base model: a dropped input is never reduced a second time,
+//! which under load would double the reducer's work once the recording fills.
 
 use std::collections::VecDeque;
 
@@ -17,7 +19,8 @@ use crate::{model::ClusterModel, record::Record};
 
 /// Inputs kept by default (a few minutes of a busy 3-node cluster).
 pub const RECORDS_CAP: usize = 20_000;
-/// A model copy is kept every this many inputs, to bound the cost of a seek.
+/// A model copy is kept every this many inputs, to bound the cost of a seek (every tenth of
+/// the cap for a smaller recording).
 pub const CHECKPOINT_EVERY: u64 = 2_000;
 /// Replay speeds offered, slowest first.
 pub const SPEEDS: [f64; 4] = [0.1, 0.25, 0.5, 1.0];
@@ -60,9 +63,11 @@ pub struct Timeline {
     base: ClusterModel,
     /// Absolute position of `records[0]`: how many inputs were folded into `base`.
     first_pos: u64,
-    /// Model copies by position, oldest first: at most `cap / CHECKPOINT_EVERY` (10 by
-    /// default), so a vector; a deque type more would cost the wasm its code.
+    /// Model copies by position, oldest first: about `cap / checkpoint_every` (10), so a
+    /// vector; a deque type more would cost the wasm its code.
     checkpoints: Vec<(u64, ClusterModel)>,
+    /// At most `cap`, so that a full recording always holds a checkpoint to drop up to.
+    checkpoint_every: u64,
     live: ClusterModel,
     mode: Mode,
     cursor: u64,
@@ -90,6 +95,7 @@ impl Timeline {
             base: ClusterModel::default(),
             first_pos: 0,
             checkpoints: Vec::new(),
+            checkpoint_every: (cap as u64 / 10).clamp(1, CHECKPOINT_EVERY),
             live: ClusterModel::default(),
             mode: Mode::Live,
             cursor: 0,
@@ -103,31 +109,35 @@ impl Timeline {
         self.live.apply(&record);
         self.records.push_back(record);
         if self.records.len() > self.cap {
-            if let Some(old) = self.records.pop_front() {
-                self.base.apply(&old);
-                self.first_pos += 1;
-                if self.cursor < self.first_pos {
-                    self.cursor = self.first_pos;
-                    // A view held at the recording's start moves on with it by the input that
-                    // left, instead of being rebuilt from `base` on every input that arrives.
-                    match &mut self.view {
-                        Some((pos, model)) if *pos + 1 == self.first_pos => {
-                            model.apply(&old);
-                            *pos = self.first_pos;
-                        }
-                        _ => self.view = None,
-                    }
-                }
-            }
-            let first_pos = self.first_pos;
-            self.checkpoints.retain(|(p, _)| *p >= first_pos);
+            self.drop_to_oldest_checkpoint();
         }
         let end = self.end();
-        if end.is_multiple_of(CHECKPOINT_EVERY) {
+        if end.is_multiple_of(self.checkpoint_every) {
             self.checkpoints.push((end, self.live.clone()));
         }
         if self.mode == Mode::Live {
             self.cursor = end;
+        }
+    }
+
+    /// Drops the inputs before the oldest checkpoint past the start, which becomes the base. A
+    /// full recording holds one: checkpoints are at most `cap` inputs apart.
+    fn drop_to_oldest_checkpoint(&mut self) {
+        let Some(i) = self.checkpoints.iter().position(|(p, _)| *p > self.first_pos) else {
+            return;
+        };
+        let (pos, model) = self.checkpoints.remove(i);
+        self.checkpoints.retain(|(p, _)| *p > pos);
+        for _ in self.first_pos..pos {
+            self.records.pop_front();
+        }
+        self.base = model;
+        self.first_pos = pos;
+        self.cursor = self.cursor.max(pos);
+        // A view from before the new start cannot be brought forward without the inputs just
+        // dropped: it is rebuilt from the base when drawn.
+        if matches!(self.view, Some((p, _)) if p < pos) {
+            self.view = None;
         }
     }
 

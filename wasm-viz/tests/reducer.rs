@@ -258,6 +258,51 @@ fn the_timeline_drops_old_inputs_and_rebuilds_any_point() {
     assert_eq!(t.model(), &live);
 }
 
+/// A recording of `puts` puts on node 1 after the three-node fixture.
+fn many_puts(puts: u64) -> Vec<Record> {
+    let mut r = three_node_cluster_with_one_put();
+    for i in 1..=puts {
+        r.extend(put_on(1, 2 + 3 * i, i, 1 + i, &format!("k{i}"), "v"));
+    }
+    r
+}
+
+#[test]
+fn a_full_recording_drops_up_to_a_checkpoint_and_still_rebuilds_any_point() {
+    let records = many_puts(60);
+    let mut t = Timeline::new(50);
+    for r in &records[..120] {
+        t.push(r.clone());
+    }
+    // A view drawn a little past the start, then a cursor moved on without drawing it: the
+    // inputs that would bring the view to the cursor are dropped before it is drawn again.
+    let at = t.start() + 2;
+    t.seek(at);
+    assert_eq!(t.model(), &apply_all(&records[..at as usize]));
+    t.seek(at + 10);
+    let mut next = 120;
+    while t.start() <= at {
+        t.push(records[next].clone());
+        next += 1;
+    }
+    assert!(t.cursor() > t.start(), "the cursor is past the new start");
+    let cursor = t.cursor() as usize;
+    assert_eq!(t.model(), &apply_all(&records[..cursor]));
+    for r in &records[next..] {
+        t.push(r.clone());
+        let (start, cursor) = (t.start() as usize, t.cursor() as usize);
+        assert!(t.len() <= 50, "at most the cap is kept");
+        assert_eq!(t.model(), &apply_all(&records[..cursor]), "start {start}");
+    }
+    assert!(t.len() > 40, "only inputs before a checkpoint are dropped: {}", t.len());
+    assert_eq!(t.dropped() + t.len() as u64, records.len() as u64);
+    assert_eq!(t.live_model(), &apply_all(&records));
+    for pos in t.start()..=t.end() {
+        t.seek(pos);
+        assert_eq!(t.model(), &apply_all(&records[..pos as usize]), "at {pos}");
+    }
+}
+
 #[test]
 fn a_trace_exports_and_imports() {
     let mut records = three_node_cluster_with_one_put();
