@@ -171,7 +171,7 @@ async function rawDriver() {
 }
 
 async function main() {
-  console.log(`machine: ${cpus().length} cores, load average ${load()}; binary ${omnikvBin}`);
+  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), load average ${load()}; binary ${omnikvBin}`);
   demo = await startDemo();
   const driver = DRIVER === 'cdp' ? await rawDriver() : await playwrightDriver();
   browser = driver;
