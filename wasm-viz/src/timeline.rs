@@ -59,9 +59,9 @@ pub enum Mode {
 pub struct Timeline {
     cap: usize,
     records: VecDeque<Record>,
-    /// The model before `records[0]`.
+    /// The model before `records[0]`: the checkpoint the recording was last dropped up to.
     base: ClusterModel,
-    /// Absolute position of `records[0]`: how many inputs were folded into `base`.
+    /// Absolute position of `records[0]`: how many inputs were dropped (`base` holds them).
     first_pos: u64,
     /// Model copies by position, oldest first: about `cap / checkpoint_every` (10), so a
     /// vector; a deque type more would cost the wasm its code.
