@@ -123,7 +123,11 @@ impl Timeline {
     /// Drops the inputs before the oldest checkpoint past the start, which becomes the base. A
     /// full recording holds one: checkpoints are at most `cap` inputs apart.
     fn drop_to_oldest_checkpoint(&mut self) {
-        let Some(i) = self.checkpoints.iter().position(|(p, _)| *p > self.first_pos) else {
+        let Some(i) = self
+            .checkpoints
+            .iter()
+            .position(|(p, _)| *p > self.first_pos)
+        else {
             return;
         };
         let (pos, model) = self.checkpoints.remove(i);

@@ -294,7 +294,11 @@ fn a_full_recording_drops_up_to_a_checkpoint_and_still_rebuilds_any_point() {
         assert!(t.len() <= 50, "at most the cap is kept");
         assert_eq!(t.model(), &apply_all(&records[..cursor]), "start {start}");
     }
-    assert!(t.len() > 40, "only inputs before a checkpoint are dropped: {}", t.len());
+    assert!(
+        t.len() > 40,
+        "only inputs before a checkpoint are dropped: {}",
+        t.len()
+    );
     assert_eq!(t.dropped() + t.len() as u64, records.len() as u64);
     assert_eq!(t.live_model(), &apply_all(&records));
     for pos in t.start()..=t.end() {
