@@ -262,7 +262,7 @@ fn the_timeline_drops_old_inputs_and_rebuilds_any_point() {
 fn many_puts(puts: u64) -> Vec<Record> {
     let mut r = three_node_cluster_with_one_put();
     for i in 1..=puts {
-        r.extend(put_on(1, 2 + 3 * i, i, 1 + i, &format!("k{i}"), "v"));
+        r.extend(nth_put_on_node_1(i, &format!("k{i}")));
     }
     r
 }
@@ -548,7 +548,7 @@ fn a_table_larger_than_kept_is_truncated_not_partial() {
     m.apply(&status(1, 1, "leader", 1, 1, 0, 0, 0));
     let keys = omnikv_viz::model::KV_KEYS_MAX as u64 + 5;
     for i in 0..keys {
-        for r in put_on(1, 2 + 3 * i, i, 1 + i, &format!("k{i:05}"), "v") {
+        for r in nth_put_on_node_1(i, &format!("k{i:05}")) {
             m.apply(&r);
         }
     }
