@@ -120,18 +120,15 @@ impl Timeline {
         }
     }
 
-    /// Drops the inputs before the oldest checkpoint past the start, which becomes the base. A
-    /// full recording holds one: checkpoints are at most `cap` inputs apart.
+    /// Drops the inputs before the oldest checkpoint, which becomes the base. A full recording
+    /// holds one: checkpoints are at most `cap` inputs apart.
     fn drop_to_oldest_checkpoint(&mut self) {
-        let Some(i) = self
-            .checkpoints
-            .iter()
-            .position(|(p, _)| *p > self.first_pos)
-        else {
+        // Each checkpoint is taken after an input is pushed and a drop removes the one it drops
+        // up to, so every checkpoint is past the start and the oldest is the first.
+        if self.checkpoints.is_empty() {
             return;
-        };
-        let (pos, model) = self.checkpoints.remove(i);
-        self.checkpoints.retain(|(p, _)| *p > pos);
+        }
+        let (pos, model) = self.checkpoints.remove(0);
         for _ in self.first_pos..pos {
             self.records.pop_front();
         }
