@@ -13,6 +13,7 @@ keep the file small; their time stays in their parent's width.
 
 import argparse
 import html
+import itertools
 import re
 import sys
 import zlib
@@ -61,7 +62,9 @@ def fold(lines):
     """Counts each stack, outermost frame first, under its thread's name."""
     stacks = Counter()
     thread, frames = None, []
-    for line in list(lines) + [""]:
+    # A blank line ends each sample; one more ends the last. `perf script` writes hundreds of
+    # megabytes for a long recording, so its lines are read as they come.
+    for line in itertools.chain(lines, [""]):
         if not line.strip():
             if thread is not None and frames:
                 stacks[";".join([thread] + frames[::-1])] += 1
