@@ -17,7 +17,7 @@ use web_sys::{Document, Element};
 use super::{
     client_form::ClientForm,
     controls, el,
-    net::{self, HttpResult, SocketEvent},
+    net::{self, ClusterAnswer, SocketEvent},
     now_ms,
     render::{TimelineInfo, View},
     stepping,
@@ -61,6 +61,8 @@ pub struct App {
     watch: WatchFeed,
     pub view: View,
     last_frame_ms: f64,
+    /// One past the number of the newest cluster view taken (see [`net::fetch_cluster`]).
+    next_cluster_ask: u64,
 }
 
 impl App {
@@ -90,6 +92,7 @@ impl App {
                 with_app(|app| app.watch.on_socket(id, ev));
             }),
             last_frame_ms: now_ms(),
+            next_cluster_ask: 0,
         }
     }
 
@@ -126,8 +129,14 @@ impl App {
         (!ws.is_empty()).then(|| ws.trim_end_matches('/').to_owned())
     }
 
-    /// A poll of the launcher's cluster view.
-    pub fn on_cluster(&mut self, result: HttpResult) {
+    /// A poll of the launcher's cluster view. An answer to an earlier ask than one already
+    /// taken is dropped: it would show a killed node up again, and the page would dial it.
+    pub fn on_cluster(&mut self, answer: ClusterAnswer) {
+        if answer.asked < self.next_cluster_ask {
+            return;
+        }
+        self.next_cluster_ask = answer.asked + 1;
+        let result = answer.result;
         self.view.set_connection(match &result {
             Ok((200, _)) => None,
             Ok((s, _)) => Some(format!("launcher answered {s}")),

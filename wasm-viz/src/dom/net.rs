@@ -6,6 +6,7 @@
 //! so the dependency points one way (app -> net).
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use js_sys::Promise;
 use omnikv_core::wire::{decode_postcard, POSTCARD_MEDIA_TYPE, POSTCARD_PROTOCOL};
@@ -74,13 +75,24 @@ pub fn js_text(v: JsValue) -> String {
         .unwrap_or_else(|| "an undescribed JavaScript error".into())
 }
 
-/// The launcher's cluster view, once.
-pub async fn fetch_cluster() -> HttpResult {
-    http("GET", crate::control::CLUSTER_PATH, None).await
+/// One answer of the launcher's cluster view, numbered in the order the views were asked for.
+pub struct ClusterAnswer {
+    pub asked: u64,
+    pub result: HttpResult,
+}
+
+/// The launcher's cluster view, once. Views are asked for by the poll loop and after each
+/// control request, so an answer can arrive after that of a later ask (a poll in flight across
+/// a kill); its number lets the page drop it instead of undoing what the later one said.
+pub async fn fetch_cluster() -> ClusterAnswer {
+    static ASKED: AtomicU64 = AtomicU64::new(0);
+    let asked = ASKED.fetch_add(1, Ordering::Relaxed);
+    let result = http("GET", crate::control::CLUSTER_PATH, None).await;
+    ClusterAnswer { asked, result }
 }
 
 /// Polls the cluster view forever, handing each answer to `on_view`.
-pub fn start_poll_loop(on_view: fn(HttpResult)) {
+pub fn start_poll_loop(on_view: fn(ClusterAnswer)) {
     spawn_local(async move {
         loop {
             on_view(fetch_cluster().await);
