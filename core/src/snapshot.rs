@@ -45,6 +45,12 @@ pub struct KVSnapshot {
     /// Commands not yet folded, in log order (only in a snapshot made by `create`).
     #[serde(default)]
     pub unresolved: Vec<Unresolved>,
+    /// Log entries whose effects `snapshotted` and `sessions` already hold, when that is more
+    /// than `len` (zero otherwise). A node whose KV table serves as its snapshot lends the
+    /// table, which is ahead of the compacted prefix OmniPaxos knows the snapshot as: a merge
+    /// skips the delta's commands the state already holds ([`KVSnapshot::covers`]).
+    #[serde(default)]
+    pub state_len: u64,
 }
 
 impl KvState for BTreeMap<String, Versioned> {
@@ -73,8 +79,8 @@ impl KVSnapshot {
     /// Only meaningful for a resolved snapshot of a prefix starting at 0.
     pub fn push(&mut self, cmd: &KVCommand) -> Applied {
         debug_assert!(
-            self.unresolved.is_empty(),
-            "push onto an unresolved snapshot"
+            self.unresolved.is_empty() && self.state_len <= self.len,
+            "push onto an unresolved snapshot, or one ahead of its length"
         );
         let applied = session::apply(&mut self.sessions, &mut self.snapshotted, cmd, self.len);
         self.len += 1;
@@ -88,10 +94,19 @@ impl KVSnapshot {
         }
     }
 
-    /// The settled form of a snapshot of a prefix starting at index 0.
+    /// The settled form of a snapshot of a prefix starting at index 0: its commands folded, and
+    /// its length the entries it holds.
     pub fn resolved(mut self) -> Self {
         self.resolve();
+        self.len = self.covers();
+        self.state_len = 0;
         self
+    }
+
+    /// Log entries whose effects the snapshot holds: its length, or more for a table lent as
+    /// a snapshot (see `state_len`).
+    pub fn covers(&self) -> u64 {
+        self.len.max(self.state_len)
     }
 
     /// Keys this snapshot mentions, for events and display.
@@ -131,19 +146,20 @@ impl Snapshot<KVCommand> for KVSnapshot {
 
     /// `self` is a snapshot of a prefix starting at 0 and `delta` one made by `create` over the
     /// entries right after it. A delta carries nothing resolved (OmniPaxos and the node only
-    /// merge what `create` made); anything resolved it holds is ignored.
+    /// merge what `create` made); anything resolved it holds is ignored. Commands the state
+    /// already holds (a table lent ahead of its length, see `state_len`) are skipped.
     fn merge(&mut self, delta: Self) {
         self.resolve();
         let base = self.len;
+        let held = self.covers();
         for u in delta.unresolved {
-            session::apply(
-                &mut self.sessions,
-                &mut self.snapshotted,
-                &u.command,
-                base + u.at,
-            );
+            let index = base + u.at;
+            if index >= held {
+                session::apply(&mut self.sessions, &mut self.snapshotted, &u.command, index);
+            }
         }
-        self.len = base + delta.len;
+        self.len = (base + delta.len).max(held);
+        self.state_len = 0;
     }
 
     fn use_snapshots() -> bool {
@@ -244,6 +260,27 @@ mod tests {
                 assert_eq!(base, fold(&log), "split at {split}, {split2}");
             }
         }
+    }
+
+    /// A node's table lent as the snapshot of a shorter prefix: merging the entries after that
+    /// prefix gives the fold of the whole log, each command applied once.
+    #[test]
+    fn a_state_ahead_of_its_length_merges_only_what_it_does_not_hold() {
+        let log = log();
+        for held in 0..=log.len() {
+            for compacted in 0..=held {
+                let mut table = fold(&log[..held]);
+                table.len = compacted as u64;
+                table.state_len = held as u64;
+                table.merge(KVSnapshot::create(&log[compacted..]));
+                assert_eq!(table, fold(&log), "held {held}, compacted {compacted}");
+            }
+        }
+        // Lent as a snapshot of all it holds (its length the entries it holds), the same table
+        // takes the delta's commands at the wrong indices.
+        let mut table = fold(&log[..6]);
+        table.merge(KVSnapshot::create(&log[2..]));
+        assert_ne!(table, fold(&log));
     }
 
     #[test]

@@ -83,6 +83,13 @@ pub struct NodeConfig {
     /// can revert decided writes. Exists only so that a test can show what the fix prevents.
     #[arg(long, hide = true)]
     pub unsafe_no_snapshot_fix: bool,
+    /// Keep OmniPaxos' snapshot as a second copy of the table, folded at each compaction, as
+    /// OmniPaxos 0.2.4 expects of its storage, instead of letting the table serve as the
+    /// snapshot (see `table_snapshot`). Costs a copy of every put; exists only so that a test
+    /// can reproduce that version's delta-snapshot bug, which the table hides
+    /// (with `--unsafe-no-snapshot-fix`). Takes effect on an empty data directory.
+    #[arg(long, hide = true)]
+    pub unsafe_snapshot_copy: bool,
     /// Peers whose links start cut (used by the launcher when it restarts a node).
     #[arg(long = "cut", value_delimiter = ',')]
     pub cut_peers: Vec<NodeId>,

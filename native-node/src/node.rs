@@ -109,7 +109,10 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     };
     let store = Store::open_with(&config.data_dir, !config.no_fsync, limits)
         .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
-    let log = PaxosLog::open(store.clone())?;
+    let mut log = PaxosLog::open(store.clone())?;
+    if config.unsafe_snapshot_copy {
+        log.keep_snapshot_copy();
+    }
     let compaction = log.compaction_lease();
     let kv = KvTable::open(store.clone())?;
     let changes = ChangeFeed::new(kv.applied_idx()?);

@@ -521,11 +521,15 @@ impl Drop for Cluster {
     }
 }
 
-/// The state a replica's decided log folds to: its snapshot plus its decided suffix.
+/// The state a replica's decided log folds to: its snapshot plus its decided suffix. A snapshot
+/// can hold more than the compacted prefix (a node's table serves as its snapshot once it has
+/// compacted): the entries it holds are not folded again.
 pub fn decided_state(dump: &NodeDump) -> KVSnapshot {
     let mut state = dump.snapshot.clone().unwrap_or_default();
-    state.len = dump.compacted_idx;
-    for cmd in &dump.decided_suffix {
+    let held = state.len.max(dump.compacted_idx);
+    state.len = held;
+    let skip = (held - dump.compacted_idx) as usize;
+    for cmd in dump.decided_suffix.iter().skip(skip) {
         state.push(cmd);
     }
     state

@@ -43,6 +43,8 @@ pub trait StateMachine {
     fn entries(&self, keys_max: usize)
         -> Result<Option<BTreeMap<String, Versioned>>, StorageError>;
     fn sessions(&self) -> &Sessions;
+    /// Live keys, as committed.
+    fn key_count(&self) -> u64;
     /// The last digest of the table (`omnikv_core::digest`) and the applied index it is at.
     fn digest(&self) -> Option<(TableDigest, u64)>;
     /// Computes the digest again if someone watches and it is due; called once a turn.
@@ -128,6 +130,9 @@ impl StateMachine for KvTable {
     }
     fn sessions(&self) -> &Sessions {
         KvTable::sessions(self)
+    }
+    fn key_count(&self) -> u64 {
+        KvTable::key_count(self)
     }
     fn digest(&self) -> Option<(TableDigest, u64)> {
         KvTable::digest(self)

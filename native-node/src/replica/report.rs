@@ -131,6 +131,22 @@ impl<P: Platform> Replica<P> {
         let decided_idx = self.omni.get_decided_idx();
         let (tail_from_idx, decided_tail) = self.decided_tail(log_entries);
         let summary = self.snapshot_summary.as_ref().filter(|_| compacted_idx > 0);
+        let (snapshot_key_count, snapshot_keys) = match summary {
+            // The table is the snapshot: what it holds now.
+            Some(s) if s.table_serves => {
+                let (first, _) = self.first_keys(DUMP_HEAD_SNAPSHOT_KEYS_MAX, usize::MAX)?;
+                (self.table.key_count(), first.into_keys().collect())
+            }
+            Some(s) => (
+                s.key_count,
+                s.keys
+                    .iter()
+                    .take(DUMP_HEAD_SNAPSHOT_KEYS_MAX)
+                    .cloned()
+                    .collect(),
+            ),
+            None => (0, Vec::new()),
+        };
         Ok(NodeHead {
             id: self.config.id,
             applied_idx: self.applied_idx,
@@ -139,16 +155,8 @@ impl<P: Platform> Replica<P> {
             kv,
             kv_complete,
             sessions: self.table.sessions().clone(),
-            snapshot_key_count: summary.map_or(0, |s| s.key_count),
-            snapshot_keys: summary
-                .map(|s| {
-                    s.keys
-                        .iter()
-                        .take(DUMP_HEAD_SNAPSHOT_KEYS_MAX)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default(),
+            snapshot_key_count,
+            snapshot_keys,
             tail_from_idx,
             decided_tail,
         })

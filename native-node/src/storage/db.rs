@@ -23,6 +23,9 @@ pub(crate) const CF_SNAPSHOT: &str = "snapshot";
 /// The key in `meta` of the table's applied index, written with the entries it applied
 /// (`kv_table`) and read with the table from one RocksDB snapshot ([`Store::applied_idx_in`]).
 pub(crate) const KEY_APPLIED_IDX: &str = "applied_idx";
+/// The key in `meta` of the number of live keys in the table, written with the entries that
+/// change it (`kv_table`).
+pub(crate) const KEY_KV_COUNT: &str = "kv_count";
 
 /// What RocksDB may hold, set in one place: the defaults are [`StoreLimits::DEFAULT`], and an
 /// operator changes them with `omnikv node --memtables-mb`, `--wal-max-mb`, `--block-cache-mb`.

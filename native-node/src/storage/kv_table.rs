@@ -7,6 +7,11 @@
 //! applied twice or skipped. Which writes apply is decided by `omnikv_core::session`, the rule
 //! every replica, snapshot and view shares.
 //!
+//! The batch also keeps the number of live keys (the table serves as OmniPaxos' snapshot, see
+//! `table_snapshot`, and viewers are told its size at each compaction): a write to a key the
+//! batch has not seen yet looks the key up, so the count costs one point read per written key
+//! and never a scan.
+//!
 //! The sessions (at most `SESSIONS_MAX`, each bounded by its window) live in memory as well as
 //! in column family `sessions`: eviction needs all of them, and each write consults one.
 //!
@@ -25,6 +30,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{
     decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS, KEY_APPLIED_IDX,
+    KEY_KV_COUNT,
 };
 use super::table_digest::{DigestAt, DigestFolds};
 use super::versioned;
@@ -38,28 +44,55 @@ pub struct KvTable {
     sessions: Sessions,
     /// The last digest folded, and the next fold.
     digest: DigestFolds,
+    /// Live keys, as committed.
+    key_count: u64,
+}
+
+/// The number of live keys in the table: as recorded, or counted once in data written before
+/// the count was kept.
+pub(crate) fn live_key_count(store: &Store) -> Result<u64, StorageError> {
+    if let Some(n) = store.get_meta(KEY_KV_COUNT)? {
+        return Ok(n);
+    }
+    let mut n = 0;
+    for item in store.db().iterator_cf(store.cf(CF_KV), IteratorMode::Start) {
+        item?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The client sessions as committed.
+pub(crate) fn stored_sessions(store: &Store) -> Result<Sessions, StorageError> {
+    let mut sessions = Sessions::default();
+    for item in store
+        .db()
+        .iterator_cf(store.cf(CF_SESSIONS), IteratorMode::Start)
+    {
+        let (k, v) = item?;
+        let session: Session = serde_json::from_slice(&v).map_err(|_| {
+            StorageError::Corrupt(
+                "unreadable client session (a data directory of an older version?)".into(),
+            )
+        })?;
+        sessions.insert(decode_index_key(&k)?, session);
+    }
+    Ok(sessions)
 }
 
 impl KvTable {
     pub fn open(store: Arc<Store>) -> Result<KvTable, StorageError> {
-        let mut sessions = Sessions::default();
-        for item in store
-            .db()
-            .iterator_cf(store.cf(CF_SESSIONS), IteratorMode::Start)
-        {
-            let (k, v) = item?;
-            let session: Session = serde_json::from_slice(&v).map_err(|_| {
-                StorageError::Corrupt(
-                    "unreadable client session (a data directory of an older version?)".into(),
-                )
-            })?;
-            sessions.insert(decode_index_key(&k)?, session);
-        }
         Ok(KvTable {
+            sessions: stored_sessions(&store)?,
+            key_count: live_key_count(&store)?,
             store,
-            sessions,
             digest: DigestFolds::default(),
         })
+    }
+
+    /// Live keys, as committed.
+    pub fn key_count(&self) -> u64 {
+        self.key_count
     }
 
     /// The last digest folded, with the applied index of the table it is the digest of.
@@ -140,9 +173,11 @@ impl KvTable {
                 batch: WriteBatch::default(),
                 values: HashMap::new(),
                 cleared: false,
+                key_count: self.key_count,
                 read_error: std::cell::RefCell::new(None),
             },
             sessions: &mut self.sessions,
+            committed_key_count: &mut self.key_count,
             dirty: BTreeSet::new(),
         }
     }
@@ -156,6 +191,8 @@ struct KvWrites<'a> {
     values: HashMap<String, Option<Versioned>>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
+    /// Live keys once the batch commits.
+    key_count: u64,
     /// The first failed read of a guard's key. The rule reads infallibly; a batch that could
     /// not read what it compared must not commit (the node stops on a storage error).
     read_error: std::cell::RefCell<Option<StorageError>>,
@@ -169,6 +206,20 @@ impl KvWrites<'_> {
             None => KvTable::get_in(self.store, key),
         }
     }
+
+    /// Whether `key` is live before a write to it: known if the batch wrote it, else one
+    /// lookup that copies nothing.
+    fn is_live(&self, key: &str) -> Result<bool, StorageError> {
+        match self.values.get(key) {
+            Some(v) => Ok(v.is_some()),
+            None if self.cleared => Ok(false),
+            None => Ok(self
+                .store
+                .db()
+                .get_pinned_cf(self.store.cf(CF_KV), key)?
+                .is_some()),
+        }
+    }
 }
 
 impl KvState for KvWrites<'_> {
@@ -180,6 +231,14 @@ impl KvState for KvWrites<'_> {
     }
 
     fn write(&mut self, key: &str, value: Option<&str>, index: u64) {
+        match self.is_live(key) {
+            Ok(was) => {
+                self.key_count = self.key_count + u64::from(value.is_some()) - u64::from(was);
+            }
+            Err(e) => {
+                self.read_error.borrow_mut().get_or_insert(e);
+            }
+        }
         let kv = self.store.cf(CF_KV);
         match value {
             Some(v) => self.batch.put_cf(kv, key, versioned::encode(index, v)),
@@ -199,6 +258,8 @@ pub struct ApplyBatch<'a> {
     sessions: &'a mut Sessions,
     /// Sessions changed (or evicted) by this batch, written at commit.
     dirty: BTreeSet<u64>,
+    /// The table's count, updated when the batch commits.
+    committed_key_count: &'a mut u64,
 }
 
 impl ApplyBatch<'_> {
@@ -239,6 +300,7 @@ impl ApplyBatch<'_> {
         batch.delete_range_cf(store.cf(CF_SESSIONS), &index_key(0)[..], &[0xFF; 9][..]);
         self.writes.values.clear();
         self.writes.cleared = true;
+        self.writes.key_count = snapshot.snapshotted.len() as u64;
         for (k, v) in &snapshot.snapshotted {
             batch.put_cf(store.cf(CF_KV), k, versioned::encode(v.mod_index, &v.value));
             self.writes.values.insert(k.clone(), Some(v.clone()));
@@ -266,8 +328,16 @@ impl ApplyBatch<'_> {
             KEY_APPLIED_IDX,
             serde_json::to_vec(&applied_idx)?,
         );
+        let key_count = self.writes.key_count;
+        batch.put_cf(
+            store.cf(CF_META),
+            KEY_KV_COUNT,
+            serde_json::to_vec(&key_count)?,
+        );
         // Applied state is rebuilt from the log if a power failure loses it.
-        store.write_deferred(batch)
+        store.write_deferred(batch)?;
+        *self.committed_key_count = key_count;
+        Ok(())
     }
 }
 
@@ -384,6 +454,56 @@ mod tests {
             snap.sessions.get(0).unwrap().applied
         );
         assert_eq!(table.sessions().get(0).unwrap().last_index, 2);
+    }
+
+    #[test]
+    fn the_live_key_count_follows_writes_deletes_installs_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        let live = |t: &KvTable| t.entries(usize::MAX).unwrap().unwrap().len() as u64;
+        let mut b = table.batch();
+        b.apply(&open(1), 0);
+        b.apply(&put(0, 1, "a", "1"), 1);
+        b.apply(&put(0, 2, "a", "2"), 2);
+        b.apply(&put(0, 3, "b", "1"), 3);
+        b.apply(&delete(0, 4, "b"), 4);
+        b.apply(&delete(0, 5, "never"), 5);
+        b.apply(&put(0, 6, "c", "1"), 6);
+        b.commit(7).unwrap();
+        assert_eq!((table.key_count(), live(&table)), (2, 2));
+        let mut b = table.batch();
+        b.apply(&put(0, 7, "a", "3"), 7);
+        b.apply(&delete(0, 8, "c"), 8);
+        b.apply(&delete(0, 9, "c"), 9);
+        b.apply(&put(0, 10, "d", "1"), 10);
+        b.commit(11).unwrap();
+        assert_eq!((table.key_count(), live(&table)), (2, 2));
+        // A batch that is not committed changes nothing.
+        let mut b = table.batch();
+        b.apply(&put(0, 11, "e", "1"), 11);
+        drop(b);
+        assert_eq!(table.key_count(), 2);
+        drop(table);
+        let mut table = KvTable::open(store.clone()).unwrap();
+        assert_eq!(table.key_count(), 2, "the count is durable");
+        let mut snap = KVSnapshot::default();
+        snap.push(&open(2));
+        for (seq, key) in ["x", "y", "z"].iter().enumerate() {
+            snap.push(&put(0, seq as u64 + 1, key, "v"));
+        }
+        let mut b = table.batch();
+        b.install(&snap);
+        b.apply(&delete(0, 7, "x"), 4);
+        b.apply(&put(0, 8, "a", "1"), 5);
+        b.commit(6).unwrap();
+        assert_eq!((table.key_count(), live(&table)), (3, 3));
+        // Data written before the count was kept is counted once.
+        store
+            .db()
+            .delete_cf(store.cf(CF_META), KEY_KV_COUNT)
+            .unwrap();
+        assert_eq!(live_key_count(&store).unwrap(), 3);
     }
 
     /// Refreshes, watched, until a fold newer than `after` is in; a fold of a few hundred

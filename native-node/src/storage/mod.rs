@@ -14,6 +14,7 @@ mod paxos_log;
 mod recent_entries;
 mod snapshot_store;
 mod table_digest;
+mod table_snapshot;
 mod versioned;
 
 pub use db::{StorageError, Store, StoreLimits};

@@ -5,10 +5,14 @@
 //! Writes are not fsynced here: see [`Store::sync`] for the one-fsync-per-turn discipline that
 //! makes them durable before OmniPaxos' replies leave the node.
 //!
-//! The snapshot is never held here: it lives on disk ([`super::snapshot_store`]). While the
-//! node runs its own compaction ([`CompactionLease::run`]), `get_snapshot` lends only the part
-//! of it that the entries being folded touch, and the `SetSnapshot` that follows writes just
-//! those keys; any other read of it reads the whole of it back from disk.
+//! The snapshot is never held here. Once the node has compacted its own log, its KV table serves
+//! as the snapshot ([`super::table_snapshot`]): while the node runs that compaction
+//! ([`CompactionLease::run`]), `get_snapshot` lends an empty snapshot that already holds the
+//! entries being folded, and the `SetSnapshot` that follows writes a marker, not the table.
+//! A snapshot from the leader is stored whole on disk ([`super::snapshot_store`]) until the
+//! next compaction; a compaction the table has not caught up with (only in tests of this
+//! module, which have no table) is lent just the part of a stored snapshot that its entries
+//! touch.
 //!
 //! Reads of the newest entries are served decoded from [`RecentEntries`], which every write
 //! batch's changes to the log reach once the batch is written.
@@ -24,9 +28,13 @@ use omnipaxos::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::db::{decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META};
+use super::db::{
+    decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META, KEY_APPLIED_IDX,
+};
+use super::kv_table::live_key_count;
 use super::recent_entries::{RecentChange, RecentEntries};
 use super::snapshot_store::{self, Loan};
+use super::table_snapshot;
 
 const KEY_PROMISE: &str = "promise";
 const KEY_ACCEPTED_ROUND: &str = "accepted_round";
@@ -49,9 +57,13 @@ pub struct PaxosLog {
     bounds: Bounds,
     /// Live keys of the stored snapshot; `None` while no snapshot is stored.
     snapshot_keys: Option<u64>,
+    /// The KV table serves as the snapshot.
+    table_serves: bool,
+    /// A compaction may make the table serve as the snapshot (see `keep_snapshot_copy`).
+    table_may_serve: bool,
     lease: CompactionLease,
-    /// What the running compaction was lent, if it was lent a part of the snapshot.
-    lent: RefCell<Option<Loan>>,
+    /// What the running compaction was lent.
+    lent: RefCell<Option<Lent>>,
     /// The last range read under the lease: the entries OmniPaxos is folding, whose keys are
     /// the part of the snapshot to lend.
     leased_read: RefCell<Option<LeasedRead>>,
@@ -59,10 +71,20 @@ pub struct PaxosLog {
     recent: RecentEntries,
 }
 
-/// Keys read or written by the entries read from `from` on.
+/// The entries read under the lease, `from` up to `to`, and the keys they read or write
+/// (only when the table has not applied them: see [`Lent`]).
 struct LeasedRead {
     from: u64,
-    keys: Vec<String>,
+    to: u64,
+    keys: Option<Vec<String>>,
+}
+
+/// What a compaction was lent as the snapshot its entries are folded into.
+enum Lent {
+    /// Nothing to fold into: the table has applied the entries, and serves as the snapshot.
+    Table,
+    /// The part of the stored snapshot the entries touch.
+    Keys(Loan),
 }
 
 /// Held by the node: while [`CompactionLease::run`] runs OmniPaxos' compaction, the log lends
@@ -83,11 +105,15 @@ pub struct SnapshotSummary {
     pub key_count: u64,
     /// The first keys in key order, at most [`EVENT_SNAPSHOT_KEYS_MAX`].
     pub keys: Vec<String>,
+    /// The KV table serves as the snapshot: this summary is of the table when it was taken,
+    /// and the table itself says what the snapshot holds now.
+    pub table_serves: bool,
 }
 
 impl SnapshotSummary {
     pub fn of(snapshot: &KVSnapshot) -> SnapshotSummary {
         let summarise = |s: &KVSnapshot| SnapshotSummary {
+            table_serves: false,
             key_count: s.snapshotted.len() as u64,
             keys: s
                 .snapshotted
@@ -103,11 +129,22 @@ impl SnapshotSummary {
         }
     }
 
-    /// The summary of the snapshot stored in `store`, which holds `key_count` live keys.
-    fn stored(store: &Store, key_count: u64) -> Result<SnapshotSummary, StorageError> {
+    /// The summary of the snapshot stored in `store` (or of the table that serves as one),
+    /// which holds `key_count` live keys.
+    fn stored(
+        store: &Store,
+        key_count: u64,
+        table_serves: bool,
+    ) -> Result<SnapshotSummary, StorageError> {
+        let keys = if table_serves {
+            table_snapshot::first_keys(store, EVENT_SNAPSHOT_KEYS_MAX)?
+        } else {
+            snapshot_store::first_keys(store, EVENT_SNAPSHOT_KEYS_MAX)?
+        };
         Ok(SnapshotSummary {
             key_count,
-            keys: snapshot_store::first_keys(store, EVENT_SNAPSHOT_KEYS_MAX)?,
+            keys,
+            table_serves,
         })
     }
 }
@@ -142,6 +179,8 @@ struct Staged {
     bounds: Bounds,
     /// `Some` when the batch replaces the snapshot: the live keys it will hold, if any.
     snapshot_keys: Option<Option<u64>>,
+    /// `Some` when the batch replaces the snapshot: whether the table will serve as it.
+    table_serves: Option<bool>,
     /// What the batch does to the log, for the recent entries once it is written.
     recent: Vec<RecentChange>,
 }
@@ -177,11 +216,16 @@ impl PaxosLog {
             None => trimmed_idx,
         }
         .max(trimmed_idx);
-        let snapshot_keys = snapshot_store::key_count(&store)?;
+        let table_serves = snapshot_store::table_serves(&store)?;
+        let snapshot_keys = if table_serves {
+            Some(live_key_count(&store)?)
+        } else {
+            snapshot_store::key_count(&store)?
+        };
         // Reported as if just stored, so the node knows what it recovered without reading it.
         let lease = CompactionLease::default();
         if let Some(n) = snapshot_keys {
-            lease.stored(SnapshotSummary::stored(&store, n)?);
+            lease.stored(SnapshotSummary::stored(&store, n, table_serves)?);
         }
         Ok(PaxosLog {
             store,
@@ -190,11 +234,20 @@ impl PaxosLog {
                 end_idx,
             },
             snapshot_keys,
+            table_serves,
+            table_may_serve: true,
             lease,
             lent: RefCell::new(None),
             leased_read: RefCell::new(None),
             recent: RecentEntries::new(end_idx),
         })
+    }
+
+    /// Keeps the snapshot as a copy of the table, folded by each compaction, as OmniPaxos
+    /// expects of its storage (`omnikv node --unsafe-snapshot-copy`: only for a test that
+    /// reproduces an OmniPaxos bug the table hides).
+    pub fn keep_snapshot_copy(&mut self) {
+        self.table_may_serve = false;
     }
 
     /// The handle the node uses to run its compactions.
@@ -252,30 +305,50 @@ impl PaxosLog {
                 }
             }
             StorageOp::SetStopsign(ss) => put_meta(batch, KEY_STOPSIGN, &ss)?,
-            StorageOp::SetSnapshot(s) => {
-                let lent = self.lent.borrow_mut().take();
-                let again = staged.snapshot_keys.is_some();
-                let keys = match (lent, s) {
-                    // The result of a compaction that was lent a part of the snapshot.
-                    (Some(lent), Some(new)) if self.lease.active() => {
-                        if again {
-                            return Err(StorageError::Corrupt(
-                                "a compaction's snapshot follows another in one batch".into(),
-                            ));
-                        }
-                        Some(snapshot_store::stage_keys(&self.store, batch, &new, &lent)?)
-                    }
-                    // Anything else (a snapshot from the leader, say) replaces it whole.
-                    (_, s) => {
-                        let present = s.is_some();
-                        let n = snapshot_store::stage_replacement(&self.store, batch, s, again)?;
-                        present.then_some(n)
-                    }
-                };
-                staged.snapshot_keys = Some(keys);
-            }
+            StorageOp::SetSnapshot(s) => self.stage_snapshot(batch, staged, s)?,
         }
         Ok(())
+    }
+
+    /// Stages a new snapshot: a compaction's result, or a snapshot from the leader.
+    fn stage_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        staged: &mut Staged,
+        snapshot: Option<KVSnapshot>,
+    ) -> Result<(), StorageError> {
+        let lent = self.lent.borrow_mut().take();
+        let again = staged.snapshot_keys.is_some();
+        if again && lent.is_some() {
+            return Err(StorageError::Corrupt(
+                "a compaction's snapshot follows another in one batch".into(),
+            ));
+        }
+        let (keys, table_serves) = match (lent, snapshot) {
+            // A compaction of entries the table holds: the table serves as its result.
+            (Some(Lent::Table), Some(_)) if self.lease.active() => {
+                snapshot_store::stage_table(&self.store, batch);
+                (Some(live_key_count(&self.store)?), true)
+            }
+            // The result of a compaction that was lent a part of the stored snapshot.
+            (Some(Lent::Keys(lent)), Some(new)) if self.lease.active() => {
+                let n = snapshot_store::stage_keys(&self.store, batch, &new, &lent)?;
+                (Some(n), false)
+            }
+            // Anything else (a snapshot from the leader, say) replaces it whole.
+            (_, s) => {
+                let present = s.is_some();
+                let n = snapshot_store::stage_replacement(&self.store, batch, s, again)?;
+                (present.then_some(n), false)
+            }
+        };
+        staged.snapshot_keys = Some(keys);
+        staged.table_serves = Some(table_serves);
+        Ok(())
+    }
+
+    fn applied_idx(&self) -> Result<u64, StorageError> {
+        Ok(self.store.get_meta(KEY_APPLIED_IDX)?.unwrap_or(0))
     }
 
     fn write_ops(&mut self, ops: Vec<StorageOp<KVCommand>>) -> Result<(), StorageError> {
@@ -283,6 +356,7 @@ impl PaxosLog {
         let mut staged = Staged {
             bounds: self.bounds,
             snapshot_keys: None,
+            table_serves: None,
             recent: Vec::new(),
         };
         // A decided index alone need not be fsynced before anything is sent (see
@@ -302,10 +376,14 @@ impl PaxosLog {
         for change in staged.recent {
             self.recent.apply(change);
         }
+        if let Some(table_serves) = staged.table_serves {
+            self.table_serves = table_serves;
+        }
         if let Some(keys) = staged.snapshot_keys {
             self.snapshot_keys = keys;
             if let Some(n) = keys {
-                self.lease.stored(SnapshotSummary::stored(&self.store, n)?);
+                let summary = SnapshotSummary::stored(&self.store, n, self.table_serves)?;
+                self.lease.stored(summary);
             }
         }
         Ok(())
@@ -424,8 +502,9 @@ impl Storage<KVCommand> for PaxosLog {
         let (from, to) = (from as u64, to as u64);
         let entries = self.read_range(from, to).map_err(boxed)?;
         if self.lease.active() {
-            let keys = touched_keys(&entries);
-            *self.leased_read.borrow_mut() = Some(LeasedRead { from, keys });
+            let table_holds_them = self.table_may_serve && self.applied_idx().map_err(boxed)? >= to;
+            let keys = (!table_holds_them).then(|| touched_keys(&entries));
+            *self.leased_read.borrow_mut() = Some(LeasedRead { from, to, keys });
         }
         Ok(entries)
     }
@@ -482,17 +561,42 @@ impl Storage<KVCommand> for PaxosLog {
         // A loan lasts one compaction: one that never stored its result left the disk as it was.
         self.lent.borrow_mut().take();
         let leased_read = self.leased_read.borrow_mut().take();
-        let Some(key_count) = self.snapshot_keys else {
-            return Ok(None);
-        };
-        if let Some(read) = leased_read.filter(|_| self.lease.active()) {
-            // OmniPaxos folds the entries from the compacted index on into the snapshot.
-            if read.from == self.get_compacted_idx()? as u64 {
-                let (snapshot, loan) =
-                    snapshot_store::load_keys(&self.store, read.keys, key_count).map_err(boxed)?;
-                *self.lent.borrow_mut() = Some(loan);
-                return Ok(Some(snapshot));
+        let compacted_idx = self.get_compacted_idx()? as u64;
+        // OmniPaxos folds the entries from the compacted index on into the snapshot.
+        if let Some(read) = leased_read.filter(|r| self.lease.active() && r.from == compacted_idx) {
+            match (read.keys, self.snapshot_keys) {
+                (None, _) => {
+                    *self.lent.borrow_mut() = Some(Lent::Table);
+                    let holds_them = KVSnapshot {
+                        len: read.from,
+                        state_len: read.to,
+                        ..KVSnapshot::default()
+                    };
+                    return Ok(Some(holds_them));
+                }
+                (Some(_), _) if self.table_serves => {
+                    return Err(boxed(StorageError::Corrupt(format!(
+                        "a compaction to {} past the table's applied index",
+                        read.to
+                    ))));
+                }
+                (Some(keys), Some(key_count)) => {
+                    let (snapshot, loan) =
+                        snapshot_store::load_keys(&self.store, keys, key_count).map_err(boxed)?;
+                    *self.lent.borrow_mut() = Some(Lent::Keys(loan));
+                    return Ok(Some(snapshot));
+                }
+                (Some(_), None) => return Ok(None),
             }
+        }
+        if self.table_serves {
+            let applied_idx = self.applied_idx().map_err(boxed)?;
+            return table_snapshot::lend(&self.store, compacted_idx, applied_idx)
+                .map(Some)
+                .map_err(boxed);
+        }
+        if self.snapshot_keys.is_none() {
+            return Ok(None);
         }
         snapshot_store::load(&self.store).map_err(boxed)
     }
@@ -797,5 +901,75 @@ mod tests {
         // The compaction stopped before storing anything; the next reader still sees it.
         assert_eq!(log.get_snapshot().unwrap(), stored);
         assert_eq!(log.get_snapshot().unwrap(), stored);
+    }
+
+    /// Once the table has applied what a compaction folds, the compaction stores a marker and
+    /// the table is lent as the snapshot, ahead of its length; a snapshot from the leader is
+    /// stored whole again.
+    #[test]
+    fn a_compaction_of_entries_the_table_holds_lends_the_table_from_then_on() {
+        use crate::storage::KvTable;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut log = PaxosLog::open(store.clone()).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        let entries = vec![
+            open(7),
+            put(0, 1, "a", "1"),
+            put(0, 2, "b", "2"),
+            put(0, 3, "a", "3"),
+            del(0, 4, "b"),
+            put(0, 5, "c", "5"),
+        ];
+        let mut fold = KVSnapshot::default();
+        let mut batch = table.batch();
+        for (idx, cmd) in entries.iter().enumerate() {
+            batch.apply(cmd, idx as u64);
+            fold.push(cmd);
+        }
+        batch.commit(entries.len() as u64).unwrap();
+        log.append_entries(entries.clone()).unwrap();
+        let lease = log.compaction_lease();
+        lease.run(|| compact(&mut log, 4));
+        let summary = lease.take_stored().unwrap();
+        assert_eq!(
+            (summary.key_count, summary.keys),
+            (2, vec!["a".into(), "c".into()])
+        );
+        assert!(summary.table_serves);
+        assert!(snapshot_store::table_serves(&store).unwrap());
+        assert!(
+            snapshot_store::first_keys(&store, 10).unwrap().is_empty(),
+            "no second copy of the table"
+        );
+        let lent = log.get_snapshot().unwrap().unwrap();
+        assert_eq!((lent.len, lent.state_len), (4, 6));
+        assert_eq!(lent.clone().resolved(), fold);
+        // What OmniPaxos makes of it for a follower: the same table, each entry applied once.
+        let mut caught_up = lent;
+        omnipaxos::storage::Snapshot::merge(
+            &mut caught_up,
+            <KVSnapshot as omnipaxos::storage::Snapshot<KVCommand>>::create(&entries[4..]),
+        );
+        assert_eq!(caught_up, fold);
+        // It survives a restart.
+        drop(log);
+        let mut log = PaxosLog::open(store.clone()).unwrap();
+        let lease = log.compaction_lease();
+        assert_eq!(lease.take_stored().unwrap().key_count, 2);
+        assert_eq!(log.get_snapshot().unwrap().unwrap().resolved(), fold);
+        // A compaction the table has not applied is refused, not folded into nothing.
+        log.append_entries(vec![put(0, 6, "d", "6")]).unwrap();
+        let refused = lease.run(|| {
+            let entries = log.get_entries(4, 7).unwrap();
+            assert_eq!(entries.len(), 3);
+            log.get_snapshot()
+        });
+        assert!(refused.is_err());
+        // A snapshot from the leader replaces it whole.
+        let from_leader = fold.clone();
+        log.set_snapshot(Some(from_leader.clone())).unwrap();
+        assert!(!snapshot_store::table_serves(&store).unwrap());
+        assert_eq!(log.get_snapshot().unwrap(), Some(from_leader));
     }
 }

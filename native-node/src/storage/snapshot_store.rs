@@ -29,6 +29,7 @@ const SESSIONS: &[u8] = b"S";
 const LEN: &[u8] = b"n";
 const COUNT: &[u8] = b"c";
 const UNRESOLVED: &[u8] = b"u";
+const TABLE: &[u8] = b"t";
 
 fn prefixed(tag: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
@@ -52,7 +53,23 @@ pub(crate) fn touched_keys(command: &KVCommand) -> impl Iterator<Item = &str> {
     (command.writes().into_iter().map(|(key, _)| key)).chain(guards.iter().map(|g| g.key()))
 }
 
-/// Reads the whole stored snapshot.
+/// Whether the KV table serves as the snapshot (see [`stage_table`]).
+pub(crate) fn table_serves(store: &Store) -> Result<bool, StorageError> {
+    Ok(store
+        .db()
+        .get_pinned_cf(store.cf(CF_SNAPSHOT), TABLE)?
+        .is_some())
+}
+
+/// Adds to `batch` the writes that make the KV table the snapshot: whatever was stored goes.
+pub(crate) fn stage_table(store: &Store, batch: &mut WriteBatch) {
+    let cf = store.cf(CF_SNAPSHOT);
+    batch.delete_range_cf(cf, &b""[..], &[0xFF][..]);
+    batch.put_cf(cf, PRESENT, b"");
+    batch.put_cf(cf, TABLE, b"");
+}
+
+/// Reads the whole stored snapshot (not for a table that serves as one).
 pub(crate) fn load(store: &Store) -> Result<Option<KVSnapshot>, StorageError> {
     let mut present = false;
     let mut snap = KVSnapshot::default();
@@ -71,6 +88,11 @@ pub(crate) fn load(store: &Store) -> Result<Option<KVSnapshot>, StorageError> {
             _ if &*key == LEN => snap.len = serde_json::from_slice(&value)?,
             _ if &*key == COUNT => {}
             _ if &*key == UNRESOLVED => snap.unresolved = serde_json::from_slice(&value)?,
+            _ if &*key == TABLE => {
+                return Err(StorageError::Corrupt(
+                    "the table serves as the snapshot: read it as one".into(),
+                ))
+            }
             _ => return Err(StorageError::Corrupt("unknown snapshot entry".into())),
         }
     }
@@ -217,6 +239,7 @@ pub(crate) fn stage_replacement(
             }
         }
         batch.delete_cf(cf, UNRESOLVED);
+        batch.delete_cf(cf, TABLE);
     }
     batch.put_cf(cf, PRESENT, b"");
     for (k, v) in fresh {

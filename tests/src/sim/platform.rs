@@ -120,6 +120,9 @@ impl StateMachine for SimTable {
     fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {
         Ok(self.kv.get(key).cloned())
     }
+    fn key_count(&self) -> u64 {
+        self.kv.len() as u64
+    }
     fn scan(&self, range: &ScanRange) -> Result<ScanPage, StorageError> {
         // The node's page rule over the ordered map, as RocksDB's iterator feeds it.
         let from = String::from_utf8_lossy(range.seek()).into_owned();
