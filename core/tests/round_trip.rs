@@ -463,13 +463,17 @@ fn snapshot() -> impl Strategy<Value = KVSnapshot> {
             (number(), command()).prop_map(|(at, command)| Unresolved { at, command }),
             0..2,
         ),
+        number(),
     )
-        .prop_map(|(snapshotted, sessions, len, unresolved)| KVSnapshot {
-            snapshotted,
-            sessions,
-            len,
-            unresolved,
-        })
+        .prop_map(
+            |(snapshotted, sessions, len, unresolved, state_len)| KVSnapshot {
+                snapshotted,
+                sessions,
+                len,
+                unresolved,
+                state_len,
+            },
+        )
 }
 
 fn admin_response() -> impl Strategy<Value = AdminResponse> {
