@@ -14,7 +14,7 @@
 //!
 //! Crash safety rests on RocksDB recovering a prefix of its one write-ahead log: a trim that
 //! survives a crash was written after the table's writes up to the compacted index, so they
-//! survive too (ARCHITECTURE.md, "Invariants").
+//! survive too (ARCHITECTURE.md, "The KV table is the snapshot").
 
 use omnikv_core::KVSnapshot;
 use rocksdb::IteratorMode;
