@@ -62,6 +62,12 @@ pub(crate) fn live_key_count(store: &Store) -> Result<u64, StorageError> {
     Ok(n)
 }
 
+/// A key of the table as stored: its UTF-8 bytes.
+pub(crate) fn key_text(k: &[u8]) -> Result<String, StorageError> {
+    String::from_utf8(k.to_vec())
+        .map_err(|_| StorageError::Corrupt("a stored key is not UTF-8".into()))
+}
+
 /// The client sessions as committed.
 pub(crate) fn stored_sessions(store: &Store) -> Result<Sessions, StorageError> {
     let mut sessions = Sessions::default();
@@ -149,10 +155,8 @@ impl KvTable {
             .map(|item| {
                 let (k, v) = item?;
                 let Versioned { value, mod_index } = versioned::decode(&k, &v)?;
-                let key = String::from_utf8(k.to_vec())
-                    .map_err(|_| StorageError::Corrupt("a stored key is not UTF-8".into()))?;
                 Ok(ScanEntry {
-                    key,
+                    key: key_text(&k)?,
                     value,
                     mod_index,
                 })

@@ -20,7 +20,7 @@ use omnikv_core::KVSnapshot;
 use rocksdb::IteratorMode;
 
 use super::db::{StorageError, Store, CF_KV};
-use super::kv_table::stored_sessions;
+use super::kv_table::{key_text, stored_sessions};
 use super::versioned;
 
 /// The committed table as the snapshot of the first `len` entries of the log (which it holds,
@@ -52,9 +52,4 @@ pub(crate) fn first_keys(store: &Store, n: usize) -> Result<Vec<String>, Storage
         keys.push(key_text(&k)?);
     }
     Ok(keys)
-}
-
-fn key_text(k: &[u8]) -> Result<String, StorageError> {
-    String::from_utf8(k.to_vec())
-        .map_err(|_| StorageError::Corrupt("a stored key is not UTF-8".into()))
 }
