@@ -174,6 +174,12 @@ impl Sessions {
         }
     }
 
+    /// Removes the session of `client` (for replaying stored changes, where an eviction shows
+    /// as a removal).
+    pub fn remove(&mut self, client: u64) -> Option<Session> {
+        self.position(client).ok().map(|i| self.0.remove(i).1)
+    }
+
     /// Opens the session whose id is `index`, the log index of the entry that opens it.
     /// Returns the ids evicted to make room.
     pub fn open(&mut self, index: u64) -> Vec<u64> {

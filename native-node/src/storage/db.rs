@@ -20,6 +20,17 @@ pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_KV: &str = "kv";
 pub(crate) const CF_SESSIONS: &str = "sessions";
 pub(crate) const CF_SNAPSHOT: &str = "snapshot";
+/// The changes to the sessions since they were last written whole (`session_journal`).
+pub(crate) const CF_SESSION_JOURNAL: &str = "session_journal";
+/// Every column family, in the order they are opened.
+const FAMILIES: [&str; 6] = [
+    CF_LOG,
+    CF_META,
+    CF_KV,
+    CF_SESSIONS,
+    CF_SESSION_JOURNAL,
+    CF_SNAPSHOT,
+];
 /// The key in `meta` of the table's applied index, written with the entries it applied
 /// (`kv_table`) and read with the table from one RocksDB snapshot ([`Store::applied_idx_in`]).
 pub(crate) const KEY_APPLIED_IDX: &str = "applied_idx";
@@ -124,23 +135,21 @@ impl Store {
         opts.set_max_log_file_size(16 << 20);
         opts.set_keep_log_file_num(4);
         let cache = Cache::new_lru_cache(limits.block_cache_bytes)?;
-        let cfs = [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT]
-            .into_iter()
-            .map(|name| {
-                let mut table = BlockBasedOptions::default();
-                table.set_block_cache(&cache);
-                table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
-                let mut cf = Options::default();
-                cf.set_block_based_table_factory(&table);
-                // RocksDB stops every write while a family has as many memtables waiting for
-                // flush as it may hold (2 by default), and a stopped write holds the node's event
-                // loop past an election window. With 4, a flush that falls behind slows writes
-                // (at 3 waiting) before it stops them; half the budget each keeps one family from
-                // holding all of it.
-                cf.set_max_write_buffer_number(MEMTABLES_PER_FAMILY_MAX);
-                cf.set_write_buffer_size(limits.memtables_bytes / 2);
-                ColumnFamilyDescriptor::new(name, cf)
-            });
+        let cfs = FAMILIES.into_iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+            let mut cf = Options::default();
+            cf.set_block_based_table_factory(&table);
+            // RocksDB stops every write while a family has as many memtables waiting for
+            // flush as it may hold (2 by default), and a stopped write holds the node's event
+            // loop past an election window. With 4, a flush that falls behind slows writes
+            // (at 3 waiting) before it stops them; half the budget each keeps one family from
+            // holding all of it.
+            cf.set_max_write_buffer_number(MEMTABLES_PER_FAMILY_MAX);
+            cf.set_write_buffer_size(limits.memtables_bytes / 2);
+            ColumnFamilyDescriptor::new(name, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         let store = Store {
             db,
@@ -174,7 +183,7 @@ impl Store {
     }
 
     fn is_empty(&self) -> Result<bool, StorageError> {
-        for cf in [CF_LOG, CF_META, CF_KV, CF_SESSIONS, CF_SNAPSHOT] {
+        for cf in FAMILIES {
             let mut it = self.db.raw_iterator_cf(self.cf(cf));
             it.seek_to_first();
             it.status()?;

@@ -13,7 +13,8 @@
 //! count costs a point read per distinct written key and never a scan.
 //!
 //! The sessions (at most `SESSIONS_MAX`, each bounded by its window) live in memory as well as
-//! in column family `sessions`: eviction needs all of them, and each write consults one.
+//! on disk: eviction needs all of them, and each write consults one. On disk a batch adds one
+//! record of the sessions it changed, not each of them whole (`session_journal`).
 //!
 //! The table's digest (`omnikv_core::digest`, shown by the visualizer so that replicas can be
 //! seen to converge) is folded beside the event loop while someone watches (`table_digest`).
@@ -23,15 +24,15 @@ use std::sync::Arc;
 
 use omnikv_core::{
     scan::{self, ScanEntry, ScanPage, ScanRange},
-    session::{self, Applied, KvState, Session, Sessions, Versioned},
+    session::{self, Applied, KvState, Sessions, Versioned},
     KVCommand, KVSnapshot,
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use super::db::{
-    decode_index_key, index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS, KEY_APPLIED_IDX,
-    KEY_KV_COUNT,
+    index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS, KEY_APPLIED_IDX, KEY_KV_COUNT,
 };
+use super::session_journal::{self, SessionJournal};
 use super::table_digest::{DigestAt, DigestFolds};
 use super::versioned;
 
@@ -40,8 +41,10 @@ const KEY_SPACE_END: &[u8] = &[0xFF];
 
 pub struct KvTable {
     store: Arc<Store>,
-    /// The committed sessions, mirrored from column family `sessions`.
+    /// The committed sessions, as on disk.
     sessions: Sessions,
+    /// What the next batch's sessions are written after.
+    journal: SessionJournal,
     /// The last digest folded, and the next fold.
     digest: DigestFolds,
     /// Live keys, as committed.
@@ -68,28 +71,12 @@ pub(crate) fn key_text(k: &[u8]) -> Result<String, StorageError> {
         .map_err(|_| StorageError::Corrupt("a stored key is not UTF-8".into()))
 }
 
-/// The client sessions as committed.
-pub(crate) fn stored_sessions(store: &Store) -> Result<Sessions, StorageError> {
-    let mut sessions = Sessions::default();
-    for item in store
-        .db()
-        .iterator_cf(store.cf(CF_SESSIONS), IteratorMode::Start)
-    {
-        let (k, v) = item?;
-        let session: Session = serde_json::from_slice(&v).map_err(|_| {
-            StorageError::Corrupt(
-                "unreadable client session (a data directory of an older version?)".into(),
-            )
-        })?;
-        sessions.insert(decode_index_key(&k)?, session);
-    }
-    Ok(sessions)
-}
-
 impl KvTable {
     pub fn open(store: Arc<Store>) -> Result<KvTable, StorageError> {
+        let (sessions, journal) = session_journal::load(&store)?;
         Ok(KvTable {
-            sessions: stored_sessions(&store)?,
+            sessions,
+            journal,
             key_count: live_key_count(&store)?,
             store,
             digest: DigestFolds::default(),
@@ -181,6 +168,7 @@ impl KvTable {
                 read_error: std::cell::RefCell::new(None),
             },
             sessions: &mut self.sessions,
+            journal: &mut self.journal,
             committed_key_count: &mut self.key_count,
             dirty: BTreeSet::new(),
         }
@@ -262,6 +250,7 @@ impl KvState for KvWrites<'_> {
 pub struct ApplyBatch<'a> {
     writes: KvWrites<'a>,
     sessions: &'a mut Sessions,
+    journal: &'a mut SessionJournal,
     /// Sessions changed (or evicted) by this batch, written at commit.
     dirty: BTreeSet<u64>,
     /// The table's count, updated when the batch commits.
@@ -322,13 +311,13 @@ impl ApplyBatch<'_> {
         let store = self.writes.store;
         let key_count = self.writes.key_count_after()?;
         let mut batch = self.writes.batch;
-        for client in self.dirty {
-            let key = index_key(client);
-            match self.sessions.get(client) {
-                Some(s) => batch.put_cf(store.cf(CF_SESSIONS), key, serde_json::to_vec(s)?),
-                None => batch.delete_cf(store.cf(CF_SESSIONS), key),
-            }
-        }
+        self.journal.stage(
+            store,
+            &mut batch,
+            self.sessions,
+            self.dirty,
+            self.writes.cleared,
+        )?;
         batch.put_cf(
             store.cf(CF_META),
             KEY_APPLIED_IDX,

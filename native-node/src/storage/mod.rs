@@ -12,6 +12,7 @@ mod kv_pages;
 mod kv_table;
 mod paxos_log;
 mod recent_entries;
+mod session_journal;
 mod snapshot_store;
 mod table_digest;
 mod table_snapshot;

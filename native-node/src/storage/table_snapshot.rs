@@ -20,7 +20,8 @@ use omnikv_core::KVSnapshot;
 use rocksdb::IteratorMode;
 
 use super::db::{StorageError, Store, CF_KV};
-use super::kv_table::{key_text, stored_sessions};
+use super::kv_table::key_text;
+use super::session_journal::stored_sessions;
 use super::versioned;
 
 /// The committed table as the snapshot of the first `len` entries of the log (which it holds,
