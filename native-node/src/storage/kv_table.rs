@@ -9,8 +9,9 @@
 //!
 //! The batch also keeps the number of live keys (the table serves as OmniPaxos' snapshot, see
 //! `table_snapshot`, and viewers are told its size at each compaction): at commit, the keys the
-//! batch wrote are looked up in one sorted `MultiGet` to learn which were live before, so the
-//! count costs a point read per distinct written key and never a scan.
+//! batch wrote that the table did not write recently (`live_keys`) are looked up in one sorted
+//! `MultiGet` to learn which were live before, so the count costs at most a point read per
+//! distinct written key and never a scan.
 //!
 //! The sessions (at most `SESSIONS_MAX`, each bounded by its window) live in memory as well as
 //! on disk: eviction needs all of them, and each write consults one. On disk a batch adds one
@@ -32,6 +33,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch};
 use super::db::{
     index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS, KEY_APPLIED_IDX, KEY_KV_COUNT,
 };
+use super::live_keys::LiveKeys;
 use super::session_journal::{self, SessionJournal};
 use super::table_digest::{DigestAt, DigestFolds};
 use super::versioned;
@@ -48,7 +50,13 @@ pub struct KvTable {
     /// The last digest folded, and the next fold.
     digest: DigestFolds,
     /// Live keys, as committed.
-    key_count: u64,
+    key_count: KeyCount,
+}
+
+/// The table's number of live keys, and the keys known to be live or not without a read.
+struct KeyCount {
+    committed: u64,
+    known: LiveKeys,
 }
 
 /// The number of live keys in the table: as recorded, or counted once in data written before
@@ -77,7 +85,10 @@ impl KvTable {
         Ok(KvTable {
             sessions,
             journal,
-            key_count: live_key_count(&store)?,
+            key_count: KeyCount {
+                committed: live_key_count(&store)?,
+                known: LiveKeys::default(),
+            },
             store,
             digest: DigestFolds::default(),
         })
@@ -85,7 +96,7 @@ impl KvTable {
 
     /// Live keys, as committed.
     pub fn key_count(&self) -> u64 {
-        self.key_count
+        self.key_count.committed
     }
 
     /// The last digest folded, with the applied index of the table it is the digest of.
@@ -164,12 +175,11 @@ impl KvTable {
                 batch: WriteBatch::default(),
                 values: HashMap::new(),
                 cleared: false,
-                key_count: self.key_count,
                 read_error: std::cell::RefCell::new(None),
             },
             sessions: &mut self.sessions,
             journal: &mut self.journal,
-            committed_key_count: &mut self.key_count,
+            key_count: &mut self.key_count,
             dirty: BTreeSet::new(),
         }
     }
@@ -183,8 +193,6 @@ struct KvWrites<'a> {
     values: HashMap<String, Option<Versioned>>,
     /// A snapshot replaced the whole table: reads must not fall through to the old contents.
     cleared: bool,
-    /// Live keys before the batch.
-    key_count: u64,
     /// The first failed read of a guard's key. The rule reads infallibly; a batch that could
     /// not read what it compared must not commit (the node stops on a storage error).
     read_error: std::cell::RefCell<Option<StorageError>>,
@@ -200,27 +208,33 @@ impl KvWrites<'_> {
     }
 
     /// Live keys once the batch commits: the count before it, with each written key's change.
-    fn key_count_after(&self) -> Result<u64, StorageError> {
-        let mut written: Vec<(&String, bool)> =
-            self.values.iter().map(|(k, v)| (k, v.is_some())).collect();
+    /// Whether a key was live before is read only if `count` does not know it.
+    fn key_count_after(&self, count: &KeyCount) -> Result<u64, StorageError> {
         if self.cleared {
             // Every key was written since the table was replaced; none was live before.
-            return Ok(written.iter().filter(|(_, live)| *live).count() as u64);
+            return Ok(self.values.values().filter(|v| v.is_some()).count() as u64);
+        }
+        let mut after = count.committed;
+        let mut unknown: Vec<(&String, bool)> = Vec::new();
+        for (key, value) in &self.values {
+            let live = value.is_some();
+            match count.known.get(key) {
+                Some(before) => after = after + u64::from(live) - u64::from(before),
+                None => unknown.push((key, live)),
+            }
         }
         // Sorted, so that RocksDB reads keys that share a block together.
-        written.sort_unstable_by_key(|(k, _)| *k);
-        let cf = self.store.cf(CF_KV);
-        let mut count = self.key_count;
+        unknown.sort_unstable_by_key(|(k, _)| *k);
         let found = self.store.db().batched_multi_get_cf(
-            cf,
-            written.iter().map(|(k, _)| k.as_bytes()),
+            self.store.cf(CF_KV),
+            unknown.iter().map(|(k, _)| k.as_bytes()),
             true,
         );
-        for ((_, live), before) in written.iter().zip(found) {
+        for ((_, live), before) in unknown.iter().zip(found) {
             let before = before?.is_some();
-            count = count + u64::from(*live) - u64::from(before);
+            after = after + u64::from(*live) - u64::from(before);
         }
-        Ok(count)
+        Ok(after)
     }
 }
 
@@ -254,7 +268,7 @@ pub struct ApplyBatch<'a> {
     /// Sessions changed (or evicted) by this batch, written at commit.
     dirty: BTreeSet<u64>,
     /// The table's count, updated when the batch commits.
-    committed_key_count: &'a mut u64,
+    key_count: &'a mut KeyCount,
 }
 
 impl ApplyBatch<'_> {
@@ -309,7 +323,7 @@ impl ApplyBatch<'_> {
             return Err(e);
         }
         let store = self.writes.store;
-        let key_count = self.writes.key_count_after()?;
+        let key_count = self.writes.key_count_after(self.key_count)?;
         let mut batch = self.writes.batch;
         self.journal.stage(
             store,
@@ -330,7 +344,16 @@ impl ApplyBatch<'_> {
         );
         // Applied state is rebuilt from the log if a power failure loses it.
         store.write_deferred(batch)?;
-        *self.committed_key_count = key_count;
+        let known = &mut self.key_count.known;
+        if self.writes.cleared {
+            // A whole new table: its keys are learnt as they are written again.
+            known.forget_all();
+        } else {
+            for (key, value) in &self.writes.values {
+                known.remember(key, value.is_some());
+            }
+        }
+        self.key_count.committed = key_count;
         Ok(())
     }
 }
@@ -498,6 +521,47 @@ mod tests {
             .delete_cf(store.cf(CF_META), KEY_KV_COUNT)
             .unwrap();
         assert_eq!(live_key_count(&store).unwrap(), 3);
+    }
+
+    #[test]
+    fn the_count_agrees_with_the_table_whether_a_key_was_known_or_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        let live = |t: &KvTable| t.entries(usize::MAX).unwrap().unwrap().len() as u64;
+        let mut b = table.batch();
+        b.apply(&open(1), 0);
+        b.commit(1).unwrap();
+        let (mut seq, mut idx, mut rng) = (1, 1, 7_u64);
+        for round in 0..60 {
+            if round == 30 {
+                // A reopen forgets which keys are live: they are read again.
+                drop(table);
+                table = KvTable::open(store.clone()).unwrap();
+            }
+            let mut b = table.batch();
+            for _ in 0..8 {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let key = format!("k{}", (rng >> 33) % 12);
+                let cmd = if (rng >> 20) % 3 == 0 {
+                    delete(0, seq, &key)
+                } else {
+                    put(0, seq, &key, "v")
+                };
+                b.apply(&cmd, idx);
+                seq += 1;
+                idx += 1;
+            }
+            if round % 7 == 3 {
+                // Dropped, never written: what it wrote must not be taken as known.
+                drop(b);
+            } else {
+                b.commit(idx).unwrap();
+            }
+            assert_eq!(table.key_count(), live(&table), "round {round}");
+        }
     }
 
     /// Refreshes, watched, until a fold newer than `after` is in; a fold of a few hundred

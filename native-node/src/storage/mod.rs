@@ -10,6 +10,7 @@ mod db;
 pub mod identity;
 mod kv_pages;
 mod kv_table;
+mod live_keys;
 mod paxos_log;
 mod recent_entries;
 mod session_journal;
