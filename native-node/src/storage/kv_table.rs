@@ -524,6 +524,39 @@ mod tests {
     }
 
     #[test]
+    fn an_install_leaves_no_session_or_known_key_of_the_table_it_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        let live = |t: &KvTable| t.entries(usize::MAX).unwrap().unwrap().len() as u64;
+        let mut b = table.batch();
+        b.apply(&open(1), 0);
+        b.apply(&open(2), 1);
+        b.apply(&put(1, 1, "a", "x"), 2);
+        b.commit(3).unwrap();
+        // A snapshot of one session (0) and one key, without "a" or session 1.
+        let mut snap = KVSnapshot::default();
+        snap.push(&open(3));
+        snap.push(&put(0, 1, "x", "y"));
+        let mut b = table.batch();
+        b.install(&snap);
+        b.commit(2).unwrap();
+        let mut b = table.batch();
+        b.apply(&put(0, 2, "a", "z"), 2);
+        b.commit(3).unwrap();
+        assert_eq!(
+            (table.key_count(), live(&table)),
+            (2, 2),
+            "\"a\" was live in the table replaced, not in this one"
+        );
+        let sessions = table.sessions().clone();
+        assert_eq!(sessions.iter().map(|(c, _)| c).collect::<Vec<_>>(), [0]);
+        drop(table);
+        let table = KvTable::open(store).unwrap();
+        assert_eq!(table.sessions(), &sessions, "session 1 stays gone");
+    }
+
+    #[test]
     fn the_count_agrees_with_the_table_whether_a_key_was_known_or_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();

@@ -35,7 +35,7 @@ pub(crate) const JOURNAL_BYTES_MAX: usize = 4 << 20;
 pub(crate) struct SessionJournal {
     /// Key of the next record.
     next_seq: u64,
-    /// Keys of the records since the last fold, which it deletes.
+    /// Keys of the records since the last fold (every record in the family), which it deletes.
     records: Vec<u64>,
     /// Sessions changed since the last fold, which it writes whole (or deletes).
     changed: BTreeSet<u64>,
@@ -76,7 +76,7 @@ pub(crate) fn load(store: &Store) -> Result<(Sessions, SessionJournal), StorageE
     {
         let (k, v) = item?;
         let seq = decode_index_key(&k)?;
-        let record: StoredRecord = wire::decode_postcard(&v, v.len())
+        let record: StoredRecord = wire::decode_postcard(&v, JOURNAL_BYTES_MAX)
             .map_err(|e| StorageError::Corrupt(format!("session journal record {seq}: {e}")))?;
         journal.noted(seq, record.iter().map(|(client, _)| *client), v.len());
         for (client, session) in record {
@@ -152,6 +152,8 @@ impl SessionJournal {
                 None => batch.delete_cf(cf, key),
             }
         }
+        // One point deletion per record: a range deletion per fold measured slower (performance
+        // notes, section 36).
         let journal = store.cf(CF_SESSION_JOURNAL);
         for seq in std::mem::take(&mut self.records) {
             batch.delete_cf(journal, index_key(seq));
