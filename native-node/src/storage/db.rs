@@ -271,6 +271,11 @@ impl Store {
         self.syncs.load(Ordering::Relaxed)
     }
 
+    /// The table's applied index as committed.
+    pub(crate) fn applied_idx(&self) -> Result<u64, StorageError> {
+        Ok(self.get_meta(KEY_APPLIED_IDX)?.unwrap_or(0))
+    }
+
     /// The table's applied index as of `snapshot`: a reader that takes the table from the same
     /// snapshot (`kv_pages`, `table_digest`) gets the table at exactly that index, because an
     /// entry's writes and the index it moves to are one batch.

@@ -110,7 +110,7 @@ impl KvTable {
     }
 
     pub fn applied_idx(&self) -> Result<u64, StorageError> {
-        Ok(self.store.get_meta(KEY_APPLIED_IDX)?.unwrap_or(0))
+        self.store.applied_idx()
     }
 
     pub fn get(&self, key: &str) -> Result<Option<Versioned>, StorageError> {

@@ -28,9 +28,7 @@ use omnipaxos::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::db::{
-    decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META, KEY_APPLIED_IDX,
-};
+use super::db::{decode_index_key, index_key, StorageError, Store, CF_LOG, CF_META};
 use super::kv_table::live_key_count;
 use super::recent_entries::{RecentChange, RecentEntries};
 use super::snapshot_store::{self, Loan};
@@ -351,10 +349,6 @@ impl PaxosLog {
         Ok(())
     }
 
-    fn applied_idx(&self) -> Result<u64, StorageError> {
-        Ok(self.store.get_meta(KEY_APPLIED_IDX)?.unwrap_or(0))
-    }
-
     fn write_ops(&mut self, ops: Vec<StorageOp<KVCommand>>) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         let mut staged = Staged {
@@ -506,7 +500,8 @@ impl Storage<KVCommand> for PaxosLog {
         let (from, to) = (from as u64, to as u64);
         let entries = self.read_range(from, to).map_err(boxed)?;
         if self.lease.active() {
-            let table_holds_them = self.table_may_serve && self.applied_idx().map_err(boxed)? >= to;
+            let table_holds_them =
+                self.table_may_serve && self.store.applied_idx().map_err(boxed)? >= to;
             let keys = (!table_holds_them).then(|| touched_keys(&entries));
             *self.leased_read.borrow_mut() = Some(LeasedRead { from, to, keys });
         }
@@ -594,7 +589,7 @@ impl Storage<KVCommand> for PaxosLog {
             }
         }
         if self.table_serves {
-            let applied_idx = self.applied_idx().map_err(boxed)?;
+            let applied_idx = self.store.applied_idx().map_err(boxed)?;
             return table_snapshot::lend(&self.store, compacted_idx, applied_idx)
                 .map(Some)
                 .map_err(boxed);
