@@ -30,9 +30,7 @@ use omnikv_core::{
 };
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use super::db::{
-    index_key, StorageError, Store, CF_KV, CF_META, CF_SESSIONS, KEY_APPLIED_IDX, KEY_KV_COUNT,
-};
+use super::db::{StorageError, Store, CF_KV, CF_META, KEY_APPLIED_IDX, KEY_KV_COUNT};
 use super::live_keys::LiveKeys;
 use super::session_journal::{self, SessionJournal};
 use super::table_digest::{DigestAt, DigestFolds};
@@ -306,13 +304,13 @@ impl ApplyBatch<'_> {
         let store = self.writes.store;
         let batch = &mut self.writes.batch;
         batch.delete_range_cf(store.cf(CF_KV), &b""[..], KEY_SPACE_END);
-        batch.delete_range_cf(store.cf(CF_SESSIONS), &index_key(0)[..], &[0xFF; 9][..]);
         self.writes.values.clear();
         self.writes.cleared = true;
         for (k, v) in &snapshot.snapshotted {
             batch.put_cf(store.cf(CF_KV), k, versioned::encode(v.mod_index, &v.value));
             self.writes.values.insert(k.clone(), Some(v.clone()));
         }
+        // The sessions on disk are replaced at commit (`SessionJournal::stage`, whole).
         *self.sessions = snapshot.sessions.clone();
         self.dirty = self.sessions.iter().map(|(c, _)| c).collect();
     }

@@ -94,7 +94,7 @@ pub(crate) fn load(store: &Store) -> Result<(Sessions, SessionJournal), StorageE
 impl SessionJournal {
     /// Stages the sessions named in `dirty`, as `sessions` holds them now: one record, or a
     /// fold if the record would pass a bound or `whole` asks for one (the batch replaced every
-    /// session). Called once per batch, just before its write; a batch that is then not written
+    /// session, and `dirty` names them all: the family is cleared before they are written). Called once per batch, just before its write; a batch that is then not written
     /// must end the process, as the sessions in memory have moved on too.
     pub(crate) fn stage(
         &mut self,
@@ -111,6 +111,11 @@ impl SessionJournal {
         let bytes = wire::encode_postcard(&record);
         let over = self.changes + record.len() > JOURNAL_CHANGES_MAX
             || self.bytes + bytes.len() > JOURNAL_BYTES_MAX;
+        if whole {
+            // Sessions written whole at earlier folds are not all among those changed since:
+            // clear the family, so that only the new ones are left.
+            batch.delete_range_cf(store.cf(CF_SESSIONS), &index_key(0)[..], &[0xFF; 9][..]);
+        }
         if whole || over {
             self.changed.extend(dirty);
             return self.fold(store, batch, sessions);
@@ -294,5 +299,12 @@ mod tests {
         assert_eq!(journal.records(), 0);
         assert_eq!(whole_sessions(&store), vec![3, 9]);
         assert_eq!(stored_sessions(&store).unwrap(), sessions);
+        // Replaced again, by sessions that share none with those written whole before: those
+        // go too, though no record since the last fold names them.
+        let mut replaced = Sessions::default();
+        replaced.insert(5, session(5, 0));
+        commit(&store, &mut journal, &replaced, &[5], true);
+        assert_eq!(whole_sessions(&store), vec![5]);
+        assert_eq!(stored_sessions(&store).unwrap(), replaced);
     }
 }
