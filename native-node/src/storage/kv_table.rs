@@ -57,6 +57,52 @@ struct KeyCount {
     known: LiveKeys,
 }
 
+impl KeyCount {
+    /// Live keys once `writes` commit: the count before them, with each written key's change.
+    /// Whether a key was live before is read only if it is not known.
+    fn after(&self, writes: &KvWrites<'_>) -> Result<u64, StorageError> {
+        if writes.cleared {
+            // Every key was written since the table was replaced; none was live before.
+            return Ok(writes.values.values().filter(|v| v.is_some()).count() as u64);
+        }
+        let mut after = self.committed;
+        let mut unknown: Vec<(&String, bool)> = Vec::new();
+        for (key, value) in &writes.values {
+            let live = value.is_some();
+            match self.known.get(key) {
+                Some(before) => after = after + u64::from(live) - u64::from(before),
+                None => unknown.push((key, live)),
+            }
+        }
+        // Sorted, so that RocksDB reads keys that share a block together.
+        unknown.sort_unstable_by_key(|(k, _)| *k);
+        let found = writes.store.db().batched_multi_get_cf(
+            writes.store.cf(CF_KV),
+            unknown.iter().map(|(k, _)| k.as_bytes()),
+            true,
+        );
+        for ((_, live), before) in unknown.iter().zip(found) {
+            let before = before?.is_some();
+            after = after + u64::from(*live) - u64::from(before);
+        }
+        Ok(after)
+    }
+
+    /// Takes the count `after` of a batch's writes (`values`, on a table it `cleared` or not)
+    /// once they are written, and what they say of their keys.
+    fn written(&mut self, values: &HashMap<String, Option<Versioned>>, cleared: bool, after: u64) {
+        if cleared {
+            // A whole new table: its keys are learnt as they are written again.
+            self.known.forget_all();
+        } else {
+            for (key, value) in values {
+                self.known.remember(key, value.is_some());
+            }
+        }
+        self.committed = after;
+    }
+}
+
 /// The number of live keys in the table: as recorded, or counted once in data written before
 /// the count was kept.
 pub(crate) fn live_key_count(store: &Store) -> Result<u64, StorageError> {
@@ -204,36 +250,6 @@ impl KvWrites<'_> {
             None => KvTable::get_in(self.store, key),
         }
     }
-
-    /// Live keys once the batch commits: the count before it, with each written key's change.
-    /// Whether a key was live before is read only if `count` does not know it.
-    fn key_count_after(&self, count: &KeyCount) -> Result<u64, StorageError> {
-        if self.cleared {
-            // Every key was written since the table was replaced; none was live before.
-            return Ok(self.values.values().filter(|v| v.is_some()).count() as u64);
-        }
-        let mut after = count.committed;
-        let mut unknown: Vec<(&String, bool)> = Vec::new();
-        for (key, value) in &self.values {
-            let live = value.is_some();
-            match count.known.get(key) {
-                Some(before) => after = after + u64::from(live) - u64::from(before),
-                None => unknown.push((key, live)),
-            }
-        }
-        // Sorted, so that RocksDB reads keys that share a block together.
-        unknown.sort_unstable_by_key(|(k, _)| *k);
-        let found = self.store.db().batched_multi_get_cf(
-            self.store.cf(CF_KV),
-            unknown.iter().map(|(k, _)| k.as_bytes()),
-            true,
-        );
-        for ((_, live), before) in unknown.iter().zip(found) {
-            let before = before?.is_some();
-            after = after + u64::from(*live) - u64::from(before);
-        }
-        Ok(after)
-    }
 }
 
 impl KvState for KvWrites<'_> {
@@ -321,7 +337,7 @@ impl ApplyBatch<'_> {
             return Err(e);
         }
         let store = self.writes.store;
-        let key_count = self.writes.key_count_after(self.key_count)?;
+        let key_count = self.key_count.after(&self.writes)?;
         let mut batch = self.writes.batch;
         self.journal.stage(
             store,
@@ -342,16 +358,8 @@ impl ApplyBatch<'_> {
         );
         // Applied state is rebuilt from the log if a power failure loses it.
         store.write_deferred(batch)?;
-        let known = &mut self.key_count.known;
-        if self.writes.cleared {
-            // A whole new table: its keys are learnt as they are written again.
-            known.forget_all();
-        } else {
-            for (key, value) in &self.writes.values {
-                known.remember(key, value.is_some());
-            }
-        }
-        self.key_count.committed = key_count;
+        self.key_count
+            .written(&self.writes.values, self.writes.cleared, key_count);
         Ok(())
     }
 }
