@@ -21,6 +21,7 @@ pub mod pacing;
 pub mod preload;
 pub mod report;
 pub mod results;
+pub mod rounds;
 pub mod stats;
 pub mod storage_micro;
 pub mod svg;

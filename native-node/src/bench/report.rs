@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::backends::BackendKind;
 use super::results::{LoadResult, MemoryResult, Results};
+use super::rounds;
 use super::stats::{median, ms, Summary};
 use super::svg::{bar_chart, document, Group, Panel};
 use super::svg_lines::{line_chart, Series};
@@ -229,7 +230,8 @@ fn other_runs_section(r: &Results) -> String {
     for x in &r.load {
         let latest = r.run(x.backend, &x.label) == Some(x);
         let listed = shown.iter().any(|s| std::ptr::eq(*s, x));
-        if latest && !listed && !in_curve(x) && x.offered_per_s.is_none() {
+        let repeat = rounds::round_of(&x.label).is_some();
+        if latest && !listed && !in_curve(x) && !repeat && x.offered_per_s.is_none() {
             shown.push(x);
         }
     }
@@ -322,6 +324,11 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
         "\n## Throughput and latency\n\n![throughput and latency]({chart})\n"
     );
     md.push_str(&curve_section(r));
+    let rounds = rounds::section(r);
+    if !rounds.is_empty() {
+        md.push('\n');
+        md.push_str(&rounds);
+    }
     md.push('\n');
     md.push_str(&other_runs_section(r));
     let open = open_loop_section(r);
@@ -382,10 +389,12 @@ pub fn markdown(r: &Results, chart: &str, notes: &str) -> String {
         md.push_str(notes.trim_end());
         md.push('\n');
     }
-    md.push_str("\n## Commands\n\nEvery figure above came from one of these commands (run by `scripts/bench`):\n\n```sh\n");
+    md.push_str("\n## Commands\n\nEvery figure above came from one of these commands (run by `scripts/bench`; a round after the first runs its first round's command with its own `--label` and `--out`):\n\n```sh\n");
+    let first_round = |x: &&LoadResult| rounds::round_of(&x.label).is_none_or(|(_, n)| n == 1);
     let mut commands: Vec<&str> = r
         .load
         .iter()
+        .filter(first_round)
         .map(|x| x.command.as_str())
         .chain(r.failover.iter().take(1).map(|x| x.command.as_str()))
         .chain(
@@ -679,6 +688,30 @@ mod tests {
         assert!(md.contains("**Missed in this run"));
         assert!(md.contains("hello") && md.contains("omnikv bench load --label put-c64"));
         assert!(text_table(&a_run().load).contains("put-open"));
+    }
+
+    #[test]
+    fn rounds_are_listed_with_their_workload_and_not_as_other_workloads() {
+        let mut r = a_run();
+        let md = markdown(&r, "chart.svg", "");
+        assert!(!md.contains("### Every run of the target workloads"));
+        for n in 1..=2 {
+            r.load.push(load(
+                BackendKind::Omnikv,
+                &rounds::round_label("put-c64", n),
+                7_000.0,
+                1_000,
+            ));
+        }
+        let md = markdown(&r, "chart.svg", "");
+        assert!(
+            md.contains("| `put-c64` | OmniKV | 3 | 6400, 7000, 7000 | 7000 |"),
+            "{md}"
+        );
+        assert!(!md.contains("| `put-c64-round1`"), "{md}");
+        // The first round's command is listed, a later round's (the same but its label) not.
+        assert!(md.contains("omnikv bench load --label put-c64-round1\n"));
+        assert!(!md.contains("omnikv bench load --label put-c64-round2"));
     }
 
     #[test]
