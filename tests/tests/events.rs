@@ -39,7 +39,7 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
         read_for(s, Duration::from_millis(200)).await;
     }
     let mut client = cluster.client_of(&[follower]);
-    for i in 0..6 {
+    for i in 0..12 {
         client.put(&format!("key{i}"), "value").await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -90,11 +90,20 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
             "node {id} decided"
         );
         assert!(of_node.iter().any(|e| matches!(&e.event, NodeEvent::EntriesApplied { commands, .. } if commands.iter().any(put0))), "node {id} applied");
+        // Every snapshot names its first keys, whether it is a stored copy or the table.
+        let snapshots: Vec<(u64, usize)> = of_node
+            .iter()
+            .filter_map(|e| match &e.event {
+                NodeEvent::SnapshotTaken {
+                    keys, key_count, ..
+                } => Some((*key_count, keys.len())),
+                _ => None,
+            })
+            .collect();
+        assert!(snapshots.len() >= 2, "node {id} snapshotted: {snapshots:?}");
         assert!(
-            of_node.iter().any(
-                |e| matches!(&e.event, NodeEvent::SnapshotTaken { keys, .. } if !keys.is_empty())
-            ),
-            "node {id} snapshotted"
+            snapshots.iter().all(|(count, keys)| *keys > 0 || *count == 0),
+            "node {id}: a snapshot of live keys without its first keys: {snapshots:?}"
         );
         let seqs: Vec<u64> = of_node.iter().map(|e| e.seq).collect();
         assert!(

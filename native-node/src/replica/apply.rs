@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use omnikv_core::{
     client::Answer,
     event::{event_takes_another, NodeEvent},
+    limits::EVENT_SNAPSHOT_KEYS_MAX,
     scan::ScanRange,
     session::Applied,
     txn::TxnResult,
@@ -303,10 +304,10 @@ impl<P: Platform> Replica<P> {
         }
     }
 
-    pub(super) fn maybe_snapshot(&mut self, io: &mut Io<'_>) {
+    pub(super) fn maybe_snapshot(&mut self, io: &mut Io<'_>) -> Result<(), ReplicaError> {
         let every = self.config.snapshot_every;
         if every == 0 {
-            return;
+            return Ok(());
         }
         let upto = self
             .applied_idx
@@ -319,7 +320,7 @@ impl<P: Platform> Replica<P> {
         };
         let target = on_schedule.max(self.compaction_cut.last_at_or_below(upto));
         if target == 0 || target <= self.omni.get_compacted_idx() as u64 {
-            return;
+            return Ok(());
         }
         let omni = &mut self.omni;
         let result = self
@@ -328,16 +329,26 @@ impl<P: Platform> Replica<P> {
         match result {
             Ok(()) => {
                 if let Some(stored) = self.compaction.take_stored() {
-                    io.events.emit(NodeEvent::SnapshotTaken {
-                        compacted_idx: self.omni.get_compacted_idx() as u64,
-                        keys: stored.keys.clone(),
-                        key_count: stored.key_count,
-                    });
+                    if io.events.active() {
+                        let keys = if stored.table_serves {
+                            let (first, _) =
+                                self.first_keys(EVENT_SNAPSHOT_KEYS_MAX, usize::MAX)?;
+                            first.into_keys().collect()
+                        } else {
+                            stored.keys.clone()
+                        };
+                        io.events.emit(NodeEvent::SnapshotTaken {
+                            compacted_idx: self.omni.get_compacted_idx() as u64,
+                            keys,
+                            key_count: stored.key_count,
+                        });
+                    }
                     self.snapshot_summary = Some(stored);
                 }
             }
             Err(e) => warn!(target, error = ?e, "snapshot failed"),
         }
+        Ok(())
     }
 }
 

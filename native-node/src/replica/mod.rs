@@ -390,7 +390,7 @@ impl<P: Platform> Replica<P> {
         self.finish_reads(now_us, io)?;
         self.table
             .refresh_digest(self.applied_idx, io.events.active());
-        self.maybe_snapshot(io);
+        self.maybe_snapshot(io)?;
         for (req, reply) in std::mem::take(&mut self.admin_waiting) {
             let resp = self.handle_admin(req, io)?;
             self.effects.admin_replies.push((reply, resp));

@@ -193,7 +193,7 @@ impl<P: Platform> Replica<P> {
     /// The table's first keys, stopping before `keys_max` keys or `bytes_max` bytes of keys and
     /// values (one entry at least), and whether that is all of it. Read by scan pages, so the
     /// work is that of the keys returned.
-    fn first_keys(
+    pub(super) fn first_keys(
         &self,
         keys_max: usize,
         bytes_max: usize,

@@ -40,17 +40,3 @@ pub(crate) fn lend(store: &Store, len: u64, applied_idx: u64) -> Result<KVSnapsh
     }
     Ok(snapshot)
 }
-
-/// The first `n` keys of the committed table, in key order.
-pub(crate) fn first_keys(store: &Store, n: usize) -> Result<Vec<String>, StorageError> {
-    let mut keys = Vec::with_capacity(n.min(1024));
-    for item in store
-        .db()
-        .iterator_cf(store.cf(CF_KV), IteratorMode::Start)
-        .take(n)
-    {
-        let (k, _) = item?;
-        keys.push(key_text(&k)?);
-    }
-    Ok(keys)
-}
