@@ -102,7 +102,9 @@ async fn a_put_is_visible_end_to_end_in_the_event_streams() {
             .collect();
         assert!(snapshots.len() >= 2, "node {id} snapshotted: {snapshots:?}");
         assert!(
-            snapshots.iter().all(|(count, keys)| *keys > 0 || *count == 0),
+            snapshots
+                .iter()
+                .all(|(count, keys)| *keys > 0 || *count == 0),
             "node {id}: a snapshot of live keys without its first keys: {snapshots:?}"
         );
         let seqs: Vec<u64> = of_node.iter().map(|e| e.seq).collect();
