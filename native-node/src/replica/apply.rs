@@ -329,14 +329,9 @@ impl<P: Platform> Replica<P> {
         match result {
             Ok(()) => {
                 if let Some(stored) = self.compaction.take_stored() {
+                    // Only while someone listens: for the table, the keys are a read.
                     if io.events.active() {
-                        let keys = if stored.table_serves {
-                            let (first, _) =
-                                self.first_keys(EVENT_SNAPSHOT_KEYS_MAX, usize::MAX)?;
-                            first.into_keys().collect()
-                        } else {
-                            stored.keys.clone()
-                        };
+                        let keys = self.snapshot_first_keys(&stored, EVENT_SNAPSHOT_KEYS_MAX)?;
                         io.events.emit(NodeEvent::SnapshotTaken {
                             compacted_idx: self.omni.get_compacted_idx() as u64,
                             keys,

@@ -19,6 +19,7 @@ use tracing::info;
 use super::ports::{Platform, StateMachine};
 use super::{Io, Replica, ReplicaError};
 use crate::events::Detail;
+use crate::storage::SnapshotSummary;
 
 /// Minimum spacing of status events when only indices change.
 const STATUS_INTERVAL_US: u64 = 100_000;
@@ -133,17 +134,13 @@ impl<P: Platform> Replica<P> {
         let summary = self.snapshot_summary.as_ref().filter(|_| compacted_idx > 0);
         let (snapshot_key_count, snapshot_keys) = match summary {
             // The table is the snapshot: what it holds now.
-            Some(s) if s.table_serves => {
-                let (first, _) = self.first_keys(DUMP_HEAD_SNAPSHOT_KEYS_MAX, usize::MAX)?;
-                (self.table.key_count(), first.into_keys().collect())
-            }
+            Some(s) if s.table_serves => (
+                self.table.key_count(),
+                self.snapshot_first_keys(s, DUMP_HEAD_SNAPSHOT_KEYS_MAX)?,
+            ),
             Some(s) => (
                 s.key_count,
-                s.keys
-                    .iter()
-                    .take(DUMP_HEAD_SNAPSHOT_KEYS_MAX)
-                    .cloned()
-                    .collect(),
+                self.snapshot_first_keys(s, DUMP_HEAD_SNAPSHOT_KEYS_MAX)?,
             ),
             None => (0, Vec::new()),
         };
@@ -188,6 +185,22 @@ impl<P: Platform> Replica<P> {
         }
         tail.reverse();
         (from_idx as u64, tail)
+    }
+
+    /// The first keys (at most `keys_max`) of the snapshot `summary` describes: read from the
+    /// table when the table serves as the snapshot (the summary holds none then), else the
+    /// summary's own.
+    pub(super) fn snapshot_first_keys(
+        &self,
+        summary: &SnapshotSummary,
+        keys_max: usize,
+    ) -> Result<Vec<String>, ReplicaError> {
+        if summary.table_serves {
+            let (first, _) = self.first_keys(keys_max, usize::MAX)?;
+            Ok(first.into_keys().collect())
+        } else {
+            Ok(summary.keys.iter().take(keys_max).cloned().collect())
+        }
     }
 
     /// The table's first keys, stopping before `keys_max` keys or `bytes_max` bytes of keys and

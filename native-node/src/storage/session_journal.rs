@@ -94,8 +94,9 @@ pub(crate) fn load(store: &Store) -> Result<(Sessions, SessionJournal), StorageE
 impl SessionJournal {
     /// Stages the sessions named in `dirty`, as `sessions` holds them now: one record, or a
     /// fold if the record would pass a bound or `whole` asks for one (the batch replaced every
-    /// session, and `dirty` names them all: the family is cleared before they are written). Called once per batch, just before its write; a batch that is then not written
-    /// must end the process, as the sessions in memory have moved on too.
+    /// session, and `dirty` names them all: the family is cleared before they are written).
+    /// Called once per batch, just before its write; a batch that is then not written must end
+    /// the process, as the sessions in memory have moved on too.
     pub(crate) fn stage(
         &mut self,
         store: &Store,
