@@ -5,8 +5,9 @@
 //!
 //! 1. sends the messages that may leave before the fsync (a leader's accepts, so that the
 //!    followers' fsyncs overlap its own: see `replica::early_release`),
-//! 2. syncs storage (one fsync for everything the batch wrote),
-//! 3. lets the replica finish the turn (apply, snapshot, renew proposals),
+//! 2. syncs storage (one fsync for everything the batch wrote), on the blocking pool, and
+//!    meanwhile lets the replica apply what the batch decided (see `Replica::apply_during_sync`),
+//! 3. lets the replica finish the turn (snapshot, answer reads, renew proposals),
 //! 4. releases what the turn produced: the rest of OmniPaxos' messages (so no Promise or
 //!    Accepted leaves before it is durable) and the replies to clients.
 //!
@@ -37,7 +38,7 @@ use crate::input::{AdminReplyTx, ClientReplyTx, Input, NodeInput};
 use crate::replica::{Effects, Io, Outgoing, Platform, ReleaseBeforeSync, Replica, ReplicaConfig};
 use crate::snapshot_fix::carries_snapshot;
 use crate::storage::identity::{self, Identity};
-use crate::storage::{CompactionLease, KvTable, PaxosLog, Store, StoreLimits};
+use crate::storage::{CompactionLease, KvTable, PaxosLog, StorageError, Store, StoreLimits};
 use crate::transport::{self, Transport};
 use crate::turn_timer::{Phase, TurnTimer};
 
@@ -209,6 +210,9 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
         .await
 }
 
+/// A turn's fsync, running on the blocking pool.
+type SyncTask = tokio::task::JoinHandle<Result<(), StorageError>>;
+
 impl Node {
     async fn run(
         mut self,
@@ -283,7 +287,14 @@ impl Node {
         let reads = self.replica.take_read_index_before_sync(&mut io);
         self.send_messages(before_sync);
         self.send_read_index(reads);
-        self.sync().await?;
+        let syncing = self.start_sync()?;
+        let mut io = Io {
+            links: &mut self.transport,
+            events: &mut self.events,
+        };
+        self.replica.apply_during_sync(now_us, &mut io)?;
+        self.turn_timer.ended(Phase::Apply);
+        Self::synced(syncing).await?;
         self.turn_timer.ended(Phase::Sync);
         let now_us = self.now_us();
         let mut io = Io {
@@ -297,18 +308,28 @@ impl Node {
         Ok(())
     }
 
-    /// Makes the turn's writes durable. The fsync runs on the blocking pool so that this
-    /// thread, which the node's sockets share, reads what arrives meanwhile: the next turn
-    /// starts with it. No input is handled before the fsync ends.
-    async fn sync(&self) -> anyhow::Result<()> {
+    /// Starts making the turn's writes durable. The fsync runs on the blocking pool so that
+    /// this thread, which the node's sockets share, applies the turn's decided entries and
+    /// reads what arrives meanwhile. No input is handled before the fsync ends ([`Self::synced`]).
+    fn start_sync(&self) -> anyhow::Result<Option<SyncTask>> {
         if !self.store.needs_fsync() {
-            return Ok(self.store.sync()?);
+            // Nothing to write: `sync` only checks that no earlier write failed.
+            self.store.sync()?;
+            return Ok(None);
         }
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.sync())
-            .await
-            .context("the fsync task")?
-            .context("syncing the log")
+        Ok(Some(tokio::task::spawn_blocking(move || store.sync())))
+    }
+
+    /// Waits for the fsync [`Self::start_sync`] began, if it began one.
+    async fn synced(syncing: Option<SyncTask>) -> anyhow::Result<()> {
+        match syncing {
+            Some(task) => task
+                .await
+                .context("the fsync task")?
+                .context("syncing the log"),
+            None => Ok(()),
+        }
     }
 
     /// Stops the node before its filesystem fills up: RocksDB out of space mid-write leaves a

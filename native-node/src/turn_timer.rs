@@ -3,7 +3,7 @@
 //! Peers elect a new leader when the leader's heartbeat replies miss a round (`--tick-ms` x
 //! `--election-ticks`), and a turn of the event loop is when those replies go out: a turn longer
 //! than a round changes leaders under load. The warning says which phase of the turn took the
-//! time (handling the batch of inputs, the fsync, or finishing: applying, snapshotting, status),
+//! time (handling the batch of inputs, applying, the fsync, or finishing: snapshotting, status),
 //! so an operator can tell a slow disk from a slow apply. Warnings are rate-limited, with the
 //! number of slow turns in between, so a saturated node does not flood its log.
 
@@ -19,13 +19,15 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub enum Phase {
     /// Handing the batch of inputs to the replica (OmniPaxos writes its log here).
     Inputs,
-    /// The one fsync of everything the batch wrote.
+    /// Applying decided entries, while the fsync runs.
+    Apply,
+    /// What remained of the one fsync of everything the batch wrote once the apply ended.
     Sync,
-    /// Applying decided entries, snapshotting, answering admin requests, the status.
+    /// Snapshotting, answering reads and admin requests, sending, the status.
     Finish,
 }
 
-const PHASES: usize = 3;
+const PHASES: usize = 4;
 
 /// Times the turns of one event loop.
 pub struct TurnTimer {
@@ -87,11 +89,13 @@ impl TurnTimer {
     /// The turn ends: logs a warning when it was slow and none was logged in the last interval.
     pub fn end(&mut self) {
         if let Some(turn) = self.finish(Instant::now()) {
-            let [inputs_ms, sync_ms, finish_ms] = turn.phases.map(|d| d.as_secs_f64() * 1e3);
+            let [inputs_ms, apply_ms, sync_ms, finish_ms] =
+                turn.phases.map(|d| d.as_secs_f64() * 1e3);
             warn!(
                 turn_ms = turn.total.as_secs_f64() * 1e3,
                 inputs = turn.inputs,
                 inputs_ms,
+                apply_ms,
                 sync_ms,
                 finish_ms,
                 slow_turns = self.slow_reported(),
@@ -139,6 +143,7 @@ mod tests {
         timer.begin();
         timer.input();
         timer.ended(Phase::Inputs);
+        timer.ended(Phase::Apply);
         std::thread::sleep(sync);
         timer.ended(Phase::Sync);
         timer.ended(Phase::Finish);
@@ -151,9 +156,9 @@ mod tests {
         assert_eq!(turn(&mut timer, Duration::ZERO), None);
         let slow = turn(&mut timer, Duration::from_millis(60)).expect("reported");
         assert_eq!(slow.inputs, 1);
-        let [inputs, sync, finish] = slow.phases;
+        let [inputs, apply, sync, finish] = slow.phases;
         assert!(sync >= Duration::from_millis(60), "{slow:?}");
-        assert!(inputs < sync && finish < sync, "{slow:?}");
+        assert!(inputs < sync && apply < sync && finish < sync, "{slow:?}");
         assert_eq!(timer.slow_reported(), 1);
     }
 

@@ -8,9 +8,14 @@
 //!    [`Replica::take_messages_before_sync`] and [`Replica::take_read_index_before_sync`]: the
 //!    messages that may leave before the fsync (a leader's accepts, see `early_release`, and
 //!    the read-index protocol's, see `read_index`), for the host to send at once;
-//! 2. sync storage (the host's job: one fsync for everything the turn wrote);
-//! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided,
-//!    snapshots, answers the turn's admin requests (so a dump never shows an entry decided and
+//! 2. sync storage (the host's job: one fsync for everything the turn wrote), and meanwhile, if
+//!    the host can, [`Replica::apply_during_sync`]: it applies what is decided, so that the
+//!    apply's CPU time overlaps the disk's wait instead of following it. That is safe because
+//!    the apply writes only what the log can rebuild (the table, with `Store::write_deferred`),
+//!    a decided entry is durable on a majority whatever this fsync does, and everything the
+//!    apply answers waits in the [`Effects`] until step 3 releases it;
+//! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided
+//!    (unless step 2 did), snapshots, answers the turn's admin requests (so a dump never shows an entry decided and
 //!    not applied), renews proposals after a leader change, and returns the [`Effects`]: messages
 //!    to send and replies to deliver, all of them safe to release because step 2 made what
 //!    they promise durable.
@@ -190,6 +195,8 @@ pub struct Replica<P: Platform> {
     compaction_cut: apply::CompactionCut,
     /// Admin requests of this turn, answered at its end.
     admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
+    /// Whether this turn's decided entries were applied while its fsync ran.
+    applied_during_sync: bool,
     effects: Effects<P>,
 }
 
@@ -229,6 +236,7 @@ impl<P: Platform> Replica<P> {
             outgoing: Vec::new(),
             observed,
             admin_waiting: Vec::new(),
+            applied_during_sync: false,
             effects: Effects::default(),
         })
     }
@@ -378,6 +386,15 @@ impl<P: Platform> Replica<P> {
         self.promise_resends.link_changed(peer);
     }
 
+    /// Applies what the turn's inputs decided, while the host's fsync of the turn runs: see
+    /// the module comment. Optional; `finish_turn` applies if this was not called.
+    pub fn apply_during_sync(&mut self, now_us: u64, io: &mut Io<'_>) -> Result<(), ReplicaError> {
+        self.observe_log(io);
+        self.apply_decided(now_us, io)?;
+        self.applied_during_sync = true;
+        Ok(())
+    }
+
     /// Ends a turn whose writes the host has synced: see the module comment.
     pub fn finish_turn(
         &mut self,
@@ -385,8 +402,10 @@ impl<P: Platform> Replica<P> {
         io: &mut Io<'_>,
     ) -> Result<Effects<P>, ReplicaError> {
         self.take_outgoing(now_us, io);
-        self.observe_log(io);
-        self.apply_decided(now_us, io)?;
+        if !std::mem::take(&mut self.applied_during_sync) {
+            self.observe_log(io);
+            self.apply_decided(now_us, io)?;
+        }
         self.finish_reads(now_us, io)?;
         self.table
             .refresh_digest(self.applied_idx, io.events.active());

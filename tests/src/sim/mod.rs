@@ -4,7 +4,9 @@
 //! step delivers one message, ticks one node, lets one client act, or injects a fault (crash
 //! and restart, a cut or healed link, a broken connection that loses the messages in flight).
 //! Each node's turn is the node process's turn, the same code: `Replica::handle`, then the
-//! host's sync, then `Replica::finish_turn` and the release of its messages and replies.
+//! host's sync (with `Replica::apply_during_sync` before it at even steps, after it at odd ones,
+//! as the node's fsync may or may not keep the apply's writes), then `Replica::finish_turn` and
+//! the release of its messages and replies.
 //!
 //! Storage models power loss: what a node wrote is durable only once its turn synced it
 //! (OmniPaxos' log and state, and the applied table, together, as one RocksDB WAL would keep
@@ -696,6 +698,15 @@ impl Sim {
         if self.crash_here(faults) {
             self.stats.crashes_after_early_sends += u64::from(sent_early);
             return self.crash(id);
+        }
+        // The node applies while its fsync runs, so what the fsync keeps of the table is either
+        // side of the apply; alternate steps take each side.
+        if self.step.is_multiple_of(2) {
+            self.with_replica(id, &peers, &alive, |replica, io| {
+                replica.apply_during_sync(now_us, io)
+            })
+            .expect("the node is up")
+            .unwrap_or_else(|e| panic!("seed {seed}: node {id}: {e}"));
         }
         self.sync(id);
         let effects = self
