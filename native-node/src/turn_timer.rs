@@ -19,7 +19,8 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub enum Phase {
     /// Handing the batch of inputs to the replica (OmniPaxos writes its log here).
     Inputs,
-    /// Applying decided entries, while the fsync runs.
+    /// Sending what may leave before the fsync, starting it, and applying decided entries
+    /// while it runs.
     Apply,
     /// What remained of the one fsync of everything the batch wrote once the apply ended.
     Sync,
