@@ -310,7 +310,8 @@ impl Node {
 
     /// Starts making the turn's writes durable. The fsync runs on the blocking pool so that
     /// this thread, which the node's sockets share, applies the turn's decided entries and
-    /// reads what arrives meanwhile. No input is handled before the fsync ends ([`Self::synced`]).
+    /// reads what arrives meanwhile. No input is handled before the fsync ends
+    /// ([`Self::synced`]).
     fn start_sync(&self) -> anyhow::Result<Option<SyncTask>> {
         if !self.store.needs_fsync() {
             // Nothing to write: `sync` only checks that no earlier write failed.

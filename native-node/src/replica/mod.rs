@@ -15,10 +15,10 @@
 //!    a decided entry is durable on a majority whatever this fsync does, and everything the
 //!    apply answers waits in the [`Effects`] until step 3 releases it;
 //! 3. [`Replica::finish_turn`]: it takes OmniPaxos' outgoing messages, applies what is decided
-//!    (unless step 2 did), snapshots, answers the turn's admin requests (so a dump never shows an entry decided and
-//!    not applied), renews proposals after a leader change, and returns the [`Effects`]: messages
-//!    to send and replies to deliver, all of them safe to release because step 2 made what
-//!    they promise durable.
+//!    (unless step 2 did), snapshots, answers the turn's admin requests (so a dump never shows
+//!    an entry decided and not applied), renews proposals after a leader change, and returns
+//!    the [`Effects`]: messages to send and replies to deliver, all of them safe to release
+//!    because step 2 made what they promise durable.
 //!
 //! Because the same code runs in both hosts, the simulation checks the node's real turn: its
 //! apply loop, its session rule, its delta-snapshot fix and its re-proposals.
