@@ -3,7 +3,8 @@
 # one 3-node cluster on loopback with default flags, WARM_OPS puts (default 150000, 64 clients,
 # 256-byte values over 100k keys) so that the table holds most of its keys, then ROUNDS pairs
 # (default 4) of DUR-second runs (default 10) at 64 clients without and with `--events`, in the
-# order off-on, on-off, ... so that a steady drift favours neither. Prints one line per run:
+# order off-on, on-off, ... so that a steady drift favours neither. The subscribers speak postcard
+# as the page does; EVENTS_ARGS=--events-json makes them ask for JSON. Prints one line per run:
 # the mode, puts/s, and the three nodes' CPU time (user and system, from /proc) per 1,000 puts.
 #
 #   docs/events-cost.sh BINARY
@@ -29,9 +30,9 @@ node_ticks() {
 
 run() {
   local mode=$1 flag="" before after result puts
-  [ "$mode" = on ] && flag="--events"
+  [ "$mode" = on ] && flag="--events ${EVENTS_ARGS:-}"
   before=$(node_ticks)
-  # shellcheck disable=SC2086 # flag is empty or one flag
+  # shellcheck disable=SC2086 # flag is a list of flags, or empty
   result=$("$bin" bench load --endpoint "$endpoints" --clients 64 --duration-s "$dur" $flag \
     --no-progress 2>/dev/null | tail -1)
   after=$(node_ticks)

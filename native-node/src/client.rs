@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use omnikv_core::{
     admin::{AdminRequest, AdminResponse, DumpPage},
@@ -13,6 +14,7 @@ use omnikv_core::{
     limits::DUMP_PAGE_KEYS_MAX,
     scan::{ScanPage, ScanRange},
     txn::{Guard, TxnOp, TxnResult},
+    wire::{Encoding, POSTCARD_PROTOCOL},
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::{tungstenite::Message as WsMessage, MaybeTlsStream, WebSocketStream};
@@ -62,6 +64,27 @@ impl Connection {
         timeout: Duration,
         bearer: Option<&str>,
     ) -> Result<Connection, ConnectionError> {
+        Self::connect(base, endpoint, timeout, bearer, Encoding::Json).await
+    }
+
+    /// [`Connection::open`] in `encoding`: postcard is what the visualizer's page asks for
+    /// (binary frames; read them with [`Connection::recv_binary`]).
+    pub async fn open_in(
+        base: &str,
+        endpoint: &str,
+        timeout: Duration,
+        encoding: Encoding,
+    ) -> Result<Connection, ConnectionError> {
+        Self::connect(base, endpoint, timeout, None, encoding).await
+    }
+
+    async fn connect(
+        base: &str,
+        endpoint: &str,
+        timeout: Duration,
+        bearer: Option<&str>,
+        encoding: Encoding,
+    ) -> Result<Connection, ConnectionError> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("{}/{endpoint}", base.trim_end_matches('/'));
         let connect_err = |reason: String| ConnectionError::Connect {
@@ -77,6 +100,12 @@ impl Connection {
                 .parse()
                 .map_err(|_| connect_err("the secret is not a valid header value".into()))?;
             request.headers_mut().insert("authorization", value);
+        }
+        if encoding == Encoding::Postcard {
+            let protocol = POSTCARD_PROTOCOL.parse().expect("a valid header value");
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocol);
         }
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(crate::ws_conn::READ_BUFFER_BYTES);
@@ -103,13 +132,31 @@ impl Connection {
 
     /// The next text frame.
     pub async fn recv_text(&mut self, timeout: Duration) -> Result<String, ConnectionError> {
+        loop {
+            if let WsMessage::Text(t) = self.recv(timeout).await? {
+                return Ok(t.to_string());
+            }
+        }
+    }
+
+    /// The next binary frame (a postcard connection's, see [`Connection::open_in`]).
+    pub async fn recv_binary(&mut self, timeout: Duration) -> Result<Bytes, ConnectionError> {
+        loop {
+            if let WsMessage::Binary(b) = self.recv(timeout).await? {
+                return Ok(b);
+            }
+        }
+    }
+
+    /// The next text or binary frame; pings, pongs and the like are skipped.
+    async fn recv(&mut self, timeout: Duration) -> Result<WsMessage, ConnectionError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .map_err(|_| ConnectionError::Timeout(timeout))?;
             match next {
-                Some(Ok(WsMessage::Text(t))) => return Ok(t.to_string()),
+                Some(Ok(m @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => return Ok(m),
                 Some(Ok(WsMessage::Close(_))) | None => {
                     return Err(ConnectionError::Lost("closed by the node".into()))
                 }

@@ -249,3 +249,41 @@ async fn read_for(s: &mut Connection, span: Duration) -> Vec<EventEnvelope> {
     }
     events
 }
+
+/// `omnikv bench load --events` holds a subscriber per node while it loads the cluster, and
+/// counts what they hear: in postcard, decoded as the page decodes it, or in JSON with
+/// `--events-json`. A subscriber that asked for one encoding and read the other would count
+/// nothing.
+#[test]
+fn the_benchmark_subscribers_hear_events_in_either_encoding() {
+    let cluster = Cluster::start(3, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, extra) in [("postcard", &[][..]), ("json", &["--events-json"][..])] {
+        let out = dir.path().join(format!("{name}.json"));
+        let status = omnikv_tests::omnikv_command()
+            .args(["bench", "load", "--endpoint", &cluster.urls().join(",")])
+            .args([
+                "--clients",
+                "4",
+                "--ops",
+                "300",
+                "--events",
+                "--no-progress",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}: bench load exited with {status}");
+        let result: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(result["events_subscribers"], 3, "{name}: {result}");
+        let heard = result["events_received"].as_u64().unwrap();
+        assert!(
+            heard >= 300,
+            "{name}: {heard} events for 300 puts: {result}"
+        );
+    }
+}

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use omnikv_core::event::{frame_events, postcard_frame_events};
+use omnikv_core::wire::Encoding;
 
 use super::backends::{self, BackendError, BackendKind, Session, SessionPlan};
 use super::pacing::Pacer;
@@ -45,8 +47,8 @@ pub struct LoadPlan {
     /// ...or after this many operations.
     pub ops: Option<u64>,
     pub warmup: Duration,
-    /// Hold an `/events` subscriber open on every endpoint (OmniKV only).
-    pub events: bool,
+    /// Hold an `/events` subscriber open on every endpoint (OmniKV only), in this encoding.
+    pub events: Option<Encoding>,
     pub request_timeout: Duration,
     pub progress: bool,
 }
@@ -96,9 +98,9 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
     }
     let events_received = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::new();
-    if plan.events && plan.kind == BackendKind::Omnikv {
+    if let (Some(encoding), BackendKind::Omnikv) = (plan.events, plan.kind) {
         for endpoint in &plan.endpoints {
-            subscribers.push(subscribe(endpoint, events_received.clone()).await?);
+            subscribers.push(subscribe(endpoint, encoding, events_received.clone()).await?);
         }
     }
     let shared = Arc::new(Shared {
@@ -169,7 +171,12 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
         key_space: plan.workload.key_space,
         value_bytes: plan.workload.value_bytes,
         write_percent: plan.workload.write_percent,
-        events_subscribers: if plan.events { plan.endpoints.len() } else { 0 },
+        events_subscribers: if plan.events.is_some() {
+            plan.endpoints.len()
+        } else {
+            0
+        },
+        events_json: plan.events == Some(Encoding::Json),
         events_received: events_received.load(Ordering::Relaxed),
         summary: total.summary(elapsed),
         leader_changed,
@@ -229,20 +236,33 @@ async fn client(
     rec
 }
 
+/// Counts the events of every frame: a postcard subscriber decodes each (as the page does), a
+/// JSON one only splits its frames into events.
 async fn subscribe(
     endpoint: &str,
-    frames: Arc<AtomicU64>,
+    encoding: Encoding,
+    events: Arc<AtomicU64>,
 ) -> Result<tokio::task::JoinHandle<()>, BackendError> {
-    let mut conn = Connection::open(endpoint, "events", Duration::from_secs(3))
+    let mut conn = Connection::open_in(endpoint, "events", Duration::from_secs(3), encoding)
         .await
         .map_err(|e| BackendError::Connect {
             endpoint: endpoint.to_owned(),
             reason: e.to_string(),
         })?;
+    let wait = Duration::from_secs(3600);
     Ok(tokio::spawn(async move {
-        while let Ok(frame) = conn.recv_text(Duration::from_secs(3600)).await {
-            let events = omnikv_core::event::frame_events(&frame).count();
-            frames.fetch_add(events as u64, Ordering::Relaxed);
+        loop {
+            let count = match encoding {
+                Encoding::Postcard => match conn.recv_binary(wait).await {
+                    Ok(frame) => postcard_frame_events(&frame).filter(Result::is_ok).count(),
+                    Err(_) => break,
+                },
+                Encoding::Json => match conn.recv_text(wait).await {
+                    Ok(frame) => frame_events(&frame).count(),
+                    Err(_) => break,
+                },
+            };
+            events.fetch_add(count as u64, Ordering::Relaxed);
         }
     }))
 }

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use omnikv_core::limits::TXN_PARTS_MAX;
+use omnikv_core::wire::Encoding;
 
 use backends::BackendKind;
 use workload::WorkloadKind;
@@ -111,9 +112,14 @@ pub struct LoadArgs {
     /// Run unmeasured for this long first.
     #[arg(long, default_value_t = 1000)]
     pub warmup_ms: u64,
-    /// Hold an /events subscriber open on every endpoint (OmniKV), as a visualizer does.
+    /// Hold an /events subscriber open on every endpoint (OmniKV), as a visualizer does: in
+    /// postcard, decoding every event, as the page does.
     #[arg(long)]
     pub events: bool,
+    /// The subscribers of --events ask for JSON instead (as `curl` or a script would), and only
+    /// split frames into events.
+    #[arg(long, requires = "events")]
+    pub events_json: bool,
     /// Open a new client session before every write, counted with it as one operation
     /// (OmniKV): as many client ids as writes, to check that the sessions the cluster keeps
     /// stay bounded.
@@ -286,7 +292,11 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                 duration,
                 ops: a.ops,
                 warmup: Duration::from_millis(if a.ops.is_some() { 0 } else { a.warmup_ms }),
-                events: a.events,
+                events: a.events.then_some(if a.events_json {
+                    Encoding::Json
+                } else {
+                    Encoding::Postcard
+                }),
                 request_timeout: Duration::from_millis(a.timeout_ms),
                 progress: !a.no_progress,
             };

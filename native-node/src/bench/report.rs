@@ -51,7 +51,11 @@ fn describe(r: &LoadResult) -> String {
         (WorkloadKind::Cas, _) => "compare-and-put of the preloaded value".to_owned(),
     };
     let events = if r.events_subscribers > 0 {
-        format!(", {} /events subscribers", r.events_subscribers)
+        let encoding = if r.events_json { "JSON" } else { "postcard" };
+        format!(
+            ", {} /events subscribers ({encoding})",
+            r.events_subscribers
+        )
     } else {
         String::new()
     };

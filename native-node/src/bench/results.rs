@@ -41,12 +41,20 @@ pub struct LoadResult {
     pub write_percent: u8,
     /// `/events` subscribers held open during the run (one per endpoint, or none).
     pub events_subscribers: usize,
+    /// Whether the subscribers asked for JSON rather than the page's postcard (results from
+    /// before it was recorded: JSON, the only encoding their subscribers spoke).
+    #[serde(default = "json_before_it_was_recorded")]
+    pub events_json: bool,
     pub events_received: u64,
     pub summary: Summary,
     /// Whether the leader or its term changed between the start and the end of the
     /// measurement (`None`: could not tell).
     pub leader_changed: Option<bool>,
     pub command: String,
+}
+
+fn json_before_it_was_recorded() -> bool {
+    true
 }
 
 /// One failover trial (`omnikv bench failover`).
@@ -140,6 +148,7 @@ impl LoadResult {
             value_bytes: 256,
             write_percent: 100,
             events_subscribers: 0,
+            events_json: false,
             events_received: 0,
             summary: Summary {
                 ops: 1,
