@@ -40,8 +40,7 @@ pub fn read_page(store: &Store, after: Option<&str>, limit: u32) -> Result<DumpP
         .iterator_cf_opt(store.cf(CF_KV), read, mode)
         .map(|item| {
             let (k, v) = item?;
-            let Versioned { value, mod_index } = versioned::decode(&k, &v)?;
-            let key = String::from_utf8_lossy(&k).into_owned();
+            let (key, Versioned { value, mod_index }) = versioned::decode_entry(&k, &v)?;
             Ok::<_, StorageError>(ScanEntry {
                 key,
                 value,

@@ -118,11 +118,6 @@ pub(crate) fn live_key_count(store: &Store) -> Result<u64, StorageError> {
 }
 
 /// A key of the table as stored: its UTF-8 bytes.
-pub(crate) fn key_text(k: &[u8]) -> Result<String, StorageError> {
-    String::from_utf8(k.to_vec())
-        .map_err(|_| StorageError::Corrupt("a stored key is not UTF-8".into()))
-}
-
 impl KvTable {
     pub fn open(store: Arc<Store>) -> Result<KvTable, StorageError> {
         let (sessions, journal) = session_journal::load(&store)?;
@@ -177,10 +172,8 @@ impl KvTable {
             if out.len() == keys_max {
                 return Ok(None);
             }
-            out.insert(
-                String::from_utf8_lossy(&k).into_owned(),
-                versioned::decode(&k, &v)?,
-            );
+            let (key, value) = versioned::decode_entry(&k, &v)?;
+            out.insert(key, value);
         }
         Ok(Some(out))
     }
@@ -196,9 +189,9 @@ impl KvTable {
             .iterator_cf(self.store.cf(CF_KV), mode)
             .map(|item| {
                 let (k, v) = item?;
-                let Versioned { value, mod_index } = versioned::decode(&k, &v)?;
+                let (key, Versioned { value, mod_index }) = versioned::decode_entry(&k, &v)?;
                 Ok(ScanEntry {
-                    key: key_text(&k)?,
+                    key,
                     value,
                     mod_index,
                 })

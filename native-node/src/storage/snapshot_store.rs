@@ -38,11 +38,6 @@ fn prefixed(tag: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-fn text(b: &[u8]) -> Result<String, StorageError> {
-    String::from_utf8(b.to_vec())
-        .map_err(|_| StorageError::Corrupt("snapshot entry is not UTF-8".into()))
-}
-
 /// Every key `command` reads or writes when it is applied: what a merge of it depends on and
 /// can change.
 pub(crate) fn touched_keys(command: &KVCommand) -> impl Iterator<Item = &str> {
@@ -80,8 +75,8 @@ pub(crate) fn load(store: &Store) -> Result<Option<KVSnapshot>, StorageError> {
         let (key, value) = item?;
         match key.split_first() {
             Some((&LIVE, k)) => {
-                snap.snapshotted
-                    .insert(text(k)?, versioned::decode(k, &value)?);
+                let (key, value) = versioned::decode_entry(k, &value)?;
+                snap.snapshotted.insert(key, value);
             }
             _ if &*key == PRESENT => present = true,
             _ if &*key == SESSIONS => snap.sessions = serde_json::from_slice(&value)?,
@@ -201,7 +196,10 @@ fn live_keys(store: &Store) -> impl Iterator<Item = Result<Vec<u8>, StorageError
 
 /// The first `n` live keys of the stored snapshot, in key order.
 pub(crate) fn first_keys(store: &Store, n: usize) -> Result<Vec<String>, StorageError> {
-    live_keys(store).take(n).map(|k| text(&k?)).collect()
+    live_keys(store)
+        .take(n)
+        .map(|k| versioned::key_text(&k?))
+        .collect()
 }
 
 /// Adds to `batch` the writes that make `new` the stored snapshot, whatever is stored now; gives

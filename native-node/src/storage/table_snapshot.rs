@@ -20,7 +20,6 @@ use omnikv_core::KVSnapshot;
 use rocksdb::IteratorMode;
 
 use super::db::{StorageError, Store, CF_KV};
-use super::kv_table::key_text;
 use super::session_journal::stored_sessions;
 use super::versioned;
 
@@ -35,8 +34,8 @@ pub(crate) fn lend(store: &Store, len: u64, applied_idx: u64) -> Result<KVSnapsh
     };
     for item in store.db().iterator_cf(store.cf(CF_KV), IteratorMode::Start) {
         let (k, v) = item?;
-        let value = versioned::decode(&k, &v)?;
-        snapshot.snapshotted.insert(key_text(&k)?, value);
+        let (key, value) = versioned::decode_entry(&k, &v)?;
+        snapshot.snapshotted.insert(key, value);
     }
     Ok(snapshot)
 }

@@ -20,6 +20,23 @@ pub(crate) fn encode(mod_index: u64, value: &str) -> Vec<u8> {
     bytes
 }
 
+/// A stored key as text. Keys are written from text, so one that is not UTF-8 is corruption,
+/// reported rather than guessed at.
+pub(crate) fn key_text(key: &[u8]) -> Result<String, StorageError> {
+    String::from_utf8(key.to_vec()).map_err(|_| {
+        StorageError::Corrupt(format!(
+            "a stored key is not UTF-8: {:?}",
+            String::from_utf8_lossy(key)
+        ))
+    })
+}
+
+/// A stored pair (of the table, or of the stored snapshot's live keys) as its key's text and
+/// what [`encode`] wrote.
+pub(crate) fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<(String, Versioned), StorageError> {
+    Ok((key_text(key)?, decode(key, bytes)?))
+}
+
 /// Reads back what [`encode`] wrote; `key` names the entry in the error.
 pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Versioned, StorageError> {
     let (mod_index, value) = split(key, bytes)?;
@@ -60,5 +77,19 @@ mod tests {
         );
         assert_eq!(decode(b"k", &encode(3, "")).unwrap().value, "");
         assert!(decode(b"k", b"short").is_err());
+    }
+
+    #[test]
+    fn a_pair_reads_back_as_its_key_and_value_and_a_key_not_utf8_is_corruption() {
+        let (key, v) = decode_entry("clé".as_bytes(), &encode(9, "v")).unwrap();
+        assert_eq!(
+            (key.as_str(), v.value.as_str(), v.mod_index),
+            ("clé", "v", 9)
+        );
+        let err = decode_entry(b"bad\xff", &encode(9, "v")).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Corrupt(why) if why.contains("not UTF-8")),
+            "{err}"
+        );
     }
 }
