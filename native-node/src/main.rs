@@ -5,12 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-
-/// glibc's malloc slowed as a node's heap aged under writes (its free lists grew to walk, 7% of
-/// a loaded node's samples); mimalloc kept the steady rate about 9% higher
-/// (docs/performance-notes.md, section 42).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use omnikv_core::watch::WatchRequest;
 use omnikv_core::{
@@ -25,6 +19,12 @@ use omnikv_node::{
     launcher::DemoConfig,
 };
 use tokio_util::sync::CancellationToken;
+
+/// glibc's malloc slowed as a node's heap aged under writes (its free lists grew to walk, 7% of
+/// a loaded node's samples); mimalloc kept the steady rate about 9% higher
+/// (docs/performance-notes.md, section 42).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

@@ -117,7 +117,6 @@ pub(crate) fn live_key_count(store: &Store) -> Result<u64, StorageError> {
     Ok(n)
 }
 
-/// A key of the table as stored: its UTF-8 bytes.
 impl KvTable {
     pub fn open(store: Arc<Store>) -> Result<KvTable, StorageError> {
         let (sessions, journal) = session_journal::load(&store)?;
