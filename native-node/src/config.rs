@@ -90,6 +90,10 @@ pub struct NodeConfig {
     /// (with `--unsafe-no-snapshot-fix`). Takes effect on an empty data directory.
     #[arg(long, hide = true)]
     pub unsafe_snapshot_copy: bool,
+    /// Handle inputs in turns that each end with their fsync, instead of handling inputs while
+    /// the fsync runs (see `replica::pipeline`). Slower; kept to compare the two.
+    #[arg(long)]
+    pub turn_loop: bool,
     /// Peers whose links start cut (used by the launcher when it restarts a node).
     #[arg(long = "cut", value_delimiter = ',')]
     pub cut_peers: Vec<NodeId>,

@@ -206,15 +206,19 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
             config.tick_ms * config.election_ticks / 2,
         )),
     };
-    node.run(inputs_rx, Duration::from_millis(config.tick_ms), shutdown)
-        .await
+    let tick_period = Duration::from_millis(config.tick_ms);
+    if config.turn_loop {
+        node.run_turns(inputs_rx, tick_period, shutdown).await
+    } else {
+        node.run_overlapped(inputs_rx, tick_period, shutdown).await
+    }
 }
 
 /// A turn's fsync, running on the blocking pool.
 type SyncTask = tokio::task::JoinHandle<Result<(), StorageError>>;
 
 impl Node {
-    async fn run(
+    async fn run_turns(
         mut self,
         mut inputs: mpsc::Receiver<NodeInput>,
         tick_period: Duration,
@@ -258,6 +262,113 @@ impl Node {
         self.release(effects);
         self.store.sync()?;
         info!("node stopped");
+        Ok(())
+    }
+
+    /// The event loop that keeps handling inputs while its fsync runs (see
+    /// `replica::pipeline`): one fsync at a time, the next started as soon as something was
+    /// written or waits for one. A step that takes as long as a turn warns as a turn would.
+    async fn run_overlapped(
+        mut self,
+        mut inputs: mpsc::Receiver<NodeInput>,
+        tick_period: Duration,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(tick_period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut syncing: Option<SyncTask> = None;
+        loop {
+            let stepped = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                res = async {
+                    match syncing.as_mut() {
+                        Some(task) => task.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    syncing = None;
+                    self.turn_timer.begin();
+                    let synced = res
+                        .context("the fsync task")
+                        .and_then(|r| r.context("syncing the log"));
+                    self.replica.sync_finished();
+                    synced.and_then(|()| self.step())
+                }
+                _ = tick.tick() => {
+                    self.turn_timer.begin();
+                    self.handle(Input::Tick).and_then(|()| self.step())
+                }
+                input = inputs.recv() => match input {
+                    Some(input) => {
+                        self.turn_timer.begin();
+                        let mut handled = self.handle(input);
+                        for _ in 0..TURN_INPUTS_MAX {
+                            match inputs.try_recv() {
+                                Ok(input) if handled.is_ok() => handled = self.handle(input),
+                                _ => break,
+                            }
+                        }
+                        self.turn_timer.ended(Phase::Inputs);
+                        handled.and_then(|()| self.step())
+                    }
+                    None => break,
+                },
+            };
+            let started = stepped.and_then(|()| self.start_next_sync(&mut syncing));
+            // A storage failure ends the process here and now (see `fatal`).
+            if let Err(e) = started {
+                crate::fatal::stop(self.id, &format!("{e:#}"));
+            }
+        }
+        if let Some(task) = syncing.take() {
+            task.await
+                .context("the fsync task")?
+                .context("syncing the log")?;
+            self.replica.sync_finished();
+            self.step()?;
+        }
+        let effects = self.replica.shut_down();
+        self.release(effects);
+        self.store.sync()?;
+        info!("node stopped");
+        Ok(())
+    }
+
+    /// A step of the overlapped loop: the turn's work on what was handled so far (or on what
+    /// the fsync that just ended made durable), and what may leave now.
+    fn step(&mut self) -> anyhow::Result<()> {
+        let now_us = self.now_us();
+        let mut io = Io {
+            links: &mut self.transport,
+            events: &mut self.events,
+        };
+        let effects = self.replica.step(now_us, &mut io)?;
+        self.release(effects);
+        self.events.flush_due();
+        self.turn_timer.ended(Phase::Finish);
+        self.turn_timer.end();
+        Ok(())
+    }
+
+    /// Starts an fsync if none runs and something was written or waits for one.
+    fn start_next_sync(&mut self, syncing: &mut Option<SyncTask>) -> anyhow::Result<()> {
+        if syncing.is_some() {
+            return Ok(());
+        }
+        let dirty = self.store.claim_sync();
+        if !dirty && !self.replica.wants_sync() {
+            return Ok(());
+        }
+        self.check_disk()?;
+        self.replica.sync_started();
+        let store = self.store.clone();
+        *syncing = Some(tokio::task::spawn_blocking(move || {
+            if dirty {
+                store.sync_claimed()
+            } else {
+                Ok(())
+            }
+        }));
         Ok(())
     }
 

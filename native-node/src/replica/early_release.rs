@@ -20,6 +20,9 @@
 //! wrote, and a leader's `Prepare` or `AcceptSync` stands on the promise or accepted round it
 //! just wrote. Messages to one peer keep their order: once one of them waits, the rest wait
 //! behind it. Ballot leader election messages touch no storage and leave at once.
+//!
+//! This is the rule of the turn loop (`node --turn-loop`); the default loop handles inputs
+//! while its fsync runs, and `pipeline` holds its rule.
 
 use omnipaxos::messages::{sequence_paxos::PaxosMsg, Message};
 
@@ -35,6 +38,10 @@ pub enum ReleaseBeforeSync {
     /// Every message, a `Promise` or `Accepted` included: unsafe, it promises writes that a
     /// power loss can take back. Only for the simulation to show that it catches this.
     UnsafeAll,
+    /// As `LeaderAccepts` in turns; in the overlapped loop (`pipeline`), a leader's decides
+    /// also leave at once, though their decided index may count its own unsynced copy: unsafe.
+    /// Only for the simulation to show that it catches this.
+    UnsafeDecides,
 }
 
 impl ReleaseBeforeSync {

@@ -20,6 +20,10 @@
 //!    the [`Effects`]: messages to send and replies to deliver, all of them safe to release
 //!    because step 2 made what they promise durable.
 //!
+//! A host that keeps handling inputs while its fsync runs (the node's default loop) calls
+//! [`Replica::step`] instead of steps 1-3 after each batch, and tells the replica where its
+//! fsyncs stand; `pipeline` decides what may leave before which fsync.
+//!
 //! Because the same code runs in both hosts, the simulation checks the node's real turn: its
 //! apply loop, its session rule, its delta-snapshot fix and its re-proposals.
 
@@ -27,6 +31,7 @@ mod apply;
 mod early_release;
 mod late_sync;
 mod own_ballot;
+mod pipeline;
 pub mod ports;
 mod promise_repeats;
 mod read_index;
@@ -197,6 +202,8 @@ pub struct Replica<P: Platform> {
     admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
     /// Whether this turn's decided entries were applied while its fsync ran.
     applied_during_sync: bool,
+    /// For a host that keeps handling inputs while its fsync runs (see `pipeline`).
+    pipeline: pipeline::Pipeline<P>,
     effects: Effects<P>,
 }
 
@@ -237,6 +244,7 @@ impl<P: Platform> Replica<P> {
             observed,
             admin_waiting: Vec::new(),
             applied_during_sync: false,
+            pipeline: pipeline::Pipeline::default(),
             effects: Effects::default(),
         })
     }

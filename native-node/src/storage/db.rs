@@ -261,6 +261,21 @@ impl Store {
         Ok(())
     }
 
+    /// Claims the writes so far for one fsync ([`Store::sync_claimed`]), on the thread that
+    /// writes, so that a write made while that fsync runs asks for the next one. False if
+    /// there is nothing to sync.
+    pub fn claim_sync(&self) -> bool {
+        self.fsync && self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    /// The fsync of the writes [`Store::claim_sync`] claimed (and maybe of later ones).
+    pub fn sync_claimed(&self) -> Result<(), StorageError> {
+        self.check()?;
+        self.db.flush_wal(true).map_err(|e| self.fail(e))?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Bytes free for this process on the store's filesystem.
     pub fn free_bytes(&self) -> std::io::Result<u64> {
         let stat = nix::sys::statvfs::statvfs(&self.path).map_err(std::io::Error::from)?;

@@ -249,7 +249,11 @@ impl Sim {
                     scan,
                     retried,
                 };
-                self.check_answer(&answer);
+                // With `overlap`, the record of decided entries holds only what fsyncs kept,
+                // and may not reach this answer yet: every answer is checked at the end.
+                if !self.config.overlap {
+                    self.check_answer(&answer);
+                }
                 if is_write {
                     let max = self.clients.acked_write_max.max(Some(answer.index));
                     self.clients.acked_write_max = max;

@@ -39,6 +39,7 @@
 
 mod clients;
 pub mod platform;
+mod tentative;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -114,6 +115,10 @@ pub struct SimConfig {
     /// sent behind it: a sync built for a promise the follower has since replaced, as a leader
     /// answering a repeated promise sends one. Off in the standard runs.
     pub sync_replays: bool,
+    /// Whether nodes keep handling inputs while an fsync runs (`Replica::step`), each fsync
+    /// keeping what was written when it started and ending at a later step, rather than turns
+    /// that end with their fsync.
+    pub overlap: bool,
 }
 
 impl SimConfig {
@@ -137,6 +142,7 @@ impl SimConfig {
             queued_outlive_crash: false,
             read_seq_per_run: true,
             sync_replays: false,
+            overlap: false,
         }
     }
 }
@@ -206,6 +212,8 @@ struct SimNode {
     replica: Option<Replica<SimPlatform>>,
     disk: SharedStorage,
     synced: Durable,
+    /// With `overlap`: what the fsync in flight will make durable, taken when it started.
+    in_flight: Option<Durable>,
 }
 
 pub struct Sim {
@@ -221,6 +229,8 @@ pub struct Sim {
     model: Model,
     /// Index up to which each node's decided entries were compared with `decided`.
     checked: BTreeMap<NodeId, u64>,
+    /// With `overlap`: each node's decided entries not yet in `decided` (see `tentative`).
+    tentative: BTreeMap<NodeId, tentative::Tentative>,
     clients: Clients,
     /// Links of restarted nodes not yet up (`staggered_link_ups`), as (restarted, peer).
     link_ups_waiting: Vec<(NodeId, NodeId)>,
@@ -274,6 +284,7 @@ impl Sim {
             decided: Vec::new(),
             model: Model::default(),
             checked: BTreeMap::new(),
+            tentative: BTreeMap::new(),
             clients: Clients::new(),
             link_ups_waiting: Vec::new(),
             step: 0,
@@ -293,6 +304,7 @@ impl Sim {
                     replica: None,
                     disk,
                     synced,
+                    in_flight: None,
                 },
             );
         }
@@ -339,6 +351,17 @@ impl Sim {
                 self.config.seed,
                 self.progress()
             );
+        }
+        if self.config.overlap {
+            self.settle_syncs();
+            for (id, t) in &self.tentative {
+                assert_eq!(
+                    t.waiting(),
+                    0,
+                    "seed {}: node {id} synced decided entries the record never reached",
+                    self.config.seed
+                );
+            }
         }
         self.check_states();
         self.check_answers();
@@ -406,6 +429,8 @@ impl Sim {
         }
         if faults && roll < 0.02 {
             self.fault();
+        } else if self.config.overlap && roll < 0.2 {
+            self.finish_a_sync(faults);
         } else if roll < 0.55 || congested {
             self.deliver(faults);
         } else if roll < 0.85 {
@@ -492,12 +517,16 @@ impl Sim {
         let queued_kept = self.config.queued_outlive_crash && self.rng.gen_bool(0.5);
         let node = self.nodes.get_mut(&id).unwrap();
         node.replica = None;
+        node.in_flight = None;
         for ((from, to), q) in self.links.iter_mut() {
             if (*to == id && !queued_kept) || (*from == id && !sent_arrive) {
                 q.clear();
             }
         }
         self.checked.remove(&id);
+        if let Some(t) = self.tentative.get_mut(&id) {
+            t.crashed();
+        }
     }
 
     /// Starts node `id` on what it last synced, as the node process does after a crash.
@@ -661,6 +690,9 @@ impl Sim {
         if self.nodes[&id].replica.is_none() {
             return;
         }
+        if self.config.overlap {
+            return self.act_overlapped(id, inputs, faults);
+        }
         let peers: Vec<NodeId> = self.ids().into_iter().filter(|&p| p != id).collect();
         let alive: BTreeSet<NodeId> = self.live().into_iter().collect();
         let seed = self.config.seed;
@@ -719,6 +751,106 @@ impl Sim {
             return;
         }
         self.check_decided(id);
+    }
+
+    /// With `overlap`: node `id` handles `inputs` and sends what may leave now; the rest waits
+    /// for its fsyncs. A crash may strike between two sends.
+    fn act_overlapped(&mut self, id: NodeId, inputs: Vec<Input<(), ()>>, faults: bool) {
+        let now_us = self.step * STEP_US;
+        let peers: Vec<NodeId> = self.ids().into_iter().filter(|&p| p != id).collect();
+        let alive: BTreeSet<NodeId> = self.live().into_iter().collect();
+        let seed = self.config.seed;
+        self.with_replica(id, &peers, &alive, |replica, io| {
+            for input in inputs {
+                replica
+                    .handle(input, now_us, io)
+                    .expect("memory storage does not fail");
+            }
+        });
+        // What the inputs decided, before the step's compaction trims it.
+        self.note_decided(id);
+        let effects = self
+            .with_replica(id, &peers, &alive, |replica, io| replica.step(now_us, io))
+            .expect("the node is up")
+            .unwrap_or_else(|e| panic!("seed {seed}: node {id}: {e}"));
+        if self.release(id, effects, faults) {
+            self.start_sync(id);
+        }
+    }
+
+    /// With `overlap`: ends the fsync in flight of a node picked at random, which makes what
+    /// it kept durable and releases what waited for it.
+    fn finish_a_sync(&mut self, faults: bool) {
+        let syncing: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.replica.is_some() && n.in_flight.is_some())
+            .map(|n| n.id)
+            .collect();
+        if syncing.is_empty() {
+            return;
+        }
+        let id = syncing[self.rng.gen_range(0..syncing.len())];
+        self.finish_sync(id, faults);
+    }
+
+    /// With `overlap`: ends node `id`'s fsync in flight and releases what waited for it.
+    fn finish_sync(&mut self, id: NodeId, faults: bool) {
+        let node = self.nodes.get_mut(&id).unwrap();
+        let kept = node.in_flight.take().expect("an fsync in flight");
+        // What the node had decided when the fsync started is now on its disk.
+        let decided =
+            omnipaxos::storage::Storage::get_decided_idx(&kept.log).expect("memory storage") as u64;
+        self.tentative.entry(id).or_default().confirm(decided);
+        self.record_confirmed();
+        let node = self.nodes.get_mut(&id).unwrap();
+        if self.config.sync {
+            node.synced = kept;
+        }
+        let now_us = self.step * STEP_US;
+        let peers: Vec<NodeId> = self.ids().into_iter().filter(|&p| p != id).collect();
+        let alive: BTreeSet<NodeId> = self.live().into_iter().collect();
+        let seed = self.config.seed;
+        let effects = self
+            .with_replica(id, &peers, &alive, |replica, io| {
+                replica.sync_finished();
+                replica.step(now_us, io)
+            })
+            .expect("the node is up")
+            .unwrap_or_else(|e| panic!("seed {seed}: node {id}: {e}"));
+        if self.release(id, effects, faults) {
+            self.start_sync(id);
+        }
+    }
+
+    /// With `overlap`: starts an fsync of node `id` if none runs. Memory has no dirty flag, so
+    /// one always starts; it keeps the log and the table as they are now.
+    fn start_sync(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).unwrap();
+        let Some(replica) = node.replica.as_mut() else {
+            return;
+        };
+        if node.in_flight.is_some() {
+            return;
+        }
+        replica.sync_started();
+        node.in_flight = Some(Durable {
+            log: node.disk.0.borrow().clone(),
+            table: replica.table().clone(),
+        });
+    }
+
+    /// With `overlap`, once the cluster converged: ends every fsync in flight, then syncs each
+    /// node once more, so that everything decided is recorded before the final checks.
+    fn settle_syncs(&mut self) {
+        for _ in 0..2 {
+            for id in self.ids() {
+                self.start_sync(id);
+                if self.nodes[&id].in_flight.is_some() {
+                    self.finish_sync(id, false);
+                }
+            }
+        }
     }
 
     /// Runs `f` on node `id`'s replica with its view of the network, if the node is up.
@@ -808,11 +940,66 @@ impl Sim {
         true
     }
 
+    /// Records (or compares with the record) the entries node `id` has decided beyond those
+    /// already compared. With `overlap`, a node may decide on its own copy before its fsync
+    /// covers it, so only what an ended fsync kept counts (`check_durable`).
     fn check_decided(&mut self, id: NodeId) {
+        if self.config.overlap {
+            return;
+        }
+        let Some(replica) = self.nodes[&id].replica.as_ref() else {
+            return;
+        };
+        let (from, entries) = self.unchecked_decided(id, replica.omni());
+        self.record_decided(id, from, entries);
+    }
+
+    /// With `overlap`: notes what node `id` has decided (see `tentative`).
+    fn note_decided(&mut self, id: NodeId) {
         let Some(replica) = self.nodes[&id].replica.as_ref() else {
             return;
         };
         let omni = replica.omni();
+        let t = self.tentative.entry(id).or_default();
+        let from = t.next().max(omni.get_compacted_idx() as u64);
+        let decided_idx = omni.get_decided_idx() as u64;
+        if from >= decided_idx {
+            return;
+        }
+        let entries = omni
+            .read_entries(from as usize..decided_idx as usize)
+            .unwrap_or_default();
+        let context = format!("seed {} step {}: node {id}", self.config.seed, self.step);
+        t.note(from, entries, &context);
+    }
+
+    /// With `overlap`: moves the entries fsyncs have confirmed into the record, as far as the
+    /// record reaches, comparing those it holds.
+    fn record_confirmed(&mut self) {
+        loop {
+            let mut moved = false;
+            let ids: Vec<NodeId> = self.tentative.keys().copied().collect();
+            for id in ids {
+                let len = self.decided.len() as u64;
+                let Some((idx, cmd)) = self.tentative.get_mut(&id).unwrap().take_confirmed(len)
+                else {
+                    continue;
+                };
+                moved = true;
+                self.record_decided(id, idx, vec![LogEntry::Decided(cmd)]);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Node `id`'s decided entries not yet compared with the record, and where they start.
+    fn unchecked_decided(
+        &self,
+        id: NodeId,
+        omni: &OmniPaxos<KVCommand, SharedStorage>,
+    ) -> (u64, Vec<LogEntry<KVCommand>>) {
         let decided_idx = omni.get_decided_idx() as u64;
         let from = self
             .checked
@@ -821,11 +1008,15 @@ impl Sim {
             .unwrap_or(0)
             .max(omni.get_compacted_idx() as u64);
         if from >= decided_idx {
-            return;
+            return (from, Vec::new());
         }
         let entries = omni
             .read_entries(from as usize..decided_idx as usize)
             .unwrap_or_default();
+        (from, entries)
+    }
+
+    fn record_decided(&mut self, id: NodeId, from: u64, entries: Vec<LogEntry<KVCommand>>) {
         let mut idx = from;
         for e in entries {
             match e {
@@ -856,7 +1047,9 @@ impl Sim {
                 ),
             }
         }
-        self.checked.insert(id, decided_idx);
+        if idx > from {
+            self.checked.insert(id, idx);
+        }
     }
 
     fn fold(&self, upto: u64) -> KVSnapshot {
@@ -876,6 +1069,12 @@ impl Sim {
             // A node that installed a wrong snapshot can claim entries the cluster never
             // decided (the upstream catch-up bug, without `snapshot_fix`).
             let decided_len = self.decided.len() as u64;
+            // With `overlap`, a node applies what it decided before its fsync covers it, and
+            // the record holds only what fsyncs kept: its table is compared once the record
+            // reaches it (at the end, every node's is).
+            if self.config.overlap && table.applied_idx > decided_len {
+                continue;
+            }
             assert!(
                 table.applied_idx <= decided_len,
                 "seed {} step {}: node {} applied state differs from the decided log: applied to {}, past its {decided_len} entries",
@@ -904,6 +1103,10 @@ impl Sim {
             // Up to where the node's snapshot and decided suffix reach: a snapshot handed over
             // by OmniPaxos can end beyond the node's decided index (see `decided_prefix`).
             let prefix = decided_prefix(replica.omni());
+            // With `overlap`, the same: compared once the record reaches it.
+            if self.config.overlap && prefix.len > decided_len {
+                continue;
+            }
             assert!(
                 prefix.len <= decided_len,
                 "seed {} step {}: node {} snapshot + suffix differs from the decided log: it ends at {}, past its {decided_len} entries",
