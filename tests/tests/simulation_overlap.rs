@@ -1,7 +1,7 @@
 //! The deterministic simulation (see `omnikv_tests::sim`) with nodes that keep handling inputs
 //! while their fsync runs (`SimConfig::overlap`): each fsync keeps what was written when it
 //! started and ends at a later step, and a crash in between loses it. `OMNIKV_SIM_SEEDS` sets
-//! how many seeds (default 300 per cluster size). The last tests send everything at once, send
+//! how many seeds (default 1000 per cluster size). The last tests send everything at once, send
 //! a leader's decides before its own copy is durable, or never sync, and require the
 //! simulation to catch it.
 
@@ -13,7 +13,7 @@ fn seeds() -> std::ops::Range<u64> {
     let n: u64 = std::env::var("OMNIKV_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1000);
     let first: u64 = std::env::var("OMNIKV_SIM_FIRST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
