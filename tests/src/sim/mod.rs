@@ -207,6 +207,16 @@ struct Durable {
     table: SimTable,
 }
 
+impl Durable {
+    /// What node storage `disk` and its replica's table hold now.
+    fn of(disk: &SharedStorage, replica: &Replica<SimPlatform>) -> Durable {
+        Durable {
+            log: disk.0.borrow().clone(),
+            table: replica.table().clone(),
+        }
+    }
+}
+
 struct SimNode {
     id: NodeId,
     replica: Option<Replica<SimPlatform>>,
@@ -247,6 +257,23 @@ const BURST_PER_LINK_MAX: usize = 4;
 const ELECTION_TICKS: u64 = 5;
 /// Simulated time per step.
 const STEP_US: u64 = 1000;
+
+/// The entries `omni` has decided from index `at_least` (or its compacted index, if later), and
+/// where they start: nothing if it has decided no more.
+fn decided_entries(
+    omni: &OmniPaxos<KVCommand, SharedStorage>,
+    at_least: u64,
+) -> (u64, Vec<LogEntry<KVCommand>>) {
+    let from = at_least.max(omni.get_compacted_idx() as u64);
+    let decided_idx = omni.get_decided_idx() as u64;
+    if from >= decided_idx {
+        return (from, Vec::new());
+    }
+    let entries = omni
+        .read_entries(from as usize..decided_idx as usize)
+        .unwrap_or_default();
+    (from, entries)
+}
 
 fn build(id: NodeId, nodes: u64, disk: SharedStorage) -> OmniPaxos<KVCommand, SharedStorage> {
     let server = ServerConfig {
@@ -834,10 +861,7 @@ impl Sim {
             return;
         }
         replica.sync_started();
-        node.in_flight = Some(Durable {
-            log: node.disk.0.borrow().clone(),
-            table: replica.table().clone(),
-        });
+        node.in_flight = Some(Durable::of(&node.disk, replica));
     }
 
     /// With `overlap`, once the cluster converged: ends every fsync in flight, then syncs each
@@ -884,10 +908,7 @@ impl Sim {
         let Some(replica) = node.replica.as_ref() else {
             return;
         };
-        node.synced = Durable {
-            log: node.disk.0.borrow().clone(),
-            table: replica.table().clone(),
-        };
+        node.synced = Durable::of(&node.disk, replica);
     }
 
     /// Sends a turn's messages, then its replies; false if the node crashed on the way.
@@ -942,7 +963,8 @@ impl Sim {
 
     /// Records (or compares with the record) the entries node `id` has decided beyond those
     /// already compared. With `overlap`, a node may decide on its own copy before its fsync
-    /// covers it, so only what an ended fsync kept counts (`check_durable`).
+    /// covers it, so its entries count only once an ended fsync covers them (`note_decided`,
+    /// `record_confirmed`).
     fn check_decided(&mut self, id: NodeId) {
         if self.config.overlap {
             return;
@@ -950,8 +972,12 @@ impl Sim {
         let Some(replica) = self.nodes[&id].replica.as_ref() else {
             return;
         };
-        let (from, entries) = self.unchecked_decided(id, replica.omni());
-        self.record_decided(id, from, entries);
+        let checked = self.checked.get(&id).copied().unwrap_or(0);
+        let (from, entries) = decided_entries(replica.omni(), checked);
+        let end = self.record_decided(id, from, entries);
+        if end > from {
+            self.checked.insert(id, end);
+        }
     }
 
     /// With `overlap`: notes what node `id` has decided (see `tentative`).
@@ -959,16 +985,8 @@ impl Sim {
         let Some(replica) = self.nodes[&id].replica.as_ref() else {
             return;
         };
-        let omni = replica.omni();
         let t = self.tentative.entry(id).or_default();
-        let from = t.next().max(omni.get_compacted_idx() as u64);
-        let decided_idx = omni.get_decided_idx() as u64;
-        if from >= decided_idx {
-            return;
-        }
-        let entries = omni
-            .read_entries(from as usize..decided_idx as usize)
-            .unwrap_or_default();
+        let (from, entries) = decided_entries(replica.omni(), t.next());
         let context = format!("seed {} step {}: node {id}", self.config.seed, self.step);
         t.note(from, entries, &context);
     }
@@ -994,29 +1012,9 @@ impl Sim {
         }
     }
 
-    /// Node `id`'s decided entries not yet compared with the record, and where they start.
-    fn unchecked_decided(
-        &self,
-        id: NodeId,
-        omni: &OmniPaxos<KVCommand, SharedStorage>,
-    ) -> (u64, Vec<LogEntry<KVCommand>>) {
-        let decided_idx = omni.get_decided_idx() as u64;
-        let from = self
-            .checked
-            .get(&id)
-            .copied()
-            .unwrap_or(0)
-            .max(omni.get_compacted_idx() as u64);
-        if from >= decided_idx {
-            return (from, Vec::new());
-        }
-        let entries = omni
-            .read_entries(from as usize..decided_idx as usize)
-            .unwrap_or_default();
-        (from, entries)
-    }
-
-    fn record_decided(&mut self, id: NodeId, from: u64, entries: Vec<LogEntry<KVCommand>>) {
+    /// Compares node `id`'s decided `entries`, read from index `from`, with the record and
+    /// extends it; returns the index after the last.
+    fn record_decided(&mut self, id: NodeId, from: u64, entries: Vec<LogEntry<KVCommand>>) -> u64 {
         let mut idx = from;
         for e in entries {
             match e {
@@ -1047,9 +1045,7 @@ impl Sim {
                 ),
             }
         }
-        if idx > from {
-            self.checked.insert(id, idx);
-        }
+        idx
     }
 
     fn fold(&self, upto: u64) -> KVSnapshot {
