@@ -386,13 +386,13 @@ async fn events(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = ws.split();
-    let subscription = bus.subscribe(encoding);
-    let mut rx = subscription.frames;
-    if let Some(status) = subscription.status.and_then(|s| s.message(encoding)) {
+    let mut subscription = bus.subscribe(encoding);
+    if let Some(status) = subscription.status().and_then(|s| s.message(encoding)) {
         timeout(WRITE_TIMEOUT, sink.send(status))
             .await
             .context("subscriber not reading")??;
     }
+    let rx = subscription.frames();
     let mut ping = ping_ticker();
     let mut heard_at = Instant::now();
     loop {

@@ -16,8 +16,11 @@ use omnikv_core::{
     txn::{Guard, TxnOp, TxnResult},
     wire::{Encoding, POSTCARD_PROTOCOL},
 };
+use serde::{de::DeserializeOwned, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{tungstenite::Message as WsMessage, MaybeTlsStream, WebSocketStream};
+
+use crate::ws_frames;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -41,9 +44,15 @@ pub enum ConnectionError {
     Decode(String),
 }
 
+/// Largest reply decoded. The WebSocket's own message limit (tungstenite's default, 64 MiB)
+/// already bounds what arrives; this names the same bound for the decoder.
+const REPLY_BYTES_MAX: usize = 64 << 20;
+
 /// One WebSocket connection to one endpoint of one node.
 pub struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// What requests are written in, and replies expected in (the upgrade's subprotocol).
+    encoding: Encoding,
 }
 
 impl Connection {
@@ -111,7 +120,7 @@ impl Connection {
             .read_buffer_size(crate::ws_conn::READ_BUFFER_BYTES);
         let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
         match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok((ws, _))) => Ok(Connection { ws }),
+            Ok(Ok((ws, _))) => Ok(Connection { ws, encoding }),
             Ok(Err(e)) => Err(ConnectionError::Connect {
                 url,
                 reason: e.to_string(),
@@ -166,17 +175,34 @@ impl Connection {
         }
     }
 
+    /// Sends `value` in the connection's encoding.
+    async fn send_value<T: Serialize>(&mut self, value: &T) -> Result<(), ConnectionError> {
+        self.ws
+            .send(ws_frames::frame(self.encoding, value))
+            .await
+            .map_err(|e| ConnectionError::Lost(e.to_string()))
+    }
+
+    /// The next reply, decoded in the encoding its frame's type says.
+    async fn recv_value<T: DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T, ConnectionError> {
+        let msg = self.recv(timeout).await?;
+        match ws_frames::decode(&msg, REPLY_BYTES_MAX) {
+            Some(decoded) => decoded.map_err(|e| ConnectionError::Decode(e.to_string())),
+            None => Err(ConnectionError::Decode("not a data frame".into())),
+        }
+    }
+
     pub async fn request(
         &mut self,
         req: &ClientRequest,
         timeout: Duration,
     ) -> Result<ClientResponse, ConnectionError> {
-        self.send_text(serde_json::to_string(req).expect("requests serialise"))
-            .await?;
+        self.send_value(req).await?;
         loop {
-            let text = self.recv_text(timeout).await?;
-            let resp: ClientResponse =
-                serde_json::from_str(&text).map_err(|e| ConnectionError::Decode(e.to_string()))?;
+            let resp: ClientResponse = self.recv_value(timeout).await?;
             let matches = match &resp {
                 ClientResponse::Ok { id, .. } => *id == req.id,
                 ClientResponse::Err { id, .. } => id.is_none_or(|id| id == req.id),
@@ -193,10 +219,8 @@ impl Connection {
         req: &AdminRequest,
         timeout: Duration,
     ) -> Result<AdminResponse, ConnectionError> {
-        self.send_text(serde_json::to_string(req).expect("requests serialise"))
-            .await?;
-        let text = self.recv_text(timeout).await?;
-        serde_json::from_str(&text).map_err(|e| ConnectionError::Decode(e.to_string()))
+        self.send_value(req).await?;
+        self.recv_value(timeout).await
     }
 }
 

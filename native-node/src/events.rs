@@ -2,7 +2,8 @@
 //!
 //! Publishing never blocks the event loop: events go into a bounded broadcast ring, and a
 //! subscriber that falls behind loses the oldest events and is told how many (`lagged`).
-//! Nothing is serialised when nobody listens.
+//! Nothing is serialised when nobody listens, and an encoding only while a subscriber asked for
+//! it.
 //!
 //! Events are gathered for [`EVENT_FLUSH_INTERVAL`] and published as one frame ([`EventFrame`],
 //! in each of the wire's encodings a subscriber asked for): a watcher gets one message per frame rather than one per event, and a page, which
@@ -49,43 +50,66 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A burst of events: JSON, one envelope per line, and, while a subscriber asked for it,
-/// postcard, envelopes one after another. JSON is always written: the status frame is kept for
-/// later subscribers, and tools subscribe in JSON.
+/// A burst of events in each encoding a subscriber asked for while it was gathered: JSON, one
+/// envelope per line, and postcard, envelopes one after another. A frame kept for later
+/// subscribers (the status, a lag notice) is written in both.
 #[derive(Debug, Default)]
 pub struct EventFrame {
+    /// Empty when no JSON subscriber listened while the frame was gathered.
     pub json: String,
     /// Empty when no postcard subscriber listened while the frame was gathered.
     pub postcard: Vec<u8>,
 }
 
+/// Which encodings a frame is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wanted {
+    json: bool,
+    postcard: bool,
+}
+
+impl Wanted {
+    const BOTH: Wanted = Wanted {
+        json: true,
+        postcard: true,
+    };
+}
+
 impl EventFrame {
     fn of(env: &EventEnvelope) -> EventFrame {
         let mut frame = EventFrame::default();
-        frame.push(env, true);
+        frame.push(env, Wanted::BOTH);
         frame
     }
 
-    fn push(&mut self, env: &EventEnvelope, postcard: bool) {
-        if !self.json.is_empty() {
-            self.json.push('\n');
+    fn push(&mut self, env: &EventEnvelope, wanted: Wanted) {
+        if wanted.json {
+            if !self.json.is_empty() {
+                self.json.push('\n');
+            }
+            let line = serde_json::to_string(env).expect("events serialise");
+            self.json.push_str(&line);
         }
-        let line = serde_json::to_string(env).expect("events serialise");
-        self.json.push_str(&line);
-        if postcard {
+        if wanted.postcard {
             encode_postcard_into(env, &mut self.postcard);
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.json.is_empty()
+        self.json.is_empty() && self.postcard.is_empty()
     }
 
-    /// The frame as `encoding` writes it; `None` for a postcard frame gathered before its
-    /// subscriber came (the sequence numbers it then skips tell it so).
+    /// The larger of the frame's encodings, in bytes.
+    fn len(&self) -> usize {
+        self.json.len().max(self.postcard.len())
+    }
+
+    /// The frame as `encoding` writes it; `None` for a frame gathered before a subscriber in
+    /// that encoding came (the sequence numbers it then skips tell it so).
     pub fn message(&self, encoding: Encoding) -> Option<tokio_tungstenite::tungstenite::Message> {
         use tokio_tungstenite::tungstenite::Message;
         match encoding {
+            Encoding::Json if self.json.is_empty() => None,
             Encoding::Json => Some(Message::text(self.json.as_str())),
             Encoding::Postcard if self.postcard.is_empty() => None,
             Encoding::Postcard => Some(Message::binary(self.postcard.clone())),
@@ -93,18 +117,30 @@ impl EventFrame {
     }
 }
 
-/// A subscription to the bus; while it lives, events are also encoded in its encoding.
+/// A subscription to the bus; while it lives, events are encoded in its encoding.
+/// Its parts are reached through it, so that the count of its encoding's listeners lives
+/// exactly as long as its receiver.
 pub struct Subscription {
-    /// The latest status, for the subscriber to start from.
-    pub status: Option<Arc<EventFrame>>,
-    pub frames: broadcast::Receiver<Arc<EventFrame>>,
-    /// Counts a postcard subscriber until it is dropped.
-    _postcard: Option<PostcardListener>,
+    status: Option<Arc<EventFrame>>,
+    frames: broadcast::Receiver<Arc<EventFrame>>,
+    /// Counts the subscriber in its encoding until it is dropped.
+    _listener: Listener,
 }
 
-struct PostcardListener(Arc<AtomicUsize>);
+impl Subscription {
+    /// The latest status when it subscribed, for the subscriber to start from.
+    pub fn status(&self) -> Option<&Arc<EventFrame>> {
+        self.status.as_ref()
+    }
 
-impl Drop for PostcardListener {
+    pub fn frames(&mut self) -> &mut broadcast::Receiver<Arc<EventFrame>> {
+        &mut self.frames
+    }
+}
+
+struct Listener(Arc<AtomicUsize>);
+
+impl Drop for Listener {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -116,7 +152,9 @@ pub struct EventBus {
     tx: broadcast::Sender<Arc<EventFrame>>,
     /// The latest status frame, sent first to every new subscriber.
     latest_status: Arc<Mutex<Option<Arc<EventFrame>>>>,
-    /// Subscribers that asked for postcard: events are encoded in it only while there are any.
+    /// Subscribers that asked for JSON, and for postcard: events are encoded in each only while
+    /// it has any.
+    json_listeners: Arc<AtomicUsize>,
     postcard_listeners: Arc<AtomicUsize>,
 }
 
@@ -142,6 +180,7 @@ impl EventBus {
             node,
             tx,
             latest_status: Arc::new(Mutex::new(None)),
+            json_listeners: Arc::new(AtomicUsize::new(0)),
             postcard_listeners: Arc::new(AtomicUsize::new(0)),
         };
         let publisher = EventPublisher {
@@ -158,16 +197,18 @@ impl EventBus {
     }
 
     pub fn subscribe(&self, encoding: Encoding) -> Subscription {
-        let postcard = (encoding == Encoding::Postcard).then(|| {
-            self.postcard_listeners.fetch_add(1, Ordering::Relaxed);
-            PostcardListener(self.postcard_listeners.clone())
-        });
+        let count = match encoding {
+            Encoding::Json => &self.json_listeners,
+            Encoding::Postcard => &self.postcard_listeners,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        let listener = Listener(count.clone());
         let frames = self.tx.subscribe();
         let status = self.latest_status.lock().expect("not poisoned").clone();
         Subscription {
             status,
             frames,
-            _postcard: postcard,
+            _listener: listener,
         }
     }
 
@@ -253,10 +294,12 @@ impl EventPublisher {
         if !self.active() {
             return;
         }
-        let postcard = self.bus.postcard_listeners.load(Ordering::Relaxed) > 0;
-        self.pending.push(&env, postcard);
-        // JSON is the longer of the two encodings: it bounds both.
-        if self.pending.json.len() >= EVENT_FRAME_BYTES_MAX {
+        let wanted = Wanted {
+            json: self.bus.json_listeners.load(Ordering::Relaxed) > 0,
+            postcard: self.bus.postcard_listeners.load(Ordering::Relaxed) > 0,
+        };
+        self.pending.push(&env, wanted);
+        if self.pending.len() >= EVENT_FRAME_BYTES_MAX {
             self.flush();
         }
     }
@@ -450,7 +493,8 @@ mod tests {
             !publisher.wants_detail(Detail::Message),
             "nothing is built for nobody"
         );
-        let mut rx = bus.subscribe(Encoding::Json).frames;
+        let mut rx_sub = bus.subscribe(Encoding::Json);
+        let rx = rx_sub.frames();
         let granted = (0..1000)
             .filter(|_| publisher.wants_detail(Detail::Message))
             .count();
@@ -494,12 +538,10 @@ mod tests {
             commands: vec![put(1)],
             skipped_duplicates: 0,
         });
-        let Subscription {
-            status: cached,
-            frames: mut rx,
-            ..
-        } = bus.subscribe(Encoding::Json);
-        let cached: EventEnvelope = serde_json::from_str(&cached.unwrap().json).unwrap();
+        let mut subscription = bus.subscribe(Encoding::Json);
+        let cached: EventEnvelope =
+            serde_json::from_str(&subscription.status().unwrap().json).unwrap();
+        let rx = subscription.frames();
         publisher.status(status());
         publisher.flush();
         let frame = rx.try_recv().unwrap();
@@ -515,9 +557,10 @@ mod tests {
     #[test]
     fn events_of_a_flush_interval_share_one_frame() {
         let (bus, mut publisher) = EventBus::new(2);
-        // Kept whole: its postcard listener must live while the frame is gathered.
-        let subscription = bus.subscribe(Encoding::Postcard);
-        let mut rx = subscription.frames;
+        // Kept whole: its listener must live while the frame is gathered.
+        let _postcard = bus.subscribe(Encoding::Postcard);
+        let mut rx_sub = bus.subscribe(Encoding::Json);
+        let rx = rx_sub.frames();
         for peer in 1..=3 {
             publisher.emit(NodeEvent::LinkChanged {
                 peer,
@@ -545,7 +588,8 @@ mod tests {
     #[test]
     fn events_are_encoded_in_postcard_only_while_a_subscriber_asked_for_it() {
         let (bus, mut publisher) = EventBus::new(2);
-        let mut json = bus.subscribe(Encoding::Json).frames;
+        let mut json_sub = bus.subscribe(Encoding::Json);
+        let json = json_sub.frames();
         let link = NodeEvent::LinkChanged {
             peer: 1,
             connected: true,
@@ -563,6 +607,32 @@ mod tests {
         let frame = json.try_recv().unwrap();
         assert!(frame.postcard.is_empty());
         assert!(frame.message(Encoding::Postcard).is_none());
+    }
+
+    #[test]
+    fn events_are_encoded_in_json_only_while_a_subscriber_asked_for_it() {
+        let (bus, mut publisher) = EventBus::new(2);
+        let mut postcard_sub = bus.subscribe(Encoding::Postcard);
+        let postcard = postcard_sub.frames();
+        let link = NodeEvent::LinkChanged {
+            peer: 1,
+            connected: true,
+        };
+        publisher.emit(link.clone());
+        publisher.flush();
+        let frame = postcard.try_recv().unwrap();
+        assert!(frame.json.is_empty() && !frame.postcard.is_empty());
+        assert!(frame.message(Encoding::Json).is_none());
+        let json = bus.subscribe(Encoding::Json);
+        publisher.emit(link);
+        publisher.flush();
+        assert!(!postcard.try_recv().unwrap().json.is_empty());
+        // The status and a lag notice are kept for whoever subscribes next: in both.
+        publisher.status(status());
+        let later = bus.subscribe(Encoding::Postcard);
+        let cached = later.status().unwrap();
+        assert!(!cached.json.is_empty() && !cached.postcard.is_empty());
+        drop(json);
     }
 
     fn status() -> NodeStatus {
@@ -609,7 +679,8 @@ mod tests {
     #[test]
     fn log_runs_of_a_frame_merge_and_keep_their_order() {
         let (bus, mut publisher) = EventBus::new(1);
-        let mut rx = bus.subscribe(Encoding::Json).frames;
+        let mut rx_sub = bus.subscribe(Encoding::Json);
+        let rx = rx_sub.frames();
         for turn in 0..3u64 {
             publisher.emit(NodeEvent::EntriesAppended {
                 from_idx: 2 * turn,
@@ -634,7 +705,7 @@ mod tests {
         // A link event describes state, so every log event emitted before it goes out first;
         // an applied run held after it waits for the next state event or the frame's end, and
         // may follow the next turn's appended run (each kind keeps its own order).
-        let events = published(&mut publisher, &mut rx);
+        let events = published(&mut publisher, rx);
         let kinds: Vec<String> = events
             .iter()
             .map(|e| {
@@ -694,7 +765,7 @@ mod tests {
                 skipped_duplicates: 1,
             });
         }
-        let events = published(&mut publisher, &mut rx);
+        let events = published(&mut publisher, rx);
         assert_eq!(events.len(), 5, "{events:?}");
         assert!(events.contains(&NodeEvent::EntriesAppended {
             from_idx: 6,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use omnikv_core::wire::Encoding;
 use tokio::task::JoinSet;
 
 use super::backends::{self, BackendError, BackendKind, Session};
@@ -83,7 +84,8 @@ pub async fn trial(
 
 /// One write on a fresh session; returns when it was acknowledged.
 async fn attempt(kind: BackendKind, endpoint: String, n: usize) -> Result<Instant, BackendError> {
-    let mut session = Session::open(kind, &endpoint, ATTEMPT_TIMEOUT, false).await?;
+    let mut session =
+        Session::open(kind, &endpoint, ATTEMPT_TIMEOUT, false, Encoding::Postcard).await?;
     let op = Op::Put {
         key: format!("failover-{n}"),
         value: "x".into(),

@@ -42,6 +42,8 @@ pub struct LoadPlan {
     pub workload: Workload,
     /// Every write on a new client session (OmniKV): see `--session-per-op`.
     pub session_per_op: bool,
+    /// What OmniKV's clients write on `/client`.
+    pub client_encoding: Encoding,
     /// Stop after this long (measured part, warm-up excluded)...
     pub duration: Option<Duration>,
     /// ...or after this many operations.
@@ -77,6 +79,7 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
         connections: plan.connections,
         timeout: plan.request_timeout,
         session_per_op: plan.session_per_op,
+        encoding: plan.client_encoding,
     })
     .await?;
     if plan.workload.needs_preload() {
@@ -177,6 +180,7 @@ pub async fn run(plan: LoadPlan) -> Result<LoadResult, LoadError> {
             0
         },
         events_json: plan.events == Some(Encoding::Json),
+        client_json: plan.client_encoding == Encoding::Json,
         events_received: events_received.load(Ordering::Relaxed),
         summary: total.summary(elapsed),
         leader_changed,

@@ -120,6 +120,10 @@ pub struct LoadArgs {
     /// split frames into events.
     #[arg(long, requires = "events")]
     pub events_json: bool,
+    /// OmniKV's clients write JSON on `/client` (as `omnikv put` and scripts do) rather than
+    /// postcard, the page's binary encoding.
+    #[arg(long)]
+    pub client_json: bool,
     /// Open a new client session before every write, counted with it as one operation
     /// (OmniKV): as many client ids as writes, to check that the sessions the cluster keeps
     /// stay bounded.
@@ -289,6 +293,11 @@ pub async fn run(cmd: BenchCommand) -> Result<(), BenchError> {
                     distinct_deletes: a.distinct_deletes,
                 },
                 session_per_op: a.session_per_op,
+                client_encoding: if a.client_json {
+                    Encoding::Json
+                } else {
+                    Encoding::Postcard
+                },
                 duration,
                 ops: a.ops,
                 warmup: Duration::from_millis(if a.ops.is_some() { 0 } else { a.warmup_ms }),
@@ -413,6 +422,7 @@ async fn fill(a: FillArgs) -> Result<(), BenchError> {
         connections: 0,
         timeout: Duration::from_millis(a.timeout_ms),
         session_per_op: false,
+        encoding: Encoding::Postcard,
     })
     .await?;
     let plan = preload::Fill {

@@ -59,12 +59,17 @@ fn describe(r: &LoadResult) -> String {
     } else {
         String::new()
     };
+    let clients = if r.backend == BackendKind::Omnikv && r.client_json {
+        ", JSON clients"
+    } else {
+        ""
+    };
     let pace = match r.offered_per_s {
         Some(rate) => format!(", open loop at {rate:.0}/s offered"),
         None => String::new(),
     };
     format!(
-        "{mix}, {} B values, {} keys{events}{pace}",
+        "{mix}, {} B values, {} keys{clients}{events}{pace}",
         r.value_bytes, r.key_space
     )
 }

@@ -46,6 +46,10 @@ pub struct LoadResult {
     #[serde(default = "json_before_it_was_recorded")]
     pub events_json: bool,
     pub events_received: u64,
+    /// Whether OmniKV's clients wrote JSON on `/client` rather than postcard (results from
+    /// before it was recorded: JSON, the only encoding their clients spoke).
+    #[serde(default = "json_before_it_was_recorded")]
+    pub client_json: bool,
     pub summary: Summary,
     /// Whether the leader or its term changed between the start and the end of the
     /// measurement (`None`: could not tell).
@@ -150,6 +154,7 @@ impl LoadResult {
             events_subscribers: 0,
             events_json: false,
             events_received: 0,
+            client_json: false,
             summary: Summary {
                 ops: 1,
                 errors: 0,

@@ -14,6 +14,8 @@ mod omnikv;
 
 use std::time::Duration;
 
+use omnikv_core::wire::Encoding;
+
 use crate::bench::workload::{Op, WorkloadKind, SCAN_LIMIT_KEYS};
 
 #[derive(
@@ -42,7 +44,7 @@ impl BackendKind {
     pub fn driven_by(self) -> (&'static str, &'static str) {
         match self {
             BackendKind::Omnikv => (
-                "WebSocket `/client`, JSON frames, one client session per connection",
+                "WebSocket `/client`, postcard frames (the page's binary encoding), one client session per connection",
                 "tokio-tungstenite",
             ),
             BackendKind::Etcd => (
@@ -145,6 +147,8 @@ pub struct SessionPlan<'a> {
     pub timeout: Duration,
     /// OmniKV opens a new client session before every write (etcd has no client sessions).
     pub session_per_op: bool,
+    /// What OmniKV's clients write on `/client`.
+    pub encoding: Encoding,
 }
 
 /// A run's sessions, client `i` on endpoint `i % endpoints`, and how many connections they use.
@@ -155,7 +159,14 @@ pub async fn open_sessions(plan: &SessionPlan<'_>) -> Result<(Vec<Session>, usiz
     let mut sessions = Vec::with_capacity(plan.clients);
     for i in 0..plan.clients {
         let endpoint = &plan.endpoints[i % plan.endpoints.len()];
-        sessions.push(Session::open(plan.kind, endpoint, plan.timeout, plan.session_per_op).await?);
+        let session = Session::open(
+            plan.kind,
+            endpoint,
+            plan.timeout,
+            plan.session_per_op,
+            plan.encoding,
+        );
+        sessions.push(session.await?);
     }
     Ok((sessions, plan.clients))
 }
@@ -188,10 +199,11 @@ impl Session {
         endpoint: &str,
         timeout: Duration,
         session_per_op: bool,
+        encoding: Encoding,
     ) -> Result<Session, BackendError> {
         Ok(match kind {
             BackendKind::Omnikv => Session::Omnikv(Box::new(
-                omnikv::OmnikvSession::open(endpoint, timeout, session_per_op).await?,
+                omnikv::OmnikvSession::open(endpoint, timeout, session_per_op, encoding).await?,
             )),
             BackendKind::Etcd => {
                 let endpoints = [endpoint.to_owned()];
@@ -202,6 +214,7 @@ impl Session {
                     connections: 1,
                     timeout,
                     session_per_op,
+                    encoding,
                 };
                 let (mut one, _) = open_grpc_sessions(&plan).await?;
                 one.pop().expect("one session asked for")

@@ -1,4 +1,5 @@
-//! OmniKV backend: the node's `/client` WebSocket protocol, one request in flight per session
+//! OmniKV backend: the node's `/client` WebSocket protocol (in postcard, the binary encoding the
+//! visualizer's page speaks, unless a run asks for JSON), one request in flight per session
 //! (each benchmark client opens a client session when it connects, or before every write with
 //! `session_per_op`), and `/admin` status for the leader.
 //!
@@ -13,6 +14,7 @@ use omnikv_core::{
     event::Role,
     scan::ScanRange,
     txn::{Guard, TxnOp},
+    wire::Encoding,
 };
 
 use super::{cas_answer, scan_answer, BackendError, LeaderView};
@@ -27,6 +29,7 @@ pub struct OmnikvSession {
     /// Open a new session before every write: as many client ids as writes, to measure what
     /// the cluster keeps per session (it keeps at most `SESSIONS_MAX`).
     session_per_op: bool,
+    encoding: Encoding,
 }
 
 impl OmnikvSession {
@@ -34,6 +37,7 @@ impl OmnikvSession {
         endpoint: &str,
         timeout: Duration,
         session_per_op: bool,
+        encoding: Encoding,
     ) -> Result<OmnikvSession, BackendError> {
         let mut s = OmnikvSession {
             endpoint: endpoint.to_owned(),
@@ -41,6 +45,7 @@ impl OmnikvSession {
             conn: None,
             session: SessionClient::default(),
             session_per_op,
+            encoding,
         };
         s.open_session().await?;
         Ok(s)
@@ -67,7 +72,7 @@ impl OmnikvSession {
 
     async fn connect(&mut self) -> Result<&mut Connection, BackendError> {
         if self.conn.is_none() {
-            let conn = Connection::open(&self.endpoint, "client", self.timeout)
+            let conn = Connection::open_in(&self.endpoint, "client", self.timeout, self.encoding)
                 .await
                 .map_err(|e| BackendError::Connect {
                     endpoint: self.endpoint.clone(),
