@@ -32,7 +32,11 @@ fn run_many(nodes: u64) {
     let mut total = SimStats::default();
     let range = seeds();
     for seed in range.clone() {
-        let s = Sim::new(overlapped(seed, nodes)).run();
+        let s = Sim::new(SimConfig {
+            clients_together: true,
+            ..overlapped(seed, nodes)
+        })
+        .run();
         total.decided += s.decided;
         total.acked += s.acked;
         total.acked_after_retry += s.acked_after_retry;

@@ -34,6 +34,7 @@ mod own_ballot;
 mod pipeline;
 pub mod ports;
 mod promise_repeats;
+mod proposals;
 mod read_index;
 mod reads;
 mod report;
@@ -202,6 +203,8 @@ pub struct Replica<P: Platform> {
     admin_waiting: Vec<(AdminRequest, P::AdminReply)>,
     /// Whether this turn's decided entries were applied while its fsync ran.
     applied_during_sync: bool,
+    /// The turn's proposals, proposed together when its messages are taken.
+    proposals: proposals::ProposalBatch,
     /// For a host that keeps handling inputs while its fsync runs (see `pipeline`).
     pipeline: pipeline::Pipeline<P>,
     effects: Effects<P>,
@@ -244,6 +247,7 @@ impl<P: Platform> Replica<P> {
             observed,
             admin_waiting: Vec::new(),
             applied_during_sync: false,
+            proposals: proposals::ProposalBatch::default(),
             pipeline: pipeline::Pipeline::default(),
             effects: Effects::default(),
         })
@@ -451,7 +455,15 @@ impl<P: Platform> Replica<P> {
         std::mem::take(&mut self.effects)
     }
 
+    /// Hands the turn's proposals to OmniPaxos as one (see `proposals`).
+    fn propose_batched(&mut self) {
+        if let Some(proposal) = self.proposals.take(self.config.id) {
+            self.omni.handle_incoming(proposal);
+        }
+    }
+
     fn take_outgoing(&mut self, now_us: u64, io: &mut Io<'_>) {
+        self.propose_batched();
         self.omni.take_outgoing_messages(&mut self.outgoing);
         for msg in self.outgoing.drain(..) {
             self.next_msg_id += 1;

@@ -108,7 +108,8 @@ impl<P: Platform> Replica<P> {
         Ok(())
     }
 
-    /// Proposes `cmd`, or says why it cannot be proposed now.
+    /// Queues `cmd` for the turn's proposal (see `proposals`), or says why it cannot be
+    /// proposed now.
     fn refusal_before_proposing(
         &mut self,
         cmd: &KVCommand,
@@ -126,12 +127,10 @@ impl<P: Platform> Replica<P> {
                 });
             }
         }
-        self.omni
-            .append(cmd.clone())
-            .err()
-            .map(|e| ClientError::Unavailable {
-                reason: format!("proposal refused: {e:?}"),
-            })
+        if self.proposals.push(cmd.clone()) {
+            self.propose_batched();
+        }
+        None
     }
 
     /// Queues one reply, and its event if the request's was sent.

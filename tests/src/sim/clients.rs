@@ -17,6 +17,8 @@ use super::Sim;
 use crate::model::Model;
 
 pub const CLIENTS: u64 = 4;
+/// How often several clients' requests reach a node in one turn (with `clients_together`).
+const CLIENTS_TOGETHER_CHANCE: f64 = 0.3;
 const KEYS: u64 = 3;
 /// Steps a request waits for an answer before its client sends it again.
 pub const RETRY_AFTER_STEPS: u64 = 300;
@@ -118,29 +120,39 @@ impl Clients {
 }
 
 impl Sim {
-    /// One client acts: opens its session, retries a request, or sends a new one.
+    /// One client acts: opens its session, retries a request, or sends a new one. With
+    /// `clients_together`, now and then several do, and their requests reach one node in one
+    /// turn, as they do under load (the node proposes a turn's requests together).
     pub(super) fn client(&mut self, faults: bool) {
-        let c = self.rng.gen_range(0..CLIENTS) as usize;
+        // Drawn in this order, so that seeds without `clients_together` run as they always did.
+        let first = self.rng.gen_range(0..CLIENTS);
         let live = self.live();
         if live.is_empty() {
             return;
         }
         let target = live[self.rng.gen_range(0..live.len())];
-        let Some(req) = self.next_request(c, faults) else {
-            return;
+        let acting = if self.config.clients_together && self.rng.gen_bool(CLIENTS_TOGETHER_CHANCE) {
+            self.rng.gen_range(2..=CLIENTS)
+        } else {
+            1
         };
-        let client = &mut self.clients.all[c];
-        if req.op == ClientOp::OpenSession {
-            client.opening = Some((req.clone(), self.step));
-        } else if let Some((_, sent)) = client.in_flight.get_mut(&req.id) {
-            *sent = self.step;
-            client.sent_to.entry(req.id).or_default().insert(target);
+        let mut inputs = Vec::new();
+        for c in (first..first + acting).map(|c| (c % CLIENTS) as usize) {
+            let Some(req) = self.next_request(c, faults) else {
+                continue;
+            };
+            let client = &mut self.clients.all[c];
+            if req.op == ClientOp::OpenSession {
+                client.opening = Some((req.clone(), self.step));
+            } else if let Some((_, sent)) = client.in_flight.get_mut(&req.id) {
+                *sent = self.step;
+                client.sent_to.entry(req.id).or_default().insert(target);
+            }
+            inputs.push(omnikv_node::input::Input::Client { req, reply: () });
         }
-        self.act(
-            target,
-            omnikv_node::input::Input::Client { req, reply: () },
-            faults,
-        );
+        if !inputs.is_empty() {
+            self.act_on(target, inputs, faults);
+        }
     }
 
     fn next_request(&mut self, c: usize, faults: bool) -> Option<ClientRequest> {

@@ -119,6 +119,9 @@ pub struct SimConfig {
     /// keeping what was written when it started and ending at a later step, rather than turns
     /// that end with their fsync.
     pub overlap: bool,
+    /// Whether now and then several clients' requests reach a node in one turn, so that the
+    /// node proposes them as one batch. Off in the standard runs, whose seeds stay as they were.
+    pub clients_together: bool,
 }
 
 impl SimConfig {
@@ -143,6 +146,7 @@ impl SimConfig {
             read_seq_per_run: true,
             sync_replays: false,
             overlap: false,
+            clients_together: false,
         }
     }
 }
@@ -712,7 +716,7 @@ impl Sim {
 
     /// One turn of node `id` with `inputs`: handle each, sync, finish, release. A crash may
     /// strike at any point.
-    fn act_on(&mut self, id: NodeId, inputs: Vec<Input<(), ()>>, faults: bool) {
+    pub(super) fn act_on(&mut self, id: NodeId, inputs: Vec<Input<(), ()>>, faults: bool) {
         let now_us = self.step * STEP_US;
         if self.nodes[&id].replica.is_none() {
             return;
