@@ -120,7 +120,8 @@ pub struct SimConfig {
     /// that end with their fsync.
     pub overlap: bool,
     /// Whether now and then several clients' requests reach a node in one turn, so that the
-    /// node proposes them as one batch. Off in the standard runs, whose seeds stay as they were.
+    /// node proposes them as one batch. Off in the standard configuration, so that the runs
+    /// showing that a broken variant fails keep their seeds; the invariant runs turn it on.
     pub clients_together: bool,
 }
 
