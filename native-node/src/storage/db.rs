@@ -57,6 +57,8 @@ pub struct StoreLimits {
 /// Bloom filter bits per key: a point read of a key that a table file does not hold (every
 /// new key, on every level) skips the file instead of reading its index and a block.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
+/// The `kv` memtable's bloom filter, as a share of the memtable's bytes.
+const MEMTABLE_BLOOM_RATIO: f64 = 0.05;
 
 /// Memtables a column family holds at most: the one written and those waiting for flush.
 const MEMTABLES_PER_FAMILY_MAX: i32 = 4;
@@ -148,6 +150,12 @@ impl Store {
             // holding all of it.
             cf.set_max_write_buffer_number(MEMTABLES_PER_FAMILY_MAX);
             cf.set_write_buffer_size(limits.memtables_bytes / 2);
+            if name == CF_KV {
+                // Every write asks whether its key was live (`kv_table`): a key the memtable
+                // does not hold is answered by this filter instead of a walk of its skip list.
+                cf.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
+                cf.set_memtable_whole_key_filtering(true);
+            }
             ColumnFamilyDescriptor::new(name, cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
