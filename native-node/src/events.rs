@@ -585,54 +585,59 @@ mod tests {
         assert_eq!(postcard, json);
     }
 
-    #[test]
-    fn events_are_encoded_in_postcard_only_while_a_subscriber_asked_for_it() {
-        let (bus, mut publisher) = EventBus::new(2);
-        let mut json_sub = bus.subscribe(Encoding::Json);
-        let json = json_sub.frames();
-        let link = NodeEvent::LinkChanged {
-            peer: 1,
-            connected: true,
-        };
-        publisher.emit(link.clone());
-        publisher.flush();
-        assert!(json.try_recv().unwrap().postcard.is_empty());
-        let postcard = bus.subscribe(Encoding::Postcard);
-        publisher.emit(link.clone());
-        publisher.flush();
-        assert!(!json.try_recv().unwrap().postcard.is_empty());
-        drop(postcard);
-        publisher.emit(link);
-        publisher.flush();
-        let frame = json.try_recv().unwrap();
-        assert!(frame.postcard.is_empty());
-        assert!(frame.message(Encoding::Postcard).is_none());
+    /// Whether `frame` carries its events in `encoding`.
+    fn encoded_in(frame: &EventFrame, encoding: Encoding) -> bool {
+        match encoding {
+            Encoding::Json => !frame.json.is_empty(),
+            Encoding::Postcard => !frame.postcard.is_empty(),
+        }
     }
 
     #[test]
-    fn events_are_encoded_in_json_only_while_a_subscriber_asked_for_it() {
-        let (bus, mut publisher) = EventBus::new(2);
-        let mut postcard_sub = bus.subscribe(Encoding::Postcard);
-        let postcard = postcard_sub.frames();
+    fn events_are_encoded_in_each_encoding_only_while_a_subscriber_asks_for_it() {
         let link = NodeEvent::LinkChanged {
             peer: 1,
             connected: true,
         };
-        publisher.emit(link.clone());
-        publisher.flush();
-        let frame = postcard.try_recv().unwrap();
-        assert!(frame.json.is_empty() && !frame.postcard.is_empty());
-        assert!(frame.message(Encoding::Json).is_none());
-        let json = bus.subscribe(Encoding::Json);
-        publisher.emit(link);
-        publisher.flush();
-        assert!(!postcard.try_recv().unwrap().json.is_empty());
-        // The status and a lag notice are kept for whoever subscribes next: in both.
+        for (asked, other) in [
+            (Encoding::Postcard, Encoding::Json),
+            (Encoding::Json, Encoding::Postcard),
+        ] {
+            let (bus, mut publisher) = EventBus::new(2);
+            let mut other_sub = bus.subscribe(other);
+            let frames = other_sub.frames();
+            publisher.emit(link.clone());
+            publisher.flush();
+            let frame = frames.try_recv().unwrap();
+            assert!(encoded_in(&frame, other), "{other:?}");
+            assert!(
+                !encoded_in(&frame, asked),
+                "{asked:?} before it was asked for"
+            );
+            assert!(frame.message(asked).is_none());
+            let asking = bus.subscribe(asked);
+            publisher.emit(link.clone());
+            publisher.flush();
+            assert!(encoded_in(&frames.try_recv().unwrap(), asked), "{asked:?}");
+            drop(asking);
+            publisher.emit(link.clone());
+            publisher.flush();
+            let frame = frames.try_recv().unwrap();
+            assert!(
+                !encoded_in(&frame, asked),
+                "{asked:?} after its subscriber left"
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_kept_for_the_next_subscriber_is_in_both_encodings() {
+        let (bus, mut publisher) = EventBus::new(2);
+        let _postcard = bus.subscribe(Encoding::Postcard);
         publisher.status(status());
         let later = bus.subscribe(Encoding::Postcard);
         let cached = later.status().unwrap();
-        assert!(!cached.json.is_empty() && !cached.postcard.is_empty());
-        drop(json);
+        assert!(encoded_in(&cached, Encoding::Json) && encoded_in(&cached, Encoding::Postcard));
     }
 
     fn status() -> NodeStatus {

@@ -1,7 +1,14 @@
 //! One node process: a [`Replica`] over RocksDB, driven by one tokio event loop.
 //!
 //! Everything that can make the node act arrives as an [`Input`] on one bounded channel, or as a
-//! tick. Each turn of the loop hands a batch of inputs to the replica, then, in this order:
+//! tick. The loop keeps handling inputs while its fsync runs (`run_overlapped`, the default):
+//! after each batch of inputs, or when an fsync ends, the replica takes a step (see
+//! `replica::pipeline`), and what it produced leaves at once or waits for the fsync that makes
+//! it safe to send; one fsync runs at a time on the blocking pool, and the next starts as soon
+//! as something was written or waits for one.
+//!
+//! With `--turn-loop` (`run_turns`, kept to compare the two) each turn hands a batch of inputs
+//! to the replica, then, in this order:
 //!
 //! 1. sends the messages that may leave before the fsync (a leader's accepts, so that the
 //!    followers' fsyncs overlap its own: see `replica::early_release`),
