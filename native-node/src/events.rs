@@ -637,7 +637,7 @@ mod tests {
         publisher.status(status());
         let later = bus.subscribe(Encoding::Postcard);
         let cached = later.status().unwrap();
-        assert!(encoded_in(&cached, Encoding::Json) && encoded_in(&cached, Encoding::Postcard));
+        assert!(encoded_in(cached, Encoding::Json) && encoded_in(cached, Encoding::Postcard));
     }
 
     fn status() -> NodeStatus {
