@@ -558,6 +558,40 @@ mod tests {
     }
 
     #[test]
+    fn an_install_hides_the_replaced_keys_held_in_table_files() {
+        // The `kv` memtable's bloom filter says "a" is not in the memtable that holds the
+        // install's range deletion; the deletion must still hide the "a" a table file holds,
+        // from reads and from the live-key lookup alike.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        let mut table = KvTable::open(store.clone()).unwrap();
+        let mut b = table.batch();
+        b.apply(&open(1), 0);
+        b.apply(&put(0, 1, "a", "x"), 1);
+        b.commit(2).unwrap();
+        assert!(table.get("a").unwrap().is_some());
+        store.db().flush_cf(store.cf(CF_KV)).unwrap();
+        let mut snap = KVSnapshot::default();
+        snap.push(&open(3));
+        snap.push(&put(0, 1, "x", "y"));
+        let mut b = table.batch();
+        b.install(&snap);
+        b.commit(2).unwrap();
+        assert_eq!(
+            table.get("a").unwrap(),
+            None,
+            "read from the replaced table"
+        );
+        // A fresh table object knows no key, so the put of "a" asks RocksDB.
+        drop(table);
+        let mut table = KvTable::open(store).unwrap();
+        let mut b = table.batch();
+        b.apply(&put(0, 2, "a", "z"), 2);
+        b.commit(3).unwrap();
+        assert_eq!((table.key_count(), scanned_key_count(&table)), (2, 2));
+    }
+
+    #[test]
     fn the_count_agrees_with_the_table_whether_a_key_was_known_or_read() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();
