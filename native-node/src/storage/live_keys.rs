@@ -1,66 +1,87 @@
 //! Whether a key is live in the committed table, remembered for the keys written last.
 //!
 //! The table keeps its number of live keys (`kv_table`), so each batch must learn, for every
-//! key it writes, whether that key was live before. Asking RocksDB is a lookup that mostly walks
-//! the memtable's skip list (the key was written a little earlier): 9.7% of the nodes' samples
-//! at 64 clients (docs/performance-notes.md, section 36). The answer for a key the table wrote
-//! recently is already known here, so only the others are looked up.
+//! key it writes, whether that key was live before. Asking RocksDB is a lookup that walks the
+//! memtable's skip list, or, for a key written before the last flush, reads a table file's
+//! blocks (9.7% of the nodes' samples at 64 clients in docs/performance-notes.md, section 36;
+//! a share that grows as the cluster takes writes, section 47). The answer for a key the table
+//! wrote recently is already known here, so only the others are looked up.
 //!
-//! Two generations bound it: keys go into the young one, and when that holds half the bound of
-//! keys or key bytes, it becomes the old one and the old one is dropped. So at most
-//! [`LIVE_KEYS_MAX`] keys and [`LIVE_KEY_BYTES_MAX`] bytes of keys are held, and a key written
-//! again is kept while keys come and go around it. Every entry is what the committed table
-//! says: the table updates it only after a batch is written (`remember`), and forgets all of it
-//! when a snapshot replaces the table.
+//! Two generations bound it: keys go into the young one, and when that holds
+//! [`GENERATION_KEYS`], it becomes the old one and the old one is dropped. So at most
+//! [`LIVE_KEYS_MAX`] keys are held, and a key written again is kept while keys come and go
+//! around it. Every entry is what the committed table says: the table updates it only after a
+//! batch is written (`remember`), and forgets all of it when a snapshot replaces the table.
+//!
+//! A key is held as a 128-bit hash, keyed at random when the node starts, not as its text: 24
+//! bytes whatever the key's length, and no allocation per key. Two of the keys held share a
+//! hash with a probability of about n²/2¹²⁹ (below 2⁻⁹⁴ at the bound), and no client can choose
+//! keys that do without knowing the node's key; if two did, this node's key count would be off
+//! by one, nothing else.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
+/// Keys one generation holds: what a hash table of 2^17 buckets holds before it grows (7/8 of
+/// them), so that each generation's table is allocated once, at 2^17 buckets of 25 bytes.
+pub(crate) const GENERATION_KEYS: usize = (1 << 17) / 8 * 7;
 /// Keys remembered at most.
-pub(crate) const LIVE_KEYS_MAX: usize = 1 << 17;
-/// Bytes of keys remembered at most.
-pub(crate) const LIVE_KEY_BYTES_MAX: usize = 8 << 20;
+pub(crate) const LIVE_KEYS_MAX: usize = 2 * GENERATION_KEYS;
+
+/// A key's 128-bit hash (see the module comment).
+type KeyHash = (u64, u64);
 
 #[derive(Debug, Default)]
 pub(crate) struct LiveKeys {
-    young: HashMap<Box<str>, bool>,
-    young_bytes: usize,
+    /// Keyed at random per process: the hash of a key is not predictable from outside.
+    hashing: RandomState,
+    young: HashMap<KeyHash, bool>,
     /// The generation before: a key also in `young` has its newer state there.
-    old: HashMap<Box<str>, bool>,
+    old: HashMap<KeyHash, bool>,
 }
 
 impl LiveKeys {
+    fn hash(&self, key: &str) -> KeyHash {
+        // Two values of one keyed hash over distinct inputs: 128 bits.
+        (
+            self.hashing.hash_one((0_u8, key)),
+            self.hashing.hash_one((1_u8, key)),
+        )
+    }
+
     /// Whether `key` is live in the committed table, if it is remembered.
     pub(crate) fn get(&self, key: &str) -> Option<bool> {
-        self.young.get(key).or_else(|| self.old.get(key)).copied()
+        let hash = self.hash(key);
+        self.young
+            .get(&hash)
+            .or_else(|| self.old.get(&hash))
+            .copied()
     }
 
     /// Remembers that `key` is live (or not) in the committed table.
     pub(crate) fn remember(&mut self, key: &str, live: bool) {
-        if let Some(known) = self.young.get_mut(key) {
+        let hash = self.hash(key);
+        if let Some(known) = self.young.get_mut(&hash) {
             *known = live;
             return;
         }
-        if self.young.len() >= LIVE_KEYS_MAX / 2
-            || self.young_bytes + key.len() > LIVE_KEY_BYTES_MAX / 2
-        {
+        if self.young.len() >= GENERATION_KEYS {
             // Sized once for the generation, so that it never grows by rehashing.
-            let young = HashMap::with_capacity(LIVE_KEYS_MAX / 2);
+            let young = HashMap::with_capacity(GENERATION_KEYS);
             self.old = std::mem::replace(&mut self.young, young);
-            self.young_bytes = 0;
         }
-        self.young_bytes += key.len();
-        self.young.insert(key.into(), live);
+        self.young.insert(hash, live);
+        debug_assert!(self.len() <= LIVE_KEYS_MAX);
     }
 
     /// Forgets every key (the table was replaced).
     pub(crate) fn forget_all(&mut self) {
         self.young.clear();
         self.old.clear();
-        self.young_bytes = 0;
     }
 
     /// Keys held, in both generations.
-    #[cfg(test)]
     fn len(&self) -> usize {
         self.young.len() + self.old.len()
     }
@@ -87,27 +108,29 @@ mod tests {
     }
 
     #[test]
-    fn it_holds_at_most_its_bounds_of_keys_and_bytes() {
+    fn it_holds_at_most_its_bound_and_every_key_of_the_last_generation() {
         let mut live = LiveKeys::default();
         for i in 0..3 * LIVE_KEYS_MAX {
             live.remember(&format!("k{i}"), i % 2 == 0);
             assert!(live.len() <= LIVE_KEYS_MAX);
         }
-        // The last keys written are all remembered.
-        for i in 3 * LIVE_KEYS_MAX - LIVE_KEYS_MAX / 2..3 * LIVE_KEYS_MAX {
+        for i in 3 * LIVE_KEYS_MAX - GENERATION_KEYS..3 * LIVE_KEYS_MAX {
             assert_eq!(live.get(&format!("k{i}")), Some(i % 2 == 0));
         }
+        // A generation's table is sized once and never grows.
+        assert!(live.young.capacity() < 1 << 17 && live.young.capacity() >= GENERATION_KEYS);
+    }
+
+    #[test]
+    fn keys_of_any_length_are_told_apart() {
         let mut live = LiveKeys::default();
         let long = "x".repeat(64 << 10);
-        for i in 0..1000 {
-            live.remember(&format!("{i}{long}"), true);
-            let bytes: usize = live
-                .young
-                .keys()
-                .chain(live.old.keys())
-                .map(|k| k.len())
-                .sum();
-            assert!(bytes <= LIVE_KEY_BYTES_MAX);
-        }
+        live.remember(&long, true);
+        live.remember(&format!("{long}y"), false);
+        live.remember("", true);
+        assert_eq!(live.get(&long), Some(true));
+        assert_eq!(live.get(&format!("{long}y")), Some(false));
+        assert_eq!(live.get(""), Some(true));
+        assert_eq!(live.get("x"), None);
     }
 }
