@@ -60,6 +60,7 @@ struct KeyCount {
 impl KeyCount {
     /// Live keys once `writes` commit: the count before them, with each written key's change.
     /// Whether a key was live before is read only if it is not known.
+    /// Saturating: a hash collision in `live_keys` (see there) must not wrap the count.
     fn after(&self, writes: &KvWrites<'_>) -> Result<u64, StorageError> {
         if writes.cleared {
             // Every key was written since the table was replaced; none was live before.
@@ -70,7 +71,7 @@ impl KeyCount {
         for (key, value) in &writes.values {
             let live = value.is_some();
             match self.known.get(key) {
-                Some(before) => after = after + u64::from(live) - u64::from(before),
+                Some(before) => after = (after + u64::from(live)).saturating_sub(u64::from(before)),
                 None => unknown.push((key, live)),
             }
         }
@@ -83,7 +84,7 @@ impl KeyCount {
         );
         for ((_, live), before) in unknown.iter().zip(found) {
             let before = before?.is_some();
-            after = after + u64::from(*live) - u64::from(before);
+            after = (after + u64::from(*live)).saturating_sub(u64::from(before));
         }
         Ok(after)
     }
@@ -389,11 +390,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn applies_dedups_and_reads_within_a_batch_and_survives_reopen() {
+    /// Installs a snapshot of one session (0) and one key ("x"), at applied index 2.
+    fn install_one_key(table: &mut KvTable) {
+        let mut snap = KVSnapshot::default();
+        snap.push(&open(3));
+        snap.push(&put(0, 1, "x", "y"));
+        let mut b = table.batch();
+        b.install(&snap);
+        b.commit(2).unwrap();
+    }
+
+    /// An empty table in a new directory (kept while the test runs), and its store.
+    fn new_table() -> (tempfile::TempDir, Arc<Store>, KvTable) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
+        let table = KvTable::open(store.clone()).unwrap();
+        (dir, store, table)
+    }
+
+    #[test]
+    fn applies_dedups_and_reads_within_a_batch_and_survives_reopen() {
+        let (_dir, store, mut table) = new_table();
         let mut b = table.batch();
         assert_eq!(b.apply(&open(50), 0), Applied::Opened { evicted: vec![] });
         assert_eq!(b.apply(&open(51), 1), Applied::Opened { evicted: vec![] });
@@ -478,9 +495,7 @@ mod tests {
 
     #[test]
     fn the_live_key_count_follows_writes_deletes_installs_and_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
+        let (_dir, store, mut table) = new_table();
         let mut b = table.batch();
         b.apply(&open(1), 0);
         b.apply(&put(0, 1, "a", "1"), 1);
@@ -527,21 +542,14 @@ mod tests {
 
     #[test]
     fn an_install_leaves_no_session_or_known_key_of_the_table_it_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
+        let (_dir, store, mut table) = new_table();
         let mut b = table.batch();
         b.apply(&open(1), 0);
         b.apply(&open(2), 1);
         b.apply(&put(1, 1, "a", "x"), 2);
         b.commit(3).unwrap();
-        // A snapshot of one session (0) and one key, without "a" or session 1.
-        let mut snap = KVSnapshot::default();
-        snap.push(&open(3));
-        snap.push(&put(0, 1, "x", "y"));
-        let mut b = table.batch();
-        b.install(&snap);
-        b.commit(2).unwrap();
+        // Neither "a" nor session 1 is in the snapshot.
+        install_one_key(&mut table);
         let mut b = table.batch();
         b.apply(&put(0, 2, "a", "z"), 2);
         b.commit(3).unwrap();
@@ -562,21 +570,14 @@ mod tests {
         // The `kv` memtable's bloom filter says "a" is not in the memtable that holds the
         // install's range deletion; the deletion must still hide the "a" a table file holds,
         // from reads and from the live-key lookup alike.
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
+        let (_dir, store, mut table) = new_table();
         let mut b = table.batch();
         b.apply(&open(1), 0);
         b.apply(&put(0, 1, "a", "x"), 1);
         b.commit(2).unwrap();
         assert!(table.get("a").unwrap().is_some());
         store.db().flush_cf(store.cf(CF_KV)).unwrap();
-        let mut snap = KVSnapshot::default();
-        snap.push(&open(3));
-        snap.push(&put(0, 1, "x", "y"));
-        let mut b = table.batch();
-        b.install(&snap);
-        b.commit(2).unwrap();
+        install_one_key(&mut table);
         assert_eq!(
             table.get("a").unwrap(),
             None,
@@ -593,9 +594,7 @@ mod tests {
 
     #[test]
     fn the_count_agrees_with_the_table_whether_a_key_was_known_or_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
+        let (_dir, store, mut table) = new_table();
         let mut b = table.batch();
         b.apply(&open(1), 0);
         b.commit(1).unwrap();
@@ -659,9 +658,7 @@ mod tests {
 
     #[test]
     fn a_fold_is_the_digest_of_the_table_at_the_applied_index_it_reports() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
-        let mut table = KvTable::open(store.clone()).unwrap();
+        let (_dir, _store, mut table) = new_table();
         table.refresh_digest(0, false);
         std::thread::sleep(std::time::Duration::from_millis(20));
         table.refresh_digest(0, false);

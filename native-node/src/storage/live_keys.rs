@@ -14,17 +14,19 @@
 //! batch is written (`remember`), and forgets all of it when a snapshot replaces the table.
 //!
 //! A key is held as a 128-bit hash, keyed at random when the node starts, not as its text: 24
-//! bytes whatever the key's length, and no allocation per key. Two of the keys held share a
-//! hash with a probability of about n²/2¹²⁹ (below 2⁻⁹⁴ at the bound), and no client can choose
-//! keys that do without knowing the node's key; if two did, this node's key count would be off
-//! by one, nothing else.
+//! bytes whatever the key's length, and no allocation per key. The hash is std's keyed hash
+//! (SipHash-1-3 today) taken twice, over the key with two different prefixes. A key not held
+//! is taken for one that is with a probability of about n/2¹²⁸ per lookup (n keys held: below
+//! 2⁻¹¹⁰), under 2⁻⁷⁰ after 2⁴⁰ lookups, and no client can aim for it without the node's key. If
+//! it happened, this node's key count would be wrong for that pair of keys from then on (and
+//! only the count: reads and writes never consult this).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 /// Keys one generation holds: what a hash table of 2^17 buckets holds before it grows (7/8 of
-/// them), so that each generation's table is allocated once, at 2^17 buckets of 25 bytes.
+/// them), so that a generation's table never grows past 2^17 buckets of 25 bytes (3.1 MiB).
 pub(crate) const GENERATION_KEYS: usize = (1 << 17) / 8 * 7;
 /// Keys remembered at most.
 pub(crate) const LIVE_KEYS_MAX: usize = 2 * GENERATION_KEYS;
@@ -67,9 +69,10 @@ impl LiveKeys {
             return;
         }
         if self.young.len() >= GENERATION_KEYS {
-            // Sized once for the generation, so that it never grows by rehashing.
-            let young = HashMap::with_capacity(GENERATION_KEYS);
-            self.old = std::mem::replace(&mut self.young, young);
+            // The oldest generation's table, emptied, holds the next: from the third
+            // generation on none is allocated or grown.
+            self.old.clear();
+            std::mem::swap(&mut self.young, &mut self.old);
         }
         self.young.insert(hash, live);
         debug_assert!(self.len() <= LIVE_KEYS_MAX);
