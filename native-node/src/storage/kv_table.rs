@@ -60,7 +60,6 @@ struct KeyCount {
 impl KeyCount {
     /// Live keys once `writes` commit: the count before them, with each written key's change.
     /// Whether a key was live before is read only if it is not known.
-    /// Saturating: a hash collision in `live_keys` (see there) must not wrap the count.
     fn after(&self, writes: &KvWrites<'_>) -> Result<u64, StorageError> {
         if writes.cleared {
             // Every key was written since the table was replaced; none was live before.
@@ -71,7 +70,7 @@ impl KeyCount {
         for (key, value) in &writes.values {
             let live = value.is_some();
             match self.known.get(key) {
-                Some(before) => after = (after + u64::from(live)).saturating_sub(u64::from(before)),
+                Some(before) => after = changed(after, before, live),
                 None => unknown.push((key, live)),
             }
         }
@@ -84,7 +83,7 @@ impl KeyCount {
         );
         for ((_, live), before) in unknown.iter().zip(found) {
             let before = before?.is_some();
-            after = (after + u64::from(*live)).saturating_sub(u64::from(before));
+            after = changed(after, before, *live);
         }
         Ok(after)
     }
@@ -102,6 +101,12 @@ impl KeyCount {
         }
         self.committed = after;
     }
+}
+
+/// The live-key `count` after a write that leaves its key `live`, the key having been live
+/// `before` or not. Saturating: a hash collision in `live_keys` (see there) must not wrap it.
+fn changed(count: u64, before: bool, live: bool) -> u64 {
+    (count + u64::from(live)).saturating_sub(u64::from(before))
 }
 
 /// The number of live keys in the table: as recorded, or counted once in data written before
