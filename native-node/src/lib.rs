@@ -33,6 +33,7 @@ pub mod budget;
 pub mod changes;
 pub mod client;
 pub mod config;
+pub mod disk_guard;
 pub mod dump_pages;
 pub mod events;
 pub mod fatal;

@@ -40,6 +40,7 @@ use tracing::{info, warn};
 use crate::api;
 use crate::changes::ChangeFeed;
 use crate::config::NodeConfig;
+use crate::disk_guard::DiskGuard;
 use crate::events::{now_ms, EventBus, EventPublisher};
 use crate::input::{AdminReplyTx, ClientReplyTx, Input, NodeInput};
 use crate::replica::{Effects, Io, Outgoing, Platform, ReleaseBeforeSync, Replica, ReplicaConfig};
@@ -68,8 +69,8 @@ impl Platform for RocksPlatform {
 
 struct Node {
     id: NodeId,
-    /// Free bytes the node keeps on its filesystem (see `--disk-reserve-mb`).
-    disk_reserve_bytes: u64,
+    /// Stops the node while its filesystem keeps `--disk-reserve-mb` free.
+    disk: DiskGuard,
     replica: Replica<RocksPlatform>,
     store: Arc<Store>,
     transport: Transport,
@@ -200,7 +201,7 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> anyhow::Res
     };
     let node = Node {
         id,
-        disk_reserve_bytes: config.disk_reserve_mb << 20,
+        disk: DiskGuard::new(store.path().to_owned(), config.disk_reserve_mb << 20),
         replica: Replica::new(replica_config, omni, kv, compaction)?,
         store,
         transport,
@@ -451,17 +452,11 @@ impl Node {
         }
     }
 
-    /// Stops the node before its filesystem fills up: RocksDB out of space mid-write leaves a
-    /// WAL it cannot sync (and the system's build aborts on it). A statvfs per turn costs
-    /// microseconds.
-    fn check_disk(&self) -> anyhow::Result<()> {
-        let free = self.store.free_bytes().context("reading the free space")?;
-        anyhow::ensure!(
-            free >= self.disk_reserve_bytes,
-            "disk full: {free} bytes free on {}, below the reserve of {} (--disk-reserve-mb)",
-            self.store.path().display(),
-            self.disk_reserve_bytes
-        );
+    /// Stops the node before its filesystem fills up (see `disk_guard`).
+    fn check_disk(&mut self) -> anyhow::Result<()> {
+        let store = &self.store;
+        self.disk
+            .check(Instant::now(), store.written_bytes(), || store.free_bytes())?;
         Ok(())
     }
 

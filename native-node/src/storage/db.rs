@@ -107,6 +107,9 @@ pub struct Store {
     dirty: AtomicBool,
     /// Number of fsyncs done, for status and benchmarks.
     syncs: AtomicU64,
+    /// Bytes of write batches taken, so that the free space is read again after a given amount
+    /// written (see `disk_guard`).
+    written_bytes: AtomicU64,
     /// The first write or sync error. After one, RocksDB's WAL writer holds a write it could
     /// not complete, and syncing it would assert (the system's RocksDB aborts): the store
     /// fails every later call instead, and the node stops (see `fatal`).
@@ -165,6 +168,7 @@ impl Store {
             fsync,
             dirty: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
             failed: std::sync::Mutex::new(None),
         };
         store.check_format()?;
@@ -225,6 +229,8 @@ impl Store {
 
     fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.check()?;
+        self.written_bytes
+            .fetch_add(batch.size_in_bytes() as u64, Ordering::Relaxed);
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         self.db.write_opt(batch, &opts).map_err(|e| self.fail(e))
@@ -288,6 +294,11 @@ impl Store {
     pub fn free_bytes(&self) -> std::io::Result<u64> {
         let stat = nix::sys::statvfs::statvfs(&self.path).map_err(std::io::Error::from)?;
         Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+    }
+
+    /// Bytes of write batches taken since the store opened.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes.load(Ordering::Relaxed)
     }
 
     pub fn sync_count(&self) -> u64 {
