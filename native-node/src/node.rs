@@ -69,7 +69,7 @@ impl Platform for RocksPlatform {
 
 struct Node {
     id: NodeId,
-    /// Stops the node while its filesystem keeps `--disk-reserve-mb` free.
+    /// Stops the node once its filesystem has less than `--disk-reserve-mb` free.
     disk: DiskGuard,
     replica: Replica<RocksPlatform>,
     store: Arc<Store>,
