@@ -20,6 +20,8 @@ use omnikv_core::wire::{encode_postcard_into, Encoding};
 use omnikv_core::{KVCommand, NodeId};
 use tokio::sync::broadcast;
 
+use crate::event_rate::TokenBucket;
+
 /// Frames buffered per subscriber before the oldest are dropped (a few seconds of a busy node).
 pub const EVENT_BUFFER_LEN: usize = 256;
 /// Longest time an event waits to be published (about one animation frame).
@@ -33,6 +35,13 @@ pub const EVENT_FRAME_BYTES_MAX: usize = 64 * 1024;
 pub const DETAIL_EVENTS_PER_S: f64 = 400.0;
 /// Detail events allowed in a burst, so a quiet cluster's activity is shown in full.
 pub const DETAIL_EVENTS_BURST: f64 = 200.0;
+/// Bytes of keys and values that applied events carry per second at most, on average; past it
+/// an applied event gives its count without its commands, and a page reads the table from a
+/// dump instead. A loaded node applies megabytes a second: sending them all cost about a tenth
+/// of its throughput, for a table no page shows whole (it keeps 2,000 keys).
+pub const APPLIED_COMMAND_BYTES_PER_S: f64 = 64.0 * 1024.0;
+/// Applied commands' bytes allowed in a burst: a quiet cluster's writes are all sent.
+pub const APPLIED_COMMAND_BYTES_BURST: f64 = 256.0 * 1024.0;
 
 /// The kinds of detail under the budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,9 +173,10 @@ pub struct EventPublisher {
     /// Encoded events not yet published.
     pending: EventFrame,
     last_flush: Instant,
-    /// Token bucket of the detail budget.
-    detail_tokens: f64,
-    detail_refilled: Instant,
+    /// The budget of detail events.
+    details: TokenBucket,
+    /// The budget of applied events' commands, in bytes.
+    applied_bytes: TokenBucket,
     /// Detail events counted instead of sent since the last report: messages, client events.
     skipped: (u64, u64),
     /// Log events waiting to be merged with the next of their kind (see [`log_slot`]).
@@ -188,8 +198,11 @@ impl EventBus {
             seq: 0,
             pending: EventFrame::default(),
             last_flush: Instant::now(),
-            detail_tokens: DETAIL_EVENTS_BURST,
-            detail_refilled: Instant::now(),
+            details: TokenBucket::new(DETAIL_EVENTS_PER_S, DETAIL_EVENTS_BURST),
+            applied_bytes: TokenBucket::new(
+                APPLIED_COMMAND_BYTES_PER_S,
+                APPLIED_COMMAND_BYTES_BURST,
+            ),
             skipped: (0, 0),
             held: [None, None, None],
         };
@@ -240,6 +253,8 @@ impl EventPublisher {
             }
             return;
         }
+        let mut event = event;
+        self.spend_on_applied(&mut event);
         match log_slot(&event) {
             Some(slot) => return self.hold(slot, event),
             // Messages and client traffic are drawn on their own: they may overtake held log
@@ -310,16 +325,28 @@ impl EventPublisher {
         if !self.active() {
             return false;
         }
-        let now = Instant::now();
-        let refill = now.duration_since(self.detail_refilled).as_secs_f64() * DETAIL_EVENTS_PER_S;
-        self.detail_tokens = (self.detail_tokens + refill).min(DETAIL_EVENTS_BURST);
-        self.detail_refilled = now;
-        if self.detail_tokens >= 1.0 {
-            self.detail_tokens -= 1.0;
+        if self.details.take(1.0) {
             true
         } else {
             self.skip_detail(kind);
             false
+        }
+    }
+
+    /// Whether the next applied event may carry commands: someone listens and the byte budget
+    /// is not spent. Callers gather applied commands only then.
+    pub fn wants_applied_commands(&mut self) -> bool {
+        self.active() && self.applied_bytes.holds(1.0)
+    }
+
+    /// Cuts an applied event's commands to the prefix the byte budget allows.
+    fn spend_on_applied(&mut self, event: &mut NodeEvent) {
+        let NodeEvent::EntriesApplied { commands, .. } = event else {
+            return;
+        };
+        let bytes = payload_bytes(commands);
+        if !self.applied_bytes.take(bytes as f64) {
+            commands.clear();
         }
     }
 
@@ -402,10 +429,28 @@ fn takes_all(held: &[KVCommand], next: &[KVCommand]) -> bool {
     })
 }
 
+/// Adds to `commands`, the commands of the first `count` entries of a run, those of the
+/// entries after them (`next`) that one event takes, keeping them a prefix of the run: none if
+/// `commands` already misses some of its entries.
+fn extend_prefix(commands: &mut Vec<KVCommand>, count: u64, next: Vec<KVCommand>) {
+    if commands.len() as u64 != count {
+        return;
+    }
+    let mut bytes = payload_bytes(commands);
+    for c in next {
+        if !event_takes_another(commands.len(), bytes) {
+            break;
+        }
+        bytes += c.payload_bytes();
+        commands.push(c);
+    }
+}
+
 /// One event for two consecutive runs of the same kind, or both back (boxed: two events are
 /// large, and merging is the common case) if they do not continue each other. Commands stay a
-/// prefix of the run (`commands[i]` is entry `from_idx + i`), and an applied event keeps all
-/// its commands, since a watcher missing some must refetch a table.
+/// prefix of the run (`commands[i]` is entry `from_idx + i`). Two applied events that carry all
+/// their commands are merged only if the merged event carries them all, since a watcher missing
+/// some must refetch a table.
 fn merge_log_events(
     held: NodeEvent,
     next: NodeEvent,
@@ -423,16 +468,7 @@ fn merge_log_events(
                 commands: next_commands,
             },
         ) if next_from == from_idx + count => {
-            if commands.len() as u64 == count {
-                let mut bytes = payload_bytes(&commands);
-                for c in next_commands {
-                    if !event_takes_another(commands.len(), bytes) {
-                        break;
-                    }
-                    bytes += c.payload_bytes();
-                    commands.push(c);
-                }
-            }
+            extend_prefix(&mut commands, count, next_commands);
             Ok(NodeEvent::EntriesAppended {
                 from_idx,
                 count: count + next_count,
@@ -463,11 +499,13 @@ fn merge_log_events(
                 skipped_duplicates: next_skipped,
             },
         ) if next_from == from_idx + count
-            && commands.len() as u64 == count
-            && next_commands.len() as u64 == next_count
-            && takes_all(&commands, &next_commands) =>
+            && (!(commands.len() as u64 == count && next_commands.len() as u64 == next_count)
+                || takes_all(&commands, &next_commands)) =>
         {
-            commands.extend(next_commands);
+            // Either every command fits, or the watcher misses some of the two events' commands
+            // whether they are merged or not (and reads a dump); the merged event keeps the
+            // prefix it can.
+            extend_prefix(&mut commands, count, next_commands);
             Ok(NodeEvent::EntriesApplied {
                 from_idx,
                 count: count + next_count,
@@ -802,6 +840,84 @@ mod tests {
         assert!(
             merge_log_events(full(0, 2), full(3, 1)).is_err(),
             "not contiguous"
+        );
+        // A run already missing commands loses nothing more a watcher could use by merging.
+        let cut = |from: u64, n: u64| NodeEvent::EntriesApplied {
+            from_idx: from,
+            count: n,
+            commands: vec![],
+            skipped_duplicates: 0,
+        };
+        let merged = |held, next| match merge_log_events(held, next) {
+            Ok(NodeEvent::EntriesApplied {
+                from_idx,
+                count,
+                commands,
+                ..
+            }) => (from_idx, count, commands),
+            other => panic!("contiguous runs with missing commands merge: {other:?}"),
+        };
+        assert_eq!(merged(cut(0, max), full(max, 2)), (0, max + 2, vec![]));
+        assert_eq!(
+            merged(full(0, 2), cut(2, max)),
+            (0, max + 2, vec![put(0), put(1)]),
+            "the held run's commands stay, a prefix of the merged run"
+        );
+    }
+
+    #[test]
+    fn applied_commands_past_the_byte_budget_are_left_out_and_counted() {
+        let (bus, mut publisher) = EventBus::new(1);
+        assert!(
+            !publisher.wants_applied_commands(),
+            "nothing is gathered for nobody"
+        );
+        let mut subscription = bus.subscribe(Encoding::Json);
+        let rx = subscription.frames();
+        assert!(publisher.wants_applied_commands());
+        // Runs of 16 puts of 16 KiB each (256 KiB, the whole burst): the first is sent whole,
+        // the next finds the budget spent well below a run's bytes.
+        let run = |from: u64| NodeEvent::EntriesApplied {
+            from_idx: from,
+            count: 16,
+            commands: (from..from + 16)
+                .map(|seq| match put(seq) {
+                    KVCommand::Put { id, key, .. } => KVCommand::Put {
+                        id,
+                        key,
+                        value: "v".repeat(16 * 1024 - 3),
+                        forget_below: 0,
+                    },
+                    _ => unreachable!(),
+                })
+                .collect(),
+            skipped_duplicates: 0,
+        };
+        const {
+            assert!(APPLIED_COMMAND_BYTES_BURST <= 16.0 * 16.0 * 1024.0);
+            assert!(APPLIED_COMMAND_BYTES_PER_S < 16.0 * 16.0 * 1024.0);
+        }
+        let first = run(0);
+        publisher.emit(first.clone());
+        publisher.emit(run(16));
+        publisher.emit(run(32));
+        let events = published(&mut publisher, rx);
+        let applied: Vec<&NodeEvent> = events
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::EntriesApplied { .. }))
+            .collect();
+        let NodeEvent::EntriesApplied { commands: sent, .. } = first else {
+            unreachable!()
+        };
+        assert_eq!(
+            applied,
+            [&NodeEvent::EntriesApplied {
+                from_idx: 0,
+                count: 48,
+                commands: sent,
+                skipped_duplicates: 0,
+            }],
+            "the first run's commands, the next runs counted without theirs (and merged)"
         );
     }
 

@@ -35,6 +35,7 @@ pub mod client;
 pub mod config;
 pub mod disk_guard;
 pub mod dump_pages;
+pub mod event_rate;
 pub mod events;
 pub mod fatal;
 pub mod handshakes;

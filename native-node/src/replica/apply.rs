@@ -172,9 +172,10 @@ impl<P: Platform> Replica<P> {
             if entries.is_empty() {
                 return Err(ReplicaError::Unreadable { from, to });
             }
-            let (mut run, applied_to) = self.apply_run(from, entries)?;
+            let gather_commands = io.events.wants_applied_commands();
+            let (mut run, applied_to) = self.apply_run(from, entries, gather_commands)?;
             keys_this_turn += run.keys_written;
-            self.publish_run(from, applied_to, &run, io);
+            self.publish_run(from, applied_to, &mut run, io);
             self.applied_idx = applied_to;
             self.effects.changes.push(AppliedChanges {
                 from,
@@ -205,11 +206,13 @@ impl<P: Platform> Replica<P> {
     }
 
     /// Applies one run of entries starting at `from` in one batch; returns what it did and the
-    /// new applied index.
+    /// new applied index. The run keeps its first commands for the event only if
+    /// `gather_commands`.
     fn apply_run(
         &mut self,
         from: u64,
         entries: Vec<LogEntry<KVCommand>>,
+        gather_commands: bool,
     ) -> Result<(Run, u64), ReplicaError> {
         let mut batch = self.table.batch();
         let mut run = Run::default();
@@ -262,7 +265,8 @@ impl<P: Platform> Replica<P> {
                         }
                     }
                     idx += 1;
-                    if event_takes_another(run.commands.len(), run.command_bytes) {
+                    if gather_commands && event_takes_another(run.commands.len(), run.command_bytes)
+                    {
                         run.command_bytes += cmd.payload_bytes();
                         run.commands.push(cmd);
                     }
@@ -278,7 +282,7 @@ impl<P: Platform> Replica<P> {
         Ok((run, applied_to))
     }
 
-    fn publish_run(&mut self, from: u64, applied_to: u64, run: &Run, io: &mut Io<'_>) {
+    fn publish_run(&mut self, from: u64, applied_to: u64, run: &mut Run, io: &mut Io<'_>) {
         let first_applied = from.max(run.installed.as_ref().map_or(0, |(i, _)| *i));
         if let Some((compacted_idx, snapshot)) = &run.installed {
             info!(
@@ -298,7 +302,7 @@ impl<P: Platform> Replica<P> {
             io.events.emit(NodeEvent::EntriesApplied {
                 from_idx: first_applied,
                 count: applied_to - first_applied,
-                commands: run.commands.clone(),
+                commands: std::mem::take(&mut run.commands),
                 skipped_duplicates: run.skipped,
             });
         }

@@ -102,6 +102,8 @@ pub trait EventSink {
     fn wants_detail(&mut self, kind: Detail) -> bool;
     /// A detail event of this kind was left out.
     fn skip_detail(&mut self, kind: Detail);
+    /// Whether the next applied event may carry its commands (they are gathered only then).
+    fn wants_applied_commands(&mut self) -> bool;
     fn status(&mut self, status: NodeStatus);
 }
 
@@ -217,6 +219,9 @@ impl EventSink for EventPublisher {
     fn skip_detail(&mut self, kind: Detail) {
         EventPublisher::skip_detail(self, kind)
     }
+    fn wants_applied_commands(&mut self) -> bool {
+        EventPublisher::wants_applied_commands(self)
+    }
     fn status(&mut self, status: NodeStatus) {
         EventPublisher::status(self, status)
     }
@@ -234,5 +239,8 @@ impl EventSink for NoEvents {
         false
     }
     fn skip_detail(&mut self, _: Detail) {}
+    fn wants_applied_commands(&mut self) -> bool {
+        false
+    }
     fn status(&mut self, _: NodeStatus) {}
 }
