@@ -37,8 +37,8 @@ pub const DETAIL_EVENTS_PER_S: f64 = 400.0;
 pub const DETAIL_EVENTS_BURST: f64 = 200.0;
 /// Bytes of keys and values that applied events carry per second at most, on average; past it
 /// an applied event gives its count without its commands, and a page reads the table from a
-/// dump instead. A loaded node applies megabytes a second: sending them all cost about a tenth
-/// of its throughput, for a table no page shows whole (it keeps 2,000 keys).
+/// dump instead. A loaded node applies megabytes a second, which every subscriber was sent,
+/// for a table no page keeps whole (it keeps 2,000 keys).
 pub const APPLIED_COMMAND_BYTES_PER_S: f64 = 64.0 * 1024.0;
 /// Applied commands' bytes allowed in a burst: a quiet cluster's writes are all sent.
 pub const APPLIED_COMMAND_BYTES_BURST: f64 = 256.0 * 1024.0;
@@ -242,7 +242,7 @@ impl EventPublisher {
         self.bus.tx.receiver_count() > 0
     }
 
-    pub fn emit(&mut self, event: NodeEvent) {
+    pub fn emit(&mut self, mut event: NodeEvent) {
         let is_status = matches!(event, NodeEvent::Status(_));
         if !self.active() && !is_status {
             if log_slot(&event).is_some() {
@@ -253,7 +253,6 @@ impl EventPublisher {
             }
             return;
         }
-        let mut event = event;
         self.spend_on_applied(&mut event);
         match log_slot(&event) {
             Some(slot) => return self.hold(slot, event),
@@ -339,7 +338,9 @@ impl EventPublisher {
         self.active() && self.applied_bytes.holds(1.0)
     }
 
-    /// Cuts an applied event's commands to the prefix the byte budget allows.
+    /// Leaves out an applied event's commands unless the byte budget holds them all. An event
+    /// carries at most `EVENT_COMMAND_BYTES_MAX` and one value, within a full budget unless
+    /// that value alone is near the burst; such a write reaches a page through a dump.
     fn spend_on_applied(&mut self, event: &mut NodeEvent) {
         let NodeEvent::EntriesApplied { commands, .. } = event else {
             return;
